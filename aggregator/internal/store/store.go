@@ -1,0 +1,113 @@
+// Package store keeps what the aggregator was sent: hosts bound to key
+// hashes, and snapshots (system details and compressed process lists).
+//
+// Store is the narrow interface the HTTP layer uses; SQLite (the embedded
+// default, in this package) implements it, and a PostgreSQL implementation
+// can follow without touching the HTTP layer.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/procscope/procscope/aggregator/snapshot"
+)
+
+// Errors the HTTP layer maps to status codes.
+var (
+	// ErrKeyMismatch: the host exists and is bound to another key (403).
+	ErrKeyMismatch = errors.New("api key does not match this host")
+	// ErrNotFound: unknown host or snapshot (404).
+	ErrNotFound = errors.New("not found")
+)
+
+// IngestRequest is a validated snapshot ready to store.
+type IngestRequest struct {
+	Hostname string
+	// KeyHash is the SHA-256 of the presented API key; keys are never stored
+	// in clear. Compared in constant time.
+	KeyHash    [32]byte
+	CapturedAt time.Time // UTC; stored with millisecond precision
+	SystemInfo json.RawMessage
+	Processes  []snapshot.Process
+	// ReceivedAt becomes the host's last_seen.
+	ReceivedAt time.Time
+}
+
+// IngestResult says what Ingest did.
+type IngestResult struct {
+	SnapshotID int64
+	// Created is false when (hostname, captured_at) was already stored: the
+	// request was a retry and nothing new was written (answer 200, not 201).
+	Created bool
+}
+
+// Host is one monitored machine.
+type Host struct {
+	Hostname         string
+	LastSeen         time.Time
+	LatestSnapshotID int64 // 0 when none
+	LatestCapturedAt time.Time
+	OS               string // operating system summary taken from the latest system_info
+}
+
+// SnapshotMeta describes one stored snapshot without its process list.
+type SnapshotMeta struct {
+	ID           int64
+	Hostname     string
+	CapturedAt   time.Time
+	ProcessCount int
+	SystemInfo   json.RawMessage
+}
+
+// Store is everything the HTTP layer needs from storage. Implementations
+// are safe for concurrent use.
+type Store interface {
+	// Ingest stores a snapshot durably before it returns (a kill -9 the next
+	// instant loses nothing acknowledged). The first ingest of an unknown
+	// hostname binds it to KeyHash; when two race with different keys, a
+	// database constraint lets exactly one win and the other gets
+	// ErrKeyMismatch. Another key for a known host is ErrKeyMismatch and
+	// changes nothing, not even last_seen.
+	Ingest(ctx context.Context, req *IngestRequest) (IngestResult, error)
+	// CheckKey reports whether keyHash may ingest for hostname: nil for a
+	// new host or a matching key, ErrKeyMismatch otherwise. It stores nothing.
+	CheckKey(ctx context.Context, hostname string, keyHash [32]byte) error
+
+	// Hosts lists hosts sorted by hostname bytewise.
+	Hosts(ctx context.Context) ([]Host, error)
+	// Latest is the host's snapshot with the newest captured_at (ties: the
+	// higher id); ErrNotFound for an unknown host or one without snapshots.
+	Latest(ctx context.Context, hostname string) (SnapshotMeta, error)
+	// Snapshot returns one snapshot's metadata; ErrNotFound when unknown.
+	Snapshot(ctx context.Context, id int64) (SnapshotMeta, error)
+	// Processes returns one snapshot's process list as stored; ErrNotFound
+	// when unknown.
+	Processes(ctx context.Context, id int64) ([]snapshot.Process, error)
+	// SnapshotsBetween lists a host's snapshots with from <= captured_at <=
+	// to, oldest first, at most limit of them.
+	SnapshotsBetween(ctx context.Context, hostname string, from, to time.Time, limit int) ([]SnapshotMeta, error)
+	// SnapshotAt is the host's snapshot at or just before t; ErrNotFound
+	// when there is none.
+	SnapshotAt(ctx context.Context, hostname string, t time.Time) (SnapshotMeta, error)
+
+	// DeleteHost removes a host and all its snapshots (admin command).
+	DeleteHost(ctx context.Context, hostname string) error
+	// ResetKey unbinds a host's key so that its next ingest binds a new one.
+	ResetKey(ctx context.Context, hostname string) error
+
+	// Stats reports sizes for /metrics.
+	Stats(ctx context.Context) (Stats, error)
+	// Close flushes and closes the store.
+	Close() error
+}
+
+// Stats is what the aggregator's /metrics reports about storage.
+type Stats struct {
+	Hosts         int
+	Snapshots     int64
+	DatabaseBytes int64
+	RowsPruned    int64 // cumulative since the store was opened
+}
