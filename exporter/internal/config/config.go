@@ -1,0 +1,308 @@
+// Package config turns the exporter's command line, environment and optional
+// YAML file into one validated Config.
+//
+// Precedence is flag > environment > file > default. Flags that were set
+// explicitly on the command line are detected with kingpin's IsSetByUser, so
+// a file value is never overridden by a flag's mere default. The file also
+// accepts the keys of the original Python agent's DEFAULT_CONFIG
+// (backend_url, api_key, interval_sec, ...), so an old agent config can be
+// pointed at this exporter unchanged.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+)
+
+// Defaults shared by the flags, the README and the tests.
+const (
+	DefaultListenAddress = ":9717"
+	DefaultPushURL       = "http://127.0.0.1:8000/api/v1/ingest"
+	DefaultInterval      = 2 * time.Second
+	DefaultSampleWindow  = 200 * time.Millisecond
+	DefaultMetricsTopN   = 10
+	DefaultStateDir      = "data/exporter"
+	DefaultQueueMaxAge   = 10 * time.Minute
+	DefaultFlushTimeout  = 5 * time.Second
+	DefaultPushTimeout   = 10 * time.Second
+
+	// APIKeyEnv is the environment variable holding the host's API key.
+	// Secrets come from files or the environment, never from a flag value
+	// that every user can read in the process list.
+	APIKeyEnv = "PROCSCOPE_API_KEY"
+
+	// MaxMetricsTopN bounds the per-process series of /metrics: two series
+	// families of at most this many series each.
+	MaxMetricsTopN = 1000
+	// MinInterval keeps a mistyped "--push.interval=1ms" from turning the
+	// exporter into a busy loop over /proc.
+	MinInterval = 10 * time.Millisecond
+)
+
+// ProcessGroup is a named regular expression over process names; /metrics
+// reports count, CPU and memory per group.
+type ProcessGroup struct {
+	Name    string
+	Pattern string
+	Regexp  *regexp.Regexp
+}
+
+// Config is everything the exporter needs to run.
+type Config struct {
+	Web           *web.FlagConfig
+	TelemetryPath string
+
+	PushURL          string // "" disables pushing
+	PushInterval     time.Duration
+	PushTimeout      time.Duration
+	PushFlushTimeout time.Duration
+	// PushQueueMaxAge bounds the on-disk queue to this much time's worth of
+	// snapshots (PushQueueMaxAge / PushInterval files) unless PushQueueSize
+	// is set.
+	PushQueueMaxAge time.Duration
+	PushQueueSize   int
+
+	// APIKeyFile, APIKey: where the key came from. Both may be empty, in
+	// which case the key is generated under StateDir (see LoadOrCreateKey).
+	APIKeyFile string
+	APIKey     string
+
+	StateDir   string
+	ConfigFile string
+
+	ProcRoot            string
+	CollectCmdline      bool
+	CollectTopN         int
+	CollectSampleWindow time.Duration
+
+	MetricsTopN   int
+	ProcessGroups []ProcessGroup
+
+	Log *promslog.Config
+}
+
+// QueueSize is the number of snapshots the push queue keeps at most.
+func (c *Config) QueueSize() int {
+	if c.PushQueueSize > 0 {
+		return c.PushQueueSize
+	}
+	n := int((c.PushQueueMaxAge + c.PushInterval - 1) / c.PushInterval)
+	return max(n, 1)
+}
+
+// setFlags records which flags the user typed, so that the file only fills
+// in the rest.
+type setFlags struct {
+	pushURL, pushInterval, apiKeyFile, stateDir         bool
+	cmdline, topN, sampleWindow, metricsTopN, groups    bool
+	telemetryPath, pushTimeout, flushTimeout, queueSize bool
+	queueMaxAge, procRoot                               bool
+}
+
+// Parse parses the command line (without the program name), reads the
+// environment through getenv and the --config.file if given, and validates
+// the result. Any error is meant for the user as is; main exits 2 on it.
+// --help and --version print and exit through kingpin as usual.
+func Parse(args []string, getenv func(string) string) (*Config, error) {
+	c := &Config{Log: &promslog.Config{}}
+	var set setFlags
+	var groupSpecs []string
+
+	app := kingpin.New("procscope-exporter",
+		"Collects system details and the whole process table once per interval, pushes a snapshot "+
+			"to the procscope aggregator and serves Prometheus metrics.")
+	app.Version(version.Print("procscope-exporter"))
+	app.HelpFlag.Short('h')
+
+	c.Web = kingpinflag.AddFlags(app, DefaultListenAddress)
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").
+		Default("/metrics").IsSetByUser(&set.telemetryPath).StringVar(&c.TelemetryPath)
+	app.Flag("push.url", `Aggregator ingest URL; "" disables pushing.`).
+		Default(DefaultPushURL).IsSetByUser(&set.pushURL).StringVar(&c.PushURL)
+	durationFlag(app, "push.interval", "Time between two walks (one walk feeds both the push and /metrics).", DefaultInterval.String(), &c.PushInterval, &set.pushInterval)
+	app.Flag("push.api-key-file", "File holding this host's API key (else env "+APIKeyEnv+
+		", else the config file, else a key generated under --state.dir).").
+		IsSetByUser(&set.apiKeyFile).StringVar(&c.APIKeyFile)
+	durationFlag(app, "push.timeout", "Timeout of one push request.", DefaultPushTimeout.String(), &c.PushTimeout, &set.pushTimeout)
+	durationFlag(app, "push.flush-timeout", "On SIGTERM, time allowed to send what is queued before exiting.", DefaultFlushTimeout.String(), &c.PushFlushTimeout, &set.flushTimeout)
+	durationFlag(app, "push.queue.max-age", "The on-disk queue keeps this much time's worth of snapshots while the aggregator is unreachable; older ones are dropped.", DefaultQueueMaxAge.String(), &c.PushQueueMaxAge, &set.queueMaxAge)
+	intFlag(app, "push.queue.size", "Maximum number of queued snapshots; 0 derives it from --push.queue.max-age / --push.interval.", "0", &c.PushQueueSize, &set.queueSize)
+	app.Flag("state.dir", "Directory for the generated API key and the push queue.").
+		Default(DefaultStateDir).IsSetByUser(&set.stateDir).StringVar(&c.StateDir)
+	app.Flag("config.file", "Optional YAML configuration file; flags given on the command line win over it.").
+		StringVar(&c.ConfigFile)
+	app.Flag("path.procfs", "procfs mountpoint (Linux).").
+		Default("/proc").IsSetByUser(&set.procRoot).StringVar(&c.ProcRoot)
+	app.Flag("collect.cmdline", "Send command lines (secrets scrubbed) with each process.").
+		IsSetByUser(&set.cmdline).BoolVar(&c.CollectCmdline)
+	intFlag(app, "collect.top-n", "Send only the top N processes of each snapshot (0 = all).", "0", &c.CollectTopN, &set.topN)
+	durationFlag(app, "collect.sample-window", "Priming window of the very first walk, so its CPU% is not empty.", DefaultSampleWindow.String(), &c.CollectSampleWindow, &set.sampleWindow)
+	intFlag(app, "metrics.top-n", "Number of processes reported by CPU and by memory in /metrics.", fmt.Sprint(DefaultMetricsTopN), &c.MetricsTopN, &set.metricsTopN)
+	app.Flag("metrics.process-group", "Process group NAME=REGEX over process names (repeatable); replaces the config file's groups.").
+		PlaceHolder("NAME=REGEX").IsSetByUser(&set.groups).StringsVar(&groupSpecs)
+	promslogflag.AddFlags(app, c.Log)
+
+	if _, err := app.Parse(args); err != nil {
+		return nil, err
+	}
+
+	var groups []ProcessGroup
+	for _, spec := range groupSpecs {
+		name, pattern, ok := strings.Cut(spec, "=")
+		if !ok {
+			return nil, fmt.Errorf("--metrics.process-group %q: want NAME=REGEX", spec)
+		}
+		g, err := newGroup(name, pattern)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics.process-group: %w", err)
+		}
+		groups = append(groups, g)
+	}
+
+	if c.ConfigFile != "" {
+		f, err := loadFile(c.ConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.apply(c, set); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", c.ConfigFile, err)
+		}
+		if !set.groups {
+			groups = f.groups
+		}
+	}
+	c.ProcessGroups = groups
+
+	// The environment beats the file but not an explicit --push.api-key-file.
+	// Other flags have no environment variables on purpose: a second,
+	// invisible copy of the configuration is hard to debug.
+	if k := getenv(APIKeyEnv); k != "" && !set.apiKeyFile {
+		c.APIKeyFile = ""
+		c.APIKey = k
+		if err := ValidateKey(k); err != nil {
+			return nil, fmt.Errorf("%s: %w", APIKeyEnv, err)
+		}
+	}
+	if set.apiKeyFile {
+		c.APIKey = ""
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var groupNameRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+func newGroup(name, pattern string) (ProcessGroup, error) {
+	if !groupNameRE.MatchString(name) {
+		return ProcessGroup{}, fmt.Errorf("group name %q: want 1-64 of A-Z a-z 0-9 _ . : -", name)
+	}
+	if pattern == "" {
+		return ProcessGroup{}, fmt.Errorf("group %q: empty regular expression", name)
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return ProcessGroup{}, fmt.Errorf("group %q: %w", name, err)
+	}
+	return ProcessGroup{Name: name, Pattern: pattern, Regexp: re}, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.PushURL != "" {
+		u, err := url.Parse(c.PushURL)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("--push.url: %w", err))
+		case u.Scheme != "http" && u.Scheme != "https":
+			errs = append(errs, fmt.Errorf("--push.url %q: scheme must be http or https", c.PushURL))
+		case u.Host == "":
+			errs = append(errs, fmt.Errorf("--push.url %q: no host", c.PushURL))
+		case u.User != nil:
+			// The key goes in X-API-KEY; credentials in the URL would be
+			// logged with it.
+			errs = append(errs, fmt.Errorf("--push.url: must not contain user:password"))
+		}
+	}
+	if c.PushInterval < MinInterval {
+		errs = append(errs, fmt.Errorf("--push.interval %s: must be at least %s", c.PushInterval, MinInterval))
+	}
+	if c.PushTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--push.timeout %s: must be positive", c.PushTimeout))
+	}
+	if c.PushFlushTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--push.flush-timeout %s: must not be negative", c.PushFlushTimeout))
+	}
+	if c.PushQueueMaxAge <= 0 && c.PushQueueSize <= 0 {
+		errs = append(errs, fmt.Errorf("--push.queue.max-age %s: must be positive", c.PushQueueMaxAge))
+	}
+	if c.PushQueueSize < 0 {
+		errs = append(errs, fmt.Errorf("--push.queue.size %d: must not be negative", c.PushQueueSize))
+	}
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("--state.dir: must not be empty"))
+	}
+	if c.CollectTopN < 0 {
+		errs = append(errs, fmt.Errorf("--collect.top-n %d: must not be negative (0 = all)", c.CollectTopN))
+	}
+	if c.CollectSampleWindow < 0 || c.CollectSampleWindow > 10*time.Second {
+		errs = append(errs, fmt.Errorf("--collect.sample-window %s: must be between 0 and 10s", c.CollectSampleWindow))
+	}
+	if c.MetricsTopN < 0 || c.MetricsTopN > MaxMetricsTopN {
+		errs = append(errs, fmt.Errorf("--metrics.top-n %d: must be between 0 and %d", c.MetricsTopN, MaxMetricsTopN))
+	}
+	if !strings.HasPrefix(c.TelemetryPath, "/") || c.TelemetryPath == "/" ||
+		c.TelemetryPath == "/-/healthy" || c.TelemetryPath == "/-/ready" {
+		errs = append(errs, fmt.Errorf("--web.telemetry-path %q: must start with / and not be /, /-/healthy or /-/ready", c.TelemetryPath))
+	}
+	seen := map[string]bool{}
+	for _, g := range c.ProcessGroups {
+		if seen[g.Name] {
+			errs = append(errs, fmt.Errorf("process group %q defined twice", g.Name))
+		}
+		seen[g.Name] = true
+	}
+	if c.APIKey != "" {
+		if err := ValidateKey(c.APIKey); err != nil {
+			errs = append(errs, fmt.Errorf("api key: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// MaxKeyLen bounds an API key; it travels in an HTTP header.
+const MaxKeyLen = 512
+
+// ValidateKey checks that a key can travel in the X-API-KEY header unchanged.
+// The error never contains the key itself.
+func ValidateKey(k string) error {
+	if k == "" {
+		return errors.New("empty")
+	}
+	if len(k) > MaxKeyLen {
+		return fmt.Errorf("longer than %d bytes", MaxKeyLen)
+	}
+	if !utf8.ValidString(k) {
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range k {
+		if r > unicode.MaxASCII || unicode.IsSpace(r) || unicode.IsControl(r) {
+			return errors.New("must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}

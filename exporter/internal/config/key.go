@@ -1,0 +1,128 @@
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// KeyFileName is the generated key's file under --state.dir.
+const KeyFileName = "api-key"
+
+// KeySource says where the API key came from, for the startup log line
+// (which never shows the key itself).
+type KeySource string
+
+// Where a key can come from, in order of precedence.
+const (
+	KeyFromFile      KeySource = "file"
+	KeyFromEnv       KeySource = "environment or config file"
+	KeyFromState     KeySource = "state dir"
+	KeyFromGenerated KeySource = "generated"
+)
+
+// ResolveKey returns the API key to push with: the configured one (key
+// file, environment or config file api_key), else the one stored under the
+// state dir, else a new random key stored there with mode 0600. A host's
+// first ingest binds its hostname to whatever key it sends, so a stable
+// generated key is enough to get going with zero setup.
+func (c *Config) ResolveKey() (string, KeySource, error) {
+	if c.APIKeyFile != "" {
+		k, err := ReadKeyFile(c.APIKeyFile)
+		if err != nil {
+			return "", "", err
+		}
+		return k, KeyFromFile, nil
+	}
+	if c.APIKey != "" {
+		return c.APIKey, KeyFromEnv, nil
+	}
+	return LoadOrCreateKey(c.StateDir)
+}
+
+// ReadKeyFile reads a key file: one line, surrounding whitespace ignored.
+func ReadKeyFile(path string) (string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("api key file: %w", err)
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, MaxKeyLen+64))
+	if err != nil {
+		return "", fmt.Errorf("api key file %s: %w", path, err)
+	}
+	k := strings.TrimSpace(string(data))
+	if err := ValidateKey(k); err != nil {
+		return "", fmt.Errorf("api key file %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// LoadOrCreateKey reads stateDir/api-key, creating it with a fresh random
+// key (32 bytes from crypto/rand, hex) when it does not exist. The file is
+// created with O_EXCL and mode 0600 so a concurrent start cannot interleave
+// two keys and no other user can read it.
+func LoadOrCreateKey(stateDir string) (string, KeySource, error) {
+	path := filepath.Join(stateDir, KeyFileName)
+	k, err := ReadKeyFile(path)
+	if err == nil {
+		return k, KeyFromState, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", "", err
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", "", fmt.Errorf("state dir: %w", err)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", fmt.Errorf("generate api key: %w", err)
+	}
+	k = hex.EncodeToString(b[:])
+	tmp, err := os.CreateTemp(stateDir, ".api-key-*")
+	if err != nil {
+		return "", "", fmt.Errorf("write api key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	// CreateTemp already uses 0600; Chmod makes it explicit against odd umasks.
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return "", "", fmt.Errorf("write api key: %w", err)
+	}
+	if _, err := tmp.WriteString(k + "\n"); err != nil {
+		tmp.Close()
+		return "", "", fmt.Errorf("write api key: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", "", fmt.Errorf("write api key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", "", fmt.Errorf("write api key: %w", err)
+	}
+	// Link fails if another process created the key first; then its key wins.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			k2, err := ReadKeyFile(path)
+			return k2, KeyFromState, err
+		}
+		return "", "", fmt.Errorf("write api key: %w", err)
+	}
+	syncDir(stateDir)
+	return k, KeyFromGenerated, nil
+}
+
+// syncDir makes a new directory entry durable; best effort because not
+// every OS or filesystem supports fsync on a directory.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
