@@ -1,0 +1,419 @@
+// main.js: wires the page. State that names a view (host, tab, search,
+// view, sort) lives in the URL, so a link opens the same view; preferences
+// (auto refresh, interval) live in localStorage.
+//
+// Live updates: an EventSource on /api/v1/stream tells us a host has a new
+// snapshot and we fetch it at once. When the stream fails (an older server,
+// a proxy that buffers), we poll the latest snapshot at the chosen interval.
+
+import { h, ago, localTime } from './util.js';
+import { getJSON, hostsURL, latestURL, processesURL, streamURL } from './api.js';
+import { ProcView } from './procview.js';
+import { renderSystem } from './system.js';
+import { SORTS } from './tree.js';
+
+const $ = (id) => document.getElementById(id);
+const HOSTS_EVERY_MS = 15000; // online/offline and last-seen refresh
+const MIN_INTERVAL = 1;
+const MAX_INTERVAL = 3600;
+
+const state = {
+  host: '',
+  tab: 'processes',
+  q: '',
+  view: 'tree',
+  sort: 'cpu',
+  desc: undefined,
+  hosts: [],
+  latest: null,
+  procSnapshot: 0, // snapshot id whose processes are shown
+  auto: true,
+  interval: 5,
+  loadSeq: 0,
+  loadCtl: null,
+  es: null,
+  streamOK: false,
+  pollTimer: 0,
+  hostsTimer: 0,
+  lastError: '',
+};
+
+const view = new ProcView({
+  grid: $('grid'),
+  head: $('grid-head'),
+  viewport: $('viewport'),
+  spacer: $('spacer'),
+  empty: $('grid-empty'),
+  detail: $('detail'),
+  matchCount: $('match-count'),
+}, {
+  onSort: (key, desc) => setSort(key, desc),
+});
+
+// ---- URL state ----
+
+function readURL() {
+  const p = new URLSearchParams(location.search);
+  state.host = p.get('host') ?? '';
+  state.tab = p.get('tab') === 'system' ? 'system' : 'processes';
+  state.q = p.get('q') ?? '';
+  state.view = p.get('view') === 'flat' ? 'flat' : 'tree';
+  const sort = p.get('sort');
+  state.sort = sort && SORTS[sort] ? sort : 'cpu';
+  const dir = p.get('dir');
+  state.desc = dir === 'desc' ? true : dir === 'asc' ? false : undefined;
+}
+
+function writeURL(push) {
+  const p = new URLSearchParams();
+  if (state.host) p.set('host', state.host);
+  if (state.tab !== 'processes') p.set('tab', state.tab);
+  if (state.q) p.set('q', state.q);
+  if (state.view !== 'tree') p.set('view', state.view);
+  if (state.sort !== 'cpu') p.set('sort', state.sort);
+  if (state.desc !== undefined) p.set('dir', state.desc ? 'desc' : 'asc');
+  const s = p.toString();
+  const url = `${location.pathname}${s ? `?${s}` : ''}`;
+  if (url === `${location.pathname}${location.search}`) return;
+  if (push) history.pushState(null, '', url);
+  else history.replaceState(null, '', url);
+}
+
+function readPrefs() {
+  try {
+    const v = JSON.parse(localStorage.getItem('procscope.prefs') || '{}');
+    if (typeof v.auto === 'boolean') state.auto = v.auto;
+    const n = Number(v.interval);
+    if (Number.isInteger(n) && n >= MIN_INTERVAL && n <= MAX_INTERVAL) state.interval = n;
+  } catch {
+    // defaults
+  }
+}
+
+function savePrefs() {
+  try {
+    localStorage.setItem('procscope.prefs', JSON.stringify({ auto: state.auto, interval: state.interval }));
+  } catch {
+    // not remembered
+  }
+}
+
+// ---- errors ----
+
+function showError(msg) {
+  const el = $('error-banner');
+  state.lastError = msg;
+  el.textContent = msg;
+  el.hidden = !msg;
+}
+
+// ---- hosts ----
+
+async function loadHosts() {
+  try {
+    const hosts = await getJSON(hostsURL());
+    state.hosts = Array.isArray(hosts) ? hosts : [];
+    renderHosts();
+    if (!state.host && state.hosts.length > 0) selectHost(state.hosts[0].hostname, false);
+    if (state.lastError.startsWith('hosts:')) showError('');
+  } catch (err) {
+    showError(`hosts: cannot load the host list: ${err.message}`);
+  }
+}
+
+function renderHosts() {
+  const ul = $('hosts');
+  const now = Date.now();
+  $('host-count').textContent = state.hosts.length ? `(${state.hosts.length})` : '';
+  if (state.hosts.length === 0) {
+    ul.replaceChildren(h('li', { class: 'muted' }, 'No host has reported yet. Start an exporter pointed at this server.'));
+    return;
+  }
+  ul.replaceChildren(...state.hosts.map((ho) => {
+    const online = ho.online === undefined ? null : !!ho.online;
+    const sel = ho.hostname === state.host;
+    return h('li', null, h('button', {
+      type: 'button',
+      class: `host${sel ? ' sel' : ''}`,
+      'aria-current': sel ? 'true' : false,
+      title: `${ho.hostname}\nlast seen ${localTime(ho.last_seen)}${ho.os ? `\n${ho.os}` : ''}`,
+      onclick: () => selectHost(ho.hostname, true),
+    },
+    h('span', { class: `dot ${online === null ? 'unknown' : online ? 'on' : 'off'}`, 'aria-label': online === null ? '' : online ? 'online' : 'offline', role: 'img' }),
+    h('span', { class: 'hn' }, ho.hostname),
+    h('span', { class: 'seen' }, `${online === false ? 'offline · ' : ''}${ago(ho.last_seen, now)}`)));
+  }));
+}
+
+function selectHost(name, push) {
+  if (name === state.host && state.latest) return;
+  state.host = name;
+  state.latest = null;
+  state.procSnapshot = 0;
+  writeURL(push);
+  applyHost();
+}
+
+function applyHost() {
+  renderHosts();
+  $('host-title').textContent = state.host || 'No host selected';
+  document.title = state.host ? `${state.host} · procscope` : 'procscope';
+  $('snap-meta').textContent = '';
+  view.setHost(state.host);
+  renderSystem($('panel-system'), null);
+  connectLive();
+  if (state.host) refresh();
+}
+
+// ---- snapshots ----
+
+/** refresh fetches the latest snapshot and, when it is new, its processes. */
+async function refresh() {
+  if (!state.host) return;
+  const host = state.host;
+  const seq = ++state.loadSeq;
+  if (state.loadCtl) state.loadCtl.abort();
+  const ctl = new AbortController();
+  state.loadCtl = ctl;
+  try {
+    const latest = await getJSON(latestURL(host), ctl.signal);
+    if (seq !== state.loadSeq) return;
+    state.latest = latest;
+    renderMeta();
+    renderSystem($('panel-system'), latest);
+    if (latest.snapshot_id !== state.procSnapshot) {
+      const procs = await getJSON(processesURL(latest.snapshot_id), ctl.signal);
+      if (seq !== state.loadSeq) return;
+      state.procSnapshot = latest.snapshot_id;
+      view.setData(Array.isArray(procs) ? procs : []);
+    }
+    showError('');
+  } catch (err) {
+    if (ctl.signal.aborted || seq !== state.loadSeq) return;
+    if (err.status === 404) {
+      view.setData([]);
+      showError(`${host}: no snapshot yet`);
+    } else {
+      showError(`${host}: cannot load the latest snapshot: ${err.message}`);
+    }
+  } finally {
+    if (state.loadCtl === ctl) state.loadCtl = null;
+  }
+}
+
+function renderMeta() {
+  const l = state.latest;
+  if (!l) {
+    $('snap-meta').textContent = '';
+    return;
+  }
+  $('snap-meta').textContent = `snapshot ${l.snapshot_id} · captured ${localTime(l.captured_at)} (${ago(l.captured_at)})`;
+}
+
+// ---- live updates ----
+
+function setLive(text, cls) {
+  const el = $('live');
+  el.textContent = text;
+  el.className = `live ${cls}`;
+}
+
+function connectLive() {
+  disconnectLive();
+  if (!state.auto || !state.host) {
+    setLive(state.auto ? '' : 'auto refresh off', 'off');
+    return;
+  }
+  if (typeof EventSource === 'undefined') {
+    startPolling();
+    return;
+  }
+  const es = new EventSource(streamURL(state.host));
+  state.es = es;
+  setLive('connecting…', 'wait');
+  es.onopen = () => {
+    if (state.es !== es) return;
+    state.streamOK = true;
+    stopPolling();
+    setLive('live', 'on');
+    refresh(); // catch up on anything ingested while not connected
+  };
+  es.onmessage = (ev) => {
+    if (state.es !== es) return;
+    let msg = null;
+    try {
+      msg = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    if (msg && msg.hostname !== undefined && msg.hostname !== state.host) return;
+    if (msg && msg.snapshot_id !== undefined && msg.snapshot_id === state.procSnapshot) return;
+    refresh();
+  };
+  es.onerror = () => {
+    if (state.es !== es) return;
+    state.streamOK = false;
+    // CONNECTING: the browser retries by itself; poll meanwhile so nothing
+    // waits on it. CLOSED (e.g. the server has no stream endpoint): poll.
+    startPolling();
+  };
+}
+
+function disconnectLive() {
+  if (state.es) {
+    state.es.close();
+    state.es = null;
+  }
+  state.streamOK = false;
+  stopPolling();
+}
+
+function startPolling() {
+  if (state.pollTimer || !state.auto) return;
+  setLive(`polling every ${state.interval} s`, 'poll');
+  state.pollTimer = setInterval(refresh, state.interval * 1000);
+}
+
+function stopPolling() {
+  clearInterval(state.pollTimer);
+  state.pollTimer = 0;
+}
+
+function restartPolling() {
+  if (!state.pollTimer) return;
+  stopPolling();
+  startPolling();
+}
+
+// ---- tabs, search, sort ----
+
+function setTab(tab, push) {
+  state.tab = tab === 'system' ? 'system' : 'processes';
+  for (const b of document.querySelectorAll('[role=tab]')) {
+    const on = b.dataset.tab === state.tab;
+    b.setAttribute('aria-selected', on ? 'true' : 'false');
+    b.tabIndex = on ? 0 : -1;
+  }
+  $('panel-system').hidden = state.tab !== 'system';
+  $('panel-processes').hidden = state.tab !== 'processes';
+  if (state.tab === 'processes') view.resized();
+  writeURL(push);
+}
+
+function setSort(key, desc) {
+  state.sort = key;
+  state.desc = desc;
+  $('sort').value = key;
+  view.setSort(key, desc);
+  writeURL(false);
+}
+
+function setView(v) {
+  state.view = v;
+  $('view-tree').setAttribute('aria-pressed', v === 'tree' ? 'true' : 'false');
+  $('view-flat').setAttribute('aria-pressed', v === 'flat' ? 'true' : 'false');
+  view.setView(v);
+  writeURL(false);
+}
+
+function applyURL() {
+  readURL();
+  $('search').value = state.q;
+  $('sort').value = state.sort;
+  view.setQuery(state.q);
+  view.setSort(state.sort, state.desc);
+  setView(state.view);
+  setTab(state.tab, false);
+  applyHost();
+}
+
+// ---- wiring ----
+
+function bind() {
+  $('refresh').addEventListener('click', () => {
+    loadHosts();
+    refresh();
+  });
+  const auto = $('auto');
+  auto.checked = state.auto;
+  auto.addEventListener('change', () => {
+    state.auto = auto.checked;
+    savePrefs();
+    connectLive();
+  });
+  const iv = $('interval');
+  iv.value = String(state.interval);
+  iv.addEventListener('change', () => {
+    const n = Math.round(Number(iv.value));
+    if (!Number.isFinite(n) || n < MIN_INTERVAL || n > MAX_INTERVAL) {
+      iv.setCustomValidity(`between ${MIN_INTERVAL} and ${MAX_INTERVAL} seconds`);
+      iv.reportValidity();
+      return;
+    }
+    iv.setCustomValidity('');
+    state.interval = n;
+    iv.value = String(n);
+    savePrefs();
+    restartPolling();
+  });
+  for (const b of document.querySelectorAll('[role=tab]')) {
+    b.addEventListener('click', () => setTab(b.dataset.tab, true));
+    b.addEventListener('keydown', (e) => {
+      if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+        const next = state.tab === 'system' ? 'processes' : 'system';
+        setTab(next, true);
+        $(`tab-${next}`).focus();
+        e.preventDefault();
+      }
+    });
+  }
+  const search = $('search');
+  search.addEventListener('input', () => {
+    state.q = search.value;
+    view.setQuery(state.q);
+    writeURL(false);
+  });
+  search.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      if (search.value) {
+        search.value = '';
+        search.dispatchEvent(new Event('input'));
+      } else view.focus();
+      e.preventDefault();
+    } else if (e.key === 'ArrowDown' || e.key === 'Enter') {
+      view.focus();
+      e.preventDefault();
+    }
+  });
+  $('sort').addEventListener('change', (e) => setSort(e.target.value, undefined));
+  $('view-tree').addEventListener('click', () => setView('tree'));
+  $('view-flat').addEventListener('click', () => setView('flat'));
+  $('expand-all').addEventListener('click', () => view.expandAll());
+  $('collapse-all').addEventListener('click', () => view.collapseAll());
+  document.addEventListener('keydown', (e) => {
+    const t = e.target;
+    const typing = t instanceof HTMLInputElement || t instanceof HTMLSelectElement || t instanceof HTMLTextAreaElement;
+    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === '/') {
+      setTab('processes', false);
+      search.focus();
+      search.select();
+      e.preventDefault();
+    } else if (e.key === 'r') {
+      refresh();
+    }
+  });
+  window.addEventListener('popstate', applyURL);
+  window.addEventListener('pagehide', () => view.flushSave());
+  // Relative times ("12s ago") age even when nothing new arrives.
+  setInterval(() => {
+    renderHosts();
+    renderMeta();
+  }, 5000);
+  state.hostsTimer = setInterval(loadHosts, HOSTS_EVERY_MS);
+}
+
+readPrefs();
+bind();
+applyURL();
+loadHosts();

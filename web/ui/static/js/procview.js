@@ -1,0 +1,648 @@
+// procview.js: the Processes tab. A tree (by PPID) or a flat table of one
+// snapshot, virtualised: only the rows in view (plus a margin) exist in the
+// DOM, recycled as the list scrolls, so 5,000 or 100,000 processes cost the
+// same to draw. The list itself is computed by tree.js.
+//
+// Expanded state is keyed by pid + start time and kept per host in
+// localStorage, so it survives a refresh, a new snapshot and a reload.
+
+import { h, num, shortStart, localTime, bytes } from './util.js';
+import {
+  buildModel, sortSiblings, search, flatten, flatList, highlightParts, depthOf, procKey,
+  SORTS, ROOT_CYCLE, ROOT_MISSING_PARENT, ROOT_SELF_PARENT,
+} from './tree.js';
+
+const ROW_H = 24; // px; must match --row-h in app.css
+const OVERSCAN = 8; // rows drawn above and below the viewport
+const MAX_INDENT_LEVELS = 32; // deeper levels stop indenting (the depth is in the title)
+const MAX_OVERRIDES = 20000; // bound on stored expand/collapse choices per host
+const CMD_PREVIEW = 300; // characters of a command line shown in a row
+
+// Columns: id, header, sort key, class. The first is the name (tree) column.
+const COLUMNS = [
+  ['name', 'Name', 'name', 'c-name'],
+  ['pid', 'PID', 'pid', 'c-num c-pid'],
+  ['ppid', 'PPID', 'ppid', 'c-num c-ppid'],
+  ['user', 'User', 'user', 'c-user'],
+  ['cpu', 'CPU %', 'cpu', 'c-num c-cpu'],
+  ['mem', 'Mem MB', 'mem', 'c-num c-mem'],
+  ['threads', 'Thr', 'threads', 'c-num c-threads'],
+  ['status', 'Status', 'status', 'c-status'],
+  ['start', 'Started', 'start', 'c-start'],
+];
+
+const REASONS = {
+  [ROOT_CYCLE]: ['cycle', 'its PPID chain loops back to it; shown as a root'],
+  [ROOT_SELF_PARENT]: ['self-parent', 'its PPID is its own PID; shown as a root'],
+  [ROOT_MISSING_PARENT]: ['no parent', 'its parent is not in this snapshot; shown as a root'],
+};
+
+function measure(name, start) {
+  try {
+    performance.measure(name, { start, end: performance.now() });
+  } catch {
+    // very old browsers lack the options form; the timing is only a diagnostic
+  }
+}
+
+export class ProcView {
+  /**
+   * @param els {grid, head, viewport, spacer, empty, detail, matchCount}
+   * @param cb {onSort(key, desc), onStatus(text)}
+   */
+  constructor(els, cb) {
+    this.els = els;
+    this.cb = cb;
+    this.model = buildModel([]);
+    this.host = '';
+    this.query = '';
+    this.found = null;
+    this.view = 'tree';
+    this.sortKey = 'cpu';
+    this.sortDesc = undefined; // undefined: the key's natural direction
+    this.exp = { mode: 'default', ov: new Map() };
+    this.sexp = { mode: 'auto', ov: new Map() };
+    this.rows = { idx: new Int32Array(0), depth: new Int32Array(0), count: 0 };
+    this.rowOf = new Int32Array(0);
+    this.pool = [];
+    this.version = 0;
+    this.selKey = null;
+    this.detailKey = null;
+    this.detailProc = null;
+    this.loaded = false;
+    this.saveTimer = 0;
+    this.rafPending = false;
+    this.buildHeader();
+    this.bindEvents();
+  }
+
+  // ---- public API used by main.js ----
+
+  /** setHost switches host: its own expanded state, no data until setData. */
+  setHost(host) {
+    if (host === this.host) return;
+    this.flushSave();
+    this.host = host;
+    this.exp = this.loadExpansion(host);
+    this.selKey = null;
+    this.closeDetail();
+    this.model = buildModel([]);
+    this.loaded = false;
+    this.recompute();
+  }
+
+  /** setData shows a new snapshot, keeping expansion, selection and scroll. */
+  setData(procs) {
+    const t0 = performance.now();
+    this.model = buildModel(procs);
+    sortSiblings(this.model, this.sortKey, this.sortDesc);
+    this.found = search(this.model, this.query);
+    this.pruneOverrides();
+    this.loaded = true;
+    this.recompute();
+    measure('render-tree', t0);
+    if (this.detailKey) this.renderDetail();
+  }
+
+  setQuery(q) {
+    q = String(q ?? '');
+    if (q === this.query) return;
+    const t0 = performance.now();
+    this.query = q;
+    this.sexp = { mode: 'auto', ov: new Map() };
+    this.found = search(this.model, q);
+    this.recompute();
+    // Keep the first match in view, so typing shows results without scrolling.
+    if (this.found && this.found.count > 0 && this.view === 'tree') {
+      for (let r = 0; r < this.rows.count; r++) {
+        if (this.found.match[this.rows.idx[r]]) {
+          this.select(r, false);
+          break;
+        }
+      }
+    }
+    measure('search', t0);
+  }
+
+  setView(v) {
+    v = v === 'flat' ? 'flat' : 'tree';
+    if (v === this.view) return;
+    this.view = v;
+    this.els.grid.classList.toggle('is-flat', v === 'flat');
+    this.els.grid.setAttribute('role', v === 'flat' ? 'grid' : 'treegrid');
+    this.recompute();
+    this.revealSelection();
+  }
+
+  setSort(key, desc) {
+    if (!SORTS[key]) key = 'cpu';
+    const t0 = performance.now();
+    this.sortKey = key;
+    this.sortDesc = desc;
+    sortSiblings(this.model, key, desc);
+    this.updateHeader();
+    this.recompute();
+    this.revealSelection();
+    measure('sort', t0);
+  }
+
+  expandAll() {
+    const t0 = performance.now();
+    if (this.found) this.sexp = { mode: 'all', ov: new Map() };
+    else this.exp = { mode: 'all', ov: new Map() };
+    this.changedExpansion();
+    measure('expand-all', t0);
+  }
+
+  collapseAll() {
+    const t0 = performance.now();
+    if (this.found) this.sexp = { mode: 'none', ov: new Map() };
+    else this.exp = { mode: 'none', ov: new Map() };
+    this.changedExpansion();
+    measure('collapse-all', t0);
+  }
+
+  /** focus puts keyboard focus on the list (after '/' search, Escape...). */
+  focus() {
+    this.els.grid.focus({ preventScroll: true });
+  }
+
+  /** resized redraws after the layout changed (tab shown, window resized). */
+  resized() {
+    this.version++;
+    this.render();
+  }
+
+  // ---- expansion ----
+
+  isOpen(i, d) {
+    const key = this.model.keys[i];
+    if (this.found) {
+      const ov = this.sexp.ov.get(key);
+      if (ov !== undefined) return ov;
+      if (this.sexp.mode === 'all') return true;
+      if (this.sexp.mode === 'none') return false;
+      return this.found.anc[i] === 1;
+    }
+    const ov = this.exp.ov.get(key);
+    if (ov !== undefined) return ov;
+    if (this.exp.mode === 'all') return true;
+    if (this.exp.mode === 'none') return false;
+    return d === 0; // by default the roots are open: one level shows at once
+  }
+
+  toggle(i, d) {
+    const t0 = performance.now();
+    const st = this.found ? this.sexp : this.exp;
+    st.ov.set(this.model.keys[i], !this.isOpen(i, d));
+    this.changedExpansion();
+    measure('toggle', t0);
+  }
+
+  changedExpansion() {
+    this.recompute();
+    this.revealSelection();
+    if (!this.found) this.scheduleSave();
+  }
+
+  storageKey(host) {
+    return `procscope.expanded.${host}`;
+  }
+
+  loadExpansion(host) {
+    try {
+      const raw = localStorage.getItem(this.storageKey(host));
+      if (raw) {
+        const v = JSON.parse(raw);
+        const mode = ['default', 'all', 'none'].includes(v.mode) ? v.mode : 'default';
+        const ov = new Map();
+        if (Array.isArray(v.ov)) {
+          for (const e of v.ov.slice(0, MAX_OVERRIDES)) {
+            if (Array.isArray(e) && typeof e[0] === 'string') ov.set(e[0], e[1] === true);
+          }
+        }
+        return { mode, ov };
+      }
+    } catch {
+      // storage disabled or corrupt: start fresh
+    }
+    return { mode: 'default', ov: new Map() };
+  }
+
+  scheduleSave() {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = setTimeout(() => this.flushSave(), 150);
+  }
+
+  flushSave() {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = 0;
+    if (!this.host) return;
+    try {
+      const ov = [...this.exp.ov].slice(-MAX_OVERRIDES);
+      localStorage.setItem(this.storageKey(this.host), JSON.stringify({ mode: this.exp.mode, ov }));
+    } catch {
+      // quota or privacy mode: expansion just is not remembered
+    }
+  }
+
+  // Choices about processes that exited are dropped once they pile up, so
+  // the stored state stays bounded on hosts with short-lived processes.
+  pruneOverrides() {
+    const ov = this.exp.ov;
+    if (ov.size <= Math.max(1000, this.model.n * 2)) return;
+    for (const k of ov.keys()) if (!this.model.keyIndex.has(k)) ov.delete(k);
+    this.scheduleSave();
+  }
+
+  // ---- list computation ----
+
+  recompute() {
+    const m = this.model;
+    if (this.view === 'flat') this.rows = flatList(m, this.sortKey, this.sortDesc, this.found);
+    else this.rows = flatten(m, (i, d) => this.isOpen(i, d), this.found);
+    const rowOf = new Int32Array(m.n).fill(-1);
+    for (let r = 0; r < this.rows.count; r++) rowOf[this.rows.idx[r]] = r;
+    this.rowOf = rowOf;
+    this.els.spacer.style.height = `${this.rows.count * ROW_H}px`;
+    this.version++;
+    this.updateCount();
+    this.updateEmpty();
+    this.render();
+  }
+
+  updateCount() {
+    const el = this.els.matchCount;
+    const n = this.model.n.toLocaleString('en-US');
+    if (!this.loaded) el.textContent = '';
+    else if (this.found) {
+      const c = this.found.count;
+      el.textContent = c === 0 ? 'no matches' : `${c.toLocaleString('en-US')} ${c === 1 ? 'match' : 'matches'} of ${n}`;
+    } else el.textContent = `${n} processes`;
+    el.classList.toggle('none', !!this.found && this.found.count === 0);
+  }
+
+  updateEmpty() {
+    const e = this.els.empty;
+    let msg = '';
+    if (!this.host) msg = 'Select a host on the left.';
+    else if (!this.loaded) msg = 'Loading processes…';
+    else if (this.model.n === 0) msg = 'This snapshot has no processes.';
+    else if (this.found && this.found.count === 0) msg = 'No process matches the search.';
+    e.textContent = msg;
+    e.hidden = msg === '';
+  }
+
+  // ---- rendering ----
+
+  buildHeader() {
+    const head = this.els.head;
+    head.replaceChildren();
+    this.headCells = {};
+    for (const [id, label, key, cls] of COLUMNS) {
+      const cell = h('span', { class: `c ${cls}`, role: 'columnheader', 'data-sort': key, title: `Sort by ${label}` }, label);
+      this.headCells[key] = cell;
+      head.appendChild(cell);
+    }
+    this.updateHeader();
+  }
+
+  updateHeader() {
+    const desc = this.sortDesc === undefined ? SORTS[this.sortKey].desc : this.sortDesc;
+    for (const [key, cell] of Object.entries(this.headCells)) {
+      const on = key === this.sortKey;
+      cell.classList.toggle('sorted', on);
+      cell.classList.toggle('desc', on && desc);
+      if (on) cell.setAttribute('aria-sort', desc ? 'descending' : 'ascending');
+      else cell.removeAttribute('aria-sort');
+    }
+  }
+
+  scheduleRender() {
+    if (this.rafPending) return;
+    this.rafPending = true;
+    requestAnimationFrame(() => {
+      this.rafPending = false;
+      this.render();
+    });
+  }
+
+  makeRow() {
+    const row = h('div', { class: 'row', role: 'row' });
+    const cells = {};
+    for (const [id, , , cls] of COLUMNS) {
+      const c = h('span', { class: `c ${cls}`, role: id === 'name' ? 'gridcell' : 'gridcell' });
+      cells[id] = c;
+      row.appendChild(c);
+    }
+    const tog = h('span', { class: 'tog', 'aria-hidden': 'true' });
+    const label = h('span', { class: 'label' });
+    cells.name.append(tog, label);
+    row._cells = cells;
+    row._tog = tog;
+    row._label = label;
+    row._k = -1;
+    row._v = -1;
+    this.els.viewport.appendChild(row);
+    return row;
+  }
+
+  render() {
+    const vp = this.els.viewport;
+    const height = vp.clientHeight || 600;
+    const top = vp.scrollTop;
+    const count = this.rows.count;
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const last = Math.min(count, Math.ceil((top + height) / ROW_H) + OVERSCAN);
+    const need = last - first;
+    if (need > this.pool.length) {
+      while (this.pool.length < need) this.pool.push(this.makeRow());
+      this.version++; // slot mapping changed with the pool size
+    }
+    const len = this.pool.length;
+    const used = new Uint8Array(len);
+    const selRow = this.selKey !== null ? this.rowOfKey(this.selKey) : -1;
+    for (let r = first; r < last; r++) {
+      const slot = r % len;
+      used[slot] = 1;
+      const row = this.pool[slot];
+      if (row._k === r && row._v === this.version) continue;
+      this.fillRow(row, r, r === selRow);
+    }
+    for (let s = 0; s < len; s++) {
+      if (!used[s] && !this.pool[s].hidden) {
+        this.pool[s].hidden = true;
+        this.pool[s]._k = -1;
+      }
+    }
+    if (selRow >= first && selRow < last) this.els.grid.setAttribute('aria-activedescendant', `row-${selRow}`);
+    else this.els.grid.removeAttribute('aria-activedescendant');
+  }
+
+  fillRow(row, r, selected) {
+    const m = this.model;
+    const i = this.rows.idx[r];
+    const d = this.rows.depth[r];
+    const p = m.procs[i];
+    row._k = r;
+    row._v = this.version;
+    row._i = i;
+    row.hidden = false;
+    row.id = `row-${r}`;
+    row.style.transform = `translateY(${r * ROW_H}px)`;
+    row.classList.toggle('sel', selected);
+    row.setAttribute('aria-selected', selected ? 'true' : 'false');
+    const match = this.found && this.found.match[i] === 1;
+    row.classList.toggle('match', !!match);
+    row.classList.toggle('dim', !!this.found && !match);
+    const c = row._cells;
+    const tree = this.view === 'tree';
+    const hasKids = tree && m.children[i].length > 0;
+    const open = hasKids && this.isOpen(i, d);
+    if (tree) {
+      row.setAttribute('aria-level', String(d + 1));
+      if (hasKids) row.setAttribute('aria-expanded', open ? 'true' : 'false');
+      else row.removeAttribute('aria-expanded');
+    } else {
+      row.removeAttribute('aria-level');
+      row.removeAttribute('aria-expanded');
+    }
+    row._tog.textContent = hasKids ? (open ? '▼' : '▶') : '';
+    row._tog.classList.toggle('leaf', !hasKids);
+    c.name.style.paddingLeft = tree ? `${4 + Math.min(d, MAX_INDENT_LEVELS) * 14}px` : '4px';
+    const q = this.found ? this.found.q : '';
+    const kids = [];
+    for (const [text, hit] of highlightParts(p.name, q)) kids.push(hit ? h('mark', null, text) : text);
+    const reason = tree && m.parent[i] === -1 ? REASONS[m.rootReason[i]] : null;
+    if (reason) kids.push(h('span', { class: `tag tag-${reason[0].replace(/[^a-z]/g, '')}`, title: `${reason[0]}: ${reason[1]}` }, reason[0]));
+    if (p.cmdline) {
+      const cmd = p.cmdline.length > CMD_PREVIEW ? `${p.cmdline.slice(0, CMD_PREVIEW)}…` : p.cmdline;
+      const cmdKids = [];
+      for (const [text, hit] of highlightParts(cmd, q)) cmdKids.push(hit ? h('mark', null, text) : text);
+      kids.push(h('span', { class: 'cmd' }, cmdKids));
+    }
+    row._label.replaceChildren(...kids.map((k) => (typeof k === 'string' ? document.createTextNode(k) : k)));
+    row._label.title = tree && d > MAX_INDENT_LEVELS ? `depth ${d}` : '';
+    c.pid.textContent = String(p.pid);
+    c.ppid.textContent = String(p.ppid);
+    c.user.textContent = p.username ?? '';
+    c.cpu.textContent = num(p.cpu_percent, 1);
+    c.mem.textContent = num(p.memory_mb, 1);
+    c.threads.textContent = p.num_threads ? String(p.num_threads) : '';
+    c.status.textContent = p.status ?? '';
+    c.start.textContent = shortStart(p.create_time);
+    c.start.title = p.create_time ? localTime(p.create_time) : '';
+  }
+
+  // ---- selection and keyboard ----
+
+  rowOfKey(key) {
+    const i = this.model.keyIndex.get(key);
+    return i === undefined ? -1 : this.rowOf[i];
+  }
+
+  selectedRow() {
+    return this.selKey === null ? -1 : this.rowOfKey(this.selKey);
+  }
+
+  select(r, reveal = true) {
+    if (r < 0 || r >= this.rows.count) return;
+    this.selKey = this.model.keys[this.rows.idx[r]];
+    this.version++;
+    if (reveal) this.reveal(r);
+    this.render();
+    if (this.detailKey && this.detailKey !== this.selKey) this.openDetail();
+  }
+
+  reveal(r) {
+    const vp = this.els.viewport;
+    const height = vp.clientHeight || 600;
+    if (r * ROW_H < vp.scrollTop) vp.scrollTop = r * ROW_H;
+    else if ((r + 1) * ROW_H > vp.scrollTop + height) vp.scrollTop = (r + 1) * ROW_H - height;
+  }
+
+  revealSelection() {
+    const r = this.selectedRow();
+    if (r >= 0) this.reveal(r);
+    this.render();
+  }
+
+  onKey(e) {
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    const count = this.rows.count;
+    if (count === 0) return;
+    let r = this.selectedRow();
+    const page = Math.max(1, Math.floor((this.els.viewport.clientHeight || 600) / ROW_H) - 1);
+    const tree = this.view === 'tree';
+    const i = r >= 0 ? this.rows.idx[r] : -1;
+    const d = r >= 0 ? this.rows.depth[r] : 0;
+    const hasKids = tree && i >= 0 && this.model.children[i].length > 0;
+    switch (e.key) {
+      case 'ArrowDown':
+      case 'j':
+        this.select(r < 0 ? 0 : Math.min(count - 1, r + 1));
+        break;
+      case 'ArrowUp':
+      case 'k':
+        this.select(r < 0 ? 0 : Math.max(0, r - 1));
+        break;
+      case 'PageDown':
+        this.select(r < 0 ? 0 : Math.min(count - 1, r + page));
+        break;
+      case 'PageUp':
+        this.select(r < 0 ? 0 : Math.max(0, r - page));
+        break;
+      case 'Home':
+        this.select(0);
+        break;
+      case 'End':
+        this.select(count - 1);
+        break;
+      case 'ArrowRight':
+      case 'l':
+        if (r < 0) this.select(0);
+        else if (hasKids && !this.isOpen(i, d)) this.toggle(i, d);
+        else if (hasKids && r + 1 < count && this.rows.depth[r + 1] === d + 1) this.select(r + 1);
+        break;
+      case 'ArrowLeft':
+      case 'h':
+        if (r < 0) this.select(0);
+        else if (hasKids && this.isOpen(i, d)) this.toggle(i, d);
+        else if (tree && this.model.parent[i] !== -1) {
+          const pr = this.rowOf[this.model.parent[i]];
+          if (pr >= 0) this.select(pr);
+        }
+        break;
+      case 'Enter':
+        if (r >= 0) this.openDetail();
+        break;
+      case 'Escape':
+        if (this.detailKey) this.closeDetail();
+        else return;
+        break;
+      case '*':
+        this.expandAll();
+        break;
+      default:
+        return;
+    }
+    e.preventDefault();
+  }
+
+  bindEvents() {
+    const { viewport, grid, head } = this.els;
+    viewport.addEventListener('scroll', () => this.scheduleRender(), { passive: true });
+    grid.addEventListener('keydown', (e) => this.onKey(e));
+    viewport.addEventListener('click', (e) => {
+      const row = e.target.closest('.row');
+      if (!row || row._k < 0) return;
+      const r = row._k;
+      if (e.target.closest('.tog') && this.view === 'tree') {
+        const i = this.rows.idx[r];
+        if (this.model.children[i].length > 0) this.toggle(i, this.rows.depth[r]);
+      }
+      this.select(r, false);
+      this.focus();
+    });
+    viewport.addEventListener('dblclick', (e) => {
+      const row = e.target.closest('.row');
+      if (!row || row._k < 0 || e.target.closest('.tog')) return;
+      this.select(row._k, false);
+      this.openDetail();
+    });
+    head.addEventListener('click', (e) => {
+      const cell = e.target.closest('[data-sort]');
+      if (!cell) return;
+      const key = cell.dataset.sort;
+      let desc;
+      if (key === this.sortKey) {
+        const cur = this.sortDesc === undefined ? SORTS[key].desc : this.sortDesc;
+        desc = !cur;
+        if (desc === SORTS[key].desc) desc = undefined;
+      }
+      this.cb.onSort(key, desc);
+    });
+    if (typeof ResizeObserver !== 'undefined') new ResizeObserver(() => this.resized()).observe(viewport);
+  }
+
+  // ---- detail panel ----
+
+  openDetail() {
+    if (this.selKey === null) return;
+    this.detailKey = this.selKey;
+    this.els.detail.hidden = false;
+    this.renderDetail();
+  }
+
+  closeDetail() {
+    this.detailKey = null;
+    this.detailProc = null;
+    this.els.detail.hidden = true;
+    this.els.detail.replaceChildren();
+  }
+
+  renderDetail() {
+    const m = this.model;
+    const i = m.keyIndex.get(this.detailKey);
+    const live = i !== undefined;
+    const p = live ? m.procs[i] : this.detailProc;
+    if (!p) {
+      this.closeDetail();
+      return;
+    }
+    this.detailProc = p;
+    const rows = [];
+    const add = (label, value, extra) => {
+      if (value === undefined || value === null || value === '') return;
+      rows.push(h('dt', null, label), h('dd', extra, value));
+    };
+    add('PID', String(p.pid));
+    let parentEl = String(p.ppid);
+    if (live && m.parent[i] !== -1) {
+      const pp = m.procs[m.parent[i]];
+      parentEl = h('button', { type: 'button', class: 'link', onclick: () => this.selectProcess(m.parent[i]) }, `${pp.name} (${pp.pid})`);
+    }
+    add('Parent', parentEl);
+    if (live && m.parent[i] === -1 && REASONS[m.rootReason[i]]) add('Root because', REASONS[m.rootReason[i]][1]);
+    if (live) add('Children', String(m.children[i].length));
+    if (live && this.view === 'tree') add('Depth', String(depthOf(m, i)));
+    add('User', p.username);
+    add('Status', p.status);
+    add('CPU', `${num(p.cpu_percent, 1)} % of one core`);
+    add('Memory', `${num(p.memory_mb, 1)} MiB${p.memory_percent !== undefined ? ` (${num(p.memory_percent, 2)} % of RAM)` : ''}`);
+    add('Resident', Number.isFinite(p.memory_mb) ? bytes(p.memory_mb * 1048576) : undefined);
+    add('Threads', p.num_threads !== undefined ? String(p.num_threads) : undefined);
+    add('Started', p.create_time ? `${localTime(p.create_time)} (${p.create_time})` : undefined);
+    const cmd = p.cmdline !== undefined
+      ? h('div', { class: 'cmdline' }, p.cmdline === '' ? '(empty: kernel thread or hidden)' : p.cmdline)
+      : h('div', { class: 'cmdline muted' }, 'not sent (the exporter sends command lines only when asked to)');
+    this.els.detail.replaceChildren(
+      h('div', { class: 'detail-head' },
+        h('h2', null, p.name === '' ? '(no name)' : p.name),
+        h('button', { type: 'button', class: 'close', 'aria-label': 'Close details', title: 'Close (Esc)', onclick: () => { this.closeDetail(); this.focus(); } }, '×')),
+      live ? null : h('p', { class: 'exited' }, 'Not in the latest snapshot: the process has exited.'),
+      h('dl', null, rows),
+      h('h3', null, 'Command line'),
+      cmd,
+    );
+  }
+
+  selectProcess(i) {
+    let r = this.rowOf[i];
+    if (r < 0 && this.view === 'tree' && !this.found) {
+      // Open the ancestors so the process becomes visible.
+      for (let c = this.model.parent[i], g = 0; c !== -1 && g < this.model.n; c = this.model.parent[c], g++) {
+        this.exp.ov.set(this.model.keys[c], true);
+      }
+      this.changedExpansion();
+      r = this.rowOf[i];
+    }
+    if (r >= 0) this.select(r);
+    else {
+      this.selKey = this.model.keys[i];
+      this.openDetail();
+    }
+  }
+}
+
+export { procKey };

@@ -1,0 +1,257 @@
+// tree.js: the process tree as data, with no DOM. Everything here is pure so
+// node's test runner checks it directly (web/tests/tree.test.mjs) and the
+// browser only renders what it returns.
+//
+// Processes come from hosts we do not control: PPID cycles, pid == ppid and
+// parents missing from the snapshot all happen (API.md accepts them). Every
+// walk here is iterative and visits each process a bounded number of times,
+// so no input can hang the page or lose a process: a process whose parent
+// cannot be used becomes a root, and the reason is kept for the detail panel.
+
+/** Why a process is a root. */
+export const ROOT_NORMAL = 0; // ppid 0 (or a pid with no parent by design)
+export const ROOT_MISSING_PARENT = 1; // ppid names a process not in the snapshot
+export const ROOT_SELF_PARENT = 2; // pid == ppid
+export const ROOT_CYCLE = 3; // following ppid leads back here: cycle broken here
+
+const collator = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Stable identity of a process across snapshots: pid alone is reused by the
+ * kernel, pid + start time is not.
+ */
+export function procKey(p) {
+  return p.create_time ? `${p.pid}@${p.create_time}` : `${p.pid}`;
+}
+
+/**
+ * buildModel turns one snapshot's process list into a tree.
+ * @param {Array<object>} procs as returned by /api/v1/snapshots/{id}/processes
+ */
+export function buildModel(procs) {
+  const n = procs.length;
+  const index = new Map();
+  for (let i = 0; i < n; i++) {
+    // Duplicate pids are rejected at ingest; if one slipped through, the
+    // first wins as a parent and the second still shows (as a root or child).
+    if (!index.has(procs[i].pid)) index.set(procs[i].pid, i);
+  }
+  const parent = new Int32Array(n).fill(-1);
+  const rootReason = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const p = procs[i];
+    const j = index.get(p.ppid);
+    if (j === undefined) {
+      if (p.ppid !== 0 && p.ppid !== p.pid) rootReason[i] = ROOT_MISSING_PARENT;
+      if (p.ppid === p.pid) rootReason[i] = ROOT_SELF_PARENT;
+    } else if (j === i) {
+      rootReason[i] = ROOT_SELF_PARENT;
+    } else {
+      parent[i] = j;
+    }
+  }
+  // Break cycles: walk up from each unvisited process, marking the path.
+  // Reaching a process already on this path means a cycle; it becomes a
+  // root, so the rest of the cycle hangs below it and nothing is lost.
+  const state = new Uint8Array(n); // 0 unvisited, 1 on current path, 2 done
+  const path = [];
+  for (let i = 0; i < n; i++) {
+    if (state[i] !== 0) continue;
+    let c = i;
+    while (c !== -1 && state[c] === 0) {
+      state[c] = 1;
+      path.push(c);
+      c = parent[c];
+    }
+    if (c !== -1 && state[c] === 1) {
+      parent[c] = -1;
+      rootReason[c] = ROOT_CYCLE;
+    }
+    for (let k = 0; k < path.length; k++) state[path[k]] = 2;
+    path.length = 0;
+  }
+  const children = new Array(n);
+  for (let i = 0; i < n; i++) children[i] = [];
+  const roots = [];
+  for (let i = 0; i < n; i++) {
+    if (parent[i] === -1) roots.push(i);
+    else children[parent[i]].push(i);
+  }
+  // Lowercased haystacks once per snapshot, so a keystroke costs one pass of
+  // indexOf and no allocation.
+  const nameL = new Array(n);
+  const userL = new Array(n);
+  const cmdL = new Array(n);
+  const keys = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const p = procs[i];
+    nameL[i] = String(p.name ?? '').toLowerCase();
+    userL[i] = p.username ? String(p.username).toLowerCase() : '';
+    cmdL[i] = p.cmdline ? String(p.cmdline).toLowerCase() : '';
+    keys[i] = procKey(p);
+  }
+  const keyIndex = new Map();
+  for (let i = 0; i < n; i++) if (!keyIndex.has(keys[i])) keyIndex.set(keys[i], i);
+  return { procs, n, parent, children, roots, rootReason, nameL, userL, cmdL, keys, keyIndex, index };
+}
+
+const numeric = (field, desc) => (procs) => (a, b) => {
+  const x = Number(procs[a][field]) || 0;
+  const y = Number(procs[b][field]) || 0;
+  if (x !== y) return desc ? y - x : x - y;
+  return procs[a].pid - procs[b].pid;
+};
+const textual = (field, desc) => (procs) => (a, b) => {
+  const c = collator(String(procs[a][field] ?? '').toLowerCase(), String(procs[b][field] ?? '').toLowerCase());
+  if (c !== 0) return desc ? -c : c;
+  return procs[a].pid - procs[b].pid;
+};
+
+/** Sort keys, the field they read and their natural direction. */
+export const SORTS = {
+  cpu: { field: 'cpu_percent', kind: numeric, desc: true },
+  mem: { field: 'memory_mb', kind: numeric, desc: true },
+  pid: { field: 'pid', kind: numeric, desc: false },
+  ppid: { field: 'ppid', kind: numeric, desc: false },
+  name: { field: 'name', kind: textual, desc: false },
+  user: { field: 'username', kind: textual, desc: false },
+  threads: { field: 'num_threads', kind: numeric, desc: true },
+  status: { field: 'status', kind: textual, desc: false },
+  start: { field: 'create_time', kind: textual, desc: true },
+};
+
+/**
+ * comparator returns (a, b) => order for process indexes.
+ * @param {string} key one of SORTS
+ * @param {boolean|undefined} desc undefined means the key's natural direction
+ */
+export function comparator(model, key, desc) {
+  const s = SORTS[key] || SORTS.cpu;
+  return s.kind(s.field, desc === undefined ? s.desc : desc)(model.procs);
+}
+
+/** sortSiblings orders every children list and the roots in place. */
+export function sortSiblings(model, key, desc) {
+  const cmp = comparator(model, key, desc);
+  model.roots.sort(cmp);
+  for (let i = 0; i < model.n; i++) if (model.children[i].length > 1) model.children[i].sort(cmp);
+}
+
+/**
+ * search marks the processes matching q and their ancestors.
+ * A query of digits also matches pid and ppid exactly; text matches name,
+ * user and command line, case-insensitively.
+ * @returns null for an empty query, else {match, anc, count}
+ */
+export function search(model, q) {
+  q = String(q ?? '').trim().toLowerCase();
+  if (!q) return null;
+  const n = model.n;
+  const match = new Uint8Array(n);
+  const anc = new Uint8Array(n); // 1: some descendant matches
+  const num = /^\d+$/.test(q) ? Number(q) : -1;
+  const { procs, nameL, userL, cmdL, parent } = model;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    if (
+      nameL[i].includes(q) ||
+      (num >= 0 && (procs[i].pid === num || procs[i].ppid === num)) ||
+      (userL[i] && userL[i].includes(q)) ||
+      (cmdL[i] && cmdL[i].includes(q))
+    ) {
+      match[i] = 1;
+      count++;
+    }
+  }
+  // Mark ancestors; stop at the first already marked, so each process is
+  // marked once and the whole pass is O(n) (parent has no cycles left).
+  for (let i = 0; i < n; i++) {
+    if (!match[i]) continue;
+    let c = parent[i];
+    while (c !== -1 && !anc[c]) {
+      anc[c] = 1;
+      c = parent[c];
+    }
+  }
+  return { q, num, match, anc, count };
+}
+
+/**
+ * flatten lists the visible rows of the tree in display order.
+ * @param model from buildModel (siblings already sorted)
+ * @param isOpen (i, depth) => whether process i shows its children
+ * @param found result of search, or null
+ * @returns {{idx: Int32Array, depth: Int32Array, count: number}}
+ */
+export function flatten(model, isOpen, found) {
+  const n = model.n;
+  const idx = new Int32Array(n);
+  const depth = new Int32Array(n);
+  let count = 0;
+  const { children, roots } = model;
+  const keep = found ? (i) => found.match[i] || found.anc[i] : null;
+  const stack = [];
+  for (let r = roots.length - 1; r >= 0; r--) {
+    if (!keep || keep(roots[r])) stack.push(roots[r], 0);
+  }
+  // The tree is acyclic (buildModel broke cycles), so each process is pushed
+  // at most once; the count bound is a second guard, not the logic.
+  while (stack.length > 0 && count < n) {
+    const d = stack.pop();
+    const i = stack.pop();
+    idx[count] = i;
+    depth[count] = d;
+    count++;
+    const ch = children[i];
+    if (ch.length === 0 || !isOpen(i, d)) continue;
+    // During a search, a process on the way to a match shows only the
+    // branches leading to matches; a match opened by hand shows everything.
+    const filter = found && found.anc[i];
+    for (let k = ch.length - 1; k >= 0; k--) {
+      const c = ch[k];
+      if (filter && !keep(c)) continue;
+      stack.push(c, d + 1);
+    }
+  }
+  return { idx, depth, count };
+}
+
+/** flatList lists processes (all, or only matches) sorted by one column. */
+export function flatList(model, key, desc, found) {
+  const out = [];
+  for (let i = 0; i < model.n; i++) if (!found || found.match[i]) out.push(i);
+  out.sort(comparator(model, key, desc));
+  const idx = Int32Array.from(out);
+  return { idx, depth: new Int32Array(idx.length), count: idx.length };
+}
+
+/** depthOf counts ancestors of i (bounded by n: the tree has no cycles). */
+export function depthOf(model, i) {
+  let d = 0;
+  for (let c = model.parent[i]; c !== -1 && d < model.n; c = model.parent[c]) d++;
+  return d;
+}
+
+/**
+ * highlightParts splits text around case-insensitive occurrences of q:
+ * [[text, isMatch], ...]. The caller builds text nodes and <mark> elements
+ * from it, never HTML. When lowercasing changes the length (some non-ASCII
+ * letters do), offsets would not line up, so the text stays unmarked.
+ */
+export function highlightParts(text, q) {
+  text = String(text ?? '');
+  if (!q) return [[text, false]];
+  const lower = text.toLowerCase();
+  if (lower.length !== text.length) return [[text, false]];
+  const parts = [];
+  let from = 0;
+  for (let guard = 0; guard < text.length + 1; guard++) {
+    const at = lower.indexOf(q, from);
+    if (at < 0) break;
+    if (at > from) parts.push([text.slice(from, at), false]);
+    parts.push([text.slice(at, at + q.length), true]);
+    from = at + q.length;
+  }
+  if (from < text.length || parts.length === 0) parts.push([text.slice(from), false]);
+  return parts;
+}
