@@ -1,0 +1,387 @@
+// Package history keeps the numeric history of every host (CPU, memory,
+// swap, load, process count, filesystem use) and of each snapshot's busiest
+// processes in an embedded VictoriaMetrics storage (lib/storage), and serves
+// it, together with time travel and diffs over the snapshot store, as
+// additions to the aggregator's JSON API.
+//
+// Series are written from each stored snapshot, stamped with its
+// captured_at, so a late replay lands in its place. Writing never blocks
+// ingest: Add builds the rows and hands them to a writer goroutine through a
+// bounded queue, counting what it has to drop. Optionally every series is
+// also forwarded with Prometheus remote write.
+//
+// VictoriaMetrics reports errors by panicking (logger.Panicf); the package
+// recovers at its boundaries where the panic happens in our goroutine.
+// Panics in the lib's own background goroutines cannot be caught: the
+// storage directory is kept private (0700) and free space is checked at
+// open so the usual causes (permissions, full disk) are reported as errors
+// first.
+package history
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/prompb"
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
+
+	"github.com/procscope/procscope/aggregator/internal/store"
+)
+
+// Options configure History. The zero value of each field means its default.
+type Options struct {
+	// Retention is how long samples are kept (VictoriaMetrics drops whole
+	// monthly partitions, so data may outlive it by up to a month). Zero
+	// keeps them for the lib's maximum.
+	Retention time.Duration
+	// TopK is how many processes per snapshot get CPU and RSS series: the
+	// K with the most CPU plus the K with the most memory. Zero means
+	// DefaultTopK; negative disables process series.
+	TopK int
+	// RemoteWriteURL, when set, receives every series too (Prometheus
+	// remote write 0.1.0).
+	RemoteWriteURL string
+	// QueueSize bounds the snapshots waiting to be written (default 4096).
+	QueueSize int
+	// MemoryBytes caps VictoriaMetrics' caches (default 256 MiB). The lib
+	// keeps this process-wide: the first Open in a process sets it.
+	MemoryBytes int64
+	// MinFreeBytes is the free space below which Open fails and the storage
+	// turns read-only (default 64 MiB).
+	MinFreeBytes int64
+	Logger       *slog.Logger
+}
+
+// DefaultTopK is the process count per ranking when Options.TopK is zero.
+const DefaultTopK = 10
+
+// maxTopK keeps a misconfiguration from writing a series per process.
+const maxTopK = 1000
+
+// History is an open history store. Its methods are safe for concurrent use.
+type History struct {
+	storage *storage.Storage
+	dir     string
+	topK    int
+	logger  *slog.Logger
+	remote  *remoteWriter // nil without a remote write URL
+
+	mu     sync.RWMutex // guards closed against sends on queue
+	closed bool
+	queue  chan job
+	done   chan struct{} // closed when the writer goroutine has returned
+
+	rowsWritten atomic.Uint64
+	dropped     atomic.Uint64
+	writeErrors atomic.Uint64
+}
+
+// job is one unit of the writer's queue: the rows of one snapshot, or a
+// flush request (flushed != nil) that is answered once everything queued
+// before it is searchable.
+type job struct {
+	rows    []storage.MetricRow
+	flushed chan struct{}
+}
+
+// Open opens (creating it if needed) the history storage in dir.
+func Open(dir string, opts Options) (h *History, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case dir == "":
+		return nil, errors.New("history: empty storage directory")
+	case opts.Retention < 0:
+		return nil, fmt.Errorf("history: negative retention %s", opts.Retention)
+	case opts.TopK > maxTopK:
+		return nil, fmt.Errorf("history: top-k %d is above the maximum %d", opts.TopK, maxTopK)
+	case opts.QueueSize < 0 || opts.MemoryBytes < 0 || opts.MinFreeBytes < 0:
+		return nil, errors.New("history: negative queue size, memory or free-space limit")
+	}
+	if opts.TopK == 0 {
+		opts.TopK = DefaultTopK
+	}
+	if opts.TopK < 0 {
+		opts.TopK = 0
+	}
+	if opts.QueueSize == 0 {
+		opts.QueueSize = 4096
+	}
+	if opts.MemoryBytes == 0 {
+		opts.MemoryBytes = 256 << 20
+	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = 64 << 20
+	}
+	var remoteURL *url.URL
+	if opts.RemoteWriteURL != "" {
+		remoteURL, err = parseRemoteURL(opts.RemoteWriteURL)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// Private: the directory holds every process name of every host.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("history: create %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("history: make %s private: %w", dir, err)
+	}
+	probe, err := os.CreateTemp(dir, ".writable-*")
+	if err != nil {
+		return nil, fmt.Errorf("history: %s is not writable: %w", dir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	free, err := freeSpace(dir)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	if free < uint64(opts.MinFreeBytes) {
+		return nil, fmt.Errorf("history: only %d bytes free under %s, need at least %d", free, dir, opts.MinFreeBytes)
+	}
+	if err := initVM(vmSettings{memoryBytes: opts.MemoryBytes, minFreeBytes: opts.MinFreeBytes}); err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+
+	var s *storage.Storage
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("history: open storage %s: %v", dir, r)
+			}
+		}()
+		s = storage.MustOpenStorage(dir, storage.OpenOptions{Retention: opts.Retention})
+	}()
+	if err != nil {
+		return nil, err
+	}
+
+	h = &History{
+		storage: s,
+		dir:     dir,
+		topK:    opts.TopK,
+		logger:  opts.Logger,
+		queue:   make(chan job, opts.QueueSize),
+		done:    make(chan struct{}),
+	}
+	if remoteURL != nil {
+		h.remote = newRemoteWriter(remoteURL, remoteOptions{}, opts.Logger)
+	}
+	go h.writeLoop()
+	opts.Logger.Info("history opened", "path", dir, "retention", opts.Retention, "top_k", opts.TopK,
+		"remote_write", remoteURL != nil)
+	return h, nil
+}
+
+// Dir is the storage directory.
+func (h *History) Dir() string { return h.dir }
+
+// Add records the series of one stored snapshot. It never blocks: when the
+// writer is behind and the queue is full the snapshot's samples are dropped
+// and counted (Stats.Dropped). It does not keep req.
+func (h *History) Add(req *store.IngestRequest) {
+	samples := buildSamples(req, h.topK)
+	if len(samples) == 0 {
+		return
+	}
+	rows := make([]storage.MetricRow, len(samples))
+	ends := make([]int, len(samples))
+	var buf []byte
+	var tmp [8]prompb.Label
+	for i := range samples {
+		// MarshalMetricNameRaw rewrites a "__name__" label in place, so it
+		// gets a copy; the originals go to remote write unchanged.
+		buf = storage.MarshalMetricNameRaw(buf, append(tmp[:0], samples[i].labels...))
+		ends[i] = len(buf)
+		rows[i].Timestamp = samples[i].timestamp
+		rows[i].Value = samples[i].value
+	}
+	// Slice the names only now: buf may move while it grows.
+	start := 0
+	for i := range rows {
+		rows[i].MetricNameRaw = buf[start:ends[i]:ends[i]]
+		start = ends[i]
+	}
+
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		h.dropped.Add(uint64(len(rows)))
+		return
+	}
+	select {
+	case h.queue <- job{rows: rows}:
+	default:
+		h.dropped.Add(uint64(len(rows)))
+		return
+	}
+	if h.remote != nil {
+		h.remote.enqueue(samples)
+	}
+}
+
+// Flush waits until everything added before it is written and searchable,
+// or until timeout. It is for tests, benchmarks and shutdown; ingest does
+// not need it (rows become searchable within a few seconds anyway).
+func (h *History) Flush(timeout time.Duration) error {
+	done := make(chan struct{})
+	h.mu.RLock()
+	if h.closed {
+		h.mu.RUnlock()
+		return errors.New("history: closed")
+	}
+	select {
+	case h.queue <- job{flushed: done}:
+	case <-time.After(timeout):
+		h.mu.RUnlock()
+		return errors.New("history: flush timed out waiting for the queue")
+	}
+	h.mu.RUnlock()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(timeout):
+		return errors.New("history: flush timed out")
+	}
+}
+
+// writeLoop is the only caller of AddRows: it drains the queue, batching
+// what has piled up into one call.
+func (h *History) writeLoop() {
+	defer close(h.done)
+	const maxBatch = 64 << 10
+	batch := make([]storage.MetricRow, 0, 1024)
+	for j := range h.queue {
+		batch = append(batch[:0], j.rows...)
+		var flushes []chan struct{}
+		if j.flushed != nil {
+			flushes = append(flushes, j.flushed)
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case j2, ok := <-h.queue:
+				if !ok {
+					break more
+				}
+				batch = append(batch, j2.rows...)
+				if j2.flushed != nil {
+					flushes = append(flushes, j2.flushed)
+				}
+			default:
+				break more
+			}
+		}
+		h.addRows(batch)
+		if len(flushes) > 0 {
+			h.debugFlush()
+			for _, f := range flushes {
+				close(f)
+			}
+		}
+		clear(batch) // drop references to the rows' name buffers
+	}
+}
+
+func (h *History) addRows(rows []storage.MetricRow) {
+	if len(rows) == 0 {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			h.writeErrors.Add(uint64(len(rows)))
+			h.logger.Error("history write failed", "rows", len(rows), "err", fmt.Sprint(r))
+		}
+	}()
+	// 64 precision bits: values are stored exactly; compression comes
+	// from the values themselves (see the README's bytes/sample figure).
+	h.storage.AddRows(rows, 64)
+	h.rowsWritten.Add(uint64(len(rows)))
+}
+
+func (h *History) debugFlush() {
+	defer func() {
+		if r := recover(); r != nil {
+			h.logger.Error("history flush failed", "err", fmt.Sprint(r))
+		}
+	}()
+	h.storage.DebugFlush()
+}
+
+// Close writes what is queued, stops remote write (giving it a few seconds
+// to deliver) and closes the storage so that everything is on disk. It is
+// safe to call more than once.
+func (h *History) Close() (err error) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	close(h.queue)
+	h.mu.Unlock()
+	<-h.done
+	if h.remote != nil {
+		h.remote.stop(5 * time.Second)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("history: close storage: %v", r)
+		}
+	}()
+	start := time.Now()
+	h.storage.MustClose()
+	h.logger.Info("history closed", "path", h.dir, "duration", time.Since(start))
+	return nil
+}
+
+// Stats are counters for the aggregator's /metrics.
+type Stats struct {
+	RowsWritten uint64 // samples handed to the storage
+	Dropped     uint64 // samples dropped because the queue was full or history closed
+	WriteErrors uint64 // samples lost to a storage error
+	Remote      RemoteStats
+}
+
+// Stats reports the counters since Open.
+func (h *History) Stats() Stats {
+	st := Stats{
+		RowsWritten: h.rowsWritten.Load(),
+		Dropped:     h.dropped.Load(),
+		WriteErrors: h.writeErrors.Load(),
+	}
+	if h.remote != nil {
+		st.Remote = h.remote.stats()
+	}
+	return st
+}
+
+// dirSize is the bytes used by the files under dir (for the bytes/sample
+// figure).
+func dirSize(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+		}
+		return nil
+	})
+	return total, err
+}

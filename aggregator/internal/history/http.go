@@ -1,0 +1,478 @@
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/procscope/procscope/aggregator/internal/store"
+	"github.com/procscope/procscope/aggregator/snapshot"
+)
+
+// Limits of the read API.
+const (
+	// maxPoints is the most points one series carries in a response; a
+	// longer range is downsampled (see seriesStep).
+	maxPoints = 1000
+	// maxRange bounds from..to so a typo cannot ask for centuries.
+	maxRange = 400 * 24 * time.Hour
+	// defaultRange is from's distance from to when from is absent.
+	defaultRange = time.Hour
+)
+
+// hostMetrics maps the API's metric names to stored series names.
+var hostMetrics = map[string]string{
+	"cpu":        MetricCPU,
+	"memory":     MetricMemoryUsed,
+	"available":  MetricMemoryAvail,
+	"swap":       MetricSwapUsed,
+	"load1":      MetricLoad1,
+	"load5":      MetricLoad5,
+	"load15":     MetricLoad15,
+	"processes":  MetricProcesses,
+	"filesystem": MetricFilesystemUsed,
+}
+
+// Handler serves the history additions to the API. History may be nil
+// (history disabled): the series routes then answer 404 and the snapshot
+// routes, which only need the store, keep working.
+type Handler struct {
+	hist   *History
+	store  store.Store
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// NewHandler returns the handler; mount it with Mount.
+func NewHandler(h *History, st store.Store, logger *slog.Logger) *Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{hist: h, store: st, logger: logger, now: time.Now}
+}
+
+// Mount registers the routes on r, the API's /api/v1 sub-router (its
+// middleware for trailing slashes, 405 bodies and auth applies). The time
+// travel routes /snapshots/at and /hosts/{hostname}/snapshots belong to the
+// api package, which serves them from the store alone.
+func (hd *Handler) Mount(r chi.Router) {
+	r.Get("/hosts/{hostname}/series", hd.wrap(hd.hostSeries))
+	r.Get("/hosts/{hostname}/processes/{pid}/series", hd.wrap(hd.processSeries))
+	r.Get("/snapshots/{id}/diff", hd.wrap(hd.diff))
+}
+
+// apiError carries the status a handler wants; anything else is a 500
+// whose detail is logged, not sent.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) error {
+	return &apiError{http.StatusNotFound, fmt.Sprintf(format, args...)}
+}
+
+// wrap turns a handler returning (value, error) into an http.HandlerFunc
+// writing JSON: the value with 200, or {"error": "..."} with its status.
+func (hd *Handler) wrap(f func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := f(r)
+		status := http.StatusOK
+		if err != nil {
+			var ae *apiError
+			switch {
+			case errors.As(err, &ae):
+				status, v = ae.status, map[string]string{"error": ae.msg}
+			case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+				status, v = http.StatusServiceUnavailable, map[string]string{"error": "request cancelled or timed out"}
+			default:
+				hd.logger.Error("history request failed", "path", r.URL.Path, "err", err)
+				status, v = http.StatusInternalServerError, map[string]string{"error": "internal error"}
+			}
+		}
+		body, err := json.Marshal(v)
+		if err != nil {
+			hd.logger.Error("encode history response", "path", r.URL.Path, "err", err)
+			status, body = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(status)
+		w.Write(append(body, '\n'))
+	}
+}
+
+// pathParam returns a URL parameter decoded: chi matches on the escaped
+// path when there is one (a hostname may contain '/' or '%'), so the
+// parameter is then still escaped.
+func pathParam(r *http.Request, name string) (string, error) {
+	v := chi.URLParam(r, name)
+	if r.URL.RawPath == "" {
+		return v, nil
+	}
+	u, err := url.PathUnescape(v)
+	if err != nil {
+		return "", badRequest("invalid %s in path", name)
+	}
+	return u, nil
+}
+
+// validHostname applies the ingest rule: 1-253 bytes of UTF-8 without
+// control characters.
+func validHostname(h string) error {
+	if h == "" {
+		return badRequest("missing hostname")
+	}
+	if len(h) > 253 || !utf8.ValidString(h) {
+		return badRequest("invalid hostname")
+	}
+	for _, c := range h {
+		if c < 0x20 || (c >= 0x7f && c <= 0x9f) {
+			return badRequest("invalid hostname")
+		}
+	}
+	return nil
+}
+
+func (hd *Handler) hostname(r *http.Request) (string, error) {
+	h, err := pathParam(r, "hostname")
+	if err != nil {
+		return "", err
+	}
+	return h, validHostname(h)
+}
+
+// knownHost answers 404 for a host the store has never seen. A host known
+// only to history (the store pruned it) still reads as unknown: it has
+// been deleted.
+func (hd *Handler) knownHost(ctx context.Context, hostname string) error {
+	if hd.store == nil {
+		return nil
+	}
+	if _, err := hd.store.Latest(ctx, hostname); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("unknown host %q", hostname)
+		}
+		return err
+	}
+	return nil
+}
+
+// parseTime accepts RFC 3339 or Unix seconds (fractions allowed).
+func parseTime(name, s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e11 {
+		return time.Time{}, badRequest("invalid %s %q: want RFC 3339 or Unix seconds", name, truncate(s))
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return capLabel(s[:64]) + "..."
+	}
+	return s
+}
+
+// timeRange reads from and to (defaults: to=now, from=to-1h).
+func (hd *Handler) timeRange(q url.Values) (from, to time.Time, err error) {
+	to = hd.now().UTC()
+	if s := q.Get("to"); s != "" {
+		if to, err = parseTime("to", s); err != nil {
+			return
+		}
+	}
+	from = to.Add(-defaultRange)
+	if s := q.Get("from"); s != "" {
+		if from, err = parseTime("from", s); err != nil {
+			return
+		}
+	}
+	if to.Before(from) {
+		err = badRequest("from is after to")
+	} else if to.Sub(from) > maxRange {
+		err = badRequest("range longer than %d days", int(maxRange/(24*time.Hour)))
+	}
+	return
+}
+
+// seriesStep decides the downsampling step in milliseconds: the requested
+// step (a Go duration like "30s" or plain seconds), raised so that the
+// range holds at most maxPoints steps; 0 (raw points) when no step is asked
+// and the raw series fit, which the caller checks.
+func seriesStep(q url.Values, from, to time.Time) (step int64, err error) {
+	minStep := (to.Sub(from).Milliseconds() + maxPoints - 1) / maxPoints
+	if s := q.Get("step"); s != "" {
+		d, derr := time.ParseDuration(s)
+		if derr != nil {
+			f, ferr := strconv.ParseFloat(s, 64)
+			if ferr != nil || !(f > 0) || f > maxRange.Seconds() {
+				return 0, badRequest("invalid step %q: want a duration like 30s or seconds", truncate(s))
+			}
+			d = time.Duration(f * float64(time.Second))
+		}
+		if d <= 0 {
+			return 0, badRequest("step must be positive")
+		}
+		return max(d.Milliseconds(), minStep, 1), nil
+	}
+	return 0, nil
+}
+
+func parseAgg(q url.Values) (Aggregation, error) {
+	switch q.Get("agg") {
+	case "", "avg":
+		return AggAvg, nil
+	case "max":
+		return AggMax, nil
+	default:
+		return 0, badRequest("invalid agg %q: want avg or max", truncate(q.Get("agg")))
+	}
+}
+
+// SeriesJSON is one series in a response.
+type SeriesJSON struct {
+	Labels map[string]string `json:"labels"`
+	// Values are [unix_seconds, value] pairs, oldest first.
+	Values [][2]float64 `json:"values"`
+}
+
+// SeriesResponse is the body of the series routes.
+type SeriesResponse struct {
+	Metric   string       `json:"metric"`
+	Hostname string       `json:"hostname"`
+	PID      *int64       `json:"pid,omitempty"`
+	From     string       `json:"from"`
+	To       string       `json:"to"`
+	Step     float64      `json:"step"` // seconds; 0 when points are raw
+	Agg      string       `json:"agg,omitempty"`
+	Series   []SeriesJSON `json:"series"`
+}
+
+func (hd *Handler) query(r *http.Request, metric string, match map[string]string, from, to time.Time) ([]SeriesJSON, float64, error) {
+	q := r.URL.Query()
+	step, err := seriesStep(q, from, to)
+	if err != nil {
+		return nil, 0, err
+	}
+	agg, err := parseAgg(q)
+	if err != nil {
+		return nil, 0, err
+	}
+	series, err := hd.hist.Query(r.Context(), metric, match, from, to)
+	if err != nil {
+		return nil, 0, err
+	}
+	if step == 0 {
+		for _, s := range series {
+			if len(s.Points) > maxPoints {
+				step = max((to.Sub(from).Milliseconds()+maxPoints-1)/maxPoints, 1)
+				break
+			}
+		}
+	}
+	out := make([]SeriesJSON, 0, len(series))
+	for _, s := range series {
+		pts := Downsample(s.Points, step, agg)
+		vals := make([][2]float64, len(pts))
+		for i, p := range pts {
+			vals[i] = [2]float64{float64(p.T) / 1000, p.V}
+		}
+		out = append(out, SeriesJSON{Labels: s.Labels, Values: vals})
+	}
+	return out, float64(step) / 1000, nil
+}
+
+func (hd *Handler) hostSeries(r *http.Request) (any, error) {
+	host, err := hd.hostname(r)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	metric := q.Get("metric")
+	if metric == "" {
+		metric = "cpu"
+	}
+	name, ok := hostMetrics[metric]
+	if !ok {
+		return nil, badRequest("unknown metric %q: want cpu, memory, available, swap, load1, load5, load15, processes or filesystem", truncate(metric))
+	}
+	from, to, err := hd.timeRange(q)
+	if err != nil {
+		return nil, err
+	}
+	if hd.hist == nil {
+		return nil, notFound("history is disabled on this aggregator")
+	}
+	if err := hd.knownHost(r.Context(), host); err != nil {
+		return nil, err
+	}
+	series, step, err := hd.query(r, name, map[string]string{LabelHostname: host}, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return hd.seriesResponse(metric, host, nil, from, to, step, q, series), nil
+}
+
+func (hd *Handler) seriesResponse(metric, host string, pid *int64, from, to time.Time, step float64, q url.Values, series []SeriesJSON) SeriesResponse {
+	resp := SeriesResponse{Metric: metric, Hostname: host, PID: pid, From: formatTime(from), To: formatTime(to), Step: step, Series: series}
+	if step > 0 {
+		resp.Agg = "avg"
+		if q.Get("agg") == "max" {
+			resp.Agg = "max"
+		}
+	}
+	return resp
+}
+
+// ProcessSeriesResponse is the body of the process series route: one CPU
+// and one RSS series per process that used the PID in the range (a reused
+// PID has another create_time or name and so another series).
+type ProcessSeriesResponse struct {
+	Hostname string       `json:"hostname"`
+	PID      int64        `json:"pid"`
+	From     string       `json:"from"`
+	To       string       `json:"to"`
+	Step     float64      `json:"step"`
+	Agg      string       `json:"agg,omitempty"`
+	CPU      []SeriesJSON `json:"cpu"`    // cpu_percent, share of one core
+	Memory   []SeriesJSON `json:"memory"` // resident bytes
+}
+
+func (hd *Handler) processSeries(r *http.Request) (any, error) {
+	host, err := hd.hostname(r)
+	if err != nil {
+		return nil, err
+	}
+	pidStr, err := pathParam(r, "pid")
+	if err != nil {
+		return nil, err
+	}
+	pid, err := strconv.ParseInt(pidStr, 10, 64)
+	if err != nil || pid < 0 {
+		return nil, badRequest("invalid pid %q: want a non-negative integer", truncate(pidStr))
+	}
+	q := r.URL.Query()
+	from, to, err := hd.timeRange(q)
+	if err != nil {
+		return nil, err
+	}
+	match := map[string]string{LabelHostname: host, LabelPID: strconv.FormatInt(pid, 10)}
+	if ct := q.Get("create_time"); ct != "" {
+		match[LabelCreateTime] = ct
+	}
+	if hd.hist == nil {
+		return nil, notFound("history is disabled on this aggregator")
+	}
+	if err := hd.knownHost(r.Context(), host); err != nil {
+		return nil, err
+	}
+	cpu, step, err := hd.query(r, MetricProcessCPU, match, from, to)
+	if err != nil {
+		return nil, err
+	}
+	mem, _, err := hd.query(r, MetricProcessRSS, match, from, to)
+	if err != nil {
+		return nil, err
+	}
+	resp := ProcessSeriesResponse{Hostname: host, PID: pid, From: formatTime(from), To: formatTime(to), Step: step, CPU: cpu, Memory: mem}
+	if step > 0 {
+		resp.Agg = hd.seriesResponse("", "", nil, from, to, step, q, nil).Agg
+	}
+	return resp, nil
+}
+
+func parseID(name, s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id < 1 {
+		return 0, badRequest("invalid %s %q: want a positive integer", name, truncate(s))
+	}
+	return id, nil
+}
+
+func (hd *Handler) diff(r *http.Request) (any, error) {
+	idStr, err := pathParam(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	id, err := parseID("snapshot id", idStr)
+	if err != nil {
+		return nil, err
+	}
+	against := r.URL.Query().Get("against")
+	if against == "" {
+		return nil, badRequest("missing against: the id of the snapshot to compare with")
+	}
+	otherID, err := parseID("against", against)
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	a, err := hd.meta(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := hd.meta(ctx, otherID)
+	if err != nil {
+		return nil, err
+	}
+	if a.Hostname != b.Hostname {
+		return nil, badRequest("snapshots %d and %d are of different hosts", a.ID, b.ID)
+	}
+	older, newer := a, b
+	if b.CapturedAt.Before(a.CapturedAt) || (b.CapturedAt.Equal(a.CapturedAt) && b.ID < a.ID) {
+		older, newer = b, a
+	}
+	po, err := hd.processes(ctx, older.ID)
+	if err != nil {
+		return nil, err
+	}
+	pn, err := hd.processes(ctx, newer.ID)
+	if err != nil {
+		return nil, err
+	}
+	return DiffProcesses(older.ID, po, newer.ID, pn), nil
+}
+
+func (hd *Handler) meta(ctx context.Context, id int64) (store.SnapshotMeta, error) {
+	m, err := hd.store.Snapshot(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return m, notFound("unknown snapshot %d", id)
+	}
+	return m, err
+}
+
+func (hd *Handler) processes(ctx context.Context, id int64) ([]snapshot.Process, error) {
+	ps, err := hd.store.Processes(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// Pruned between the two reads.
+		return nil, notFound("unknown snapshot %d", id)
+	}
+	return ps, err
+}
+
+// formatTime is the API's time format: RFC 3339 in UTC, milliseconds kept.
+func formatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
