@@ -87,7 +87,7 @@ type systemNumbers struct {
 		UsedBytes optNum `json:"used_bytes"`
 	} `json:"swap"`
 	Filesystems []struct {
-		Mountpoint string   `json:"mountpoint"`
+		Mountpoint string `json:"mountpoint"`
 		UsedBytes  optNum `json:"used_bytes"`
 	} `json:"filesystems"`
 	LoadAverage *struct {
