@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# The procscope aggregator. It uses SQLite through cgo, so it is linked
+# against glibc and runs on a slim Debian 12 (bookworm), the release the builder is based on.
+# Build from the repository root:
+#   docker build -f deploy/aggregator.Dockerfile -t ghcr.io/procscope/procscope-aggregator .
+
+FROM golang:1.26.8-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+# The aggregator's tree and the web UI it embeds.
+COPY aggregator/ aggregator/
+COPY web/ web/
+ARG VERSION=dev
+ARG REVISION=unknown
+RUN CGO_ENABLED=1 go build -trimpath \
+      -ldflags "-s -w -X github.com/prometheus/common/version.Version=${VERSION} -X github.com/prometheus/common/version.Revision=${REVISION} -X github.com/prometheus/common/version.Branch=main -X github.com/prometheus/common/version.BuildUser=docker" \
+      -o /out/procscope-aggregator ./aggregator
+
+FROM debian:12.12-slim
+# The data directory belongs to the unprivileged user the server runs as.
+RUN install -d -o 65532 -g 65532 -m 0700 /var/lib/procscope
+COPY --from=build /out/procscope-aggregator /usr/local/bin/procscope-aggregator
+USER 65532:65532
+EXPOSE 8000
+VOLUME /var/lib/procscope
+ENTRYPOINT ["/usr/local/bin/procscope-aggregator"]
+CMD ["--web.listen-address=:8000", "--storage.path=/var/lib/procscope"]

@@ -1,0 +1,257 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// repoRoot is the module root: tests run in deploy/.
+const repoRoot = ".."
+
+// requireTool returns the path of an external program, or skips the test
+// loudly when it is missing, unless REQUIRE_E2E is set (CI), when a
+// missing program is a failure.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("REQUIRE_E2E") != "" {
+		t.Fatalf("%s is required (REQUIRE_E2E is set) but not found: %v", name, err)
+	}
+	t.Skipf("SKIPPED: %s not found (%v); install it (Debian: see .ci/run) or set REQUIRE_E2E=1 to make this a failure", name, err)
+	return ""
+}
+
+// binaries are the exporter and aggregator built once per test run.
+type binaries struct {
+	Exporter, Aggregator string
+}
+
+var (
+	buildOnce sync.Once
+	built     binaries
+	buildErr  error
+	buildDir  string
+)
+
+// TestMain removes the shared build directory after every test ran.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// buildBinaries builds ./exporter and ./aggregator into a temporary
+// directory (once per test binary: the aggregator takes a while to link).
+func buildBinaries(t *testing.T) binaries {
+	t.Helper()
+	buildOnce.Do(func() {
+		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		if _, err := os.Stat(goBin); err != nil {
+			goBin = "go"
+		}
+		buildDir, buildErr = os.MkdirTemp("", "procscope-deploy-test-")
+		if buildErr != nil {
+			return
+		}
+		for _, b := range []struct{ pkg, out, cgo string }{
+			{"./exporter", "procscope-exporter", "0"},
+			{"./aggregator", "procscope-aggregator", "1"},
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+			cmd := exec.CommandContext(ctx, goBin, "build", "-o", filepath.Join(buildDir, b.out), b.pkg)
+			cmd.Dir = repoRoot
+			cmd.Env = append(os.Environ(), "CGO_ENABLED="+b.cgo)
+			out, err := cmd.CombinedOutput()
+			cancel()
+			if err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
+		}
+		built = binaries{
+			Exporter:   filepath.Join(buildDir, "procscope-exporter"),
+			Aggregator: filepath.Join(buildDir, "procscope-aggregator"),
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building the binaries: %v", buildErr)
+	}
+	return built
+}
+
+// listenRE finds exporter-toolkit's "Listening on" address in a logfmt or
+// JSON log line.
+var listenRE = regexp.MustCompile(`"?address"?[=:]"?(127\.0\.0\.1:[0-9]+)`)
+
+// proc is a program started by a test; it is stopped in t.Cleanup.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  bytes.Buffer // stderr and stdout, for failure messages
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// Bounded: a chatty process must not eat the machine's memory.
+	if p.log.Len() < 4<<20 {
+		p.log.Write(b)
+	}
+	return len(b), nil
+}
+
+func (p *proc) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// start runs a program and registers its stop (SIGTERM, then SIGKILL after
+// 10 s, by PID) in t.Cleanup. If waitListen is set it returns the
+// 127.0.0.1:PORT address the program logged it listens on.
+func start(t *testing.T, name string, waitListen bool, env []string, path string, args ...string) (*proc, string) {
+	t.Helper()
+	p := &proc{name: name}
+	p.cmd = exec.Command(path, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout = p
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = pw
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	pw.Close()
+	exited := make(chan struct{})
+	go func() {
+		p.cmd.Wait()
+		close(exited)
+	}()
+	addrCh := make(chan string, 1)
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			p.Write([]byte(line + "\n"))
+			if !sent && strings.Contains(line, "Listening on") {
+				if m := listenRE.FindStringSubmatch(line); m != nil {
+					addrCh <- m[1]
+					sent = true
+				}
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	t.Cleanup(func() {
+		pid := p.cmd.Process.Pid
+		syscall.Kill(pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(pid, syscall.SIGKILL)
+			<-exited
+		}
+		<-copied
+		pr.Close()
+		if t.Failed() {
+			t.Logf("--- log of %s (pid %d) ---\n%s", name, pid, tail(p.Log(), 6000))
+		}
+	})
+	if !waitListen {
+		return p, ""
+	}
+	select {
+	case a := <-addrCh:
+		return p, a
+	case <-exited:
+		t.Fatalf("%s exited before listening:\n%s", name, tail(p.Log(), 6000))
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not log a listen address within 30s:\n%s", name, tail(p.Log(), 6000))
+	}
+	return p, ""
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
+
+// freePort returns a port the OS just handed out on 127.0.0.1, for programs
+// (Prometheus) that cannot be told to listen on port 0 and report it.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// getBody fetches a URL and fails the test unless the answer is 200.
+func getBody(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, tail(string(b), 2000))
+	}
+	return b
+}
+
+// getJSON fetches a URL into v; errors are returned, not fatal, so callers
+// can poll.
+func getJSON(url string, v any) error {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("GET %s: %s: %v: %s", url, resp.Status, err, tail(string(b), 500))
+	}
+	return nil
+}
