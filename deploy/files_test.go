@@ -59,8 +59,8 @@ func yamlDoc(t *testing.T, rel string) map[string]any {
 // Accessors for decoded YAML/JSON: a missing key or a wrong type gives the
 // zero value, and the tests then fail on what they expected to find.
 func mapOf(v any) map[string]any { m, _ := v.(map[string]any); return m }
-func listOf(v any) []any          { l, _ := v.([]any); return l }
-func strOf(v any) string          { s, _ := v.(string); return s }
+func listOf(v any) []any         { l, _ := v.([]any); return l }
+func strOf(v any) string         { s, _ := v.(string); return s }
 
 func strList(v any) []string {
 	var out []string
