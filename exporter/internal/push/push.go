@@ -1,0 +1,436 @@
+// Package push delivers snapshots to the aggregator without ever blocking
+// collection: each snapshot is written to an on-disk queue (Queue) and a
+// single sender goroutine (Pusher.Run) posts them oldest first, with
+// exponential backoff and jitter while the aggregator is down, honouring
+// Retry-After, and dropping (and counting) only what the aggregator rejects
+// for good or what falls out of the queue's bound.
+//
+// A retried snapshot is sent byte for byte as first encoded, so its
+// captured_at is unchanged and the aggregator's idempotency on
+// (hostname, captured_at) turns a resend into a 200 instead of a duplicate.
+package push
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/procscope/procscope/aggregator/snapshot"
+)
+
+// Defaults for Options.
+const (
+	DefaultMinBackoff = 500 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+	// maxRetryAfter caps a server's Retry-After so that a bogus "wait a
+	// week" does not stall the queue until it overflows.
+	maxRetryAfter = 5 * time.Minute
+	// maxErrorBody bounds how much of an error response we read.
+	maxErrorBody = 64 << 10
+)
+
+// Options configures a Pusher.
+type Options struct {
+	URL    string
+	APIKey string
+	Queue  *Queue
+	// Client defaults to NewClient(10s).
+	Client     *http.Client
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	UserAgent  string
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+}
+
+// Pusher owns the sending side of the queue.
+type Pusher struct {
+	o    Options
+	q    *Queue
+	log  *slog.Logger
+	wake chan struct{}
+
+	sent, failed, dropped, queued prometheus.Counter
+	lastSuccess                   prometheus.Gauge
+
+	// sendMu makes Run and Flush exclusive: one request in flight at most,
+	// so snapshots arrive in order.
+	sendMu sync.Mutex
+	// logged remembers which rejection kinds were already logged, so a bad
+	// key does not write a line every interval; a delivery clears it.
+	logged      map[string]bool
+	unreachable bool
+	attempt     int
+}
+
+// NewClient is an HTTP client with every timeout set: a hung aggregator
+// costs one request timeout, never a stuck sender.
+func NewClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: min(timeout, 5*time.Second), KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   min(timeout, 5*time.Second),
+			ResponseHeaderTimeout: timeout,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConns:          2,
+			ForceAttemptHTTP2:     true,
+		},
+	}
+}
+
+// New builds a Pusher and registers its metrics.
+func New(o Options) (*Pusher, error) {
+	if o.Queue == nil || o.URL == "" {
+		return nil, errors.New("push: queue and url are required")
+	}
+	if o.Client == nil {
+		o.Client = NewClient(10 * time.Second)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(DefaultMaxBackoff, o.MinBackoff)
+	}
+	p := &Pusher{
+		o: o, q: o.Queue, log: o.Logger, wake: make(chan struct{}, 1), logged: map[string]bool{},
+		sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "procscope_push_snapshots_sent_total",
+			Help: "Snapshots the aggregator acknowledged (201 stored, or 200 already stored).",
+		}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "procscope_push_snapshots_failed_total",
+			Help: "Failed send attempts (network error, timeout, 5xx, 429); the snapshot stays queued.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "procscope_push_snapshots_dropped_total",
+			Help: "Snapshots given up: over the queue bound, or rejected by the aggregator (400, 401, 403, 413, 415, 422).",
+		}),
+		queued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "procscope_push_snapshots_queued_total",
+			Help: "Snapshots written to the on-disk queue.",
+		}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "procscope_push_last_success_timestamp_seconds",
+			Help: "Unix time of the last snapshot the aggregator acknowledged.",
+		}),
+	}
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{p.sent, p.failed, p.dropped, p.queued, p.lastSuccess,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "procscope_push_queue_snapshots",
+				Help: "Snapshots waiting in the on-disk queue.",
+			}, func() float64 { return float64(p.q.Len()) }),
+		} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("push: register metrics: %w", err)
+			}
+		}
+	}
+	return p, nil
+}
+
+// Stats is a point-in-time view of the counters, for logs and tests.
+type Stats struct {
+	Queued, Sent, Failed, Dropped float64
+	Waiting                       int
+}
+
+// Stats reads the counters.
+func (p *Pusher) Stats() Stats {
+	return Stats{
+		Queued: counterValue(p.queued), Sent: counterValue(p.sent),
+		Failed: counterValue(p.failed), Dropped: counterValue(p.dropped),
+		Waiting: p.q.Len(),
+	}
+}
+
+// NoteDropped counts snapshots dropped outside Enqueue (when the queue was
+// opened over its bound).
+func (p *Pusher) NoteDropped(n int) { p.dropped.Add(float64(n)) }
+
+// Enqueue encodes nothing and sends nothing: it only writes the gzip'ed
+// snapshot to disk and wakes the sender, so a slow or absent aggregator
+// never delays the next walk.
+func (p *Pusher) Enqueue(capturedAt time.Time, gz []byte) error {
+	dropped, err := p.q.Put(capturedAt, gz)
+	if err != nil {
+		p.dropped.Inc()
+		return err
+	}
+	p.queued.Inc()
+	if dropped > 0 {
+		p.dropped.Add(float64(dropped))
+		p.logOnce("overflow", slog.LevelWarn, "push queue full, dropping the oldest snapshots",
+			"bound", p.q.max, "dropped", dropped)
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Run sends queued snapshots until ctx is done. An interrupted request
+// leaves its snapshot queued, to be sent by Flush or the next start.
+func (p *Pusher) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		wait, empty := p.sendNext(ctx)
+		switch {
+		case empty:
+			select {
+			case <-ctx.Done():
+			case <-p.wake:
+			}
+		case wait > 0:
+			sleep(ctx, wait)
+		}
+	}
+}
+
+// Flush sends what it can until the queue is empty or ctx is done (the
+// --push.flush-timeout on shutdown) and returns how many are left; those
+// stay on disk for the next start.
+func (p *Pusher) Flush(ctx context.Context) int {
+	for ctx.Err() == nil {
+		wait, empty := p.sendNext(ctx)
+		if empty {
+			break
+		}
+		if wait > 0 {
+			sleep(ctx, wait)
+		}
+	}
+	return p.q.Len()
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// sendNext posts the oldest snapshot once. It returns how long to wait
+// before the next attempt (0: go on at once) or empty when nothing is queued.
+func (p *Pusher) sendNext(ctx context.Context) (wait time.Duration, empty bool) {
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	name, data, err := p.q.Next()
+	if errors.Is(err, errEmpty) {
+		return 0, true
+	}
+	if err != nil {
+		p.dropped.Inc()
+		p.log.Error("dropping unreadable queued snapshot", "err", err)
+		return 0, false
+	}
+	res := p.post(ctx, data)
+	switch res.kind {
+	case delivered:
+		// Counters first: whoever sees the queue empty sees them counted.
+		p.sent.Inc()
+		p.lastSuccess.SetToCurrentTime()
+		p.q.Ack(name)
+		if p.unreachable {
+			p.log.Info("aggregator reachable again", "waiting", p.q.Len())
+		}
+		p.unreachable, p.attempt = false, 0
+		clear(p.logged)
+		return 0, false
+	case rejected:
+		p.dropped.Inc()
+		p.q.Ack(name)
+		level := slog.LevelWarn
+		if res.status == http.StatusUnauthorized || res.status == http.StatusForbidden {
+			// Every later snapshot will fail the same way until the key
+			// is fixed: say so loudly, once.
+			level = slog.LevelError
+			res.msg += " (the API key does not match this hostname's key at the aggregator;" +
+				" fix --push.api-key-file/" + "PROCSCOPE_API_KEY or reset the host's key there)"
+		}
+		p.logOnce(fmt.Sprint("status", res.status, res.msg), level,
+			"aggregator rejected a snapshot, dropped it", "status", res.status, "error", res.msg)
+		return 0, false
+	default: // retry
+		p.q.Release(name)
+		if ctx.Err() != nil {
+			// Shutting down: not a failure of the aggregator.
+			return 0, false
+		}
+		p.failed.Inc()
+		if !p.unreachable {
+			p.log.Warn("push failed, will retry", "err", res.err, "status", res.status, "waiting", p.q.Len())
+			p.unreachable = true
+		} else {
+			p.log.Debug("push failed, will retry", "err", res.err, "status", res.status)
+		}
+		if res.retryAfter >= 0 {
+			return res.retryAfter, false
+		}
+		d := backoff(p.o.MinBackoff, p.o.MaxBackoff, p.attempt)
+		p.attempt++
+		return d, false
+	}
+}
+
+func (p *Pusher) logOnce(key string, level slog.Level, msg string, args ...any) {
+	if p.logged[key] {
+		return
+	}
+	p.logged[key] = true
+	p.log.Log(context.Background(), level, msg, args...)
+}
+
+// backoff is exponential with "equal jitter": half the step is fixed so
+// the wait still grows, half random so many exporters restarted by one
+// aggregator outage do not retry in lockstep.
+func backoff(minD, maxD time.Duration, attempt int) time.Duration {
+	d := maxD
+	if attempt < 30 {
+		d = min(minD<<attempt, maxD)
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+type resultKind int
+
+const (
+	retry resultKind = iota
+	delivered
+	rejected
+)
+
+type result struct {
+	kind       resultKind
+	status     int
+	msg        string
+	err        error
+	retryAfter time.Duration // -1: none
+}
+
+func (p *Pusher) post(ctx context.Context, gz []byte) result {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.o.URL, bytes.NewReader(gz))
+	if err != nil {
+		return result{kind: retry, err: err, retryAfter: -1}
+	}
+	req.Header.Set("X-API-KEY", p.o.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	if p.o.UserAgent != "" {
+		req.Header.Set("User-Agent", p.o.UserAgent)
+	}
+	resp, err := p.o.Client.Do(req)
+	if err != nil {
+		return result{kind: retry, err: redact(err), retryAfter: -1}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	r := result{status: resp.StatusCode, retryAfter: -1}
+	switch s := resp.StatusCode; {
+	case s == http.StatusOK || s == http.StatusCreated:
+		r.kind = delivered
+	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
+		r.kind = retry
+		r.err = fmt.Errorf("aggregator answered %d: %s", s, errorMessage(body))
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			r.retryAfter = d
+		}
+	case s == http.StatusBadRequest || s == http.StatusUnauthorized || s == http.StatusForbidden ||
+		s == http.StatusRequestEntityTooLarge || s == http.StatusUnsupportedMediaType ||
+		s == http.StatusUnprocessableEntity:
+		// Sending the same bytes again cannot succeed.
+		r.kind = rejected
+		r.msg = errorMessage(body)
+	default:
+		// 5xx, and 404/405 (a wrong URL or an aggregator mid-upgrade):
+		// keep the data and retry; the log says what went wrong.
+		r.kind = retry
+		r.err = fmt.Errorf("aggregator answered %d: %s", s, errorMessage(body))
+	}
+	return r
+}
+
+// redact drops the URL from a client error: it is the configured push URL,
+// already logged at start, and would be noise on every retry line.
+func redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err
+	}
+	return err
+}
+
+// errorMessage extracts API.md's {"error": "..."}; anything else (a proxy's
+// HTML page) is quoted, shortened, so the log shows what came back.
+func errorMessage(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return truncate(e.Error, 512)
+	}
+	return strconv.Quote(truncate(strings.TrimSpace(string(body)), 200))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date (RFC 9110 10.2.3).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return min(time.Duration(min(n, int64(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter), true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return min(max(t.Sub(now), 0), maxRetryAfter), true
+}
+
+// Encode gzips a snapshot's JSON: the exact bytes queued and sent.
+func Encode(s *snapshot.Snapshot) ([]byte, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if err := json.NewEncoder(zw).Encode(s); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,66 @@
+package push
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/procscope/procscope/aggregator/snapshot"
+	"github.com/procscope/procscope/exporter/internal/collector"
+)
+
+// CapturedAtLayout is RFC 3339 in UTC with milliseconds, the precision the
+// aggregator keeps; so a snapshot's identity (hostname, captured_at) is the
+// same string on both sides.
+const CapturedAtLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// FromWalk builds the wire snapshot of a walk. procs is the walk's process
+// list after the top-N cut (all of w.Processes when there is none), so
+// system_info.process_count still says how many processes the host has.
+func FromWalk(w *collector.Walk, procs []collector.Process, hostname, exporterName string) (*snapshot.Snapshot, error) {
+	sys := w.System
+	if sys.ProcessCount == 0 {
+		sys.ProcessCount = len(w.Processes)
+	}
+	if sys.Exporter == "" {
+		sys.Exporter = exporterName
+	}
+	raw, err := json.Marshal(sys)
+	if err != nil {
+		return nil, fmt.Errorf("system info: %w", err)
+	}
+	s := &snapshot.Snapshot{
+		Hostname:   hostname,
+		CapturedAt: w.Time.UTC().Format(CapturedAtLayout),
+		SystemInfo: raw,
+		Processes:  make([]snapshot.Process, len(procs)),
+	}
+	for i := range procs {
+		s.Processes[i] = procs[i].Process
+	}
+	return s, nil
+}
+
+// CheckHostname applies API.md's hostname rule (1-253 bytes of UTF-8, no
+// control characters) before the first push, so a host whose name the
+// aggregator would refuse fails at start with a clear message instead of
+// having every snapshot rejected.
+func CheckHostname(h string) error {
+	if h == "" {
+		return errors.New("hostname is empty")
+	}
+	if len(h) > 253 {
+		return fmt.Errorf("hostname is %d bytes, more than 253", len(h))
+	}
+	if !utf8.ValidString(h) {
+		return errors.New("hostname is not valid UTF-8")
+	}
+	for _, r := range h {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("hostname %q contains a control character", h)
+		}
+	}
+	return nil
+}
