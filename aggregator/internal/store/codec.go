@@ -1,0 +1,649 @@
+package store
+
+// The process-list and system_info encodings stored in the snapshots table.
+//
+// A host sends nearly the same process table every few seconds, so a snapshot
+// is stored either as a keyframe (the complete list) or as a delta against
+// the host's current keyframe: one varint per unchanged row, and only the
+// fields that differ for the others. Both are then zstd-compressed. A delta
+// always refers to a keyframe, never to another delta, so reading any
+// snapshot costs at most two blobs, however long the chain of snapshots.
+//
+// Numbers are exact: floats round-trip bit for bit (the API returns what was
+// sent). Most values an exporter sends are short decimals (12.6, 0.4) or
+// binary fractions (RSS/2^20), which encode as a small integer mantissa plus
+// a power of ten; anything else is stored as its 8 raw bytes.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/procscope/procscope/aggregator/snapshot"
+)
+
+// Blob header byte: the low bits say what the blob is, the high bit whether
+// the rest is zstd-compressed (small blobs are kept raw when zstd would only
+// add its frame overhead).
+const (
+	blobFull       = 1 // complete process list / complete system_info
+	blobDelta      = 2 // delta against the keyframe in base_id
+	blobCompressed = 0x80
+	blobKindMask   = 0x7f
+)
+
+// Changed-field bits of a delta row.
+const (
+	fPPID = 1 << iota
+	fName
+	fCmdline
+	fUsername
+	fStatus
+	fCreateTime
+	fNumThreads
+	fCPU
+	fMem
+	fMemPct
+)
+
+// Row kinds of a delta (the low 2 bits of a row header).
+const (
+	rowNext  = 0 // the base row after the previous one (header 0: unchanged)
+	rowSkip  = 1 // another base row, at a signed offset from the expected one
+	rowNew   = 2 // not in the base: every field follows
+	rowShift = 2
+)
+
+var errCorrupt = errors.New("corrupt stored snapshot")
+
+// maxDecodedBlob bounds what one blob may decompress to: a snapshot of the
+// API's maximum 100,000 processes with long command lines stays well below.
+const maxDecodedBlob = 256 << 20
+
+var pow10 = [10]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
+// codec compresses and decompresses blobs. Its zstd encoder and decoder are
+// safe for concurrent use (EncodeAll/DecodeAll), so one codec serves the
+// writer and every reader.
+type codec struct {
+	enc *zstd.Encoder
+	dec *zstd.Decoder
+}
+
+func newCodec() (*codec, error) {
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedDefault),
+		zstd.WithEncoderConcurrency(1),
+		// Blobs are small; a small window keeps each encoder's state small.
+		zstd.WithWindowSize(1<<20),
+		zstd.WithZeroFrames(true))
+	if err != nil {
+		return nil, err
+	}
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(maxDecodedBlob))
+	if err != nil {
+		enc.Close()
+		return nil, err
+	}
+	return &codec{enc: enc, dec: dec}, nil
+}
+
+func (c *codec) close() {
+	_ = c.enc.Close()
+	c.dec.Close()
+}
+
+// seal prefixes raw with its kind byte, compressing it when that pays.
+func (c *codec) seal(kind byte, raw []byte) []byte {
+	if len(raw) >= 64 {
+		out := make([]byte, 1, 1+len(raw)/2)
+		out[0] = kind | blobCompressed
+		out = c.enc.EncodeAll(raw, out)
+		if len(out) < 1+len(raw) {
+			return out
+		}
+	}
+	out := make([]byte, 0, 1+len(raw))
+	out = append(out, kind)
+	return append(out, raw...)
+}
+
+// open returns a blob's kind and raw content.
+func (c *codec) open(blob []byte) (byte, []byte, error) {
+	if len(blob) == 0 {
+		return 0, nil, errCorrupt
+	}
+	kind := blob[0] & blobKindMask
+	if blob[0]&blobCompressed == 0 {
+		return kind, blob[1:], nil
+	}
+	raw, err := c.dec.DecodeAll(blob[1:], nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %v", errCorrupt, err)
+	}
+	return kind, raw, nil
+}
+
+// --- writing ---
+
+func appendVarint(b []byte, v int64) []byte   { return binary.AppendVarint(b, v) }
+func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
+
+// appendFloat stores v exactly: as mantissa<<4|k meaning mantissa/10^k when
+// that division gives back the very same bits, else tag 15 and the raw bits.
+func appendFloat(b []byte, v float64) []byte {
+	if v >= 0 && v < 1e15 && !math.Signbit(v) {
+		for k := range pow10 {
+			m := math.Round(v * pow10[k])
+			if m >= 1<<53 {
+				break
+			}
+			if m/pow10[k] == v {
+				return binary.AppendUvarint(b, uint64(m)<<4|uint64(k))
+			}
+		}
+	}
+	b = binary.AppendUvarint(b, 15)
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+}
+
+// strTable numbers the distinct strings of one blob.
+type strTable struct {
+	idx  map[string]uint64
+	list []string
+}
+
+func newStrTable(hint int) *strTable {
+	return &strTable{idx: make(map[string]uint64, hint)}
+}
+
+func (t *strTable) id(s string) uint64 {
+	if i, ok := t.idx[s]; ok {
+		return i
+	}
+	i := uint64(len(t.list))
+	t.idx[s] = i
+	t.list = append(t.list, s)
+	return i
+}
+
+func (t *strTable) appendTo(b []byte) []byte {
+	b = appendUvarint(b, uint64(len(t.list)))
+	for _, s := range t.list {
+		b = appendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// cmdID is 0 for an absent command line, else its string id + 1: absent and
+// "" are different things on the wire (API.md).
+func (t *strTable) cmdID(c *string) uint64 {
+	if c == nil {
+		return 0
+	}
+	return t.id(*c) + 1
+}
+
+// appendAllFields writes every field of p except the PID.
+func appendAllFields(b []byte, t *strTable, p *snapshot.Process) []byte {
+	b = appendVarint(b, p.PPID)
+	b = appendUvarint(b, t.id(p.Name))
+	b = appendUvarint(b, t.cmdID(p.Cmdline))
+	b = appendUvarint(b, t.id(p.Username))
+	b = appendUvarint(b, t.id(p.Status))
+	b = appendUvarint(b, t.id(p.CreateTime))
+	b = appendVarint(b, int64(p.NumThreads))
+	b = appendFloat(b, p.CPUPercent)
+	b = appendFloat(b, p.MemoryMB)
+	return appendFloat(b, p.MemoryPercent)
+}
+
+// encodeFull is the raw (uncompressed) keyframe encoding of procs:
+// count, string table, then per row the PID as a difference from the
+// previous PID and all other fields.
+func encodeFull(procs []snapshot.Process) []byte {
+	t := newStrTable(len(procs) / 2)
+	body := make([]byte, 0, len(procs)*24)
+	var prev int64
+	for i := range procs {
+		p := &procs[i]
+		body = appendVarint(body, p.PID-prev)
+		prev = p.PID
+		body = appendAllFields(body, t, p)
+	}
+	out := appendUvarint(make([]byte, 0, len(body)+len(t.list)*16+8), uint64(len(procs)))
+	out = t.appendTo(out)
+	return append(out, body...)
+}
+
+// baseIndex maps a keyframe's PIDs to row positions.
+func baseIndex(base []snapshot.Process) map[int64]int {
+	m := make(map[int64]int, len(base))
+	for i := range base {
+		m[base[i].PID] = i
+	}
+	return m
+}
+
+// encodeDelta is the raw delta of procs against base (idx from baseIndex).
+// Rows are written in procs' order; each is a header varint (kind in the low
+// bits, changed-field mask above) then only what changed.
+func encodeDelta(procs, base []snapshot.Process, idx map[int64]int) []byte {
+	t := newStrTable(8)
+	body := make([]byte, 0, len(procs)+64)
+	prev := -1
+	for i := range procs {
+		p := &procs[i]
+		j := prev + 1
+		kind := uint64(rowNext)
+		if j >= len(base) || base[j].PID != p.PID {
+			k, ok := idx[p.PID]
+			if !ok {
+				body = appendUvarint(body, rowNew)
+				body = appendVarint(body, p.PID)
+				body = appendAllFields(body, t, p)
+				continue
+			}
+			kind = rowSkip
+			j = k
+		}
+		b := &base[j]
+		var mask uint64
+		if p.PPID != b.PPID {
+			mask |= fPPID
+		}
+		if p.Name != b.Name {
+			mask |= fName
+		}
+		if !sameCmdline(p.Cmdline, b.Cmdline) {
+			mask |= fCmdline
+		}
+		if p.Username != b.Username {
+			mask |= fUsername
+		}
+		if p.Status != b.Status {
+			mask |= fStatus
+		}
+		if p.CreateTime != b.CreateTime {
+			mask |= fCreateTime
+		}
+		if p.NumThreads != b.NumThreads {
+			mask |= fNumThreads
+		}
+		if math.Float64bits(p.CPUPercent) != math.Float64bits(b.CPUPercent) {
+			mask |= fCPU
+		}
+		if math.Float64bits(p.MemoryMB) != math.Float64bits(b.MemoryMB) {
+			mask |= fMem
+		}
+		if math.Float64bits(p.MemoryPercent) != math.Float64bits(b.MemoryPercent) {
+			mask |= fMemPct
+		}
+		body = appendUvarint(body, mask<<rowShift|kind)
+		if kind == rowSkip {
+			body = appendVarint(body, int64(j-(prev+1)))
+		}
+		prev = j
+		if mask&fPPID != 0 {
+			body = appendVarint(body, p.PPID)
+		}
+		if mask&fName != 0 {
+			body = appendUvarint(body, t.id(p.Name))
+		}
+		if mask&fCmdline != 0 {
+			body = appendUvarint(body, t.cmdID(p.Cmdline))
+		}
+		if mask&fUsername != 0 {
+			body = appendUvarint(body, t.id(p.Username))
+		}
+		if mask&fStatus != 0 {
+			body = appendUvarint(body, t.id(p.Status))
+		}
+		if mask&fCreateTime != 0 {
+			body = appendUvarint(body, t.id(p.CreateTime))
+		}
+		if mask&fNumThreads != 0 {
+			body = appendVarint(body, int64(p.NumThreads))
+		}
+		if mask&fCPU != 0 {
+			body = appendFloat(body, p.CPUPercent)
+		}
+		if mask&fMem != 0 {
+			body = appendFloat(body, p.MemoryMB)
+		}
+		if mask&fMemPct != 0 {
+			body = appendFloat(body, p.MemoryPercent)
+		}
+	}
+	out := appendUvarint(make([]byte, 0, len(body)+len(t.list)*16+8), uint64(len(procs)))
+	out = t.appendTo(out)
+	return append(out, body...)
+}
+
+func sameCmdline(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// --- reading ---
+
+// reader decodes varints from a blob, remembering the first error so that
+// callers check once; corrupt data is an error, never a panic.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail() {
+	if r.err == nil {
+		r.err = errCorrupt
+	}
+	r.b = nil
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) float() float64 {
+	tag := r.uvarint()
+	k := tag & 15
+	switch {
+	case k == 15:
+		if len(r.b) < 8 {
+			r.fail()
+			return 0
+		}
+		v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+		r.b = r.b[8:]
+		return v
+	case k < uint64(len(pow10)):
+		return float64(tag>>4) / pow10[k]
+	default:
+		r.fail()
+		return 0
+	}
+}
+
+// readStrings reads a string table; all its strings are substrings of one
+// copy of the table's bytes, so a table costs two allocations, not one per
+// string.
+func (r *reader) readStrings() []string {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) { // each string costs at least its length byte
+		r.fail()
+		return nil
+	}
+	type span struct{ off, len int }
+	spans := make([]span, n)
+	data := make([]byte, 0, len(r.b))
+	for i := range spans {
+		l := r.uvarint()
+		if r.err != nil || l > uint64(len(r.b)) {
+			r.fail()
+			return nil
+		}
+		spans[i] = span{len(data), int(l)}
+		data = append(data, r.b[:l]...)
+		r.b = r.b[l:]
+	}
+	all := string(data)
+	out := make([]string, n)
+	for i, sp := range spans {
+		out[i] = all[sp.off : sp.off+sp.len]
+	}
+	return out
+}
+
+func (r *reader) str(tab []string) string {
+	i := r.uvarint()
+	if i >= uint64(len(tab)) {
+		r.fail()
+		return ""
+	}
+	return tab[i]
+}
+
+// cmdline reads a cmdID; the returned pointers of equal ids are shared.
+func (r *reader) cmdline(tab []string, ptrs []*string) *string {
+	i := r.uvarint()
+	if i == 0 {
+		return nil
+	}
+	i--
+	if i >= uint64(len(tab)) {
+		r.fail()
+		return nil
+	}
+	if ptrs[i] == nil {
+		s := tab[i]
+		ptrs[i] = &s
+	}
+	return ptrs[i]
+}
+
+func (r *reader) count() int {
+	n := r.uvarint()
+	// Every row costs at least one byte, which bounds the allocation a
+	// corrupt count could ask for.
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) allFields(p *snapshot.Process, tab []string, ptrs []*string) {
+	p.PPID = r.varint()
+	p.Name = r.str(tab)
+	p.Cmdline = r.cmdline(tab, ptrs)
+	p.Username = r.str(tab)
+	p.Status = r.str(tab)
+	p.CreateTime = r.str(tab)
+	p.NumThreads = int32(r.varint())
+	p.CPUPercent = r.float()
+	p.MemoryMB = r.float()
+	p.MemoryPercent = r.float()
+}
+
+// decodeFull decodes encodeFull's output.
+func decodeFull(raw []byte) ([]snapshot.Process, error) {
+	r := &reader{b: raw}
+	n := r.count()
+	tab := r.readStrings()
+	if r.err != nil {
+		return nil, r.err
+	}
+	ptrs := make([]*string, len(tab))
+	out := make([]snapshot.Process, n)
+	var prev int64
+	for i := range out {
+		p := &out[i]
+		prev += r.varint()
+		p.PID = prev
+		r.allFields(p, tab, ptrs)
+		if r.err != nil {
+			return nil, r.err
+		}
+	}
+	if len(r.b) != 0 {
+		return nil, errCorrupt
+	}
+	return out, nil
+}
+
+// decodeDelta decodes encodeDelta's output against base.
+func decodeDelta(raw []byte, base []snapshot.Process) ([]snapshot.Process, error) {
+	r := &reader{b: raw}
+	n := r.count()
+	tab := r.readStrings()
+	if r.err != nil {
+		return nil, r.err
+	}
+	ptrs := make([]*string, len(tab))
+	out := make([]snapshot.Process, n)
+	prev := -1
+	for i := range out {
+		p := &out[i]
+		h := r.uvarint()
+		kind := h & (1<<rowShift - 1)
+		if kind == rowNew {
+			p.PID = r.varint()
+			r.allFields(p, tab, ptrs)
+			if r.err != nil {
+				return nil, r.err
+			}
+			continue
+		}
+		j := prev + 1
+		if kind == rowSkip {
+			j += int(r.varint())
+		} else if kind != rowNext {
+			return nil, errCorrupt
+		}
+		if r.err != nil || j < 0 || j >= len(base) {
+			return nil, errCorrupt
+		}
+		prev = j
+		*p = base[j]
+		mask := h >> rowShift
+		if mask&fPPID != 0 {
+			p.PPID = r.varint()
+		}
+		if mask&fName != 0 {
+			p.Name = r.str(tab)
+		}
+		if mask&fCmdline != 0 {
+			p.Cmdline = r.cmdline(tab, ptrs)
+		}
+		if mask&fUsername != 0 {
+			p.Username = r.str(tab)
+		}
+		if mask&fStatus != 0 {
+			p.Status = r.str(tab)
+		}
+		if mask&fCreateTime != 0 {
+			p.CreateTime = r.str(tab)
+		}
+		if mask&fNumThreads != 0 {
+			p.NumThreads = int32(r.varint())
+		}
+		if mask&fCPU != 0 {
+			p.CPUPercent = r.float()
+		}
+		if mask&fMem != 0 {
+			p.MemoryMB = r.float()
+		}
+		if mask&fMemPct != 0 {
+			p.MemoryPercent = r.float()
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+	}
+	if len(r.b) != 0 {
+		return nil, errCorrupt
+	}
+	return out, nil
+}
+
+// --- system_info ---
+
+// sysTokens splits JSON text after every structural byte and quote. Two
+// system_info documents from the same exporter have the same structure and
+// differ in a few numbers, so their tokens line up one to one.
+func sysTokens(b []byte) [][]byte {
+	toks := make([][]byte, 0, len(b)/6)
+	start := 0
+	for i, c := range b {
+		switch c {
+		case ',', ':', '{', '}', '[', ']', '"':
+			toks = append(toks, b[start:i+1])
+			start = i + 1
+		}
+	}
+	if start < len(b) {
+		toks = append(toks, b[start:])
+	}
+	return toks
+}
+
+// encodeSysDelta lists the tokens of cur that differ from base (as gap from
+// the previous changed token, then the new token). ok is false when the
+// token counts differ or the delta would not be smaller than cur itself.
+func encodeSysDelta(base [][]byte, cur []byte) (raw []byte, ok bool) {
+	toks := sysTokens(cur)
+	if len(toks) != len(base) {
+		return nil, false
+	}
+	raw = make([]byte, 0, 64)
+	prev := 0
+	for i, tok := range toks {
+		if bytes.Equal(tok, base[i]) {
+			continue
+		}
+		raw = appendUvarint(raw, uint64(i-prev))
+		raw = appendUvarint(raw, uint64(len(tok)))
+		raw = append(raw, tok...)
+		prev = i
+		if len(raw) >= len(cur) {
+			return nil, false
+		}
+	}
+	return raw, true
+}
+
+// decodeSysDelta rebuilds system_info from base's tokens and a delta.
+func decodeSysDelta(raw []byte, base [][]byte) ([]byte, error) {
+	r := &reader{b: raw}
+	size := 0
+	for _, t := range base {
+		size += len(t)
+	}
+	out := make([]byte, 0, size+len(raw))
+	next := 0 // first base token not yet copied
+	prev := 0
+	for len(r.b) > 0 {
+		i := prev + int(r.uvarint())
+		l := r.uvarint()
+		if r.err != nil || i < next || i >= len(base) || l > uint64(len(r.b)) {
+			return nil, errCorrupt
+		}
+		for ; next < i; next++ {
+			out = append(out, base[next]...)
+		}
+		out = append(out, r.b[:l]...)
+		r.b = r.b[l:]
+		next = i + 1
+		prev = i
+	}
+	for ; next < len(base); next++ {
+		out = append(out, base[next]...)
+	}
+	return out, nil
+}

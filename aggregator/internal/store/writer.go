@@ -1,0 +1,404 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/procscope/procscope/aggregator/snapshot"
+)
+
+// Group commit: every write goes through one goroutine, which takes the
+// ingests waiting in s.jobs (up to MaxBatch) and stores them in one
+// transaction, each inside its own savepoint so that a rejected one changes
+// nothing while the others still commit. Each caller is answered only after
+// COMMIT returned, so an acknowledged snapshot is durable; one fsync then
+// covers the whole batch instead of one per snapshot.
+
+// maxDeltas caps the deltas of one keyframe even when they stay small, so
+// that re-encoding them (retention, when the keyframe ages out) stays cheap.
+const maxDeltas = 1000
+
+// job is one unit of work for the writer: an ingest or an admin/pruning
+// function.
+type job struct {
+	ingest *IngestRequest
+	fn     func(ctx context.Context, tx *sql.Tx) error
+	res    IngestResult
+	err    error
+	done   chan struct{}
+}
+
+// writerState is owned by the writer goroutine.
+type writerState struct {
+	// hosts is the delta base of each host (by host id), rebuilt lazily
+	// from the database after a restart or a failed commit.
+	hosts map[int64]*hostState
+}
+
+// hostState is a host's current keyframe, decoded, and the running cost of
+// its deltas.
+type hostState struct {
+	keyID     int64
+	procs     []snapshot.Process
+	idx       map[int64]int
+	sysTokens [][]byte
+	keyBytes  int // the keyframe's blob sizes
+	sumBytes  int // the blob sizes of its deltas so far
+	deltas    int
+}
+
+func (s *SQLite) writeLoop() {
+	defer close(s.done)
+	batch := make([]*job, 0, s.opts.MaxBatch)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case j := <-s.jobs:
+			batch = append(batch[:0], j)
+		drain:
+			for len(batch) < s.opts.MaxBatch {
+				select {
+				case j := <-s.jobs:
+					batch = append(batch, j)
+				default:
+					break drain
+				}
+			}
+			s.runBatch(batch)
+			clear(batch)
+		}
+	}
+}
+
+// runBatch runs jobs in one transaction and answers each after COMMIT.
+func (s *SQLite) runBatch(batch []*job) {
+	ctx := context.Background()
+	defer func() {
+		for _, j := range batch {
+			close(j.done)
+		}
+	}()
+	failAll := func(err error) {
+		for _, j := range batch {
+			if j.err == nil {
+				j.err = err
+			}
+		}
+		// State may point at rows that were never committed.
+		clear(s.w.hosts)
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		failAll(fmt.Errorf("begin transaction: %w", err))
+		return
+	}
+	for _, j := range batch {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
+			_ = tx.Rollback()
+			failAll(fmt.Errorf("savepoint: %w", err))
+			return
+		}
+		if j.ingest != nil {
+			j.res, j.err = s.ingestTx(ctx, tx, j.ingest)
+		} else {
+			j.err = j.fn(ctx, tx)
+		}
+		if j.err != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO job"); err != nil {
+				_ = tx.Rollback()
+				failAll(fmt.Errorf("rollback to savepoint: %w", err))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE job"); err != nil {
+			_ = tx.Rollback()
+			failAll(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		s.log.Error("commit failed", "jobs", len(batch), "err", err)
+		failAll(fmt.Errorf("commit: %w", err))
+	}
+}
+
+// submit hands j to the writer and waits for its answer.
+func (s *SQLite) submit(ctx context.Context, j *job) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	j.done = make(chan struct{})
+	select {
+	case s.jobs <- j:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.quit:
+		return ErrClosed
+	}
+	select {
+	case <-j.done:
+		return j.err
+	case <-ctx.Done():
+		// The job may still commit; a retry then finds it (idempotency).
+		return ctx.Err()
+	}
+}
+
+// Ingest implements Store.
+func (s *SQLite) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, error) {
+	if err := checkRequest(req); err != nil {
+		return IngestResult{}, err
+	}
+	j := &job{ingest: req}
+	if err := s.submit(ctx, j); err != nil {
+		return IngestResult{}, err
+	}
+	return j.res, nil
+}
+
+// checkRequest enforces what the store itself relies on; the HTTP layer
+// validates the wire format before.
+func checkRequest(req *IngestRequest) error {
+	if req == nil {
+		return fmt.Errorf("%w: no request", ErrInvalid)
+	}
+	if err := checkHostname(req.Hostname); err != nil {
+		return err
+	}
+	if req.CapturedAt.IsZero() {
+		return fmt.Errorf("%w: captured_at is missing", ErrInvalid)
+	}
+	si := bytes.TrimLeft(req.SystemInfo, " \t\r\n")
+	if len(si) == 0 || si[0] != '{' || !json.Valid(req.SystemInfo) {
+		return fmt.Errorf("%w: system_info must be a JSON object", ErrInvalid)
+	}
+	// Deltas match rows by PID, so PIDs must be unique.
+	seen := make(map[int64]struct{}, len(req.Processes))
+	for i := range req.Processes {
+		pid := req.Processes[i].PID
+		if pid < 0 || req.Processes[i].PPID < 0 {
+			return fmt.Errorf("%w: process %d: pid and ppid must not be negative", ErrInvalid, i)
+		}
+		if _, dup := seen[pid]; dup {
+			return fmt.Errorf("%w: pid %d appears twice", ErrInvalid, pid)
+		}
+		seen[pid] = struct{}{}
+	}
+	return nil
+}
+
+func checkHostname(h string) error {
+	if len(h) == 0 || len(h) > 253 {
+		return fmt.Errorf("%w: hostname must be 1-253 bytes", ErrInvalid)
+	}
+	if !utf8.ValidString(h) {
+		return fmt.Errorf("%w: hostname is not valid UTF-8", ErrInvalid)
+	}
+	for _, r := range h {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+			return fmt.Errorf("%w: hostname contains a control character", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func keyMatches(stored []byte, keyHash [32]byte) error {
+	if len(stored) != len(keyHash) || subtle.ConstantTimeCompare(stored, keyHash[:]) != 1 {
+		return ErrKeyMismatch
+	}
+	return nil
+}
+
+// ingestTx stores one snapshot inside the batch transaction.
+func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest) (IngestResult, error) {
+	received := req.ReceivedAt.UnixMilli()
+	// The key binding is decided by the UNIQUE constraint on hostname: the
+	// first INSERT wins, every other one does nothing and compares with
+	// what is stored. This holds even with several writers on one file.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO hosts (hostname, key_hash, created_ms, last_seen_ms)
+		VALUES (?, ?, ?, ?) ON CONFLICT (hostname) DO NOTHING`,
+		req.Hostname, req.KeyHash[:], received, received); err != nil {
+		return IngestResult{}, fmt.Errorf("insert host: %w", err)
+	}
+	var hostID int64
+	var stored []byte
+	if err := tx.QueryRowContext(ctx, "SELECT id, key_hash FROM hosts WHERE hostname = ?", req.Hostname).
+		Scan(&hostID, &stored); err != nil {
+		return IngestResult{}, fmt.Errorf("read host: %w", err)
+	}
+	if stored == nil {
+		// The key was reset: this ingest binds the new one.
+		if _, err := tx.ExecContext(ctx, "UPDATE hosts SET key_hash = ? WHERE id = ? AND key_hash IS NULL",
+			req.KeyHash[:], hostID); err != nil {
+			return IngestResult{}, fmt.Errorf("bind key: %w", err)
+		}
+	} else if err := keyMatches(stored, req.KeyHash); err != nil {
+		return IngestResult{}, err
+	}
+
+	captured := req.CapturedAt.UnixMilli()
+	var existing int64
+	err := tx.QueryRowContext(ctx, "SELECT id FROM snapshots WHERE host_id = ? AND captured_ms = ?",
+		hostID, captured).Scan(&existing)
+	switch {
+	case err == nil:
+		// A retry: nothing new is stored, but it is an accepted request
+		// from a live host with the right key, so last_seen moves.
+		if err := touchHost(ctx, tx, hostID, received); err != nil {
+			return IngestResult{}, err
+		}
+		return IngestResult{SnapshotID: existing, Created: false}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return IngestResult{}, fmt.Errorf("look up snapshot: %w", err)
+	}
+
+	st, err := s.hostState(ctx, tx, hostID)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	var (
+		baseID          any // nil: a keyframe
+		procBlob, sysBl []byte
+	)
+	if st != nil && st.deltas < maxDeltas {
+		procBlob = s.codec.seal(blobDelta, encodeDelta(req.Processes, st.procs, st.idx))
+		if raw, ok := encodeSysDelta(st.sysTokens, req.SystemInfo); ok {
+			sysBl = s.codec.seal(blobDelta, raw)
+		} else {
+			sysBl = s.codec.seal(blobFull, req.SystemInfo)
+		}
+		// Start a new keyframe once this delta costs more than the average
+		// cost per snapshot of the current keyframe's run so far: from then
+		// on the average would only grow (deltas grow as the host drifts
+		// away from its keyframe).
+		size := len(procBlob) + len(sysBl)
+		if size*(st.deltas+1) <= st.keyBytes+st.sumBytes {
+			baseID = st.keyID
+		}
+	}
+	if baseID == nil {
+		procBlob = s.codec.seal(blobFull, encodeFull(req.Processes))
+		sysBl = s.codec.seal(blobFull, req.SystemInfo)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO snapshots (host_id, captured_ms, process_count, base_id, sys, procs)
+		VALUES (?, ?, ?, ?, ?, ?)`, hostID, captured, len(req.Processes), baseID, sysBl, procBlob)
+	if err != nil {
+		return IngestResult{}, fmt.Errorf("insert snapshot: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return IngestResult{}, fmt.Errorf("insert snapshot: %w", err)
+	}
+	if err := touchHost(ctx, tx, hostID, received); err != nil {
+		return IngestResult{}, err
+	}
+
+	// Only now, with every statement done, does the in-memory state move.
+	if baseID != nil {
+		st.deltas++
+		st.sumBytes += len(procBlob) + len(sysBl)
+	} else {
+		sys := bytes.Clone(req.SystemInfo)
+		procs := append([]snapshot.Process(nil), req.Processes...)
+		s.w.hosts[hostID] = &hostState{
+			keyID:     id,
+			procs:     procs,
+			idx:       baseIndex(procs),
+			sysTokens: sysTokens(sys),
+			keyBytes:  len(procBlob) + len(sysBl),
+		}
+	}
+	s.notePruneWork(captured)
+	return IngestResult{SnapshotID: id, Created: true}, nil
+}
+
+func touchHost(ctx context.Context, tx *sql.Tx, hostID, received int64) error {
+	if _, err := tx.ExecContext(ctx, "UPDATE hosts SET last_seen_ms = max(last_seen_ms, ?) WHERE id = ?",
+		received, hostID); err != nil {
+		return fmt.Errorf("update last_seen: %w", err)
+	}
+	return nil
+}
+
+// hostState returns the host's delta base, loading its newest keyframe
+// when the writer has none in memory; nil when the host has no keyframe.
+func (s *SQLite) hostState(ctx context.Context, tx *sql.Tx, hostID int64) (*hostState, error) {
+	if st, ok := s.w.hosts[hostID]; ok {
+		return st, nil
+	}
+	var id int64
+	var procBlob, sysBlob []byte
+	err := tx.QueryRowContext(ctx, `SELECT id, procs, sys FROM snapshots
+		WHERE host_id = ? AND base_id IS NULL ORDER BY id DESC LIMIT 1`, hostID).Scan(&id, &procBlob, &sysBlob)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load keyframe: %w", err)
+	}
+	f, err := s.decodeFrame(procBlob, sysBlob)
+	if err != nil {
+		// A keyframe we cannot read must not become the base of new data.
+		s.log.Error("cannot decode keyframe, starting a new one", "snapshot_id", id, "err", err)
+		return nil, nil
+	}
+	st := &hostState{
+		keyID:     id,
+		procs:     f.procs,
+		idx:       baseIndex(f.procs),
+		sysTokens: f.sysTokens,
+		keyBytes:  len(procBlob) + len(sysBlob),
+	}
+	s.w.hosts[hostID] = st
+	return st, nil
+}
+
+// exec runs fn in the writer (admin commands share its transactions).
+func (s *SQLite) exec(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.submit(ctx, &job{fn: fn})
+}
+
+// DeleteHost implements Store.
+func (s *SQLite) DeleteHost(ctx context.Context, hostname string) error {
+	return s.exec(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, "SELECT id FROM hosts WHERE hostname = ?", hostname).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("delete host: %w", err)
+		}
+		// ON DELETE CASCADE removes its snapshots in the same statement;
+		// the keyframe foreign key is checked at the statement's end, when
+		// deltas and keyframes are gone together.
+		if _, err := tx.ExecContext(ctx, "DELETE FROM hosts WHERE id = ?", id); err != nil {
+			return fmt.Errorf("delete host: %w", err)
+		}
+		delete(s.w.hosts, id)
+		return nil
+	})
+}
+
+// ResetKey implements Store.
+func (s *SQLite) ResetKey(ctx context.Context, hostname string) error {
+	return s.exec(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE hosts SET key_hash = NULL WHERE hostname = ?", hostname)
+		if err != nil {
+			return fmt.Errorf("reset key: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("reset key: %w", err)
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
