@@ -1,0 +1,78 @@
+package collector
+
+import (
+	"context"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLiveWalk walks this very host twice and checks what must be true of
+// any Linux machine: this test's own process is there with its real parent,
+// name and owner, and CPU figures are sane.
+func TestLiveWalk(t *testing.T) {
+	c, err := New(Options{SampleWindow: 50 * time.Millisecond, CollectCmdline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w, err := c.Walk(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range w.Parts {
+		if p.Err != nil {
+			t.Errorf("part %s: %v", p.Name, p.Err)
+		}
+	}
+	var self *Process
+	for i := range w.Processes {
+		if w.Processes[i].PID == int64(os.Getpid()) {
+			self = &w.Processes[i]
+		}
+		if i > 0 && w.Processes[i-1].PID >= w.Processes[i].PID {
+			t.Fatalf("processes not in PID order at %d", i)
+		}
+	}
+	if self == nil {
+		t.Fatalf("own pid %d not in walk of %d processes", os.Getpid(), len(w.Processes))
+	}
+	if self.PPID != int64(os.Getppid()) {
+		t.Errorf("own ppid = %d, want %d", self.PPID, os.Getppid())
+	}
+	if want := filepath.Base(os.Args[0]); len(want) <= 15 && self.Name != want {
+		t.Errorf("own name = %q, want %q", self.Name, want)
+	}
+	if u, err := user.Current(); err == nil && self.Username != u.Username {
+		t.Errorf("own username = %q, want %q", self.Username, u.Username)
+	}
+	if self.Cmdline == nil || !strings.Contains(*self.Cmdline, "-test.") {
+		t.Errorf("own cmdline = %v, want the test flags", self.Cmdline)
+	}
+	if self.RSSBytes == 0 || self.MemoryPercent <= 0 || self.NumThreads < 1 || self.Status == "" {
+		t.Errorf("own figures missing: %+v", *self)
+	}
+	if d := time.Since(self.StartTime); d < 0 || d > time.Hour {
+		t.Errorf("own start time %v is %v ago", self.StartTime, d)
+	}
+	if w.System.Memory.TotalBytes == 0 || w.System.CPU.LogicalThreads < 1 || w.System.OS.Kernel == "" || w.System.ProcessCount != len(w.Processes) {
+		t.Errorf("system info incomplete: %+v", w.System)
+	}
+	if w.CPUSeconds["idle"] <= 0 || w.BootTime.IsZero() {
+		t.Errorf("cpu seconds %v, boot time %v", w.CPUSeconds, w.BootTime)
+	}
+	if len(w.Parts) != 7 {
+		t.Errorf("parts = %v, want 7", w.Parts)
+	}
+	// A second walk compares with the first; it must still find us.
+	w2, err := c.Walk(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w2.Processes) == 0 || w2.System.CPU.UsagePercent < 0 || w2.System.CPU.UsagePercent > 100 {
+		t.Errorf("second walk: %d processes, usage %v", len(w2.Processes), w2.System.CPU.UsagePercent)
+	}
+}
