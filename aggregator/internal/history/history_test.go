@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,18 @@ func openTest(t testing.TB, dir string, opts Options) *History {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// testLogger sends the package's logs to the test's log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 func flush(t testing.TB, h *History) {
