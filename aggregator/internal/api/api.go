@@ -1,0 +1,322 @@
+// Package api is the aggregator's HTTP layer: the chi router with the v1
+// ingest and read endpoints of API.md, the live stream (SSE), the web UI
+// mount, health/readiness and the aggregator's own /metrics.
+//
+// Handlers talk to storage only through store.Store. The store may be set
+// after the server starts (SetStore): until then every API call answers 503,
+// so a slow database open never leaves the port closed or half-working.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+		"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/procscope/procscope/aggregator/internal/store"
+)
+
+// Limits bound what one ingest request may cost.
+type Limits struct {
+	// MaxWireBytes is the largest body accepted as sent (413 above).
+	MaxWireBytes int64
+	// MaxDecodedBytes is the largest body after decompression (413 above);
+	// decompression stops there, so a gzip bomb costs at most this much.
+	MaxDecodedBytes int64
+	// MaxProcesses is the largest process list in one snapshot (413 above).
+	MaxProcesses int
+	// MaxConcurrent bounds ingests decoded at the same time, and so the
+	// memory they hold (each up to MaxDecodedBytes). Others wait up to
+	// QueueTimeout, then get 429 with Retry-After.
+	MaxConcurrent int
+	QueueTimeout  time.Duration
+}
+
+// DefaultLimits are API.md's limits.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxWireBytes:    16 << 20,
+		MaxDecodedBytes: 64 << 20,
+		MaxProcesses:    100000,
+		MaxConcurrent:   32,
+		QueueTimeout:    5 * time.Second,
+	}
+}
+
+// Options assemble an API.
+type Options struct {
+	Logger *slog.Logger
+	// Store is where the API reads and writes; it may be filled after the
+	// server starts (SetStore), and parts mounted with Mount can be handed
+	// the same LazyStore before that. nil creates an empty one.
+	Store *LazyStore
+	Limits Limits
+	// OnlineWindow is how long after its last accepted snapshot a host
+	// still counts as online when its push interval is not known yet; once
+	// two pushes were seen, three observed intervals are used instead.
+	OnlineWindow time.Duration
+	// HeartbeatInterval is how often the stream sends a comment to keep
+	// proxies from closing an idle connection.
+	HeartbeatInterval time.Duration
+	// MaxStreams bounds concurrent stream clients (429 above).
+	MaxStreams int
+	// OnIngest, when set, is called after every successful ingest (new or
+	// repeated), from the request's goroutine: keep it quick. The history
+	// store feeds itself from here.
+	OnIngest func(ctx context.Context, req *store.IngestRequest, res store.IngestResult)
+	// Mount, when set, adds routes under the API router (after auth), e.g.
+	// /api/v1/hosts/{hostname}/series.
+	Mount func(r chi.Router)
+	// UI serves everything outside /api, /metrics and /-/ (the embedded web
+	// UI). Security headers are added around it.
+	UI http.Handler
+	// Auth, when set, wraps everything except POST /api/v1/ingest (which is
+	// authenticated by host keys) and the health endpoints.
+	Auth func(http.Handler) http.Handler
+	// Registerer receives the API's metrics; Gatherer serves /metrics.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Now is the clock; nil means time.Now (tests pin it).
+	Now func() time.Time
+}
+
+// API is the aggregator's HTTP handler.
+type API struct {
+	opts    Options
+	log     *slog.Logger
+	store   *LazyStore
+	metrics *metrics
+	stream  *broker
+	ingestQ chan struct{}
+	seen    *intervals
+	handler http.Handler
+}
+
+
+// New builds the API. Zero limits take DefaultLimits' values.
+func New(opts Options) (*API, error) {
+	if opts.Logger == nil {
+		return nil, errors.New("api: Logger is required")
+	}
+	def := DefaultLimits()
+	if opts.Limits.MaxWireBytes <= 0 {
+		opts.Limits.MaxWireBytes = def.MaxWireBytes
+	}
+	if opts.Limits.MaxDecodedBytes <= 0 {
+		opts.Limits.MaxDecodedBytes = def.MaxDecodedBytes
+	}
+	if opts.Limits.MaxProcesses <= 0 {
+		opts.Limits.MaxProcesses = def.MaxProcesses
+	}
+	if opts.Limits.MaxConcurrent <= 0 {
+		opts.Limits.MaxConcurrent = def.MaxConcurrent
+	}
+	if opts.Limits.QueueTimeout <= 0 {
+		opts.Limits.QueueTimeout = def.QueueTimeout
+	}
+	if opts.OnlineWindow <= 0 {
+		opts.OnlineWindow = 10 * time.Second
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = 15 * time.Second
+	}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = 1000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		opts.Registerer, opts.Gatherer = reg, reg
+	}
+	if opts.Gatherer == nil {
+		return nil, errors.New("api: Gatherer is required with Registerer")
+	}
+	if opts.Store == nil {
+		opts.Store = new(LazyStore)
+	}
+	a := &API{
+		store:   opts.Store,
+		opts:    opts,
+		log:     opts.Logger,
+		stream:  newBroker(opts.MaxStreams),
+		ingestQ: make(chan struct{}, opts.Limits.MaxConcurrent),
+		seen:    newIntervals(),
+	}
+	m, err := newMetrics(opts.Registerer, a.currentStore)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = m
+	a.handler = a.routes()
+	return a, nil
+}
+
+// SetStore makes the API ready: from now on requests reach st.
+func (a *API) SetStore(st store.Store) { a.store.Set(st) }
+
+// Ready reports whether SetStore was called.
+func (a *API) Ready() bool { return a.store.Get() != nil }
+
+func (a *API) currentStore() store.Store { return a.store.Get() }
+
+// Close ends every open stream so that a graceful shutdown does not wait
+// for them.
+func (a *API) Close() { a.stream.close() }
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// IngestPath is where exporters POST snapshots.
+const IngestPath = "/api/v1/ingest"
+
+func (a *API) routes() http.Handler {
+	r := chi.NewRouter()
+	// Trailing slashes: "/api/v1/hosts/" routes like "/api/v1/hosts".
+	r.Use(middleware.StripSlashes)
+	r.Use(a.recoverer)
+
+	r.NotFound(a.notFound)
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) { methodNotAllowed(r, w, req) })
+
+	// Health endpoints answer probes without credentials: they reveal
+	// nothing but liveness.
+	r.Get("/-/healthy", healthy)
+	r.Head("/-/healthy", healthy)
+	r.Get("/-/ready", a.ready)
+	r.Head("/-/ready", a.ready)
+
+	// Ingest is authenticated by host keys, never by basic auth.
+	r.With(a.instrument("ingest")).Post(IngestPath, a.ingest)
+
+	r.Group(func(r chi.Router) {
+		if a.opts.Auth != nil {
+			r.Use(a.opts.Auth)
+		}
+		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{
+			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelError),
+		}))
+		r.Route("/api/v1", func(r chi.Router) {
+			r.Use(a.requireStore)
+			r.With(a.instrument("hosts")).Get("/hosts", a.hosts)
+			r.With(a.instrument("latest")).Get("/snapshots/latest", a.latest)
+			r.With(a.instrument("snapshot_at")).Get("/snapshots/at", a.snapshotAt)
+			r.With(a.instrument("snapshot")).Get("/snapshots/{id}", a.snapshot)
+			r.With(a.instrument("processes")).Get("/snapshots/{id}/processes", a.processes)
+			r.With(a.instrument("host_snapshots")).Get("/hosts/{hostname}/snapshots", a.hostSnapshots)
+			r.With(a.instrument("stream")).Get("/stream", a.streamHandler)
+			if a.opts.Mount != nil {
+				a.opts.Mount(r)
+			}
+		})
+		// Unknown paths under /api are JSON 404s, never the UI's page.
+		r.HandleFunc("/api", a.notFound)
+		r.HandleFunc("/api/*", a.notFound)
+		if a.opts.UI != nil {
+			ui := uiHeaders(a.opts.UI)
+			r.Handle("/", ui)
+			r.Handle("/*", ui)
+		}
+	})
+	return r
+}
+
+func healthy(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte("procscope aggregator is healthy.\n"))
+	}
+}
+
+func (a *API) ready(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !a.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write([]byte("procscope aggregator is not ready: storage is opening.\n"))
+		}
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte("procscope aggregator is ready.\n"))
+	}
+}
+
+// requireStore answers 503 until the store is open.
+func (a *API) requireStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.Ready() {
+			notReady(w)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func notReady(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "the aggregator is starting: storage is not open yet")
+}
+
+func (a *API) notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, "no such endpoint: "+truncatePath(r.URL.Path))
+}
+
+// methodNotAllowed answers 405 in the API's JSON shape, with the Allow
+// header chi's own handler would have set (a custom handler loses it).
+func methodNotAllowed(router chi.Routes, w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		if router.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+	}
+	writeError(w, http.StatusMethodNotAllowed, "method "+truncatePath(r.Method)+" is not allowed here")
+}
+
+// recoverer turns a panic into a logged 500 with a JSON body instead of a
+// dropped connection, without stack traces for the client.
+func (a *API) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.log.Error("panic in handler", "path", r.URL.Path, "err", v)
+				writeError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// uiHeaders adds the UI's security headers. The CSP forbids inline script,
+// so hostile process names inserted as text can never run.
+func uiHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ContentSecurityPolicy is sent with every UI response.
+const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"

@@ -1,0 +1,310 @@
+package api
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/procscope/procscope/aggregator/internal/store"
+	"github.com/procscope/procscope/aggregator/snapshot"
+)
+
+// How ingest orders its answers (API.md: 401 -> 403 -> 413 -> 415 -> 400).
+//
+// The 403 check needs the hostname, which is inside the body, while 413,
+// 415 and 400 are about the body. So ingest reads the body within the size
+// limits (the wire limit, then the decompression limit, whichever is hit
+// first stops reading), decodes whatever it got, and the decoder hands over
+// the hostname the moment it reads it (exporters send it first), which is
+// when the key is checked: a wrong key stops the request at once with 403.
+// Only then do the size error, the Content-Type error and content errors
+// answer, in that order. When the hostname cannot be found at all (an
+// unsupported Content-Encoding, or a body cut by a limit before the
+// hostname), there is no host to check the key against and the other
+// error answers. Nothing is stored in any of these cases: CheckKey only
+// reads.
+
+// ingestBuf pools body buffers; big ones are not kept (see putBuf).
+var ingestBuf = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBuf = 4 << 20
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuf {
+		b.Reset()
+		ingestBuf.Put(b)
+	}
+}
+
+// gzipReaders pools gzip readers: each holds ~40 KiB of inflate state that
+// would otherwise be allocated per request.
+var gzipReaders sync.Pool
+
+var (
+	errWireLimit    = errors.New("wire limit")
+	errDecodedLimit = errors.New("decoded limit")
+)
+
+// limitReader returns errLimit once more than n bytes were asked for,
+// after handing over exactly n. It counts what it read for metrics.
+type limitReader struct {
+	r     io.Reader
+	n     int64
+	read  int64
+	limit error
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		// Probe one byte: a body of exactly the limit is fine.
+		var one [1]byte
+		n, err := l.r.Read(one[:])
+		if n > 0 {
+			return 0, l.limit
+		}
+		return 0, err
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	l.read += int64(n)
+	return n, err
+}
+
+type ingestResponse struct {
+	SnapshotID int64 `json:"snapshot_id"`
+}
+
+// ingest is POST /api/v1/ingest.
+func (a *API) ingest(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	code, wire := a.ingestInner(w, r)
+	a.metrics.ingestRequests.WithLabelValues(strconv.Itoa(code)).Inc()
+	a.metrics.ingestDuration.Observe(time.Since(start).Seconds())
+	a.metrics.ingestBytes.Add(float64(wire))
+}
+
+func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wireBytes int64) {
+	fail := func(c int, msg string) (int, int64) {
+		writeError(w, c, msg)
+		return c, wireBytes
+	}
+	st := a.currentStore()
+	if st == nil {
+		notReady(w)
+		return http.StatusServiceUnavailable, 0
+	}
+	key := r.Header.Get("X-API-KEY")
+	if strings.TrimSpace(key) == "" {
+		return fail(http.StatusUnauthorized, "missing X-API-KEY header: every host needs its API key")
+	}
+	keyHash := sha256.Sum256([]byte(key))
+
+	// Bound the bodies decoded at once (each may hold MaxDecodedBytes).
+	if !a.acquire(r) {
+		w.Header().Set("Retry-After", "1")
+		return fail(http.StatusTooManyRequests, "too many ingests in progress, retry later")
+	}
+	defer func() { <-a.ingestQ }()
+
+	gz, encOK := parseEncoding(r.Header.Values("Content-Encoding"))
+	if !encOK {
+		// Without decoding the body the hostname is unknown, so there is
+		// no key to check: 415 is the first answer that can be given.
+		return fail(http.StatusUnsupportedMediaType, "unsupported Content-Encoding: only gzip (or none) is accepted")
+	}
+	ctErr := checkContentType(r.Header.Get("Content-Type"))
+
+	lim := a.opts.Limits
+	wire := &limitReader{r: r.Body, n: lim.MaxWireBytes, limit: errWireLimit}
+	buf := ingestBuf.Get().(*bytes.Buffer)
+	defer putBuf(buf)
+
+	var readErr error
+	var gzipBad bool
+	if gz {
+		zr, _ := gzipReaders.Get().(*gzip.Reader)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(wire)
+		} else {
+			err = zr.Reset(wire)
+		}
+		if err != nil {
+			readErr = err
+			gzipBad = !errors.Is(err, errWireLimit)
+		} else {
+			if r.ContentLength > 0 {
+				// Compressed JSON is typically 8-15x smaller.
+				buf.Grow(int(min(r.ContentLength*8, lim.MaxDecodedBytes)))
+			}
+			dec := &limitReader{r: zr, n: lim.MaxDecodedBytes, limit: errDecodedLimit}
+			_, readErr = buf.ReadFrom(dec)
+			if readErr != nil && !errors.Is(readErr, errWireLimit) && !errors.Is(readErr, errDecodedLimit) {
+				gzipBad = isGzipError(readErr)
+			}
+			gzipReaders.Put(zr)
+		}
+	} else {
+		if r.ContentLength > 0 {
+			buf.Grow(int(min(r.ContentLength, lim.MaxWireBytes)))
+		}
+		dec := &limitReader{r: wire, n: lim.MaxDecodedBytes, limit: errDecodedLimit}
+		_, readErr = buf.ReadFrom(dec)
+	}
+	wireBytes = wire.read
+
+	var keyErr error
+	decoded, decErr := snapshot.Decode(buf.Bytes(), snapshot.DecodeOptions{
+		MaxProcesses: lim.MaxProcesses,
+		OnHostname: func(h string) error {
+			keyErr = st.CheckKey(r.Context(), h, keyHash)
+			return keyErr
+		},
+	})
+	if keyErr != nil {
+		if errors.Is(keyErr, store.ErrKeyMismatch) {
+			return fail(http.StatusForbidden, "the API key does not match this host")
+		}
+		a.log.Error("checking api key", "err", keyErr)
+		return fail(http.StatusInternalServerError, "internal error: could not check the API key")
+	}
+	switch {
+	case errors.Is(readErr, errWireLimit):
+		return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", lim.MaxWireBytes))
+	case errors.Is(readErr, errDecodedLimit):
+		return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes after decompression", lim.MaxDecodedBytes))
+	}
+	var de *snapshot.DecodeError
+	if errors.As(decErr, &de) && de.Kind == snapshot.KindTooLarge {
+		return fail(http.StatusRequestEntityTooLarge, de.Msg)
+	}
+	if ctErr != "" {
+		return fail(http.StatusUnsupportedMediaType, ctErr)
+	}
+	if readErr != nil {
+		if gzipBad {
+			return fail(http.StatusBadRequest, "invalid gzip body")
+		}
+		return fail(http.StatusBadRequest, "could not read the request body")
+	}
+	if decErr != nil {
+		if de != nil {
+			return fail(http.StatusBadRequest, de.Msg)
+		}
+		a.log.Error("decoding ingest body", "err", decErr)
+		return fail(http.StatusInternalServerError, "internal error")
+	}
+
+	snap := &decoded.Snapshot
+	req := &store.IngestRequest{
+		Hostname:   snap.Hostname,
+		KeyHash:    keyHash,
+		CapturedAt: decoded.CapturedAt,
+		SystemInfo: snap.SystemInfo,
+		Processes:  snap.Processes,
+		ReceivedAt: a.opts.Now().UTC(),
+	}
+	res, err := st.Ingest(r.Context(), req)
+	if err != nil {
+		if errors.Is(err, store.ErrKeyMismatch) {
+			// Lost a race for a new hostname to another key.
+			return fail(http.StatusForbidden, "the API key does not match this host")
+		}
+		if r.Context().Err() != nil {
+			// The client went away; it will retry (ingest is idempotent).
+			return fail(http.StatusServiceUnavailable, "request cancelled")
+		}
+		a.log.Error("storing snapshot", "hostname", snap.Hostname, "err", err)
+		return fail(http.StatusInternalServerError, "internal error: could not store the snapshot")
+	}
+	code = http.StatusOK
+	if res.Created {
+		code = http.StatusCreated
+		a.metrics.snapshotsStored.Inc()
+		a.seen.observe(req.Hostname, req.CapturedAt)
+		a.stream.publish(streamEvent{SnapshotID: res.SnapshotID, CapturedAt: snap.CapturedAt, Hostname: req.Hostname}, req.CapturedAt)
+	}
+	if a.opts.OnIngest != nil {
+		a.opts.OnIngest(r.Context(), req, res)
+	}
+	writeJSON(w, code, ingestResponse{SnapshotID: res.SnapshotID})
+	return code, wireBytes
+}
+
+// acquire takes an ingest slot, waiting up to QueueTimeout.
+func (a *API) acquire(r *http.Request) bool {
+	select {
+	case a.ingestQ <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(a.opts.Limits.QueueTimeout)
+	defer t.Stop()
+	select {
+	case a.ingestQ <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// parseEncoding reads Content-Encoding: none, identity or gzip (x-gzip is
+// gzip's old name). Stacked encodings are not supported.
+func parseEncoding(values []string) (gz, ok bool) {
+	n := 0
+	for _, v := range values {
+		for _, e := range strings.Split(v, ",") {
+			switch strings.ToLower(strings.TrimSpace(e)) {
+			case "", "identity":
+			case "gzip", "x-gzip":
+				gz = true
+				n++
+			default:
+				return false, false
+			}
+		}
+	}
+	return gz, n <= 1
+}
+
+// checkContentType accepts JSON with an optional UTF-8 charset, or no
+// Content-Type at all (old agents send none); it returns why not otherwise.
+func checkContentType(ct string) string {
+	if strings.TrimSpace(ct) == "" {
+		return ""
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return "unsupported Content-Type: send application/json"
+	}
+	for k, v := range params {
+		if k != "charset" {
+			return "unsupported Content-Type parameter " + strconv.Quote(truncatePath(k))
+		}
+		switch strings.ToLower(v) {
+		case "utf-8", "utf8":
+		default:
+			return "unsupported charset " + strconv.Quote(truncatePath(v)) + ": the body must be UTF-8"
+		}
+	}
+	return ""
+}
+
+func isGzipError(err error) bool {
+	return errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || strings.HasPrefix(err.Error(), "flate:")
+}
