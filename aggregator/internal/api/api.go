@@ -13,7 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-		"time"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -56,7 +56,7 @@ type Options struct {
 	// Store is where the API reads and writes; it may be filled after the
 	// server starts (SetStore), and parts mounted with Mount can be handed
 	// the same LazyStore before that. nil creates an empty one.
-	Store *LazyStore
+	Store  *LazyStore
 	Limits Limits
 	// OnlineWindow is how long after its last accepted snapshot a host
 	// still counts as online when its push interval is not known yet; once
@@ -98,7 +98,6 @@ type API struct {
 	seen    *intervals
 	handler http.Handler
 }
-
 
 // New builds the API. Zero limits take DefaultLimits' values.
 func New(opts Options) (*API, error) {
