@@ -283,4 +283,3 @@ func TestNameLabel(t *testing.T) {
 	// A cut inside a multi-byte rune backs off to the rune's start.
 	f(strings.Repeat("x", 127)+"é", strings.Repeat("x", 127)+"…")
 }
-
