@@ -84,6 +84,8 @@ type Config struct {
 	ConfigFile string
 
 	ProcRoot            string
+	SysRoot             string
+	RootFS              string
 	CollectCmdline      bool
 	CollectTopN         int
 	CollectSampleWindow time.Duration
@@ -109,7 +111,7 @@ type setFlags struct {
 	pushURL, pushInterval, apiKeyFile, stateDir         bool
 	cmdline, topN, sampleWindow, metricsTopN, groups    bool
 	telemetryPath, pushTimeout, flushTimeout, queueSize bool
-	queueMaxAge, procRoot                               bool
+	queueMaxAge, procRoot, sysRoot, rootFS              bool
 }
 
 // Parse parses the command line (without the program name), reads the
@@ -146,6 +148,10 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 		StringVar(&c.ConfigFile)
 	app.Flag("path.procfs", "procfs mountpoint (Linux).").
 		Default("/proc").IsSetByUser(&set.procRoot).StringVar(&c.ProcRoot)
+	app.Flag("path.sysfs", "sysfs mountpoint (Linux: CPU frequencies).").
+		Default("/sys").IsSetByUser(&set.sysRoot).StringVar(&c.SysRoot)
+	app.Flag("path.rootfs", "The host's root filesystem as seen by the exporter (os-release, filesystem sizes), e.g. /host in a container.").
+		Default("/").IsSetByUser(&set.rootFS).StringVar(&c.RootFS)
 	app.Flag("collect.cmdline", "Send command lines (secrets scrubbed) with each process.").
 		IsSetByUser(&set.cmdline).BoolVar(&c.CollectCmdline)
 	intFlag(app, "collect.top-n", "Send only the top N processes of each snapshot (0 = all).", "0", &c.CollectTopN, &set.topN)

@@ -31,6 +31,8 @@ type file struct {
 	APIKeyFile          *string           `yaml:"api_key_file"`
 	StateDir            *string           `yaml:"state_dir"`
 	ProcRoot            *string           `yaml:"procfs"`
+	SysRoot             *string           `yaml:"sysfs"`
+	RootFS              *string           `yaml:"rootfs"`
 	TelemetryPath       *string           `yaml:"telemetry_path"`
 	CollectCmdline      *bool             `yaml:"collect_cmdline"`
 	CollectTopN         *int              `yaml:"collect_top_n"`
@@ -157,6 +159,8 @@ func (f *file) apply(c *Config, set setFlags) error {
 	setIf(&c.PushQueueSize, f.PushQueueSize, set.queueSize)
 	setIf(&c.StateDir, f.StateDir, set.stateDir)
 	setIf(&c.ProcRoot, f.ProcRoot, set.procRoot)
+	setIf(&c.SysRoot, f.SysRoot, set.sysRoot)
+	setIf(&c.RootFS, f.RootFS, set.rootFS)
 	setIf(&c.TelemetryPath, f.TelemetryPath, set.telemetryPath)
 	setIf(&c.CollectCmdline, firstNonNil(f.CollectCmdline, f.IncludeCmdline), set.cmdline)
 	setIf(&c.CollectTopN, firstNonNil(f.CollectTopN, f.TopNProcesses), set.topN)

@@ -1,0 +1,216 @@
+// Command procscope-exporter collects a host's system details and whole
+// process table once per interval, pushes each snapshot to the procscope
+// aggregator through an on-disk queue, and serves Prometheus /metrics from
+// the same walk. The work lives in exporter/internal/...; main wires it up,
+// serves, waits for SIGTERM and stops the parts in reverse order.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/procscope/procscope/exporter/internal/collector"
+	"github.com/procscope/procscope/exporter/internal/config"
+	"github.com/procscope/procscope/exporter/internal/metrics"
+	"github.com/procscope/procscope/exporter/internal/push"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// Exit codes: 2 for a bad command line or config file (the user's to fix),
+// 1 for a failure at start or while running.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := config.Parse(args, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "procscope-exporter: %v\n", err)
+		fmt.Fprintln(stderr, "procscope-exporter: see --help")
+		return exitUsage
+	}
+	cfg.Log.Writer = stderr
+	logger := promslog.New(cfg.Log)
+	if err := serve(cfg, logger); err != nil {
+		logger.Error("exporter failed", "err", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func serve(cfg *config.Config, logger *slog.Logger) error {
+	start := time.Now()
+	logger.Info("starting procscope-exporter", "version", version.Info(), "build_context", version.BuildContext())
+
+	hostname, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("hostname: %w", err)
+	}
+	if err := push.CheckHostname(hostname); err != nil {
+		return err
+	}
+
+	window := cfg.CollectSampleWindow
+	if window == 0 {
+		window = -1 // the user asked for no priming; the collector's 0 means "default"
+	}
+	coll, err := collector.New(collector.Options{
+		ProcRoot: cfg.ProcRoot, SysRoot: cfg.SysRoot, RootFS: cfg.RootFS,
+		SampleWindow: window, CollectCmdline: cfg.CollectCmdline, Logger: logger.With("component", "collector"),
+	})
+	if err != nil {
+		return fmt.Errorf("collector: %w", err)
+	}
+
+	groups := make([]metrics.Group, len(cfg.ProcessGroups))
+	for i, g := range cfg.ProcessGroups {
+		groups[i] = metrics.Group{Name: g.Name, Regexp: g.Regexp}
+	}
+	mc, err := metrics.New(cfg.MetricsTopN, groups)
+	if err != nil {
+		return err
+	}
+	reg, err := metrics.NewRegistry(mc)
+	if err != nil {
+		return err
+	}
+
+	var pusher *push.Pusher
+	if cfg.PushURL == "" {
+		logger.Info("pushing disabled (--push.url is empty); serving /metrics only")
+	} else {
+		key, source, err := cfg.ResolveKey()
+		if err != nil {
+			return err
+		}
+		queueDir := filepath.Join(cfg.StateDir, "queue")
+		q, dropped, err := push.OpenQueue(queueDir, cfg.QueueSize())
+		if err != nil {
+			return err
+		}
+		pusher, err = push.New(push.Options{
+			URL: cfg.PushURL, APIKey: key, Queue: q, Client: push.NewClient(cfg.PushTimeout),
+			Logger: logger.With("component", "push"), Registerer: reg,
+			UserAgent: "procscope-exporter/" + version.Version,
+		})
+		if err != nil {
+			return err
+		}
+		pusher.NoteDropped(dropped)
+		// The key itself is never logged; where it came from is.
+		logger.Info("pushing snapshots", "url", cfg.PushURL, "hostname", hostname, "interval", cfg.PushInterval,
+			"api_key_source", string(source), "queue_dir", queueDir, "queue_bound", cfg.QueueSize(),
+			"queued_from_last_run", q.Len(), "dropped_over_bound", dropped)
+		if source == config.KeyFromGenerated {
+			logger.Info("generated a new API key; the aggregator binds this hostname to it on the first push",
+				"file", filepath.Join(cfg.StateDir, config.KeyFileName))
+		}
+	}
+
+	handler, err := newMux(cfg.TelemetryPath, metrics.Handler(reg, logger), mc.Ready)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- web.ListenAndServe(srv, cfg.Web, logger) }()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	pushCtx, stopPush := context.WithCancel(context.Background())
+	pushDone := make(chan struct{})
+	if pusher != nil {
+		go func() { pusher.Run(pushCtx); close(pushDone) }()
+	} else {
+		close(pushDone)
+	}
+
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		walkLoop(loopCtx, cfg.PushInterval, coll.Walk, func(w *collector.Walk, took time.Duration) {
+			onWalk(w, took, mc, pusher, hostname, cfg.CollectTopN, logger)
+		}, logger)
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("received signal, shutting down")
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			runErr = fmt.Errorf("web server: %w", err)
+		}
+	}
+
+	// Reverse order: stop walking, then flush the queue, then stop serving
+	// (so /metrics shows the flush's outcome until the very end).
+	t := time.Now()
+	stopLoop()
+	<-loopDone
+	logger.Info("stopped walking", "took", time.Since(t))
+	stopPush()
+	<-pushDone
+	if pusher != nil {
+		t = time.Now()
+		fctx, cancel := context.WithTimeout(context.Background(), cfg.PushFlushTimeout)
+		left := pusher.Flush(fctx)
+		cancel()
+		st := pusher.Stats()
+		logger.Info("flushed push queue", "took", time.Since(t), "left_on_disk", left,
+			"queued", st.Queued, "sent", st.Sent, "failed_attempts", st.Failed, "dropped", st.Dropped)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = srv.Shutdown(sctx)
+	cancel()
+	logger.Info("procscope-exporter stopped", "uptime", time.Since(start))
+	return runErr
+}
+
+// onWalk feeds one walk to /metrics and to the push queue. Encoding and
+// queueing happen here, in the walk goroutine, but queueing is a local
+// file write: sending is the pusher's goroutine's job.
+func onWalk(w *collector.Walk, took time.Duration, mc *metrics.Collector, p *push.Pusher,
+	hostname string, topN int, logger *slog.Logger) {
+	mc.Update(w, took)
+	if p == nil {
+		return
+	}
+	s, err := push.FromWalk(w, collector.TopN(w.Processes, topN), hostname, "procscope-exporter "+version.Version)
+	if err == nil {
+		var gz []byte
+		if gz, err = push.Encode(s); err == nil {
+			err = p.Enqueue(w.Time, gz)
+		}
+	}
+	if err != nil {
+		logger.Error("could not queue snapshot", "err", err)
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+)
+
+// newMux routes the telemetry path, the landing page and the health
+// endpoints. /-/healthy answers 200 as long as the process serves HTTP;
+// /-/ready answers 503 until the first walk is in, so a scrape never gets
+// an empty /metrics from a process that just started.
+func newMux(telemetryPath string, metricsHandler http.Handler, ready func() bool) (http.Handler, error) {
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        "procscope exporter",
+		Description: "Host details and the whole process table, pushed to the procscope aggregator; Prometheus metrics here.",
+		Version:     version.Info(),
+		Links: []web.LandingLinks{
+			{Address: telemetryPath, Text: "Metrics"},
+			{Address: "/-/healthy", Text: "Health"},
+			{Address: "/-/ready", Text: "Readiness"},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(telemetryPath, metricsHandler)
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, r *http.Request) {
+		if !getOrHead(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			w.Write([]byte("procscope-exporter is healthy.\n"))
+		}
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, r *http.Request) {
+		if !getOrHead(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		msg := "procscope-exporter is ready.\n"
+		if !ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			msg = "procscope-exporter is not ready: no walk yet.\n"
+		}
+		if r.Method == http.MethodGet {
+			w.Write([]byte(msg))
+		}
+	})
+	mux.Handle("/", landing)
+	return mux, nil
+}
+
+func getOrHead(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
+}
