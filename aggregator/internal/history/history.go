@@ -190,10 +190,31 @@ func (h *History) Dir() string { return h.dir }
 // writer is behind and the queue is full the snapshot's samples are dropped
 // and counted (Stats.Dropped). It does not keep req.
 func (h *History) Add(req *store.IngestRequest) {
-	samples := buildSamples(req, h.topK)
-	if len(samples) == 0 {
+	rows, samples := h.buildRows(req)
+	if len(rows) == 0 {
 		return
 	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		h.dropped.Add(uint64(len(rows)))
+		return
+	}
+	select {
+	case h.queue <- job{rows: rows}:
+	default:
+		h.dropped.Add(uint64(len(rows)))
+		return
+	}
+	if h.remote != nil {
+		h.remote.enqueue(samples)
+	}
+}
+
+// buildRows builds the storage rows of one snapshot (names marshalled into
+// one buffer) and the samples they came from (for remote write).
+func (h *History) buildRows(req *store.IngestRequest) ([]storage.MetricRow, []sample) {
+	samples := buildSamples(req, h.topK)
 	rows := make([]storage.MetricRow, len(samples))
 	ends := make([]int, len(samples))
 	var buf []byte
@@ -212,22 +233,7 @@ func (h *History) Add(req *store.IngestRequest) {
 		rows[i].MetricNameRaw = buf[start:ends[i]:ends[i]]
 		start = ends[i]
 	}
-
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.closed {
-		h.dropped.Add(uint64(len(rows)))
-		return
-	}
-	select {
-	case h.queue <- job{rows: rows}:
-	default:
-		h.dropped.Add(uint64(len(rows)))
-		return
-	}
-	if h.remote != nil {
-		h.remote.enqueue(samples)
-	}
+	return rows, samples
 }
 
 // Flush waits until everything added before it is written and searchable,

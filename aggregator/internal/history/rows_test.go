@@ -67,7 +67,7 @@ func TestBuildSamplesHostSeries(t *testing.T) {
 		MetricSwapUsed:                  1 << 20,
 		MetricLoad1:                     0.5,
 		MetricLoad5:                     0.25,
-		MetricLoad15:                    0.125,
+		MetricLoad15:                    0.13, // 0.125 stored to 0.01
 		MetricProcesses:                 321,
 		MetricFilesystemUsed + " /":     10 << 30,
 		MetricFilesystemUsed + " /home": 20 << 30,
@@ -209,6 +209,23 @@ func TestCapLabel(t *testing.T) {
 	f(strings.Repeat("x", 200), strings.Repeat("x", maxLabelValueLen))
 	// A multi-byte rune straddling the cap is dropped whole.
 	f(strings.Repeat("x", maxLabelValueLen-1)+"é", strings.Repeat("x", maxLabelValueLen-1))
+}
+
+func TestQuantum(t *testing.T) {
+	f := func(q quantum, in, want float64) {
+		t.Helper()
+		if got := q.apply(in); got != want {
+			t.Errorf("%+v.apply(%v) = %v, want %v", q, in, got, want)
+		}
+	}
+	f(perTenth, 12.345678, 12.3)
+	f(perTenth, 0.05, 0.1)
+	f(perTenth, 250.0, 250)
+	f(perHundredth, 1.005001, 1.01)
+	f(perKiB, 1000, 1024)
+	f(perKiB, 3<<30+100, 3<<30)
+	f(perOne, 311.6, 312)
+	f(perTenth, math.MaxFloat64, math.MaxFloat64) // overflow keeps the value
 }
 
 func TestDownsample(t *testing.T) {
