@@ -125,6 +125,7 @@ type decoder struct {
 	// small pids; see seenPID.
 	pidBits []uint64
 	pidMap  map[int64]struct{}
+	intern  map[string]string
 }
 
 func (d *decoder) syntax(format string, args ...any) error {
@@ -207,7 +208,7 @@ func (d *decoder) document(out *Decoded) error {
 			return err
 		}
 		var bit int
-		switch key {
+		switch string(key) {
 		case "hostname":
 			bit = topHostname
 		case "captured_at":
@@ -223,7 +224,7 @@ func (d *decoder) document(out *Decoded) error {
 			continue
 		}
 		if seen&bit != 0 {
-			d.bad("duplicate field %q", key)
+			d.bad("duplicate field %q", string(key))
 			if err := d.skipValue(0); err != nil {
 				return err
 			}
@@ -259,14 +260,16 @@ func (d *decoder) document(out *Decoded) error {
 	return nil
 }
 
-// key reads an object key and the colon after it.
-func (d *decoder) key() (string, error) {
+// key reads an object key and the colon after it. The bytes are only
+// valid until the next read; callers switch on string(key), which the
+// compiler does without allocating (keys are most of a body's strings).
+func (d *decoder) key() ([]byte, error) {
 	if d.peek() != '"' {
-		return "", d.syntax("want an object key")
+		return nil, d.syntax("want an object key")
 	}
-	k, err := d.str()
+	k, err := d.strBytes()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	return k, d.expect(':')
 }
@@ -479,29 +482,30 @@ func (d *decoder) process(p *Process, i int) error {
 			return err
 		}
 		var bit int
-		switch key {
+		var kname string // a constant: no allocation per field
+		switch string(key) {
 		case "pid":
-			bit = pPID
+			bit, kname = pPID, "pid"
 		case "ppid":
-			bit = pPPID
+			bit, kname = pPPID, "ppid"
 		case "name":
-			bit = pName
+			bit, kname = pName, "name"
 		case "cpu_percent":
-			bit = pCPU
+			bit, kname = pCPU, "cpu_percent"
 		case "memory_mb":
-			bit = pMem
+			bit, kname = pMem, "memory_mb"
 		case "cmdline":
-			bit = pCmdline
+			bit, kname = pCmdline, "cmdline"
 		case "username":
-			bit = pUsername
+			bit, kname = pUsername, "username"
 		case "status":
-			bit = pStatus
+			bit, kname = pStatus, "status"
 		case "num_threads":
-			bit = pThreads
+			bit, kname = pThreads, "num_threads"
 		case "create_time":
-			bit = pCreate
+			bit, kname = pCreate, "create_time"
 		case "memory_percent":
-			bit = pMemPct
+			bit, kname = pMemPct, "memory_percent"
 		default:
 			if err := d.skipValue(0); err != nil {
 				return err
@@ -509,7 +513,7 @@ func (d *decoder) process(p *Process, i int) error {
 			continue
 		}
 		if seen&bit != 0 {
-			d.bad("processes[%d]: duplicate field %q", i, key)
+			d.bad("processes[%d]: duplicate field %q", i, string(key))
 			if err := d.skipValue(0); err != nil {
 				return err
 			}
@@ -518,7 +522,7 @@ func (d *decoder) process(p *Process, i int) error {
 		seen |= bit
 		switch bit {
 		case pPID, pPPID:
-			v, ok, err := d.uint(i, key, math.MaxInt64)
+			v, ok, err := d.uint(i, kname, math.MaxInt64)
 			if err != nil {
 				return err
 			}
@@ -534,7 +538,7 @@ func (d *decoder) process(p *Process, i int) error {
 			if d.isNull() {
 				continue
 			}
-			v, ok, err := d.uint(i, key, math.MaxInt32)
+			v, ok, err := d.uint(i, kname, math.MaxInt32)
 			if err != nil {
 				return err
 			}
@@ -545,7 +549,7 @@ func (d *decoder) process(p *Process, i int) error {
 			if bit == pMemPct && d.isNull() {
 				continue
 			}
-			v, ok, err := d.nonNegFloat(i, key)
+			v, ok, err := d.nonNegFloat(i, kname)
 			if err != nil {
 				return err
 			}
@@ -567,13 +571,18 @@ func (d *decoder) process(p *Process, i int) error {
 				continue
 			}
 			if d.peek() != '"' {
-				d.bad("processes[%d].%s must be a string", i, key)
+				d.bad("processes[%d].%s must be a string", i, kname)
 				if err := d.skipValue(0); err != nil {
 					return err
 				}
 				continue
 			}
-			s, err := d.str()
+			var s string
+			if bit == pCmdline || bit == pCreate {
+				s, err = d.str()
+			} else {
+				s, err = d.istr()
+			}
 			if err != nil {
 				return err
 			}
@@ -581,7 +590,11 @@ func (d *decoder) process(p *Process, i int) error {
 			case pName:
 				p.Name = s
 			case pCmdline:
-				p.Cmdline = &s
+				// A fresh variable: taking s's address would move s to
+				// the heap for every string field.
+				c := new(string)
+				*c = s
+				p.Cmdline = c
 			case pUsername:
 				p.Username = s
 			case pStatus:
@@ -777,6 +790,38 @@ func (d *decoder) nonNegFloat(i int, key string) (float64, bool, error) {
 // str reads a JSON string (the current byte is '"'). Invalid UTF-8 and
 // lone surrogate escapes become U+FFFD, as encoding/json does.
 func (d *decoder) str() (string, error) {
+	b, err := d.strBytes()
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// istr is str for values that repeat across processes (names, users,
+// states): short ones are interned per body, which saves an allocation
+// each and memory in the stored snapshot.
+func (d *decoder) istr() (string, error) {
+	b, err := d.strBytes()
+	if err != nil {
+		return "", err
+	}
+	if len(b) > 32 {
+		return string(b), nil
+	}
+	if s, ok := d.intern[string(b)]; ok {
+		return s, nil
+	}
+	if d.intern == nil {
+		d.intern = make(map[string]string, 64)
+	}
+	s := string(b)
+	d.intern[s] = s
+	return s, nil
+}
+
+// strBytes reads a JSON string and returns its bytes, which alias the
+// input or the scratch buffer: valid until the next read.
+func (d *decoder) strBytes() ([]byte, error) {
 	d.pos++ // opening quote
 	data := d.data
 	start := d.pos
@@ -786,7 +831,7 @@ func (d *decoder) str() (string, error) {
 		c := data[i]
 		if c == '"' {
 			d.pos = i + 1
-			return string(data[start:i]), nil
+			return data[start:i], nil
 		}
 		if c == '\\' || c < 0x20 || c >= 0x80 {
 			break
@@ -797,22 +842,22 @@ func (d *decoder) str() (string, error) {
 	for {
 		if i >= len(data) {
 			d.pos = i
-			return "", d.syntax("unexpected end of input in a string")
+			return nil, d.syntax("unexpected end of input in a string")
 		}
 		c := data[i]
 		switch {
 		case c == '"':
 			d.pos = i + 1
 			d.scratch = buf
-			return string(buf), nil
+			return buf, nil
 		case c < 0x20:
 			d.pos = i
-			return "", d.syntax("control character 0x%02x in a string must be escaped", c)
+			return nil, d.syntax("control character 0x%02x in a string must be escaped", c)
 		case c == '\\':
 			i++
 			if i >= len(data) {
 				d.pos = i
-				return "", d.syntax("unexpected end of input in a string")
+				return nil, d.syntax("unexpected end of input in a string")
 			}
 			switch e := data[i]; e {
 			case '"', '\\', '/':
@@ -837,7 +882,7 @@ func (d *decoder) str() (string, error) {
 				r, n := hex4(data[i+1:])
 				if n < 0 {
 					d.pos = i
-					return "", d.syntax("invalid \\u escape")
+					return nil, d.syntax("invalid \\u escape")
 				}
 				i += 5
 				if r >= 0xd800 && r < 0xdc00 {
@@ -859,7 +904,7 @@ func (d *decoder) str() (string, error) {
 				buf = utf8.AppendRune(buf, r)
 			default:
 				d.pos = i
-				return "", d.syntax("invalid escape \\%c", e)
+				return nil, d.syntax("invalid escape \\%c", e)
 			}
 		case c < 0x80:
 			buf = append(buf, c)

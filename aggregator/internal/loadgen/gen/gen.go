@@ -1,0 +1,124 @@
+// Package gen makes realistic ingest bodies: process trees shaped like a
+// real Linux host's (systemd, kernel threads, services with workers, shells)
+// with a few hostile names mixed in. The load generator, benchmarks and
+// tests share it so that they measure and check the same kind of data.
+//
+// It does not import package snapshot, so that snapshot's own tests can
+// use it.
+package gen
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+)
+
+// Process mirrors the wire fields of one process.
+type Process struct {
+	PID        int64   `json:"pid"`
+	PPID       int64   `json:"ppid"`
+	Name       string  `json:"name"`
+	CPUPercent float64 `json:"cpu_percent"`
+	MemoryMB   float64 `json:"memory_mb"`
+	Cmdline    *string `json:"cmdline,omitempty"`
+	Username   string  `json:"username,omitempty"`
+	Status     string  `json:"status,omitempty"`
+	NumThreads int32   `json:"num_threads,omitempty"`
+}
+
+type body struct {
+	Hostname   string          `json:"hostname"`
+	CapturedAt string          `json:"captured_at"`
+	SystemInfo json.RawMessage `json:"system_info"`
+	Processes  []Process       `json:"processes"`
+}
+
+// SystemInfo is a typical system_info object (field names of
+// snapshot.SystemInfo).
+const SystemInfo = `{"os":{"name":"linux","distro":"debian","version":"12.8","kernel":"6.1.0-28-amd64","arch":"x86_64"},` +
+	`"cpu":{"model":"AMD EPYC 7B13","physical_cores":4,"logical_threads":8,"current_mhz":2450.5,"max_mhz":3500,"usage_percent":12.5},` +
+	`"memory":{"total_bytes":16777216000,"used_bytes":8388608000,"available_bytes":8388608000},` +
+	`"swap":{"total_bytes":2147483648,"used_bytes":0},` +
+	`"filesystems":[{"mountpoint":"/","device":"/dev/sda1","fstype":"ext4","total_bytes":107374182400,"used_bytes":53687091200}],` +
+	`"boot_time":"2026-11-20T08:00:00Z","uptime_seconds":450000,"load_average":{"load1":0.5,"load5":0.4,"load15":0.3},` +
+	`"process_count":300,"exporter":"procscope-exporter 0.1.0"}`
+
+var services = []string{"nginx", "postgres", "redis-server", "dockerd", "containerd", "sshd", "cron", "rsyslogd", "node", "python3", "java", "php-fpm"}
+
+// hostile names must survive storage and come back byte for byte.
+var hostile = []string{"<script>alert(1)</script>", `quote"back\slash`, "tab\tnew\nline", "日本語", "emoji 😀", "\u202eevil", ""}
+
+// Processes returns n processes forming a tree rooted at pid 1, the same
+// for the same seed.
+func Processes(n int, seed uint64, cmdline bool) []Process {
+	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	procs := make([]Process, 0, n)
+	add := func(pid, ppid int64, name, cmd string) {
+		p := Process{
+			PID: pid, PPID: ppid, Name: name,
+			CPUPercent: float64(r.IntN(10000)) / 100,
+			MemoryMB:   float64(r.IntN(400000)) / 100,
+			Username:   []string{"root", "www-data", "postgres", "nobody"}[r.IntN(4)],
+			Status:     []string{"sleeping", "running", "idle"}[r.IntN(3)],
+			NumThreads: int32(1 + r.IntN(32)),
+		}
+		if r.IntN(4) == 0 {
+			p.CPUPercent = 0
+		}
+		if cmdline {
+			c := cmd
+			p.Cmdline = &c
+		}
+		procs = append(procs, p)
+	}
+	if n <= 0 {
+		return procs
+	}
+	add(1, 0, "systemd", "/sbin/init splash")
+	pid := int64(2)
+	if n > 1 {
+		add(2, 0, "kthreadd", "")
+		pid = 3
+	}
+	parents := []int64{1}
+	for len(procs) < n {
+		switch k := r.IntN(10); {
+		case k < 3: // kernel thread
+			add(pid, 2, fmt.Sprintf("kworker/%d:%d", r.IntN(8), r.IntN(4)), "")
+		case k < 5: // a service under systemd
+			s := services[r.IntN(len(services))]
+			add(pid, 1, s, "/usr/sbin/"+s+" --config /etc/"+s+"/"+s+".conf")
+			parents = append(parents, pid)
+		case k < 9: // a worker of some service
+			parent := parents[r.IntN(len(parents))]
+			add(pid, parent, "worker", fmt.Sprintf("worker process --id=%d", pid))
+		default: // a shell, sometimes with a hostile name
+			name := "bash"
+			if r.IntN(3) == 0 {
+				name = hostile[r.IntN(len(hostile))]
+			}
+			add(pid, parents[r.IntN(len(parents))], name, "-bash")
+		}
+		pid += 1 + int64(r.IntN(5))
+	}
+	return procs
+}
+
+// Body returns an ingest body with n processes (seeded by hostname so
+// every host has its own tree).
+func Body(n int, hostname, capturedAt string, cmdline bool) []byte {
+	seed := uint64(len(hostname))
+	for _, c := range []byte(hostname) {
+		seed = seed*131 + uint64(c)
+	}
+	b, err := json.Marshal(body{
+		Hostname:   hostname,
+		CapturedAt: capturedAt,
+		SystemInfo: json.RawMessage(SystemInfo),
+		Processes:  Processes(n, seed, cmdline),
+	})
+	if err != nil {
+		panic(err) // only our own values: cannot fail
+	}
+	return b
+}

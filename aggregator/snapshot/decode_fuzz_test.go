@@ -1,0 +1,83 @@
+package snapshot
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+)
+
+// FuzzDecode checks Decode's invariants on any input; its seed corpus runs
+// in every `go test`. Run it for real with
+// go test -run '^$' -fuzz FuzzDecode -fuzztime 60s ./aggregator/snapshot
+func FuzzDecode(f *testing.F) {
+	seeds := []string{
+		string(gen.Body(3, "web-1", "2026-11-25T17:00:00.123Z", true)),
+		body(`[]`),
+		body(`null`),
+		body(`[` + okProc + `,` + okProc + `]`),
+		body(`[{"pid":1.0}]`),
+		"{\"hostname\":\"\xff\xfe\",\"captured_at\":\"2026-11-25T17:00:00+05:00\",\"system_info\":{},\"processes\":[]}",
+		`{"hostname":"a\ud800","captured_at":"2026-11-25T17:00:00Z","system_info":{"a":[1,{"b":"\u0000"}]},"processes":[]}`,
+		`{"processes":[{"pid":1,"ppid":1,"name":"x","cpu_percent":1e308,"memory_mb":-0}],"hostname":"z"}`,
+		strings.Repeat("[", 600),
+		`{"hostname":"h","hostname":"h"}`,
+		``, `{`, `{"`, `{"hostname"`, `{"hostname":`, `"`,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var seen []string
+		d, err := Decode(data, DecodeOptions{MaxProcesses: 50, OnHostname: func(h string) error {
+			seen = append(seen, h)
+			return nil
+		}})
+		if len(seen) > 1 {
+			t.Fatalf("OnHostname called %d times", len(seen))
+		}
+		if len(seen) == 1 && (!d.HostnameSeen || CheckHostname(seen[0]) != "") {
+			t.Fatalf("OnHostname got %q (valid: %q), HostnameSeen %v", seen[0], CheckHostname(seen[0]), d.HostnameSeen)
+		}
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Msg == "" || !utf8.ValidString(de.Msg) {
+				t.Fatalf("error %v is not a DecodeError with a UTF-8 message", err)
+			}
+			return
+		}
+		// Success: the input was JSON, the values obey the contract, and
+		// they survive a round trip through encoding/json unchanged.
+		if !json.Valid(data) {
+			t.Fatalf("accepted invalid JSON %q", data)
+		}
+		s := d.Snapshot
+		if CheckHostname(s.Hostname) != "" || len(s.Processes) > 50 || !json.Valid(s.SystemInfo) || !utf8.Valid(s.SystemInfo) {
+			t.Fatalf("accepted a snapshot that breaks the rules: %+v", s)
+		}
+		pids := map[int64]bool{}
+		for _, p := range s.Processes {
+			if p.PID < 0 || p.PPID < 0 || p.CPUPercent < 0 || p.MemoryMB < 0 || pids[p.PID] {
+				t.Fatalf("bad process %+v", p)
+			}
+			pids[p.PID] = true
+			if !utf8.ValidString(p.Name) || (p.Cmdline != nil && !utf8.ValidString(*p.Cmdline)) {
+				t.Fatalf("invalid UTF-8 kept in %+v", p)
+			}
+		}
+		again, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d2, err := Decode(again, DecodeOptions{MaxProcesses: 50})
+		if err != nil {
+			t.Fatalf("re-decoding our own encoding failed: %v\n%s", err, again)
+		}
+		if d2.Snapshot.CapturedAt != s.CapturedAt || d2.Snapshot.Hostname != s.Hostname || len(d2.Snapshot.Processes) != len(s.Processes) {
+			t.Fatalf("round trip changed the snapshot")
+		}
+	})
+}
