@@ -113,7 +113,7 @@ func TestDecodeRejects(t *testing.T) {
 	proc := func(fields string) string { return body(`[{` + fields + `}]`) }
 	f("empty", ``, KindInvalid, "empty body")
 	f("array", `[]`, KindInvalid, "JSON object")
-	f("truncated", body(`[`+okProc)[:40], KindInvalid, "invalid JSON")
+	f("truncated", body(`[` + okProc)[:40], KindInvalid, "invalid JSON")
 	f("trailing", body(`[]`)+`{}`, KindInvalid, "after the JSON object")
 	f("missing hostname", `{"captured_at":"2026-11-25T17:00:00Z","system_info":{},"processes":[]}`, KindInvalid, `"hostname"`)
 	f("missing captured_at", `{"hostname":"a","system_info":{},"processes":[]}`, KindInvalid, `"captured_at"`)
