@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -160,4 +161,50 @@ func yamlUnmarshalStrict(b []byte, v any) error {
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	return dec.Decode(v)
+}
+
+func TestHelpers(t *testing.T) {
+	pinned := func(ref string, want bool) {
+		t.Helper()
+		if got := imagePinned(ref); got != want {
+			t.Errorf("imagePinned(%q) = %v, want %v", ref, got, want)
+		}
+	}
+	pinned("prom/prometheus:v3.5.0", true)
+	pinned("golang:1.26.8-bookworm", true)
+	pinned("localhost:5000/x@sha256:abcd", true)
+	pinned("prom/prometheus", false)
+	pinned("prom/prometheus:latest", false)
+	pinned("localhost:5000/prometheus", false)
+	pinned("grafana/grafana:${TAG}", false)
+	pinned("debian:bookworm-slim", false)
+
+	name := func(ref, want string) {
+		t.Helper()
+		if got := imageName(ref); got != want {
+			t.Errorf("imageName(%q) = %q, want %q", ref, got, want)
+		}
+	}
+	name("ghcr.io/procscope/procscope-exporter:latest", "ghcr.io/procscope/procscope-exporter")
+	name("localhost:5000/x", "localhost:5000/x")
+	name("localhost:5000/x:1@sha256:ab", "localhost:5000/x")
+
+	interp := func(s, want string) {
+		t.Helper()
+		if got := interpolate(s); got != want {
+			t.Errorf("interpolate(%q) = %q, want %q", s, got, want)
+		}
+	}
+	interp("--a=${X:-127.0.0.1:8000}", "--a=127.0.0.1:8000")
+	interp("${P:?set P}", "SET-P")
+	interp("plain", "plain")
+
+	flags := func(text string, want ...string) {
+		t.Helper()
+		if got := flagNames(text); !slices.Equal(got, want) {
+			t.Errorf("flagNames(%q) = %q, want %q", text, got, want)
+		}
+	}
+	flags("x --web.listen-address=:1 --[no-]collect.cmdline -- y --push.api-key-file", "web.listen-address", "collect.cmdline", "push.api-key-file")
+	flags("no flags - here")
 }
