@@ -222,6 +222,11 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 			// Lost a race for a new hostname to another key.
 			return fail(http.StatusForbidden, "the API key does not match this host")
 		}
+		if errors.Is(err, store.ErrInvalid) {
+			// The store re-checks its own invariants; its message names
+			// the fault and carries no internals.
+			return fail(http.StatusBadRequest, err.Error())
+		}
 		if r.Context().Err() != nil {
 			// The client went away; it will retry (ingest is idempotent).
 			return fail(http.StatusServiceUnavailable, "request cancelled")

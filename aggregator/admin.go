@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/procscope/procscope/aggregator/internal/store"
+	"github.com/procscope/procscope/aggregator/snapshot"
+)
+
+// openForAdmin opens an existing store; admin commands never create one
+// (a typo in --storage.path must not yield an empty database and "no hosts").
+func openForAdmin(stderr io.Writer, logger *slog.Logger, dir string) (*store.SQLite, int) {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		fmt.Fprintf(stderr, "procscope-aggregator: no storage directory at %s (set --storage.path)\n", dir)
+		return nil, 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := store.OpenSQLite(ctx, dir, store.Options{Logger: logger, PruneInterval: -1})
+	if err != nil {
+		fmt.Fprintf(stderr, "procscope-aggregator: opening storage at %s: %v\n", dir, err)
+		return nil, 1
+	}
+	return st, 0
+}
+
+// printable quotes text that could mislead a terminal (control characters,
+// invisible characters): hostnames are chosen by whoever holds a key.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == '\t' {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
+}
+
+func hostsList(stdout, stderr io.Writer, logger *slog.Logger, dir string) int {
+	st, code := openForAdmin(stderr, logger, dir)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	hosts, err := st.Hosts(context.Background())
+	if err != nil {
+		fmt.Fprintf(stderr, "procscope-aggregator: listing hosts: %v\n", err)
+		return 1
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOSTNAME\tLAST SEEN\tLATEST SNAPSHOT\tCAPTURED AT\tOS")
+	for _, h := range hosts {
+		latest, captured := "-", "-"
+		if h.LatestSnapshotID > 0 {
+			latest = strconv.FormatInt(h.LatestSnapshotID, 10)
+			captured = h.LatestCapturedAt.UTC().Format(time.RFC3339)
+		}
+		osName := h.OS
+		if osName == "" {
+			osName = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(h.Hostname),
+			h.LastSeen.UTC().Format(time.RFC3339), latest, captured, printable(osName))
+	}
+	if err := tw.Flush(); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// checkName validates a hostname argument: bad usage is exit code 2.
+func checkName(stderr io.Writer, name string) bool {
+	if msg := snapshot.CheckHostname(name); msg != "" {
+		fmt.Fprintf(stderr, "procscope-aggregator: %s\n", msg)
+		return false
+	}
+	return true
+}
+
+func hostsDelete(stdout, stderr io.Writer, logger *slog.Logger, dir, name string) int {
+	if !checkName(stderr, name) {
+		return 2
+	}
+	st, code := openForAdmin(stderr, logger, dir)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	if err := st.DeleteHost(context.Background(), name); err != nil {
+		return adminError(stderr, name, "deleting", err)
+	}
+	fmt.Fprintf(stdout, "deleted host %s and all its snapshots\n", printable(name))
+	return 0
+}
+
+func hostsResetKey(stdout, stderr io.Writer, logger *slog.Logger, dir, name string) int {
+	if !checkName(stderr, name) {
+		return 2
+	}
+	st, code := openForAdmin(stderr, logger, dir)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	if err := st.ResetKey(context.Background(), name); err != nil {
+		return adminError(stderr, name, "resetting the key of", err)
+	}
+	fmt.Fprintf(stdout, "host %s has no key now: its next ingest binds a new one\n", printable(name))
+	return 0
+}
+
+func adminError(stderr io.Writer, name, doing string, err error) int {
+	if errors.Is(err, store.ErrNotFound) {
+		fmt.Fprintf(stderr, "procscope-aggregator: no host named %s (see `hosts list`)\n", printable(name))
+		return 1
+	}
+	fmt.Fprintf(stderr, "procscope-aggregator: %s %s: %v\n", doing, printable(name), err)
+	return 1
+}

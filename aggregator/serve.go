@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/procscope/procscope/aggregator/internal/api"
+	"github.com/procscope/procscope/aggregator/internal/store"
+	procweb "github.com/procscope/procscope/web"
+)
+
+// serveFlags are the serve command's settings (no package-level globals:
+// tests run several commands in one process).
+type serveFlags struct {
+	web               *web.FlagConfig
+	readHeaderTimeout *time.Duration
+	readTimeout       *time.Duration
+	writeTimeout      *time.Duration
+	idleTimeout       *time.Duration
+	retentionRaw      *model.Duration
+	retention         *model.Duration
+	maxWire           *units.Base2Bytes
+	maxDecoded        *units.Base2Bytes
+	maxProcesses      *int
+	maxConcurrent     *int
+	onlineWindow      *time.Duration
+	shutdownTimeout   *time.Duration
+}
+
+func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
+	return &serveFlags{
+		web: kingpinflag.AddFlags(cmd, "127.0.0.1:8000"),
+		readHeaderTimeout: cmd.Flag("web.read-header-timeout", "Time to read request headers (at most 10s).").
+			Default("10s").Duration(),
+		readTimeout: cmd.Flag("web.read-timeout", "Time to read a whole request, body included.").
+			Default("1m").Duration(),
+		writeTimeout: cmd.Flag("web.write-timeout", "Time to write a response (the live stream extends its own).").
+			Default("1m").Duration(),
+		idleTimeout: cmd.Flag("web.idle-timeout", "How long an idle keep-alive connection stays open.").
+			Default("2m").Duration(),
+		retentionRaw: durationFlag(cmd.Flag("storage.retention.raw", "Keep every snapshot this long; older ones are thinned.").
+			Default("24h")),
+		retention: durationFlag(cmd.Flag("storage.retention", "Delete snapshots older than this.").
+			Default("90d")),
+		maxWire: cmd.Flag("ingest.max-body-bytes", "Largest ingest body as sent (413 above).").
+			Default("16MiB").Bytes(),
+		maxDecoded: cmd.Flag("ingest.max-decompressed-bytes", "Largest ingest body after gzip decompression (413 above); decompression stops there.").
+			Default("64MiB").Bytes(),
+		maxProcesses: cmd.Flag("ingest.max-processes", "Most processes in one snapshot (413 above).").
+			Default("100000").Int(),
+		maxConcurrent: cmd.Flag("ingest.max-concurrent", "Ingest bodies decoded at once; more wait up to 5s, then get 429.").
+			Default("32").Int(),
+		onlineWindow: cmd.Flag("hosts.online-window", "A host is online when seen within this long, until its push interval is known (then 3 intervals).").
+			Default("10s").Duration(),
+		shutdownTimeout: cmd.Flag("web.shutdown-timeout", "How long SIGTERM waits for requests in flight.").
+			Default("15s").Duration(),
+	}
+}
+
+func durationFlag(f *kingpin.FlagClause) *model.Duration {
+	d := new(model.Duration)
+	f.SetValue(d)
+	return d
+}
+
+func (f *serveFlags) check() error {
+	switch {
+	case *f.readHeaderTimeout <= 0 || *f.readHeaderTimeout > 10*time.Second:
+		return errors.New("--web.read-header-timeout must be between 0 and 10s")
+	case *f.readTimeout <= 0 || *f.writeTimeout <= 0 || *f.idleTimeout <= 0:
+		return errors.New("--web.read-timeout, --web.write-timeout and --web.idle-timeout must be positive")
+	case *f.maxWire <= 0 || *f.maxDecoded <= 0:
+		return errors.New("--ingest.max-body-bytes and --ingest.max-decompressed-bytes must be positive")
+	case *f.maxProcesses <= 0 || *f.maxConcurrent <= 0:
+		return errors.New("--ingest.max-processes and --ingest.max-concurrent must be positive")
+	case *f.onlineWindow <= 0:
+		return errors.New("--hosts.online-window must be positive")
+	case *f.retentionRaw <= 0 || *f.retention <= 0:
+		return errors.New("--storage.retention.raw and --storage.retention must be positive")
+	}
+	return nil
+}
+
+// serve runs the server until SIGINT/SIGTERM. The port opens first and
+// answers 503 (/-/ready, the API) while storage opens, which can take a while
+// on a big database; then the parts stop in reverse order, each step timed.
+func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
+	if err := f.check(); err != nil {
+		fmt.Fprintf(os.Stderr, "procscope-aggregator: %v\n", err)
+		return 2
+	}
+	logger.Info("starting procscope-aggregator", "version", version.Info(), "build_context", version.BuildContext())
+
+	webCfg, err := api.LoadWebConfig(*f.web.WebConfigFile, "")
+	if err != nil {
+		logger.Error("invalid web config", "err", err)
+		return 1
+	}
+	if webCfg != nil && webCfg.ToolkitFile != "" {
+		defer os.Remove(webCfg.ToolkitFile)
+	}
+	toolkitFile := ""
+	if webCfg != nil {
+		toolkitFile = webCfg.ToolkitFile
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector(api.Namespace),
+	)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	lazy := new(api.LazyStore)
+	a, err := api.New(api.Options{
+		Logger: logger,
+		Store:  lazy,
+		Limits: api.Limits{
+			MaxWireBytes:    int64(*f.maxWire),
+			MaxDecodedBytes: int64(*f.maxDecoded),
+			MaxProcesses:    *f.maxProcesses,
+			MaxConcurrent:   *f.maxConcurrent,
+		},
+		OnlineWindow: *f.onlineWindow,
+		UI:           procweb.Handler(),
+		Auth:         webCfg.BasicAuth(),
+		Registerer:   reg,
+		Gatherer:     reg,
+	})
+	if err != nil {
+		logger.Error("building the api", "err", err)
+		return 1
+	}
+
+	srv := &http.Server{
+		Handler:           webCfg.RateLimit(a),
+		ReadHeaderTimeout: *f.readHeaderTimeout,
+		ReadTimeout:       *f.readTimeout,
+		WriteTimeout:      *f.writeTimeout,
+		IdleTimeout:       *f.idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() {
+		serveErr <- web.ListenAndServe(srv, &web.FlagConfig{
+			WebListenAddresses: f.web.WebListenAddresses,
+			WebSystemdSocket:   f.web.WebSystemdSocket,
+			WebConfigFile:      &toolkitFile,
+		}, logger)
+	}()
+
+	// Storage opens while the port already answers 503.
+	openStart := time.Now()
+	st, err := store.OpenSQLite(ctx, storagePath, store.Options{
+		Logger:       logger.With("component", "store"),
+		RetentionRaw: time.Duration(*f.retentionRaw),
+		Retention:    time.Duration(*f.retention),
+	})
+	if err != nil {
+		logger.Error("opening storage", "path", storagePath, "err", err)
+		shutdownServer(logger, srv, a, *f.shutdownTimeout)
+		return 1
+	}
+	lazy.Set(st)
+	logger.Info("storage open, ready", "path", storagePath, "duration", time.Since(openStart))
+
+	code := 0
+	select {
+	case <-ctx.Done():
+		logger.Info("received signal, shutting down")
+	case err := <-serveErr:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("http server failed", "err", err)
+			code = 1
+		}
+	}
+	// Reverse order: stop taking requests, then close storage (which
+	// flushes), so nothing acknowledged is lost.
+	shutdownServer(logger, srv, a, *f.shutdownTimeout)
+	t := time.Now()
+	if err := st.Close(); err != nil {
+		logger.Error("closing storage", "err", err)
+		code = 1
+	}
+	logger.Info("storage closed", "duration", time.Since(t))
+	return code
+}
+
+func shutdownServer(logger *slog.Logger, srv *http.Server, a *api.API, timeout time.Duration) {
+	t := time.Now()
+	a.Close() // end live streams, which would hold Shutdown until its timeout
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Warn("http server shutdown", "err", err)
+	}
+	logger.Info("http server stopped", "duration", time.Since(t))
+}
