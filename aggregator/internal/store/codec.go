@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -153,6 +154,90 @@ func appendFloat(b []byte, v float64) []byte {
 	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
 }
 
+// appendFloatPred is appendFloat, or tag 14 and the XOR of v's bits with
+// pred's when that is shorter: a value close to its prediction shares the
+// sign, exponent and top mantissa bits, so the XOR is a small integer.
+func appendFloatPred(b []byte, v, pred float64) []byte {
+	start := len(b)
+	b = appendFloat(b, v)
+	if pred == 0 {
+		return b
+	}
+	x := math.Float64bits(v) ^ math.Float64bits(pred)
+	if 1+uvarintLen(x) < len(b)-start {
+		b = append(b[:start], 14)
+		b = binary.AppendUvarint(b, x)
+	}
+	return b
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// pctRatio predicts memory_percent from memory_mb: every process of a
+// host divides by the same total memory, so the previous row's ratio
+// predicts the next row's percentage to within a few units in the last
+// place. Encoder and decoder update it from the same final row values.
+type pctRatio float64
+
+func (r pctRatio) predict(mem float64) float64 { return mem * float64(r) }
+
+func (r *pctRatio) observe(p *snapshot.Process) {
+	if p.MemoryMB > 0 && p.MemoryPercent > 0 {
+		*r = pctRatio(p.MemoryPercent / p.MemoryMB)
+	}
+}
+
+// canonicalTime returns the Unix nanoseconds of s when s is exactly what
+// formatTime gives back for them (UTC, RFC 3339 with trimmed fractional
+// seconds, as exporters send create_time): those are stored as a number.
+func canonicalTime(s string) (int64, bool) {
+	if len(s) < 20 || len(s) > 30 || s[len(s)-1] != 'Z' {
+		return 0, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() < 1678 || t.Year() > 2261 { // the range of UnixNano
+		return 0, false
+	}
+	ns := t.UnixNano()
+	if formatTime(ns) != s {
+		return 0, false
+	}
+	return ns, true
+}
+
+func formatTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+
+// rowEncoder carries what one blob's rows share: the string table, the
+// previous create_time (times are stored as differences) and the memory
+// ratio.
+type rowEncoder struct {
+	t        *strTable
+	prevTime int64
+	ratio    pctRatio
+}
+
+// appendTime: 0 for "", 1 and a difference for a canonical time, else
+// 2 + a string id.
+func (e *rowEncoder) appendTime(b []byte, s string) []byte {
+	if s == "" {
+		return appendUvarint(b, 0)
+	}
+	if ns, ok := canonicalTime(s); ok {
+		b = appendUvarint(b, 1)
+		b = appendVarint(b, ns-e.prevTime)
+		e.prevTime = ns
+		return b
+	}
+	return appendUvarint(b, 2+e.t.id(s))
+}
+
 // strTable numbers the distinct strings of one blob.
 type strTable struct {
 	idx  map[string]uint64
@@ -192,17 +277,18 @@ func (t *strTable) cmdID(c *string) uint64 {
 }
 
 // appendAllFields writes every field of p except the PID.
-func appendAllFields(b []byte, t *strTable, p *snapshot.Process) []byte {
+func (e *rowEncoder) appendAllFields(b []byte, p *snapshot.Process) []byte {
+	t := e.t
 	b = appendVarint(b, p.PPID)
 	b = appendUvarint(b, t.id(p.Name))
 	b = appendUvarint(b, t.cmdID(p.Cmdline))
 	b = appendUvarint(b, t.id(p.Username))
 	b = appendUvarint(b, t.id(p.Status))
-	b = appendUvarint(b, t.id(p.CreateTime))
+	b = e.appendTime(b, p.CreateTime)
 	b = appendVarint(b, int64(p.NumThreads))
 	b = appendFloat(b, p.CPUPercent)
 	b = appendFloat(b, p.MemoryMB)
-	return appendFloat(b, p.MemoryPercent)
+	return appendFloatPred(b, p.MemoryPercent, e.ratio.predict(p.MemoryMB))
 }
 
 // encodeFull is the raw (uncompressed) keyframe encoding of procs:
@@ -210,13 +296,15 @@ func appendAllFields(b []byte, t *strTable, p *snapshot.Process) []byte {
 // previous PID and all other fields.
 func encodeFull(procs []snapshot.Process) []byte {
 	t := newStrTable(len(procs) / 2)
+	e := &rowEncoder{t: t}
 	body := make([]byte, 0, len(procs)*24)
 	var prev int64
 	for i := range procs {
 		p := &procs[i]
 		body = appendVarint(body, p.PID-prev)
 		prev = p.PID
-		body = appendAllFields(body, t, p)
+		body = e.appendAllFields(body, p)
+		e.ratio.observe(p)
 	}
 	out := appendUvarint(make([]byte, 0, len(body)+len(t.list)*16+8), uint64(len(procs)))
 	out = t.appendTo(out)
@@ -237,6 +325,7 @@ func baseIndex(base []snapshot.Process) map[int64]int {
 // bits, changed-field mask above) then only what changed.
 func encodeDelta(procs, base []snapshot.Process, idx map[int64]int) []byte {
 	t := newStrTable(8)
+	e := &rowEncoder{t: t}
 	body := make([]byte, 0, len(procs)+64)
 	prev := -1
 	for i := range procs {
@@ -248,7 +337,8 @@ func encodeDelta(procs, base []snapshot.Process, idx map[int64]int) []byte {
 			if !ok {
 				body = appendUvarint(body, rowNew)
 				body = appendVarint(body, p.PID)
-				body = appendAllFields(body, t, p)
+				body = e.appendAllFields(body, p)
+				e.ratio.observe(p)
 				continue
 			}
 			kind = rowSkip
@@ -307,7 +397,7 @@ func encodeDelta(procs, base []snapshot.Process, idx map[int64]int) []byte {
 			body = appendUvarint(body, t.id(p.Status))
 		}
 		if mask&fCreateTime != 0 {
-			body = appendUvarint(body, t.id(p.CreateTime))
+			body = e.appendTime(body, p.CreateTime)
 		}
 		if mask&fNumThreads != 0 {
 			body = appendVarint(body, int64(p.NumThreads))
@@ -319,8 +409,9 @@ func encodeDelta(procs, base []snapshot.Process, idx map[int64]int) []byte {
 			body = appendFloat(body, p.MemoryMB)
 		}
 		if mask&fMemPct != 0 {
-			body = appendFloat(body, p.MemoryPercent)
+			body = appendFloatPred(body, p.MemoryPercent, e.ratio.predict(p.MemoryMB))
 		}
+		e.ratio.observe(p)
 	}
 	out := appendUvarint(make([]byte, 0, len(body)+len(t.list)*16+8), uint64(len(procs)))
 	out = t.appendTo(out)
@@ -370,10 +461,15 @@ func (r *reader) varint() int64 {
 	return v
 }
 
-func (r *reader) float() float64 {
+func (r *reader) float() float64 { return r.floatPred(0) }
+
+// floatPred reads appendFloatPred's output.
+func (r *reader) floatPred(pred float64) float64 {
 	tag := r.uvarint()
 	k := tag & 15
 	switch {
+	case tag == 14:
+		return math.Float64frombits(math.Float64bits(pred) ^ r.uvarint())
 	case k == 15:
 		if len(r.b) < 8 {
 			r.fail()
@@ -458,38 +554,75 @@ func (r *reader) count() int {
 	return int(n)
 }
 
-func (r *reader) allFields(p *snapshot.Process, tab []string, ptrs []*string) {
+// rowDecoder mirrors rowEncoder.
+type rowDecoder struct {
+	r        *reader
+	tab      []string
+	ptrs     []*string // one *string per command line string, shared by rows
+	prevTime int64
+	ratio    pctRatio
+	lastNs   int64 // the last time formatted, reused for equal times
+	lastStr  string
+}
+
+func newRowDecoder(r *reader) *rowDecoder {
+	tab := r.readStrings()
+	return &rowDecoder{r: r, tab: tab, ptrs: make([]*string, len(tab))}
+}
+
+func (d *rowDecoder) time() string {
+	tag := d.r.uvarint()
+	switch tag {
+	case 0:
+		return ""
+	case 1:
+		d.prevTime += d.r.varint()
+		if d.lastStr == "" || d.prevTime != d.lastNs {
+			d.lastNs, d.lastStr = d.prevTime, formatTime(d.prevTime)
+		}
+		return d.lastStr
+	}
+	i := tag - 2
+	if i >= uint64(len(d.tab)) {
+		d.r.fail()
+		return ""
+	}
+	return d.tab[i]
+}
+
+func (d *rowDecoder) allFields(p *snapshot.Process) {
+	r := d.r
 	p.PPID = r.varint()
-	p.Name = r.str(tab)
-	p.Cmdline = r.cmdline(tab, ptrs)
-	p.Username = r.str(tab)
-	p.Status = r.str(tab)
-	p.CreateTime = r.str(tab)
+	p.Name = r.str(d.tab)
+	p.Cmdline = r.cmdline(d.tab, d.ptrs)
+	p.Username = r.str(d.tab)
+	p.Status = r.str(d.tab)
+	p.CreateTime = d.time()
 	p.NumThreads = int32(r.varint())
 	p.CPUPercent = r.float()
 	p.MemoryMB = r.float()
-	p.MemoryPercent = r.float()
+	p.MemoryPercent = r.floatPred(d.ratio.predict(p.MemoryMB))
 }
 
 // decodeFull decodes encodeFull's output.
 func decodeFull(raw []byte) ([]snapshot.Process, error) {
 	r := &reader{b: raw}
 	n := r.count()
-	tab := r.readStrings()
+	d := newRowDecoder(r)
 	if r.err != nil {
 		return nil, r.err
 	}
-	ptrs := make([]*string, len(tab))
 	out := make([]snapshot.Process, n)
 	var prev int64
 	for i := range out {
 		p := &out[i]
 		prev += r.varint()
 		p.PID = prev
-		r.allFields(p, tab, ptrs)
+		d.allFields(p)
 		if r.err != nil {
 			return nil, r.err
 		}
+		d.ratio.observe(p)
 	}
 	if len(r.b) != 0 {
 		return nil, errCorrupt
@@ -501,11 +634,11 @@ func decodeFull(raw []byte) ([]snapshot.Process, error) {
 func decodeDelta(raw []byte, base []snapshot.Process) ([]snapshot.Process, error) {
 	r := &reader{b: raw}
 	n := r.count()
-	tab := r.readStrings()
+	d := newRowDecoder(r)
 	if r.err != nil {
 		return nil, r.err
 	}
-	ptrs := make([]*string, len(tab))
+	tab, ptrs := d.tab, d.ptrs
 	out := make([]snapshot.Process, n)
 	prev := -1
 	for i := range out {
@@ -514,10 +647,11 @@ func decodeDelta(raw []byte, base []snapshot.Process) ([]snapshot.Process, error
 		kind := h & (1<<rowShift - 1)
 		if kind == rowNew {
 			p.PID = r.varint()
-			r.allFields(p, tab, ptrs)
+			d.allFields(p)
 			if r.err != nil {
 				return nil, r.err
 			}
+			d.ratio.observe(p)
 			continue
 		}
 		j := prev + 1
@@ -548,7 +682,7 @@ func decodeDelta(raw []byte, base []snapshot.Process) ([]snapshot.Process, error
 			p.Status = r.str(tab)
 		}
 		if mask&fCreateTime != 0 {
-			p.CreateTime = r.str(tab)
+			p.CreateTime = d.time()
 		}
 		if mask&fNumThreads != 0 {
 			p.NumThreads = int32(r.varint())
@@ -560,11 +694,12 @@ func decodeDelta(raw []byte, base []snapshot.Process) ([]snapshot.Process, error
 			p.MemoryMB = r.float()
 		}
 		if mask&fMemPct != 0 {
-			p.MemoryPercent = r.float()
+			p.MemoryPercent = r.floatPred(d.ratio.predict(p.MemoryMB))
 		}
 		if r.err != nil {
 			return nil, r.err
 		}
+		d.ratio.observe(p)
 	}
 	if len(r.b) != 0 {
 		return nil, errCorrupt

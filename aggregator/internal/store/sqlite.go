@@ -53,7 +53,8 @@ type Options struct {
 	PruneInterval time.Duration
 	// PruneBatch is how many snapshots one pruning transaction deletes at
 	// most (default 500), and PrunePause the pause between two of them
-	// (default 50ms), so that pruning never holds the writer for long.
+	// (default 50ms; negative: none), so that pruning never holds the
+	// writer for long.
 	PruneBatch int
 	PrunePause time.Duration
 	// MaxBatch is how many ingests one group commit takes at most (default 256).
@@ -98,7 +99,7 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("5-minute retention (%s) is shorter than raw retention (%s)", o.RetentionMid, o.RetentionRaw)
 	case o.Retention < o.RetentionMid:
 		return fmt.Errorf("retention (%s) is shorter than 5-minute retention (%s)", o.Retention, o.RetentionMid)
-	case o.PruneBatch < 0 || o.MaxBatch < 0 || o.CacheRows < 0 || o.PrunePause < 0:
+	case o.PruneBatch < 0 || o.MaxBatch < 0 || o.CacheRows < 0:
 		return errors.New("batch sizes, cache size and pause must not be negative")
 	}
 	return nil
@@ -121,6 +122,7 @@ type SQLite struct {
 	closed atomic.Bool
 
 	pruned    atomic.Int64
+	rebased   atomic.Int64 // keyframes whose deltas were re-encoded
 	pruneLate atomic.Int64 // earliest captured_ms stored since the last pass
 	pruneMu   sync.Mutex   // one retention pass at a time
 	prune     pruneState

@@ -1,0 +1,141 @@
+package store
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/procscope/procscope/aggregator/snapshot"
+)
+
+// BenchmarkProcesses5000 reads one 5,000-process snapshot (a delta) with
+// Processes, end to end through SQLite:
+//
+//	keyframe-cached  the usual case (the UI reads recent snapshots, whose
+//	                 keyframe was read before)
+//	cold             no cache: both blobs decompressed and decoded
+//	gzip-json        baseline: decoding the same list from gzip JSON, what
+//	                 storing the ingest body as it came would cost
+func BenchmarkProcesses5000(b *testing.B) {
+	ctx := context.Background()
+	h := newFakeHost(7, "big", 5000)
+	reqs := make([]*IngestRequest, 6)
+	for i := range reqs {
+		reqs[i] = h.next()
+	}
+	last := reqs[len(reqs)-1]
+	run := func(b *testing.B, cacheRows int) {
+		s := openTest(b, b.TempDir(), Options{CacheRows: cacheRows})
+		ids := ingestAll(b, s, reqs[:1])
+		for _, r := range reqs[1:] { // in order, so that the last is a delta
+			ids = append(ids, mustIngestTB(b, s, r))
+		}
+		var base *int64
+		_ = s.rdb.QueryRow("SELECT base_id FROM snapshots WHERE id = ?", ids[len(ids)-1]).Scan(&base)
+		if base == nil {
+			b.Fatal("the benchmarked snapshot is not a delta")
+		}
+		b.ResetTimer()
+		for b.Loop() {
+			procs, err := s.Processes(ctx, ids[len(ids)-1])
+			if err != nil || len(procs) != len(last.Processes) {
+				b.Fatalf("%d processes, %v", len(procs), err)
+			}
+		}
+	}
+	b.Run("keyframe-cached", func(b *testing.B) { run(b, 0) })
+	b.Run("cold", func(b *testing.B) { run(b, 1) })
+	b.Run("gzip-json", func(b *testing.B) {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(wireJSON(last))
+		_ = zw.Close()
+		blob := buf.Bytes()
+		for b.Loop() {
+			zr, err := gzip.NewReader(bytes.NewReader(blob))
+			if err != nil {
+				b.Fatal(err)
+			}
+			raw, err := io.ReadAll(zr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var snap snapshot.Snapshot
+			if err := json.Unmarshal(raw, &snap); err != nil || len(snap.Processes) != len(last.Processes) {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func mustIngestTB(tb testing.TB, s Store, r *IngestRequest) int64 {
+	tb.Helper()
+	res, err := s.Ingest(context.Background(), r)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res.SnapshotID
+}
+
+// BenchmarkIngestParallel stores 300-process snapshots from 200 hosts with
+// 200 concurrent callers and reports snapshots/s and the p99 latency of
+// Ingest:
+//
+//	group-commit   the store as configured (batches of up to 256)
+//	one-per-commit baseline: MaxBatch 1, one transaction and fsync each
+func BenchmarkIngestParallel(b *testing.B) {
+	const hosts, variants = 200, 8
+	pool := make([][]*IngestRequest, hosts)
+	for i := range pool {
+		h := newFakeHost(uint64(i), fmt.Sprintf("host-%03d", i), 300)
+		for range variants {
+			pool[i] = append(pool[i], h.next())
+		}
+	}
+	run := func(b *testing.B, maxBatch int) {
+		s := openTest(b, b.TempDir(), Options{MaxBatch: maxBatch})
+		base := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+		var seq atomic.Int64
+		var mu sync.Mutex
+		var lat []time.Duration
+		b.SetParallelism((hosts + 1) / 2) // GOMAXPROCS(2) * 100 callers
+		b.ResetTimer()
+		start := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			var mine []time.Duration
+			for pb.Next() {
+				n := seq.Add(1)
+				host := int(n % hosts)
+				r := *pool[host][int(n/hosts)%variants]
+				// Unique per host: n/hosts counts this host's snapshots.
+				r.CapturedAt = base.Add(time.Duration(n/hosts) * time.Second)
+				t0 := time.Now()
+				if _, err := s.Ingest(context.Background(), &r); err != nil {
+					b.Error(err)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+		el := time.Since(start)
+		b.StopTimer()
+		slices.Sort(lat)
+		if len(lat) > 0 {
+			b.ReportMetric(float64(len(lat))/el.Seconds(), "snapshots/s")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		}
+	}
+	b.Run("group-commit", func(b *testing.B) { run(b, 0) })
+	b.Run("one-per-commit", func(b *testing.B) { run(b, 1) })
+}
