@@ -62,6 +62,8 @@ type platform struct {
 	memTotal uint64    // bytes, for memory_percent
 
 	users *userCache
+	// now is the clock; tests replace it to get exact CPU percentages.
+	now func() time.Time
 
 	// static system facts read at New.
 	static snapshot.SystemInfo
@@ -84,6 +86,7 @@ func newPlatform(opts Options, logger *slog.Logger) (*platform, error) {
 		state:    map[int32]procState{},
 		users:    newUserCache(),
 		stuck:    map[string]bool{},
+		now:      time.Now,
 	}
 	fi, err := os.Stat(opts.ProcRoot)
 	if err != nil {
@@ -136,7 +139,7 @@ func (p *platform) readProcesses(w *Walk) error {
 	}
 	slices.Sort(p.pids)
 
-	now := time.Now()
+	now := p.now()
 	var dt time.Duration
 	if !p.prevWalk.IsZero() {
 		dt = now.Sub(p.prevWalk)

@@ -34,8 +34,8 @@ var (
 	reFlagSpace = regexp.MustCompile(`(?i)((?:^|\s)--?` + secretName + `\s+)[^\s\-]\S*`)
 	// Authorization headers given on the command line (curl -H ...).
 	reAuthHeader = regexp.MustCompile(`(?i)(\b(?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=\-]{8,}`)
-	// curl -u user:password / --user user:password.
-	reUserFlag = regexp.MustCompile(`((?:^|\s)(?:-u|--user|--proxy-user)\s+[^\s:]*:)\S+`)
+	// curl -u user:password / --user user:password, but not -u URL.
+	reUserFlag = regexp.MustCompile(`((?:^|\s)(?:-u|--user|--proxy-user)\s+[^\s:/@]*:)[^\s/]\S*`)
 )
 
 // ScrubCmdline hides secrets in a command line before it leaves the host:

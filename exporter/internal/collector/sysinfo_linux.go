@@ -243,17 +243,9 @@ func (p *platform) readFilesystems(w *Walk) error {
 	if err != nil {
 		return err
 	}
-	// A later mount on the same point hides the earlier one.
-	last := map[string]int{}
-	for i, m := range mounts {
-		last[m.Mountpoint] = i
-	}
 	var errs []error
 	out := []snapshot.Filesystem{}
-	for i, m := range mounts {
-		if last[m.Mountpoint] != i || !keepFilesystem(m.Mountpoint, m.FSType) {
-			continue
-		}
+	for _, m := range realMounts(mounts) {
 		st, err := p.statfs(m.Mountpoint)
 		if err != nil {
 			if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.ENOENT) {
@@ -271,6 +263,23 @@ func (p *platform) readFilesystems(w *Walk) error {
 	}
 	w.System.Filesystems = out
 	return errors.Join(errs...)
+}
+
+// realMounts keeps the mounts worth reporting: real filesystems (see
+// keepFilesystem), and of several mounts on one point only the last, which
+// hides the others.
+func realMounts(mounts []mount) []mount {
+	last := map[string]int{}
+	for i, m := range mounts {
+		last[m.Mountpoint] = i
+	}
+	var out []mount
+	for i, m := range mounts {
+		if last[m.Mountpoint] == i && keepFilesystem(m.Mountpoint, m.FSType) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 var errStatfsStuck = errors.New("statfs has not returned yet (hung network filesystem?)")
