@@ -1,0 +1,416 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/procscope/procscope/aggregator/snapshot"
+	"github.com/procscope/procscope/exporter/internal/collector"
+)
+
+func TestWalkLoopOneAtATime(t *testing.T) {
+	var running, maxRunning, walks atomic.Int32
+	walk := func(ctx context.Context) (*collector.Walk, error) {
+		if n := running.Add(1); n > maxRunning.Load() {
+			maxRunning.Store(n)
+		}
+		defer running.Add(-1)
+		walks.Add(1)
+		// Slower than the interval: ticks must be dropped, not stacked.
+		time.Sleep(30 * time.Millisecond)
+		return &collector.Walk{Time: time.Now()}, nil
+	}
+	var fed atomic.Int32
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	walkLoop(ctx, 10*time.Millisecond, walk, func(*collector.Walk, time.Duration) { fed.Add(1) },
+		slog.New(slog.DiscardHandler))
+	if maxRunning.Load() != 1 {
+		t.Errorf("%d walks ran at once", maxRunning.Load())
+	}
+	// 300 ms of 30 ms walks: about 10, never the 30 the ticker asked for.
+	if w := walks.Load(); w < 3 || w > 11 {
+		t.Errorf("%d walks in 300ms with 30ms walks", w)
+	}
+	if fed.Load() != walks.Load() {
+		t.Errorf("fed %d of %d walks", fed.Load(), walks.Load())
+	}
+}
+
+func TestBadCommandLineExits2(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	os.WriteFile(bad, []byte("push_urll: x\n"), 0o600)
+	f := func(args ...string) {
+		t.Helper()
+		var stderr bytes.Buffer
+		if code := run(args, func(string) string { return "" }, &stderr); code != 2 {
+			t.Errorf("run(%q) = %d, want 2", args, code)
+		}
+		if !strings.Contains(stderr.String(), "procscope-exporter:") {
+			t.Errorf("no clear message: %q", stderr.String())
+		}
+	}
+	f("--push.interval=soon")
+	f("--nope")
+	f("--config.file=" + bad)
+	f("--metrics.process-group=x=(")
+}
+
+// ---- end to end, on the built binary ----
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func exporterBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "procscope-exporter-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "procscope-exporter")
+		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		cmd := exec.Command(gobin, "build", "-o", binPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// proc is a running exporter with its stderr captured.
+type proc struct {
+	cmd    *exec.Cmd
+	addr   string
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan error
+}
+
+func (p *proc) logs() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
+
+var listenRE = regexp.MustCompile(`msg="Listening on" address=(127\.0\.0\.1:\d+)`)
+
+func startExporter(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(exporterBinary(t), append([]string{"--web.listen-address=127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		// Our own child only, by PID.
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+	})
+	select {
+	case p.addr = <-addr:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("exporter did not log its address:\n%s", p.logs())
+	}
+	return p
+}
+
+// stop sends SIGTERM and waits (bounded) for exit code 0.
+func (p *proc) stop(t *testing.T, within time.Duration) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("exporter exited with %v, want 0\n%s", err, p.logs())
+		}
+	case <-time.After(within):
+		t.Fatalf("exporter still running %s after SIGTERM", within)
+	}
+}
+
+func get(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestBinaryBadFlagExitCode(t *testing.T) {
+	cmd := exec.Command(exporterBinary(t), "--push.interval=often")
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want code 2; output %s", err, out)
+	}
+	if !strings.Contains(string(out), "push.interval") {
+		t.Errorf("message does not name the flag: %s", out)
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	state := t.TempDir()
+	// A long priming window keeps the first walk (and readiness) back.
+	p := startExporter(t, nil, "--push.url=", "--state.dir="+state, "--collect.sample-window=1500ms",
+		"--metrics.process-group=nothing=^no-such-process$")
+	base := "http://" + p.addr
+	if code, _ := get(t, http.MethodGet, base+"/-/ready"); code != http.StatusServiceUnavailable {
+		t.Errorf("/-/ready before the first walk: %d, want 503", code)
+	}
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		if code, _ := get(t, m, base+"/-/healthy"); code != http.StatusOK {
+			t.Errorf("%s /-/healthy: %d", m, code)
+		}
+	}
+	if code, _ := get(t, http.MethodPost, base+"/-/healthy"); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /-/healthy: %d, want 405", code)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := get(t, http.MethodGet, base+"/-/ready")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready:\n%s", p.logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, body := get(t, http.MethodGet, base+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		"procscope_exporter_build_info{", "procscope_cpus ", `procscope_processes{state="sleeping"}`,
+		`procscope_top_process_cpu_percent{name=`, `procscope_process_group_processes{group="nothing"} 0`,
+		"procscope_walk_duration_seconds ", "go_goroutines ", "process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "procscope_push_") {
+		t.Error("push metrics present although pushing is disabled")
+	}
+	if code, body := get(t, http.MethodGet, base+"/"); code != http.StatusOK || !strings.Contains(body, "/metrics") {
+		t.Errorf("landing page: %d", code)
+	}
+	if code, _ := get(t, http.MethodGet, base+"/nope"); code != http.StatusNotFound {
+		t.Errorf("/nope: %d, want 404", code)
+	}
+	p.stop(t, 10*time.Second)
+}
+
+// receiver stands in for the aggregator: gzip JSON in, idempotent on
+// captured_at like the real one, and it can go down (listener closed).
+type receiver struct {
+	t      *testing.T
+	addr   string
+	mu     sync.Mutex
+	srv    *http.Server
+	stored map[string]int // captured_at -> times received
+	order  []string
+	keys   map[string]bool
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{t: t, stored: map[string]int{}, keys: map[string]bool{}}
+	r.up()
+	t.Cleanup(r.down)
+	return r
+}
+
+func (r *receiver) up() {
+	addr := r.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var ln net.Listener
+	var err error
+	for i := 0; i < 100; i++ {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		r.t.Fatalf("receiver: %v", err)
+	}
+	r.addr = ln.Addr().String()
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	r.mu.Lock()
+	r.srv = srv
+	r.mu.Unlock()
+	go srv.Serve(ln)
+}
+
+func (r *receiver) down() {
+	r.mu.Lock()
+	srv := r.srv
+	r.srv = nil
+	r.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	zr, err := gzip.NewReader(req.Body)
+	if err != nil {
+		http.Error(w, `{"error":"bad gzip"}`, 400)
+		return
+	}
+	var s snapshot.Snapshot
+	if err := json.NewDecoder(zr).Decode(&s); err != nil || s.Hostname == "" || s.Processes == nil {
+		http.Error(w, `{"error":"bad body"}`, 400)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.keys[req.Header.Get("X-API-KEY")] = true
+	r.stored[s.CapturedAt]++
+	if r.stored[s.CapturedAt] > 1 {
+		w.WriteHeader(http.StatusOK)
+	} else {
+		r.order = append(r.order, s.CapturedAt)
+		w.WriteHeader(http.StatusCreated)
+	}
+	fmt.Fprint(w, `{"snapshot_id":1}`)
+}
+
+var flushedRE = regexp.MustCompile(`msg="flushed push queue".* left_on_disk=(\d+) queued=(\d+) sent=(\d+) failed_attempts=(\d+) dropped=(\d+)`)
+
+// TestOutage is the outage figure of the README: an exporter pushing every
+// 100 ms, the receiver down for 3 s in the middle, then back. Every
+// snapshot the exporter queued must arrive exactly once (stored), in
+// capture order after the backlog, none lost.
+func TestOutage(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	down := 3 * time.Second
+	r := newReceiver(t)
+	state := t.TempDir()
+	p := startExporter(t, []string{"PROCSCOPE_API_KEY=outage-test-key"},
+		"--push.url=http://"+r.addr+"/api/v1/ingest", "--push.interval="+interval.String(),
+		"--state.dir="+state, "--collect.sample-window=0", "--collect.top-n=20", "--push.timeout=1s")
+	time.Sleep(2 * time.Second)
+	r.down()
+	time.Sleep(down)
+	r.up()
+	time.Sleep(3 * time.Second)
+	p.stop(t, 15*time.Second)
+
+	m := flushedRE.FindStringSubmatch(p.logs())
+	if m == nil {
+		t.Fatalf("no final stats line:\n%s", p.logs())
+	}
+	n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
+	left, queued, sent, failed, dropped := n(1), n(2), n(3), n(4), n(5)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stored := len(r.order)
+	resent := 0
+	for _, c := range r.stored {
+		resent += c - 1
+	}
+	times := make([]time.Time, 0, stored)
+	for at := range r.stored {
+		tm, err := time.Parse(time.RFC3339Nano, at)
+		if err != nil {
+			t.Fatalf("captured_at %q: %v", at, err)
+		}
+		times = append(times, tm)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	gaps := 0
+	var maxGap time.Duration
+	for i := 1; i < len(times); i++ {
+		d := times[i].Sub(times[i-1])
+		maxGap = max(maxGap, d)
+		if d > interval*3/2 {
+			gaps++
+		}
+	}
+	t.Logf("outage %s at %s interval: queued %d, stored %d, resent (answered 200) %d, left on disk %d, "+
+		"dropped %d, failed attempts %d, lost %d, timeline gaps > 1.5 intervals %d (largest %s)",
+		down, interval, queued, stored, resent, left, dropped, failed, queued-stored-left-dropped, gaps, maxGap)
+	if len(r.keys) != 1 || !r.keys["outage-test-key"] {
+		t.Errorf("keys seen: %v", r.keys)
+	}
+	if lost := queued - stored - left - dropped; lost != 0 || dropped != 0 || left != 0 {
+		t.Errorf("lost %d, dropped %d, left %d", lost, dropped, left)
+	}
+	if sent < stored {
+		t.Errorf("sent %d < stored %d", sent, stored)
+	}
+	if failed == 0 {
+		t.Error("no failed attempts: the outage did not happen")
+	}
+	// The walk never waits for the network: the outage leaves no hole.
+	if stored < int((2*time.Second+down+3*time.Second)/interval)/2 {
+		t.Errorf("only %d snapshots in ~8s at %s", stored, interval)
+	}
+	if maxGap > time.Second {
+		t.Errorf("a %s hole in the timeline", maxGap)
+	}
+}
