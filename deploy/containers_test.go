@@ -220,7 +220,9 @@ func helpFlags(t *testing.T, bin string, helpArgs ...string) []string {
 		return f
 	}
 	if len(helpArgs) == 0 {
-		helpArgs = []string{"--help"}
+		// --help-long lists the flags of subcommands too (the
+		// aggregator's server flags belong to its default "serve").
+		helpArgs = []string{"--help-long"}
 	}
 	out, err := exec.Command(bin, helpArgs...).CombinedOutput()
 	if err != nil {
