@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/prompb"
@@ -120,7 +121,7 @@ func capLabel(s string) string {
 // CPU and by memory. A system_info that is not a JSON object, or lacks
 // fields, yields fewer samples, never an error: ingest already accepted it.
 func buildSamples(req *store.IngestRequest, topK int) []sample {
-	ts := req.CapturedAt.UnixMilli()
+	ts := sampleTime(req.CapturedAt)
 	host := capLabel(req.Hostname)
 	out := make([]sample, 0, 12+2*2*topK)
 
@@ -260,6 +261,21 @@ func topProcesses(req *store.IngestRequest, k int) []int {
 	}
 	sort.Ints(union)
 	return union
+}
+
+// timeResolutionMs is the resolution of sample timestamps. captured_at
+// carries milliseconds of scheduling jitter (a ticker firing a few ms late,
+// a slow walk); stored exactly, that jitter alone cost 0.75 bytes a sample
+// in TestBytesPerSample (0.34 at 10 ms, 0.18 at 100 ms), more than all the
+// values. The snapshot store keeps the exact captured_at; a chart of
+// samples 2 s or more apart loses nothing at 100 ms.
+const timeResolutionMs int64 = 100
+
+// sampleTime is t in milliseconds rounded to timeResolutionMs.
+func sampleTime(t time.Time) int64 {
+	ms := t.UnixMilli()
+	r := timeResolutionMs
+	return floorDiv(ms+r/2, r) * r
 }
 
 // quantum is the resolution a series is stored with. Exporters send

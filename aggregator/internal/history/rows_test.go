@@ -51,8 +51,9 @@ func TestBuildSamplesHostSeries(t *testing.T) {
 		if l[LabelHostname] != "web-1" {
 			t.Errorf("sample %v: hostname label %q", l, l[LabelHostname])
 		}
-		if s.timestamp != at.UnixMilli() {
-			t.Errorf("sample %v: timestamp %d, want captured_at %d", l, s.timestamp, at.UnixMilli())
+		// captured_at rounded to 100 ms.
+		if want := at.Add(-23 * time.Millisecond).UnixMilli(); s.timestamp != want {
+			t.Errorf("sample %v: timestamp %d, want captured_at rounded to %d", l, s.timestamp, want)
 		}
 		key := l[labelName]
 		if mp := l[LabelMountpoint]; mp != "" {
@@ -209,6 +210,20 @@ func TestCapLabel(t *testing.T) {
 	f(strings.Repeat("x", 200), strings.Repeat("x", maxLabelValueLen))
 	// A multi-byte rune straddling the cap is dropped whole.
 	f(strings.Repeat("x", maxLabelValueLen-1)+"é", strings.Repeat("x", maxLabelValueLen-1))
+}
+
+func TestSampleTime(t *testing.T) {
+	f := func(ms, want int64) {
+		t.Helper()
+		if got := sampleTime(time.UnixMilli(ms)); got != want {
+			t.Errorf("sampleTime(%d ms) = %d, want %d", ms, got, want)
+		}
+	}
+	f(1764090000000, 1764090000000)
+	f(1764090000049, 1764090000000)
+	f(1764090000050, 1764090000100)
+	f(1764090001999, 1764090002000)
+	f(-149, -100)
 }
 
 func TestQuantum(t *testing.T) {
