@@ -60,7 +60,7 @@ func TestSurvivesKill9(t *testing.T) {
 		t.Skip("kill -9 test waits for the storage's flush window; skipped with -short")
 	}
 	dir := t.TempDir()
-	base := time.Now().Add(-2 * time.Hour).Truncate(time.Millisecond)
+	base := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcess$", "-test.v=false")

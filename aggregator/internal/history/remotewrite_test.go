@@ -213,7 +213,7 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 	}
 
 	h := openTest(t, t.TempDir(), Options{TopK: 2, RemoteWriteURL: base + "/api/v1/write", Logger: testLogger(t)})
-	now := time.Now().Add(-30 * time.Second).Truncate(time.Millisecond)
+	now := time.Now().Add(-30 * time.Second).Truncate(time.Second)
 	procs := []snapshot.Process{{PID: 99, Name: `evil"name\n{}`, CPUPercent: 12.5, MemoryMB: 64, CreateTime: "2026-11-25T08:00:00Z"}}
 	for i := range 5 {
 		h.Add(testRequest(`host "quoted"`, now.Add(time.Duration(i)*2*time.Second), 10+float64(i), procs))
