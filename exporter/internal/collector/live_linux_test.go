@@ -3,9 +3,11 @@ package collector
 import (
 	"context"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -74,5 +76,69 @@ func TestLiveWalk(t *testing.T) {
 	}
 	if len(w2.Processes) == 0 || w2.System.CPU.UsagePercent < 0 || w2.System.CPU.UsagePercent > 100 {
 		t.Errorf("second walk: %d processes, usage %v", len(w2.Processes), w2.System.CPU.UsagePercent)
+	}
+}
+
+// startGroup starts a shell command in a process group of its own and
+// kills exactly that group when the test ends.
+func startGroup(t *testing.T, script string) int {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	})
+	return pid
+}
+
+// TestFirstWalkPrimesCPU: the very first walk already shows a spinning
+// process as busy and a sleeping one as idle (it primes over SampleWindow),
+// and the next walk, which does not sleep, compares with the first.
+func TestFirstWalkPrimesCPU(t *testing.T) {
+	busy := startGroup(t, "while :; do :; done")
+	idle := startGroup(t, "exec sleep 60")
+	c, err := New(Options{SampleWindow: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpuOf := func(w *Walk) (b, i float64) {
+		t.Helper()
+		found := 0
+		for _, p := range w.Processes {
+			switch p.PID {
+			case int64(busy):
+				b = p.CPUPercent
+				found++
+			case int64(idle):
+				i = p.CPUPercent
+				found++
+			}
+		}
+		if found != 2 {
+			t.Fatalf("found %d of the 2 test processes", found)
+		}
+		return b, i
+	}
+	w, err := c.Walk(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A spinning shell gets a core when the machine is idle; on this
+	// shared machine it still gets far more than 10%.
+	if b, i := cpuOf(w); b < 10 || b > 110 || i > 5 {
+		t.Fatalf("first walk: busy %.1f%%, idle %.1f%%", b, i)
+	}
+	time.Sleep(400 * time.Millisecond)
+	w, err = c.Walk(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, i := cpuOf(w); b < 10 || b > 110 || i > 5 {
+		t.Fatalf("second walk: busy %.1f%%, idle %.1f%%", b, i)
 	}
 }

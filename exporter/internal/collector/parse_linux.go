@@ -53,9 +53,9 @@ func parseStat(b []byte) (procStat, error) {
 		if len(rest) == 0 {
 			break
 		}
-		end := bytes.IndexAny(rest, " \n")
-		if end < 0 {
-			end = len(rest)
+		end := 0
+		for end < len(rest) && rest[end] != ' ' && rest[end] != '\n' {
+			end++
 		}
 		tok := rest[:end]
 		rest = rest[end:]
