@@ -258,7 +258,8 @@ func composeServices(t *testing.T) map[string]map[string]any {
 }
 
 // mounts maps container paths to repository paths for a compose service's
-// bind mounts (named volumes are left out).
+// bind mounts, or to "host:PATH" for a path of the host (named volumes are
+// left out).
 func mounts(t *testing.T, svc string, s map[string]any) map[string]string {
 	t.Helper()
 	out := map[string]string{}
@@ -269,7 +270,12 @@ func mounts(t *testing.T, svc string, s map[string]any) map[string]string {
 			continue
 		}
 		src := parts[0]
-		if !strings.HasPrefix(src, ".") && !strings.HasPrefix(src, "/") {
+		if strings.HasPrefix(src, "/") {
+			// A path on the host, not in the repository.
+			out[parts[1]] = "host:" + src
+			continue
+		}
+		if !strings.HasPrefix(src, ".") {
 			continue // a named volume
 		}
 		host := path.Clean(path.Join("deploy", src))
@@ -344,6 +350,13 @@ func TestCompose(t *testing.T) {
 	for _, c := range []string{"SYS_PTRACE", "DAC_READ_SEARCH"} {
 		if !slices.Contains(strList(exp["cap_add"]), c) {
 			t.Errorf("compose exporter: cap_add lacks %s", c)
+		}
+	}
+	// The host's file systems where the exporter is told to look for them.
+	em := mounts(t, "exporter", exp)
+	for flag, want := range map[string]string{"path.rootfs": "host:/", "path.sysfs": "host:/sys", "path.procfs": "host:/proc"} {
+		if p, ok := argValue(commandArgs(exp), flag); ok && em[p] != want {
+			t.Errorf("compose exporter: --%s=%s, but %s is mounted from %q, want %s", flag, p, p, em[p], want)
 		}
 	}
 	// The exporter pushes where the aggregator listens.

@@ -120,6 +120,13 @@ func TestKubernetesManifests(t *testing.T) {
 	if v := volumeMountsFrom(ds[0], ec[0])[procfs]; strOf(dig(v, "hostPath", "path")) != "/proc" {
 		t.Errorf("exporter DaemonSet: --path.procfs=%s is not the host's /proc mounted", procfs)
 	}
+	for flag, want := range map[string]string{"path.rootfs": "/", "path.sysfs": "/sys"} {
+		if p, ok := argValue(eargs, flag); ok {
+			if v := volumeMountsFrom(ds[0], ec[0])[p]; strOf(dig(v, "hostPath", "path")) != want {
+				t.Errorf("exporter DaemonSet: --%s=%s is not the node's %s mounted", flag, p, want)
+			}
+		}
+	}
 	caps := strList(dig(ec[0], "securityContext", "capabilities", "add"))
 	for _, c := range []string{"SYS_PTRACE", "DAC_READ_SEARCH"} {
 		if !slices.Contains(caps, c) {
