@@ -1,0 +1,35 @@
+package api
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+
+	"github.com/procscope/procscope/aggregator/snapshot"
+)
+
+// TestAppendProcesses: the hand-written encoder writes what encoding/json
+// writes, byte for byte, hostile and odd values included.
+func TestAppendProcesses(t *testing.T) {
+	s := func(v string) *string { return &v }
+	procs := []snapshot.Process{
+		{PID: 1, PPID: 0, Name: "systemd", CPUPercent: 0.4, MemoryMB: 12.6, Cmdline: s("/sbin/init splash")},
+		{PID: 2, Name: "", Cmdline: s("")},
+		{PID: 3, PPID: 3, Name: "<script>alert('x')</script>&", Cmdline: s("a\"b\\c\nd\te\x01\x7f")},
+		{PID: 4, Name: "bad\xffutf8 \u2028\u2029 日本 😀", CPUPercent: 1e-7, MemoryMB: 1e21},
+		{PID: 5, Name: "n", CPUPercent: 123456789.125, MemoryMB: 5e-324, Username: "root", Status: "running",
+			NumThreads: 7, CreateTime: "2026-11-25T17:00:00.000Z", MemoryPercent: 0.25},
+		{PID: math.MaxInt64, PPID: math.MaxInt64, Name: "max", CPUPercent: 100, MemoryMB: 0.1 + 0.2},
+	}
+	want, err := json.Marshal(procs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := appendProcesses(nil, procs)
+	if string(got) != string(want) {
+		t.Fatalf("encoder differs from encoding/json:\ngot  %s\nwant %s", got, want)
+	}
+	if string(appendProcesses(nil, nil)) != "[]" {
+		t.Fatal("an empty list must be []")
+	}
+}
