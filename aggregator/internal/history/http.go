@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -47,18 +48,38 @@ var hostMetrics = map[string]string{
 // (history disabled): the series routes then answer 404 and the snapshot
 // routes, which only need the store, keep working.
 type Handler struct {
-	hist   *History
+	hist   atomic.Pointer[History]
 	store  store.Store
 	logger *slog.Logger
 	now    func() time.Time
 }
 
-// NewHandler returns the handler; mount it with Mount.
+// NewHandler returns the handler; mount it with Mount and feed it with
+// OnIngest. h may be nil and set later with SetHistory (the aggregator
+// builds its router before it opens storage).
 func NewHandler(h *History, st store.Store, logger *slog.Logger) *Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{hist: h, store: st, logger: logger, now: time.Now}
+	hd := &Handler{store: st, logger: logger, now: time.Now}
+	hd.hist.Store(h)
+	return hd
+}
+
+// SetHistory sets (or, with nil, removes) the history the routes read and
+// OnIngest writes.
+func (hd *Handler) SetHistory(h *History) { hd.hist.Store(h) }
+
+// OnIngest is the API's ingest hook: it records the series of a snapshot
+// that was newly stored. A repeated ingest (Created false) stored nothing
+// new and is ignored, so a retrying exporter does not write twice.
+func (hd *Handler) OnIngest(_ context.Context, req *store.IngestRequest, res store.IngestResult) {
+	if !res.Created {
+		return
+	}
+	if h := hd.hist.Load(); h != nil {
+		h.Add(req)
+	}
 }
 
 // Mount registers the routes on r, the API's /api/v1 sub-router (its
@@ -280,7 +301,11 @@ func (hd *Handler) query(r *http.Request, metric string, match map[string]string
 	if err != nil {
 		return nil, 0, err
 	}
-	series, err := hd.hist.Query(r.Context(), metric, match, from, to)
+	h := hd.hist.Load()
+	if h == nil {
+		return nil, 0, notFound("history is disabled on this aggregator")
+	}
+	series, err := h.Query(r.Context(), metric, match, from, to)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -322,7 +347,7 @@ func (hd *Handler) hostSeries(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if hd.hist == nil {
+	if hd.hist.Load() == nil {
 		return nil, notFound("history is disabled on this aggregator")
 	}
 	if err := hd.knownHost(r.Context(), host); err != nil {
@@ -382,7 +407,7 @@ func (hd *Handler) processSeries(r *http.Request) (any, error) {
 	if ct := q.Get("create_time"); ct != "" {
 		match[LabelCreateTime] = ct
 	}
-	if hd.hist == nil {
+	if hd.hist.Load() == nil {
 		return nil, notFound("history is disabled on this aggregator")
 	}
 	if err := hd.knownHost(r.Context(), host); err != nil {

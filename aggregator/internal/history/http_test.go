@@ -407,3 +407,22 @@ func TestParseTime(t *testing.T) {
 	f("1e300", time.Time{}, false)
 	f("2026-11-25", time.Time{}, false)
 }
+
+func TestOnIngestWritesOnlyNewSnapshots(t *testing.T) {
+	h := openTest(t, t.TempDir(), Options{})
+	hd := NewHandler(nil, newMemStore(), nil)
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	// Before SetHistory (storage still opening) ingests are not recorded.
+	hd.OnIngest(context.Background(), testRequest("h", at.Add(-2*time.Second), 1, nil), store.IngestResult{SnapshotID: 1, Created: true})
+	hd.SetHistory(h)
+	hd.OnIngest(context.Background(), testRequest("h", at, 5, nil), store.IngestResult{SnapshotID: 2, Created: false})
+	hd.OnIngest(context.Background(), testRequest("h", at.Add(2*time.Second), 7, nil), store.IngestResult{SnapshotID: 3, Created: true})
+	flush(t, h)
+	got, err := h.Query(context.Background(), MetricCPU, map[string]string{LabelHostname: "h"}, at.Add(-time.Minute), at.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || len(got[0].Points) != 1 || got[0].Points[0].V != 7 {
+		t.Fatalf("got %+v, want only the newly created snapshot's value 7", got)
+	}
+}
