@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/procscope/procscope/aggregator/internal/api"
+	"github.com/procscope/procscope/aggregator/internal/history"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	procweb "github.com/procscope/procscope/web"
 )
@@ -42,6 +44,9 @@ type serveFlags struct {
 	maxConcurrent     *int
 	onlineWindow      *time.Duration
 	shutdownTimeout   *time.Duration
+	history           *bool
+	historyTopK       *int
+	remoteWriteURL    *string
 }
 
 func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
@@ -71,6 +76,12 @@ func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
 			Default("10s").Duration(),
 		shutdownTimeout: cmd.Flag("web.shutdown-timeout", "How long SIGTERM waits for requests in flight.").
 			Default("15s").Duration(),
+		history: cmd.Flag("history", "Keep CPU/memory history in an embedded VictoriaMetrics store under <storage.path>/history (--no-history turns it off).").
+			Default("true").Bool(),
+		historyTopK: cmd.Flag("history.top-k", "Processes per snapshot that get CPU and memory history: the K busiest by CPU plus the K largest by memory.").
+			Default("10").Int(),
+		remoteWriteURL: cmd.Flag("remote-write.url", "Also forward the history series to this Prometheus remote write URL (e.g. http://prometheus:9090/api/v1/write).").
+			Default("").String(),
 	}
 }
 
@@ -94,6 +105,10 @@ func (f *serveFlags) check() error {
 		return errors.New("--hosts.online-window must be positive")
 	case *f.retentionRaw <= 0 || *f.retention <= 0:
 		return errors.New("--storage.retention.raw and --storage.retention must be positive")
+	case *f.historyTopK < 0 || *f.historyTopK > 1000:
+		return errors.New("--history.top-k must be between 0 and 1000")
+	case *f.remoteWriteURL != "" && !*f.history:
+		return errors.New("--remote-write.url needs history (drop --no-history)")
 	}
 	return nil
 }
@@ -132,9 +147,13 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	defer stop()
 
 	lazy := new(api.LazyStore)
+	// History routes are mounted now and answer once history opens below.
+	hist := history.NewHandler(nil, lazy, logger.With("component", "history"))
 	a, err := api.New(api.Options{
-		Logger: logger,
-		Store:  lazy,
+		OnIngest: hist.OnIngest,
+		Mount:    hist.Mount,
+		Logger:   logger,
+		Store:    lazy,
 		Limits: api.Limits{
 			MaxWireBytes:    int64(*f.maxWire),
 			MaxDecodedBytes: int64(*f.maxDecoded),
@@ -182,6 +201,26 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 		shutdownServer(logger, srv, a, *f.shutdownTimeout)
 		return 1
 	}
+	var h *history.History
+	if *f.history {
+		topK := *f.historyTopK
+		if topK == 0 {
+			topK = -1 // history.Options: 0 means the default, negative none
+		}
+		h, err = history.Open(filepath.Join(storagePath, "history"), history.Options{
+			Retention:      time.Duration(*f.retention),
+			TopK:           topK,
+			RemoteWriteURL: *f.remoteWriteURL,
+			Logger:         logger.With("component", "history"),
+		})
+		if err != nil {
+			logger.Error("opening history", "path", filepath.Join(storagePath, "history"), "err", err)
+			shutdownServer(logger, srv, a, *f.shutdownTimeout)
+			st.Close()
+			return 1
+		}
+		hist.SetHistory(h)
+	}
 	lazy.Set(st)
 	logger.Info("storage open, ready", "path", storagePath, "duration", time.Since(openStart))
 
@@ -198,6 +237,13 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	// Reverse order: stop taking requests, then close storage (which
 	// flushes), so nothing acknowledged is lost.
 	shutdownServer(logger, srv, a, *f.shutdownTimeout)
+	if h != nil {
+		// After the server: no ingest can add to it any more.
+		if err := h.Close(); err != nil {
+			logger.Error("closing history", "err", err)
+			code = 1
+		}
+	}
 	t := time.Now()
 	if err := st.Close(); err != nil {
 		logger.Error("closing storage", "err", err)
