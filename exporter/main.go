@@ -155,8 +155,9 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
+		var enc push.Encoder
 		walkLoop(loopCtx, cfg.PushInterval, coll.Walk, func(w *collector.Walk, took time.Duration) {
-			onWalk(w, took, mc, pusher, hostname, cfg.CollectTopN, logger)
+			onWalk(w, took, mc, pusher, &enc, hostname, cfg.CollectTopN, logger)
 		}, logger)
 	}()
 
@@ -198,7 +199,7 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 // queueing happen here, in the walk goroutine, but queueing is a local
 // file write: sending is the pusher's goroutine's job.
 func onWalk(w *collector.Walk, took time.Duration, mc *metrics.Collector, p *push.Pusher,
-	hostname string, topN int, logger *slog.Logger) {
+	enc *push.Encoder, hostname string, topN int, logger *slog.Logger) {
 	mc.Update(w, took)
 	if p == nil {
 		return
@@ -206,7 +207,7 @@ func onWalk(w *collector.Walk, took time.Duration, mc *metrics.Collector, p *pus
 	s, err := push.FromWalk(w, collector.TopN(w.Processes, topN), hostname, "procscope-exporter "+version.Version)
 	if err == nil {
 		var gz []byte
-		if gz, err = push.Encode(s); err == nil {
+		if gz, err = enc.Encode(s); err == nil {
 			err = p.Enqueue(w.Time, gz)
 		}
 	}

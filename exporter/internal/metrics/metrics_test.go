@@ -75,7 +75,7 @@ func fixtureWalk() *collector.Walk {
 	}
 }
 
-func groups(t *testing.T, specs ...string) []Group {
+func groups(_ testing.TB, specs ...string) []Group {
 	var gs []Group
 	for i := 0; i < len(specs); i += 2 {
 		gs = append(gs, Group{Name: specs[i], Regexp: regexp.MustCompile(specs[i+1])})

@@ -424,13 +424,37 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 
 // Encode gzips a snapshot's JSON: the exact bytes queued and sent.
 func Encode(s *snapshot.Snapshot) ([]byte, error) {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(s); err != nil {
+	var e Encoder
+	return e.Encode(s)
+}
+
+// Encoder gzips snapshots reusing one compressor. A fresh gzip.Writer
+// allocates several hundred KiB of tables; once per walk that churn alone
+// grew the exporter's heap by megabytes. BestSpeed because snapshots are
+// repetitive JSON that compresses well even so, and the walk goroutine
+// should be done quickly. Not safe for concurrent use.
+type Encoder struct {
+	buf bytes.Buffer
+	zw  *gzip.Writer
+}
+
+// Encode returns the gzip'ed JSON of s; the slice is the caller's.
+func (e *Encoder) Encode(s *snapshot.Snapshot) ([]byte, error) {
+	e.buf.Reset()
+	if e.zw == nil {
+		zw, err := gzip.NewWriterLevel(&e.buf, gzip.BestSpeed)
+		if err != nil {
+			return nil, err
+		}
+		e.zw = zw
+	} else {
+		e.zw.Reset(&e.buf)
+	}
+	if err := json.NewEncoder(e.zw).Encode(s); err != nil {
 		return nil, err
 	}
-	if err := zw.Close(); err != nil {
+	if err := e.zw.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(e.buf.Bytes()), nil
 }

@@ -74,3 +74,41 @@ func TestCheckHostname(t *testing.T) {
 	f("a\u0085b", false)
 	f("a\xffb", false)
 }
+
+func TestEncoderReuse(t *testing.T) {
+	var e Encoder
+	decode := func(b []byte) snapshot.Snapshot {
+		t.Helper()
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s snapshot.Snapshot
+		if err := json.NewDecoder(zr).Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	mk := func(h string, n int) *snapshot.Snapshot {
+		s := &snapshot.Snapshot{Hostname: h, CapturedAt: "2026-11-25T17:00:00.000Z", SystemInfo: json.RawMessage(`{}`)}
+		for i := 0; i < n; i++ {
+			s.Processes = append(s.Processes, snapshot.Process{PID: int64(i), Name: strings.Repeat("p", i%40)})
+		}
+		return s
+	}
+	b1, err := e.Encode(mk("first", 500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := e.Encode(mk("second", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first result must not be overwritten by the second encode.
+	if s := decode(b1); s.Hostname != "first" || len(s.Processes) != 500 {
+		t.Errorf("first: %s %d", s.Hostname, len(s.Processes))
+	}
+	if s := decode(b2); s.Hostname != "second" || len(s.Processes) != 3 {
+		t.Errorf("second: %s %d", s.Hostname, len(s.Processes))
+	}
+}

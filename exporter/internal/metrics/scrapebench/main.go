@@ -1,0 +1,277 @@
+// Command scrapebench compares the cost of one /metrics scrape of
+// procscope-exporter with one of node_exporter, measured in the same run on
+// the same machine so that the ratio holds on a noisy, shared host.
+//
+// It builds the exporter (or takes --exporter.binary), starts it and
+// prometheus-node-exporter on free 127.0.0.1 ports, scrapes each --scrapes
+// times alternately, as Prometheus does (gzip accepted), and reports wall
+// latency, CPU time per scrape (utime+stime deltas from /proc/PID/stat)
+// and resident memory. It stops only the two processes it started, by PID.
+//
+//	go run ./exporter/internal/metrics/scrapebench --scrapes=300
+//
+// The exporter runs with a 1h walk interval so that its one walk happens
+// before the measurement and only the scrape cost is counted; the walk's
+// own cost is reported from procscope_walk_duration_seconds.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+)
+
+func main() {
+	app := kingpin.New("scrapebench", "Compare /metrics cost of procscope-exporter and node_exporter.")
+	scrapes := app.Flag("scrapes", "Scrapes of each exporter.").Default("300").Int()
+	exporterBin := app.Flag("exporter.binary", "procscope-exporter binary; empty builds one with the Makefile's flags.").String()
+	nodeBin := app.Flag("node-exporter.binary", "node_exporter binary.").Default("/usr/bin/prometheus-node-exporter").String()
+	kingpin.MustParse(app.Parse(os.Args[1:]))
+	if err := run(*scrapes, *exporterBin, *nodeBin); err != nil {
+		fmt.Fprintln(os.Stderr, "scrapebench:", err)
+		os.Exit(1)
+	}
+}
+
+type target struct {
+	name string
+	cmd  *exec.Cmd
+	url  string
+	lat  []time.Duration
+	cpu  time.Duration
+	size int
+}
+
+func run(n int, exporterBin, nodeBin string) error {
+	if n < 1 || n > 100000 {
+		return errors.New("--scrapes must be 1-100000")
+	}
+	if _, err := os.Stat(nodeBin); err != nil {
+		return fmt.Errorf("node_exporter: %w (apt-get install prometheus-node-exporter)", err)
+	}
+	tmp, err := os.MkdirTemp("", "scrapebench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if exporterBin == "" {
+		exporterBin = filepath.Join(tmp, "procscope-exporter")
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath",
+			"-ldflags", "-s -w", "-o", exporterBin, "./exporter")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build (run from the repository root): %v\n%s", err, out)
+		}
+	}
+	pp, err := freePort()
+	if err != nil {
+		return err
+	}
+	np, err := freePort()
+	if err != nil {
+		return err
+	}
+	ours := &target{name: "procscope-exporter", url: fmt.Sprintf("http://127.0.0.1:%d/metrics", pp),
+		cmd: exec.Command(exporterBin, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", pp), "--push.url=",
+			"--push.interval=1h", "--state.dir="+filepath.Join(tmp, "state"), "--log.level=warn")}
+	node := &target{name: "node_exporter", url: fmt.Sprintf("http://127.0.0.1:%d/metrics", np),
+		cmd: exec.Command(nodeBin, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", np), "--log.level=warn")}
+	ours.cmd.Stderr = os.Stderr
+	// node_exporter logs every failed collector (systemd without D-Bus in a
+	// container) at error level on every scrape: noise here.
+	node.cmd.Stderr = io.Discard
+	targets := []*target{ours, node}
+	for _, t := range targets {
+		t.cmd.Stdout = io.Discard
+		if err := t.cmd.Start(); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		defer func(c *exec.Cmd) {
+			c.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { c.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				c.Process.Kill()
+			}
+		}(t.cmd)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	ready := strings.Replace(ours.url, "/metrics", "/-/ready", 1)
+	for _, u := range []string{ready, node.url} {
+		if err := waitOK(client, u, 20*time.Second); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < 20; i++ { // warm-up: connections, caches, first GC
+		for _, t := range targets {
+			if _, err := scrape(client, t.url); err != nil {
+				return err
+			}
+		}
+	}
+	cpu0 := map[*target]time.Duration{}
+	for _, t := range targets {
+		if cpu0[t], err = cpuTime(t.cmd.Process.Pid); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < n; i++ {
+		for _, t := range targets {
+			start := time.Now()
+			size, err := scrape(client, t.url)
+			if err != nil {
+				return err
+			}
+			t.lat = append(t.lat, time.Since(start))
+			t.size = size
+		}
+	}
+	for _, t := range targets {
+		c, err := cpuTime(t.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		t.cpu = c - cpu0[t]
+	}
+
+	fmt.Printf("scrapes: %d each, alternating; %s, %d CPUs\n", n, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())
+	fmt.Printf("%-20s %10s %10s %10s %14s %10s %12s\n", "exporter", "mean", "p50", "p95", "cpu/scrape", "rss", "body(gzip)")
+	for _, t := range targets {
+		rss, _ := status(t.cmd.Process.Pid, "VmRSS:")
+		slices.Sort(t.lat)
+		var sum time.Duration
+		for _, l := range t.lat {
+			sum += l
+		}
+		fmt.Printf("%-20s %10s %10s %10s %14s %8.1fMB %11dB\n", t.name,
+			(sum / time.Duration(n)).Round(time.Microsecond), t.lat[n/2].Round(time.Microsecond),
+			t.lat[n*95/100].Round(time.Microsecond), (t.cpu / time.Duration(n)).Round(time.Microsecond),
+			float64(rss)/(1<<20), t.size)
+	}
+	mean := func(t *target) float64 {
+		var s time.Duration
+		for _, l := range t.lat {
+			s += l
+		}
+		return float64(s) / float64(n)
+	}
+	fmt.Printf("ratio node_exporter/procscope: latency %.1fx, cpu %.1fx\n",
+		mean(node)/mean(ours), float64(node.cpu)/float64(max(ours.cpu, time.Microsecond)))
+	anon, _ := status(ours.cmd.Process.Pid, "RssAnon:")
+	file, _ := status(ours.cmd.Process.Pid, "RssFile:")
+	hwm, _ := status(ours.cmd.Process.Pid, "VmHWM:")
+	fmt.Printf("procscope-exporter rss: anon %.1fMB + file (binary) %.1fMB; peak %.1fMB\n",
+		float64(anon)/(1<<20), float64(file)/(1<<20), float64(hwm)/(1<<20))
+	if w, err := walkDuration(client, ours.url); err == nil {
+		fmt.Printf("procscope walk (once per --push.interval, not per scrape): %s\n", w)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitOK(c *http.Client, url string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if resp, err := c.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready within %s", url, within)
+}
+
+// scrape fetches like Prometheus: text format, gzip accepted. Returns the
+// bytes on the wire.
+func scrape(c *http.Client, url string) (int, error) {
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	req.Header.Set("Accept", "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return int(n), err
+}
+
+// cpuTime is utime+stime of a process from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc/PID/stat")
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const clkTck = 100 // USER_HZ on every Linux Go supports
+	return time.Duration(ut+st) * time.Second / clkTck, nil
+}
+
+// status reads one "kB" line of /proc/PID/status, in bytes.
+func status(pid int, key string) (int64, error) {
+	fh, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), key); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no " + key)
+}
+
+func walkDuration(c *http.Client, url string) (time.Duration, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "procscope_walk_duration_seconds "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return time.Duration(f * float64(time.Second)), err
+		}
+	}
+	return 0, errors.New("no procscope_walk_duration_seconds")
+}
