@@ -44,7 +44,7 @@ func TestPrometheusConfigIsValid(t *testing.T) {
 	promtool := requireTool(t, "promtool")
 	// From the repository root, as documented: relative paths in the
 	// config resolve against its directory.
-	runTool(t, repoRoot, promtool, "check", "config", "prometheus.yml")
+	runTool(t, repoRoot, promtool, "check", "config", "--lint=all", "--lint-fatal", "prometheus.yml")
 }
 
 func TestPrometheusConfigScrapesEverything(t *testing.T) {
@@ -92,7 +92,7 @@ func TestPrometheusConfigScrapesEverything(t *testing.T) {
 func TestAlertRulesAreValid(t *testing.T) {
 	promtool := requireTool(t, "promtool")
 	files := ruleFiles(t)
-	runTool(t, repoRoot, promtool, append([]string{"check", "rules"}, files...)...)
+	runTool(t, repoRoot, promtool, append([]string{"check", "rules", "--lint=all", "--lint-fatal"}, files...)...)
 	tests, _ := filepath.Glob(filepath.Join(repoRoot, "deploy", "prometheus", "*_test.yml"))
 	if len(tests) == 0 {
 		t.Fatal("no rule unit tests (deploy/prometheus/*_test.yml)")
