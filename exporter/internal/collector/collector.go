@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
@@ -48,10 +50,11 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Collector walks the host. Walk is not safe for concurrent calls: the
-// caller serialises them (one walk per interval), because each walk is
-// compared with the one before.
+// Collector walks the host. Each walk is compared with the one before, so
+// walks are meant to come one per interval from one caller; concurrent
+// calls are serialised rather than allowed to corrupt that state.
 type Collector struct {
+	mu     sync.Mutex
 	opts   Options
 	logger *slog.Logger
 	// walks counts completed walks; 0 means the next walk primes.
@@ -95,7 +98,18 @@ func New(opts Options) (*Collector, error) {
 	}
 	c.plat = plat
 	c.static = plat.staticInfo()
+	// A collector dropped without Close must not leak what it holds.
+	runtime.AddCleanup(c, func(p *platform) { p.closeAll() }, plat)
 	return c, nil
+}
+
+// Close releases what the collector holds open between walks (on Linux,
+// one fd per process, see procState.fd). A Walk after Close still works.
+func (c *Collector) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.plat.closeAll()
+	return nil
 }
 
 // Walk makes one pass over the host. The very first call primes CPU
@@ -104,6 +118,8 @@ func New(opts Options) (*Collector, error) {
 // Walk.Parts and never fails the walk; the only error is ctx ending during
 // the priming window.
 func (c *Collector) Walk(ctx context.Context) (*Walk, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -134,6 +150,14 @@ func (c *Collector) Walk(ctx context.Context) (*Walk, error) {
 	c.part(w, "filesystem", c.plat.readFilesystems)
 	c.part(w, "host", c.plat.readHost)
 	w.Time = time.Now()
+	// A failed part leaves empty lists, never nil ones: the wire contract
+	// rejects "processes": null, and readers of system_info expect arrays.
+	if w.Processes == nil {
+		w.Processes = []Process{}
+	}
+	if w.System.Filesystems == nil {
+		w.System.Filesystems = []snapshot.Filesystem{}
+	}
 	w.System.ProcessCount = len(w.Processes)
 	if !w.BootTime.IsZero() {
 		w.System.BootTime = w.BootTime.UTC().Format(time.RFC3339)

@@ -142,3 +142,99 @@ func TestFirstWalkPrimesCPU(t *testing.T) {
 		t.Fatalf("second walk: busy %.1f%%, idle %.1f%%", b, i)
 	}
 }
+
+// TestHeldFDs: on a real procfs the walk keeps each process's stat file
+// open between walks, and must (1) notice a process that ended and release
+// its fd, (2) see a uid change of a process whose fd it holds, (3) release
+// everything on Close.
+func TestHeldFDs(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	short := startGroup(t, "exec sleep 60")
+	// Root only: a process that drops to nobody while we hold its fd.
+	dropper := -1
+	if os.Getuid() == 0 {
+		if _, err := exec.LookPath("setpriv"); err == nil {
+			dropper = startGroup(t, "sleep 0.5; exec setpriv --reuid=65534 --regid=65534 --clear-groups sleep 60")
+		}
+	}
+	c, err := New(Options{SampleWindow: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := c.plat
+	if !p.cacheFDs {
+		t.Fatalf("held fds are off on this host's /proc (haveFstatat %v, budget %d)", haveFstatat, p.fdBudget)
+	}
+	consistent := func() {
+		t.Helper()
+		held := 0
+		for _, st := range p.state {
+			if st.fd > 0 {
+				held++
+			}
+		}
+		if held != p.openFDs || held > p.fdBudget {
+			t.Fatalf("%d fds held in state, counter says %d, budget %d", held, p.openFDs, p.fdBudget)
+		}
+	}
+	userOf := func(w *Walk, pid int) (string, bool) {
+		for _, pr := range w.Processes {
+			if pr.PID == int64(pid) {
+				return pr.Username, true
+			}
+		}
+		return "", false
+	}
+	w, err := c.Walk(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	consistent()
+	if _, ok := userOf(w, short); !ok || p.state[int32(short)].fd == 0 {
+		t.Fatalf("sleeper %d not walked with a held fd", short)
+	}
+	if dropper > 0 {
+		if u, _ := userOf(w, dropper); u != "root" {
+			t.Fatalf("dropper starts as %q, want root", u)
+		}
+	}
+	_ = syscall.Kill(-short, syscall.SIGKILL)
+	_, _ = syscall.Wait4(short, nil, 0, nil)
+	time.Sleep(time.Second) // the dropper changes uid meanwhile
+	w, err = c.Walk(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	consistent()
+	if _, ok := userOf(w, short); ok {
+		t.Fatalf("ended process %d still walked", short)
+	}
+	if _, ok := p.state[int32(short)]; ok {
+		t.Fatalf("ended process %d still remembered", short)
+	}
+	if dropper > 0 {
+		if u, _ := userOf(w, dropper); u != "nobody" {
+			t.Fatalf("after setuid the dropper shows as %q, want nobody", u)
+		}
+	} else {
+		t.Log("not root or no setpriv: the uid change through a held fd was not exercised")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	consistent()
+	if p.openFDs != 0 {
+		t.Fatalf("%d fds still held after Close", p.openFDs)
+	}
+	if after := fds(); after > before+2 {
+		t.Fatalf("fds: %d before, %d after Close", before, after)
+	}
+}

@@ -37,6 +37,12 @@ type procState struct {
 	// unchanged command line costs a comparison, not a scrub and a copy.
 	cmdRaw  string
 	cmdline *string
+	// fd+1 of the process's open /proc/PID/stat, 0 when none is held.
+	// Holding it lets the next walk pread instead of open+close, the two
+	// syscalls that cost as much as the read itself; the fd stays bound to
+	// this process (a reused PID makes it fail with ESRCH), so it can never
+	// read another process's figures.
+	fd int32
 }
 
 // platform is the Linux half of a Collector.
@@ -62,6 +68,13 @@ type platform struct {
 	memTotal uint64    // bytes, for memory_percent
 
 	users *userCache
+
+	// cacheFDs is true on a real procfs on an architecture where pidOwner
+	// can ask the uid without allocating; fdBudget bounds the fds held, so
+	// a host with 100,000 processes cannot exhaust RLIMIT_NOFILE.
+	cacheFDs bool
+	fdBudget int
+	openFDs  int
 	// now is the clock; tests replace it to get exact CPU percentages.
 	now func() time.Time
 
@@ -108,7 +121,39 @@ func newPlatform(opts Options, logger *slog.Logger) (*platform, error) {
 		}
 	}
 	p.static = p.readStatic()
+	var sfs syscall.Statfs_t
+	var rl syscall.Rlimit
+	if haveFstatat && syscall.Statfs(opts.ProcRoot, &sfs) == nil && sfs.Type == procSuperMagic &&
+		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
+		// Half the fd limit (Go raises the soft limit to the hard one at
+		// start), leaving the rest to the HTTP server and push queue.
+		p.fdBudget = int(min(rl.Cur/2, 1<<17))
+		p.cacheFDs = p.fdBudget > 0
+	}
 	return p, nil
+}
+
+// procSuperMagic is PROC_SUPER_MAGIC, statfs's f_type of procfs. Held fds
+// are only used on a real procfs: on fixtures a held fd of a deleted file
+// would still read it, where procfs answers ESRCH for an ended process.
+const procSuperMagic = 0x9fa0
+
+// closeAll releases every held fd.
+func (p *platform) closeAll() {
+	for pid, st := range p.state {
+		if st.fd > 0 {
+			p.closeFD(&st)
+			p.state[pid] = st
+		}
+	}
+}
+
+func (p *platform) closeFD(st *procState) {
+	if st.fd > 0 {
+		_ = syscall.Close(int(st.fd - 1))
+		st.fd = 0
+		p.openFDs--
+	}
 }
 
 func (p *platform) staticInfo() snapshot.SystemInfo { return p.static }
@@ -157,6 +202,7 @@ func (p *platform) readProcesses(w *Walk) error {
 	// Forget processes that are gone so the map does not grow forever.
 	for pid, st := range p.state {
 		if st.gen != p.gen {
+			p.closeFD(&st)
 			delete(p.state, pid)
 		}
 	}
@@ -168,19 +214,29 @@ func (p *platform) readProcesses(w *Walk) error {
 
 // readOne reads one process; false means it vanished or could not be read.
 func (p *platform) readOne(dirfd int, pid int32, now time.Time, dt time.Duration) (Process, bool) {
-	b, uid, err := p.readPIDFile(dirfd, pid, "stat", &p.fileBuf, len(p.fileBuf), true)
-	if err != nil {
-		return Process{}, false
-	}
-	s, err := parseStat(b)
-	if err != nil {
-		p.logger.Debug("unreadable process stat", "pid", pid, "err", err)
-		return Process{}, false
-	}
 	st, seen := p.state[pid]
+	b, uid, err := p.readStat(dirfd, pid, &st)
+	if err == nil {
+		var s procStat
+		if s, err = parseStat(b); err == nil {
+			return p.fill(dirfd, pid, st, seen, s, uid, now, dt), true
+		}
+		p.logger.Debug("unreadable process stat", "pid", pid, "err", err)
+	}
+	// Keep what happened to the held fd; the entry is dropped (and its fd
+	// closed) at the end of the walk, as it was not marked seen.
+	if seen || st.fd > 0 {
+		p.state[pid] = st
+	}
+	return Process{}, false
+}
+
+// fill turns one parsed stat into a Process, updating the remembered state.
+func (p *platform) fill(dirfd int, pid int32, st procState, seen bool, s procStat, uid uint32, now time.Time, dt time.Duration) Process {
 	if seen && st.startTicks != s.StartTime {
-		// The PID was reused: nothing of the old process applies.
-		st, seen = procState{}, false
+		// The PID was reused: nothing of the old process applies (the fd,
+		// if any, was opened just now and is the new process's).
+		st, seen = procState{fd: st.fd}, false
 	}
 	st.startTicks = s.StartTime
 	start := p.bootTime.Add(time.Duration(float64(s.StartTime) / p.clkTck * float64(time.Second)))
@@ -190,7 +246,7 @@ func (p *platform) readOne(dirfd int, pid int32, now time.Time, dt time.Duration
 	readCmd := func() {
 		if !cmdRead {
 			cmdRead = true
-			cmd, _, _ = p.readPIDFile(dirfd, pid, "cmdline", &p.cmdBuf, maxCmdline+1, false)
+			cmd, _, _, _ = p.readPIDFile(dirfd, pid, "cmdline", &p.cmdBuf, maxCmdline+1, false, false)
 		}
 	}
 	if !seen || st.comm != string(s.Comm) {
@@ -252,7 +308,50 @@ func (p *platform) readOne(dirfd int, pid int32, now time.Time, dt time.Duration
 	if p.opts.CollectCmdline {
 		pr.Cmdline = st.cmdline
 	}
-	return pr, true
+	return pr
+}
+
+// readStat reads /proc/PID/stat and the process's uid, through the held
+// fd when there is one (pread, and the uid from the PID directory, which
+// procfs computes afresh) or else by path, keeping the fd when allowed.
+func (p *platform) readStat(dirfd int, pid int32, st *procState) ([]byte, uint32, error) {
+	if st.fd > 0 {
+		n, err := syscall.Pread(int(st.fd-1), p.fileBuf, 0)
+		if err == nil && n > 0 {
+			uid, err := p.pidOwner(dirfd, pid)
+			if err != nil {
+				p.closeFD(st)
+				return nil, 0, err
+			}
+			return p.fileBuf[:n], uid, nil
+		}
+		// The process ended; its PID may already be another's, which is
+		// read by path below.
+		p.closeFD(st)
+	}
+	keep := p.cacheFDs && p.openFDs < p.fdBudget
+	b, uid, fd, err := p.readPIDFile(dirfd, pid, "stat", &p.fileBuf, len(p.fileBuf), true, keep)
+	if err != nil {
+		return nil, 0, err
+	}
+	if fd >= 0 {
+		st.fd = int32(fd + 1)
+		p.openFDs++
+	}
+	return b, uid, nil
+}
+
+// pidOwner is the owner uid of /proc/PID: the process's effective uid
+// (root for non-dumpable processes, as ps shows them too).
+func (p *platform) pidOwner(dirfd int, pid int32) (uint32, error) {
+	pb := strconv.AppendInt(p.pathBuf[:0], int64(pid), 10)
+	pb = append(pb, 0)
+	p.pathBuf = pb
+	var st syscall.Stat_t
+	if err := fstatat(dirfd, pb, &st); err != nil {
+		return 0, err
+	}
+	return st.Uid, nil
 }
 
 // readPIDFile reads <proc>/<pid>/<name> into *buf (grown up to limit bytes)
@@ -260,7 +359,9 @@ func (p *platform) readOne(dirfd int, pid int32, now time.Time, dt time.Duration
 // process's effective uid: /proc/PID/stat has no uid, and procfs gives every
 // file of /proc/PID the same owner as the directory, so fstat on the fd we
 // already hold answers it with one syscall and no path lookup.
-func (p *platform) readPIDFile(dirfd int, pid int32, name string, buf *[]byte, limit int, wantUID bool) ([]byte, uint32, error) {
+//
+// With keep it leaves the file open and returns its fd (else -1).
+func (p *platform) readPIDFile(dirfd int, pid int32, name string, buf *[]byte, limit int, wantUID, keep bool) (_ []byte, _ uint32, keptFD int, _ error) {
 	pb := strconv.AppendInt(p.pathBuf[:0], int64(pid), 10)
 	pb = append(pb, '/')
 	pb = append(pb, name...)
@@ -268,14 +369,19 @@ func (p *platform) readPIDFile(dirfd int, pid int32, name string, buf *[]byte, l
 	p.pathBuf = pb
 	fd, err := openat(dirfd, pb)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, -1, err
 	}
-	defer syscall.Close(fd)
+	keptFD = -1
+	defer func() {
+		if keptFD < 0 {
+			_ = syscall.Close(fd)
+		}
+	}()
 	var uid uint32
 	if wantUID {
 		var st syscall.Stat_t
 		if err := syscall.Fstat(fd, &st); err != nil {
-			return nil, 0, err
+			return nil, 0, -1, err
 		}
 		uid = st.Uid
 	}
@@ -297,7 +403,7 @@ func (p *platform) readPIDFile(dirfd int, pid int32, name string, buf *[]byte, l
 			if err == syscall.EINTR {
 				continue
 			}
-			return nil, 0, err
+			return nil, 0, -1, err
 		}
 		if m <= 0 {
 			break
@@ -310,7 +416,10 @@ func (p *platform) readPIDFile(dirfd int, pid int32, name string, buf *[]byte, l
 			break
 		}
 	}
-	return (*buf)[:n], uid, nil
+	if keep {
+		keptFD = fd
+	}
+	return (*buf)[:n], uid, keptFD, nil
 }
 
 // openat opens a NUL-terminated path relative to dirfd without the
@@ -390,4 +499,18 @@ func (c *userCache) name(uid uint32) string {
 // readSysFile reads a host-wide file below ProcRoot (meminfo, stat, ...).
 func (p *platform) readSysFile(name string) ([]byte, error) {
 	return os.ReadFile(p.opts.ProcRoot + "/" + name)
+}
+
+// fstatat stats a NUL-terminated path relative to dirfd without the
+// allocation syscall's wrappers make to copy the path.
+func fstatat(dirfd int, path []byte, st *syscall.Stat_t) error {
+	if !haveFstatat {
+		return syscall.ENOSYS
+	}
+	_, _, e := syscall.Syscall6(sysFstatat, uintptr(dirfd), uintptr(unsafe.Pointer(&path[0])),
+		uintptr(unsafe.Pointer(st)), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }

@@ -271,8 +271,8 @@ func TestFixtureBadRoot(t *testing.T) {
 	if !reflect.DeepEqual(failed, want) {
 		t.Fatalf("failed parts %v, want %v", failed, want)
 	}
-	if len(w.Processes) != 0 {
-		t.Fatalf("processes %v", w.Processes)
+	if w.Processes == nil || len(w.Processes) != 0 || w.System.Filesystems == nil {
+		t.Fatalf("processes %#v filesystems %#v: want empty, non-nil", w.Processes, w.System.Filesystems)
 	}
 }
 
