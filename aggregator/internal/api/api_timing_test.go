@@ -1,12 +1,16 @@
 package api
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,4 +81,72 @@ func BenchmarkProcessesHandler(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkIngestHandler: POST /api/v1/ingest of a gzip 300-process
+// snapshot through the router into the real SQLite store, from parallel
+// clients (as 200 exporters would), against the baseline of the body's
+// decompression and decoding alone in the same run.
+//
+//	go test -run '^$' -bench IngestHandler -benchtime 3s ./aggregator/internal/api
+func BenchmarkIngestHandler(b *testing.B) {
+	st, err := store.OpenSQLite(context.Background(), b.TempDir(), store.Options{PruneInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	a, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.SetStore(st)
+	const hosts = 200
+	bodies := make([][]byte, hosts)
+	for i := range bodies {
+		bodies[i] = gen.Body(300, fmt.Sprintf("bench-%d", i), "2026-11-25T17:00:00.000Z", true)
+	}
+	var seq atomicCounter
+	b.Run("handler_parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				n := seq.next()
+				h := n % hosts
+				// A fresh captured_at per request: otherwise it is a repeat.
+				body := bytes.Replace(bodies[h], []byte("2026-11-25T17:00:00.000Z"),
+					[]byte(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC).Add(time.Duration(n)*time.Millisecond).Format(snapshot.CapturedAtFormat)), 1)
+				req := httptest.NewRequest(http.MethodPost, "/api/v1/ingest", bytes.NewReader(gzipBytes(body)))
+				req.Header.Set("X-API-KEY", "k")
+				req.Header.Set("Content-Encoding", "gzip")
+				rec := httptest.NewRecorder()
+				a.ServeHTTP(rec, req)
+				if rec.Code != 201 {
+					b.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	})
+	zbody := gzipBytes(bodies[0])
+	b.Run("gunzip_and_decode_baseline", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			zr, _ := gzip.NewReader(bytes.NewReader(zbody))
+			raw, _ := io.ReadAll(zr)
+			if _, err := snapshot.Decode(raw, snapshot.DecodeOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) next() int { return int(c.n.Add(1)) }
+
+func gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
 }

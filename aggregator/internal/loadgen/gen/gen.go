@@ -107,15 +107,26 @@ func Processes(n int, seed uint64, cmdline bool) []Process {
 // Body returns an ingest body with n processes (seeded by hostname so
 // every host has its own tree).
 func Body(n int, hostname, capturedAt string, cmdline bool) []byte {
-	seed := uint64(len(hostname))
+	return BodyOf(hostname, capturedAt, Processes(n, Seed(hostname, 0), cmdline))
+}
+
+// Seed derives a tree seed from a hostname and a variant number.
+func Seed(hostname string, variant int) uint64 {
+	seed := uint64(len(hostname)) + uint64(variant)*0x9e3779b97f4a7c15
 	for _, c := range []byte(hostname) {
 		seed = seed*131 + uint64(c)
 	}
+	return seed
+}
+
+// BodyOf returns the ingest body for procs. Its members come in the order
+// hostname, captured_at, system_info, processes.
+func BodyOf(hostname, capturedAt string, procs []Process) []byte {
 	b, err := json.Marshal(body{
 		Hostname:   hostname,
 		CapturedAt: capturedAt,
 		SystemInfo: json.RawMessage(SystemInfo),
-		Processes:  Processes(n, seed, cmdline),
+		Processes:  procs,
 	})
 	if err != nil {
 		panic(err) // only our own values: cannot fail
