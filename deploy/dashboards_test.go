@@ -51,6 +51,9 @@ func (d dashboard) panels() []map[string]any {
 type query struct {
 	Where string
 	Expr  string
+	// Legend is the target's legendFormat; the labels it names must be on
+	// every series the query returns, or the legend shows nothing.
+	Legend string
 }
 
 // queries lists every PromQL expression of the panels.
@@ -59,7 +62,7 @@ func (d dashboard) queries() []query {
 	for _, p := range d.panels() {
 		for _, tg := range listOf(p["targets"]) {
 			if e := strOf(mapOf(tg)["expr"]); e != "" {
-				out = append(out, query{fmt.Sprintf("%s panel %q target %s", d.File, strOf(p["title"]), strOf(mapOf(tg)["refId"])), e})
+				out = append(out, query{fmt.Sprintf("%s panel %q target %s", d.File, strOf(p["title"]), strOf(mapOf(tg)["refId"])), e, strOf(mapOf(tg)["legendFormat"])})
 			}
 		}
 	}

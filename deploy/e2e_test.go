@@ -152,6 +152,8 @@ func TestEndToEndWithPrometheus(t *testing.T) {
 						failures = append(failures, fmt.Sprintf("%s: %s: %v", q.Where, expr, err))
 					} else if len(res) == 0 {
 						failures = append(failures, fmt.Sprintf("%s: no series: %s", q.Where, expr))
+					} else if missing := legendLabelsMissing(q.Legend, res); len(missing) > 0 {
+						failures = append(failures, fmt.Sprintf("%s: legend %q names labels %v the series lack: %s", q.Where, q.Legend, missing, expr))
 					}
 				}
 			}
@@ -178,7 +180,7 @@ func TestEndToEndWithPrometheus(t *testing.T) {
 			for _, g := range listOf(yamlDoc(t, f)["groups"]) {
 				for _, r := range listOf(mapOf(g)["rules"]) {
 					name := strOf(mapOf(r)["alert"]) + strOf(mapOf(r)["record"])
-					exprs = append(exprs, query{f + " " + name, strOf(mapOf(r)["expr"])})
+					exprs = append(exprs, query{Where: f + " " + name, Expr: strOf(mapOf(r)["expr"])})
 				}
 			}
 		}
@@ -458,4 +460,63 @@ func resolveVariables(api string, d dashboard) (map[string]string, []string) {
 		}
 	}
 	return vars, errs
+}
+
+var legendLabelRE = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
+
+// legendLabelsMissing lists the labels a legend format names that some
+// series of a query result does not have.
+func legendLabelsMissing(legend string, result []any) []string {
+	var missing []string
+	for _, m := range legendLabelRE.FindAllStringSubmatch(legend, -1) {
+		for _, r := range result {
+			metric, ok := mapOf(r)["metric"].(map[string]any)
+			if !ok {
+				continue // a scalar
+			}
+			if _, has := metric[m[1]]; !has {
+				missing = append(missing, m[1])
+				break
+			}
+		}
+	}
+	return missing
+}
+
+func TestLegendLabelsMissing(t *testing.T) {
+	series := func(labels ...string) map[string]any {
+		m := map[string]any{}
+		for _, l := range labels {
+			m[l] = "x"
+		}
+		return map[string]any{"metric": m, "value": []any{1.0, "1"}}
+	}
+	f := func(legend string, result []any, want ...string) {
+		t.Helper()
+		if got := legendLabelsMissing(legend, result); !slices.Equal(got, want) {
+			t.Errorf("legendLabelsMissing(%q) = %v, want %v", legend, got, want)
+		}
+	}
+	f("{{mode}}", []any{series("mode"), series("mode", "cpu")})
+	f("{{ mode }} on {{instance}}", []any{series("mode")}, "instance")
+	f("{{device}} receive", []any{series("device"), series("other")}, "device")
+	f("__auto", []any{series()})
+	f("{{x}}", []any{[]any{1.0, "3"}}) // a scalar has no labels to check
+}
+
+func TestSubstitute(t *testing.T) {
+	vars := map[string]string{"instance": "127.0.0.1:1", "aggregator": "a", "aggregator_job": "j"}
+	f := func(in, want string, wantErr bool) {
+		t.Helper()
+		got, err := substitute(in, vars)
+		if (err != nil) != wantErr || (!wantErr && got != want) {
+			t.Errorf("substitute(%q) = %q, %v; want %q, error %v", in, got, err, want, wantErr)
+		}
+	}
+	f(`up{instance="$instance"}`, `up{instance="127.0.0.1:1"}`, false)
+	f(`x{a=~"$aggregator", j=~"${aggregator_job}"}`, `x{a=~"a", j=~"j"}`, false)
+	f(`rate(x[$__rate_interval])`, `rate(x[1m])`, false)
+	f(`x{i="[[instance]]"}`, `x{i="127.0.0.1:1"}`, false)
+	f(`x{i="$nope"}`, "", true)
+	f(`x{i=~"^a$"}`, `x{i=~"^a$"}`, false)
 }
