@@ -265,7 +265,7 @@ func (s *SQLite) deleteSnapshots(ctx context.Context, ids []int64) (int64, error
 					return fmt.Errorf("retention: re-encode deltas of keyframe %d: %w", v.id, err)
 				}
 				if st := s.w.hosts[v.host]; st != nil && st.keyID == v.id {
-					delete(s.w.hosts, v.host)
+					s.dropState(v.host)
 				}
 			}
 			if _, err := tx.ExecContext(ctx, "DELETE FROM snapshots WHERE id = ?", v.id); err != nil {

@@ -108,13 +108,15 @@ func (o *Options) setDefaults() error {
 // SQLite is the embedded Store: one database file, one writer goroutine
 // that group-commits ingests, and a pool of read connections.
 type SQLite struct {
-	log   *slog.Logger
-	opts  Options
-	path  string
-	wdb   *sql.DB // exactly one connection, used only by the writer goroutine
-	rdb   *sql.DB // read-only connections
-	codec *codec
-	cache *frameCache
+	log    *slog.Logger
+	opts   Options
+	path   string
+	wdb    *sql.DB // exactly one connection, used only by the writer goroutine
+	rdb    *sql.DB // read-only connections
+	ckdb   *sql.DB // one connection for WAL checkpoints
+	ckDone chan struct{}
+	codec  *codec
+	cache  *frameCache
 
 	jobs   chan *job
 	quit   chan struct{}
@@ -129,7 +131,11 @@ type SQLite struct {
 	pruneDone chan struct{}
 
 	// Owned by the writer goroutine.
-	w writerState
+	w     writerState
+	stmts stmts
+	// bases maps hostname to its *baseFrame; written by the writer, read by
+	// Ingest callers to encode before queueing.
+	bases sync.Map
 }
 
 var _ Store = (*SQLite)(nil)
@@ -181,50 +187,74 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 		wdb.Close()
 		return nil, err
 	}
-	if _, err := wdb.ExecContext(ctx, "PRAGMA journal_size_limit = 67108864"); err != nil {
+	// wal_autocheckpoint=0: checkpoints run beside the writer (checkpoint.go).
+	if _, err := wdb.ExecContext(ctx, "PRAGMA journal_size_limit = 67108864; PRAGMA wal_autocheckpoint = 0"); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("set journal_size_limit: %w", err)
 	}
 	_ = os.Chmod(path, 0o600)
 
+	ckdb, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?"+params.Encode())
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("open database for checkpoints: %w", err)
+	}
+	ckdb.SetMaxOpenConns(1)
+	closeAll := func() {
+		wdb.Close()
+		ckdb.Close()
+	}
+
 	params.Set("_query_only", "true")
 	rdb, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?"+params.Encode())
 	if err != nil {
-		wdb.Close()
+		closeAll()
 		return nil, fmt.Errorf("open database for reading: %w", err)
 	}
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
 	if err := rdb.PingContext(ctx); err != nil {
-		wdb.Close()
+		closeAll()
 		rdb.Close()
 		return nil, fmt.Errorf("open database for reading: %w", err)
 	}
 
 	c, err := newCodec()
 	if err != nil {
-		wdb.Close()
+		closeAll()
 		rdb.Close()
 		return nil, err
 	}
 	s := &SQLite{
-		log:   opts.Logger,
-		opts:  opts,
-		path:  path,
-		wdb:   wdb,
-		rdb:   rdb,
-		codec: c,
-		cache: newFrameCache(opts.CacheRows),
-		jobs:  make(chan *job),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
+		log:    opts.Logger,
+		opts:   opts,
+		path:   path,
+		wdb:    wdb,
+		ckdb:   ckdb,
+		ckDone: make(chan struct{}),
+		rdb:    rdb,
+		codec:  c,
+		cache:  newFrameCache(opts.CacheRows),
+		jobs:   make(chan *job),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
 
 		pruneDone: make(chan struct{}),
 	}
 	s.w.hosts = make(map[int64]*hostState)
 	s.pruneLate.Store(math.MaxInt64)
+	if err := s.prepare(ctx); err != nil {
+		for _, st := range s.stmts.all {
+			st.Close()
+		}
+		closeAll()
+		rdb.Close()
+		c.close()
+		return nil, err
+	}
 	go s.writeLoop()
 	go s.pruneLoop()
+	go s.checkpointLoop()
 	return s, nil
 }
 
@@ -307,12 +337,16 @@ func (s *SQLite) Close() error {
 	}
 	close(s.quit)
 	<-s.pruneDone
+	<-s.ckDone
 	<-s.done
 	var errs []error
 	if _, err := s.wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		errs = append(errs, fmt.Errorf("checkpoint: %w", err))
 	}
-	errs = append(errs, s.rdb.Close(), s.wdb.Close())
+	for _, st := range s.stmts.all {
+		errs = append(errs, st.Close())
+	}
+	errs = append(errs, s.rdb.Close(), s.ckdb.Close(), s.wdb.Close())
 	s.codec.close()
 	return errors.Join(errs...)
 }
