@@ -12,7 +12,7 @@ CROSS     := linux/amd64 linux/arm64 windows/amd64 windows/arm64 darwin/amd64 da
 LISTEN    ?= 127.0.0.1:8000
 EXPORTER_LISTEN ?= 127.0.0.1:9717
 
-.PHONY: all build run test vet gotest cross webtest bench clean
+.PHONY: all build run test vet gotest cross webtest bench load clean
 
 all: build
 
@@ -58,6 +58,15 @@ test: vet gotest cross webtest
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# load: builds the aggregator, starts it on a temp dir and a free port, and
+# pushes LOAD_RATE snapshots/s from LOAD_HOSTS hosts for LOAD_DURATION, then
+# reads every acknowledged snapshot back (lost must be 0).
+LOAD_HOSTS    ?= 200
+LOAD_RATE     ?= 2000
+LOAD_DURATION ?= 30s
+load:
+	$(GO) run ./aggregator/internal/loadgen -spawn -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOAD_DURATION)
 
 clean:
 	rm -rf $(BIN)
