@@ -178,10 +178,9 @@ func (s *SQLite) Prune(ctx context.Context) (int64, error) {
 			from = to
 		}
 	}
-	if total > 0 {
-		if err := s.vacuumSome(ctx); err != nil {
-			return total, err
-		}
+	// Also after a pass that deleted nothing: DeleteHost frees pages too.
+	if err := s.vacuumSome(ctx); err != nil {
+		return total, err
 	}
 	return total, nil
 }

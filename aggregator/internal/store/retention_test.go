@@ -164,3 +164,63 @@ func TestRetentionTiers(t *testing.T) {
 		t.Fatal("RowsPruned is 0")
 	}
 }
+
+// TestFileStaysBounded runs 12 simulated hours at one snapshot a minute
+// with 2 hours of retention: once retention holds, freed pages are reused
+// and the file stops growing. Deleting a host then gives its pages back.
+func TestFileStaysBounded(t *testing.T) {
+	var nowMs atomic.Int64
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	s := openTest(t, t.TempDir(), Options{
+		RetentionRaw: 30 * time.Minute,
+		Retention:    2 * time.Hour,
+		PrunePause:   -1,
+		Now:          func() time.Time { return time.UnixMilli(nowMs.Load()) },
+	})
+	ctx := context.Background()
+	pages := func() int64 {
+		var n int64
+		if err := s.wdb.QueryRow("PRAGMA page_count").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	hosts := []*fakeHost{newFakeHost(1, "a", 150), newFakeHost(2, "b", 150)}
+	var atThree int64
+	for minute := range 12 * 60 {
+		now := start.Add(time.Duration(minute) * time.Minute)
+		nowMs.Store(now.UnixMilli())
+		var reqs []*IngestRequest
+		for _, h := range hosts {
+			r := h.next()
+			r.CapturedAt = now
+			reqs = append(reqs, r)
+		}
+		ingestAll(t, s, reqs)
+		if minute%30 == 29 {
+			if _, err := s.Prune(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if minute == 3*60 {
+			atThree = pages()
+		}
+	}
+	end := pages()
+	t.Logf("pages after 3h: %d, after 12h: %d", atThree, end)
+	if end > atThree*5/4 {
+		t.Fatalf("file grew from %d to %d pages under steady retention", atThree, end)
+	}
+
+	if err := s.DeleteHost(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var free int64
+	_ = s.wdb.QueryRow("PRAGMA freelist_count").Scan(&free)
+	if after := pages(); after >= end || free*4 > after {
+		t.Fatalf("after deleting a host: %d pages (%d free), was %d", after, free, end)
+	}
+}

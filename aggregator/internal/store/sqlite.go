@@ -44,7 +44,8 @@ type Options struct {
 	// RetentionRaw keeps every snapshot this long (default 24h).
 	RetentionRaw time.Duration
 	// RetentionMid keeps one snapshot per host and 5 minutes up to this age
-	// (default 7 days); older ones are thinned to one per hour.
+	// (default 7 days, or within [RetentionRaw, Retention] when those make
+	// 7 days impossible); older ones are thinned to one per hour.
 	RetentionMid time.Duration
 	// Retention deletes snapshots older than this (default 90 days).
 	Retention time.Duration
@@ -76,8 +77,12 @@ func (o *Options) setDefaults() error {
 		}
 	}
 	def(&o.RetentionRaw, 24*time.Hour)
-	def(&o.RetentionMid, 7*24*time.Hour)
 	def(&o.Retention, 90*24*time.Hour)
+	if o.RetentionMid == 0 {
+		// 7 days, moved inside [RetentionRaw, Retention] when only those
+		// were configured (--storage.retention=3d is fine).
+		o.RetentionMid = min(max(7*24*time.Hour, o.RetentionRaw), o.Retention)
+	}
 	def(&o.PruneInterval, time.Minute)
 	def(&o.PrunePause, 50*time.Millisecond)
 	if o.PruneBatch == 0 {

@@ -410,6 +410,17 @@ func TestOptionsAndSchema(t *testing.T) {
 			t.Errorf("options %+v accepted", o)
 		}
 	}
+	for _, o := range []Options{{Retention: 3 * 24 * time.Hour}, {RetentionRaw: 10 * 24 * time.Hour}, {RetentionRaw: time.Hour, Retention: time.Hour}} {
+		s, err := OpenSQLite(ctx, t.TempDir(), o)
+		if err != nil {
+			t.Errorf("options %+v refused: %v", o, err)
+			continue
+		}
+		if s.opts.RetentionMid < s.opts.RetentionRaw || s.opts.RetentionMid > s.opts.Retention {
+			t.Errorf("options %+v: 5-minute tier %s outside raw %s..retention %s", o, s.opts.RetentionMid, s.opts.RetentionRaw, s.opts.Retention)
+		}
+		s.Close()
+	}
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{})
 	var version int
