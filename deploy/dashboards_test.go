@@ -54,6 +54,11 @@ type query struct {
 	// Legend is the target's legendFormat; the labels it names must be on
 	// every series the query returns, or the legend shows nothing.
 	Legend string
+	// Panel names the panel; Columns are the labels its table shows as
+	// columns (from its organize transformation), which some series of
+	// the panel's queries must carry.
+	Panel   string
+	Columns []string
 }
 
 // queries lists every PromQL expression of the panels.
@@ -62,7 +67,13 @@ func (d dashboard) queries() []query {
 	for _, p := range d.panels() {
 		for _, tg := range listOf(p["targets"]) {
 			if e := strOf(mapOf(tg)["expr"]); e != "" {
-				out = append(out, query{fmt.Sprintf("%s panel %q target %s", d.File, strOf(p["title"]), strOf(mapOf(tg)["refId"])), e, strOf(mapOf(tg)["legendFormat"])})
+				out = append(out, query{
+					Where:   fmt.Sprintf("%s panel %q target %s", d.File, strOf(p["title"]), strOf(mapOf(tg)["refId"])),
+					Expr:    e,
+					Legend:  strOf(mapOf(tg)["legendFormat"]),
+					Panel:   fmt.Sprintf("%s panel %q", d.File, strOf(p["title"])),
+					Columns: tableColumns(p),
+				})
 			}
 		}
 	}
@@ -238,4 +249,20 @@ func TestGrafanaProvisioning(t *testing.T) {
 			t.Errorf("dashboards.yml: provider %v: want type file with options.path", mapOf(p)["name"])
 		}
 	}
+}
+
+// tableColumns lists the labels a table panel renames into columns.
+func tableColumns(p map[string]any) []string {
+	var out []string
+	for _, tr := range listOf(p["transformations"]) {
+		if strOf(mapOf(tr)["id"]) != "organize" {
+			continue
+		}
+		for _, k := range sortedKeys(mapOf(dig(tr, "options", "renameByName"))) {
+			if k != "Time" && k != "Value" && !strings.HasPrefix(k, "Value #") {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
 }

@@ -137,6 +137,8 @@ func TestEndToEndWithPrometheus(t *testing.T) {
 		for {
 			failures = failures[:0]
 			n := 0
+			columns := map[string][]string{}           // panel -> its table's label columns
+			labelsSeen := map[string]map[string]bool{} // panel -> labels of its series
 			for _, d := range dashes {
 				vars, errs := resolveVariables(api, d)
 				failures = append(failures, errs...)
@@ -154,6 +156,22 @@ func TestEndToEndWithPrometheus(t *testing.T) {
 						failures = append(failures, fmt.Sprintf("%s: no series: %s", q.Where, expr))
 					} else if missing := legendLabelsMissing(q.Legend, res); len(missing) > 0 {
 						failures = append(failures, fmt.Sprintf("%s: legend %q names labels %v the series lack: %s", q.Where, q.Legend, missing, expr))
+					}
+					columns[q.Panel] = q.Columns
+					if labelsSeen[q.Panel] == nil {
+						labelsSeen[q.Panel] = map[string]bool{}
+					}
+					for _, r := range res {
+						for l := range mapOf(mapOf(r)["metric"]) {
+							labelsSeen[q.Panel][l] = true
+						}
+					}
+				}
+			}
+			for _, panel := range sortedKeys(columns) {
+				for _, c := range columns[panel] {
+					if !labelsSeen[panel][c] {
+						failures = append(failures, fmt.Sprintf("%s: the table's column %q is a label none of its series has", panel, c))
 					}
 				}
 			}

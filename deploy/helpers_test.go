@@ -87,7 +87,11 @@ func buildBinaries(t *testing.T) binaries {
 			{"./aggregator", "procscope-aggregator", "1"},
 		} {
 			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-			cmd := exec.CommandContext(ctx, goBin, "build", "-o", filepath.Join(buildDir, b.out), b.pkg)
+			// Version labels set as make build and the Dockerfiles set them,
+			// so build_info has what dashboards show.
+			const v = "github.com/prometheus/common/version."
+			ldflags := "-X " + v + "Version=0.0.0-deploy-test -X " + v + "Revision=test -X " + v + "Branch=test"
+			cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags", ldflags, "-o", filepath.Join(buildDir, b.out), b.pkg)
 			cmd.Dir = repoRoot
 			cmd.Env = append(os.Environ(), "CGO_ENABLED="+b.cgo)
 			out, err := cmd.CombinedOutput()
