@@ -3,7 +3,7 @@ package collector
 // The Linux process walk: /proc read directly with reused buffers and raw
 // openat/read/fstat/close, because gopsutil opens several files per process
 // and allocates per field (~10x the CPU per process, see
-// walk_linux_timing_test.go). Parsing lives in parse_linux.go.
+// walk_timing_linux_test.go). Parsing lives in parse_linux.go.
 
 import (
 	"encoding/binary"
