@@ -181,6 +181,8 @@ func (a *API) routes() http.Handler {
 	r := chi.NewRouter()
 	// Trailing slashes: "/api/v1/hosts/" routes like "/api/v1/hosts".
 	r.Use(middleware.StripSlashes)
+	// HEAD works wherever GET does (probes, curl -I).
+	r.Use(middleware.GetHead)
 	r.Use(a.recoverer)
 
 	r.NotFound(a.notFound)

@@ -70,6 +70,18 @@ var listenRE = regexp.MustCompile(`msg="?Listening on"? .*address=(127\.0\.0\.1:
 // args, and waits until it listens and /-/ready answers 200 (at most
 // timeout).
 func Start(bin, storage string, timeout time.Duration, extra ...string) (*Process, error) {
+	return startWithProbe(bin, storage, timeout, func(url string) bool {
+		res, err := http.Get(url + "/-/ready")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}, extra...)
+}
+
+// startWithProbe is Start with the readiness check given.
+func startWithProbe(bin, storage string, timeout time.Duration, ready func(url string) bool, extra ...string) (*Process, error) {
 	args := append([]string{"--web.listen-address=127.0.0.1:0", "--storage.path=" + storage}, extra...)
 	cmd := exec.Command(bin, args...)
 	// Its own process group, so that a Ctrl-C of the test does not reach
@@ -119,12 +131,8 @@ func Start(bin, storage string, timeout time.Duration, extra ...string) (*Proces
 		return nil, fmt.Errorf("aggregator did not listen within %s:\n%s", timeout, p.Log())
 	}
 	for {
-		res, err := http.Get(p.URL + "/-/ready")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return p, nil
-			}
+		if ready(p.URL) {
+			return p, nil
 		}
 		select {
 		case <-p.done:

@@ -1,0 +1,110 @@
+package apptest
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+)
+
+// TestTLSAndBasicAuth: with a web config holding TLS (relative paths) and
+// basic auth users, the binary serves HTTPS only, the read API needs the
+// password, and ingest needs only the host key.
+func TestTLSAndBasicAuth(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "procscope"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	cfg := filepath.Join(dir, "web.yml")
+	os.WriteFile(cfg, []byte("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  admin: "+string(hash)+"\n"), 0o600)
+
+	pool := x509.NewCertPool()
+	cert, _ := x509.ParseCertificate(der)
+	pool.AddCert(cert)
+	p, err := startTLS(t, bin, filepath.Join(dir, "data"), pool, "--web.config.file="+cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(30 * time.Second)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	url := strings.Replace(p.URL, "http://", "https://", 1)
+
+	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/ingest/", bytes.NewReader(gen.Body(5, "tls-host", "2026-11-25T17:00:00Z", false)))
+	req.Header.Set("X-API-KEY", "k")
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		t.Fatalf("ingest over TLS with a host key only: %d", res.StatusCode)
+	}
+	get := func(user, pw string) int {
+		req, _ := http.NewRequest(http.MethodGet, url+"/api/v1/hosts", nil)
+		if user != "" {
+			req.SetBasicAuth(user, pw)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if c := get("", ""); c != 401 {
+		t.Errorf("read API without credentials: %d", c)
+	}
+	if c := get("admin", "s3cret"); c != 200 {
+		t.Errorf("read API with credentials: %d", c)
+	}
+	if res, err := http.Get(p.URL + "/-/healthy"); err == nil {
+		res.Body.Close()
+		if res.StatusCode < 400 {
+			t.Errorf("plain HTTP answered %d on the TLS port", res.StatusCode)
+		}
+	}
+}
+
+// startTLS is Start for a server whose readiness is probed over HTTPS
+// (trusting only pool).
+func startTLS(t *testing.T, bin, storage string, pool *x509.CertPool, extra ...string) (*Process, error) {
+	t.Helper()
+	return startWithProbe(bin, storage, 2*time.Minute, func(url string) bool {
+		c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		res, err := c.Get(strings.Replace(url, "http://", "https://", 1) + "/-/ready")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	}, extra...)
+}
