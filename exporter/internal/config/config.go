@@ -275,6 +275,13 @@ func (c *Config) validate() error {
 		c.TelemetryPath == "/-/healthy" || c.TelemetryPath == "/-/ready" {
 		errs = append(errs, fmt.Errorf("--web.telemetry-path %q: must start with / and not be /, /-/healthy or /-/ready", c.TelemetryPath))
 	}
+	if f := *c.Web.WebConfigFile; f != "" {
+		// Checked here so a broken TLS/auth file is a usage error (exit 2)
+		// and not a failure after start.
+		if err := web.Validate(f); err != nil {
+			errs = append(errs, fmt.Errorf("--web.config.file %s: %w", f, err))
+		}
+	}
 	seen := map[string]bool{}
 	for _, g := range c.ProcessGroups {
 		if seen[g.Name] {

@@ -80,6 +80,19 @@ func TestBadInput(t *testing.T) {
 	f([]string{"--no-such-flag"}, "unknown long flag")
 	f([]string{"--config.file=/nonexistent/procscope.yml"}, "no such file")
 	f([]string{"--log.level=loud"}, "log")
+	f([]string{"--web.config.file=/nonexistent/web.yml"}, "web.config.file")
+}
+
+func TestWebConfigFile(t *testing.T) {
+	bad := writeFile(t, "web.yml", "basic_auth_users:\n  admin: not-a-bcrypt-hash\n")
+	if _, err := Parse([]string{"--web.config.file=" + bad}, noEnv); err == nil {
+		t.Error("a web config with a clear-text password was accepted")
+	}
+	// bcrypt of "secret"
+	good := writeFile(t, "web.yml", "basic_auth_users:\n  admin: $2y$10$X1rW/vnLyTj8tB/8.OZcXO6N1Y7M9IR1UQBlbDKD0h8mSThgVXKNu\n")
+	if _, err := Parse([]string{"--web.config.file=" + good}, noEnv); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestFileAndSeedKeys(t *testing.T) {
