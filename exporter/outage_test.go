@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// aggregatorBinary builds ./aggregator (cgo: SQLite). It needs a C
+// compiler; without one the test skips loudly, or fails under REQUIRE_E2E.
+func aggregatorBinary(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("gcc"); err != nil {
+		if os.Getenv("REQUIRE_E2E") != "" {
+			t.Fatal("gcc not installed (the aggregator needs cgo) and REQUIRE_E2E is set")
+		}
+		t.Skip("SKIPPING: gcc not installed, cannot build the aggregator; set REQUIRE_E2E=1 to make this a failure")
+	}
+	bin := filepath.Join(t.TempDir(), "procscope-aggregator")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "../aggregator")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the aggregator: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startAggregator(t *testing.T, bin, addr, storage string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "--web.listen-address="+addr, "--storage.path="+storage, "--no-history")
+	cmd.Stdout, cmd.Stderr = nil, nil
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return cmd
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("aggregator not ready on %s", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestOutageRealAggregator: the exporter pushes every 100 ms to the real
+// aggregator, which is killed with SIGKILL, stays down 3 s and is started
+// again on the same port and database. Every snapshot the exporter queued
+// must be stored exactly once.
+func TestOutageRealAggregator(t *testing.T) {
+	agg := aggregatorBinary(t)
+	const interval = 100 * time.Millisecond
+	down := 3 * time.Second
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	storage := t.TempDir()
+	a := startAggregator(t, agg, addr, storage)
+	start := time.Now().Add(-time.Minute)
+
+	p := startExporter(t, []string{"PROCSCOPE_API_KEY=real-aggregator-outage-key"},
+		"--push.url=http://"+addr+"/api/v1/ingest", "--push.interval="+interval.String(),
+		"--state.dir="+t.TempDir(), "--collect.sample-window=0", "--collect.top-n=50", "--push.timeout=2s")
+	time.Sleep(2 * time.Second)
+	a.Process.Signal(syscall.SIGKILL)
+	a.Wait()
+	time.Sleep(down)
+	startAggregator(t, agg, addr, storage)
+	time.Sleep(4 * time.Second)
+	p.stop(t, 15*time.Second)
+
+	m := flushedRE.FindStringSubmatch(p.logs())
+	if m == nil {
+		t.Fatalf("no final stats line:\n%s", p.logs())
+	}
+	n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
+	left, queued, sent, failed, dropped := n(1), n(2), n(3), n(4), n(5)
+
+	host, _ := os.Hostname()
+	u := fmt.Sprintf("http://%s/api/v1/hosts/%s/snapshots?from=%s&to=%s&limit=10000", addr, url.PathEscape(host),
+		url.QueryEscape(start.UTC().Format(time.RFC3339)), url.QueryEscape(time.Now().Add(time.Minute).UTC().Format(time.RFC3339)))
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var refs []struct {
+		ID         int64  `json:"snapshot_id"`
+		CapturedAt string `json:"captured_at"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %s", u, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&refs); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	dups := 0
+	var times []time.Time
+	for _, r := range refs {
+		if seen[r.CapturedAt] {
+			dups++
+		}
+		seen[r.CapturedAt] = true
+		tm, err := time.Parse(time.RFC3339Nano, r.CapturedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		times = append(times, tm)
+	}
+	slices.SortFunc(times, time.Time.Compare)
+	gaps := 0
+	var maxGap time.Duration
+	for i := 1; i < len(times); i++ {
+		d := times[i].Sub(times[i-1])
+		maxGap = max(maxGap, d)
+		if d > interval*3/2 {
+			gaps++
+		}
+	}
+	stored := len(seen)
+	t.Logf("real aggregator killed (SIGKILL) for %s at %s interval: queued %d, stored %d, duplicates stored %d, "+
+		"acknowledged %d (incl. 200 for resends), left on disk %d, dropped %d, failed attempts %d, lost %d, "+
+		"timeline gaps > 1.5 intervals %d (largest %s)",
+		down, interval, queued, stored, dups, sent, left, dropped, failed, queued-stored-left-dropped, gaps, maxGap)
+	if dups != 0 {
+		t.Errorf("%d duplicate snapshots stored", dups)
+	}
+	if lost := queued - stored - left - dropped; lost != 0 || dropped != 0 || left != 0 {
+		t.Errorf("lost %d, dropped %d, left %d", lost, dropped, left)
+	}
+	if failed == 0 {
+		t.Error("no failed attempts: the outage did not happen")
+	}
+	if maxGap > time.Second {
+		t.Errorf("a %s hole in the stored timeline", maxGap)
+	}
+}
