@@ -101,6 +101,20 @@ func newPlatform(opts Options, logger *slog.Logger) (*platform, error) {
 		stuck:    map[string]bool{},
 		now:      time.Now,
 	}
+	// The roots must exist: a typo would otherwise show up only as
+	// silently missing CPU frequencies or filesystems. A missing default
+	// /sys is tolerated (minimal containers); one given explicitly is not.
+	roots := []struct{ name, dir string }{{"root fs", opts.RootFS}}
+	if opts.SysRoot != "/sys" {
+		roots = append(roots, struct{ name, dir string }{"sys root", opts.SysRoot})
+	}
+	for _, r := range roots {
+		if fi, err := os.Stat(r.dir); err != nil {
+			return nil, fmt.Errorf("%s: %w", r.name, err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("%s %s is not a directory", r.name, r.dir)
+		}
+	}
 	fi, err := os.Stat(opts.ProcRoot)
 	if err != nil {
 		return nil, fmt.Errorf("proc root: %w", err)

@@ -20,7 +20,7 @@ var fixtureBoot = time.Unix(1764000000, 0)
 // made from uids so no passwd lookup happens.
 func newFixtureCollector(t *testing.T, procRoot string, cmdline bool) (*Collector, *time.Time) {
 	t.Helper()
-	c, err := New(Options{ProcRoot: procRoot, SysRoot: filepath.Join(t.TempDir(), "nosys"), RootFS: "testdata/rootfs",
+	c, err := New(Options{ProcRoot: procRoot, SysRoot: t.TempDir(), RootFS: "testdata/rootfs",
 		SampleWindow: -1, CollectCmdline: cmdline})
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +251,12 @@ func TestFixtureBadRoot(t *testing.T) {
 	}
 	if _, err := New(Options{SampleWindow: time.Hour}); err == nil {
 		t.Fatal("New accepted an hour-long sample window")
+	}
+	if _, err := New(Options{RootFS: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Fatal("New accepted a missing root fs")
+	}
+	if _, err := New(Options{SysRoot: "testdata/proc/stat"}); err == nil {
+		t.Fatal("New accepted a file as sys root")
 	}
 	empty := t.TempDir()
 	c, err := New(Options{ProcRoot: empty, SampleWindow: -1})
