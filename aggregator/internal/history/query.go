@@ -1,10 +1,12 @@
 package history
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -111,7 +113,11 @@ func (h *History) Query(ctx context.Context, metric string, match map[string]str
 		for i := range a.ts {
 			pts[i] = Point{T: a.ts[i], V: a.vs[i]}
 		}
-		sort.SliceStable(pts, func(i, j int) bool { return pts[i].T < pts[j].T })
+		// Blocks arrive ordered by their first timestamp, so the points
+		// are usually sorted already; sorting stays stable for overlaps.
+		if !slices.IsSortedFunc(pts, cmpPointTime) {
+			slices.SortStableFunc(pts, cmpPointTime)
+		}
 		dedup := pts[:0]
 		for _, p := range pts {
 			if n := len(dedup); n > 0 && dedup[n-1].T == p.T {
@@ -124,6 +130,8 @@ func (h *History) Query(ctx context.Context, metric string, match map[string]str
 	}
 	return out, nil
 }
+
+func cmpPointTime(a, b Point) int { return cmp.Compare(a.T, b.T) }
 
 // Aggregation picks how Downsample folds the points of one step.
 type Aggregation int
