@@ -2,12 +2,9 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net/http"
 	"reflect"
@@ -39,9 +36,8 @@ type config struct {
 type host struct {
 	name  string
 	key   string
-	tails [][]byte        // gzip member: `,"system_info":...,"processes":[...]}`
-	procs [][]gen.Process // what each variant sends, for verification
-	head  func(at string) []byte
+	parts []*gen.GzipParts // per variant: pre-compressed body, head made per request
+	procs [][]gen.Process  // what each variant sends, for verification
 }
 
 type ack struct {
@@ -85,42 +81,18 @@ func (r *result) print(w io.Writer) {
 	}
 }
 
-// storedMember is a gzip member holding data uncompressed (one deflate
-// "stored" block, RFC 1951 3.2.4); data must be under 64 KiB.
-func storedMember(data []byte) []byte {
-	b := make([]byte, 0, 10+5+len(data)+8)
-	b = append(b, 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff)
-	b = append(b, 1) // BFINAL=1, BTYPE=00 (stored)
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(data)))
-	b = binary.LittleEndian.AppendUint16(b, ^uint16(len(data)))
-	b = append(b, data...)
-	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(data))
-	return binary.LittleEndian.AppendUint32(b, uint32(len(data)))
-}
-
 func prepare(cfg config) ([]*host, error) {
 	hosts := make([]*host, cfg.hosts)
 	for i := range hosts {
 		name := cfg.hostPrefix + strconv.Itoa(i)
 		h := &host{name: name, key: cfg.keyPrefix + name}
-		qname, _ := json.Marshal(name)
-		h.head = func(at string) []byte {
-			return storedMember([]byte(`{"hostname":` + string(qname) + `,"captured_at":"` + at + `"`))
-		}
 		for v := range cfg.variants {
 			procs := gen.Processes(cfg.procs, gen.Seed(name, v), cfg.cmdline)
-			full := gen.BodyOf(name, "X", procs)
-			cut := bytes.Index(full, []byte(`,"system_info":`))
-			if cut < 0 {
-				return nil, fmt.Errorf("unexpected body layout")
-			}
-			var buf bytes.Buffer
-			zw := gzip.NewWriter(&buf)
-			zw.Write(full[cut:])
-			if err := zw.Close(); err != nil {
+			parts, err := gen.NewGzipParts(name, procs)
+			if err != nil {
 				return nil, err
 			}
-			h.tails = append(h.tails, buf.Bytes())
+			h.parts = append(h.parts, parts)
 			h.procs = append(h.procs, procs)
 		}
 		hosts[i] = h
@@ -177,8 +149,8 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 				h := hosts[hi]
 				v := k % cfg.variants
 				at := base.Add(time.Duration(k) * period).Format("2006-01-02T15:04:05.000Z07:00")
-				head := h.head(at)
-				tail := h.tails[v]
+				head := h.parts[v].Head(at)
+				tail := h.parts[v].Tail
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ingestURL,
 					io.MultiReader(bytes.NewReader(head), bytes.NewReader(tail)))
 				req.ContentLength = int64(len(head) + len(tail))

@@ -8,8 +8,12 @@
 package gen
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 )
 
@@ -132,4 +136,52 @@ func BodyOf(hostname, capturedAt string, procs []Process) []byte {
 		panic(err) // only our own values: cannot fail
 	}
 	return b
+}
+
+// GzipParts is an ingest body split for cheap per-request gzip: a head
+// (`{"hostname":...,"captured_at":"<at>"`) made per request as an
+// uncompressed gzip member, and the rest compressed once. A gzip stream may
+// hold several members that decompress as one (RFC 1952 2.2), and every
+// gzip reader, Go's included, reads them so.
+type GzipParts struct {
+	hostJSON []byte
+	// Tail is the compressed member `,"system_info":...,"processes":[...]}`.
+	Tail []byte
+}
+
+// NewGzipParts splits BodyOf(hostname, _, procs).
+func NewGzipParts(hostname string, procs []Process) (*GzipParts, error) {
+	full := BodyOf(hostname, "X", procs)
+	cut := bytes.Index(full, []byte(`,"system_info":`))
+	if cut < 0 {
+		return nil, fmt.Errorf("gen: unexpected body layout")
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(full[cut:]); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	q, _ := json.Marshal(hostname)
+	return &GzipParts{hostJSON: q, Tail: buf.Bytes()}, nil
+}
+
+// Head returns the head member for captured_at at.
+func (g *GzipParts) Head(at string) []byte {
+	return StoredMember([]byte(`{"hostname":` + string(g.hostJSON) + `,"captured_at":"` + at + `"`))
+}
+
+// StoredMember is a gzip member holding data uncompressed, in one deflate
+// "stored" block (RFC 1951 3.2.4); data must be under 64 KiB.
+func StoredMember(data []byte) []byte {
+	b := make([]byte, 0, 10+5+len(data)+8)
+	b = append(b, 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff)
+	b = append(b, 1) // BFINAL=1, BTYPE=00 (stored)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(data)))
+	b = binary.LittleEndian.AppendUint16(b, ^uint16(len(data)))
+	b = append(b, data...)
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(data))
+	return binary.LittleEndian.AppendUint32(b, uint32(len(data)))
 }
