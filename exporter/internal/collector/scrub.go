@@ -34,13 +34,16 @@ var (
 	reFlagSpace = regexp.MustCompile(`(?i)((?:^|\s)--?` + secretName + `\s+)[^\s\-]\S*`)
 	// Authorization headers given on the command line (curl -H ...).
 	reAuthHeader = regexp.MustCompile(`(?i)(\b(?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=\-]{8,}`)
+	// JSON given as an argument: {"password": "x"}.
+	reJSON = regexp.MustCompile(`(?i)("` + secretName + `"\s*:\s*")(?:[^"\\]|\\.)+"`)
 	// curl -u user:password / --user user:password, but not -u URL.
 	reUserFlag = regexp.MustCompile(`((?:^|\s)(?:-u|--user|--proxy-user)\s+[^\s:/@]*:)[^\s/]\S*`)
 )
 
 // ScrubCmdline hides secrets in a command line before it leaves the host:
 // values of password/secret/token/key-like flags, variables and query
-// parameters, credentials in URLs, bearer tokens and curl's -u user:pass.
+// parameters and JSON keys, credentials in URLs, bearer tokens and curl's
+// -u user:pass.
 // What is kept is the structure, so the command stays recognisable.
 func ScrubCmdline(s string) string {
 	s = reURLCreds.ReplaceAllString(s, "${1}"+redacted+"@")
@@ -48,5 +51,6 @@ func ScrubCmdline(s string) string {
 	s = reFlagSpace.ReplaceAllString(s, "${1}"+redacted)
 	s = reAuthHeader.ReplaceAllString(s, "${1}"+redacted)
 	s = reUserFlag.ReplaceAllString(s, "${1}"+redacted)
+	s = reJSON.ReplaceAllString(s, "${1}"+redacted+`"`)
 	return s
 }

@@ -53,6 +53,13 @@ func TestScrubCmdline(t *testing.T) {
 	f("curl -u admin:hunter2 https://host", "curl -u admin:*** https://host")
 	f("curl --user admin:hunter2 https://host", "curl --user admin:*** https://host")
 
+	// JSON arguments.
+	f(`app -e {"db_password":"x\"y","user":"u","apiKey": "k"}`, `app -e {"db_password":"***","user":"u","apiKey": "***"}`)
+	f(`app -e {"password":""}`, `app -e {"password":""}`)
+
+	// Hostile text passes through unharmed apart from the secrets.
+	f("\xff\xfe --token=\xff x", "\xff\xfe --token=*** x")
+
 	// Case does not matter.
 	f("app --PASSWORD=x --Secret=y", "app --PASSWORD=*** --Secret=***")
 }
