@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
@@ -53,21 +54,35 @@ type baseFrame struct {
 	idx       map[int64]int
 	sysTokens [][]byte
 	keyBytes  int // the keyframe's blob sizes
+
+	// The running cost of the deltas stored against it, written by the
+	// writer; callers read them to guess whether a keyframe is due.
+	sumBytes atomic.Int64 // the blob sizes of its deltas so far
+	deltas   atomic.Int64
 }
 
-// hostState is the writer's view of a host: its base and the running cost
-// of the deltas stored against it.
+// keyframeDue reports whether a snapshot whose delta costs size bytes
+// should be a keyframe instead. A new keyframe starts once the delta costs
+// more than the average cost per snapshot of the current keyframe's run so
+// far: from then on that average would only grow (deltas grow as the host
+// drifts away from its keyframe).
+func (b *baseFrame) keyframeDue(size int) bool {
+	n := b.deltas.Load()
+	return n >= maxDeltas || int64(size)*(n+1) > int64(b.keyBytes)+b.sumBytes.Load()
+}
+
+// hostState is the writer's view of a host.
 type hostState struct {
 	*baseFrame
-	sumBytes int // the blob sizes of its deltas so far
-	deltas   int
 }
 
-// preEncoded is a snapshot encoded by its caller against base, which the
-// writer uses when base is still the host's current keyframe.
+// preEncoded is a snapshot encoded by its caller: as a delta against base,
+// which the writer uses when base is still the host's current keyframe,
+// and as a keyframe when one looked due.
 type preEncoded struct {
-	base       *baseFrame
-	procs, sys []byte
+	base               *baseFrame
+	procs, sys         []byte
+	fullProcs, fullSys []byte
 }
 
 func (s *SQLite) setState(st *hostState) {
@@ -85,6 +100,11 @@ func (s *SQLite) dropState(hostID int64) {
 func (s *SQLite) clearStates() {
 	clear(s.w.hosts)
 	s.bases.Clear()
+}
+
+// encodeFullBlobs encodes req as a keyframe.
+func (s *SQLite) encodeFullBlobs(req *IngestRequest) (procs, sys []byte) {
+	return s.codec.seal(blobFull, encodeFull(req.Processes)), s.codec.seal(blobFull, req.SystemInfo)
 }
 
 // encodeDeltaBlobs encodes req against b.
@@ -205,10 +225,16 @@ func (s *SQLite) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, 
 	// Encoding is most of an ingest's CPU: do it here, in parallel across
 	// callers, against the host's current keyframe, and leave the writer
 	// only the storing.
+	j.pre = &preEncoded{}
+	full := true
 	if v, ok := s.bases.Load(req.Hostname); ok {
 		b := v.(*baseFrame)
-		procs, sys := s.encodeDeltaBlobs(b, req)
-		j.pre = &preEncoded{base: b, procs: procs, sys: sys}
+		j.pre.base = b
+		j.pre.procs, j.pre.sys = s.encodeDeltaBlobs(b, req)
+		full = b.keyframeDue(len(j.pre.procs) + len(j.pre.sys))
+	}
+	if full {
+		j.pre.fullProcs, j.pre.fullSys = s.encodeFullBlobs(req)
 	}
 	if err := s.submit(ctx, j); err != nil {
 		return IngestResult{}, err
@@ -232,13 +258,24 @@ func checkRequest(req *IngestRequest) error {
 	if len(si) == 0 || si[0] != '{' || !json.Valid(req.SystemInfo) {
 		return fmt.Errorf("%w: system_info must be a JSON object", ErrInvalid)
 	}
-	// Deltas match rows by PID, so PIDs must be unique.
+	// Deltas match rows by PID, so PIDs must be unique. Exporters send them
+	// in ascending order, which proves it without a map.
+	ascending := true
+	for i := range req.Processes {
+		p := &req.Processes[i]
+		if p.PID < 0 || p.PPID < 0 {
+			return fmt.Errorf("%w: process %d: pid and ppid must not be negative", ErrInvalid, i)
+		}
+		if i > 0 && p.PID <= req.Processes[i-1].PID {
+			ascending = false
+		}
+	}
+	if ascending {
+		return nil
+	}
 	seen := make(map[int64]struct{}, len(req.Processes))
 	for i := range req.Processes {
 		pid := req.Processes[i].PID
-		if pid < 0 || req.Processes[i].PPID < 0 {
-			return fmt.Errorf("%w: process %d: pid and ppid must not be negative", ErrInvalid, i)
-		}
 		if _, dup := seen[pid]; dup {
 			return fmt.Errorf("%w: pid %d appears twice", ErrInvalid, pid)
 		}
@@ -318,24 +355,22 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 		baseID          any // nil: a keyframe
 		procBlob, sysBl []byte
 	)
-	if st != nil && st.deltas < maxDeltas {
-		if pre != nil && pre.base == st.baseFrame {
+	if st != nil && st.deltas.Load() < maxDeltas {
+		if pre != nil && pre.base == st.baseFrame && pre.procs != nil {
 			procBlob, sysBl = pre.procs, pre.sys
 		} else {
 			procBlob, sysBl = s.encodeDeltaBlobs(st.baseFrame, req)
 		}
-		// Start a new keyframe once this delta costs more than the average
-		// cost per snapshot of the current keyframe's run so far: from then
-		// on the average would only grow (deltas grow as the host drifts
-		// away from its keyframe).
-		size := len(procBlob) + len(sysBl)
-		if size*(st.deltas+1) <= st.keyBytes+st.sumBytes {
+		if !st.keyframeDue(len(procBlob) + len(sysBl)) {
 			baseID = st.keyID
 		}
 	}
 	if baseID == nil {
-		procBlob = s.codec.seal(blobFull, encodeFull(req.Processes))
-		sysBl = s.codec.seal(blobFull, req.SystemInfo)
+		if pre != nil && pre.fullProcs != nil {
+			procBlob, sysBl = pre.fullProcs, pre.fullSys
+		} else {
+			procBlob, sysBl = s.encodeFullBlobs(req)
+		}
 	}
 	res, err := s.stmt(ctx, tx, s.stmts.insertSnapshot).ExecContext(ctx,
 		hostID, captured, len(req.Processes), baseID, sysBl, procBlob)
@@ -352,8 +387,8 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 
 	// Only now, with every statement done, does the in-memory state move.
 	if baseID != nil {
-		st.deltas++
-		st.sumBytes += len(procBlob) + len(sysBl)
+		st.deltas.Add(1)
+		st.sumBytes.Add(int64(len(procBlob) + len(sysBl)))
 	} else {
 		sys := bytes.Clone(req.SystemInfo)
 		procs := append([]snapshot.Process(nil), req.Processes...)
