@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -29,6 +30,14 @@ import (
 )
 
 func main() {
+	// The live heap is a few MiB and allocation is slow (one walk per
+	// interval, a scrape every few seconds), so collecting at +50% instead
+	// of +100% costs little CPU and keeps RSS ~2.5 MiB lower, which is what
+	// keeps the exporter under its 20 MB budget (see README, Performance).
+	// GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
 

@@ -137,14 +137,14 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	durationFlag(app, "push.interval", "Time between two walks (one walk feeds both the push and /metrics).", DefaultInterval.String(), &c.PushInterval, &set.pushInterval)
 	app.Flag("push.api-key-file", "File holding this host's API key (else env "+APIKeyEnv+
 		", else the config file, else a key generated under --state.dir).").
-		IsSetByUser(&set.apiKeyFile).StringVar(&c.APIKeyFile)
+		PlaceHolder("FILE").IsSetByUser(&set.apiKeyFile).StringVar(&c.APIKeyFile)
 	durationFlag(app, "push.timeout", "Timeout of one push request.", DefaultPushTimeout.String(), &c.PushTimeout, &set.pushTimeout)
 	durationFlag(app, "push.flush-timeout", "On SIGTERM, time allowed to send what is queued before exiting.", DefaultFlushTimeout.String(), &c.PushFlushTimeout, &set.flushTimeout)
 	durationFlag(app, "push.queue.max-age", "The on-disk queue keeps this much time's worth of snapshots while the aggregator is unreachable; older ones are dropped.", DefaultQueueMaxAge.String(), &c.PushQueueMaxAge, &set.queueMaxAge)
 	intFlag(app, "push.queue.size", "Maximum number of queued snapshots; 0 derives it from --push.queue.max-age / --push.interval.", "0", &c.PushQueueSize, &set.queueSize)
 	app.Flag("state.dir", "Directory for the generated API key and the push queue.").
 		Default(DefaultStateDir).IsSetByUser(&set.stateDir).StringVar(&c.StateDir)
-	app.Flag("config.file", "Optional YAML configuration file; flags given on the command line win over it.").
+	app.Flag("config.file", "Optional YAML configuration file; flags given on the command line win over it.").PlaceHolder("FILE").
 		StringVar(&c.ConfigFile)
 	app.Flag("path.procfs", "procfs mountpoint (Linux).").
 		Default("/proc").IsSetByUser(&set.procRoot).StringVar(&c.ProcRoot)

@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,8 +42,15 @@ func main() {
 	scrapes := app.Flag("scrapes", "Scrapes of each exporter.").Default("300").Int()
 	exporterBin := app.Flag("exporter.binary", "procscope-exporter binary; empty builds one with the Makefile's flags.").String()
 	nodeBin := app.Flag("node-exporter.binary", "node_exporter binary.").Default("/usr/bin/prometheus-node-exporter").String()
+	var o options
+	app.Flag("interval", "The exporter's --push.interval. The default keeps walks out of the measured CPU; 2s shows the real steady state (CPU then includes walks).").
+		Default("1h").DurationVar(&o.interval)
+	app.Flag("push", "Let the exporter push every walk to a receiver inside scrapebench (answers 201), as in production.").BoolVar(&o.push)
+	app.Flag("processes", "Start this many extra `sleep` processes (stopped at the end, by PID) to make the host busier.").
+		Default("0").IntVar(&o.processes)
 	kingpin.MustParse(app.Parse(os.Args[1:]))
-	if err := run(*scrapes, *exporterBin, *nodeBin); err != nil {
+	o.scrapes, o.exporterBin, o.nodeBin = *scrapes, *exporterBin, *nodeBin
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "scrapebench:", err)
 		os.Exit(1)
 	}
@@ -57,9 +65,48 @@ type target struct {
 	size int
 }
 
-func run(n int, exporterBin, nodeBin string) error {
+type options struct {
+	scrapes              int
+	exporterBin, nodeBin string
+	interval             time.Duration
+	push                 bool
+	processes            int
+}
+
+func run(o options) error {
+	n, exporterBin, nodeBin := o.scrapes, o.exporterBin, o.nodeBin
 	if n < 1 || n > 100000 {
 		return errors.New("--scrapes must be 1-100000")
+	}
+	if o.processes < 0 || o.processes > 10000 {
+		return errors.New("--processes must be 0-10000")
+	}
+	for i := 0; i < o.processes; i++ {
+		c := exec.Command("sleep", "3600")
+		if err := c.Start(); err != nil {
+			return err
+		}
+		defer func() { c.Process.Kill(); c.Wait() }()
+	}
+	pushURL := ""
+	if o.push {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		var received atomic.Int64
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			received.Add(1)
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, `{"snapshot_id":1}`)
+		})}
+		go srv.Serve(ln)
+		defer func() {
+			srv.Close()
+			fmt.Printf("receiver got %d snapshots\n", received.Load())
+		}()
+		pushURL = "http://" + ln.Addr().String() + "/api/v1/ingest"
 	}
 	if _, err := os.Stat(nodeBin); err != nil {
 		return fmt.Errorf("node_exporter: %w (apt-get install prometheus-node-exporter)", err)
@@ -87,8 +134,8 @@ func run(n int, exporterBin, nodeBin string) error {
 		return err
 	}
 	ours := &target{name: "procscope-exporter", url: fmt.Sprintf("http://127.0.0.1:%d/metrics", pp),
-		cmd: exec.Command(exporterBin, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", pp), "--push.url=",
-			"--push.interval=1h", "--state.dir="+filepath.Join(tmp, "state"), "--log.level=warn")}
+		cmd: exec.Command(exporterBin, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", pp), "--push.url="+pushURL,
+			"--push.interval="+o.interval.String(), "--state.dir="+filepath.Join(tmp, "state"), "--log.level=warn")}
 	node := &target{name: "node_exporter", url: fmt.Sprintf("http://127.0.0.1:%d/metrics", np),
 		cmd: exec.Command(nodeBin, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", np), "--log.level=warn")}
 	ours.cmd.Stderr = os.Stderr
@@ -151,7 +198,15 @@ func run(n int, exporterBin, nodeBin string) error {
 		t.cpu = c - cpu0[t]
 	}
 
-	fmt.Printf("scrapes: %d each, alternating; %s, %d CPUs\n", n, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())
+	procs, _ := os.ReadDir("/proc")
+	pids := 0
+	for _, e := range procs {
+		if _, err := strconv.Atoi(e.Name()); err == nil {
+			pids++
+		}
+	}
+	fmt.Printf("scrapes: %d each, alternating; %s, %d CPUs, %d processes; exporter interval %s, push %v\n",
+		n, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), pids, o.interval, o.push)
 	fmt.Printf("%-20s %10s %10s %10s %14s %10s %12s\n", "exporter", "mean", "p50", "p95", "cpu/scrape", "rss", "body(gzip)")
 	for _, t := range targets {
 		rss, _ := status(t.cmd.Process.Pid, "VmRSS:")
