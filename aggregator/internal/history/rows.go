@@ -124,13 +124,24 @@ func buildSamples(req *store.IngestRequest, topK int) []sample {
 	ts := sampleTime(req.CapturedAt)
 	host := capLabel(req.Hostname)
 	out := make([]sample, 0, 12+2*2*topK)
+	// All label slices are cut from one array: one allocation instead of
+	// one per sample.
+	arena := make([]prompb.Label, 0, 2*10+3*8+5*2*2*topK)
+	labels := func(ls ...prompb.Label) []prompb.Label {
+		if len(arena)+len(ls) > cap(arena) {
+			arena = make([]prompb.Label, 0, max(64, len(ls)))
+		}
+		start := len(arena)
+		arena = append(arena, ls...)
+		return arena[start:len(arena):len(arena)]
+	}
 
 	hostSample := func(name string, v optNum, q quantum) {
 		if !v.ok {
 			return
 		}
 		out = append(out, sample{
-			labels:    []prompb.Label{{Name: labelName, Value: name}, {Name: LabelHostname, Value: host}},
+			labels:    labels(prompb.Label{Name: labelName, Value: name}, prompb.Label{Name: LabelHostname, Value: host}),
 			timestamp: ts,
 			value:     q.apply(v.v),
 		})
@@ -169,11 +180,11 @@ func buildSamples(req *store.IngestRequest, topK int) []sample {
 			}
 			seen[mp] = true
 			out = append(out, sample{
-				labels: []prompb.Label{
-					{Name: labelName, Value: MetricFilesystemUsed},
-					{Name: LabelHostname, Value: host},
-					{Name: LabelMountpoint, Value: mp},
-				},
+				labels: labels(
+					prompb.Label{Name: labelName, Value: MetricFilesystemUsed},
+					prompb.Label{Name: LabelHostname, Value: host},
+					prompb.Label{Name: LabelMountpoint, Value: mp},
+				),
 				timestamp: ts,
 				value:     perKiB.apply(f.UsedBytes.v),
 			})
@@ -188,24 +199,23 @@ func buildSamples(req *store.IngestRequest, topK int) []sample {
 		p := &req.Processes[i]
 		// Sorted by name; empty values are left out because an empty value
 		// means "no label" to both VictoriaMetrics and Prometheus.
-		labels := make([]prompb.Label, 0, 5)
-		labels = append(labels, prompb.Label{Name: labelName, Value: MetricProcessRSS})
+		var pl [5]prompb.Label
+		ls := append(pl[:0], prompb.Label{Name: labelName, Value: MetricProcessRSS})
 		if ct := capLabel(p.CreateTime); ct != "" {
-			labels = append(labels, prompb.Label{Name: LabelCreateTime, Value: ct})
+			ls = append(ls, prompb.Label{Name: LabelCreateTime, Value: ct})
 		}
-		labels = append(labels, prompb.Label{Name: LabelHostname, Value: host})
+		ls = append(ls, prompb.Label{Name: LabelHostname, Value: host})
 		if name := capLabel(p.Name); name != "" {
-			labels = append(labels, prompb.Label{Name: LabelProcName, Value: name})
+			ls = append(ls, prompb.Label{Name: LabelProcName, Value: name})
 		}
-		labels = append(labels, prompb.Label{Name: LabelPID, Value: strconv.FormatInt(p.PID, 10)})
-		cpu := make([]prompb.Label, len(labels))
-		copy(cpu, labels)
-		cpu[0].Value = MetricProcessCPU
+		ls = append(ls, prompb.Label{Name: LabelPID, Value: strconv.FormatInt(p.PID, 10)})
 		if finite(p.CPUPercent) {
+			cpu := labels(ls...)
+			cpu[0].Value = MetricProcessCPU
 			out = append(out, sample{labels: cpu, timestamp: ts, value: perTenth.apply(p.CPUPercent)})
 		}
 		if rss := p.MemoryMB * 1024 * 1024; finite(rss) {
-			out = append(out, sample{labels: labels, timestamp: ts, value: perKiB.apply(rss)})
+			out = append(out, sample{labels: labels(ls...), timestamp: ts, value: perKiB.apply(rss)})
 		}
 	}
 	return out
