@@ -736,6 +736,12 @@ func (s *SQLite) Stats(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
+// isForeignKeyViolation reports a FOREIGN KEY constraint failure.
+func isForeignKeyViolation(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint && se.ExtendedCode == sqlite3.ErrConstraintForeignKey
+}
+
 // isUniqueViolation reports a UNIQUE or PRIMARY KEY constraint failure.
 func isUniqueViolation(err error) bool {
 	var se sqlite3.Error

@@ -1,14 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -462,5 +465,34 @@ func TestOptionsAndSchema(t *testing.T) {
 	db.Close()
 	if _, err := OpenSQLite(ctx, dir, Options{}); err == nil {
 		t.Fatal("opened a database with a newer schema")
+	}
+}
+
+// An admin command in another process deletes a host while the running
+// store holds its keyframe in memory: the next ingest must not reference
+// the deleted keyframe.
+func TestHostDeletedByAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	s := openTest(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	admin := openTest(t, dir, Options{})
+	ctx := context.Background()
+	h := newFakeHost(1, "web-1", 30)
+	for range 3 {
+		mustIngest(t, s, h.next())
+	}
+	if err := admin.DeleteHost(ctx, "web-1"); err != nil {
+		t.Fatal(err)
+	}
+	r := h.next()
+	res := mustIngest(t, s, r)
+	checkProcesses(t, s, res.SnapshotID, r.Processes)
+	r2 := h.next()
+	res2 := mustIngest(t, s, r2)
+	checkProcesses(t, s, res2.SnapshotID, r2.Processes)
+	// The new host row got the deleted one's id, so the stale in-memory
+	// keyframe was tried and the foreign key caught it.
+	if !strings.Contains(logs.String(), "delta base disappeared") {
+		t.Fatalf("the stale keyframe path was not taken; log:\n%s", logs.String())
 	}
 }

@@ -374,6 +374,16 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 	}
 	res, err := s.stmt(ctx, tx, s.stmts.insertSnapshot).ExecContext(ctx,
 		hostID, captured, len(req.Processes), baseID, sysBl, procBlob)
+	if baseID != nil && isForeignKeyViolation(err) {
+		// The keyframe vanished under us: another process on the same file
+		// (an admin command) deleted it. Store a keyframe instead.
+		s.log.Warn("delta base disappeared, storing a keyframe", "hostname", req.Hostname, "keyframe_id", baseID)
+		s.dropState(hostID)
+		baseID, st = nil, nil
+		procBlob, sysBl = s.encodeFullBlobs(req)
+		res, err = s.stmt(ctx, tx, s.stmts.insertSnapshot).ExecContext(ctx,
+			hostID, captured, len(req.Processes), nil, sysBl, procBlob)
+	}
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("insert snapshot: %w", err)
 	}
