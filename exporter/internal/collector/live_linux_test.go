@@ -20,6 +20,7 @@ func TestLiveWalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	ctx := context.Background()
 	w, err := c.Walk(ctx)
 	if err != nil {
@@ -106,6 +107,7 @@ func TestFirstWalkPrimesCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	cpuOf := func(w *Walk) (b, i float64) {
 		t.Helper()
 		found := 0
@@ -155,8 +157,9 @@ func TestHeldFDs(t *testing.T) {
 		}
 		return len(ents)
 	}
-	before := fds()
 	short := startGroup(t, "exec sleep 60")
+	// Same process, new program: its command line changes under a held fd.
+	changer := startGroup(t, "sleep 0.5; exec sleep 61")
 	// Root only: a process that drops to nobody while we hold its fd.
 	dropper := -1
 	if os.Getuid() == 0 {
@@ -164,7 +167,9 @@ func TestHeldFDs(t *testing.T) {
 			dropper = startGroup(t, "sleep 0.5; exec setpriv --reuid=65534 --regid=65534 --clear-groups sleep 60")
 		}
 	}
-	c, err := New(Options{SampleWindow: -1})
+	// Counted after starting the children: Go holds a pidfd for each.
+	before := fds()
+	c, err := New(Options{SampleWindow: -1, CollectCmdline: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +185,12 @@ func TestHeldFDs(t *testing.T) {
 			if st.fd > 0 {
 				held++
 			}
+			if st.cmdFD > 0 {
+				held++
+				if st.fd == 0 {
+					t.Fatal("a cmdline fd is held without its stat fd")
+				}
+			}
 		}
 		if held != p.openFDs || held > p.fdBudget {
 			t.Fatalf("%d fds held in state, counter says %d, budget %d", held, p.openFDs, p.fdBudget)
@@ -193,13 +204,24 @@ func TestHeldFDs(t *testing.T) {
 		}
 		return "", false
 	}
+	cmdOf := func(w *Walk, pid int) string {
+		for _, pr := range w.Processes {
+			if pr.PID == int64(pid) && pr.Cmdline != nil {
+				return *pr.Cmdline
+			}
+		}
+		return "<missing>"
+	}
 	w, err := c.Walk(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	consistent()
-	if _, ok := userOf(w, short); !ok || p.state[int32(short)].fd == 0 {
-		t.Fatalf("sleeper %d not walked with a held fd", short)
+	if _, ok := userOf(w, short); !ok || p.state[int32(short)].fd == 0 || p.state[int32(short)].cmdFD == 0 {
+		t.Fatalf("sleeper %d not walked with held fds: %+v", short, p.state[int32(short)])
+	}
+	if got := cmdOf(w, changer); !strings.HasPrefix(got, "sh -c sleep 0.5") {
+		t.Fatalf("changer's first command line %q", got)
 	}
 	if dropper > 0 {
 		if u, _ := userOf(w, dropper); u != "root" {
@@ -220,6 +242,9 @@ func TestHeldFDs(t *testing.T) {
 	if _, ok := p.state[int32(short)]; ok {
 		t.Fatalf("ended process %d still remembered", short)
 	}
+	if got := cmdOf(w, changer); got != "sleep 61" {
+		t.Fatalf("after exec the changer's command line is %q, want %q", got, "sleep 61")
+	}
 	if dropper > 0 {
 		if u, _ := userOf(w, dropper); u != "nobody" {
 			t.Fatalf("after setuid the dropper shows as %q, want nobody", u)
@@ -234,7 +259,7 @@ func TestHeldFDs(t *testing.T) {
 	if p.openFDs != 0 {
 		t.Fatalf("%d fds still held after Close", p.openFDs)
 	}
-	if after := fds(); after > before+2 {
+	if after := fds(); after > before {
 		t.Fatalf("fds: %d before, %d after Close", before, after)
 	}
 }

@@ -43,6 +43,10 @@ type procState struct {
 	// this process (a reused PID makes it fail with ESRCH), so it can never
 	// read another process's figures.
 	fd int32
+	// cmdFD is fd+1 of the open /proc/PID/cmdline (with CollectCmdline),
+	// only ever used after fd read this same process: it is closed
+	// whenever fd has to be reopened by path.
+	cmdFD int32
 }
 
 // platform is the Linux half of a Collector.
@@ -155,18 +159,21 @@ const procSuperMagic = 0x9fa0
 // closeAll releases every held fd.
 func (p *platform) closeAll() {
 	for pid, st := range p.state {
-		if st.fd > 0 {
+		if st.fd > 0 || st.cmdFD > 0 {
 			p.closeFD(&st)
 			p.state[pid] = st
 		}
 	}
 }
 
+// closeFD closes both held fds of a process.
 func (p *platform) closeFD(st *procState) {
-	if st.fd > 0 {
-		_ = syscall.Close(int(st.fd - 1))
-		st.fd = 0
-		p.openFDs--
+	for _, fd := range []*int32{&st.fd, &st.cmdFD} {
+		if *fd > 0 {
+			_ = syscall.Close(int(*fd - 1))
+			*fd = 0
+			p.openFDs--
+		}
 	}
 }
 
@@ -260,7 +267,7 @@ func (p *platform) fill(dirfd int, pid int32, st procState, seen bool, s procSta
 	readCmd := func() {
 		if !cmdRead {
 			cmdRead = true
-			cmd, _, _, _ = p.readPIDFile(dirfd, pid, "cmdline", &p.cmdBuf, maxCmdline+1, false, false)
+			cmd = p.readCmdline(dirfd, pid, &st)
 		}
 	}
 	if !seen || st.comm != string(s.Comm) {
@@ -341,8 +348,9 @@ func (p *platform) readStat(dirfd int, pid int32, st *procState) ([]byte, uint32
 		}
 		// The process ended; its PID may already be another's, which is
 		// read by path below.
-		p.closeFD(st)
 	}
+	// Reading by path may meet another process than the held fds did.
+	p.closeFD(st)
 	keep := p.cacheFDs && p.openFDs < p.fdBudget
 	b, uid, fd, err := p.readPIDFile(dirfd, pid, "stat", &p.fileBuf, len(p.fileBuf), true, keep)
 	if err != nil {
@@ -353,6 +361,67 @@ func (p *platform) readStat(dirfd int, pid int32, st *procState) ([]byte, uint32
 		p.openFDs++
 	}
 	return b, uid, nil
+}
+
+// readCmdline reads /proc/PID/cmdline: through the held fd when there is
+// one, else by path, keeping the fd when command lines are collected every
+// walk. Errors give an empty command line (the process is ending).
+func (p *platform) readCmdline(dirfd int, pid int32, st *procState) []byte {
+	if st.cmdFD > 0 {
+		b, err := preadAll(int(st.cmdFD-1), &p.cmdBuf, maxCmdline+1)
+		if err == nil {
+			return b
+		}
+		_ = syscall.Close(int(st.cmdFD - 1))
+		st.cmdFD = 0
+		p.openFDs--
+	}
+	// Only a process whose stat fd is held may hold a cmdline fd: that fd
+	// proves the PID still names the same process.
+	keep := p.opts.CollectCmdline && st.fd > 0 && p.openFDs < p.fdBudget
+	b, _, fd, err := p.readPIDFile(dirfd, pid, "cmdline", &p.cmdBuf, maxCmdline+1, false, keep)
+	if err != nil {
+		return nil
+	}
+	if fd >= 0 {
+		st.cmdFD = int32(fd + 1)
+		p.openFDs++
+	}
+	return b
+}
+
+// preadAll reads an open file from offset 0 into *buf, growing it up to
+// limit bytes.
+func preadAll(fd int, buf *[]byte, limit int) ([]byte, error) {
+	if len(*buf) == 0 {
+		*buf = make([]byte, 4096)
+	}
+	n := 0
+	for range 64 { // bounded: each round reads or grows
+		if n == len(*buf) {
+			if n >= limit {
+				break
+			}
+			nb := make([]byte, min(2*len(*buf), limit))
+			copy(nb, (*buf)[:n])
+			*buf = nb
+		}
+		m, err := syscall.Pread(fd, (*buf)[n:], int64(n))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m <= 0 {
+			break
+		}
+		n += m
+		if n < len(*buf) {
+			break // see readPIDFile: a short read is the end
+		}
+	}
+	return (*buf)[:n], nil
 }
 
 // pidOwner is the owner uid of /proc/PID: the process's effective uid
