@@ -136,11 +136,9 @@ func (c *Collector) Walk(ctx context.Context) (*Walk, error) {
 		case <-t.C:
 		}
 	}
+	// The static facts are copied by value; their only slice,
+	// Filesystems, is nil there and filled per walk.
 	w := &Walk{System: c.static}
-	// Static slices are shared with every walk; give each walk its own
-	// copy of nothing mutable (SystemInfo has only the Filesystems slice,
-	// which is filled fresh below).
-	w.System.Filesystems = nil
 	// Memory first: memory_percent of every process needs the total.
 	c.part(w, "memory", c.plat.readMemory)
 	c.part(w, "cpu", c.readCPU)

@@ -1,9 +1,10 @@
 package collector
 
 // The Linux process walk: /proc read directly with reused buffers and raw
-// openat/read/fstat/close, because gopsutil opens several files per process
-// and allocates per field (~10x the CPU per process, see
-// walk_timing_linux_test.go). Parsing lives in parse_linux.go.
+// syscalls, one file per process (stat), kept open between walks and
+// re-read with pread. gopsutil opens several files per process each time
+// and allocates per field: ~15x the CPU per process, see
+// walk_timing_linux_test.go. Parsing lives in parse_linux.go.
 
 import (
 	"encoding/binary"
