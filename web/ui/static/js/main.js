@@ -129,6 +129,9 @@ function renderHosts() {
     ul.replaceChildren(h('li', { class: 'muted' }, 'No host has reported yet. Start an exporter pointed at this server.'));
     return;
   }
+  // The list is redrawn every few seconds (relative times): keep keyboard
+  // focus on the same host across the redraw.
+  const focused = ul.contains(document.activeElement) ? document.activeElement.dataset.host : undefined;
   ul.replaceChildren(...state.hosts.map((ho) => {
     const online = ho.online === undefined ? null : !!ho.online;
     const sel = ho.hostname === state.host;
@@ -137,12 +140,16 @@ function renderHosts() {
       class: `host${sel ? ' sel' : ''}`,
       'aria-current': sel ? 'true' : false,
       title: `${ho.hostname}\nlast seen ${localTime(ho.last_seen)}${ho.os ? `\n${ho.os}` : ''}`,
+      dataset: { host: ho.hostname },
       onclick: () => selectHost(ho.hostname, true),
     },
     h('span', { class: `dot ${online === null ? 'unknown' : online ? 'on' : 'off'}`, 'aria-label': online === null ? '' : online ? 'online' : 'offline', role: 'img' }),
     h('span', { class: 'hn' }, ho.hostname),
     h('span', { class: 'seen' }, `${online === false ? 'offline · ' : ''}${ago(ho.last_seen, now)}`)));
   }));
+  if (focused !== undefined) {
+    for (const b of ul.querySelectorAll('button.host')) if (b.dataset.host === focused) b.focus();
+  }
 }
 
 function selectHost(name, push) {
@@ -368,11 +375,21 @@ function bind() {
     });
   }
   const search = $('search');
+  // The URL follows the search a moment later: replaceState costs a few
+  // milliseconds, too much to pay on every keystroke of a 50 ms budget.
+  let urlTimer = 0;
+  const flushURL = () => {
+    clearTimeout(urlTimer);
+    urlTimer = 0;
+    writeURL(false);
+  };
   search.addEventListener('input', () => {
     state.q = search.value;
     view.setQuery(state.q);
-    writeURL(false);
+    clearTimeout(urlTimer);
+    urlTimer = setTimeout(flushURL, 200);
   });
+  window.addEventListener('pagehide', flushURL);
   search.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') {
       if (search.value) {

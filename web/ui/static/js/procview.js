@@ -6,7 +6,7 @@
 // Expanded state is keyed by pid + start time and kept per host in
 // localStorage, so it survives a refresh, a new snapshot and a reload.
 
-import { h, num, shortStart, localTime, bytes } from './util.js';
+import { h, num, shortStart, localTime } from './util.js';
 import {
   buildModel, sortSiblings, search, flatten, flatList, highlightParts, depthOf, procKey,
   SORTS, ROOT_CYCLE, ROOT_MISSING_PARENT, ROOT_SELF_PARENT,
@@ -24,7 +24,7 @@ const COLUMNS = [
   ['pid', 'PID', 'pid', 'c-num c-pid'],
   ['ppid', 'PPID', 'ppid', 'c-num c-ppid'],
   ['user', 'User', 'user', 'c-user'],
-  ['cpu', 'CPU %', 'cpu', 'c-num c-cpu'],
+  ['cpu', 'CPU%', 'cpu', 'c-num c-cpu'],
   ['mem', 'Mem MB', 'mem', 'c-num c-mem'],
   ['threads', 'Thr', 'threads', 'c-num c-threads'],
   ['status', 'Status', 'status', 'c-status'],
@@ -65,7 +65,13 @@ export class ProcView {
     this.rows = { idx: new Int32Array(0), depth: new Int32Array(0), count: 0 };
     this.rowOf = new Int32Array(0);
     this.pool = [];
-    this.version = 0;
+    this.version = 0; // bumped when every drawn row must be checked again
+    this.dataVersion = 0; // bumped with each snapshot
+    // Geometry is cached (ResizeObserver, scroll events) so that drawing
+    // never reads layout: a read after DOM writes forces a synchronous
+    // layout, and two of those per keystroke cost more than the search.
+    this.vpH = 0;
+    this.scrollTop = 0;
     this.selKey = null;
     this.detailKey = null;
     this.detailProc = null;
@@ -95,6 +101,7 @@ export class ProcView {
   setData(procs) {
     const t0 = performance.now();
     this.model = buildModel(procs);
+    this.dataVersion++;
     sortSiblings(this.model, this.sortKey, this.sortDesc);
     this.found = search(this.model, this.query);
     this.pruneOverrides();
@@ -111,16 +118,19 @@ export class ProcView {
     this.query = q;
     this.sexp = { mode: 'auto', ov: new Map() };
     this.found = search(this.model, q);
-    this.recompute();
-    // Keep the first match in view, so typing shows results without scrolling.
-    if (this.found && this.found.count > 0 && this.view === 'tree') {
+    this.recompute(false);
+    // Select the first match and keep it in view, so typing shows results
+    // without scrolling; then draw once.
+    if (this.found && this.found.count > 0) {
       for (let r = 0; r < this.rows.count; r++) {
         if (this.found.match[this.rows.idx[r]]) {
-          this.select(r, false);
+          this.selKey = this.model.keys[this.rows.idx[r]];
+          this.reveal(r);
           break;
         }
       }
     }
+    this.render();
     measure('search', t0);
   }
 
@@ -169,6 +179,7 @@ export class ProcView {
 
   /** resized redraws after the layout changed (tab shown, window resized). */
   resized() {
+    this.vpH = this.els.viewport.clientHeight;
     this.version++;
     this.render();
   }
@@ -176,15 +187,16 @@ export class ProcView {
   // ---- expansion ----
 
   isOpen(i, d) {
-    const key = this.model.keys[i];
     if (this.found) {
-      const ov = this.sexp.ov.get(key);
+      // No string key lookup while nothing was toggled by hand: this runs
+      // for every visible process on every keystroke.
+      const ov = this.sexp.ov.size ? this.sexp.ov.get(this.model.keys[i]) : undefined;
       if (ov !== undefined) return ov;
       if (this.sexp.mode === 'all') return true;
       if (this.sexp.mode === 'none') return false;
       return this.found.anc[i] === 1;
     }
-    const ov = this.exp.ov.get(key);
+    const ov = this.exp.ov.size ? this.exp.ov.get(this.model.keys[i]) : undefined;
     if (ov !== undefined) return ov;
     if (this.exp.mode === 'all') return true;
     if (this.exp.mode === 'none') return false;
@@ -200,7 +212,7 @@ export class ProcView {
   }
 
   changedExpansion() {
-    this.recompute();
+    this.recompute(false);
     this.revealSelection();
     if (!this.found) this.scheduleSave();
   }
@@ -257,7 +269,7 @@ export class ProcView {
 
   // ---- list computation ----
 
-  recompute() {
+  recompute(draw = true) {
     const m = this.model;
     if (this.view === 'flat') this.rows = flatList(m, this.sortKey, this.sortDesc, this.found);
     else this.rows = flatten(m, (i, d) => this.isOpen(i, d), this.found);
@@ -265,10 +277,13 @@ export class ProcView {
     for (let r = 0; r < this.rows.count; r++) rowOf[this.rows.idx[r]] = r;
     this.rowOf = rowOf;
     this.els.spacer.style.height = `${this.rows.count * ROW_H}px`;
+    // Only the rows in view exist: aria-rowcount tells assistive technology
+    // (and the browser tests) how many the list has in all, header included.
+    this.els.grid.setAttribute('aria-rowcount', String(this.rows.count + 1));
     this.version++;
     this.updateCount();
     this.updateEmpty();
-    this.render();
+    if (draw) this.render();
   }
 
   updateCount() {
@@ -331,7 +346,7 @@ export class ProcView {
     const row = h('div', { class: 'row', role: 'row' });
     const cells = {};
     for (const [id, , , cls] of COLUMNS) {
-      const c = h('span', { class: `c ${cls}`, role: id === 'name' ? 'gridcell' : 'gridcell' });
+      const c = h('span', { class: `c ${cls}`, role: 'gridcell' });
       cells[id] = c;
       row.appendChild(c);
     }
@@ -348,10 +363,13 @@ export class ProcView {
   }
 
   render() {
-    const vp = this.els.viewport;
-    const height = vp.clientHeight || 600;
-    const top = vp.scrollTop;
+    if (this.vpH === 0) this.vpH = this.els.viewport.clientHeight; // before the first resize report
+    const height = this.vpH || 600;
     const count = this.rows.count;
+    // The browser clamps scrollTop when the list shrinks; clamp the cached
+    // value the same way instead of reading it back.
+    const top = Math.max(0, Math.min(this.scrollTop, count * ROW_H - height));
+    this.scrollTop = top;
     const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
     const last = Math.min(count, Math.ceil((top + height) / ROW_H) + OVERSCAN);
     const need = last - first;
@@ -379,41 +397,83 @@ export class ProcView {
     else this.els.grid.removeAttribute('aria-activedescendant');
   }
 
+  // fillRow brings one pooled row up to date, touching only what changed:
+  // every DOM write costs style work in the next frame.
   fillRow(row, r, selected) {
     const m = this.model;
     const i = this.rows.idx[r];
     const d = this.rows.depth[r];
     const p = m.procs[i];
+    const tree = this.view === 'tree';
+    const sameProc = row._i === i && row._dv === this.dataVersion;
+    if (row._k !== r) {
+      row.id = `row-${r}`;
+      row.setAttribute('aria-rowindex', String(r + 2));
+      row.style.transform = `translateY(${r * ROW_H}px)`;
+    }
     row._k = r;
     row._v = this.version;
-    row._i = i;
-    row.hidden = false;
-    row.id = `row-${r}`;
-    row.style.transform = `translateY(${r * ROW_H}px)`;
-    row.classList.toggle('sel', selected);
-    row.setAttribute('aria-selected', selected ? 'true' : 'false');
-    const match = this.found && this.found.match[i] === 1;
-    row.classList.toggle('match', !!match);
-    row.classList.toggle('dim', !!this.found && !match);
-    const c = row._cells;
-    const tree = this.view === 'tree';
+    if (row.hidden) row.hidden = false;
+    if (row._sel !== selected) {
+      row._sel = selected;
+      row.classList.toggle('sel', selected);
+      row.setAttribute('aria-selected', selected ? 'true' : 'false');
+    }
+    const match = !!this.found && this.found.match[i] === 1;
+    const dim = !!this.found && !match;
+    if (row._match !== match) row.classList.toggle('match', (row._match = match));
+    if (row._dim !== dim) row.classList.toggle('dim', (row._dim = dim));
     const hasKids = tree && m.children[i].length > 0;
     const open = hasKids && this.isOpen(i, d);
-    if (tree) {
-      row.setAttribute('aria-level', String(d + 1));
-      if (hasKids) row.setAttribute('aria-expanded', open ? 'true' : 'false');
-      else row.removeAttribute('aria-expanded');
-    } else {
-      row.removeAttribute('aria-level');
-      row.removeAttribute('aria-expanded');
+    const level = tree ? String(d + 1) : null;
+    const expanded = hasKids ? (open ? 'true' : 'false') : null;
+    if (row._level !== level) {
+      row._level = level;
+      if (level === null) row.removeAttribute('aria-level');
+      else row.setAttribute('aria-level', level);
     }
-    row._tog.textContent = hasKids ? (open ? '▼' : '▶') : '';
-    row._tog.classList.toggle('leaf', !hasKids);
-    c.name.style.paddingLeft = tree ? `${4 + Math.min(d, MAX_INDENT_LEVELS) * 14}px` : '4px';
+    if (row._expanded !== expanded) {
+      row._expanded = expanded;
+      if (expanded === null) row.removeAttribute('aria-expanded');
+      else row.setAttribute('aria-expanded', expanded);
+      row._tog.textContent = hasKids ? (open ? '▼' : '▶') : '';
+      row._tog.classList.toggle('leaf', !hasKids);
+    }
+    const indent = tree ? 4 + Math.min(d, MAX_INDENT_LEVELS) * 14 : 4;
+    if (row._indent !== indent) {
+      row._indent = indent;
+      row._cells.name.style.paddingLeft = `${indent}px`;
+    }
     const q = this.found ? this.found.q : '';
-    const kids = [];
-    for (const [text, hit] of highlightParts(p.name, q)) kids.push(hit ? h('mark', null, text) : text);
     const reason = tree && m.parent[i] === -1 ? REASONS[m.rootReason[i]] : null;
+    if (!sameProc || row._q !== q || row._reason !== reason || row._deep !== (tree && d > MAX_INDENT_LEVELS)) {
+      row._q = q;
+      row._reason = reason;
+      row._deep = tree && d > MAX_INDENT_LEVELS;
+      this.fillLabel(row, p, q, reason, d);
+    }
+    if (!sameProc) {
+      row._i = i;
+      row._dv = this.dataVersion;
+      const c = row._cells;
+      c.pid.textContent = String(p.pid);
+      c.ppid.textContent = String(p.ppid);
+      c.user.textContent = p.username ?? '';
+      c.cpu.textContent = num(p.cpu_percent, 1);
+      c.mem.textContent = num(p.memory_mb, 1);
+      c.threads.textContent = p.num_threads ? String(p.num_threads) : '';
+      c.status.textContent = p.status ?? '';
+      c.start.textContent = shortStart(p.create_time);
+      c.start.title = p.create_time ? localTime(p.create_time) : '';
+    }
+  }
+
+  // fillLabel draws the name (with <mark>s around search hits), a tag saying
+  // why a process is a root when that is unusual, and the command line.
+  fillLabel(row, p, q, reason, d) {
+    const nameKids = [];
+    for (const [text, hit] of highlightParts(p.name, q)) nameKids.push(hit ? h('mark', null, text) : text);
+    const kids = [h('span', { class: 'nm' }, nameKids)];
     if (reason) kids.push(h('span', { class: `tag tag-${reason[0].replace(/[^a-z]/g, '')}`, title: `${reason[0]}: ${reason[1]}` }, reason[0]));
     if (p.cmdline) {
       const cmd = p.cmdline.length > CMD_PREVIEW ? `${p.cmdline.slice(0, CMD_PREVIEW)}…` : p.cmdline;
@@ -421,17 +481,8 @@ export class ProcView {
       for (const [text, hit] of highlightParts(cmd, q)) cmdKids.push(hit ? h('mark', null, text) : text);
       kids.push(h('span', { class: 'cmd' }, cmdKids));
     }
-    row._label.replaceChildren(...kids.map((k) => (typeof k === 'string' ? document.createTextNode(k) : k)));
-    row._label.title = tree && d > MAX_INDENT_LEVELS ? `depth ${d}` : '';
-    c.pid.textContent = String(p.pid);
-    c.ppid.textContent = String(p.ppid);
-    c.user.textContent = p.username ?? '';
-    c.cpu.textContent = num(p.cpu_percent, 1);
-    c.mem.textContent = num(p.memory_mb, 1);
-    c.threads.textContent = p.num_threads ? String(p.num_threads) : '';
-    c.status.textContent = p.status ?? '';
-    c.start.textContent = shortStart(p.create_time);
-    c.start.title = p.create_time ? localTime(p.create_time) : '';
+    row._label.replaceChildren(...kids);
+    row._label.title = row._deep ? `depth ${d}` : '';
   }
 
   // ---- selection and keyboard ----
@@ -455,10 +506,14 @@ export class ProcView {
   }
 
   reveal(r) {
-    const vp = this.els.viewport;
-    const height = vp.clientHeight || 600;
-    if (r * ROW_H < vp.scrollTop) vp.scrollTop = r * ROW_H;
-    else if ((r + 1) * ROW_H > vp.scrollTop + height) vp.scrollTop = (r + 1) * ROW_H - height;
+    const height = this.vpH || 600;
+    let top = this.scrollTop;
+    if (r * ROW_H < top) top = r * ROW_H;
+    else if ((r + 1) * ROW_H > top + height) top = (r + 1) * ROW_H - height;
+    if (top !== this.scrollTop) {
+      this.scrollTop = top;
+      this.els.viewport.scrollTop = top;
+    }
   }
 
   revealSelection() {
@@ -472,7 +527,7 @@ export class ProcView {
     const count = this.rows.count;
     if (count === 0) return;
     let r = this.selectedRow();
-    const page = Math.max(1, Math.floor((this.els.viewport.clientHeight || 600) / ROW_H) - 1);
+    const page = Math.max(1, Math.floor((this.vpH || 600) / ROW_H) - 1);
     const tree = this.view === 'tree';
     const i = r >= 0 ? this.rows.idx[r] : -1;
     const d = r >= 0 ? this.rows.depth[r] : 0;
@@ -531,7 +586,10 @@ export class ProcView {
 
   bindEvents() {
     const { viewport, grid, head } = this.els;
-    viewport.addEventListener('scroll', () => this.scheduleRender(), { passive: true });
+    viewport.addEventListener('scroll', () => {
+      this.scrollTop = viewport.scrollTop;
+      this.scheduleRender();
+    }, { passive: true });
     grid.addEventListener('keydown', (e) => this.onKey(e));
     viewport.addEventListener('click', (e) => {
       const row = e.target.closest('.row');
@@ -543,6 +601,11 @@ export class ProcView {
       }
       this.select(r, false);
       this.focus();
+    });
+    // A double click opens the detail panel; keep it from also selecting
+    // a word of the row.
+    viewport.addEventListener('mousedown', (e) => {
+      if (e.detail > 1) e.preventDefault();
     });
     viewport.addEventListener('dblclick', (e) => {
       const row = e.target.closest('.row');
@@ -562,7 +625,15 @@ export class ProcView {
       }
       this.cb.onSort(key, desc);
     });
-    if (typeof ResizeObserver !== 'undefined') new ResizeObserver(() => this.resized()).observe(viewport);
+    if (typeof ResizeObserver !== 'undefined') {
+      new ResizeObserver((entries) => {
+        const hgt = entries[entries.length - 1].contentRect.height;
+        if (hgt === this.vpH) return;
+        this.vpH = hgt;
+        this.version++;
+        this.render();
+      }).observe(viewport);
+    }
   }
 
   // ---- detail panel ----
@@ -610,13 +681,12 @@ export class ProcView {
     add('Status', p.status);
     add('CPU', `${num(p.cpu_percent, 1)} % of one core`);
     add('Memory', `${num(p.memory_mb, 1)} MiB${p.memory_percent !== undefined ? ` (${num(p.memory_percent, 2)} % of RAM)` : ''}`);
-    add('Resident', Number.isFinite(p.memory_mb) ? bytes(p.memory_mb * 1048576) : undefined);
     add('Threads', p.num_threads !== undefined ? String(p.num_threads) : undefined);
     add('Started', p.create_time ? `${localTime(p.create_time)} (${p.create_time})` : undefined);
     const cmd = p.cmdline !== undefined
       ? h('div', { class: 'cmdline' }, p.cmdline === '' ? '(empty: kernel thread or hidden)' : p.cmdline)
       : h('div', { class: 'cmdline muted' }, 'not sent (the exporter sends command lines only when asked to)');
-    this.els.detail.replaceChildren(
+    const parts = [
       h('div', { class: 'detail-head' },
         h('h2', null, p.name === '' ? '(no name)' : p.name),
         h('button', { type: 'button', class: 'close', 'aria-label': 'Close details', title: 'Close (Esc)', onclick: () => { this.closeDetail(); this.focus(); } }, '×')),
@@ -624,7 +694,8 @@ export class ProcView {
       h('dl', null, rows),
       h('h3', null, 'Command line'),
       cmd,
-    );
+    ];
+    this.els.detail.replaceChildren(...parts.filter(Boolean));
   }
 
   selectProcess(i) {

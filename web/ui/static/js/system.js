@@ -23,11 +23,12 @@ function dl(pairs) {
 }
 
 /** bar draws a used/total gauge; the width is set through the CSSOM (CSP-safe). */
-function bar(used, total, label) {
+function bar(used, total, label, caption) {
   const frac = total > 0 ? Math.min(1, Math.max(0, used / total)) : 0;
   const fill = h('div', { class: `fill${frac >= 0.9 ? ' hot' : frac >= 0.75 ? ' warm' : ''}` });
   fill.style.width = `${(frac * 100).toFixed(1)}%`;
-  return h('div', { class: 'bar', role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': (frac * 100).toFixed(0), 'aria-label': label }, fill);
+  const el = h('div', { class: 'bar', role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': (frac * 100).toFixed(0), 'aria-label': label }, fill);
+  return caption ? h('div', { class: 'barcap' }, h('span', null, caption), el) : el;
 }
 
 const pct = (used, total) => (total > 0 ? `${((used / total) * 100).toFixed(1)} %` : '—');
@@ -70,13 +71,13 @@ export function renderSystem(el, latest) {
     ['Frequency', cpu.current_mhz ? `${num(cpu.current_mhz, 0)} MHz${cpu.max_mhz ? ` (max ${num(cpu.max_mhz, 0)} MHz)` : ''}` : undefined],
     ['Usage', Number.isFinite(usage) ? `${num(usage, 1)} %` : undefined],
     ['Load average', s.load_average ? `${num(load.load1, 2)}  ${num(load.load5, 2)}  ${num(load.load15, 2)}` : undefined],
-  ]), Number.isFinite(usage) ? bar(usage, 100, 'CPU usage') : null));
+  ]), Number.isFinite(usage) ? bar(usage, 100, 'CPU usage', 'CPU') : null));
   cards.push(card('Memory', dl([
     ['Total', memTotal ? bytes(memTotal) : undefined],
     ['Used', memTotal ? `${bytes(memUsed)} (${pct(memUsed, memTotal)})` : undefined],
     ['Available', mem.available_bytes !== undefined ? bytes(mem.available_bytes) : undefined],
     ['Swap', swapTotal ? `${bytes(swapUsed)} of ${bytes(swapTotal)} (${pct(swapUsed, swapTotal)})` : (s.swap ? 'none' : undefined)],
-  ]), memTotal ? bar(memUsed, memTotal, 'Memory used') : null, swapTotal ? bar(swapUsed, swapTotal, 'Swap used') : null));
+  ]), memTotal ? bar(memUsed, memTotal, 'Memory used', 'RAM') : null, swapTotal ? bar(swapUsed, swapTotal, 'Swap used', 'Swap') : null));
   cards.push(card('Snapshot', dl([
     ['Captured', localTime(latest.captured_at)],
     ['Snapshot id', String(latest.snapshot_id)],

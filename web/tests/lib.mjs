@@ -1,0 +1,131 @@
+// lib.mjs: shared helpers of the browser tests: start and stop the real
+// aggregator, ingest over HTTP, launch Debian's Chromium, read the page.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+export const STEP_TIMEOUT = 10000; // ms, any single wait in a test
+
+/**
+ * startAggregator runs the binary on 127.0.0.1:0 with a fresh storage dir
+ * and waits (bounded) for its "Listening on" line and /-/ready.
+ * It runs in its own process group, so stopAggregator ends it and nothing else.
+ */
+export async function startAggregator(bin, { timeoutMs = 30000, log = () => {} } = {}) {
+  if (!existsSync(bin)) throw new Error(`aggregator binary ${bin} not found: run \`make build\` first`);
+  const dir = mkdtempSync(join(tmpdir(), 'procscope-webtest-'));
+  const child = spawn(bin, ['--web.listen-address=127.0.0.1:0', `--storage.path=${dir}`, '--log.level=info'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let output = '';
+  const address = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`aggregator printed no listen address within ${timeoutMs} ms:\n${output}`)), timeoutMs);
+    const onData = (buf) => {
+      const s = buf.toString();
+      output += s;
+      log(s);
+      const m = output.match(/Listening on.*?address=\[?(127\.0\.0\.1\]?:\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1].replace(']', ''));
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`aggregator exited with ${code} before listening:\n${output}`));
+    });
+  });
+  child.stdout.removeAllListeners('data');
+  child.stderr.removeAllListeners('data');
+  child.stdout.on('data', (b) => log(b.toString()));
+  child.stderr.on('data', (b) => log(b.toString()));
+  const base = `http://${address}`;
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 300 && Date.now() < deadline; i++) {
+    try {
+      const res = await fetch(`${base}/-/ready`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) break;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, base, dir };
+}
+
+export async function stopAggregator(agg) {
+  if (!agg) return;
+  const { child, dir } = agg;
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      process.kill(-child.pid, 'SIGTERM'); // its own process group, by id
+    } catch {
+      // already gone
+    }
+    const timedOut = await Promise.race([exited.then(() => false), new Promise((r) => setTimeout(() => r(true), 10000))]);
+    if (timedOut) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** ingest POSTs one snapshot (gzip JSON) and returns the parsed answer. */
+export async function ingest(base, key, snap) {
+  const res = await fetch(`${base}/api/v1/ingest`, {
+    method: 'POST',
+    headers: { 'X-API-KEY': key, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
+    body: gzipSync(Buffer.from(JSON.stringify(snap))),
+    signal: AbortSignal.timeout(STEP_TIMEOUT),
+  });
+  const body = await res.json();
+  if (res.status !== 201 && res.status !== 200) throw new Error(`ingest ${snap.hostname}: ${res.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+
+/** rows returns the rendered (visible) rows of the process list in order. */
+export async function rows(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('#viewport .row:not([hidden])'))
+    .map((el) => ({
+      r: Number(el.getAttribute('aria-rowindex')) - 2,
+      pid: Number(el.querySelector('.c-pid').textContent),
+      ppid: Number(el.querySelector('.c-ppid').textContent),
+      name: el.querySelector('.nm').textContent,
+      level: Number(el.getAttribute('aria-level') || 0),
+      expanded: el.getAttribute('aria-expanded'),
+      selected: el.classList.contains('sel'),
+      cpu: Number(el.querySelector('.c-cpu').textContent),
+      mem: Number(el.querySelector('.c-mem').textContent),
+      marks: Array.from(el.querySelectorAll('mark'), (m) => m.textContent),
+      tag: el.querySelector('.tag')?.textContent ?? '',
+    }))
+    .sort((a, b) => a.r - b.r));
+}
+
+/** rowCount is the length of the whole (virtualised) list. */
+export async function rowCount(page) {
+  return Number(await page.getAttribute('#grid', 'aria-rowcount')) - 1;
+}
+
+/** measure returns the app's last performance.measure of that name (ms). */
+export async function lastMeasure(page, name) {
+  return page.evaluate((n) => {
+    const e = performance.getEntriesByName(n, 'measure');
+    return e.length ? e[e.length - 1].duration : -1;
+  }, name);
+}

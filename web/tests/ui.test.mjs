@@ -1,0 +1,603 @@
+// Browser tests of the web UI: Debian's Chromium driven by playwright-core
+// against the real aggregator that run.mjs started (PROCSCOPE_BASE), with
+// data ingested through its real POST /api/v1/ingest. No mocks: the only
+// interception is one test blocking the stream to prove the polling fallback.
+//
+// Every page fails its test on a JavaScript dialog (an injected alert), an
+// uncaught error, or a console error (CSP violations are console errors).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, rowCount, lastMeasure } from './lib.mjs';
+import { HOSTILE_HOST, HOSTILE_NAME, SMALL_HOST, BIG_HOST, smallProcesses, bigProcesses, snapshot } from './fixtures.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ART = join(here, 'artifacts');
+mkdirSync(ART, { recursive: true });
+const BASE = process.env.PROCSCOPE_BASE;
+if (!BASE) throw new Error('PROCSCOPE_BASE is not set: run the tests with `node run.mjs`');
+
+const KEYS = { [SMALL_HOST]: 'key-alpha-0123456789', [BIG_HOST]: 'key-big-0123456789', [HOSTILE_HOST]: 'key-evil-0123456789' };
+const SMALL_N = smallProcesses().length;
+const BIG_N = 5000;
+// Budgets from the issue (ms), checked in Chromium.
+const BUDGET = { firstRender: 150, keystroke: 50, expandAll: 150 };
+
+let browser;
+let clock = Date.now() - 120000; // captured_at of the next snapshot, strictly increasing
+const nextTime = () => new Date((clock += 1000)).toISOString();
+const perf = {};
+
+async function ingestSnap(host, procs) {
+  return ingest(BASE, KEYS[host], snapshot(host, nextTime(), procs));
+}
+
+before(async () => {
+  await ingestSnap(SMALL_HOST, smallProcesses());
+  await ingestSnap(BIG_HOST, bigProcesses(BIG_N));
+  await ingestSnap(HOSTILE_HOST, smallProcesses([{ pid: 9000, ppid: 1, name: `${HOSTILE_HOST} <svg onload=alert(4)>`, cpu_percent: 0, memory_mb: 0 }]));
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30000 });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  writeFileSync(join(ART, 'perf.json'), `${JSON.stringify(perf, null, 2)}\n`);
+});
+
+/**
+ * open starts a fresh context (empty cache and storage) and watches for
+ * anything that must never happen on our pages.
+ */
+async function open(t, path = '/', { width = 1280, height = 1000, colorScheme = 'light', ignoreConsole = () => false } = {}) {
+  const ctx = await browser.newContext({ viewport: { width, height }, colorScheme, baseURL: BASE });
+  ctx.setDefaultTimeout(STEP_TIMEOUT);
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on('dialog', (d) => {
+    problems.push(`dialog opened: ${d.type()} ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !ignoreConsole(m)) problems.push(`console error: ${m.text()} at ${m.location().url}`);
+  });
+  t.after(async () => {
+    await ctx.close();
+  });
+  await page.goto(path);
+  return {
+    page,
+    ctx,
+    check: () => assert.deepEqual(problems, [], 'the page raised dialogs, errors or CSP violations'),
+  };
+}
+
+const waitRows = (page, pred, what, arg = null) => page.waitForFunction(pred, arg, { timeout: STEP_TIMEOUT }).catch((e) => {
+  throw new Error(`waiting for ${what}: ${e.message}`);
+});
+
+async function waitLoaded(page, n) {
+  await waitRows(page, (want) => Number(document.getElementById('grid').getAttribute('aria-rowcount')) > 1
+    && document.getElementById('match-count').textContent.includes(`${want.toLocaleString('en-US')}`), `${n} processes loaded`, n);
+}
+
+const url = (params) => `/?${new URLSearchParams(params)}`;
+
+test('hosts list, tabs and system details', async (t) => {
+  const { page, check } = await open(t, '/');
+  await page.waitForSelector('#hosts .host');
+  const hosts = await page.$$eval('#hosts .host', (els) => els.map((e) => ({
+    name: e.querySelector('.hn').textContent,
+    dot: e.querySelector('.dot').className,
+    seen: e.querySelector('.seen').textContent,
+  })));
+  assert.deepEqual(hosts.map((h) => h.name), [HOSTILE_HOST, BIG_HOST, SMALL_HOST].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+  for (const h of hosts) {
+    assert.match(h.dot, /\b(on|off)\b/, 'online or offline shown');
+    assert.match(h.seen, /ago$/);
+  }
+  // the first host is selected by default and the URL names it
+  assert.equal(new URL(page.url()).searchParams.get('host'), hosts[0].name);
+
+  await page.click(`#hosts .host:has(.hn:text-is("${SMALL_HOST}"))`);
+  await waitLoaded(page, SMALL_N);
+  assert.equal(await page.textContent('#host-title'), SMALL_HOST);
+  assert.equal(await page.getAttribute('#tab-processes', 'aria-selected'), 'true');
+  assert.equal(await page.isVisible('#panel-system'), false);
+
+  await page.click('#tab-system');
+  assert.equal(new URL(page.url()).searchParams.get('tab'), 'system');
+  const sys = page.locator('#panel-system');
+  await sys.getByText('AMD EPYC 7763 64-Core Processor').waitFor();
+  const text = await sys.textContent();
+  for (const want of ['debian 12.8', '6.1.0-28-amd64', 'x86_64', '16', '2445 MHz (max 3529 MHz)', '3d 5h', '31.3 GiB', '20.0 GiB (64.0 %)', '/var/lib/docker', '93.8 %', 'extra_field', 'from an older agent']) {
+    assert.ok(text.includes(want), `system details show ${want}`);
+  }
+  assert.equal(await sys.locator('table.fs tbody tr').count(), 3);
+  assert.equal(await page.isVisible('#panel-processes'), false);
+  await page.click('#tab-processes');
+  assert.equal(await page.isVisible('#panel-processes'), true);
+  check();
+});
+
+test('tree: roots open, expand and collapse one, expand all and collapse all', async (t) => {
+  const { page, check } = await open(t, url({ host: SMALL_HOST, sort: 'pid' }));
+  await waitLoaded(page, SMALL_N);
+  let r = await rows(page);
+  assert.deepEqual(r.slice(0, 2).map((x) => [x.pid, x.level, x.expanded]), [[1, 1, 'true'], [120, 2, null]]);
+  // siblings by pid under systemd, each collapsed
+  const underInit = r.filter((x) => x.level === 2 && x.ppid === 1).map((x) => x.pid);
+  assert.deepEqual(underInit, [120, 300, 400, 450, 460, 470, 480]);
+  assert.ok(!r.some((x) => x.pid === 301), 'children of a collapsed process are hidden');
+
+  // collapse systemd with its toggle
+  await page.click('#viewport .row:has(.c-pid:text-is("1")) .tog');
+  r = await rows(page);
+  assert.ok(!r.some((x) => x.pid === 120));
+  assert.equal(r[0].expanded, 'false');
+  await page.click('#viewport .row:has(.c-pid:text-is("1")) .tog');
+  await page.click('#viewport .row:has(.c-pid:text-is("300")) .tog');
+  r = await rows(page);
+  assert.deepEqual(r.filter((x) => x.pid === 301).map((x) => x.level), [3]);
+
+  await page.click('#expand-all');
+  assert.equal(await rowCount(page), SMALL_N, 'expand all shows every process');
+  r = await rows(page);
+  assert.equal(r.length, SMALL_N);
+  await page.click('#collapse-all');
+  r = await rows(page);
+  assert.ok(r.every((x) => x.level === 1), 'collapse all leaves only roots');
+  check();
+});
+
+test('ppid cycle, pid == ppid and a missing parent: shown once each, as roots', async (t) => {
+  const { page, check } = await open(t, url({ host: SMALL_HOST, sort: 'pid' }));
+  await waitLoaded(page, SMALL_N);
+  await page.click('#expand-all');
+  const r = await rows(page);
+  const pids = r.map((x) => x.pid).sort((a, b) => a - b);
+  assert.deepEqual(pids, smallProcesses().map((p) => p.pid).sort((a, b) => a - b), 'every process exactly once');
+  const byPid = Object.fromEntries(r.map((x) => [x.pid, x]));
+  assert.equal(byPid[500].level, 1);
+  assert.equal(byPid[500].tag, 'cycle');
+  assert.equal(byPid[501].level, 2);
+  assert.equal(byPid[502].level, 3);
+  assert.equal(byPid[600].level, 1);
+  assert.equal(byPid[600].tag, 'self-parent');
+  assert.equal(byPid[700].tag, 'no parent');
+  assert.equal(byPid[701].level, 2);
+  check();
+});
+
+test('search keeps ancestors, highlights with <mark>, counts, matches pid/user/cmdline', async (t) => {
+  const { page, check } = await open(t, url({ host: SMALL_HOST, sort: 'pid' }));
+  await waitLoaded(page, SMALL_N);
+  const f = async (q, wantPids, wantCount) => {
+    await page.fill('#search', q);
+    await waitRows(page, (c) => document.getElementById('match-count').textContent.startsWith(c), `count for ${q}`, wantCount);
+    const r = await rows(page);
+    assert.deepEqual(r.map((x) => x.pid), wantPids, `rows for ${q}`);
+    return r;
+  };
+  let r = await f('NGINX', [1, 400, 401, 402], '3 matches of 25');
+  assert.deepEqual(r.map((x) => x.marks.length > 0), [false, true, true, true]);
+  assert.deepEqual(r[1].marks.slice(0, 1), ['nginx']);
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'NGINX', null, { timeout: STEP_TIMEOUT });
+  await f('alice', [1, 300, 301, 302, 303], '3 matches of 25'); // user, and cmdline of 301
+  await f('450', [1, 450, 451, 452], '3 matches of 25'); // pid and ppid
+  await f('worker process', [1, 400, 401, 402], '2 matches of 25'); // command line only
+  r = await rows(page);
+  assert.deepEqual(r.map((x) => x.name), ['systemd', 'nginx', 'nginx', 'nginx']);
+  await f('no-such-process', [], 'no matches');
+  assert.equal(await page.isVisible('#grid-empty'), true);
+  await f('', [1, 120, 300, 400, 450, 460, 470, 480, 2, 3, 4, 500, 501, 600, 700, 701], '25 processes');
+  // an opened match shows all its children, not only matching ones
+  await f('sshd', [1, 300, 301], '2 matches of 25');
+  await page.click('#viewport .row:has(.c-pid:text-is("301")) .tog');
+  assert.deepEqual((await rows(page)).map((x) => x.pid), [1, 300, 301, 302]);
+  check();
+});
+
+test('reload keeps host, tab, search, sort, view and expanded state', async (t) => {
+  const { page, check } = await open(t, url({ host: SMALL_HOST, sort: 'pid' }));
+  await waitLoaded(page, SMALL_N);
+  await page.click('#viewport .row:has(.c-pid:text-is("2")) .tog'); // collapse kthreadd
+  await page.click('#viewport .row:has(.c-pid:text-is("300")) .tog'); // expand sshd
+  await page.selectOption('#sort', 'mem');
+  await page.fill('#search', 'postgres');
+  await waitRows(page, () => document.getElementById('match-count').textContent.startsWith('3 matches'), 'search');
+  await page.waitForTimeout(300); // expanded state is saved 150 ms after the last change
+  const before = page.url();
+  await page.reload();
+  await waitLoaded(page, SMALL_N);
+  assert.equal(page.url(), before);
+  const u = new URL(page.url());
+  assert.equal(u.searchParams.get('host'), SMALL_HOST);
+  assert.equal(u.searchParams.get('sort'), 'mem');
+  assert.equal(await page.inputValue('#search'), 'postgres');
+  assert.equal(await page.inputValue('#sort'), 'mem');
+  assert.match(await page.textContent('#match-count'), /^3 matches of 25/);
+  await page.fill('#search', '');
+  await waitRows(page, () => document.getElementById('match-count').textContent === '25 processes', 'search cleared');
+  const r = await rows(page);
+  assert.ok(r.some((x) => x.pid === 301), 'sshd still expanded after reload');
+  assert.ok(!r.some((x) => x.pid === 3), 'kthreadd still collapsed after reload');
+  // sorted by memory, largest first, within systemd's children
+  assert.deepEqual(r.filter((x) => x.ppid === 1 && x.level === 2).map((x) => x.pid), [460, 450, 120, 400, 300, 470, 480]);
+
+  // the System tab lives in the URL too
+  await page.click('#tab-system');
+  await page.reload();
+  await page.waitForSelector('#panel-system .card');
+  assert.equal(await page.isVisible('#panel-system'), true);
+  assert.equal(await page.getAttribute('#tab-system', 'aria-selected'), 'true');
+  check();
+});
+
+test('hostile process names and hostnames are shown as text, never run', async (t) => {
+  const { page, check } = await open(t, url({ host: HOSTILE_HOST, q: 'onerror' }));
+  await waitRows(page, () => document.getElementById('match-count').textContent.includes('match'), 'search on hostile host');
+  assert.equal(await page.textContent('#host-title'), HOSTILE_HOST);
+  const hostNames = await page.$$eval('#hosts .hn', (els) => els.map((e) => e.textContent));
+  assert.ok(hostNames.includes(HOSTILE_HOST));
+  const r = await rows(page);
+  const names = r.map((x) => x.name);
+  assert.ok(names.includes(HOSTILE_NAME), `literal ${HOSTILE_NAME} in ${JSON.stringify(names)}`);
+  assert.ok(names.includes(`${HOSTILE_HOST} <svg onload=alert(4)>`));
+  const injected = await page.evaluate(() => document.querySelectorAll('img, svg, script:not([type=module]), b').length);
+  assert.equal(injected, 0, 'no element was created from host text');
+  assert.equal(await page.title(), `${HOSTILE_HOST} · procscope`);
+  // the detail panel shows the user and command line literally too
+  await page.dblclick(`#viewport .row:has(.c-pid:text-is("481"))`);
+  const detail = await page.textContent('#detail');
+  assert.ok(detail.includes('<b>mallory</b>'));
+  assert.ok(detail.includes(`echo '<script>alert(3)</script>'`));
+  assert.equal(await page.evaluate(() => document.querySelectorAll('#detail b, #detail script').length), 0);
+  // and the link to this view reopens it
+  await page.reload();
+  await waitRows(page, () => document.getElementById('match-count').textContent.includes('match'), 'reload');
+  assert.equal(await page.textContent('#host-title'), HOSTILE_HOST);
+  await page.click('#tab-system');
+  assert.ok((await page.textContent('#panel-system')).includes('hostile_extra_field'));
+  await page.waitForTimeout(300); // a late onerror/onload would fire a dialog now
+  check();
+});
+
+test('keyboard navigation like htop, Enter opens the detail panel', async (t) => {
+  const { page, check } = await open(t, url({ host: SMALL_HOST, sort: 'pid' }));
+  await waitLoaded(page, SMALL_N);
+  const sel = async () => (await rows(page)).find((x) => x.selected)?.pid;
+  await page.click('#viewport .row:has(.c-pid:text-is("1")) .c-pid');
+  assert.equal(await sel(), 1);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'grid');
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await sel(), 120);
+  await page.keyboard.press('ArrowUp');
+  assert.equal(await sel(), 1);
+  await page.keyboard.press('ArrowLeft'); // collapses systemd
+  assert.ok(!(await rows(page)).some((x) => x.pid === 120));
+  await page.keyboard.press('ArrowRight'); // expands it
+  assert.ok((await rows(page)).some((x) => x.pid === 120));
+  await page.keyboard.press('ArrowRight'); // to the first child
+  assert.equal(await sel(), 120);
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await sel(), 300);
+  await page.keyboard.press('ArrowRight'); // expands sshd
+  assert.ok((await rows(page)).some((x) => x.pid === 301));
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await sel(), 301);
+  await page.keyboard.press('ArrowLeft'); // 301 is collapsed: go to the parent
+  assert.equal(await sel(), 300);
+  await page.keyboard.press('End');
+  assert.equal(await sel(), 701);
+  await page.keyboard.press('Home');
+  assert.equal(await sel(), 1);
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#detail:not([hidden])');
+  assert.equal(await page.textContent('#detail h2'), 'sshd');
+  assert.equal(await page.textContent('#detail .cmdline'), 'sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups');
+  await page.keyboard.press('ArrowDown'); // the panel follows the selection
+  assert.equal(await page.textContent('#detail h2'), 'sshd');
+  assert.equal(await page.textContent('#detail .cmdline'), 'sshd: alice [priv]');
+  await page.keyboard.press('Escape');
+  assert.equal(await page.isVisible('#detail'), false);
+  // '/' jumps to the search box
+  await page.keyboard.press('/');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'search');
+  check();
+});
+
+test('sort siblings by memory, PID (both ways) and name without breaking the tree', async (t) => {
+  const { page, check } = await open(t, url({ host: SMALL_HOST }));
+  await waitLoaded(page, SMALL_N);
+  const kids = async () => (await rows(page)).filter((x) => x.ppid === 1 && x.level === 2);
+  assert.deepEqual((await kids()).map((x) => x.pid), [460, 450, 120, 480, 400, 300, 470], 'default: CPU, busiest first');
+  await page.selectOption('#sort', 'mem');
+  assert.deepEqual((await kids()).map((x) => x.mem), [2048, 210.4, 48.1, 20.5, 9.2, 2.9, 1.5]);
+  await page.click('#grid-head [data-sort=pid]');
+  assert.deepEqual((await kids()).map((x) => x.pid), [120, 300, 400, 450, 460, 470, 480]);
+  await page.click('#grid-head [data-sort=pid]');
+  assert.deepEqual((await kids()).map((x) => x.pid), [480, 470, 460, 450, 400, 300, 120]);
+  assert.equal(await page.getAttribute('#grid-head [data-sort=pid]', 'aria-sort'), 'descending');
+  const u = new URL(page.url());
+  assert.equal(u.searchParams.get('sort'), 'pid');
+  assert.equal(u.searchParams.get('dir'), 'desc');
+  await page.click('#grid-head [data-sort=name]');
+  assert.deepEqual((await kids()).map((x) => x.name), ['cron', 'evil', 'java', 'nginx', 'postgres', 'sshd', 'systemd-journald']);
+  // the tree is intact: every child still directly below its parent's subtree
+  // roots are siblings too (cycle-a, kthreadd, orphan-…, self-parent,
+  // systemd), and every process still sits right below its parent
+  const r = await rows(page);
+  assert.deepEqual(r.filter((x) => x.level === 1).map((x) => x.pid), [500, 2, 700, 600, 1]);
+  for (let k = 1; k < r.length; k++) {
+    if (r[k].level === 1) continue;
+    const parent = r.slice(0, k).reverse().find((x) => x.level === r[k].level - 1);
+    assert.equal(parent.pid, r[k].ppid, `${r[k].pid} sits below its parent`);
+  }
+  check();
+});
+
+test('flat view sorted by any column', async (t) => {
+  const { page, check } = await open(t, url({ host: SMALL_HOST }));
+  await waitLoaded(page, SMALL_N);
+  await page.click('#view-flat');
+  assert.equal(new URL(page.url()).searchParams.get('view'), 'flat');
+  assert.equal(await rowCount(page), SMALL_N);
+  let r = await rows(page);
+  assert.equal(r.length, SMALL_N);
+  assert.ok(r.every((x) => x.level === 0));
+  const cpus = r.map((x) => x.cpu);
+  assert.deepEqual(cpus, [...cpus].sort((a, b) => b - a), 'CPU descending');
+  assert.equal(r[0].name, 'java');
+  await page.click('#grid-head [data-sort=name]');
+  r = await rows(page);
+  const names = r.map((x) => x.name.toLowerCase());
+  assert.deepEqual(names, [...names].sort(), 'names ascending');
+  await page.click('#grid-head [data-sort=mem]');
+  r = await rows(page);
+  assert.equal(r[0].pid, 460);
+  await page.fill('#search', 'postgres');
+  await waitRows(page, () => document.getElementById('match-count').textContent.startsWith('3 matches'), 'search');
+  assert.deepEqual((await rows(page)).map((x) => x.pid), [450, 452, 451], 'only matches, by memory');
+  await page.click('#view-tree');
+  assert.equal(await page.getAttribute('#grid', 'role'), 'treegrid');
+  check();
+});
+
+test('detail panel shows every field and links to the parent', async (t) => {
+  const { page, check } = await open(t, url({ host: SMALL_HOST }));
+  await waitLoaded(page, SMALL_N);
+  await page.dblclick('#viewport .row:has(.c-pid:text-is("460")) .c-pid');
+  await page.waitForSelector('#detail:not([hidden])');
+  const text = await page.textContent('#detail');
+  const full = smallProcesses().find((p) => p.pid === 460).cmdline;
+  assert.equal(await page.textContent('#detail .cmdline'), full, 'the full command line, not the row preview');
+  for (const want of ['java', 'PID460', 'app', 'sleeping', '55.5 % of one core', '2048.0 MiB', 'Threads87', 'Started']) {
+    assert.ok(text.replace(/\s+/g, ' ').includes(want) || text.includes(want), `detail has ${want}: ${text}`);
+  }
+  await page.click('#detail button.link');
+  assert.equal(await page.textContent('#detail h2'), 'systemd');
+  assert.ok((await page.textContent('#detail')).includes('/sbin/init splash'));
+  await page.click('#detail .close');
+  assert.equal(await page.isVisible('#detail'), false);
+  check();
+});
+
+test('first visit under 200 KB; assets come from the cache afterwards', async (t) => {
+  const { page, ctx, check } = await open(t, 'about:blank');
+  const sizes = [];
+  page.on('response', async (res) => {
+    if (res.url().includes('/api/v1/stream')) return; // endless by design
+    try {
+      sizes.push({ url: res.url(), bytes: (await res.body()).length });
+    } catch {
+      // redirects have no body
+    }
+  });
+  await page.goto(url({ host: SMALL_HOST }));
+  await waitLoaded(page, SMALL_N);
+  await page.waitForTimeout(500); // late requests (the stream stays open, so no 'networkidle')
+  const total = sizes.reduce((s, x) => s + x.bytes, 0);
+  const assets = sizes.filter((x) => !x.url.includes('/api/')).reduce((s, x) => s + x.bytes, 0);
+  perf.firstVisitBytes = total;
+  perf.firstVisitAssetBytes = assets;
+  perf.firstVisitRequests = sizes.length;
+  assert.ok(total < 200 * 1024, `first visit transferred ${total} bytes: ${JSON.stringify(sizes)}`);
+  assert.ok(!sizes.some((x) => x.url.includes('uPlot')), 'the chart library is not loaded before it is needed');
+
+  // Second visit: versioned assets must not cross the network again.
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Network.enable');
+  const reqs = new Map();
+  cdp.on('Network.requestWillBeSent', (e) => reqs.set(e.requestId, { url: e.request.url, bytes: 0, cached: false }));
+  cdp.on('Network.requestServedFromCache', (e) => { if (reqs.has(e.requestId)) reqs.get(e.requestId).cached = true; });
+  cdp.on('Network.responseReceived', (e) => {
+    const r = reqs.get(e.requestId);
+    if (r && (e.response.fromDiskCache || e.response.fromPrefetchCache)) r.cached = true;
+  });
+  cdp.on('Network.loadingFinished', (e) => { if (reqs.has(e.requestId)) reqs.get(e.requestId).bytes = e.encodedDataLength; });
+  await page.goto(url({ host: SMALL_HOST, tab: 'system' }));
+  await page.waitForSelector('#panel-system .card');
+  const versioned = [...reqs.values()].filter((r) => r.url.includes('/v/'));
+  perf.secondVisitAssetRequestsFromNetwork = versioned.filter((r) => !r.cached).length;
+  assert.ok(versioned.length > 0, 'the page uses versioned asset URLs');
+  assert.deepEqual(versioned.filter((r) => !r.cached).map((r) => r.url), [], 'versioned assets served from the cache');
+  check();
+});
+
+test('5,000 processes: first render, search keystrokes and expand all within budget', async (t) => {
+  const { page, check } = await open(t, url({ host: BIG_HOST }), { width: 1280, height: 720 });
+  await waitLoaded(page, BIG_N);
+  const firstRender = await lastMeasure(page, 'render-tree');
+  assert.ok(firstRender > 0, 'the app measured its first render');
+
+  // Each keystroke of a query typed one character at a time: `work` is
+  // from the input event to the tree updated in the DOM (the budget), and
+  // `frame` runs on to the next frame after it (style, layout, paint too).
+  // The first pass is cold (code not yet optimised by the JIT); the budget
+  // applies to the second, as when anyone searches a second time.
+  const typeQuery = (query) => page.evaluate(async (q) => {
+    const input = document.getElementById('search');
+    const work = [];
+    const frame = [];
+    for (let i = 0; i <= q.length; i++) {
+      const t0 = performance.now();
+      input.value = i === q.length ? '' : q.slice(0, i + 1);
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+      work.push(performance.now() - t0);
+      await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+      frame.push(performance.now() - t0);
+    }
+    input.value = q;
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+    return { work, frame };
+  }, query);
+  const cold = await typeQuery('nginx-worker');
+  const warm = await typeQuery('nginx-worker');
+  const keystrokes = warm.work;
+  const searchMeasures = await page.evaluate(() => performance.getEntriesByName('search', 'measure').map((e) => e.duration));
+  const matches = await page.textContent('#match-count');
+  assert.match(matches, /^[\d,]+ matches of 5,000$/);
+  const r = await rows(page);
+  assert.ok(r.length > 0 && r.some((x) => x.marks.length > 0));
+
+  const clickTimed = (id) => page.evaluate(async (sel) => {
+    const t0 = performance.now();
+    document.getElementById(sel).click();
+    const work = performance.now() - t0;
+    await new Promise((res) => requestAnimationFrame(() => setTimeout(res, 0)));
+    return { work, frame: performance.now() - t0 };
+  }, id);
+  await page.fill('#search', '');
+  const expandAll = await clickTimed('expand-all');
+  assert.equal(await rowCount(page), BIG_N, 'expand all lists every process');
+  const expandMeasure = await lastMeasure(page, 'expand-all');
+  // scroll to the end: the virtual list draws the last rows
+  await page.evaluate(() => { const v = document.getElementById('viewport'); v.scrollTop = v.scrollHeight; });
+  await waitRows(page, (n) => Array.from(document.querySelectorAll('#viewport .row:not([hidden])')).some((e) => Number(e.getAttribute('aria-rowindex')) === n + 1), 'last row drawn', BIG_N);
+  const domRows = await page.evaluate(() => document.querySelectorAll('#viewport .row').length);
+  assert.ok(domRows < 100, `only visible rows exist in the DOM (${domRows})`);
+  const collapseAll = await clickTimed('collapse-all');
+
+  // Baseline in the same run: the same 5,000 rows drawn naively (a DOM node
+  // per row and cell, then layout), as a page without virtualisation would.
+  const naive = await page.evaluate((n) => {
+    const t0 = performance.now();
+    const box = document.createElement('div');
+    for (let i = 0; i < n; i++) {
+      const row = document.createElement('div');
+      row.className = 'row';
+      for (let c = 0; c < 9; c++) {
+        const s = document.createElement('span');
+        s.className = 'c';
+        s.textContent = `cell ${i}.${c}`;
+        row.appendChild(s);
+      }
+      box.appendChild(row);
+    }
+    document.body.appendChild(box);
+    void box.offsetHeight; // force layout
+    const dt = performance.now() - t0;
+    box.remove();
+    return dt;
+  }, BIG_N);
+
+  Object.assign(perf, {
+    processes: BIG_N,
+    firstRenderMs: +firstRender.toFixed(2),
+    keystrokeMaxMs: +Math.max(...keystrokes).toFixed(2),
+    keystrokeMedianMs: +[...keystrokes].sort((a, b) => a - b)[Math.floor(keystrokes.length / 2)].toFixed(2),
+    keystrokeColdMaxMs: +Math.max(...cold.work).toFixed(2),
+    keystrokeToFrameMaxMs: +Math.max(...warm.frame).toFixed(2),
+    keystrokeToFrameMedianMs: +[...warm.frame].sort((a, b) => a - b)[Math.floor(warm.frame.length / 2)].toFixed(2),
+    searchWorkMaxMs: +Math.max(...searchMeasures).toFixed(2),
+    expandAllMs: +expandAll.work.toFixed(2),
+    expandAllAppMeasureMs: +expandMeasure.toFixed(2),
+    expandAllToFrameMs: +expandAll.frame.toFixed(2),
+    collapseAllMs: +collapseAll.work.toFixed(2),
+    naiveRender5000Ms: +naive.toFixed(2),
+    naiveOverExpandAllToFrame: +(naive / expandAll.frame).toFixed(1),
+  });
+  console.log(`perf: ${JSON.stringify(perf)}`);
+  assert.ok(firstRender <= BUDGET.firstRender, `first render ${firstRender} ms > ${BUDGET.firstRender}`);
+  assert.ok(Math.max(...keystrokes) <= BUDGET.keystroke, `keystrokes ${keystrokes.map((x) => x.toFixed(1))} ms, budget ${BUDGET.keystroke}`);
+  assert.ok(expandAll.work <= BUDGET.expandAll, `expand all ${expandAll.work} ms > ${BUDGET.expandAll}`);
+  check();
+});
+
+test('screenshots of each tab, light and dark, 1280x720 and 1024x720', async (t) => {
+  for (const colorScheme of ['light', 'dark']) {
+    const { page, check } = await open(t, url({ host: SMALL_HOST }), { width: 1280, height: 720, colorScheme });
+    await waitLoaded(page, SMALL_N);
+    await page.screenshot({ path: join(ART, `${colorScheme}-processes.png`) });
+    await page.fill('#search', 'nginx');
+    await page.dblclick('#viewport .row:has(.c-pid:text-is("401")) .c-pid');
+    await page.screenshot({ path: join(ART, `${colorScheme}-search-detail.png`) });
+    await page.click('#tab-system');
+    await page.waitForSelector('#panel-system .card');
+    await page.screenshot({ path: join(ART, `${colorScheme}-system.png`) });
+    check();
+  }
+  const { page, check } = await open(t, url({ host: BIG_HOST }), { width: 1024, height: 720 });
+  await waitLoaded(page, BIG_N);
+  await page.click('#expand-all');
+  await page.dblclick('#viewport .row:not([hidden]) >> nth=3');
+  await page.waitForSelector('#detail:not([hidden])');
+  await page.screenshot({ path: join(ART, 'light-1024-big-detail.png') });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling at 1024 px (overflow ${overflow})`);
+  const nameWidth = await page.evaluate(() => document.querySelector('#viewport .row:not([hidden]) .c-name').getBoundingClientRect().width);
+  assert.ok(nameWidth >= 150, `the name column stays readable at 1024 px with the panel open (${nameWidth} px)`);
+  await page.click('#tab-system');
+  await page.screenshot({ path: join(ART, 'light-1024-system.png') });
+  check();
+});
+
+test('live: a new snapshot appears within 2 s through the stream, no click', async (t) => {
+  const { page, check } = await open(t, url({ host: SMALL_HOST }));
+  await waitLoaded(page, SMALL_N);
+  await waitRows(page, () => document.getElementById('live').textContent === 'live', 'stream connected');
+  const t0 = Date.now();
+  await ingestSnap(SMALL_HOST, smallProcesses([{ pid: 990, ppid: 1, name: 'fresh-from-stream', cpu_percent: 99, memory_mb: 1 }]));
+  await waitRows(page, () => Array.from(document.querySelectorAll('#viewport .nm')).some((e) => e.textContent === 'fresh-from-stream'), 'the new process');
+  const ms = Date.now() - t0;
+  perf.liveStreamMs = ms;
+  assert.ok(ms <= 2000, `appeared after ${ms} ms`);
+  assert.match(await page.textContent('#match-count'), /^26 processes/);
+  check();
+});
+
+test('live: polling at the chosen interval when the stream fails; auto off stops it', async (t) => {
+  const { page, check } = await open(t, 'about:blank', { ignoreConsole: (m) => m.location().url.includes('/api/v1/stream') });
+  await page.route('**/api/v1/stream**', (route) => route.abort());
+  await page.goto(url({ host: SMALL_HOST }));
+  await waitLoaded(page, SMALL_N + 1);
+  await page.fill('#interval', '1');
+  await page.dispatchEvent('#interval', 'change');
+  await waitRows(page, () => document.getElementById('live').textContent === 'polling every 1 s', 'polling fallback');
+  const t0 = Date.now();
+  await ingestSnap(SMALL_HOST, smallProcesses([{ pid: 991, ppid: 1, name: 'fresh-from-polling', cpu_percent: 99, memory_mb: 1 }]));
+  await waitRows(page, () => Array.from(document.querySelectorAll('#viewport .nm')).some((e) => e.textContent === 'fresh-from-polling'), 'the polled process');
+  perf.livePollingMs = Date.now() - t0;
+  assert.ok(perf.livePollingMs <= 2500, `appeared after ${perf.livePollingMs} ms with a 1 s interval`);
+
+  await page.uncheck('#auto');
+  assert.equal(await page.textContent('#live'), 'auto refresh off');
+  await ingestSnap(SMALL_HOST, smallProcesses([{ pid: 992, ppid: 1, name: 'only-after-refresh', cpu_percent: 99, memory_mb: 1 }]));
+  await page.waitForTimeout(2000);
+  const seen = async () => (await rows(page)).some((x) => x.name === 'only-after-refresh');
+  assert.equal(await seen(), false, 'no update while auto refresh is off');
+  await page.click('#refresh');
+  await waitRows(page, () => Array.from(document.querySelectorAll('#viewport .nm')).some((e) => e.textContent === 'only-after-refresh'), 'manual refresh');
+  // the choice is remembered
+  await page.reload();
+  await waitLoaded(page, SMALL_N + 1);
+  assert.equal(await page.isChecked('#auto'), false);
+  assert.equal(await page.inputValue('#interval'), '1');
+  check();
+});
