@@ -95,16 +95,22 @@ export function buildModel(procs) {
   return { procs, n, parent, children, roots, rootReason, nameL, userL, cmdL, keys, keyIndex, index };
 }
 
-const numeric = (field, desc) => (procs) => (a, b) => {
-  const x = Number(procs[a][field]) || 0;
-  const y = Number(procs[b][field]) || 0;
-  if (x !== y) return desc ? y - x : x - y;
-  return procs[a].pid - procs[b].pid;
+// Comparators read sort keys from arrays made once per sort: a property
+// lookup by a variable name on every comparison costs several times more.
+const numeric = (field, desc) => (procs) => {
+  const v = new Float64Array(procs.length);
+  for (let i = 0; i < procs.length; i++) v[i] = Number(procs[i][field]) || 0;
+  const sign = desc ? -1 : 1;
+  return (a, b) => (v[a] !== v[b] ? sign * (v[a] - v[b]) : procs[a].pid - procs[b].pid);
 };
-const textual = (field, desc) => (procs) => (a, b) => {
-  const c = collator(String(procs[a][field] ?? '').toLowerCase(), String(procs[b][field] ?? '').toLowerCase());
-  if (c !== 0) return desc ? -c : c;
-  return procs[a].pid - procs[b].pid;
+const textual = (field, desc) => (procs) => {
+  const v = new Array(procs.length);
+  for (let i = 0; i < procs.length; i++) v[i] = String(procs[i][field] ?? '').toLowerCase();
+  const sign = desc ? -1 : 1;
+  return (a, b) => {
+    const c = collator(v[a], v[b]);
+    return c !== 0 ? sign * c : procs[a].pid - procs[b].pid;
+  };
 };
 
 /** Sort keys, the field they read and their natural direction. */
