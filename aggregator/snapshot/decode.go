@@ -3,6 +3,7 @@ package snapshot
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -123,9 +124,7 @@ type decoder struct {
 	scratch []byte
 	// pids finds duplicate pids without a map for the common case of
 	// small pids; see seenPID.
-	pidBits []uint64
-	pidMap  map[int64]struct{}
-	intern  map[string]string
+	intern map[string]string
 }
 
 func (d *decoder) syntax(format string, args ...any) error {
@@ -438,6 +437,20 @@ func (d *decoder) processes(out *Decoded) error {
 		}
 	}
 	if !d.failed() {
+		// Duplicate pids: sort a copy of the pids and compare neighbours,
+		// O(n log n) with one small allocation whatever the pids' size
+		// (Linux pids go up to 4M; a bitmap that big per request is not).
+		pids := make([]int64, len(procs))
+		for i := range procs {
+			pids[i] = procs[i].PID
+		}
+		slices.Sort(pids)
+		for i := 1; i < len(pids); i++ {
+			if pids[i] == pids[i-1] {
+				d.bad("duplicate pid %d", pids[i])
+				return nil
+			}
+		}
 		out.Snapshot.Processes = procs
 	}
 	return nil
@@ -618,43 +631,7 @@ func (d *decoder) process(p *Process, i int) error {
 			return nil
 		}
 	}
-	if d.seenPID(p.PID) {
-		d.bad("processes[%d]: duplicate pid %d", i, p.PID)
-	}
 	return nil
-}
-
-// seenPID records pid and reports whether it was recorded before. PIDs are
-// mostly small and dense, so a bitmap is used up to 4M (512 KiB at most) and
-// a map above.
-func (d *decoder) seenPID(pid int64) bool {
-	const bitmapMax = 1 << 22
-	if pid < bitmapMax {
-		w := int(pid >> 6)
-		if w >= len(d.pidBits) {
-			n := max(w+1, 2*len(d.pidBits), 1024)
-			if n > bitmapMax/64 {
-				n = bitmapMax / 64
-			}
-			nb := make([]uint64, n)
-			copy(nb, d.pidBits)
-			d.pidBits = nb
-		}
-		m := uint64(1) << (uint(pid) & 63)
-		if d.pidBits[w]&m != 0 {
-			return true
-		}
-		d.pidBits[w] |= m
-		return false
-	}
-	if d.pidMap == nil {
-		d.pidMap = make(map[int64]struct{})
-	}
-	if _, ok := d.pidMap[pid]; ok {
-		return true
-	}
-	d.pidMap[pid] = struct{}{}
-	return false
 }
 
 // number scans a JSON number and returns its bytes and whether it is an
@@ -826,17 +803,13 @@ func (d *decoder) strBytes() ([]byte, error) {
 	data := d.data
 	start := d.pos
 	i := start
-	// Fast path: plain ASCII without escapes.
-	for i < len(data) {
-		c := data[i]
-		if c == '"' {
-			d.pos = i + 1
-			return data[start:i], nil
-		}
-		if c == '\\' || c < 0x20 || c >= 0x80 {
-			break
-		}
+	// Fast path: plain ASCII without escapes, one table lookup a byte.
+	for i < len(data) && plainASCII[data[i]] {
 		i++
+	}
+	if i < len(data) && data[i] == '"' {
+		d.pos = i + 1
+		return data[start:i], nil
 	}
 	buf := append(d.scratch[:0], data[start:i]...)
 	for {
@@ -920,6 +893,14 @@ func (d *decoder) strBytes() ([]byte, error) {
 		}
 	}
 }
+
+// plainASCII marks the bytes a string's fast path copies as they are.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func hex4(b []byte) (rune, int) {
 	if len(b) < 4 {

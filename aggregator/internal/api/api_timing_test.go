@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	stdgzip "compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
 	"github.com/procscope/procscope/aggregator/internal/store"
@@ -189,4 +192,43 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkGunzip: ingest decompresses with klauspost/compress (already a
+// dependency of the store's zstd); the standard library is the baseline.
+//
+//	go test -run '^$' -bench Gunzip ./aggregator/internal/api
+func BenchmarkGunzip(b *testing.B) {
+	p, err := gen.NewGzipParts("bench", gen.Processes(300, 1, true))
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := append(p.Head("2026-11-25T17:00:00.000Z"), p.Tail...)
+	var out bytes.Buffer
+	b.Run("klauspost", func(b *testing.B) {
+		zr, _ := gzip.NewReader(bytes.NewReader(body))
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			out.Reset()
+			if err := zr.Reset(bytes.NewReader(body)); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := out.ReadFrom(zr); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("stdlib_baseline", func(b *testing.B) {
+		zr, _ := stdgzip.NewReader(bytes.NewReader(body))
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			out.Reset()
+			if err := zr.Reset(bytes.NewReader(body)); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := out.ReadFrom(zr); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

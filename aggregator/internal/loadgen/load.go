@@ -30,6 +30,7 @@ type config struct {
 	keyPrefix     string
 	hostPrefix    string
 	verifyContent int
+	pid           int // the spawned aggregator, for its CPU time
 }
 
 // host is one simulated machine with its pre-compressed bodies.

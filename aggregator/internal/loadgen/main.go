@@ -26,6 +26,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -94,17 +96,62 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 		cfg.url = p.URL
+		cfg.pid = p.PID()
 		fmt.Fprintf(stdout, "aggregator pid %d at %s, storage in %s\n", p.PID(), p.URL, tmp)
 	}
 
+	aggCPU0 := procCPU(cfg.pid)
+	selfCPU0 := selfCPU()
 	res, err := load(ctx, cfg, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen:", err)
 		return 1
 	}
 	res.print(stdout)
+	// CPU time per snapshot is steadier than wall-clock rates on a shared
+	// machine: 1e6 / (aggregator cpu-µs) is what one free core sustains.
+	// (It covers the push and the read-back, so it is an upper bound.)
+	if n := res.created + res.repeated; n > 0 {
+		self := selfCPU() - selfCPU0
+		if cfg.pid > 0 {
+			agg := procCPU(cfg.pid) - aggCPU0
+			fmt.Fprintf(stdout, "cpu: aggregator %.0f µs/snapshot, loadgen %.0f µs/snapshot (push and read-back)\n",
+				float64(agg.Microseconds())/float64(n), float64(self.Microseconds())/float64(n))
+		} else {
+			fmt.Fprintf(stdout, "cpu: loadgen %.0f µs/snapshot (push and read-back)\n", float64(self.Microseconds())/float64(n))
+		}
+	}
 	if res.errors > 0 || res.lost > 0 {
 		return 1
 	}
 	return 0
+}
+
+// procCPU is a process's user+system CPU time from /proc (0 when unknown).
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) in parentheses.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clkTck
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
