@@ -207,7 +207,7 @@ func run(o options) error {
 	}
 	fmt.Printf("scrapes: %d each, alternating; %s, %d CPUs, %d processes; exporter interval %s, push %v\n",
 		n, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), pids, o.interval, o.push)
-	fmt.Printf("%-20s %10s %10s %10s %14s %10s %12s\n", "exporter", "mean", "p50", "p95", "cpu/scrape", "rss", "body(gzip)")
+	fmt.Printf("%-20s %10s %10s %10s %14s %10s %12s\n", "exporter", "mean", "p50", "p95", "cpu/scrape", "rss", "wire bytes")
 	for _, t := range targets {
 		rss, _ := status(t.cmd.Process.Pid, "VmRSS:")
 		slices.Sort(t.lat)
