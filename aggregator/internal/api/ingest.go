@@ -38,6 +38,10 @@ var ingestBuf = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 const maxPooledBuf = 4 << 20
 
+// maxPreGrow caps the buffer reserved from a claimed Content-Length before
+// any byte arrived (and before the key was checked).
+const maxPreGrow = 4 << 20
+
 func putBuf(b *bytes.Buffer) {
 	if b.Cap() <= maxPooledBuf {
 		b.Reset()
@@ -146,8 +150,9 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 			gzipBad = !errors.Is(err, errWireLimit)
 		} else {
 			if r.ContentLength > 0 {
-				// Compressed JSON is typically 8-15x smaller.
-				buf.Grow(int(min(r.ContentLength*8, lim.MaxDecodedBytes)))
+				// Compressed JSON is typically 8-15x smaller. Capped: the
+				// length is only a claim until the bytes arrive.
+				buf.Grow(int(min(r.ContentLength*8, lim.MaxDecodedBytes, maxPreGrow)))
 			}
 			dec := &limitReader{r: zr, n: lim.MaxDecodedBytes, limit: errDecodedLimit}
 			_, readErr = buf.ReadFrom(dec)
@@ -158,7 +163,7 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		}
 	} else {
 		if r.ContentLength > 0 {
-			buf.Grow(int(min(r.ContentLength, lim.MaxWireBytes)))
+			buf.Grow(int(min(r.ContentLength, lim.MaxWireBytes, maxPreGrow)))
 		}
 		dec := &limitReader{r: wire, n: lim.MaxDecodedBytes, limit: errDecodedLimit}
 		_, readErr = buf.ReadFrom(dec)
