@@ -149,6 +149,7 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	lazy := new(api.LazyStore)
 	// History routes are mounted now and answer once history opens below.
 	hist := history.NewHandler(nil, lazy, logger.With("component", "history"))
+	reg.MustRegister(hist) // history's written/dropped sample counters
 	a, err := api.New(api.Options{
 		OnIngest: hist.OnIngest,
 		Mount:    hist.Mount,

@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
@@ -424,5 +427,31 @@ func TestOnIngestWritesOnlyNewSnapshots(t *testing.T) {
 	}
 	if len(got) != 1 || len(got[0].Points) != 1 || got[0].Points[0].V != 7 {
 		t.Fatalf("got %+v, want only the newly created snapshot's value 7", got)
+	}
+}
+
+func TestHandlerMetrics(t *testing.T) {
+	hd := NewHandler(nil, newMemStore(), nil)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(hd)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
+		t.Fatalf("before history opens: %d metrics, %v", n, err)
+	}
+	h := openTest(t, t.TempDir(), Options{})
+	hd.SetHistory(h)
+	hd.OnIngest(context.Background(), testRequest("h", time.Now().Add(-time.Minute), 1, nil), store.IngestResult{SnapshotID: 1, Created: true})
+	flush(t, h)
+	want := fmt.Sprintf(`
+# HELP procscope_aggregator_history_samples_total History samples by outcome: written to storage, dropped (queue full or closing), or lost to a storage error.
+# TYPE procscope_aggregator_history_samples_total counter
+procscope_aggregator_history_samples_total{result="dropped"} 0
+procscope_aggregator_history_samples_total{result="error"} 0
+procscope_aggregator_history_samples_total{result="written"} %d
+`, h.Stats().RowsWritten)
+	if h.Stats().RowsWritten != 10 {
+		t.Errorf("rows written %d, want the 10 host series of one snapshot", h.Stats().RowsWritten)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }
