@@ -193,3 +193,19 @@ func TestOpenRejectsBadInput(t *testing.T) {
 		t.Errorf("rejected opens left files behind: %v", entries)
 	}
 }
+
+// A second open of the same directory (a second aggregator on the same
+// --storage.path) is refused with an error: VictoriaMetrics panics on its
+// lock file, and Open turns that into an error instead of a crash.
+func TestOpenTwiceIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	openTest(t, dir, Options{})
+	h, err := Open(dir, Options{})
+	if err == nil {
+		h.Close()
+		t.Fatal("second open of the same directory succeeded")
+	}
+	if !strings.Contains(err.Error(), "lock") {
+		t.Errorf("error %q does not mention the lock", err)
+	}
+}
