@@ -711,3 +711,44 @@ func (m *runtimeMem) read() {
 	runtime.ReadMemStats(&s)
 	m.totalAlloc = s.TotalAlloc
 }
+
+// TestIngestUTF8AndUnknownFields: invalid UTF-8 is stored as U+FFFD (not
+// rejected), unknown fields are ignored, and hostile text comes back as
+// text, through the real store.
+func TestIngestUTF8AndUnknownFields(t *testing.T) {
+	e := newEnv(t, nil)
+	body := []byte("{\"agent_version\":{\"x\":[1,2]},\"hostname\":\"h\",\"captured_at\":\"2026-11-25T17:00:00+05:30\"," +
+		"\"system_info\":{\"os\":{\"name\":\"li\xffnux\"},\"future\":true},\"processes\":[" +
+		"{\"pid\":7,\"ppid\":7,\"name\":\"bad\xc3(name\",\"cpu_percent\":0,\"memory_mb\":0,\"cmdline\":\"</script><script>x()</script>\",\"gpu\":1}]," +
+		"\"zzz\":null}")
+	r := e.ingest("k", body)
+	mustStatus(t, r, http.StatusCreated)
+	var ir ingestResponse
+	_ = json.Unmarshal([]byte(r.body), &ir)
+	var procs []struct {
+		PID     int64   `json:"pid"`
+		PPID    int64   `json:"ppid"`
+		Name    string  `json:"name"`
+		Cmdline *string `json:"cmdline"`
+	}
+	pr := e.get(fmt.Sprintf("/api/v1/snapshots/%d/processes", ir.SnapshotID))
+	mustStatus(t, pr, 200)
+	if err := json.Unmarshal([]byte(pr.body), &procs); err != nil {
+		t.Fatal(err)
+	}
+	if len(procs) != 1 || procs[0].Name != "bad\uFFFD(name" || procs[0].PID != 7 || procs[0].PPID != 7 ||
+		procs[0].Cmdline == nil || *procs[0].Cmdline != "</script><script>x()</script>" {
+		t.Fatalf("got %+v", procs)
+	}
+	if strings.Contains(pr.body, "<script>") {
+		t.Error("< and > must be escaped in JSON output")
+	}
+	var latest snapshotJSON
+	_ = json.Unmarshal([]byte(e.get("/api/v1/snapshots/latest?hostname=h").body), &latest)
+	if latest.CapturedAt != "2026-11-25T11:30:00.000Z" {
+		t.Errorf("captured_at %q, want UTC", latest.CapturedAt)
+	}
+	if !strings.Contains(string(latest.System), "li\uFFFDnux") || !strings.Contains(string(latest.System), `"future":true`) {
+		t.Errorf("system_info must be kept as sent, invalid UTF-8 replaced: %s", latest.System)
+	}
+}

@@ -252,10 +252,14 @@ func TestAdminCommands(t *testing.T) {
 	if code, _, _ := run("hosts", "reset-key", "alpha", sp); code != 0 {
 		t.Fatalf("reset-key: exit %d", code)
 	}
-	for _, bad := range [][]string{{"hosts"}, {"hosts", "delete"}, {"hosts", "frobnicate"}, {"--no-such-flag"}, {"hosts", "delete", "", sp}} {
+	for _, bad := range [][]string{{"hosts"}, {"hosts", "delete"}, {"hosts", "frobnicate"}, {"--no-such-flag"}, {"hosts", "delete", "", sp},
+		{"--web.read-header-timeout=11s", sp}, {"--ingest.max-processes=0", sp}, {"--storage.retention=banana", sp}} {
 		if code, _, _ := run(bad...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", bad, code)
 		}
+	}
+	if code, _, errOut := run("--web.config.file="+filepath.Join(storage, "no-such.yml"), sp); code != 1 || !strings.Contains(errOut, "web config") {
+		t.Errorf("missing web config: exit %d %s", code, errOut)
 	}
 	if code, _, errOut := run("hosts", "list", "--storage.path="+filepath.Join(storage, "missing")); code != 1 || !strings.Contains(errOut, "no storage directory") {
 		t.Errorf("missing storage: exit %d %s", code, errOut)
