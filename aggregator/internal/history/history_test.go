@@ -102,7 +102,7 @@ func TestWriteAndQuery(t *testing.T) {
 func TestHostileHostnames(t *testing.T) {
 	h := openTest(t, t.TempDir(), Options{})
 	at := time.Now().Add(-time.Minute)
-	hosts := []string{"a", "a ", "a\"b", "a,b=c}", "日本語", "x\\y", strings.Repeat("z", 253), "*", ".*"}
+	hosts := []string{"a", "a ", "a\"b", "a,b=c}", "日本語", "x\\y", strings.Repeat("z", 253), strings.Repeat("z", 252) + "y", "*", ".*"}
 	for i, host := range hosts {
 		h.Add(testRequest(host, at, float64(i), nil))
 	}

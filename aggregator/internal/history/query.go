@@ -42,7 +42,7 @@ func (h *History) Query(ctx context.Context, metric string, match map[string]str
 		return nil, fmt.Errorf("history: filter: %w", err)
 	}
 	for k, v := range match {
-		if err := tfs.Add([]byte(k), []byte(capLabel(v)), false, false); err != nil {
+		if err := tfs.Add([]byte(k), []byte(capLabelFor(k, v)), false, false); err != nil {
 			return nil, fmt.Errorf("history: filter: %w", err)
 		}
 	}

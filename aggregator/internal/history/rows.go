@@ -42,11 +42,15 @@ const (
 	LabelCreateTime = "create_time"
 )
 
-// maxLabelValueLen caps every label value taken from a host. Process names,
-// mount points and hostnames are attacker-controlled; VictoriaMetrics stores
-// any bytes but panics on values over 64 KiB, and long values bloat the
-// index for nothing a human reads.
+// maxLabelValueLen caps every label value taken from a host but the
+// hostname. Process names and mount points are attacker-controlled;
+// VictoriaMetrics stores any bytes but panics on values over 64 KiB, and
+// long values bloat the index for nothing a human reads.
 const maxLabelValueLen = 128
+
+// maxHostnameLen is ingest's own limit on hostnames (API.md). Hostnames are
+// never cut shorter: two hosts sharing a long prefix must stay two hosts.
+const maxHostnameLen = 253
 
 // maxFilesystems bounds the per-mountpoint series one snapshot can create:
 // a host with thousands of (bind) mounts must not explode cardinality.
@@ -102,14 +106,26 @@ type systemNumbers struct {
 
 // capLabel makes a hostile string a safe label value: valid UTF-8, at most
 // maxLabelValueLen bytes, cut on a rune boundary.
-func capLabel(s string) string {
+func capLabel(s string) string { return capLabelN(s, maxLabelValueLen) }
+
+// capLabelFor caps a value of the named label: the hostname to ingest's
+// limit, everything else to maxLabelValueLen. Writes and queries both use
+// it, so a query matches what was written.
+func capLabelFor(name, s string) string {
+	if name == LabelHostname {
+		return capLabelN(s, maxHostnameLen)
+	}
+	return capLabel(s)
+}
+
+func capLabelN(s string, n int) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	if len(s) <= maxLabelValueLen {
+	if len(s) <= n {
 		return s
 	}
-	cut := maxLabelValueLen
+	cut := n
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
@@ -122,7 +138,7 @@ func capLabel(s string) string {
 // fields, yields fewer samples, never an error: ingest already accepted it.
 func buildSamples(req *store.IngestRequest, topK int) []sample {
 	ts := sampleTime(req.CapturedAt)
-	host := capLabel(req.Hostname)
+	host := capLabelFor(LabelHostname, req.Hostname)
 	out := make([]sample, 0, 12+2*2*topK)
 	// All label slices are cut from one array: one allocation instead of
 	// one per sample.

@@ -178,7 +178,15 @@ func TestBuildSamplesHostileText(t *testing.T) {
 	seenLoad := false
 	for _, s := range buildSamples(req, 3) {
 		for _, l := range s.labels {
-			if len(l.Value) > maxLabelValueLen || !utf8.ValidString(l.Value) {
+			limit := maxLabelValueLen
+			if l.Name == LabelHostname {
+				// Hostnames are kept whole (ingest allows 253 bytes).
+				limit = maxHostnameLen
+				if l.Value != req.Hostname {
+					t.Errorf("hostname label %q changed", l.Value)
+				}
+			}
+			if len(l.Value) > limit || !utf8.ValidString(l.Value) {
 				t.Errorf("label %s: %d bytes, valid UTF-8 %v", l.Name, len(l.Value), utf8.ValidString(l.Value))
 			}
 		}
