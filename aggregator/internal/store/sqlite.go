@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,10 +124,11 @@ type SQLite struct {
 	codec  *codec
 	cache  *frameCache
 
-	jobs   chan *job
-	quit   chan struct{}
-	done   chan struct{}
-	closed atomic.Bool
+	jobs      chan *job
+	encodeSem chan struct{} // bounds concurrent encoding in Ingest
+	quit      chan struct{}
+	done      chan struct{}
+	closed    atomic.Bool
 
 	pruned    atomic.Int64
 	rebased   atomic.Int64 // keyframes whose deltas were re-encoded
@@ -241,8 +243,10 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 		codec:  c,
 		cache:  newFrameCache(opts.CacheRows),
 		jobs:   make(chan *job),
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
+
+		encodeSem: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
 
 		pruneDone: make(chan struct{}),
 	}

@@ -225,6 +225,14 @@ func (s *SQLite) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, 
 	// Encoding is most of an ingest's CPU: do it here, in parallel across
 	// callers, against the host's current keyframe, and leave the writer
 	// only the storing.
+	// At most GOMAXPROCS callers encode at once: with hundreds of them
+	// runnable, the writer goroutine would wait behind all of them for
+	// CPU, and every ingest would wait for the writer.
+	select {
+	case s.encodeSem <- struct{}{}:
+	case <-ctx.Done():
+		return IngestResult{}, ctx.Err()
+	}
 	j.pre = &preEncoded{}
 	full := true
 	if v, ok := s.bases.Load(req.Hostname); ok {
@@ -236,6 +244,7 @@ func (s *SQLite) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, 
 	if full {
 		j.pre.fullProcs, j.pre.fullSys = s.encodeFullBlobs(req)
 	}
+	<-s.encodeSem
 	if err := s.submit(ctx, j); err != nil {
 		return IngestResult{}, err
 	}
