@@ -402,8 +402,8 @@ func (d *decoder) processes(out *Decoded) error {
 	}
 	d.pos++
 	// Estimate the count from the body size so the slice grows at most a
-	// few times (a process is rarely under 60 bytes).
-	est := (len(d.data) - d.pos) / 80
+	// few times (a process is rarely under 100 bytes).
+	est := (len(d.data) - d.pos) / 100
 	if est > d.opts.MaxProcesses {
 		est = d.opts.MaxProcesses
 	}
@@ -740,13 +740,8 @@ func (d *decoder) nonNegFloat(i int, key string) (float64, bool, error) {
 		return 0, false, err
 	}
 	var v float64
-	if integer && len(num) <= 15 && num[0] != '-' {
-		// Fast path: small integers are exact in a float64.
-		var n int64
-		for _, b := range num {
-			n = n*10 + int64(b-'0')
-		}
-		v = float64(n)
+	if f, ok := fastDecimal(num, integer); ok {
+		v = f
 	} else {
 		v, err = strconv.ParseFloat(string(num), 64)
 		if err != nil || math.IsInf(v, 0) {
@@ -762,6 +757,44 @@ func (d *decoder) nonNegFloat(i int, key string) (float64, bool, error) {
 		v = 0 // turn -0 into 0
 	}
 	return v, true, nil
+}
+
+// pow10 holds the powers of ten a float64 represents exactly.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// fastDecimal converts a plain non-negative decimal (no exponent) of at
+// most 15 digits without strconv: the digits form an integer below 2^53
+// and 10^k is exact, so one IEEE division is correctly rounded and gives
+// exactly strconv.ParseFloat's result (Clinger's fast path, which strconv
+// itself takes first). cpu_percent and memory_mb are such numbers in
+// nearly every body; TestFastDecimal checks it against strconv.
+func fastDecimal(num []byte, integer bool) (float64, bool) {
+	if len(num) == 0 || num[0] == '-' || len(num) > 16 {
+		return 0, false
+	}
+	var m uint64
+	digits, frac := 0, -1
+	for _, c := range num {
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			digits++
+			if frac >= 0 {
+				frac++
+			}
+		case c == '.' && !integer && frac < 0:
+			frac = 0
+		default:
+			return 0, false // exponent or anything unexpected
+		}
+	}
+	if digits > 15 {
+		return 0, false
+	}
+	if frac <= 0 {
+		return float64(m), true
+	}
+	return float64(m) / pow10[frac], true
 }
 
 // str reads a JSON string (the current byte is '"'). Invalid UTF-8 and

@@ -3,7 +3,11 @@ package snapshot
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -294,5 +298,39 @@ func TestGenerateBodyDeterministic(t *testing.T) {
 	}
 	if !json.Valid(a) {
 		t.Fatal("GenerateBody made invalid JSON")
+	}
+}
+
+// TestFastDecimal: the fast path gives exactly strconv's float for every
+// decimal it accepts, and declines what it cannot do exactly.
+func TestFastDecimal(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	check := func(s string) {
+		t.Helper()
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatalf("bad test input %q", s)
+		}
+		integer := !strings.ContainsAny(s, ".eE")
+		got, ok := fastDecimal([]byte(s), integer)
+		if ok && got != want {
+			t.Fatalf("%s: fast path %v, strconv %v", s, got, want)
+		}
+	}
+	for _, s := range []string{"0", "0.0", "12.6", "0.1", "0.3", "99.99", "123456789012345", "1234567890.12345",
+		"0.000000000000001", "999999999999999", "4503599627370497", "1e5", "1.5E-3", "100.00"} {
+		check(s)
+	}
+	for range 200000 {
+		ip := r.Uint64N(1 << r.IntN(50))
+		fr := r.Uint64N(1000000)
+		check(fmt.Sprintf("%d.%0*d", ip, 1+r.IntN(6), fr%uint64(math.Pow10(1+r.IntN(6)))))
+		check(strconv.FormatUint(ip, 10))
+	}
+	if _, ok := fastDecimal([]byte("1234567890123456"), true); ok {
+		t.Error("16 digits must go to strconv")
+	}
+	if _, ok := fastDecimal([]byte("1e3"), false); ok {
+		t.Error("exponents must go to strconv")
 	}
 }
