@@ -279,6 +279,7 @@ func (s *SQLite) deleteSnapshots(ctx context.Context, ids []int64) (int64, error
 	}
 	for _, id := range ids {
 		s.cache.forget(id)
+		s.sysCache.forget(id)
 	}
 	s.pruned.Add(deleted)
 	return deleted, nil

@@ -114,15 +114,16 @@ func (o *Options) setDefaults() error {
 // SQLite is the embedded Store: one database file, one writer goroutine
 // that group-commits ingests, and a pool of read connections.
 type SQLite struct {
-	log    *slog.Logger
-	opts   Options
-	path   string
-	wdb    *sql.DB // exactly one connection, used only by the writer goroutine
-	rdb    *sql.DB // read-only connections
-	ckdb   *sql.DB // one connection for WAL checkpoints
-	ckDone chan struct{}
-	codec  *codec
-	cache  *frameCache
+	log      *slog.Logger
+	opts     Options
+	path     string
+	wdb      *sql.DB // exactly one connection, used only by the writer goroutine
+	rdb      *sql.DB // read-only connections
+	ckdb     *sql.DB // one connection for WAL checkpoints
+	ckDone   chan struct{}
+	codec    *codec
+	cache    *frameCache // decoded keyframes
+	sysCache *frameCache // keyframes' system_info only
 
 	jobs      chan *job
 	encodeSem chan struct{} // bounds concurrent encoding in Ingest
@@ -242,7 +243,9 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 		rdb:    rdb,
 		codec:  c,
 		cache:  newFrameCache(opts.CacheRows),
-		jobs:   make(chan *job),
+		// system_info of keyframes alone (about 1 KB each), for listings.
+		sysCache: newFrameCache(4096),
+		jobs:     make(chan *job),
 
 		encodeSem: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		quit:      make(chan struct{}),
@@ -596,7 +599,8 @@ func (s *SQLite) Processes(ctx context.Context, id int64) ([]snapshot.Process, e
 	defer tx.Rollback() //nolint:errcheck // read-only
 	var base sql.NullInt64
 	var blob []byte
-	err = tx.QueryRowContext(ctx, "SELECT base_id, procs FROM snapshots WHERE id = ?", id).Scan(&base, &blob)
+	var sysBlob []byte
+	err = tx.QueryRowContext(ctx, "SELECT base_id, procs, sys FROM snapshots WHERE id = ?", id).Scan(&base, &blob, &sysBlob)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -606,7 +610,7 @@ func (s *SQLite) Processes(ctx context.Context, id int64) ([]snapshot.Process, e
 	if !base.Valid {
 		// A keyframe: serve it from the cache, or decode and remember it
 		// (deltas of the same keyframe will want it next).
-		f, err := s.keyframe(ctx, tx, id, blob, nil)
+		f, err := s.keyframe(ctx, tx, id, blob, sysBlob)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %d: %w", id, err)
 		}
@@ -687,6 +691,36 @@ func (s *SQLite) decodeFrame(procsBlob, sysBlob []byte) (*frame, error) {
 	return &frame{procs: procs, sys: sys, sysTokens: sysTokens(sys)}, nil
 }
 
+// keyframeSys returns the system_info tokens of keyframe id without
+// decoding its process list: listing hosts or snapshots needs only these.
+func (s *SQLite) keyframeSys(ctx context.Context, q querier, id int64) ([][]byte, error) {
+	if f := s.cache.get(id); f != nil {
+		return f.sysTokens, nil
+	}
+	if f := s.sysCache.get(id); f != nil {
+		return f.sysTokens, nil
+	}
+	var base sql.NullInt64
+	var blob []byte
+	err := q.QueryRowContext(ctx, "SELECT base_id, sys FROM snapshots WHERE id = ?", id).Scan(&base, &blob)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: keyframe %d is missing", errCorrupt, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	kind, sys, err := s.codec.open(blob)
+	if err != nil {
+		return nil, err
+	}
+	if base.Valid || kind != blobFull {
+		return nil, fmt.Errorf("%w: snapshot %d is not a keyframe", errCorrupt, id)
+	}
+	f := &frame{sys: sys, sysTokens: sysTokens(sys)}
+	s.sysCache.put(id, f)
+	return f.sysTokens, nil
+}
+
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
@@ -708,11 +742,11 @@ func (s *SQLite) systemInfo(ctx context.Context, q querier, base sql.NullInt64, 
 		if !base.Valid {
 			return nil, fmt.Errorf("%w: system_info delta without keyframe", errCorrupt)
 		}
-		f, err := s.keyframe(ctx, q, base.Int64, nil, nil)
+		toks, err := s.keyframeSys(ctx, q, base.Int64)
 		if err != nil {
 			return nil, err
 		}
-		return decodeSysDelta(raw, f.sysTokens)
+		return decodeSysDelta(raw, toks)
 	default:
 		return nil, errCorrupt
 	}

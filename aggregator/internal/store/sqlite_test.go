@@ -163,6 +163,17 @@ func TestDeltaRoundTrip(t *testing.T) {
 		reqs = append(reqs, r)
 	}
 	ids := ingestAll(t, s, reqs)
+	// Metadata first, with empty caches: system_info of deltas is rebuilt
+	// from the keyframe's system_info alone.
+	for i, id := range ids {
+		m, err := s.Snapshot(context.Background(), id)
+		if err != nil || string(m.SystemInfo) != string(reqs[i].SystemInfo) {
+			t.Fatalf("system_info of %d: %v\n got %s\nwant %s", id, err, m.SystemInfo, reqs[i].SystemInfo)
+		}
+	}
+	if s.cache.rows != 0 {
+		t.Fatalf("reading metadata decoded %d process rows", s.cache.rows)
+	}
 	var deltas int
 	if err := s.rdb.QueryRow("SELECT count(*) FROM snapshots WHERE base_id IS NOT NULL").Scan(&deltas); err != nil {
 		t.Fatal(err)

@@ -221,6 +221,11 @@ func (s *SQLite) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, 
 	if err := checkRequest(req); err != nil {
 		return IngestResult{}, err
 	}
+	if req.ReceivedAt.IsZero() {
+		r := *req
+		r.ReceivedAt = s.opts.Now()
+		req = &r
+	}
 	j := &job{ingest: req}
 	// Encoding is most of an ingest's CPU: do it here, in parallel across
 	// callers, against the host's current keyframe, and leave the writer
