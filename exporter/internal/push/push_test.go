@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,7 +34,8 @@ type receiver struct {
 	srv     *http.Server
 	got     []string // captured_at of every stored snapshot, in arrival order
 	seen    map[string]bool
-	resent  int // resends answered 200, as the aggregator's idempotency does
+	bodies  map[string]string // captured_at -> first gzip body
+	resent  int               // resends answered 200, as the aggregator's idempotency does
 	reqs    int
 	respond func(n int, w http.ResponseWriter) bool // n = request number from 1; true = handled
 }
@@ -99,7 +101,8 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if respond != nil && respond(n, w) {
 		return
 	}
-	zr, err := gzip.NewReader(req.Body)
+	raw, _ := io.ReadAll(req.Body)
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
 	if err != nil {
 		http.Error(w, `{"error":"bad gzip"}`, http.StatusBadRequest)
 		return
@@ -113,7 +116,15 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	dup := r.seen[s.CapturedAt]
 	if dup {
 		r.resent++
+		// A resend must be the very same snapshot, not a new capture.
+		if r.bodies[s.CapturedAt] != string(raw) {
+			r.t.Errorf("resend of %s differs from the first send", s.CapturedAt)
+		}
 	} else {
+		if r.bodies == nil {
+			r.bodies = map[string]string{}
+		}
+		r.bodies[s.CapturedAt] = string(raw)
 		if r.seen == nil {
 			r.seen = map[string]bool{}
 		}
@@ -492,4 +503,38 @@ func TestErrorMessage(t *testing.T) {
 	f(`<html>bad gateway</html>`, `"<html>bad gateway</html>"`)
 	f("", `""`)
 	f(`{"error":"a\nb"}`, "a\nb") // slog quotes it on output
+}
+
+func TestQueueNeverDropsTheSnapshotInFlight(t *testing.T) {
+	q, _, err := OpenQueue(t.TempDir(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(i int) int {
+		at, b := snap(t, i)
+		d, err := q.Put(at, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	put(0)
+	put(1)
+	name, _, err := q.Next() // snapshot 0 is being sent
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := put(2); d != 1 {
+		t.Fatalf("dropped %d, want 1", d)
+	}
+	// 1 was dropped instead of 0; 0's send decides its fate.
+	q.Ack(name)
+	_, data, err := q.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want := snap(t, 2)
+	if !bytes.Equal(data, want) || q.Len() != 1 {
+		t.Errorf("after ack, next is not snapshot 2 (len %d)", q.Len())
+	}
 }
