@@ -165,10 +165,8 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
-		var enc push.Encoder
-		walkLoop(loopCtx, cfg.PushInterval, coll.Walk, func(w *collector.Walk, took time.Duration) {
-			onWalk(w, took, mc, pusher, &enc, hostname, cfg.CollectTopN, logger)
-		}, logger)
+		s := &sink{mc: mc, pusher: pusher, hostname: hostname, topN: cfg.CollectTopN, logger: logger}
+		walkLoop(loopCtx, cfg.PushInterval, coll.Walk, s.onWalk, logger)
 	}()
 
 	var runErr error
@@ -205,23 +203,42 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	return runErr
 }
 
+// sink takes each walk to /metrics and to the push queue.
+type sink struct {
+	mc       *metrics.Collector
+	pusher   *push.Pusher // nil when pushing is disabled
+	enc      push.Encoder
+	hostname string
+	topN     int
+	logger   *slog.Logger
+	// failing is set while snapshots cannot be queued (disk full, state
+	// dir gone), so that the log says so once, not every interval.
+	failing bool
+}
+
 // onWalk feeds one walk to /metrics and to the push queue. Encoding and
 // queueing happen here, in the walk goroutine, but queueing is a local
 // file write: sending is the pusher's goroutine's job.
-func onWalk(w *collector.Walk, took time.Duration, mc *metrics.Collector, p *push.Pusher,
-	enc *push.Encoder, hostname string, topN int, logger *slog.Logger) {
-	mc.Update(w, took)
-	if p == nil {
+func (s *sink) onWalk(w *collector.Walk, took time.Duration) {
+	s.mc.Update(w, took)
+	if s.pusher == nil {
 		return
 	}
-	s, err := push.FromWalk(w, collector.TopN(w.Processes, topN), hostname, "procscope-exporter "+version.Version)
+	snap, err := push.FromWalk(w, collector.TopN(w.Processes, s.topN), s.hostname, "procscope-exporter "+version.Version)
 	if err == nil {
 		var gz []byte
-		if gz, err = enc.Encode(s); err == nil {
-			err = p.Enqueue(w.Time, gz)
+		if gz, err = s.enc.Encode(snap); err == nil {
+			err = s.pusher.Enqueue(w.Time, gz)
 		}
 	}
-	if err != nil {
-		logger.Error("could not queue snapshot", "err", err)
+	switch {
+	case err != nil && !s.failing:
+		s.failing = true
+		s.logger.Error("could not queue snapshot; counting them as dropped until this recovers", "err", err)
+	case err != nil:
+		s.logger.Debug("could not queue snapshot", "err", err)
+	case s.failing:
+		s.failing = false
+		s.logger.Info("queueing snapshots again")
 	}
 }

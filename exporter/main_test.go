@@ -27,6 +27,8 @@ import (
 
 	"github.com/procscope/procscope/aggregator/snapshot"
 	"github.com/procscope/procscope/exporter/internal/collector"
+	"github.com/procscope/procscope/exporter/internal/metrics"
+	"github.com/procscope/procscope/exporter/internal/push"
 )
 
 func TestWalkLoopOneAtATime(t *testing.T) {
@@ -412,5 +414,45 @@ func TestOutage(t *testing.T) {
 	}
 	if maxGap > 2*time.Second {
 		t.Errorf("a %s hole in the timeline", maxGap)
+	}
+}
+
+func TestSinkLogsQueueFailureOnce(t *testing.T) {
+	state := t.TempDir()
+	q, _, err := push.OpenQueue(filepath.Join(state, "queue"), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := push.New(push.Options{URL: "http://127.0.0.1:1/", Queue: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, _ := metrics.New(3, nil)
+	var logs bytes.Buffer
+	s := &sink{mc: mc, pusher: p, hostname: "h", logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	w := &collector.Walk{Time: time.Now(), Processes: []collector.Process{{}}}
+	s.onWalk(w, time.Millisecond)
+	if st := p.Stats(); st.Queued != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	// The queue directory disappears (disk replaced, rm -rf): every walk
+	// fails to queue, the log says so once.
+	os.RemoveAll(filepath.Join(state, "queue"))
+	for i := 0; i < 5; i++ {
+		s.onWalk(w, time.Millisecond)
+	}
+	if n := strings.Count(logs.String(), "could not queue snapshot"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, logs.String())
+	}
+	if st := p.Stats(); st.Dropped != 5 {
+		t.Errorf("dropped %v, want 5", st.Dropped)
+	}
+	if !mc.Ready() {
+		t.Error("/metrics not fed while the queue fails")
+	}
+	os.MkdirAll(filepath.Join(state, "queue"), 0o700)
+	s.onWalk(w, time.Millisecond)
+	if !strings.Contains(logs.String(), "queueing snapshots again") {
+		t.Error("recovery not logged")
 	}
 }
