@@ -68,6 +68,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 
 func serve(cfg *config.Config, logger *slog.Logger) error {
 	start := time.Now()
+	// Before anything slow, so an early SIGTERM is a clean stop too.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
 	logger.Info("starting procscope-exporter", "version", version.Info(), "build_context", version.BuildContext())
 
 	hostname, err := os.Hostname()
@@ -150,9 +153,6 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- web.ListenAndServe(srv, cfg.Web, logger) }()
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-
 	pushCtx, stopPush := context.WithCancel(context.Background())
 	pushDone := make(chan struct{})
 	if pusher != nil {
@@ -172,6 +172,8 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		// A second signal during the flush kills at once, as users expect.
+		stop()
 		logger.Info("received signal, shutting down")
 	case err := <-serveErr:
 		if !errors.Is(err, http.ErrServerClosed) {
