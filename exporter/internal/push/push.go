@@ -300,6 +300,11 @@ func (p *Pusher) logOnce(key string, level slog.Level, msg string, args ...any) 
 	if p.logged[key] {
 		return
 	}
+	if len(p.logged) >= 64 {
+		// Bounded: an aggregator answering a different message for every
+		// snapshot must not grow this map without end.
+		clear(p.logged)
+	}
 	p.logged[key] = true
 	p.log.Log(context.Background(), level, msg, args...)
 }
