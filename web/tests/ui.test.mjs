@@ -458,8 +458,14 @@ test('5,000 processes: first render, search keystrokes and expand all within bud
     return { work, frame };
   }, query);
   const cold = await typeQuery('nginx-worker');
-  const warm = await typeQuery('nginx-worker');
+  // Three warm passes; per keystroke the median of the three, so that one
+  // preemption of a shared CI machine does not decide, while a keystroke
+  // that is slow every time still fails.
+  const passes = [await typeQuery('nginx-worker'), await typeQuery('nginx-worker'), await typeQuery('nginx-worker')];
+  const med3 = (k, f) => passes.map((p) => p[f][k]).sort((a, b) => a - b)[1];
+  const warm = { work: passes[0].work.map((_, k) => med3(k, 'work')), frame: passes[0].frame.map((_, k) => med3(k, 'frame')) };
   const keystrokes = warm.work;
+  perf.keystrokeWorstSingleMs = +Math.max(...passes.flatMap((p) => p.work)).toFixed(2);
   const searchMeasures = await page.evaluate(() => performance.getEntriesByName('search', 'measure').map((e) => e.duration));
   const matches = await page.textContent('#match-count');
   assert.match(matches, /^[\d,]+ matches of 5,000$/);
@@ -599,5 +605,84 @@ test('live: polling at the chosen interval when the stream fails; auto off stops
   await waitLoaded(page, SMALL_N + 1);
   assert.equal(await page.isChecked('#auto'), false);
   assert.equal(await page.inputValue('#interval'), '1');
+  check();
+});
+
+test('history: charts, a picked moment opens the past tree, step, what changed, back to live', async (t) => {
+  const HOST = 'history-host';
+  const key = 'key-history-0123456789';
+  const now = Date.now();
+  const base = () => smallProcesses().filter((p) => p.pid < 500);
+  const moments = [40, 30, 20, 10].map((m) => now - m * 60000);
+  const ids = [];
+  for (const [k, at] of moments.entries()) {
+    const procs = base().map((p) => (p.pid === 460 ? { ...p, cpu_percent: 10 + k * 20 } : p));
+    if (k < 2) procs.push({ pid: 800, ppid: 1, name: 'gone-later', cpu_percent: 1, memory_mb: 5, create_time: new Date(moments[0] - 1000).toISOString() });
+    if (k >= 2) procs.push({ pid: 801, ppid: 1, name: 'born-late', cpu_percent: 2, memory_mb: 6, create_time: new Date(moments[2] - 1000).toISOString() });
+    ids.push((await ingest(BASE, key, snapshot(HOST, new Date(at).toISOString(), procs))).snapshot_id);
+  }
+  // The embedded time series store makes rows searchable after a moment.
+  const seriesURL = `${BASE}/api/v1/hosts/${HOST}/series?metric=cpu&from=${Math.floor(now / 1000) - 3600}&to=${Math.ceil(now / 1000)}`;
+  let points = 0;
+  for (let i = 0; i < 60 && points < 4; i++) {
+    const body = await (await fetch(seriesURL, { signal: AbortSignal.timeout(5000) })).json();
+    points = body.series?.[0]?.values?.length ?? 0;
+    if (points < 4) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(points >= 4, `history has the 4 snapshots' CPU (${points} points)`);
+
+  const { page, check } = await open(t, url({ host: HOST, tab: 'history' }));
+  await page.waitForSelector('#panel-history .chart canvas');
+  assert.equal(await page.locator('#panel-history .chart').count(), 2, 'CPU and memory charts');
+  assert.ok(!(await page.textContent('#panel-history')).includes('cannot load'), 'history loaded');
+  for (const colorScheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme });
+    await page.reload();
+    await page.waitForSelector('#panel-history .chart canvas');
+    await page.screenshot({ path: join(ART, `${colorScheme}-history.png`) });
+  }
+
+  // Click the CPU chart 35 minutes ago: the snapshot at or before is the first.
+  const box = await page.locator('#panel-history .chart >> nth=0').locator('.u-over').boundingBox();
+  const frac = (3600 - 35 * 60) / 3600;
+  await page.mouse.click(box.x + box.width * frac, box.y + box.height / 2);
+  await page.waitForSelector('#past:not([hidden])');
+  assert.match(await page.textContent('#past-text'), new RegExp(`^You are looking at the past: snapshot ${ids[0]},`));
+  assert.equal(await page.getAttribute('#tab-processes', 'aria-selected'), 'true');
+  assert.equal(new URL(page.url()).searchParams.get('at'), String(ids[0]));
+  const names = async () => (await rows(page)).map((x) => x.name);
+  assert.ok((await names()).includes('gone-later'));
+  assert.ok(!(await names()).includes('born-late'));
+  await page.screenshot({ path: join(ART, 'light-past.png') });
+
+  // a link to the past reopens it
+  await page.reload();
+  await page.waitForSelector('#past:not([hidden])');
+  await waitRows(page, () => Array.from(document.querySelectorAll('#viewport .nm')).some((e) => e.textContent === 'gone-later'), 'past tree after reload');
+
+  // What changed between that moment and now
+  await page.click('#tab-history');
+  await page.waitForSelector('#panel-history .diff-title');
+  const diff = await page.textContent('#panel-history .diff');
+  assert.ok(diff.includes('Started (1)') && diff.includes('born-late (801)'), diff);
+  assert.ok(diff.includes('Exited (1)') && diff.includes('gone-later (800)'), diff);
+  assert.ok(diff.includes('java (460)'), 'the biggest CPU mover is listed');
+  await page.click('#panel-history .diff button:text-is("gone-later (800)")');
+  await page.waitForSelector('#detail:not([hidden])');
+  assert.equal(await page.textContent('#detail h2'), 'gone-later');
+
+  // Step through time, then back to live
+  await page.click('#past-next');
+  await waitRows(page, (id) => document.getElementById('past-text').textContent.includes(`snapshot ${id},`), 'later snapshot', ids[1]);
+  await page.click('#past-next');
+  await waitRows(page, (id) => document.getElementById('past-text').textContent.includes(`snapshot ${id},`), 'later snapshot', ids[2]);
+  assert.ok((await names()).includes('born-late'));
+  assert.ok(!(await names()).includes('gone-later'));
+  await page.click('#past-prev');
+  await waitRows(page, (id) => document.getElementById('past-text').textContent.includes(`snapshot ${id},`), 'earlier snapshot', ids[1]);
+  await page.click('#past-live');
+  await waitRows(page, () => document.getElementById('past').hidden, 'back to live');
+  assert.equal(new URL(page.url()).searchParams.get('at'), null);
+  await waitRows(page, () => Array.from(document.querySelectorAll('#viewport .nm')).some((e) => e.textContent === 'born-late'), 'live tree');
   check();
 });

@@ -11,6 +11,7 @@ import { getJSON, hostsURL, latestURL, processesURL, streamURL } from './api.js'
 import { ProcView } from './procview.js';
 import { renderSystem } from './system.js';
 import { SORTS } from './tree.js';
+import { HistoryView, atURL, snapshotsURL, snapshotURL } from './history.js';
 
 const $ = (id) => document.getElementById(id);
 const HOSTS_EVERY_MS = 15000; // online/offline and last-seen refresh
@@ -36,6 +37,10 @@ const state = {
   pollTimer: 0,
   hostsTimer: 0,
   lastError: '',
+  past: null, // snapshot meta shown instead of the latest ("time travel"), or null
+  atId: 0, // snapshot id asked for by the URL, opened once the host is known
+  pendingSelect: null, // pid to select once the next process list is shown
+  pastSeq: 0,
 };
 
 const view = new ProcView({
@@ -50,12 +55,19 @@ const view = new ProcView({
   onSort: (key, desc) => setSort(key, desc),
 });
 
+const hist = new HistoryView($('panel-history'), {
+  onPick: (t) => pickTime(t),
+  onOpen: (kind, pid) => openFromDiff(kind, pid),
+});
+
 // ---- URL state ----
 
 function readURL() {
   const p = new URLSearchParams(location.search);
   state.host = p.get('host') ?? '';
-  state.tab = p.get('tab') === 'system' ? 'system' : 'processes';
+  state.tab = ['system', 'history'].includes(p.get('tab')) ? p.get('tab') : 'processes';
+  const at = Number(p.get('at'));
+  state.atId = Number.isSafeInteger(at) && at > 0 ? at : 0;
   state.q = p.get('q') ?? '';
   state.view = p.get('view') === 'flat' ? 'flat' : 'tree';
   const sort = p.get('sort');
@@ -68,6 +80,7 @@ function writeURL(push) {
   const p = new URLSearchParams();
   if (state.host) p.set('host', state.host);
   if (state.tab !== 'processes') p.set('tab', state.tab);
+  if (state.past) p.set('at', String(state.past.snapshot_id));
   if (state.q) p.set('q', state.q);
   if (state.view !== 'tree') p.set('view', state.view);
   if (state.sort !== 'cpu') p.set('sort', state.sort);
@@ -155,6 +168,8 @@ function renderHosts() {
 function selectHost(name, push) {
   if (name === state.host && state.latest) return;
   state.host = name;
+  state.past = null;
+  state.atId = 0;
   state.latest = null;
   state.procSnapshot = 0;
   writeURL(push);
@@ -167,9 +182,14 @@ function applyHost() {
   document.title = state.host ? `${state.host} · procscope` : 'procscope';
   $('snap-meta').textContent = '';
   view.setHost(state.host);
+  hist.setHost(state.host);
   renderSystem($('panel-system'), null);
+  renderPast();
   connectLive();
-  if (state.host) refresh();
+  if (!state.host) return;
+  if (state.atId) openSnapshotId(state.atId);
+  else refresh();
+  if (state.tab === 'history') hist.load();
 }
 
 // ---- snapshots ----
@@ -186,13 +206,15 @@ async function refresh() {
     const latest = await getJSON(latestURL(host), ctl.signal);
     if (seq !== state.loadSeq) return;
     state.latest = latest;
+    if (state.past) return; // looking at the past: the view stays put
     renderMeta();
     renderSystem($('panel-system'), latest);
     if (latest.snapshot_id !== state.procSnapshot) {
       const procs = await getJSON(processesURL(latest.snapshot_id), ctl.signal);
-      if (seq !== state.loadSeq) return;
+      if (seq !== state.loadSeq || state.past) return;
       state.procSnapshot = latest.snapshot_id;
       view.setData(Array.isArray(procs) ? procs : []);
+      takePendingSelect();
     }
     showError('');
   } catch (err) {
@@ -292,10 +314,116 @@ function restartPolling() {
   startPolling();
 }
 
+// ---- time travel ----
+
+function renderPast() {
+  const el = $('past');
+  if (!state.past) {
+    el.hidden = true;
+    return;
+  }
+  el.hidden = false;
+  $('past-text').textContent = `You are looking at the past: snapshot ${state.past.snapshot_id}, captured ${localTime(state.past.captured_at)} (${ago(state.past.captured_at)}).`;
+}
+
+/** openPast shows one stored snapshot instead of the latest. */
+async function openPast(meta, push = true) {
+  const host = state.host;
+  const seq = ++state.pastSeq;
+  state.loadSeq++; // a refresh in flight must not replace the past view
+  if (state.latest && meta.snapshot_id === state.latest.snapshot_id) {
+    backToLive();
+    return;
+  }
+  try {
+    const procs = await getJSON(processesURL(meta.snapshot_id));
+    if (seq !== state.pastSeq || host !== state.host) return;
+    state.past = meta;
+    state.atId = 0;
+    state.procSnapshot = meta.snapshot_id;
+    view.setData(Array.isArray(procs) ? procs : []);
+    renderSystem($('panel-system'), meta);
+    $('snap-meta').textContent = `snapshot ${meta.snapshot_id} · captured ${localTime(meta.captured_at)}`;
+    renderPast();
+    takePendingSelect();
+    writeURL(push);
+    showError('');
+    // The History tab says what changed from this moment to the latest.
+    hist.showDiff(meta.snapshot_id, state.latest && state.latest.snapshot_id, meta.captured_at);
+  } catch (err) {
+    showError(`${host}: cannot open snapshot ${meta.snapshot_id}: ${err.message}`);
+  }
+}
+
+async function openSnapshotId(id) {
+  try {
+    const meta = await getJSON(snapshotURL(id));
+    if (meta.hostname !== undefined && meta.hostname !== state.host) throw new Error('it belongs to another host');
+    state.latest = await getJSON(latestURL(state.host)).catch(() => state.latest);
+    await openPast(meta, false);
+  } catch (err) {
+    state.atId = 0;
+    showError(`cannot open snapshot ${id}: ${err.message}`);
+    refresh();
+  }
+}
+
+/** pickTime opens the snapshot at or before a moment picked on a chart. */
+async function pickTime(t) {
+  try {
+    const meta = await getJSON(atURL(state.host, t.toFixed(3)));
+    await openPast(meta);
+    if (state.past) setTab('processes', false);
+  } catch (err) {
+    showError(err.status === 404 ? 'no snapshot at or before that moment' : `cannot open that moment: ${err.message}`);
+  }
+}
+
+async function stepPast(dir) {
+  if (!state.past) return;
+  const t = Date.parse(state.past.captured_at);
+  try {
+    if (dir < 0) {
+      await openPast(await getJSON(atURL(state.host, ((t - 1) / 1000).toFixed(3))));
+    } else {
+      const now = Date.now() / 1000 + 60;
+      const list = await getJSON(snapshotsURL(state.host, ((t + 1) / 1000).toFixed(3), now.toFixed(3), 1));
+      if (!Array.isArray(list) || list.length === 0) backToLive();
+      else await openPast(list[0]);
+    }
+  } catch (err) {
+    showError(err.status === 404 ? 'no earlier snapshot is stored' : `cannot step: ${err.message}`);
+  }
+}
+
+function backToLive() {
+  state.past = null;
+  state.atId = 0;
+  state.procSnapshot = 0;
+  renderPast();
+  hist.clearDiff();
+  writeURL(true);
+  refresh();
+}
+
+/** openFromDiff shows a process named in "what changed" in its tree. */
+function openFromDiff(kind, pid) {
+  state.pendingSelect = pid;
+  setTab('processes', true);
+  if (kind === 'live' && state.past) backToLive();
+  else takePendingSelect();
+}
+
+function takePendingSelect() {
+  if (state.pendingSelect === null) return;
+  view.selectPid(state.pendingSelect);
+  state.pendingSelect = null;
+}
+
 // ---- tabs, search, sort ----
 
 function setTab(tab, push) {
-  state.tab = tab === 'system' ? 'system' : 'processes';
+  state.tab = ['system', 'history'].includes(tab) ? tab : 'processes';
   for (const b of document.querySelectorAll('[role=tab]')) {
     const on = b.dataset.tab === state.tab;
     b.setAttribute('aria-selected', on ? 'true' : 'false');
@@ -303,7 +431,9 @@ function setTab(tab, push) {
   }
   $('panel-system').hidden = state.tab !== 'system';
   $('panel-processes').hidden = state.tab !== 'processes';
+  $('panel-history').hidden = state.tab !== 'history';
   if (state.tab === 'processes') view.resized();
+  if (state.tab === 'history' && state.host && hist.host === state.host) hist.load();
   writeURL(push);
 }
 
@@ -325,6 +455,8 @@ function setView(v) {
 
 function applyURL() {
   readURL();
+  state.past = null; // the URL's `at` (if any) decides, in applyHost
+  state.procSnapshot = 0;
   $('search').value = state.q;
   $('sort').value = state.sort;
   view.setQuery(state.q);
@@ -367,7 +499,8 @@ function bind() {
     b.addEventListener('click', () => setTab(b.dataset.tab, true));
     b.addEventListener('keydown', (e) => {
       if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
-        const next = state.tab === 'system' ? 'processes' : 'system';
+        const tabs = ['system', 'processes', 'history'];
+        const next = tabs[(tabs.indexOf(state.tab) + (e.key === 'ArrowRight' ? 1 : 2)) % 3];
         setTab(next, true);
         $(`tab-${next}`).focus();
         e.preventDefault();
@@ -406,6 +539,9 @@ function bind() {
   $('view-tree').addEventListener('click', () => setView('tree'));
   $('view-flat').addEventListener('click', () => setView('flat'));
   $('expand-all').addEventListener('click', () => view.expandAll());
+  $('past-live').addEventListener('click', () => backToLive());
+  $('past-prev').addEventListener('click', () => stepPast(-1));
+  $('past-next').addEventListener('click', () => stepPast(1));
   $('collapse-all').addEventListener('click', () => view.collapseAll());
   document.addEventListener('keydown', (e) => {
     const t = e.target;
@@ -421,6 +557,9 @@ function bind() {
     }
   });
   window.addEventListener('popstate', applyURL);
+  window.addEventListener('resize', () => {
+    if (state.tab === 'history') hist.resized();
+  });
   window.addEventListener('pagehide', () => view.flushSave());
   // Relative times ("12s ago") age even when nothing new arrives.
   setInterval(() => {

@@ -698,6 +698,15 @@ export class ProcView {
     this.els.detail.replaceChildren(...parts.filter(Boolean));
   }
 
+  /** selectPid selects a process of the shown snapshot and opens its details. */
+  selectPid(pid) {
+    const i = this.model.index.get(pid);
+    if (i === undefined) return false;
+    this.selectProcess(i);
+    this.openDetail();
+    return true;
+  }
+
   selectProcess(i) {
     let r = this.rowOf[i];
     if (r < 0 && this.view === 'tree' && !this.found) {
