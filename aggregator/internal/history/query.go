@@ -65,8 +65,7 @@ func (h *History) Query(ctx context.Context, metric string, match map[string]str
 
 	type acc struct {
 		labels map[string]string
-		ts     []int64
-		vs     []float64
+		pts    []Point
 	}
 	byName := make(map[string]*acc)
 	var order []string
@@ -75,12 +74,13 @@ func (h *History) Query(ctx context.Context, metric string, match map[string]str
 	defer sr.MustClose()
 	var block storage.Block
 	var mn storage.MetricName
+	var ts []int64 // one block's rows, reused
+	var vs []float64
 	for sr.NextMetricBlock() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		name := string(sr.MetricBlockRef.MetricName)
-		a := byName[name]
+		a := byName[string(sr.MetricBlockRef.MetricName)]
 		if a == nil {
 			if err := mn.Unmarshal(sr.MetricBlockRef.MetricName); err != nil {
 				return nil, fmt.Errorf("history: decode series name: %w", err)
@@ -90,6 +90,7 @@ func (h *History) Query(ctx context.Context, metric string, match map[string]str
 				labels[string(t.Key)] = string(t.Value)
 			}
 			a = &acc{labels: labels}
+			name := string(sr.MetricBlockRef.MetricName)
 			byName[name] = a
 			order = append(order, name)
 		}
@@ -97,7 +98,22 @@ func (h *History) Query(ctx context.Context, metric string, match map[string]str
 		if err := block.UnmarshalData(); err != nil {
 			return nil, fmt.Errorf("history: decode block: %w", err)
 		}
-		a.ts, a.vs = block.AppendRowsWithTimeRangeFilter(a.ts, a.vs, tr)
+		ts, vs = block.AppendRowsWithTimeRangeFilter(ts[:0], vs[:0], tr)
+		if len(ts) == 0 {
+			continue
+		}
+		if a.pts == nil {
+			// Size the series once from its first block's density, so a
+			// long range is not copied over and over while it grows.
+			est := len(ts)
+			if span := ts[len(ts)-1] - ts[0]; span > 0 {
+				est = int(min(int64(len(ts))*(tr.MaxTimestamp-tr.MinTimestamp)/span+1, 1<<22))
+			}
+			a.pts = make([]Point, 0, max(est, len(ts)))
+		}
+		for i := range ts {
+			a.pts = append(a.pts, Point{T: ts[i], V: vs[i]})
+		}
 	}
 	if err := sr.Error(); err != nil {
 		return nil, fmt.Errorf("history: %w", err)
@@ -107,14 +123,10 @@ func (h *History) Query(ctx context.Context, metric string, match map[string]str
 	out = make([]Series, 0, len(order))
 	for _, name := range order {
 		a := byName[name]
-		// Blocks come from several parts and may overlap: sort, then keep
-		// one sample per timestamp (the last written wins, as in VM).
-		pts := make([]Point, len(a.ts))
-		for i := range a.ts {
-			pts[i] = Point{T: a.ts[i], V: a.vs[i]}
-		}
+		pts := a.pts
 		// Blocks arrive ordered by their first timestamp, so the points
-		// are usually sorted already; sorting stays stable for overlaps.
+		// are usually sorted already; blocks of overlapping parts are
+		// sorted, stably so that the last written of equal times wins.
 		if !slices.IsSortedFunc(pts, cmpPointTime) {
 			slices.SortStableFunc(pts, cmpPointTime)
 		}
@@ -125,6 +137,9 @@ func (h *History) Query(ctx context.Context, metric string, match map[string]str
 				continue
 			}
 			dedup = append(dedup, p)
+		}
+		if len(dedup) == 0 {
+			continue // blocks overlapped the range, no sample fell in it
 		}
 		out = append(out, Series{Labels: a.labels, Points: dedup})
 	}
