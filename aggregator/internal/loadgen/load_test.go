@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/procscope/procscope/aggregator/internal/api"
+	"github.com/procscope/procscope/aggregator/internal/store"
+)
+
+// TestLoadReadsBack runs a short, slow load against the real API and store
+// and expects every snapshot acknowledged and read back; then it checks
+// that a lost snapshot is noticed (the read-back can fail).
+func TestLoadReadsBack(t *testing.T) {
+	st, err := store.OpenSQLite(context.Background(), t.TempDir(), store.Options{PruneInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := api.New(api.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetStore(st)
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+
+	cfg := config{url: srv.URL, hosts: 3, rate: 30, duration: time.Second, procs: 40, variants: 2,
+		workers: 4, cmdline: true, keyPrefix: "k-", hostPrefix: "t-", verifyContent: 1}
+	res, err := load(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.errors != 0 || res.lost != 0 || res.created != 30 || res.verified != 30 || res.contentChecked != 30 {
+		t.Fatalf("result %+v", res)
+	}
+	var out strings.Builder
+	res.print(&out)
+	if !strings.Contains(out.String(), "lost=0") {
+		t.Fatalf("report: %s", out.String())
+	}
+
+	// Delete a host behind the generator's back: the read-back counts its
+	// acknowledged snapshot (id 1 went to host t-0) as lost.
+	if err := st.DeleteHost(context.Background(), "t-0"); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := prepare(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := &result{codes: map[int]int{}}
+	verify(context.Background(), cfg, srv.Client(), hosts, []ack{{host: 0, variant: 0, at: "x", id: 1}}, lost)
+	if lost.lost != 1 || len(lost.lostSample) != 1 || !strings.Contains(lost.lostSample[0], "status 404") {
+		t.Fatalf("a deleted snapshot must count as lost: %+v", lost)
+	}
+}
