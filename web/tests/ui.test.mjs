@@ -653,7 +653,7 @@ test('history: charts, a picked moment opens the past tree, step, what changed, 
   const names = async () => (await rows(page)).map((x) => x.name);
   assert.ok((await names()).includes('gone-later'));
   assert.ok(!(await names()).includes('born-late'));
-  await page.screenshot({ path: join(ART, 'light-past.png') });
+  await page.screenshot({ path: join(ART, 'dark-past.png') });
 
   // a link to the past reopens it
   await page.reload();
@@ -684,5 +684,12 @@ test('history: charts, a picked moment opens the past tree, step, what changed, 
   await waitRows(page, () => document.getElementById('past').hidden, 'back to live');
   assert.equal(new URL(page.url()).searchParams.get('at'), null);
   await waitRows(page, () => Array.from(document.querySelectorAll('#viewport .nm')).some((e) => e.textContent === 'born-late'), 'live tree');
+
+  // The detail panel charts the last hour of a recorded process.
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.dblclick('#viewport .row:has(.c-pid:text-is("460")) .c-pid');
+  await page.waitForSelector('#detail .proc-history canvas');
+  assert.equal(await page.locator('#detail .proc-history .spark').count(), 2, 'CPU and memory of the process');
+  await page.screenshot({ path: join(ART, 'light-process-history.png') });
   check();
 });

@@ -183,3 +183,47 @@ export class HistoryView {
     for (const p of this.plots) p.setSize({ width: Math.max(300, p.root.parentElement.clientWidth - 26), height: 200 });
   }
 }
+
+const processSeriesURL = (host, pid, createTime, from, to) =>
+  `api/v1/hosts/${enc(host)}/processes/${enc(pid)}/series?from=${from}&to=${to}${createTime ? `&create_time=${enc(createTime)}` : ''}`;
+
+/**
+ * processHistory fills el with the last hour of one process's CPU and
+ * memory. Only the busiest and largest processes of each snapshot are
+ * recorded (--history.top-k), so "none" is a normal answer.
+ */
+export async function processHistory(el, host, pid, createTime) {
+  const to = Math.floor(Date.now() / 1000);
+  const from = to - 3600;
+  el.replaceChildren(h('p', { class: 'muted' }, 'loading…'));
+  try {
+    const [uPlot, resp] = await Promise.all([loadUPlot(), getJSON(processSeriesURL(host, pid, createTime, from, to))]);
+    const cpu = toColumns({ series: resp.cpu });
+    const mem = toColumns({ series: resp.memory });
+    if (cpu[0].length === 0 && mem[0].length === 0) {
+      el.replaceChildren(h('p', { class: 'muted' }, 'No history in the last hour: only the busiest and largest processes of each snapshot are recorded.'));
+      return;
+    }
+    el.replaceChildren();
+    const fg = cssVar('--muted') || '#666';
+    const grid = cssVar('--line') || '#ddd';
+    const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { show: false }, font: '10px sans-serif' };
+    const small = (title, data, fmt, color) => {
+      const box = h('div', { class: 'spark', 'data-chart': title });
+      el.appendChild(box);
+      return new uPlot({
+        width: Math.max(200, el.clientWidth),
+        height: 110,
+        scales: { x: { time: true, min: from, max: to }, y: { range: (u, lo, hi) => [0, Math.max(hi * 1.1, 1)] } },
+        axes: [{ ...axis, size: 24 }, { ...axis, size: 56, values: (u, vals) => vals.map(fmt) }],
+        series: [{}, { label: title, stroke: color, width: 1.5, value: (u, v) => (v == null ? '—' : fmt(v)) }],
+        cursor: { drag: { x: false, y: false } },
+        legend: { show: true },
+      }, data, box);
+    };
+    small('CPU %', cpu, (v) => num(v, 1), cssVar('--bar') || '#3b7be8');
+    small('Memory', mem, (v) => bytes(v), cssVar('--warn') || '#b7791f');
+  } catch (err) {
+    el.replaceChildren(h('p', { class: 'muted' }, err.status === 404 ? 'No history for this process.' : `cannot load its history: ${err.message}`));
+  }
+}

@@ -11,7 +11,7 @@ import { getJSON, hostsURL, latestURL, processesURL, streamURL } from './api.js'
 import { ProcView } from './procview.js';
 import { renderSystem } from './system.js';
 import { SORTS } from './tree.js';
-import { HistoryView, atURL, snapshotsURL, snapshotURL } from './history.js';
+import { HistoryView, atURL, snapshotsURL, snapshotURL, processHistory } from './history.js';
 
 const $ = (id) => document.getElementById(id);
 const HOSTS_EVERY_MS = 15000; // online/offline and last-seen refresh
@@ -53,6 +53,7 @@ const view = new ProcView({
   matchCount: $('match-count'),
 }, {
   onSort: (key, desc) => setSort(key, desc),
+  processHistory: (el, pid, createTime) => processHistory(el, state.host, pid, createTime),
 });
 
 const hist = new HistoryView($('panel-history'), {

@@ -648,6 +648,8 @@ export class ProcView {
   closeDetail() {
     this.detailKey = null;
     this.detailProc = null;
+    this.histKey = null;
+    this.histEl = null;
     this.els.detail.hidden = true;
     this.els.detail.replaceChildren();
   }
@@ -694,6 +696,8 @@ export class ProcView {
       h('dl', null, rows),
       h('h3', null, 'Command line'),
       cmd,
+      this.cb.processHistory ? h('h3', null, 'Last hour') : null,
+      this.cb.processHistory ? this.historyEl(p) : null,
     ];
     this.els.detail.replaceChildren(...parts.filter(Boolean));
   }
@@ -705,6 +709,19 @@ export class ProcView {
     this.selectProcess(i);
     this.openDetail();
     return true;
+  }
+
+  // historyEl keeps one process's charts across redraws of the panel (a
+  // live update redraws it every few seconds) and loads them only when the
+  // panel shows another process.
+  historyEl(p) {
+    const key = procKey(p);
+    if (this.histKey !== key || !this.histEl) {
+      this.histKey = key;
+      this.histEl = h('div', { class: 'proc-history' });
+      this.cb.processHistory(this.histEl, p.pid, p.create_time);
+    }
+    return this.histEl;
   }
 
   selectProcess(i) {

@@ -77,22 +77,31 @@ export function buildModel(procs) {
     if (parent[i] === -1) roots.push(i);
     else children[parent[i]].push(i);
   }
-  // Lowercased haystacks once per snapshot, so a keystroke costs one pass of
-  // indexOf and no allocation.
+  const keys = new Array(n);
+  for (let i = 0; i < n; i++) keys[i] = procKey(procs[i]);
+  const keyIndex = new Map();
+  for (let i = 0; i < n; i++) if (!keyIndex.has(keys[i])) keyIndex.set(keys[i], i);
+  // The lowercased search haystacks are made by the first search, not here:
+  // most snapshots (a live view refreshing) are never searched.
+  return { procs, n, parent, children, roots, rootReason, hay: null, keys, keyIndex, index };
+}
+
+// haystacks lowercases names, users and command lines once per snapshot, so
+// each keystroke costs one pass of indexOf and no allocation.
+function haystacks(model) {
+  if (model.hay) return model.hay;
+  const { n, procs } = model;
   const nameL = new Array(n);
   const userL = new Array(n);
   const cmdL = new Array(n);
-  const keys = new Array(n);
   for (let i = 0; i < n; i++) {
     const p = procs[i];
     nameL[i] = String(p.name ?? '').toLowerCase();
     userL[i] = p.username ? String(p.username).toLowerCase() : '';
     cmdL[i] = p.cmdline ? String(p.cmdline).toLowerCase() : '';
-    keys[i] = procKey(p);
   }
-  const keyIndex = new Map();
-  for (let i = 0; i < n; i++) if (!keyIndex.has(keys[i])) keyIndex.set(keys[i], i);
-  return { procs, n, parent, children, roots, rootReason, nameL, userL, cmdL, keys, keyIndex, index };
+  model.hay = { nameL, userL, cmdL };
+  return model.hay;
 }
 
 // Comparators read sort keys from arrays made once per sort: a property
@@ -156,7 +165,8 @@ export function search(model, q) {
   const match = new Uint8Array(n);
   const anc = new Uint8Array(n); // 1: some descendant matches
   const num = /^\d+$/.test(q) ? Number(q) : -1;
-  const { procs, nameL, userL, cmdL, parent } = model;
+  const { procs, parent } = model;
+  const { nameL, userL, cmdL } = haystacks(model);
   let count = 0;
   for (let i = 0; i < n; i++) {
     if (
