@@ -224,3 +224,43 @@ func TestFileStaysBounded(t *testing.T) {
 		t.Fatalf("after deleting a host: %d pages (%d free), was %d", after, free, end)
 	}
 }
+
+// The background pruner runs on its own: expired snapshots disappear
+// without anyone calling Prune.
+func TestBackgroundPruner(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	s := openTest(t, t.TempDir(), Options{
+		RetentionRaw:  time.Hour,
+		Retention:     2 * time.Hour,
+		PruneInterval: 20 * time.Millisecond,
+		Now:           func() time.Time { return now },
+	})
+	h := newFakeHost(1, "a", 20)
+	var reqs []*IngestRequest
+	for i := range 50 {
+		r := h.next()
+		r.CapturedAt = now.Add(-3*time.Hour + time.Duration(i)*time.Second) // all expired
+		reqs = append(reqs, r)
+	}
+	fresh := h.next()
+	fresh.CapturedAt = now
+	reqs = append(reqs, fresh)
+	ingestAll(t, s, reqs)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := s.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Snapshots == 1 && st.RowsPruned == 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("background pruner did not prune: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if m, err := s.Latest(context.Background(), "a"); err != nil || !m.CapturedAt.Equal(fresh.CapturedAt) {
+		t.Fatalf("latest after pruning: %+v, %v", m, err)
+	}
+}
