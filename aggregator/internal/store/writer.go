@@ -323,17 +323,21 @@ func keyMatches(stored []byte, keyHash [32]byte) error {
 // ingestTx stores one snapshot inside the batch transaction.
 func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, pre *preEncoded) (IngestResult, error) {
 	received := req.ReceivedAt.UnixMilli()
-	// The key binding is decided by the UNIQUE constraint on hostname: the
-	// first INSERT wins, every other one does nothing and compares with
-	// what is stored. This holds even with several writers on one file.
-	if _, err := s.stmt(ctx, tx, s.stmts.insertHost).ExecContext(ctx,
-		req.Hostname, req.KeyHash[:], received, received); err != nil {
-		return IngestResult{}, fmt.Errorf("insert host: %w", err)
-	}
 	var hostID int64
 	var stored []byte
-	if err := s.stmt(ctx, tx, s.stmts.selectHost).QueryRowContext(ctx, req.Hostname).
-		Scan(&hostID, &stored); err != nil {
+	err := s.stmt(ctx, tx, s.stmts.selectHost).QueryRowContext(ctx, req.Hostname).Scan(&hostID, &stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		// A new hostname. The key binding is decided by the UNIQUE
+		// constraint on hostname: the first INSERT wins, every other one
+		// does nothing and compares with what is stored. This holds even
+		// with several writers on one file.
+		if _, err := s.stmt(ctx, tx, s.stmts.insertHost).ExecContext(ctx,
+			req.Hostname, req.KeyHash[:], received, received); err != nil {
+			return IngestResult{}, fmt.Errorf("insert host: %w", err)
+		}
+		err = s.stmt(ctx, tx, s.stmts.selectHost).QueryRowContext(ctx, req.Hostname).Scan(&hostID, &stored)
+	}
+	if err != nil {
 		return IngestResult{}, fmt.Errorf("read host: %w", err)
 	}
 	if stored == nil {
@@ -348,7 +352,7 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 
 	captured := req.CapturedAt.UnixMilli()
 	var existing int64
-	err := s.stmt(ctx, tx, s.stmts.selectSnapshot).QueryRowContext(ctx, hostID, captured).Scan(&existing)
+	err = s.stmt(ctx, tx, s.stmts.selectSnapshot).QueryRowContext(ctx, hostID, captured).Scan(&existing)
 	switch {
 	case err == nil:
 		// A retry: nothing new is stored, but it is an accepted request
