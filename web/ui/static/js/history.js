@@ -184,6 +184,11 @@ export class HistoryView {
   }
 }
 
+const hhmm = (t) => {
+  const d = new Date(t * 1000);
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+};
+
 const processSeriesURL = (host, pid, createTime, from, to) =>
   `api/v1/hosts/${enc(host)}/processes/${enc(pid)}/series?from=${from}&to=${to}${createTime ? `&create_time=${enc(createTime)}` : ''}`;
 
@@ -215,7 +220,7 @@ export async function processHistory(el, host, pid, createTime) {
         width: Math.max(200, el.clientWidth),
         height: 110,
         scales: { x: { time: true, min: from, max: to }, y: { range: (u, lo, hi) => [0, Math.max(hi * 1.1, 1)] } },
-        axes: [{ ...axis, size: 24 }, { ...axis, size: 56, values: (u, vals) => vals.map(fmt) }],
+        axes: [{ ...axis, size: 22, values: (u, vals) => vals.map(hhmm) }, { ...axis, size: 56, values: (u, vals) => vals.map(fmt) }],
         series: [{}, { label: title, stroke: color, width: 1.5, value: (u, v) => (v == null ? '—' : fmt(v)) }],
         cursor: { drag: { x: false, y: false } },
         legend: { show: true },
