@@ -2,14 +2,15 @@ package history
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,59 +22,37 @@ import (
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
-// memStore is the part of store.Store the history routes read, in memory.
-// Methods they never call panic so that a test notices if that changes.
-type memStore struct {
-	store.Store
-	mu    sync.Mutex
-	metas map[int64]store.SnapshotMeta
-	procs map[int64][]snapshot.Process
+// testStore is the real SQLite snapshot store in a temp dir, with a helper
+// that ingests a snapshot and returns its id.
+type testStore struct {
+	*store.SQLite
+	t *testing.T
 }
 
-func newMemStore() *memStore {
-	return &memStore{metas: map[int64]store.SnapshotMeta{}, procs: map[int64][]snapshot.Process{}}
-}
-
-func (m *memStore) add(id int64, host string, at time.Time, procs []snapshot.Process) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.metas[id] = store.SnapshotMeta{ID: id, Hostname: host, CapturedAt: at, ProcessCount: len(procs), SystemInfo: json.RawMessage(`{}`)}
-	m.procs[id] = procs
-}
-
-func (m *memStore) Latest(_ context.Context, host string) (store.SnapshotMeta, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var best store.SnapshotMeta
-	for _, s := range m.metas {
-		if s.Hostname == host && (best.ID == 0 || s.CapturedAt.After(best.CapturedAt)) {
-			best = s
-		}
+func newTestStore(t *testing.T) *testStore {
+	t.Helper()
+	st, err := store.OpenSQLite(context.Background(), t.TempDir(), store.Options{Logger: slog.New(slog.DiscardHandler), PruneInterval: -1})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if best.ID == 0 {
-		return best, store.ErrNotFound
-	}
-	return best, nil
+	t.Cleanup(func() { st.Close() })
+	return &testStore{SQLite: st, t: t}
 }
 
-func (m *memStore) Snapshot(_ context.Context, id int64) (store.SnapshotMeta, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, ok := m.metas[id]
-	if !ok {
-		return s, store.ErrNotFound
+func (s *testStore) add(host string, at time.Time, procs []snapshot.Process) int64 {
+	s.t.Helper()
+	if procs == nil {
+		procs = []snapshot.Process{}
 	}
-	return s, nil
-}
-
-func (m *memStore) Processes(_ context.Context, id int64) ([]snapshot.Process, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	p, ok := m.procs[id]
-	if !ok {
-		return nil, store.ErrNotFound
+	res, err := s.Ingest(context.Background(), &store.IngestRequest{
+		Hostname: host, KeyHash: sha256.Sum256([]byte("key of " + host)),
+		CapturedAt: at.UTC().Truncate(time.Millisecond), SystemInfo: json.RawMessage(`{"cpu":{"usage_percent":1}}`),
+		Processes: procs, ReceivedAt: time.Now(),
+	})
+	if err != nil || !res.Created {
+		s.t.Fatalf("ingest %s at %s: %+v, %v", host, at, res, err)
 	}
-	return p, nil
+	return res.SnapshotID
 }
 
 type httpCase struct {
@@ -132,7 +111,7 @@ func decodeSeries(t *testing.T, body []byte) SeriesResponse {
 
 func TestHostSeriesRoute(t *testing.T) {
 	h := openTest(t, t.TempDir(), Options{TopK: 3})
-	st := newMemStore()
+	st := newTestStore(t)
 	// One hour of 2 s samples ending a minute ago: 1800 points, more than
 	// maxPoints, so the default answer is downsampled.
 	end := time.Now().Add(-time.Minute).Truncate(time.Second)
@@ -144,8 +123,8 @@ func TestHostSeriesRoute(t *testing.T) {
 		n++
 	}
 	h.Add(testRequest("other", end, 77, nil))
-	st.add(1, "web/1", end, nil)
-	st.add(2, "other", end, nil)
+	st.add("web/1", end, nil)
+	st.add("other", end, nil)
 	flush(t, h)
 	srv := newTestServer(t, h, st)
 
@@ -247,7 +226,7 @@ func TestHostSeriesRoute(t *testing.T) {
 
 func TestProcessSeriesRoute(t *testing.T) {
 	h := openTest(t, t.TempDir(), Options{TopK: 3})
-	st := newMemStore()
+	st := newTestStore(t)
 	at := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
 	for i := range 10 {
 		p := snapshot.Process{PID: 42, Name: "postgres", CPUPercent: float64(i), MemoryMB: 1, CreateTime: "2026-11-25T00:00:00Z"}
@@ -256,7 +235,7 @@ func TestProcessSeriesRoute(t *testing.T) {
 		}
 		h.Add(testRequest("db", at.Add(time.Duration(i)*2*time.Second), 1, []snapshot.Process{p}))
 	}
-	st.add(1, "db", at, nil)
+	st.add("db", at, nil)
 	flush(t, h)
 	srv := newTestServer(t, h, st)
 	base := "/api/v1/hosts/db/processes/42/series?from=" + strconv.FormatInt(at.Unix()-1, 10)
@@ -298,30 +277,33 @@ func TestProcessSeriesRoute(t *testing.T) {
 }
 
 func TestDiffRoute(t *testing.T) {
-	st := newMemStore()
-	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	st.add(10, "h1", t0, []snapshot.Process{
+	st := newTestStore(t)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	idOld := st.add("h1", t0, []snapshot.Process{
 		{PID: 1, Name: "init", CPUPercent: 0.1, MemoryMB: 10},
 		{PID: 2, Name: "old", CPUPercent: 3, MemoryMB: 5},
 		{PID: 3, Name: "web", CPUPercent: 10, MemoryMB: 100, CreateTime: "2026-11-25T09:00:00Z"},
 		{PID: 4, Name: "app", CPUPercent: 1, MemoryMB: 50},
 	})
-	st.add(11, "h1", t0.Add(time.Minute), []snapshot.Process{
+	idNew := st.add("h1", t0.Add(time.Minute), []snapshot.Process{
 		{PID: 1, Name: "init", CPUPercent: 0.1, MemoryMB: 10},
 		// PID 3 reused: another start time, so exited + started.
 		{PID: 3, Name: "web", CPUPercent: 10, MemoryMB: 100, CreateTime: "2026-11-25T09:59:00Z"},
 		{PID: 4, Name: "app", CPUPercent: 80, MemoryMB: 20},
 		{PID: 5, Name: "<img src=x onerror=alert(1)>", CPUPercent: 1, MemoryMB: 1},
 	})
-	st.add(12, "h2", t0, nil)
+	idOther := st.add("h2", t0, nil)
 	srv := newTestServer(t, nil, st)
+	diffPath := func(id, against int64) string {
+		return fmt.Sprintf("/api/v1/snapshots/%d/diff?against=%d", id, against)
+	}
 	check := func(t *testing.T, b []byte) {
 		var d Diff
 		if err := json.Unmarshal(b, &d); err != nil {
 			t.Fatal(err)
 		}
-		if d.From != 10 || d.To != 11 {
-			t.Errorf("from %d to %d, want 10 to 11 (older first)", d.From, d.To)
+		if d.From != idOld || d.To != idNew {
+			t.Errorf("from %d to %d, want %d to %d (older first)", d.From, d.To, idOld, idNew)
 		}
 		pids := func(ps []snapshot.Process) (out []int64) {
 			for _, p := range ps {
@@ -343,26 +325,26 @@ func TestDiffRoute(t *testing.T) {
 		}
 	}
 	runHTTPCases(t, srv, []httpCase{
-		{"newer against older", "/api/v1/snapshots/11/diff?against=10", 200, check},
-		{"older against newer gives the same diff", "/api/v1/snapshots/10/diff?against=11", 200, check},
-		{"same snapshot is empty", "/api/v1/snapshots/10/diff?against=10", 200, func(t *testing.T, b []byte) {
+		{"newer against older", diffPath(idNew, idOld), 200, check},
+		{"older against newer gives the same diff", diffPath(idOld, idNew), 200, check},
+		{"same snapshot is empty", diffPath(idOld, idOld), 200, func(t *testing.T, b []byte) {
 			if !strings.Contains(string(b), `"started":[]`) || !strings.Contains(string(b), `"cpu_changes":[]`) {
 				t.Errorf("body %s: want empty lists, not null", b)
 			}
 		}},
-		{"other host", "/api/v1/snapshots/10/diff?against=12", 400, nil},
-		{"unknown snapshot", "/api/v1/snapshots/10/diff?against=99", 404, nil},
-		{"unknown first snapshot", "/api/v1/snapshots/99/diff?against=10", 404, nil},
-		{"missing against", "/api/v1/snapshots/10/diff", 400, nil},
-		{"bad against", "/api/v1/snapshots/10/diff?against=abc", 400, nil},
-		{"zero id", "/api/v1/snapshots/0/diff?against=10", 400, nil},
-		{"negative id", "/api/v1/snapshots/-3/diff?against=10", 400, nil},
+		{"other host", diffPath(idOld, idOther), 400, nil},
+		{"unknown snapshot", diffPath(idOld, 999), 404, nil},
+		{"unknown first snapshot", diffPath(999, idOld), 404, nil},
+		{"missing against", fmt.Sprintf("/api/v1/snapshots/%d/diff", idOld), 400, nil},
+		{"bad against", fmt.Sprintf("/api/v1/snapshots/%d/diff?against=abc", idOld), 400, nil},
+		{"zero id", diffPath(0, idOld), 400, nil},
+		{"negative id", diffPath(-3, idOld), 400, nil},
 	})
 }
 
 func TestSeriesRoutesWithHistoryDisabled(t *testing.T) {
-	st := newMemStore()
-	st.add(1, "h", time.Now(), nil)
+	st := newTestStore(t)
+	st.add("h", time.Now(), nil)
 	srv := newTestServer(t, nil, st)
 	runHTTPCases(t, srv, []httpCase{
 		{"host series", "/api/v1/hosts/h/series", 404, nil},
@@ -413,7 +395,7 @@ func TestParseTime(t *testing.T) {
 
 func TestOnIngestWritesOnlyNewSnapshots(t *testing.T) {
 	h := openTest(t, t.TempDir(), Options{})
-	hd := NewHandler(nil, newMemStore(), nil)
+	hd := NewHandler(nil, newTestStore(t), nil)
 	at := time.Now().Add(-time.Minute).Truncate(time.Second)
 	// Before SetHistory (storage still opening) ingests are not recorded.
 	hd.OnIngest(context.Background(), testRequest("h", at.Add(-2*time.Second), 1, nil), store.IngestResult{SnapshotID: 1, Created: true})
@@ -431,7 +413,7 @@ func TestOnIngestWritesOnlyNewSnapshots(t *testing.T) {
 }
 
 func TestHandlerMetrics(t *testing.T) {
-	hd := NewHandler(nil, newMemStore(), nil)
+	hd := NewHandler(nil, newTestStore(t), nil)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(hd)
 	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
