@@ -154,11 +154,15 @@ func (s *SQLite) Prune(ctx context.Context) (int64, error) {
 		from := alignDown(max(*tr.progress, tr.lo), tr.t.bucket)
 		for from < tr.hi {
 			to := min(tr.hi, from+tr.t.chunk.Milliseconds())
+			// Deltas first, keyframes last: by the time a keyframe is
+			// deleted, its deltas in this chunk are gone, and only the
+			// few that survive thinning are re-encoded (not hundreds
+			// that a later batch would delete anyway).
 			ids, err := s.queryIDs(ctx, `SELECT id FROM (
-				SELECT id, row_number() OVER (
+				SELECT id, base_id IS NULL AS keyframe, row_number() OVER (
 					PARTITION BY host_id, captured_ms / ? ORDER BY captured_ms, id) AS rn
 				FROM snapshots WHERE captured_ms >= ? AND captured_ms < ?)
-				WHERE rn > 1`, tr.t.bucket.Milliseconds(), from, to)
+				WHERE rn > 1 ORDER BY keyframe, id`, tr.t.bucket.Milliseconds(), from, to)
 			if err != nil {
 				return total, err
 			}
