@@ -207,12 +207,13 @@ async function refresh() {
     const latest = await getJSON(latestURL(host), ctl.signal);
     if (seq !== state.loadSeq) return;
     state.latest = latest;
-    if (state.past) return; // looking at the past: the view stays put
+    // Looking at the past (or about to, from an ?at= link): the view stays put.
+    if (state.past || state.atId) return;
     renderMeta();
     renderSystem($('panel-system'), latest);
     if (latest.snapshot_id !== state.procSnapshot) {
       const procs = await getJSON(processesURL(latest.snapshot_id), ctl.signal);
-      if (seq !== state.loadSeq || state.past) return;
+      if (seq !== state.loadSeq || state.past || state.atId) return;
       state.procSnapshot = latest.snapshot_id;
       view.setData(Array.isArray(procs) ? procs : []);
       takePendingSelect();
@@ -352,6 +353,7 @@ async function openPast(meta, push = true) {
     // The History tab says what changed from this moment to the latest.
     hist.showDiff(meta.snapshot_id, state.latest && state.latest.snapshot_id, meta.captured_at);
   } catch (err) {
+    state.atId = 0;
     showError(`${host}: cannot open snapshot ${meta.snapshot_id}: ${err.message}`);
   }
 }
