@@ -578,9 +578,10 @@ func TestGzipBomb(t *testing.T) {
 	mustStatus(t, r, http.StatusRequestEntityTooLarge)
 	alloc := m1.totalAlloc - m0.totalAlloc
 	t.Logf("allocated %d MiB while answering (limit %d MiB)", alloc>>20, limit>>20)
-	// The buffer grows by doubling up to the limit: about 2x the limit in
-	// total, far from the 1 GiB the body inflates to.
-	if alloc > 4*limit {
+	// The buffer grows by doubling up to the limit: about 2-3x the limit
+	// in total (other goroutines' allocations count too), far from the
+	// 1 GiB the body inflates to.
+	if alloc > 6*limit {
 		t.Fatalf("allocated %d bytes for a %d-byte limit: decompression did not stop at the limit", alloc, limit)
 	}
 	if st := e.state(); st.snapshots != 0 {
