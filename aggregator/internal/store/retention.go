@@ -124,7 +124,9 @@ func (s *SQLite) Prune(ctx context.Context) (int64, error) {
 	var total int64
 	// Expired snapshots, oldest first.
 	for {
-		ids, err := s.queryIDs(ctx, `SELECT id FROM snapshots WHERE captured_ms < ? ORDER BY captured_ms LIMIT ?`,
+		// Deltas before keyframes (see the tiers below).
+		ids, err := s.queryIDs(ctx, `SELECT id FROM snapshots WHERE captured_ms < ?
+			ORDER BY base_id IS NULL, captured_ms LIMIT ?`,
 			oldEdge, s.opts.PruneBatch)
 		if err != nil {
 			return total, err
