@@ -566,7 +566,7 @@ test('screenshots of each tab, light and dark, 1280x720 and 1024x720', async (t)
   check();
 });
 
-test('live: a new snapshot appears within 2 s through the stream, no click', async (t) => {
+test('live: a new snapshot appears within a second through the stream, no click', async (t) => {
   const { page, check } = await open(t, url({ host: SMALL_HOST }));
   await waitLoaded(page, SMALL_N);
   await waitRows(page, () => document.getElementById('live').textContent === 'live', 'stream connected');
@@ -575,7 +575,7 @@ test('live: a new snapshot appears within 2 s through the stream, no click', asy
   await waitRows(page, () => Array.from(document.querySelectorAll('#viewport .nm')).some((e) => e.textContent === 'fresh-from-stream'), 'the new process');
   const ms = Date.now() - t0;
   perf.liveStreamMs = ms;
-  assert.ok(ms <= 2000, `appeared after ${ms} ms`);
+  assert.ok(ms <= 1000, `appeared ${ms} ms after the ingest answered; the stream should make it within a second`);
   assert.match(await page.textContent('#match-count'), /^26 processes/);
   check();
 });

@@ -742,4 +742,3 @@ export class ProcView {
   }
 }
 
-export { procKey };
