@@ -359,6 +359,10 @@ func (s *SQLite) Close() error {
 		errs = append(errs, st.Close())
 	}
 	errs = append(errs, s.rdb.Close(), s.ckdb.Close(), s.wdb.Close())
+	// Wait for callers still encoding before the codec goes away.
+	for range cap(s.encodeSem) {
+		s.encodeSem <- struct{}{}
+	}
 	s.codec.close()
 	return errors.Join(errs...)
 }

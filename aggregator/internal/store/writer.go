@@ -218,6 +218,9 @@ func (s *SQLite) submit(ctx context.Context, j *job) error {
 
 // Ingest implements Store.
 func (s *SQLite) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, error) {
+	if s.closed.Load() {
+		return IngestResult{}, ErrClosed
+	}
 	if err := checkRequest(req); err != nil {
 		return IngestResult{}, err
 	}
@@ -237,6 +240,8 @@ func (s *SQLite) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, 
 	case s.encodeSem <- struct{}{}:
 	case <-ctx.Done():
 		return IngestResult{}, ctx.Err()
+	case <-s.quit:
+		return IngestResult{}, ErrClosed
 	}
 	j.pre = &preEncoded{}
 	full := true
