@@ -569,7 +569,11 @@ function bind() {
     renderHosts();
     renderMeta();
   }, 5000);
-  state.hostsTimer = setInterval(loadHosts, HOSTS_EVERY_MS);
+  // Online/offline needs a fresh host list now and then; with Auto off the
+  // page fetches nothing by itself, as before.
+  state.hostsTimer = setInterval(() => {
+    if (state.auto) loadHosts();
+  }, HOSTS_EVERY_MS);
 }
 
 readPrefs();
