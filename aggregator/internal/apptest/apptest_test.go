@@ -274,4 +274,12 @@ func TestAdminCommands(t *testing.T) {
 	if code, _, _ := post(client, p.URL, "wrong", gen.Body(3, "evil\u202ehost", "2026-11-25T17:00:02Z", false)); code != 403 {
 		t.Fatalf("keys must survive the admin commands: %d", code)
 	}
+	// alpha's key was reset: a reinstalled host binds a new key, and the
+	// old one is refused from then on.
+	if code, _, err := post(client, p.URL, "key-alpha-reinstalled", gen.Body(3, "alpha", "2026-11-25T17:00:03Z", false)); err != nil || code != 201 {
+		t.Fatalf("ingest with a new key after reset-key: %d %v", code, err)
+	}
+	if code, _, _ := post(client, p.URL, "key-alpha", gen.Body(3, "alpha", "2026-11-25T17:00:04Z", false)); code != 403 {
+		t.Fatalf("the old key after rebinding: %d, want 403", code)
+	}
 }

@@ -383,6 +383,9 @@ func (s *SQLite) CheckKey(ctx context.Context, hostname string, keyHash [32]byte
 		return nil
 	case err != nil:
 		return fmt.Errorf("check key: %w", err)
+	case stored == nil:
+		// `hosts reset-key` unbound it: the next ingest binds a new key.
+		return nil
 	}
 	return keyMatches(stored, keyHash)
 }

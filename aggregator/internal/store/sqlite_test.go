@@ -320,7 +320,16 @@ func TestResetKey(t *testing.T) {
 	if err := s.rdb.QueryRow("SELECT key_hash FROM hosts WHERE hostname = 'web-1'").Scan(&hash); err != nil || hash != nil {
 		t.Fatalf("key_hash after reset = %x, %v", hash, err)
 	}
+	// The HTTP layer asks CheckKey before it stores: an unbound host
+	// accepts any key until one binds.
+	newHash := req("web-1", "new", t0).KeyHash
+	if err := s.CheckKey(ctx, "web-1", newHash); err != nil {
+		t.Fatalf("CheckKey after reset: %v", err)
+	}
 	mustIngest(t, s, req("web-1", "new", t0.Add(time.Second)))
+	if err := s.CheckKey(ctx, "web-1", req("web-1", "old", t0).KeyHash); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("CheckKey with the old key after rebinding: %v", err)
+	}
 	if _, err := s.Ingest(ctx, req("web-1", "old", t0.Add(2*time.Second))); !errors.Is(err, ErrKeyMismatch) {
 		t.Fatalf("old key after rebinding: %v", err)
 	}
