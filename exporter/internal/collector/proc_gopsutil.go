@@ -1,10 +1,10 @@
-//go:build !linux
-
 package collector
 
 // The process walk on Windows, macOS and the rest: gopsutil. There is no
 // procfs to read cheaply, and these hosts have far fewer processes than the
-// Linux servers the fast path is for.
+// Linux servers the fast path is for. It builds on Linux too, where its
+// tests run it against the live host (platform_other.go picks it
+// elsewhere).
 
 import (
 	"context"
@@ -16,8 +16,10 @@ import (
 	"github.com/shirou/gopsutil/v4/process"
 )
 
-// procState is what a walk remembers of one process for the next walk.
-type procState struct {
+// gopsutilProcState is what a walk remembers of one process for the next
+// walk, valid while the create time matches (a reused PID is another
+// process).
+type gopsutilProcState struct {
 	createMS   int64
 	cpuSec     float64
 	gen        uint32
@@ -26,37 +28,40 @@ type procState struct {
 	createTime string
 }
 
-type platform struct {
+// gopsutilPlatform is the portable half of a Collector.
+type gopsutilPlatform struct {
 	opts     Options
 	logger   *slog.Logger
 	static   snapshot.SystemInfo
-	state    map[int32]procState
+	state    map[int32]gopsutilProcState
 	gen      uint32
 	prevWalk time.Time
 	memTotal uint64
 	bootTime time.Time
+	// now is the clock; tests may replace it.
+	now func() time.Time
 }
 
-func newPlatform(opts Options, logger *slog.Logger) (*platform, error) {
-	p := &platform{opts: opts, logger: logger, state: map[int32]procState{}}
+func newGopsutilPlatform(opts Options, logger *slog.Logger) (*gopsutilPlatform, error) {
+	p := &gopsutilPlatform{opts: opts, logger: logger, state: map[int32]gopsutilProcState{}, now: time.Now}
 	p.static = p.readStatic()
 	return p, nil
 }
 
 // closeAll: nothing is held open between walks here.
-func (p *platform) closeAll() {}
+func (p *gopsutilPlatform) closeAll() {}
 
-func (p *platform) staticInfo() snapshot.SystemInfo { return p.static }
+func (p *gopsutilPlatform) staticInfo() snapshot.SystemInfo { return p.static }
 
-func (p *platform) primeProcesses() { _ = p.readProcesses(&Walk{}) }
+func (p *gopsutilPlatform) primeProcesses() { _ = p.readProcesses(&Walk{}) }
 
-func (p *platform) readProcesses(w *Walk) error {
+func (p *gopsutilPlatform) readProcesses(w *Walk) error {
 	ctx := context.Background()
 	list, err := process.ProcessesWithContext(ctx)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := p.now()
 	var dt time.Duration
 	if !p.prevWalk.IsZero() {
 		dt = now.Sub(p.prevWalk)
@@ -82,7 +87,7 @@ func (p *platform) readProcesses(w *Walk) error {
 	return nil
 }
 
-func (p *platform) readOne(ctx context.Context, gp *process.Process, now time.Time, dt time.Duration) (Process, bool) {
+func (p *gopsutilPlatform) readOne(ctx context.Context, gp *process.Process, now time.Time, dt time.Duration) (Process, bool) {
 	createMS, err := gp.CreateTimeWithContext(ctx)
 	if err != nil {
 		return Process{}, false
@@ -98,7 +103,7 @@ func (p *platform) readOne(ctx context.Context, gp *process.Process, now time.Ti
 	ppid, _ := gp.PpidWithContext(ctx)
 	st, seen := p.state[gp.Pid]
 	if seen && st.createMS != createMS {
-		st, seen = procState{}, false // the PID was reused
+		st, seen = gopsutilProcState{}, false // the PID was reused
 	}
 	start := time.UnixMilli(createMS)
 	if !seen {

@@ -1,9 +1,8 @@
-//go:build !linux
-
 package collector
 
 // System details on Windows, macOS and the rest, through gopsutil. Facts
-// that do not change are read once at New.
+// that do not change are read once at New. Builds (and is tested) on Linux
+// too.
 
 import (
 	"context"
@@ -25,7 +24,7 @@ import (
 // stall the walk.
 const diskTimeout = 5 * time.Second
 
-func (p *platform) readStatic() snapshot.SystemInfo {
+func (p *gopsutilPlatform) readStatic() snapshot.SystemInfo {
 	ctx := context.Background()
 	var si snapshot.SystemInfo
 	si.OS.Name = runtime.GOOS
@@ -53,7 +52,7 @@ func (p *platform) readStatic() snapshot.SystemInfo {
 	return si
 }
 
-func (p *platform) readMemory(w *Walk) error {
+func (p *gopsutilPlatform) readMemory(w *Walk) error {
 	ctx := context.Background()
 	vm, err := mem.VirtualMemoryWithContext(ctx)
 	if err != nil {
@@ -69,7 +68,7 @@ func (p *platform) readMemory(w *Walk) error {
 	return nil
 }
 
-func (p *platform) readCPUTimes(w *Walk) (map[string]float64, error) {
+func (p *gopsutilPlatform) readCPUTimes(w *Walk) (map[string]float64, error) {
 	ts, err := cpu.TimesWithContext(context.Background(), false)
 	if err != nil {
 		return nil, err
@@ -84,7 +83,7 @@ func (p *platform) readCPUTimes(w *Walk) (map[string]float64, error) {
 	}, nil
 }
 
-func (p *platform) readLoad(w *Walk) error {
+func (p *gopsutilPlatform) readLoad(w *Walk) error {
 	l, err := load.AvgWithContext(context.Background())
 	if err != nil {
 		return err
@@ -93,7 +92,7 @@ func (p *platform) readLoad(w *Walk) error {
 	return nil
 }
 
-func (p *platform) readNetwork(w *Walk) error {
+func (p *gopsutilPlatform) readNetwork(w *Walk) error {
 	cs, err := net.IOCountersWithContext(context.Background(), true)
 	if err != nil {
 		return err
@@ -106,7 +105,7 @@ func (p *platform) readNetwork(w *Walk) error {
 	return nil
 }
 
-func (p *platform) readFilesystems(w *Walk) error {
+func (p *gopsutilPlatform) readFilesystems(w *Walk) error {
 	ctx, cancel := context.WithTimeout(context.Background(), diskTimeout)
 	defer cancel()
 	parts, err := disk.PartitionsWithContext(ctx, false)
@@ -130,7 +129,7 @@ func (p *platform) readFilesystems(w *Walk) error {
 	return nil
 }
 
-func (p *platform) readHost(w *Walk) error {
+func (p *gopsutilPlatform) readHost(w *Walk) error {
 	bt, err := host.BootTimeWithContext(context.Background())
 	if err != nil {
 		return err
