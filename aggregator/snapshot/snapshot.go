@@ -107,6 +107,10 @@ type Filesystem struct {
 	FSType     string `json:"fstype"`
 	TotalBytes uint64 `json:"total_bytes"`
 	UsedBytes  uint64 `json:"used_bytes"`
+	// AvailableBytes is what an unprivileged user can still write: less
+	// than total minus used where the filesystem reserves blocks for root
+	// (ext4 keeps 5%). Older exporters do not send it.
+	AvailableBytes uint64 `json:"available_bytes,omitempty"`
 }
 
 // LoadAverage is the 1, 5 and 15 minute load average (0 where the OS has none).

@@ -123,7 +123,7 @@ func (p *gopsutilPlatform) readFilesystems(w *Walk) error {
 		if err != nil || u.Total == 0 {
 			continue
 		}
-		out = append(out, snapshot.Filesystem{Mountpoint: pt.Mountpoint, Device: pt.Device, FSType: pt.Fstype, TotalBytes: u.Total, UsedBytes: u.Used})
+		out = append(out, snapshot.Filesystem{Mountpoint: pt.Mountpoint, Device: pt.Device, FSType: pt.Fstype, TotalBytes: u.Total, UsedBytes: u.Used, AvailableBytes: u.Free})
 	}
 	w.System.Filesystems = out
 	return nil

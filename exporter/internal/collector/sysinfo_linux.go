@@ -259,7 +259,9 @@ func (p *platform) readFilesystems(w *Walk) error {
 		}
 		total := st.Blocks * bs
 		used := (st.Blocks - min(st.Bfree, st.Blocks)) * bs
-		out = append(out, snapshot.Filesystem{Mountpoint: m.Mountpoint, Device: m.Device, FSType: m.FSType, TotalBytes: total, UsedBytes: used})
+		avail := min(st.Bavail, st.Blocks) * bs
+		out = append(out, snapshot.Filesystem{Mountpoint: m.Mountpoint, Device: m.Device, FSType: m.FSType,
+			TotalBytes: total, UsedBytes: used, AvailableBytes: avail})
 	}
 	w.System.Filesystems = out
 	return errors.Join(errs...)

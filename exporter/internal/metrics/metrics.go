@@ -61,7 +61,7 @@ var (
 	descLoad5       = desc("load5", "5-minute load average.")
 	descLoad15      = desc("load15", "15-minute load average.")
 	descFSSize      = desc("filesystem_size_bytes", "Filesystem size.", "mountpoint", "device", "fstype")
-	descFSAvail     = desc("filesystem_avail_bytes", "Filesystem space not in use (size minus used).", "mountpoint", "device", "fstype")
+	descFSAvail     = desc("filesystem_avail_bytes", "Filesystem space available to unprivileged users (excludes blocks reserved for root).", "mountpoint", "device", "fstype")
 	descNetRx       = desc("network_receive_bytes_total", "Bytes received by a network interface.", "device")
 	descNetTx       = desc("network_transmit_bytes_total", "Bytes sent by a network interface.", "device")
 	descBootTime    = desc("boot_time_seconds", "Unix time the host booted.")
@@ -195,7 +195,7 @@ func (c *Collector) Update(w *collector.Walk, walkDuration time.Duration) {
 		}
 		seen[k] = true
 		gauge(descFSSize, float64(fs.TotalBytes), l...)
-		gauge(descFSAvail, float64(fs.TotalBytes-min(fs.UsedBytes, fs.TotalBytes)), l...)
+		gauge(descFSAvail, float64(fs.AvailableBytes), l...)
 	}
 	clear(seen)
 	for _, n := range w.Network {

@@ -45,8 +45,8 @@ func fixtureWalk() *collector.Walk {
 			Swap:        snapshot.SwapInfo{TotalBytes: 1 << 30, UsedBytes: 1 << 20},
 			LoadAverage: snapshot.LoadAverage{Load1: 0.5, Load5: 0.25, Load15: 0.125},
 			Filesystems: []snapshot.Filesystem{
-				{Mountpoint: "/", Device: "/dev/sda1", FSType: "ext4", TotalBytes: 100 << 30, UsedBytes: 40 << 30},
-				{Mountpoint: "/", Device: "/dev/sda1", FSType: "ext4", TotalBytes: 100 << 30, UsedBytes: 40 << 30},
+				{Mountpoint: "/", Device: "/dev/sda1", FSType: "ext4", TotalBytes: 100 << 30, UsedBytes: 40 << 30, AvailableBytes: 55 << 30},
+				{Mountpoint: "/", Device: "/dev/sda1", FSType: "ext4", TotalBytes: 100 << 30, UsedBytes: 40 << 30, AvailableBytes: 55 << 30},
 				{Mountpoint: "/mnt/we\"ird\\dir\nx", Device: "tmpfs", FSType: "tmpfs", TotalBytes: 1 << 20, UsedBytes: 2 << 20},
 			},
 		},
