@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,6 +49,7 @@ type serveFlags struct {
 	history           *bool
 	historyTopK       *int
 	remoteWriteURL    *string
+	pprofAddress      *string
 }
 
 func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
@@ -82,6 +85,11 @@ func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
 			Default("10").Int(),
 		remoteWriteURL: cmd.Flag("remote-write.url", "Also forward the history series to this Prometheus remote write URL (e.g. http://prometheus:9090/api/v1/write).").
 			Default("").String(),
+		// Hidden: for profiling the ingest path under load (loadgen
+		// -cpuprofile). It serves net/http/pprof on its own listener, never
+		// on the public one, and is off unless given.
+		pprofAddress: cmd.Flag("debug.pprof-address", "Serve net/http/pprof on this address (off when empty).").
+			Hidden().Default("").String(),
 	}
 }
 
@@ -181,6 +189,12 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	if *f.pprofAddress != "" {
+		if err := servePprof(logger, *f.pprofAddress); err != nil {
+			logger.Error("starting pprof listener", "address", *f.pprofAddress, "err", err)
+			return 1
+		}
+	}
 	serveErr := make(chan error, 1)
 	go func() {
 		serveErr <- web.ListenAndServe(srv, &web.FlagConfig{
@@ -263,4 +277,25 @@ func shutdownServer(logger *slog.Logger, srv *http.Server, a *api.API, timeout t
 		logger.Warn("http server shutdown", "err", err)
 	}
 	logger.Info("http server stopped", "duration", time.Since(t))
+}
+
+// servePprof serves net/http/pprof on its own listener, so the profiling
+// endpoints are never reachable through the public address.
+func servePprof(logger *slog.Logger, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	logger.Info("serving pprof", "address", ln.Addr().String())
+	go func() {
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		if err := srv.Serve(ln); err != nil {
+			logger.Error("pprof server stopped", "err", err)
+		}
+	}()
+	return nil
 }

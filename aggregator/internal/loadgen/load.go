@@ -31,6 +31,10 @@ type config struct {
 	hostPrefix    string
 	verifyContent int
 	pid           int // the spawned aggregator, for its CPU time
+	// pushStart and pushDone, when set, are called when the push phase
+	// starts (after the bodies are prepared) and ends (before the
+	// read-back), so that CPU time is counted for the push alone.
+	pushStart, pushDone func()
 }
 
 // host is one simulated machine with its pre-compressed bodies.
@@ -209,6 +213,9 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		}()
 	}
 
+	if cfg.pushStart != nil {
+		cfg.pushStart()
+	}
 	start := time.Now()
 	func() {
 		defer close(jobs)
@@ -233,6 +240,9 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	}()
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	if cfg.pushDone != nil {
+		cfg.pushDone()
+	}
 	res.wireBytes = wire.Load()
 	slices.Sort(lat)
 	res.lat = lat

@@ -4,6 +4,7 @@
 //
 //	go run ./aggregator/internal/loadgen -url http://127.0.0.1:8000 -hosts 200 -rate 2000 -duration 30s
 //	go run ./aggregator/internal/loadgen -spawn -hosts 200 -rate 2000 -duration 30s   # builds and starts its own aggregator
+//	go run ./aggregator/internal/loadgen -spawn -compare-history -duration 10s           # history on, then off, same run
 //
 // Bodies are gzip JSON of 300-process trees (package gen). To keep the
 // generator's own CPU low on a machine it shares with the aggregator, each
@@ -23,9 +24,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var cfg config
 	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8000", "aggregator base URL")
 	spawn := fs.Bool("spawn", false, "build the aggregator and start it on a temp dir and a free port (ignores -url)")
+	compare := fs.Bool("compare-history", false, "with -spawn: run twice in a row, history on (the default) then --no-history, each on a fresh store, and print the ratio")
+	profile := fs.String("cpuprofile", "", "with -spawn: write the aggregator's CPU profile of the push phase to this file (.0/.1 suffixes with -compare-history)")
 	fs.IntVar(&cfg.hosts, "hosts", 200, "simulated hosts")
 	fs.Float64Var(&cfg.rate, "rate", 2000, "snapshots per second, all hosts together")
 	fs.DurationVar(&cfg.duration, "duration", 30*time.Second, "how long to push")
@@ -54,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.keyPrefix, "key-prefix", "loadgen-key-", "API key prefix (key = prefix + hostname)")
 	fs.StringVar(&cfg.hostPrefix, "host-prefix", "", "hostname prefix (default: load-<unix time>-)")
 	fs.IntVar(&cfg.verifyContent, "verify-content-every", 25, "compare full process lists of every Nth acknowledged snapshot (0: none)")
+	selfProfile := fs.String("self-cpuprofile", "", "write the load generator's own CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -72,59 +80,200 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if *spawn {
-		tmp, err := os.MkdirTemp("", "procscope-load-")
+	if *selfProfile != "" {
+		f, err := os.Create(*selfProfile)
 		if err != nil {
 			fmt.Fprintln(stderr, "loadgen:", err)
 			return 1
 		}
-		defer os.RemoveAll(tmp)
-		fmt.Fprintln(stdout, "building the aggregator...")
-		bin, err := apptest.Build(ctx, tmp)
-		if err != nil {
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
 			fmt.Fprintln(stderr, "loadgen:", err)
 			return 1
 		}
-		p, err := apptest.Start(bin, filepath.Join(tmp, "data"), 60*time.Second)
-		if err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
-			return 1
-		}
-		defer func() {
-			if !p.Stop(30 * time.Second) {
-				fmt.Fprintf(stderr, "loadgen: the aggregator did not stop cleanly:\n%s", p.Log())
-			}
-		}()
-		cfg.url = p.URL
-		cfg.pid = p.PID()
-		fmt.Fprintf(stdout, "aggregator pid %d at %s, storage in %s\n", p.PID(), p.URL, tmp)
+		defer pprof.StopCPUProfile()
 	}
 
-	aggCPU0 := procCPU(cfg.pid)
-	selfCPU0 := selfCPU()
-	res, err := load(ctx, cfg, stdout)
+	if !*spawn {
+		if *compare || *profile != "" {
+			fmt.Fprintln(stderr, "loadgen: -compare-history and -cpuprofile need -spawn")
+			return 2
+		}
+		r, err := runOnce(ctx, cfg, stdout)
+		if err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+			return 1
+		}
+		if r.res.errors > 0 || r.res.lost > 0 {
+			return 1
+		}
+		return 0
+	}
+
+	tmp, err := os.MkdirTemp("", "procscope-load-")
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen:", err)
 		return 1
 	}
-	res.print(stdout)
-	// CPU time per snapshot is steadier than wall-clock rates on a shared
-	// machine: 1e6 / (aggregator cpu-µs) is what one free core sustains.
-	// (It covers the push and the read-back, so it is an upper bound.)
-	if n := res.created + res.repeated; n > 0 {
-		self := selfCPU() - selfCPU0
-		if cfg.pid > 0 {
-			agg := procCPU(cfg.pid) - aggCPU0
-			fmt.Fprintf(stdout, "cpu: aggregator %.0f µs/snapshot, loadgen %.0f µs/snapshot (push and read-back)\n",
-				float64(agg.Microseconds())/float64(n), float64(self.Microseconds())/float64(n))
-		} else {
-			fmt.Fprintf(stdout, "cpu: loadgen %.0f µs/snapshot (push and read-back)\n", float64(self.Microseconds())/float64(n))
-		}
-	}
-	if res.errors > 0 || res.lost > 0 {
+	defer os.RemoveAll(tmp)
+	fmt.Fprintln(stdout, "building the aggregator...")
+	bin, err := apptest.Build(ctx, tmp)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen:", err)
 		return 1
 	}
-	return 0
+	setups := []spawnSetup{{name: "history on (default)"}}
+	if *compare {
+		setups = append(setups, spawnSetup{name: "history off", args: []string{"--no-history"}})
+	}
+	var runs []*runResult
+	for i, su := range setups {
+		c := cfg
+		// Every run starts on an empty store; hostnames differ per run too.
+		c.hostPrefix = fmt.Sprintf("%s%d-", cfg.hostPrefix, i)
+		fmt.Fprintf(stdout, "\n=== %s ===\n", su.name)
+		prof := ""
+		if *profile != "" {
+			prof = *profile
+			if len(setups) > 1 {
+				prof = fmt.Sprintf("%s.%d", *profile, i)
+			}
+		}
+		r, err := runSpawned(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", i)), su.args, prof, c, stdout, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+			return 1
+		}
+		runs = append(runs, r)
+	}
+	code := 0
+	for _, r := range runs {
+		if r.res.errors > 0 || r.res.lost > 0 {
+			code = 1
+		}
+	}
+	if len(runs) == 2 {
+		on, off := runs[0], runs[1]
+		fmt.Fprintf(stdout, "\nhistory on/off: snapshots/s %.0f / %.0f = %.2f; aggregator push CPU %.0f / %.0f µs = %.2f\n",
+			on.rate(), off.rate(), on.rate()/off.rate(), on.aggPushCPU, off.aggPushCPU, on.aggPushCPU/off.aggPushCPU)
+	}
+	return code
+}
+
+type spawnSetup struct {
+	name string
+	args []string
+}
+
+// runResult is one load run with the CPU time per acknowledged snapshot
+// of the push phase alone (the read-back is not ingest).
+type runResult struct {
+	res                     *result
+	aggPushCPU, selfPushCPU float64 // µs per acknowledged snapshot
+}
+
+func (r *runResult) rate() float64 {
+	return float64(r.res.created+r.res.repeated) / r.res.elapsed.Seconds()
+}
+
+// runSpawned starts the aggregator on its own storage directory, runs the
+// load against it, and stops it. With prof set it records a CPU profile of
+// the aggregator during the push phase (through the hidden
+// --debug.pprof-address listener) into that file.
+func runSpawned(ctx context.Context, bin, storage string, args []string, prof string, cfg config, stdout, stderr io.Writer) (*runResult, error) {
+	var pprofAddr string
+	if prof != "" {
+		// A free port for the pprof listener; the tiny window between
+		// closing it here and the aggregator binding it is acceptable
+		// for a profiling run.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = ln.Addr().String()
+		ln.Close()
+		args = append(slices.Clone(args), "--debug.pprof-address="+pprofAddr)
+	}
+	p, err := apptest.Start(bin, storage, 60*time.Second, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !p.Stop(30 * time.Second) {
+			fmt.Fprintf(stderr, "loadgen: the aggregator did not stop cleanly:\n%s", p.Log())
+		}
+	}()
+	cfg.url = p.URL
+	cfg.pid = p.PID()
+	fmt.Fprintf(stdout, "aggregator pid %d at %s %v\n", p.PID(), p.URL, args)
+
+	profDone := make(chan error, 1)
+	if prof != "" {
+		secs := max(int(cfg.duration.Seconds()), 1)
+		go func() { profDone <- fetchProfile(ctx, "http://"+pprofAddr, secs, prof) }()
+	} else {
+		profDone <- nil
+	}
+	r, err := runOnce(ctx, cfg, stdout)
+	if perr := <-profDone; perr != nil {
+		fmt.Fprintln(stderr, "loadgen: cpu profile:", perr)
+	} else if prof != "" {
+		fmt.Fprintf(stdout, "aggregator cpu profile of the push written to %s (go tool pprof -top %s)\n", prof, prof)
+	}
+	return r, err
+}
+
+// fetchProfile saves secs seconds of the aggregator's CPU profile.
+func fetchProfile(ctx context.Context, base string, secs int, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof answered %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// runOnce runs one load and prints its result and the CPU time per
+// snapshot of the push phase: steadier than wall-clock rates on a shared
+// machine (1e6 / aggregator µs is what one free core sustains).
+func runOnce(ctx context.Context, cfg config, stdout io.Writer) (*runResult, error) {
+	var aggCPU0, selfCPU0, aggPush, selfPush time.Duration
+	cfg.pushStart = func() { aggCPU0, selfCPU0 = procCPU(cfg.pid), selfCPU() }
+	cfg.pushDone = func() {
+		aggPush, selfPush = procCPU(cfg.pid)-aggCPU0, selfCPU()-selfCPU0
+	}
+	res, err := load(ctx, cfg, stdout)
+	if err != nil {
+		return nil, err
+	}
+	res.print(stdout)
+	r := &runResult{res: res}
+	if n := res.created + res.repeated; n > 0 {
+		r.aggPushCPU = float64(aggPush.Microseconds()) / float64(n)
+		r.selfPushCPU = float64(selfPush.Microseconds()) / float64(n)
+		if cfg.pid > 0 {
+			fmt.Fprintf(stdout, "cpu during the push: aggregator %.0f µs/snapshot, loadgen %.0f µs/snapshot, together %.0f\n",
+				r.aggPushCPU, r.selfPushCPU, r.aggPushCPU+r.selfPushCPU)
+		} else {
+			fmt.Fprintf(stdout, "cpu during the push: loadgen %.0f µs/snapshot\n", r.selfPushCPU)
+		}
+	}
+	return r, nil
 }
 
 // procCPU is a process's user+system CPU time from /proc (0 when unknown).

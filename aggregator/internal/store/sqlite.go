@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/subtle"
 	"database/sql"
 	"embed"
 	"encoding/json"
@@ -144,6 +145,23 @@ type SQLite struct {
 	// bases maps hostname to its *baseFrame; written by the writer, read by
 	// Ingest callers to encode before queueing.
 	bases sync.Map
+	// keyOK maps hostname to a *keyCheck: the key hash CheckKey last found
+	// stored for it, so that a host pushing many times a second costs one
+	// query a keyCheckTTL instead of one per ingest.
+	keyOK sync.Map
+}
+
+// keyCheckTTL bounds how long CheckKey trusts a key it found stored. The
+// check is only the early answer (403 before the body is judged); the
+// authoritative one runs inside the ingest transaction, so a cached key
+// can never store a snapshot under the wrong key. In-process ResetKey and
+// DeleteHost drop the entry at once; the TTL covers changes made by
+// another process on the same file (the hosts admin command).
+const keyCheckTTL = time.Second
+
+type keyCheck struct {
+	hash [32]byte
+	at   time.Time
 }
 
 var _ Store = (*SQLite)(nil)
@@ -376,6 +394,12 @@ func (s *SQLite) CheckKey(ctx context.Context, hostname string, keyHash [32]byte
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	if v, ok := s.keyOK.Load(hostname); ok {
+		kc := v.(*keyCheck)
+		if time.Since(kc.at) < keyCheckTTL && subtle.ConstantTimeCompare(kc.hash[:], keyHash[:]) == 1 {
+			return nil
+		}
+	}
 	var stored []byte
 	err := s.rdb.QueryRowContext(ctx, "SELECT key_hash FROM hosts WHERE hostname = ?", hostname).Scan(&stored)
 	switch {
@@ -387,7 +411,11 @@ func (s *SQLite) CheckKey(ctx context.Context, hostname string, keyHash [32]byte
 		// `hosts reset-key` unbound it: the next ingest binds a new key.
 		return nil
 	}
-	return keyMatches(stored, keyHash)
+	if err := keyMatches(stored, keyHash); err != nil {
+		return err
+	}
+	s.keyOK.Store(hostname, &keyCheck{hash: keyHash, at: time.Now()})
+	return nil
 }
 
 // Hosts implements Store.

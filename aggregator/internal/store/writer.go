@@ -527,6 +527,7 @@ func (s *SQLite) exec(ctx context.Context, fn func(ctx context.Context, tx *sql.
 
 // DeleteHost implements Store.
 func (s *SQLite) DeleteHost(ctx context.Context, hostname string) error {
+	defer s.keyOK.Delete(hostname) // as in ResetKey
 	return s.exec(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var id int64
 		err := tx.QueryRowContext(ctx, "SELECT id FROM hosts WHERE hostname = ?", hostname).Scan(&id)
@@ -543,17 +544,24 @@ func (s *SQLite) DeleteHost(ctx context.Context, hostname string) error {
 			return fmt.Errorf("delete host: %w", err)
 		}
 		s.dropState(id)
+		// Before the commit: no CheckKey may trust the old key after it.
+		s.keyOK.Delete(hostname)
 		return nil
 	})
 }
 
 // ResetKey implements Store.
 func (s *SQLite) ResetKey(ctx context.Context, hostname string) error {
+	// And again after the commit: a CheckKey racing the transaction may
+	// have read the old key before it committed.
+	defer s.keyOK.Delete(hostname)
 	return s.exec(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE hosts SET key_hash = NULL WHERE hostname = ?", hostname)
 		if err != nil {
 			return fmt.Errorf("reset key: %w", err)
 		}
+		// Before the commit: no CheckKey may trust the old key after it.
+		s.keyOK.Delete(hostname)
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("reset key: %w", err)
 		} else if n == 0 {
