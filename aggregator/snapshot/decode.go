@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -839,7 +840,12 @@ func (d *decoder) strBytes() ([]byte, error) {
 	data := d.data
 	start := d.pos
 	i := start
-	// Fast path: plain ASCII without escapes, one table lookup a byte.
+	// Fast path: plain ASCII without escapes, eight bytes at a time while
+	// they are all plain (command lines are long), then one table lookup a
+	// byte.
+	for i+8 <= len(data) && plain8(binary.LittleEndian.Uint64(data[i:])) {
+		i += 8
+	}
 	for i < len(data) && plainASCII[data[i]] {
 		i++
 	}
@@ -928,6 +934,28 @@ func (d *decoder) strBytes() ([]byte, error) {
 			i += size
 		}
 	}
+}
+
+// plain8 reports whether all eight bytes of w are plainASCII: none has
+// the high bit set, none is below 0x20, and none is '"' or '\\'. The
+// usual SWAR tests: (x - 0x01..) & ^x & 0x80.. flags the zero bytes of x,
+// exactly when no byte is >= 0x80 (checked first), so no borrow crosses
+// a byte.
+func plain8(w uint64) bool {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	if w&high != 0 {
+		return false
+	}
+	hasZero := func(x uint64) bool { return (x-ones)&^x&high != 0 }
+	// Below 0x20: adding 0x60 to each byte (all < 0x80, so no carry out
+	// of a byte) sets the high bit exactly for bytes >= 0x20.
+	if (w+0x6060606060606060)&high != high {
+		return false
+	}
+	return !hasZero(w^(ones*'"')) && !hasZero(w^(ones*'\\'))
 }
 
 // plainASCII marks the bytes a string's fast path copies as they are.

@@ -60,3 +60,21 @@ func TestLoadReadsBack(t *testing.T) {
 		t.Fatalf("a deleted snapshot must count as lost: %+v", lost)
 	}
 }
+
+// TestSnapshotID: the fast path and the encoding/json fallback agree, and
+// an answer without an id is 0 (counted as an error, never as acknowledged).
+func TestSnapshotID(t *testing.T) {
+	for in, want := range map[string]int64{
+		`{"snapshot_id":42}` + "\n":              42,
+		`{"snapshot_id": 7, "extra": true}`:      7,
+		` { "snapshot_id" : 9 } `:                9,
+		`{"error":"the API key does not match"}`: 0,
+		`{"snapshot_id":"12"}`:                   0,
+		`<html>`:                                 0,
+		``:                                       0,
+	} {
+		if got := snapshotID([]byte(in)); got != want {
+			t.Errorf("snapshotID(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
