@@ -101,6 +101,7 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	mc.SetHostname(hostname)
 	reg, err := metrics.NewRegistry(mc)
 	if err != nil {
 		return err

@@ -251,6 +251,12 @@ func TestEndpoints(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// The identity series carries the hostname snapshots are pushed under.
+	if h, err := os.Hostname(); err != nil {
+		t.Fatal(err)
+	} else if re := regexp.MustCompile(`(?m)^procscope_host_info\{.*hostname="` + regexp.QuoteMeta(h) + `".*\} 1$`); !re.MatchString(body) {
+		t.Errorf("/metrics lacks procscope_host_info for hostname %q", h)
+	}
 	if strings.Contains(body, "procscope_push_") {
 		t.Error("push metrics present although pushing is disabled")
 	}

@@ -77,19 +77,27 @@ var (
 	descWalkSkipped = desc("walk_processes_skipped_total", "Processes that vanished or could not be read during a walk.")
 	descWalks       = desc("walks_total", "Walks completed.")
 	descWalkTime    = desc("walk_last_timestamp_seconds", "Unix time of the last walk.")
+	// descHostInfo lets dashboards join this exporter's series to the
+	// aggregator's per-host series, which are keyed by the hostname pushed
+	// in each snapshot.
+	descHostInfo = desc("host_info", "Always 1: the hostname this exporter pushes as, and the host's operating system.",
+		"hostname", "os", "distro", "kernel", "arch")
 )
 
 var allDescs = []*prometheus.Desc{
 	descCPUSeconds, descCPUs, descMemTotal, descMemAvail, descMemUsed, descSwapTotal, descSwapUsed,
 	descLoad1, descLoad5, descLoad15, descFSSize, descFSAvail, descNetRx, descNetTx, descBootTime,
 	descProcesses, descTopCPU, descTopMem, descGroupCount, descGroupCPU, descGroupMem,
-	descPartDur, descPartOK, descWalkDur, descWalkSkipped, descWalks, descWalkTime,
+	descPartDur, descPartOK, descWalkDur, descWalkSkipped, descWalks, descWalkTime, descHostInfo,
 }
 
 // Collector is a prometheus.Collector over the latest walk.
 type Collector struct {
 	topN   int
 	groups []Group
+	// hostname is the name snapshots are pushed under; "" leaves
+	// procscope_host_info out.
+	hostname string
 
 	// latest is what every scrape returns: built once per walk.
 	latest atomic.Pointer[[]prometheus.Metric]
@@ -124,6 +132,15 @@ func New(topN int, groups []Group) (*Collector, error) {
 	}
 	return &Collector{topN: topN, groups: groups, prev: map[procKey]float64{},
 		groupCPU: make([]float64, len(groups)), matches: map[string]uint64{}}, nil
+}
+
+// SetHostname sets the hostname reported by procscope_host_info: the one
+// the exporter pushes snapshots under, so that the label matches the
+// aggregator's host series exactly. It takes effect at the next Update.
+func (c *Collector) SetHostname(hostname string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hostname = hostname
 }
 
 // Ready reports whether a walk has been seen (for /-/ready).
@@ -209,6 +226,10 @@ func (c *Collector) Update(w *collector.Walk, walkDuration time.Duration) {
 	}
 	if !w.BootTime.IsZero() {
 		gauge(descBootTime, float64(w.BootTime.Unix()))
+	}
+	if c.hostname != "" {
+		o := &sys.OS
+		gauge(descHostInfo, 1, label(c.hostname), label(o.Name), label(o.Distro), label(o.Kernel), label(o.Arch))
 	}
 
 	// Processes by state.

@@ -40,6 +40,7 @@ func fixtureWalk() *collector.Walk {
 	return &collector.Walk{
 		Time: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC),
 		System: snapshot.SystemInfo{
+			OS:          snapshot.OSInfo{Name: "linux", Distro: "debian", Version: "12", Kernel: "6.1.0-28-amd64", Arch: "x86_64"},
 			CPU:         snapshot.CPUInfo{LogicalThreads: 4},
 			Memory:      snapshot.MemoryInfo{TotalBytes: 8 << 30, UsedBytes: 3 << 30, AvailableBytes: 5 << 30},
 			Swap:        snapshot.SwapInfo{TotalBytes: 1 << 30, UsedBytes: 1 << 20},
@@ -132,6 +133,7 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.SetHostname("web-1")
 	c.Update(fixtureWalk(), 5*time.Millisecond)
 	got := stable(scrape(t, c))
 	golden := filepath.Join("testdata", "metrics.golden")
@@ -158,6 +160,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		t.Skip("SKIPPING: promtool not installed (apt-get install prometheus); set REQUIRE_E2E=1 to make this a failure")
 	}
 	c, _ := New(10, groups(t, "nginx", "^nginx$"))
+	c.SetHostname("web-1")
 	c.Update(fixtureWalk(), 5*time.Millisecond)
 	out := scrape(t, c)
 	cmd := exec.Command(promtool, "check", "metrics")
@@ -282,4 +285,27 @@ func TestNameLabel(t *testing.T) {
 	f(strings.Repeat("x", 129), strings.Repeat("x", 128)+"…")
 	// A cut inside a multi-byte rune backs off to the rune's start.
 	f(strings.Repeat("x", 127)+"é", strings.Repeat("x", 127)+"…")
+}
+
+// TestHostInfo: the identity series carries the pushed hostname and the
+// walk's OS, survives hostile text, and is absent until a hostname is set
+// (a series with hostname="" would join to nothing).
+func TestHostInfo(t *testing.T) {
+	c, _ := New(0, nil)
+	c.Update(fixtureWalk(), 0)
+	if n := testutil.CollectAndCount(c, "procscope_host_info"); n != 0 {
+		t.Fatalf("%d host_info series without a hostname, want 0", n)
+	}
+	c.SetHostname("db-\"2\"\n")
+	w := fixtureWalk()
+	w.System.OS.Kernel = "6.1\xff-evil"
+	w.System.OS.Distro = ""
+	c.Update(w, 0)
+	want := `# HELP procscope_host_info Always 1: the hostname this exporter pushes as, and the host's operating system.
+# TYPE procscope_host_info gauge
+procscope_host_info{arch="x86_64",distro="",hostname="db-\"2\"\n",kernel="6.1�-evil",os="linux"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "procscope_host_info"); err != nil {
+		t.Error(err)
+	}
 }
