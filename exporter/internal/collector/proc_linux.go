@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -102,7 +103,7 @@ func newPlatform(opts Options, logger *slog.Logger) (*platform, error) {
 		pathBuf:  make([]byte, 0, 64),
 		fileBuf:  make([]byte, 4096),
 		state:    map[int32]procState{},
-		users:    newUserCache(),
+		users:    newUserCache(opts.RootFS, logger),
 		stuck:    map[string]bool{},
 		now:      time.Now,
 	}
@@ -547,11 +548,25 @@ type userCache struct {
 	lookup  func(uid string) (string, error)
 	names   map[uint32]string
 	expires time.Time
+	// reset, when set, runs as the cache expires, so that a file-backed
+	// lookup reads its file again.
+	reset func()
 }
 
 const userCacheTTL = 10 * time.Minute
 
-func newUserCache() *userCache {
+// newUserCache resolves uids with os/user when rootFS is the exporter's own
+// root (which also asks NSS: LDAP, sssd on a plain host), and from
+// <rootFS>/etc/passwd otherwise: in a container started with
+// --path.rootfs=/host the processes are the host's, so their names are in
+// the host's passwd, not in the image's (which has none).
+func newUserCache(rootFS string, logger *slog.Logger) *userCache {
+	if rootFS != "" && filepath.Clean(rootFS) != "/" {
+		pf := &passwdFile{root: rootFS, onErr: func(err error) {
+			logger.Warn("cannot read the host's passwd file; user names show as uids", "err", err)
+		}}
+		return &userCache{lookup: pf.lookup, reset: pf.reset}
+	}
 	return &userCache{lookup: func(uid string) (string, error) {
 		u, err := user.LookupId(uid)
 		if err != nil {
@@ -565,6 +580,9 @@ func (c *userCache) name(uid uint32) string {
 	if c.names == nil || time.Now().After(c.expires) {
 		c.names = map[uint32]string{}
 		c.expires = time.Now().Add(userCacheTTL)
+		if c.reset != nil {
+			c.reset()
+		}
 	}
 	if n, ok := c.names[uid]; ok {
 		return n

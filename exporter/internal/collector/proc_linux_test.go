@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -296,7 +297,7 @@ func TestFirstWalkHonoursContext(t *testing.T) {
 
 func TestUserCache(t *testing.T) {
 	calls := 0
-	uc := newUserCache()
+	uc := newUserCache("/", slog.New(slog.DiscardHandler))
 	uc.lookup = func(uid string) (string, error) {
 		calls++
 		if uid == "0" {

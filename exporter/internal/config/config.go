@@ -150,7 +150,7 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 		Default("/proc").IsSetByUser(&set.procRoot).StringVar(&c.ProcRoot)
 	app.Flag("path.sysfs", "sysfs mountpoint (Linux: CPU frequencies).").
 		Default("/sys").IsSetByUser(&set.sysRoot).StringVar(&c.SysRoot)
-	app.Flag("path.rootfs", "The host's root filesystem as seen by the exporter (os-release, filesystem sizes), e.g. /host in a container.").
+	app.Flag("path.rootfs", "The host's root filesystem as seen by the exporter (os-release, user names from its etc/passwd, filesystem sizes), e.g. /host in a container.").
 		Default("/").IsSetByUser(&set.rootFS).StringVar(&c.RootFS)
 	app.Flag("collect.cmdline", "Send command lines (secrets scrubbed) with each process.").
 		IsSetByUser(&set.cmdline).BoolVar(&c.CollectCmdline)
