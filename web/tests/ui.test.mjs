@@ -437,11 +437,10 @@ test('5,000 processes: first render, search keystrokes and expand all within bud
   const firstRender = await lastMeasure(page, 'render-tree');
   assert.ok(firstRender > 0, 'the app measured its first render');
 
-  // Each keystroke of a query typed one character at a time: `work` is
-  // from the input event to the tree updated in the DOM (the budget), and
-  // `frame` runs on to the next frame after it (style, layout, paint too).
-  // The first pass is cold (code not yet optimised by the JIT); the budget
-  // applies to the second, as when anyone searches a second time.
+  // Each keystroke of a query typed one character at a time (then cleared):
+  // `work` is from the input event to the tree updated in the DOM (the
+  // budget), and `frame` runs on to the next frame after it (style, layout,
+  // paint too).
   const typeQuery = (query) => page.evaluate(async (q) => {
     const input = document.getElementById('search');
     const work = [];
@@ -458,15 +457,19 @@ test('5,000 processes: first render, search keystrokes and expand all within bud
     input.dispatchEvent(new Event('input', { bubbles: true }));
     return { work, frame };
   }, query);
+  // Two warm-up passes are not measured against the budget: the first runs
+  // cold code (not yet optimised by the JIT, search haystacks not yet
+  // built), as only the very first search after a page load does. Then
+  // three measured passes: the budget applies to the WORST single
+  // keystroke of all of them (13 each), not to a median.
   const cold = await typeQuery('nginx-worker');
-  // Three warm passes; per keystroke the median of the three, so that one
-  // preemption of a shared CI machine does not decide, while a keystroke
-  // that is slow every time still fails.
+  await typeQuery('nginx-worker');
   const passes = [await typeQuery('nginx-worker'), await typeQuery('nginx-worker'), await typeQuery('nginx-worker')];
-  const med3 = (k, f) => passes.map((p) => p[f][k]).sort((a, b) => a - b)[1];
-  const warm = { work: passes[0].work.map((_, k) => med3(k, 'work')), frame: passes[0].frame.map((_, k) => med3(k, 'frame')) };
-  const keystrokes = warm.work;
-  perf.keystrokeWorstSingleMs = +Math.max(...passes.flatMap((p) => p.work)).toFixed(2);
+  const keystrokes = passes.flatMap((p) => p.work);
+  const frames = passes.flatMap((p) => p.frame);
+  const worst = Math.max(...keystrokes);
+  const worstAt = keystrokes.indexOf(worst);
+  const sorted = (xs) => [...xs].sort((a, b) => a - b);
   const searchMeasures = await page.evaluate(() => performance.getEntriesByName('search', 'measure').map((e) => e.duration));
   const matches = await page.textContent('#match-count');
   assert.match(matches, /^[\d,]+ matches of 5,000$/);
@@ -518,11 +521,12 @@ test('5,000 processes: first render, search keystrokes and expand all within bud
     loadAverage1m: +loadavg()[0].toFixed(1), // the machine is shared: say how busy it was
     processes: BIG_N,
     firstRenderMs: +firstRender.toFixed(2),
-    keystrokeMaxMs: +Math.max(...keystrokes).toFixed(2),
-    keystrokeMedianMs: +[...keystrokes].sort((a, b) => a - b)[Math.floor(keystrokes.length / 2)].toFixed(2),
+    keystrokesMeasured: keystrokes.length,
+    keystrokeWorstSingleMs: +worst.toFixed(2),
+    keystrokeMedianMs: +sorted(keystrokes)[Math.floor(keystrokes.length / 2)].toFixed(2),
     keystrokeColdMaxMs: +Math.max(...cold.work).toFixed(2),
-    keystrokeToFrameMaxMs: +Math.max(...warm.frame).toFixed(2),
-    keystrokeToFrameMedianMs: +[...warm.frame].sort((a, b) => a - b)[Math.floor(warm.frame.length / 2)].toFixed(2),
+    keystrokeToFrameMaxMs: +Math.max(...frames).toFixed(2),
+    keystrokeToFrameMedianMs: +sorted(frames)[Math.floor(frames.length / 2)].toFixed(2),
     searchWorkMaxMs: +Math.max(...searchMeasures).toFixed(2),
     expandAllMs: +expandAll.work.toFixed(2),
     expandAllAppMeasureMs: +expandMeasure.toFixed(2),
@@ -533,7 +537,7 @@ test('5,000 processes: first render, search keystrokes and expand all within bud
   });
   console.log(`perf: ${JSON.stringify(perf)}`);
   assert.ok(firstRender <= BUDGET.firstRender, `first render ${firstRender} ms > ${BUDGET.firstRender}`);
-  assert.ok(Math.max(...keystrokes) <= BUDGET.keystroke, `keystrokes ${keystrokes.map((x) => x.toFixed(1))} ms, budget ${BUDGET.keystroke}`);
+  assert.ok(worst <= BUDGET.keystroke, `worst keystroke ${worst.toFixed(1)} ms (#${worstAt % 13} of pass ${Math.floor(worstAt / 13) + 1}) > ${BUDGET.keystroke}; all: ${keystrokes.map((x) => x.toFixed(1))}`);
   assert.ok(expandAll.work <= BUDGET.expandAll, `expand all ${expandAll.work} ms > ${BUDGET.expandAll}`);
   check();
 });
@@ -693,5 +697,254 @@ test('history: charts, a picked moment opens the past tree, step, what changed, 
   await page.waitForSelector('#detail .proc-history canvas');
   assert.equal(await page.locator('#detail .proc-history .spark').count(), 2, 'CPU and memory of the process');
   await page.screenshot({ path: join(ART, 'light-process-history.png') });
+  check();
+});
+
+// ---- History: ranges, hover, what changed between two moments ----
+
+/** waitSeries waits (bounded) until the host's CPU history has n points. */
+async function waitSeries(host, n) {
+  const now = Math.ceil(Date.now() / 1000);
+  const u = `${BASE}/api/v1/hosts/${encodeURIComponent(host)}/series?metric=cpu&from=${now - 7200}&to=${now + 60}`;
+  let points = 0;
+  for (let i = 0; i < 60 && points < n; i++) {
+    const body = await (await fetch(u, { signal: AbortSignal.timeout(5000) })).json();
+    points = body.series?.[0]?.values?.length ?? 0;
+    if (points < n) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(points >= n, `history of ${host} has ${n} points (${points})`);
+}
+
+/** localInput formats unix seconds for a datetime-local input, in the page's time zone. */
+const localInput = (page, t, withSec) => page.evaluate(([s, sec]) => {
+  const d = new Date(s * 1000);
+  const two = (n) => String(n).padStart(2, '0');
+  const base = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}`;
+  return sec ? `${base}:${two(d.getSeconds())}` : base;
+}, [t, withSec]);
+
+/** seriesRequests records the CPU series requests the page makes: {from, to}. */
+function seriesRequests(page) {
+  const seen = [];
+  page.on('request', (req) => {
+    const u = new URL(req.url());
+    if (u.pathname.endsWith('/series') && u.searchParams.get('metric') === 'cpu' && !u.pathname.includes('/processes/')) {
+      seen.push({ from: Number(u.searchParams.get('from')), to: Number(u.searchParams.get('to')) });
+    }
+  });
+  return seen;
+}
+
+const chartRange = (page) => page.evaluate(() => {
+  const f = document.querySelector('#panel-history .chart[data-chart="%"]');
+  return f ? { from: Number(f.dataset.from), to: Number(f.dataset.to), points: Number(f.dataset.points) } : null;
+});
+
+test('history range: hover shows values, presets refetch and redraw, a chosen range (validated, in the URL)', async (t) => {
+  const HOST = 'range-host';
+  const key = 'key-range-0123456789';
+  const now = Date.now();
+  for (const m of [50, 40, 30, 20]) {
+    await ingest(BASE, key, snapshot(HOST, new Date(now - m * 60000).toISOString(), smallProcesses()));
+  }
+  await waitSeries(HOST, 4);
+
+  const { page, check } = await open(t, 'about:blank');
+  const reqs = seriesRequests(page);
+  await page.goto(url({ host: HOST, tab: 'history' }));
+  await page.waitForSelector('#panel-history .chart canvas');
+  assert.equal(reqs.length, 1);
+  assert.equal(reqs[0].to - reqs[0].from, 3600, 'the default range is one hour');
+  assert.ok(Math.abs(reqs[0].to - Date.now() / 1000) < 60, 'a preset ends now');
+  assert.deepEqual(await chartRange(page), { ...reqs[0], points: 4 });
+
+  // Hover: the legend shows the value under the cursor (system_info's CPU
+  // usage is 37.5 %, its used memory 20 GiB in every fixture snapshot).
+  for (const [chart, want] of [['%', '37.5 %'], ['bytes', '20.0 GiB']]) {
+    const over = page.locator(`#panel-history .chart[data-chart="${chart}"] .u-over`);
+    const box = await over.boundingBox();
+    const frac = (now / 1000 - 30 * 60 - reqs[0].from) / (reqs[0].to - reqs[0].from);
+    await page.mouse.move(box.x + box.width * frac, box.y + box.height / 2);
+    const legend = page.locator(`#panel-history .chart[data-chart="${chart}"] .u-legend .u-series`);
+    await waitRows(page, ([c, w]) => document.querySelector(`#panel-history .chart[data-chart="${c}"] .u-legend .u-series:nth-child(2) .u-value`)?.textContent === w, `hover value ${want}`, [chart, want]);
+    const time = await legend.nth(0).locator('.u-value').textContent();
+    assert.match(time, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/, 'the legend shows the moment too');
+  }
+
+  // A preset refetches with its own from/to and redraws with it.
+  for (const [r, secs] of [['6h', 21600], ['24h', 86400], ['1h', 3600]]) {
+    const n = reqs.length;
+    await page.click(`#panel-history [data-range="${r}"]`);
+    await waitRows(page, ([c, s]) => {
+      const f = document.querySelector('#panel-history .chart[data-chart="%"]');
+      return f && Number(f.dataset.to) - Number(f.dataset.from) === s && document.querySelector('#panel-history .hist-status').textContent === '';
+    }, `charts redrawn for ${r}`, [null, secs]);
+    assert.equal(reqs.length, n + 1, `one new request for ${r}`);
+    const q = reqs[n];
+    assert.equal(q.to - q.from, secs, `${r} asks for ${secs} s`);
+    assert.ok(Math.abs(q.to - Date.now() / 1000) < 60);
+    assert.deepEqual(await chartRange(page), { ...q, points: 4 });
+    assert.equal(await page.getAttribute(`#panel-history [data-range="${r}"]`, 'aria-pressed'), 'true');
+    assert.equal(new URL(page.url()).searchParams.get('range'), r === '1h' ? null : r);
+  }
+
+  // A chosen range: from 45 to 25 minutes ago holds two snapshots.
+  const minute = (ms) => Math.floor(ms / 60000) * 60;
+  const from = minute(now - 45 * 60000);
+  const to = minute(now - 25 * 60000);
+  await page.fill('#range-from', await localInput(page, from));
+  await page.fill('#range-to', await localInput(page, to));
+  let n = reqs.length;
+  await page.click('#range-apply');
+  await waitRows(page, (f) => Number(document.querySelector('#panel-history .chart[data-chart="%"]')?.dataset.from) === f, 'custom range drawn', from);
+  assert.deepEqual(reqs.slice(n), [{ from, to }], 'the request asks for exactly the chosen range');
+  assert.deepEqual(await chartRange(page), { from, to, points: 2 });
+  assert.equal(await page.locator('#panel-history [data-range][aria-pressed="true"]').count(), 0, 'no preset is pressed');
+  let u = new URL(page.url());
+  assert.equal(Date.parse(u.searchParams.get('from')) / 1000, from);
+  assert.equal(Date.parse(u.searchParams.get('to')) / 1000, to);
+  assert.equal(u.searchParams.get('range'), null);
+
+  // Invalid ranges: a clear message, no request, the drawing and URL stay.
+  const before = page.url();
+  for (const [f, tt, msg] of [[to, from, 'The start must be before the end.'], [from, from, 'The start must be before the end.'], [null, to, 'Choose both a start and an end (date and time).']]) {
+    n = reqs.length;
+    await page.fill('#range-from', f === null ? '' : await localInput(page, f));
+    await page.fill('#range-to', await localInput(page, tt));
+    await page.click('#range-apply');
+    assert.equal(await page.textContent('#range-error'), msg);
+    await page.waitForTimeout(300);
+    assert.equal(reqs.length, n, 'an invalid range fetches nothing');
+    assert.equal(page.url(), before);
+    assert.deepEqual(await chartRange(page), { from, to, points: 2 });
+  }
+
+  // A link to a chosen range opens it.
+  n = reqs.length;
+  await page.reload();
+  await waitRows(page, (f) => Number(document.querySelector('#panel-history .chart[data-chart="%"]')?.dataset.from) === f, 'custom range after reload', from);
+  assert.deepEqual(reqs.slice(n), [{ from, to }]);
+  assert.equal(await page.inputValue('#range-from'), await localInput(page, from));
+  assert.equal(await page.inputValue('#range-to'), await localInput(page, to));
+  assert.equal(await page.textContent('#range-error'), '');
+  check();
+});
+
+test('what changed: two moments (inputs and chart clicks), since 10 minutes ago, links into the tree, paused status, new data hint', async (t) => {
+  const HOST = 'diff-host';
+  const key = 'key-diff-0123456789';
+  const now = Date.now();
+  const iso = (m) => new Date(now - m * 60000).toISOString();
+  // java (460) is the CPU mover, postgres (450) the memory mover;
+  // short-job lives only in S1, old-timer until S2, newcomer from S3.
+  const P = (pid, name, cpu, mem) => ({ pid, ppid: 1, name, cpu_percent: cpu, memory_mb: mem, create_time: iso(30) });
+  const procs = ({ java, pgMem, extra }) => smallProcesses()
+    .filter((p) => p.pid < 500)
+    .map((p) => (p.pid === 460 ? { ...p, cpu_percent: java } : p.pid === 450 ? { ...p, memory_mb: pgMem } : p))
+    .concat(extra);
+  const plan = [
+    [20, { java: 10, pgMem: 210.4, extra: [P(810, 'old-timer', 0.5, 3)] }],
+    [15, { java: 30, pgMem: 210.4, extra: [P(810, 'old-timer', 0.5, 3), P(812, 'short-job', 0, 2)] }],
+    [11, { java: 10, pgMem: 210.4, extra: [P(810, 'old-timer', 0.5, 3)] }],
+    [6, { java: 80, pgMem: 900, extra: [P(811, 'newcomer', 0.5, 3)] }],
+    [2, { java: 80, pgMem: 900, extra: [P(811, 'newcomer', 0.5, 3)] }],
+  ];
+  const S = [];
+  for (const [m, spec] of plan) S.push((await ingest(BASE, key, snapshot(HOST, iso(m), procs(spec)))).snapshot_id);
+  await waitSeries(HOST, 5);
+
+  const { page, check } = await open(t, url({ host: HOST, tab: 'history' }));
+  await page.waitForSelector('#panel-history .chart canvas');
+  await waitRows(page, () => document.getElementById('live').textContent === 'live', 'stream connected');
+  const lists = () => page.evaluate(() => Object.fromEntries(Array.from(document.querySelectorAll('#diff [data-list]'),
+    (s) => [s.dataset.list, Array.from(s.querySelectorAll('button.link'), (b) => b.textContent)])));
+  const waitTitle = (part) => waitRows(page, (p) => (document.querySelector('#diff .diff-title')?.textContent ?? '').includes(p), `diff titled ${part}`, part);
+
+  // Two moments typed in: 18 and 13 minutes ago are S0 and S1.
+  await page.fill('#cmp-a', await localInput(page, Math.floor(now / 1000) - 18 * 60, true));
+  await page.fill('#cmp-b', await localInput(page, Math.floor(now / 1000) - 13 * 60, true));
+  await page.click('#cmp-apply');
+  await waitTitle(`(snapshot ${S[1]})`);
+  assert.match(await page.textContent('#diff .diff-title'), new RegExp(`snapshot ${S[0]}\\).*snapshot ${S[1]}\\)`));
+  assert.deepEqual(await lists(), { started: ['short-job (812)'], exited: [], cpu: ['java (460)'], memory: [] });
+  assert.match(await page.textContent('#diff [data-list=cpu]'), /10\.0 → 30\.0 % \(\+20\.0\)/);
+
+  // Validated: A after B is refused with a message, the diff stays.
+  await page.fill('#cmp-a', await localInput(page, Math.floor(now / 1000) - 5 * 60, true));
+  await page.click('#cmp-apply');
+  assert.equal(await page.textContent('#cmp-error'), 'Moment A must be before moment B.');
+  assert.deepEqual((await lists()).started, ['short-job (812)']);
+
+  // The same two moments picked on the chart: A, then B (1 h range).
+  await page.click('#panel-history [data-mode=compare]');
+  const over = await page.locator('#panel-history .chart[data-chart="%"] .u-over').boundingBox();
+  const range = await chartRange(page);
+  const xAt = (m) => over.x + over.width * ((now / 1000 - m * 60 - range.from) / (range.to - range.from));
+  await page.evaluate(() => { document.getElementById('diff').replaceChildren(); });
+  await page.mouse.click(xAt(17), over.y + over.height / 2);
+  assert.equal(await page.locator('#diff .diff-title').count(), 0, 'one click only sets A');
+  await page.mouse.click(xAt(14), over.y + over.height / 2);
+  await waitTitle(`(snapshot ${S[1]})`);
+  assert.equal(await page.textContent('#cmp-error'), '');
+  assert.deepEqual(await lists(), { started: ['short-job (812)'], exited: [], cpu: ['java (460)'], memory: [] });
+  assert.equal(await page.isVisible('#past'), false, 'picking moments to compare does not leave the live view');
+
+  // Since 10 minutes ago: S2 (11 min ago) against the latest, S4.
+  await page.click('#cmp-since');
+  await waitTitle('in the last 10 minutes');
+  assert.match(await page.textContent('#diff .diff-title'), new RegExp(`snapshot ${S[2]}\\).*snapshot ${S[4]}\\)`));
+  assert.deepEqual(await lists(), { started: ['newcomer (811)'], exited: ['old-timer (810)'], cpu: ['java (460)'], memory: ['postgres (450)'] });
+  assert.match(await page.textContent('#diff [data-list=memory]'), /210\.4 → 900\.0 MB \(\+689\.6\)/);
+  await page.screenshot({ path: join(ART, 'light-history-diff.png') });
+
+  // An exited process opens the past tree where it last was, selected.
+  await page.click('#diff [data-list=exited] button:text-is("old-timer (810)")');
+  await page.waitForSelector('#past:not([hidden])');
+  await waitRows(page, (id) => document.getElementById('past-text').textContent.includes(`snapshot ${id},`), 'past snapshot S2', S[2]);
+  assert.equal(new URL(page.url()).searchParams.get('at'), String(S[2]));
+  assert.equal(await page.getAttribute('#tab-processes', 'aria-selected'), 'true');
+  await page.waitForSelector('#detail:not([hidden])');
+  assert.equal(await page.textContent('#detail h2'), 'old-timer');
+  assert.deepEqual((await rows(page)).filter((x) => x.selected).map((x) => x.pid), [810], 'selected and drawn (in view)');
+  assert.equal(await page.textContent('#live'), 'paused (viewing the past)');
+  assert.equal(await page.isVisible('#past-new'), false);
+
+  // The comparison is still there; a started process opens the live tree.
+  await page.click('#tab-history');
+  assert.deepEqual((await lists()).started, ['newcomer (811)']);
+  await page.click('#diff [data-list=started] button:text-is("newcomer (811)")');
+  await waitRows(page, () => document.getElementById('past').hidden, 'back to live');
+  await waitRows(page, () => document.querySelector('#detail:not([hidden]) h2')?.textContent === 'newcomer', 'newcomer selected');
+  assert.deepEqual((await rows(page)).filter((x) => x.selected).map((x) => x.pid), [811]);
+  await waitRows(page, () => document.getElementById('live').textContent === 'live', 'sidebar says live again');
+  assert.equal(new URL(page.url()).searchParams.get('at'), null);
+
+  // In the past again, a newer snapshot arriving shows the "new data" hint.
+  await page.click('#tab-history');
+  await page.click('#diff [data-list=cpu] button:text-is("java (460)")'); // in S4, the latest: stays live
+  await waitRows(page, () => document.querySelector('#detail:not([hidden]) h2')?.textContent === 'java', 'java selected');
+  assert.equal(await page.isVisible('#past'), false);
+  await page.click('#tab-history');
+  await page.click('#diff [data-list=exited] button:text-is("old-timer (810)")');
+  await page.waitForSelector('#past:not([hidden])');
+  assert.equal(await page.isVisible('#past-new'), false);
+  await ingest(BASE, key, snapshot(HOST, new Date().toISOString(), procs({ java: 5, pgMem: 900, extra: [P(813, 'latest-arrival', 0, 1)] })));
+  await page.waitForSelector('#past-new:not([hidden])');
+  assert.equal(await page.textContent('#live'), 'paused (viewing the past)');
+  assert.ok(!(await rows(page)).some((x) => x.name === 'latest-arrival'), 'the past view stays put');
+  await page.click('#past-live');
+  await waitRows(page, () => document.getElementById('past').hidden, 'back to live');
+  assert.equal(await page.isVisible('#past-new'), false);
+  await waitRows(page, () => Array.from(document.querySelectorAll('#viewport .nm')).some((e) => e.textContent === 'latest-arrival'), 'the new snapshot');
+  assert.equal(await page.textContent('#live'), 'live');
+
+  // The diff view in dark.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.reload();
+  await page.click('#tab-history');
+  await page.waitForSelector('#panel-history .chart canvas');
+  await page.click('#cmp-since');
+  await waitTitle('in the last 10 minutes');
+  await page.screenshot({ path: join(ART, 'dark-history-diff.png') });
   check();
 });

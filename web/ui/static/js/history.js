@@ -1,13 +1,20 @@
-// history.js: the History tab. CPU and memory of one host over a range
-// (uPlot, vendored, loaded on first use so the first visit stays small);
-// a click on a chart picks a moment, which main.js opens as the process
-// tree of that time, and "what changed" lists what started, exited and
-// moved most between that moment and the latest snapshot.
+// history.js: the History tab. CPU and memory of one host over a preset or
+// chosen range (uPlot, vendored, loaded on first use so the first visit
+// stays small). A click on a chart picks a moment, which main.js opens as
+// the process tree of that time, or (in "compare" mode) fills moment A then
+// B. "What changed" lists what started, exited and moved most between two
+// snapshots: a past moment and the latest, two chosen moments, or the last
+// ten minutes; every entry links into the tree of the snapshot it is in.
 
 import { h, bytes, localTime, num } from './util.js';
-import { getJSON } from './api.js';
+import { getJSON, latestURL } from './api.js';
 
 export const RANGES = { '1h': 3600, '6h': 6 * 3600, '24h': 86400, '7d': 7 * 86400 };
+export const DEFAULT_RANGE = '1h';
+// The history API answers at most 400 days; a longer range is refused here
+// with a message rather than by the server with a 400.
+const MAX_RANGE_S = 400 * 86400;
+const SINCE_S = 600; // "since 10 minutes ago"
 
 let uPlotPromise = null;
 
@@ -40,51 +47,188 @@ function toColumns(resp) {
   return [s.values.map((p) => p[0]), s.values.map((p) => p[1])];
 }
 
+const two = (n) => String(n).padStart(2, '0');
+
 /**
- * HistoryView draws the charts of one host. onPick(unixSeconds) is called
- * when a moment is clicked; onOpen(kind, pid) when a "what changed" entry is.
+ * toLocalInput formats unix seconds for a datetime-local input, in local
+ * time (the input has no time zone), with seconds when withSec.
+ */
+export function toLocalInput(t, withSec = false) {
+  const d = new Date(t * 1000);
+  const base = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}`;
+  return withSec ? `${base}:${two(d.getSeconds())}` : base;
+}
+
+/**
+ * fromLocalInput reads a datetime-local value as local time: unix seconds,
+ * or NaN when empty or malformed. (valueAsNumber would read it as UTC.)
+ */
+export function fromLocalInput(v) {
+  if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?$/.test(v)) return NaN;
+  return Date.parse(v) / 1000; // a date-time without offset is local time
+}
+
+/**
+ * parseRange validates a chosen range: {from, to} in unix seconds, or
+ * {error} with the sentence shown to the user.
+ */
+export function parseRange(fromText, toText) {
+  const from = fromLocalInput(fromText);
+  const to = fromLocalInput(toText);
+  if (!Number.isFinite(from) || !Number.isFinite(to)) return { error: 'Choose both a start and an end (date and time).' };
+  if (from >= to) return { error: 'The start must be before the end.' };
+  if (to - from > MAX_RANGE_S) return { error: 'A range is at most 400 days.' };
+  return { from, to };
+}
+
+/**
+ * HistoryView draws the charts of one host.
+ * onPick(unixSeconds): a moment was clicked (open its tree);
+ * onOpen(snapshotId, pid): a "what changed" entry was clicked;
+ * onRange(): the range changed (main.js writes the URL).
  */
 export class HistoryView {
-  constructor(panel, { onPick, onOpen }) {
+  constructor(panel, { onPick, onOpen, onRange }) {
     this.panel = panel;
     this.onPick = onPick;
     this.onOpen = onOpen;
+    this.onRange = onRange || (() => {});
     this.host = '';
-    this.range = '1h';
+    this.range = DEFAULT_RANGE; // a key of RANGES, or 'custom'
+    this.custom = null; // {from, to} in unix seconds when range is 'custom'
+    this.clickMode = 'open'; // or 'compare': chart clicks fill A, then B
+    this.nextPick = 'a';
     this.plots = [];
     this.seq = 0;
+    this.diffSeq = 0;
+    this.diffKind = ''; // 'past' (a past moment vs the latest) or 'compare'
     this.build();
   }
 
   build() {
     this.rangeBtns = Object.keys(RANGES).map((r) => h('button', { type: 'button', 'data-range': r, onclick: () => this.setRange(r) }, r));
+    this.fromIn = h('input', { type: 'datetime-local', id: 'range-from', 'aria-label': 'Range start' });
+    this.toIn = h('input', { type: 'datetime-local', id: 'range-to', 'aria-label': 'Range end' });
+    this.rangeErr = h('span', { class: 'form-error', id: 'range-error', role: 'alert' });
     this.status = h('span', { class: 'muted hist-status', 'aria-live': 'polite' });
+    const rangeForm = h('form', { class: 'rangeform', id: 'range-form', novalidate: true, onsubmit: (e) => { e.preventDefault(); this.applyCustom(); } },
+      h('label', null, 'From ', this.fromIn),
+      h('label', null, 'to ', this.toIn),
+      h('button', { type: 'submit', id: 'range-apply' }, 'Apply'));
+
+    this.modeBtns = [['open', 'Open the tree'], ['compare', 'Pick A, then B']].map(([m, label]) => h('button', {
+      type: 'button', 'data-mode': m, onclick: () => this.setClickMode(m),
+    }, label));
+    this.aIn = h('input', { type: 'datetime-local', step: '1', id: 'cmp-a', 'aria-label': 'Moment A' });
+    this.bIn = h('input', { type: 'datetime-local', step: '1', id: 'cmp-b', 'aria-label': 'Moment B' });
+    this.cmpErr = h('span', { class: 'form-error', id: 'cmp-error', role: 'alert' });
+    const cmpForm = h('form', { class: 'rangeform', id: 'cmp-form', novalidate: true, onsubmit: (e) => { e.preventDefault(); this.compareInputs(); } },
+      h('span', { class: 'muted' }, 'What changed between'),
+      h('label', null, 'A ', this.aIn),
+      h('label', null, 'and B ', this.bIn),
+      h('button', { type: 'submit', id: 'cmp-apply' }, 'Compare'),
+      h('button', { type: 'button', id: 'cmp-since', onclick: () => this.since() }, 'Since 10 minutes ago'));
+
     this.charts = h('div', { class: 'charts' });
-    this.diff = h('div', { class: 'diff' });
+    this.diff = h('div', { class: 'diff', id: 'diff' });
     this.panel.replaceChildren(
       h('div', { class: 'toolbar' },
         h('div', { class: 'seg', role: 'group', 'aria-label': 'Range' }, this.rangeBtns),
-        h('span', { class: 'muted' }, 'Click a chart to see the processes at that moment.'),
+        rangeForm,
+        this.rangeErr,
         this.status),
+      h('div', { class: 'toolbar toolbar-2' },
+        h('span', { class: 'muted' }, 'A click on a chart:'),
+        h('div', { class: 'seg', role: 'group', 'aria-label': 'What a click on a chart does' }, this.modeBtns),
+        cmpForm,
+        this.cmpErr),
       this.charts,
       this.diff,
     );
     this.markRange();
+    this.markMode();
   }
 
   markRange() {
     for (const b of this.rangeBtns) b.setAttribute('aria-pressed', b.dataset.range === this.range ? 'true' : 'false');
   }
 
+  markMode() {
+    for (const b of this.modeBtns) b.setAttribute('aria-pressed', b.dataset.mode === this.clickMode ? 'true' : 'false');
+    for (const p of this.plots) {
+      p.over.title = this.clickMode === 'compare'
+        ? `Click to set moment ${this.nextPick.toUpperCase()}` : 'Click to open the process tree of this moment';
+    }
+  }
+
+  setClickMode(m) {
+    this.clickMode = m === 'compare' ? 'compare' : 'open';
+    this.nextPick = 'a';
+    this.markMode();
+  }
+
+  /** bounds is the shown range in unix seconds; a preset ends now. */
+  bounds() {
+    if (this.range === 'custom' && this.custom) return { ...this.custom };
+    const to = Math.floor(Date.now() / 1000);
+    return { from: to - RANGES[this.range], to };
+  }
+
   setRange(r) {
     if (!RANGES[r]) return;
     this.range = r;
+    this.custom = null;
+    this.rangeErr.textContent = '';
     this.markRange();
+    this.onRange();
     this.load();
   }
 
+  applyCustom() {
+    const r = parseRange(this.fromIn.value, this.toIn.value);
+    if (r.error) {
+      // Bad input changes nothing: the charts keep their range.
+      this.rangeErr.textContent = r.error;
+      return;
+    }
+    this.rangeErr.textContent = '';
+    this.range = 'custom';
+    this.custom = r;
+    this.markRange();
+    this.onRange();
+    this.load();
+  }
+
+  /** urlParams names the range for the URL; the default adds nothing. */
+  urlParams() {
+    if (this.range === 'custom' && this.custom) {
+      return { from: new Date(this.custom.from * 1000).toISOString(), to: new Date(this.custom.to * 1000).toISOString() };
+    }
+    return this.range === DEFAULT_RANGE ? {} : { range: this.range };
+  }
+
+  /** setURLParams restores a range from the URL (without loading). */
+  setURLParams(p) {
+    const from = Date.parse(p.get('from') ?? '') / 1000;
+    const to = Date.parse(p.get('to') ?? '') / 1000;
+    if (Number.isFinite(from) && Number.isFinite(to) && from < to && to - from <= MAX_RANGE_S) {
+      this.range = 'custom';
+      this.custom = { from, to };
+      this.fromIn.value = toLocalInput(from);
+      this.toIn.value = toLocalInput(to);
+    } else {
+      this.range = RANGES[p.get('range')] ? p.get('range') : DEFAULT_RANGE;
+      this.custom = null;
+    }
+    this.rangeErr.textContent = '';
+    this.markRange();
+  }
+
   setHost(host) {
+    if (host === this.host) return;
     this.host = host;
+    this.diffSeq++;
+    this.diffKind = '';
     this.diff.replaceChildren();
   }
 
@@ -97,8 +241,12 @@ export class HistoryView {
     const host = this.host;
     if (!host) return;
     const seq = ++this.seq;
-    const to = Math.floor(Date.now() / 1000);
-    const from = to - RANGES[this.range];
+    const { from, to } = this.bounds();
+    // A preset's inputs show what it covers, a start for choosing another.
+    if (this.range !== 'custom') {
+      this.fromIn.value = toLocalInput(from);
+      this.toIn.value = toLocalInput(to);
+    }
     this.status.textContent = 'loading…';
     try {
       const [uPlot, cpu, mem] = await Promise.all([
@@ -111,9 +259,10 @@ export class HistoryView {
       this.charts.replaceChildren();
       const c = toColumns(cpu);
       const m = toColumns(mem);
-      this.status.textContent = c[0].length === 0 && m[0].length === 0 ? 'no history in this range yet' : '';
+      this.status.textContent = c[0].length === 0 && m[0].length === 0 ? 'no history in this range' : '';
       this.plots.push(this.chart(uPlot, 'CPU usage', [c[0], c[1]], '%', (v) => `${num(v, 1)} %`, from, to));
       this.plots.push(this.chart(uPlot, 'Memory used', [m[0], m[1]], 'bytes', (v) => bytes(v), from, to));
+      this.markMode();
     } catch (err) {
       if (seq !== this.seq) return;
       this.status.textContent = `cannot load history: ${err.message}`;
@@ -121,7 +270,9 @@ export class HistoryView {
   }
 
   chart(uPlot, title, data, unit, fmt, from, to) {
-    const box = h('figure', { class: 'chart', 'data-chart': unit },
+    // data-from/data-to say which range this drawing shows (and let the
+    // browser tests check that a new range was really drawn).
+    const box = h('figure', { class: 'chart', 'data-chart': unit, 'data-from': from, 'data-to': to, 'data-points': data[0].length },
       h('figcaption', null, title));
     this.charts.appendChild(box);
     const width = Math.max(300, box.clientWidth - 26); // inside the figure's padding
@@ -143,40 +294,137 @@ export class HistoryView {
       const left = plot.cursor.left;
       if (left == null || left < 0) return;
       const t = plot.posToVal(left, 'x');
-      if (Number.isFinite(t)) this.onPick(t);
+      if (!Number.isFinite(t)) return;
+      if (this.clickMode === 'compare') this.pickForCompare(t);
+      else this.onPick(t);
     });
-    plot.over.title = 'Click to open the process tree of this moment';
     return plot;
   }
 
+  // pickForCompare fills A, then B; with both, it compares at once.
+  pickForCompare(t) {
+    const el = this.nextPick === 'a' ? this.aIn : this.bIn;
+    el.value = toLocalInput(Math.floor(t), true);
+    this.cmpErr.textContent = '';
+    if (this.nextPick === 'a') {
+      this.nextPick = 'b';
+      this.markMode();
+      return;
+    }
+    this.nextPick = 'a';
+    this.markMode();
+    this.compareInputs();
+  }
+
   clearDiff() {
+    this.diffSeq++;
+    this.diffKind = '';
     this.diff.replaceChildren();
   }
 
-  /** showDiff lists what changed from snapshot `past` to the latest. */
-  async showDiff(pastId, latestId, pastTime) {
-    this.diff.replaceChildren(h('p', { class: 'muted' }, 'Comparing…'));
-    if (!latestId || pastId === latestId) {
-      this.diff.replaceChildren(h('p', { class: 'muted' }, 'This is the latest snapshot: nothing to compare.'));
+  /** clearPastDiff drops a past-vs-latest diff; a chosen comparison stays. */
+  clearPastDiff() {
+    if (this.diffKind === 'past') this.clearDiff();
+  }
+
+  /** compareInputs compares the snapshots at or before moments A and B. */
+  async compareInputs() {
+    const a = fromLocalInput(this.aIn.value);
+    const b = fromLocalInput(this.bIn.value);
+    if (!Number.isFinite(a) || !Number.isFinite(b)) {
+      this.cmpErr.textContent = 'Choose both moments A and B (date and time).';
       return;
     }
-    try {
-      const d = await getJSON(diffURL(pastId, latestId));
-      const item = (p, kind, extra) => h('li', null, h('button', { type: 'button', class: 'link', onclick: () => this.onOpen(kind, p.pid) }, `${p.name} (${p.pid})`), extra ? h('span', { class: 'muted' }, ` ${extra}`) : null);
-      const list = (title, items, make) => h('section', { class: 'card' }, h('h3', null, `${title} (${items.length})`),
-        items.length ? h('ul', { class: 'difflist' }, items.slice(0, 50).map(make)) : h('p', { class: 'muted' }, 'none'),
-        items.length > 50 ? h('p', { class: 'muted' }, `…and ${items.length - 50} more`) : null);
-      const sign = (v) => (v > 0 ? '+' : '');
-      this.diff.replaceChildren(
-        h('h2', { class: 'diff-title' }, `What changed from ${localTime(pastTime)} to the latest snapshot`),
-        h('div', { class: 'cards' },
-          list('Started', d.started || [], (p) => item(p, 'live', '')),
-          list('Exited', d.exited || [], (p) => item(p, 'past', '')),
-          list('CPU movers', d.cpu_changes || [], (c) => item(c, 'live', `${num(c.before, 1)} → ${num(c.after, 1)} % (${sign(c.delta)}${num(c.delta, 1)})`)),
-          list('Memory movers', d.memory_changes || [], (c) => item(c, 'live', `${num(c.before, 1)} → ${num(c.after, 1)} MB (${sign(c.delta)}${num(c.delta, 1)})`))));
-    } catch (err) {
-      this.diff.replaceChildren(h('p', { class: 'muted' }, `cannot compare: ${err.message}`));
+    if (a >= b) {
+      this.cmpErr.textContent = 'Moment A must be before moment B.';
+      return;
     }
+    this.cmpErr.textContent = '';
+    await this.compareMoments(a, b, null);
+  }
+
+  /** since compares the snapshot of ten minutes ago with the latest. */
+  async since() {
+    this.cmpErr.textContent = '';
+    const now = Date.now() / 1000;
+    this.aIn.value = toLocalInput(Math.floor(now - SINCE_S), true);
+    this.bIn.value = '';
+    await this.compareMoments(now - SINCE_S, null, 'in the last 10 minutes');
+  }
+
+  // compareMoments resolves a moment to the snapshot at or before it (b
+  // null: the latest) and shows their diff.
+  async compareMoments(a, b, label) {
+    const host = this.host;
+    if (!host) return;
+    const seq = ++this.diffSeq;
+    this.diffKind = 'compare';
+    this.diff.replaceChildren(h('p', { class: 'muted diff-note' }, 'Comparing…'));
+    const which = (t, name) => getJSON(atURL(host, t.toFixed(3))).catch((err) => {
+      throw err.status === 404 ? new Error(`no snapshot is stored at or before moment ${name} (${localTime(new Date(t * 1000).toISOString())})`) : err;
+    });
+    try {
+      const [ma, mb] = await Promise.all([which(a, 'A'), b === null ? getJSON(latestURL(host)) : which(b, 'B')]);
+      if (seq !== this.diffSeq) return;
+      if (ma.snapshot_id === mb.snapshot_id) {
+        this.diff.replaceChildren(h('p', { class: 'muted diff-note' },
+          `Both moments fall on the same snapshot (${ma.snapshot_id}, captured ${localTime(ma.captured_at)}): nothing to compare.`));
+        return;
+      }
+      await this.renderDiff(ma, mb, seq, label);
+    } catch (err) {
+      if (seq !== this.diffSeq) return;
+      this.diff.replaceChildren(h('p', { class: 'form-error diff-note' }, `Cannot compare: ${err.message}`));
+    }
+  }
+
+  /** showDiff lists what changed from a past snapshot to the latest. */
+  async showDiff(pastMeta, latestMeta) {
+    const seq = ++this.diffSeq;
+    this.diffKind = 'past';
+    if (!latestMeta || pastMeta.snapshot_id === latestMeta.snapshot_id) {
+      this.diff.replaceChildren(h('p', { class: 'muted diff-note' }, 'This is the latest snapshot: nothing to compare.'));
+      return;
+    }
+    this.diff.replaceChildren(h('p', { class: 'muted diff-note' }, 'Comparing…'));
+    try {
+      await this.renderDiff(pastMeta, latestMeta, seq, 'to the latest snapshot');
+    } catch (err) {
+      if (seq !== this.diffSeq) return;
+      this.diff.replaceChildren(h('p', { class: 'form-error diff-note' }, `Cannot compare: ${err.message}`));
+    }
+  }
+
+  // renderDiff fetches and lists the diff of two snapshots. The server
+  // orders them by time; exited processes link to the older snapshot (the
+  // last one they are in), the rest to the newer.
+  async renderDiff(ma, mb, seq, label) {
+    const d = await getJSON(diffURL(ma.snapshot_id, mb.snapshot_id));
+    if (seq !== this.diffSeq) return;
+    const metas = { [ma.snapshot_id]: ma, [mb.snapshot_id]: mb };
+    const older = metas[d.from] || ma;
+    const newer = metas[d.to] || mb;
+    const item = (p, snap, extra) => h('li', null,
+      h('button', {
+        type: 'button', class: 'link', 'data-pid': p.pid, 'data-snapshot': snap,
+        title: `Show it in the tree of snapshot ${snap}`, onclick: () => this.onOpen(snap, p.pid),
+      }, `${p.name} (${p.pid})`),
+      extra ? h('span', { class: 'muted' }, ` ${extra}`) : null);
+    const list = (id, title, items, make) => h('section', { class: 'card', 'data-list': id }, h('h3', null, `${title} (${items.length})`),
+      items.length ? h('ul', { class: 'difflist' }, items.slice(0, 50).map(make)) : h('p', { class: 'muted' }, 'none'),
+      items.length > 50 ? h('p', { class: 'muted' }, `…and ${items.length - 50} more`) : null);
+    const sign = (v) => (v > 0 ? '+' : '');
+    const at = (m) => `${localTime(m.captured_at)} (snapshot ${m.snapshot_id})`;
+    const title = label === 'to the latest snapshot'
+      ? `What changed from ${localTime(older.captured_at)} to the latest snapshot`
+      : `What changed ${label ? `${label}: ` : ''}from ${at(older)} to ${at(newer)}`;
+    this.diff.replaceChildren(
+      h('h2', { class: 'diff-title' }, title),
+      h('div', { class: 'cards' },
+        list('started', 'Started', d.started || [], (p) => item(p, newer.snapshot_id, '')),
+        list('exited', 'Exited', d.exited || [], (p) => item(p, older.snapshot_id, '')),
+        list('cpu', 'CPU movers', d.cpu_changes || [], (c) => item(c, newer.snapshot_id, `${num(c.before, 1)} → ${num(c.after, 1)} % (${sign(c.delta)}${num(c.delta, 1)})`)),
+        list('memory', 'Memory movers', d.memory_changes || [], (c) => item(c, newer.snapshot_id, `${num(c.before, 1)} → ${num(c.after, 1)} MB (${sign(c.delta)}${num(c.delta, 1)})`))));
   }
 
   resized() {

@@ -41,6 +41,8 @@ const state = {
   atId: 0, // snapshot id asked for by the URL, opened once the host is known
   pendingSelect: null, // pid to select once the next process list is shown
   pastSeq: 0,
+  pauseLatest: null, // latest snapshot id known when the past was opened
+  conn: { text: '', cls: 'off' }, // what the live connection is doing
 };
 
 const view = new ProcView({
@@ -58,7 +60,8 @@ const view = new ProcView({
 
 const hist = new HistoryView($('panel-history'), {
   onPick: (t) => pickTime(t),
-  onOpen: (kind, pid) => openFromDiff(kind, pid),
+  onOpen: (snapshotId, pid) => openFromDiff(snapshotId, pid),
+  onRange: () => writeURL(true),
 });
 
 // ---- URL state ----
@@ -75,6 +78,7 @@ function readURL() {
   state.sort = sort && SORTS[sort] ? sort : 'cpu';
   const dir = p.get('dir');
   state.desc = dir === 'desc' ? true : dir === 'asc' ? false : undefined;
+  hist.setURLParams(p);
 }
 
 function writeURL(push) {
@@ -86,6 +90,7 @@ function writeURL(push) {
   if (state.view !== 'tree') p.set('view', state.view);
   if (state.sort !== 'cpu') p.set('sort', state.sort);
   if (state.desc !== undefined) p.set('dir', state.desc ? 'desc' : 'asc');
+  for (const [k, v] of Object.entries(hist.urlParams())) p.set(k, v);
   const s = p.toString();
   const url = `${location.pathname}${s ? `?${s}` : ''}`;
   if (url === `${location.pathname}${location.search}`) return;
@@ -208,6 +213,7 @@ async function refresh() {
     if (seq !== state.loadSeq) return;
     state.latest = latest;
     // Looking at the past (or about to, from an ?at= link): the view stays put.
+    if (state.past) noteNewData();
     if (state.past || state.atId) return;
     renderMeta();
     renderSystem($('panel-system'), latest);
@@ -244,7 +250,15 @@ function renderMeta() {
 // ---- live updates ----
 
 function setLive(text, cls) {
+  state.conn = { text, cls };
+  renderLive();
+}
+
+// renderLive shows the connection state, except while the page shows the
+// past: then nothing on screen is live, whatever the stream is doing.
+function renderLive() {
   const el = $('live');
+  const { text, cls } = state.past ? { text: 'paused (viewing the past)', cls: 'paused' } : state.conn;
   el.textContent = text;
   el.className = `live ${cls}`;
 }
@@ -320,16 +334,29 @@ function restartPolling() {
 
 function renderPast() {
   const el = $('past');
+  renderLive();
   if (!state.past) {
     el.hidden = true;
+    $('past-new').hidden = true;
     return;
   }
   el.hidden = false;
   $('past-text').textContent = `You are looking at the past: snapshot ${state.past.snapshot_id}, captured ${localTime(state.past.captured_at)} (${ago(state.past.captured_at)}).`;
 }
 
-/** openPast shows one stored snapshot instead of the latest. */
-async function openPast(meta, push = true) {
+// noteNewData shows the "new data" hint when the latest snapshot is no
+// longer the one that was latest when the past was opened.
+function noteNewData() {
+  if (!state.latest) return;
+  if (state.pauseLatest === null) state.pauseLatest = state.latest.snapshot_id;
+  else if (state.latest.snapshot_id !== state.pauseLatest) $('past-new').hidden = false;
+}
+
+/**
+ * openPast shows one stored snapshot instead of the latest. keepDiff keeps
+ * the History tab's comparison (the snapshot was opened from it).
+ */
+async function openPast(meta, push = true, keepDiff = false) {
   const host = state.host;
   const seq = ++state.pastSeq;
   state.loadSeq++; // a refresh in flight must not replace the past view
@@ -340,6 +367,7 @@ async function openPast(meta, push = true) {
   try {
     const procs = await getJSON(processesURL(meta.snapshot_id));
     if (seq !== state.pastSeq || host !== state.host) return;
+    if (!state.past) state.pauseLatest = state.latest ? state.latest.snapshot_id : null;
     state.past = meta;
     state.atId = 0;
     state.procSnapshot = meta.snapshot_id;
@@ -351,19 +379,20 @@ async function openPast(meta, push = true) {
     writeURL(push);
     showError('');
     // The History tab says what changed from this moment to the latest.
-    hist.showDiff(meta.snapshot_id, state.latest && state.latest.snapshot_id, meta.captured_at);
+    if (!keepDiff) hist.showDiff(meta, state.latest);
   } catch (err) {
     state.atId = 0;
+    state.pendingSelect = null;
     showError(`${host}: cannot open snapshot ${meta.snapshot_id}: ${err.message}`);
   }
 }
 
-async function openSnapshotId(id) {
+async function openSnapshotId(id, push = false, keepDiff = false) {
   try {
     const meta = await getJSON(snapshotURL(id));
     if (meta.hostname !== undefined && meta.hostname !== state.host) throw new Error('it belongs to another host');
     state.latest = await getJSON(latestURL(state.host)).catch(() => state.latest);
-    await openPast(meta, false);
+    await openPast(meta, push, keepDiff);
   } catch (err) {
     state.atId = 0;
     showError(`cannot open snapshot ${id}: ${err.message}`);
@@ -403,18 +432,27 @@ function backToLive() {
   state.past = null;
   state.atId = 0;
   state.procSnapshot = 0;
+  state.pauseLatest = null;
   renderPast();
-  hist.clearDiff();
+  hist.clearPastDiff();
   writeURL(true);
   refresh();
 }
 
-/** openFromDiff shows a process named in "what changed" in its tree. */
-function openFromDiff(kind, pid) {
+/**
+ * openFromDiff shows a process named in "what changed" selected (details
+ * open, scrolled into view) in the tree of the snapshot it is in: the live
+ * tree when that is the latest, else that moment of the past.
+ */
+function openFromDiff(snapshotId, pid) {
   state.pendingSelect = pid;
   setTab('processes', true);
-  if (kind === 'live' && state.past) backToLive();
-  else takePendingSelect();
+  const isLatest = state.latest && state.latest.snapshot_id === snapshotId;
+  if (state.past && state.past.snapshot_id === snapshotId) takePendingSelect();
+  else if (isLatest && state.past) backToLive();
+  else if (isLatest && state.procSnapshot === snapshotId) takePendingSelect();
+  else if (isLatest) refresh();
+  else openSnapshotId(snapshotId, true, true);
 }
 
 function takePendingSelect() {
