@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.duration, "duration", 30*time.Second, "how long to push")
 	fs.IntVar(&cfg.procs, "procs", 300, "processes per snapshot")
 	fs.IntVar(&cfg.variants, "variants", 3, "different process trees per host")
-	fs.IntVar(&cfg.workers, "concurrency", 64, "requests in flight at most")
+	fs.IntVar(&cfg.workers, "concurrency", 0, "requests in flight at most (0: one per host, as real exporters push)")
 	fs.BoolVar(&cfg.cmdline, "cmdline", true, "send command lines")
 	fs.StringVar(&cfg.keyPrefix, "key-prefix", "loadgen-key-", "API key prefix (key = prefix + hostname)")
 	fs.StringVar(&cfg.hostPrefix, "host-prefix", "", "hostname prefix (default: load-<unix time>-)")
@@ -68,6 +68,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "loadgen: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if cfg.workers == 0 {
+		// One connection per simulated host: with fewer, throughput is
+		// capped at workers/latency however fast the aggregator is.
+		cfg.workers = cfg.hosts
 	}
 	if cfg.hosts < 1 || cfg.rate <= 0 || cfg.duration <= 0 || cfg.procs < 0 || cfg.variants < 1 || cfg.workers < 1 {
 		fmt.Fprintln(stderr, "loadgen: -hosts, -rate, -duration, -variants and -concurrency must be positive")
