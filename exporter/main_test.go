@@ -77,6 +77,13 @@ func TestBadCommandLineExits2(t *testing.T) {
 	f("--nope")
 	f("--config.file=" + bad)
 	f("--metrics.process-group=x=(")
+	// A bad value in a flag's environment variable is a usage error too,
+	// and the message names the variable, not a flag nobody typed.
+	t.Setenv("PROCSCOPE_PUSH_INTERVAL", "soon")
+	var stderr bytes.Buffer
+	if code := run(nil, func(string) string { return "" }, &stderr); code != 2 || !strings.Contains(stderr.String(), "$PROCSCOPE_PUSH_INTERVAL") {
+		t.Errorf("PROCSCOPE_PUSH_INTERVAL=soon: exit %d, stderr %q", code, stderr.String())
+	}
 }
 
 // ---- end to end, on the built binary ----

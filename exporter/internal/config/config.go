@@ -1,9 +1,13 @@
 // Package config turns the exporter's command line, environment and optional
 // YAML file into one validated Config.
 //
-// Precedence is flag > environment > file > default. Flags that were set
-// explicitly on the command line are detected with kingpin's IsSetByUser, so
-// a file value is never overridden by a flag's mere default. The file also
+// Precedence is flag > environment > file > default. Every flag has an
+// environment variable, PROCSCOPE_ and its name in upper case with
+// underscores (--push.url is PROCSCOPE_PUSH_URL, see EnvName), which kingpin
+// applies when the flag is not on the command line. Flags that were set
+// explicitly on the command line are detected with kingpin's IsSetByUser,
+// and variables that are set (non-empty) with HasEnvarValue, so a file value
+// is never overridden by a flag's mere default but always by either. The file also
 // accepts the keys of the original Python agent's DEFAULT_CONFIG
 // (backend_url, api_key, interval_sec, ...), so an old agent config can be
 // pointed at this exporter unchanged.
@@ -105,8 +109,28 @@ func (c *Config) QueueSize() int {
 	return max(n, 1)
 }
 
-// setFlags records which flags the user typed, so that the file only fills
-// in the rest.
+// EnvPrefix starts the name of every flag's environment variable.
+const EnvPrefix = "PROCSCOPE_"
+
+// EnvName is the environment variable of a flag: "push.url" gives
+// PROCSCOPE_PUSH_URL, "push.api-key-file" PROCSCOPE_PUSH_API_KEY_FILE.
+func EnvName(flag string) string {
+	b := []byte(EnvPrefix)
+	for _, r := range flag {
+		switch {
+		case r >= 'a' && r <= 'z':
+			b = append(b, byte(r-'a'+'A'))
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			b = append(b, byte(r))
+		default:
+			b = append(b, '_')
+		}
+	}
+	return string(b)
+}
+
+// setFlags records which flags the user set, on the command line or in the
+// environment, so that the file only fills in the rest.
 type setFlags struct {
 	pushURL, pushInterval, apiKeyFile, stateDir         bool
 	cmdline, topN, sampleWindow, metricsTopN, groups    bool
@@ -114,9 +138,12 @@ type setFlags struct {
 	queueMaxAge, procRoot, sysRoot, rootFS              bool
 }
 
-// Parse parses the command line (without the program name), reads the
-// environment through getenv and the --config.file if given, and validates
-// the result. Any error is meant for the user as is; main exits 2 on it.
+// Parse parses the command line (without the program name), the flags'
+// environment variables, the key in PROCSCOPE_API_KEY and the --config.file
+// if given, and validates the result. The key is read through getenv; the
+// flags' variables are read by kingpin, from the process environment (main
+// passes os.Getenv, so both are the same environment). Any error is meant
+// for the user as is; main exits 2 on it.
 // --help and --version print and exit through kingpin as usual.
 func Parse(args []string, getenv func(string) string) (*Config, error) {
 	c := &Config{Log: &promslog.Config{}}
@@ -153,7 +180,7 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	app.Flag("path.rootfs", "The host's root filesystem as seen by the exporter (os-release, user names from its etc/passwd, filesystem sizes), e.g. /host in a container.").
 		Default("/").IsSetByUser(&set.rootFS).StringVar(&c.RootFS)
 	app.Flag("collect.cmdline", "Send command lines (secrets scrubbed) with each process.").
-		IsSetByUser(&set.cmdline).BoolVar(&c.CollectCmdline)
+		IsSetByUser(&set.cmdline).SetValue(boolValue{"collect.cmdline", &c.CollectCmdline})
 	intFlag(app, "collect.top-n", "Send only the top N processes of each snapshot (0 = all).", "0", &c.CollectTopN, &set.topN)
 	durationFlag(app, "collect.sample-window", "Priming window of the very first walk, so its CPU% is not empty.", DefaultSampleWindow.String(), &c.CollectSampleWindow, &set.sampleWindow)
 	intFlag(app, "metrics.top-n", "Number of processes reported by CPU and by memory in /metrics.", fmt.Sprint(DefaultMetricsTopN), &c.MetricsTopN, &set.metricsTopN)
@@ -161,19 +188,48 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 		PlaceHolder("NAME=REGEX").IsSetByUser(&set.groups).StringsVar(&groupSpecs)
 	promslogflag.AddFlags(app, c.Log)
 
+	// Every flag, ours and the toolkit's and promslog's alike, can come
+	// from the environment: a container or a systemd unit is configured
+	// with variables more easily than with a command line.
+	for _, fm := range app.Model().Flags {
+		if fm.Name != "help" && fm.Name != "version" {
+			app.GetFlag(fm.Name).Envar(EnvName(fm.Name))
+		}
+	}
+
 	if _, err := app.Parse(args); err != nil {
 		return nil, err
 	}
+	// What the file may set, by flag: a value from the environment beats
+	// the file as a typed flag does. apiKeyFileFlag remembers the command
+	// line alone, which also beats PROCSCOPE_API_KEY.
+	apiKeyFileFlag, groupsFlag := set.apiKeyFile, set.groups
+	for name, ok := range map[string]*bool{
+		"web.telemetry-path": &set.telemetryPath, "push.url": &set.pushURL, "push.interval": &set.pushInterval,
+		"push.api-key-file": &set.apiKeyFile, "push.timeout": &set.pushTimeout, "push.flush-timeout": &set.flushTimeout,
+		"push.queue.max-age": &set.queueMaxAge, "push.queue.size": &set.queueSize, "state.dir": &set.stateDir,
+		"path.procfs": &set.procRoot, "path.sysfs": &set.sysRoot, "path.rootfs": &set.rootFS,
+		"collect.cmdline": &set.cmdline, "collect.top-n": &set.topN, "collect.sample-window": &set.sampleWindow,
+		"metrics.top-n": &set.metricsTopN, "metrics.process-group": &set.groups,
+	} {
+		if !*ok && app.GetFlag(name).HasEnvarValue() {
+			*ok = true
+		}
+	}
 
 	var groups []ProcessGroup
+	groupSource := "--metrics.process-group"
+	if len(groupSpecs) > 0 && !groupsFlag {
+		groupSource = "$" + EnvName("metrics.process-group")
+	}
 	for _, spec := range groupSpecs {
 		name, pattern, ok := strings.Cut(spec, "=")
 		if !ok {
-			return nil, fmt.Errorf("--metrics.process-group %q: want NAME=REGEX", spec)
+			return nil, fmt.Errorf("%s %q: want NAME=REGEX", groupSource, spec)
 		}
 		g, err := newGroup(name, pattern)
 		if err != nil {
-			return nil, fmt.Errorf("--metrics.process-group: %w", err)
+			return nil, fmt.Errorf("%s: %w", groupSource, err)
 		}
 		groups = append(groups, g)
 	}
@@ -192,9 +248,11 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	}
 	c.ProcessGroups = groups
 
-	// The environment beats the file but not an explicit --push.api-key-file.
-	// Other flags have no environment variables on purpose: a second,
-	// invisible copy of the configuration is hard to debug.
+	// The key in the environment beats the file but not an explicit
+	// --push.api-key-file. Both variables at once is ambiguous: refused.
+	if getenv(APIKeyEnv) != "" && set.apiKeyFile && !apiKeyFileFlag {
+		return nil, fmt.Errorf("%s and %s are both set; keep one", APIKeyEnv, EnvName("push.api-key-file"))
+	}
 	if k := getenv(APIKeyEnv); k != "" && !set.apiKeyFile {
 		c.APIKeyFile = ""
 		c.APIKey = k

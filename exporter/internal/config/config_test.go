@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,5 +223,186 @@ func TestKeyFileAndGeneratedKey(t *testing.T) {
 	os.WriteFile(empty, []byte("\n"), 0o600)
 	if _, err := ReadKeyFile(empty); err == nil {
 		t.Error("empty key file accepted")
+	}
+}
+
+// TestMain keeps the tests independent of the environment they run in:
+// kingpin reads the flags' variables from the process environment.
+func TestMain(m *testing.M) {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, EnvPrefix) {
+			os.Unsetenv(k)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+func TestEnvName(t *testing.T) {
+	f := func(flag, want string) {
+		t.Helper()
+		if got := EnvName(flag); got != want {
+			t.Errorf("EnvName(%q) = %q, want %q", flag, got, want)
+		}
+	}
+	f("push.url", "PROCSCOPE_PUSH_URL")
+	f("push.api-key-file", "PROCSCOPE_PUSH_API_KEY_FILE")
+	f("push.queue.max-age", "PROCSCOPE_PUSH_QUEUE_MAX_AGE")
+	f("collect.top-n", "PROCSCOPE_COLLECT_TOP_N")
+	f("web.listen-address", "PROCSCOPE_WEB_LISTEN_ADDRESS")
+	f("path.rootfs", "PROCSCOPE_PATH_ROOTFS")
+}
+
+// TestEnvPrecedence checks flag > environment > file > default for every
+// setting the file can hold: each case parses the file alone, the file with
+// the variable, the file with the variable and the flag, and the variable
+// alone.
+func TestEnvPrecedence(t *testing.T) {
+	type tc struct {
+		flag     string
+		fileLine string // sets the value "file"
+		env      string
+		flagArg  string
+		file     string // what each source yields through get
+		envWant  string
+		flagWant string
+		get      func(*Config) string
+	}
+	dur := func(d *time.Duration) string { return d.String() }
+	cases := []tc{
+		{"push.url", "push_url: http://file:1/api/v1/ingest", "http://env:1/api/v1/ingest", "--push.url=http://flag:1/api/v1/ingest",
+			"http://file:1/api/v1/ingest", "http://env:1/api/v1/ingest", "http://flag:1/api/v1/ingest", func(c *Config) string { return c.PushURL }},
+		{"push.interval", "push_interval: 3s", "4s", "--push.interval=5s", "3s", "4s", "5s", func(c *Config) string { return dur(&c.PushInterval) }},
+		{"push.timeout", "push_timeout: 3s", "4s", "--push.timeout=5s", "3s", "4s", "5s", func(c *Config) string { return dur(&c.PushTimeout) }},
+		{"push.flush-timeout", "push_flush_timeout: 3s", "4s", "--push.flush-timeout=5s", "3s", "4s", "5s", func(c *Config) string { return dur(&c.PushFlushTimeout) }},
+		{"push.queue.max-age", "push_queue_max_age: 3m", "4m", "--push.queue.max-age=5m", "3m0s", "4m0s", "5m0s", func(c *Config) string { return dur(&c.PushQueueMaxAge) }},
+		{"push.queue.size", "push_queue_size: 3", "4", "--push.queue.size=5", "3", "4", "5", func(c *Config) string { return fmt.Sprint(c.PushQueueSize) }},
+		{"push.api-key-file", "api_key_file: /file", "/env", "--push.api-key-file=/flag", "/file", "/env", "/flag", func(c *Config) string { return c.APIKeyFile }},
+		{"state.dir", "state_dir: /file", "/env", "--state.dir=/flag", "/file", "/env", "/flag", func(c *Config) string { return c.StateDir }},
+		{"path.procfs", "procfs: /file", "/env", "--path.procfs=/flag", "/file", "/env", "/flag", func(c *Config) string { return c.ProcRoot }},
+		{"path.sysfs", "sysfs: /file", "/env", "--path.sysfs=/flag", "/file", "/env", "/flag", func(c *Config) string { return c.SysRoot }},
+		{"path.rootfs", "rootfs: /file", "/env", "--path.rootfs=/flag", "/file", "/env", "/flag", func(c *Config) string { return c.RootFS }},
+		{"web.telemetry-path", "telemetry_path: /file", "/env", "--web.telemetry-path=/flag", "/file", "/env", "/flag", func(c *Config) string { return c.TelemetryPath }},
+		// A variable set to the default still beats the file, as a typed
+		// flag set to its default does.
+		{"collect.cmdline", "collect_cmdline: true", "false", "--collect.cmdline", "true", "false", "true", func(c *Config) string { return fmt.Sprint(c.CollectCmdline) }},
+		{"collect.top-n", "collect_top_n: 3", "4", "--collect.top-n=5", "3", "4", "5", func(c *Config) string { return fmt.Sprint(c.CollectTopN) }},
+		{"collect.sample-window", "collect_sample_window: 300ms", "400ms", "--collect.sample-window=500ms", "300ms", "400ms", "500ms", func(c *Config) string { return dur(&c.CollectSampleWindow) }},
+		{"metrics.top-n", "metrics_top_n: 3", "4", "--metrics.top-n=5", "3", "4", "5", func(c *Config) string { return fmt.Sprint(c.MetricsTopN) }},
+		{"metrics.process-group", "process_groups: {file: ^f}", "env=^e", "--metrics.process-group=flag=^x", "file", "env", "flag", func(c *Config) string {
+			var names []string
+			for _, g := range c.ProcessGroups {
+				names = append(names, g.Name)
+			}
+			return strings.Join(names, ",")
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.flag, func(t *testing.T) {
+			file := writeFile(t, "c.yml", tc.fileLine+"\n")
+			parse := func(args ...string) string {
+				t.Helper()
+				c, err := Parse(args, noEnv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tc.get(c)
+			}
+			if got := parse("--config.file=" + file); got != tc.file {
+				t.Errorf("file alone: %q, want %q", got, tc.file)
+			}
+			t.Setenv(EnvName(tc.flag), tc.env)
+			if got := parse("--config.file=" + file); got != tc.envWant {
+				t.Errorf("file and $%s: %q, want the variable's %q", EnvName(tc.flag), got, tc.envWant)
+			}
+			if got := parse("--config.file="+file, tc.flagArg); got != tc.flagWant {
+				t.Errorf("file, variable and %s: %q, want the flag's %q", tc.flagArg, got, tc.flagWant)
+			}
+			if got := parse(); got != tc.envWant {
+				t.Errorf("variable alone: %q, want %q", got, tc.envWant)
+			}
+		})
+	}
+}
+
+func TestEnvOther(t *testing.T) {
+	// The config file itself, the toolkit's and promslog's flags.
+	file := writeFile(t, "c.yml", "push_interval: 7s\n")
+	t.Setenv("PROCSCOPE_CONFIG_FILE", file)
+	t.Setenv("PROCSCOPE_WEB_LISTEN_ADDRESS", "127.0.0.1:9999")
+	t.Setenv("PROCSCOPE_LOG_LEVEL", "debug")
+	t.Setenv("PROCSCOPE_COLLECT_CMDLINE", "1")
+	// Several groups in one variable, one a line (kingpin's rule for
+	// repeatable flags).
+	t.Setenv("PROCSCOPE_METRICS_PROCESS_GROUP", "a=^a$\nb=^b$")
+	c, err := Parse(nil, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PushInterval != 7*time.Second || (*c.Web.WebListenAddresses)[0] != "127.0.0.1:9999" ||
+		c.Log.Level.String() != "debug" || !c.CollectCmdline || len(c.ProcessGroups) != 2 || c.ProcessGroups[1].Name != "b" {
+		t.Errorf("environment not applied: interval %s listen %v level %s cmdline %v groups %+v",
+			c.PushInterval, *c.Web.WebListenAddresses, c.Log.Level, c.CollectCmdline, c.ProcessGroups)
+	}
+	c, err = Parse([]string{"--no-collect.cmdline", "--web.listen-address=:1"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CollectCmdline || len(*c.Web.WebListenAddresses) != 1 || (*c.Web.WebListenAddresses)[0] != ":1" {
+		t.Errorf("flags did not beat the environment: cmdline %v listen %v", c.CollectCmdline, *c.Web.WebListenAddresses)
+	}
+}
+
+// TestEnvBad: a bad value in a variable is an error naming the variable,
+// and no Config comes back.
+func TestEnvBad(t *testing.T) {
+	f := func(env, value, wantErr string) {
+		t.Helper()
+		t.Setenv(env, value)
+		c, err := Parse(nil, noEnv)
+		if err == nil || !strings.Contains(err.Error(), wantErr) || c != nil {
+			t.Errorf("%s=%q: error = %v, want it to contain %q", env, value, err, wantErr)
+		}
+		t.Setenv(env, "")
+	}
+	f("PROCSCOPE_PUSH_INTERVAL", "fast", `$PROCSCOPE_PUSH_INTERVAL="fast": not a duration`)
+	f("PROCSCOPE_PUSH_QUEUE_SIZE", "ten", `$PROCSCOPE_PUSH_QUEUE_SIZE="ten": not an integer`)
+	f("PROCSCOPE_COLLECT_CMDLINE", "maybe", `$PROCSCOPE_COLLECT_CMDLINE="maybe": not a boolean`)
+	f("PROCSCOPE_METRICS_PROCESS_GROUP", "nginx", `$PROCSCOPE_METRICS_PROCESS_GROUP "nginx": want NAME=REGEX`)
+	f("PROCSCOPE_PUSH_INTERVAL", "1ms", "at least")
+	f("PROCSCOPE_PUSH_URL", "ftp://x/y", "scheme")
+	f("PROCSCOPE_LOG_LEVEL", "loud", "log")
+	f("PROCSCOPE_CONFIG_FILE", "/nonexistent/procscope.yml", "no such file")
+	// The flag's own message still names the flag.
+	if _, err := Parse([]string{"--push.interval=fast"}, noEnv); err == nil || !strings.Contains(err.Error(), `--push.interval="fast"`) {
+		t.Errorf("--push.interval=fast: %v", err)
+	}
+}
+
+// TestEnvAPIKey: PROCSCOPE_API_KEY and PROCSCOPE_PUSH_API_KEY_FILE at once
+// are ambiguous and refused; the flag still beats the key's variable.
+func TestEnvAPIKey(t *testing.T) {
+	key := func(k string) string {
+		if k == APIKeyEnv {
+			return "envkey"
+		}
+		return ""
+	}
+	t.Setenv("PROCSCOPE_PUSH_API_KEY_FILE", "/env/key")
+	if _, err := Parse(nil, key); err == nil || !strings.Contains(err.Error(), "keep one") {
+		t.Errorf("both variables: error = %v, want a refusal", err)
+	}
+	c, err := Parse([]string{"--push.api-key-file=/flag/key"}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIKeyFile != "/flag/key" || c.APIKey != "" {
+		t.Errorf("flag did not win: file %q key set %v", c.APIKeyFile, c.APIKey != "")
+	}
+	c, err = Parse(nil, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIKeyFile != "/env/key" {
+		t.Errorf("key file %q, want the variable's", c.APIKeyFile)
 	}
 }
