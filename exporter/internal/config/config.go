@@ -191,8 +191,9 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	// Every flag, ours and the toolkit's and promslog's alike, can come
 	// from the environment: a container or a systemd unit is configured
 	// with variables more easily than with a command line.
+	// kingpin's hidden flags (--help-long, --completion-bash, ...) get none.
 	for _, fm := range app.Model().Flags {
-		if fm.Name != "help" && fm.Name != "version" {
+		if !fm.Hidden && fm.Name != "help" && fm.Name != "version" {
 			app.GetFlag(fm.Name).Envar(EnvName(fm.Name))
 		}
 	}

@@ -334,6 +334,10 @@ func TestEnvOther(t *testing.T) {
 	// Several groups in one variable, one a line (kingpin's rule for
 	// repeatable flags).
 	t.Setenv("PROCSCOPE_METRICS_PROCESS_GROUP", "a=^a$\nb=^b$")
+	// kingpin's hidden flags have no variables: these would otherwise
+	// print help or shell completions and exit.
+	t.Setenv("PROCSCOPE_HELP_LONG", "true")
+	t.Setenv("PROCSCOPE_COMPLETION_BASH", "true")
 	c, err := Parse(nil, noEnv)
 	if err != nil {
 		t.Fatal(err)
