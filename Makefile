@@ -68,12 +68,14 @@ bench:
 
 # load: builds the aggregator, starts it on a temp dir and a free port, and
 # pushes LOAD_RATE snapshots/s from LOAD_HOSTS hosts for LOAD_DURATION, then
-# reads every acknowledged snapshot back (lost must be 0).
+# reads every acknowledged snapshot back (lost must be 0); twice, history on
+# (the default) and then --no-history, each on a fresh store, and prints the
+# on/off ratio.
 LOAD_HOSTS    ?= 200
 LOAD_RATE     ?= 2000
 LOAD_DURATION ?= 30s
 load:
-	$(GO) run ./aggregator/internal/loadgen -spawn -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOAD_DURATION)
+	$(GO) run ./aggregator/internal/loadgen -spawn -compare-history -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOAD_DURATION)
 
 clean:
 	rm -rf $(BIN)
