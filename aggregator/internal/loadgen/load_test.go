@@ -78,3 +78,22 @@ func TestSnapshotID(t *testing.T) {
 		}
 	}
 }
+
+// TestSumRuns: rounds add up by totals (a CPU figure weighted by each
+// round's snapshots, not an average of averages), and any error or loss in
+// any round shows in the sum.
+func TestSumRuns(t *testing.T) {
+	ms := time.Millisecond
+	a := &runResult{res: &result{created: 300, elapsed: time.Second, lat: []time.Duration{1 * ms, 2 * ms, 3 * ms}}, aggPushCPU: 1000, selfPushCPU: 100}
+	b := &runResult{res: &result{created: 100, repeated: 0, errors: 2, lost: 1, elapsed: time.Second, lat: []time.Duration{10 * ms}}, aggPushCPU: 2000, selfPushCPU: 300}
+	s := sumRuns([]*runResult{a, b})
+	if s.acked != 400 || s.errors != 2 || s.lost != 1 || s.elapsed != 2*time.Second {
+		t.Fatalf("sum %+v", s)
+	}
+	if s.rate() != 200 || s.aggCPU != 1250 || s.selfCPU != 150 {
+		t.Fatalf("rate %v, cpu %v / %v; want 200, 1250 / 150", s.rate(), s.aggCPU, s.selfCPU)
+	}
+	if len(s.lat) != 4 || s.lat[0] != ms || s.lat[3] != 10*ms {
+		t.Fatalf("latencies %v", s.lat)
+	}
+}

@@ -5,6 +5,7 @@
 //	go run ./aggregator/internal/loadgen -url http://127.0.0.1:8000 -hosts 200 -rate 2000 -duration 30s
 //	go run ./aggregator/internal/loadgen -spawn -hosts 200 -rate 2000 -duration 30s   # builds and starts its own aggregator
 //	go run ./aggregator/internal/loadgen -spawn -compare-history -duration 10s           # history on, then off, same run
+//	go run ./aggregator/internal/loadgen -spawn -compare-history -rounds 3 -duration 10s # on/off/on/off... alternating
 //
 // Bodies are gzip JSON of 300-process trees (package gen). To keep the
 // generator's own CPU low on a machine it shares with the aggregator, each
@@ -50,7 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8000", "aggregator base URL")
 	spawn := fs.Bool("spawn", false, "build the aggregator and start it on a temp dir and a free port (ignores -url)")
 	compare := fs.Bool("compare-history", false, "with -spawn: run twice in a row, history on (the default) then --no-history, each on a fresh store, and print the ratio")
-	profile := fs.String("cpuprofile", "", "with -spawn: write the aggregator's CPU profile of the push phase to this file (.0/.1 suffixes with -compare-history)")
+	rounds := fs.Int("rounds", 1, "with -spawn: repeat the run(s) this many times (with -compare-history alternating which goes first) and sum them up")
+	profile := fs.String("cpuprofile", "", "with -spawn: write the aggregator's CPU profile of the push phase to this file (.0, .1, ... suffixes, one a run, with -compare-history or -rounds)")
 	fs.IntVar(&cfg.hosts, "hosts", 200, "simulated hosts")
 	fs.Float64Var(&cfg.rate, "rate", 2000, "snapshots per second, all hosts together")
 	fs.DurationVar(&cfg.duration, "duration", 30*time.Second, "how long to push")
@@ -67,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "loadgen: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *rounds < 1 || *rounds > 100 {
+		fmt.Fprintln(stderr, "loadgen: -rounds must be between 1 and 100")
 		return 2
 	}
 	if cfg.workers == 0 {
@@ -100,8 +106,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if !*spawn {
-		if *compare || *profile != "" {
-			fmt.Fprintln(stderr, "loadgen: -compare-history and -cpuprofile need -spawn")
+		if *compare || *profile != "" || *rounds != 1 {
+			fmt.Fprintln(stderr, "loadgen: -compare-history, -rounds and -cpuprofile need -spawn")
 			return 2
 		}
 		r, err := runOnce(ctx, cfg, stdout)
@@ -131,38 +137,100 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *compare {
 		setups = append(setups, spawnSetup{name: "history off", args: []string{"--no-history"}})
 	}
-	var runs []*runResult
-	for i, su := range setups {
-		c := cfg
-		// Every run starts on an empty store; hostnames differ per run too.
-		c.hostPrefix = fmt.Sprintf("%s%d-", cfg.hostPrefix, i)
-		fmt.Fprintf(stdout, "\n=== %s ===\n", su.name)
-		prof := ""
-		if *profile != "" {
-			prof = *profile
-			if len(setups) > 1 {
-				prof = fmt.Sprintf("%s.%d", *profile, i)
+	// runs[setup] collects every round of that setup.
+	runs := make([][]*runResult, len(setups))
+	n := 0
+	for round := range *rounds {
+		for k := range setups {
+			// Alternate which set-up goes first, so that a change in the
+			// machine's other load does not always favour the same one.
+			i := k
+			if round%2 == 1 {
+				i = len(setups) - 1 - k
 			}
+			su := setups[i]
+			c := cfg
+			// Every run starts on an empty store; hostnames differ per run too.
+			c.hostPrefix = fmt.Sprintf("%s%d-", cfg.hostPrefix, n)
+			fmt.Fprintf(stdout, "\n=== %s, round %d of %d ===\n", su.name, round+1, *rounds)
+			prof := ""
+			if *profile != "" {
+				prof = *profile
+				if n > 0 || len(setups) > 1 || *rounds > 1 {
+					prof = fmt.Sprintf("%s.%d", *profile, n)
+				}
+			}
+			r, err := runSpawned(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", n)), su.args, prof, c, stdout, stderr)
+			if err != nil {
+				fmt.Fprintln(stderr, "loadgen:", err)
+				return 1
+			}
+			runs[i] = append(runs[i], r)
+			n++
 		}
-		r, err := runSpawned(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", i)), su.args, prof, c, stdout, stderr)
-		if err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
-			return 1
-		}
-		runs = append(runs, r)
 	}
 	code := 0
-	for _, r := range runs {
-		if r.res.errors > 0 || r.res.lost > 0 {
+	sums := make([]*runSum, len(setups))
+	for i, rs := range runs {
+		sums[i] = sumRuns(rs)
+		if sums[i].errors > 0 || sums[i].lost > 0 {
 			code = 1
 		}
 	}
+	if len(runs) == 2 || *rounds > 1 {
+		fmt.Fprintf(stdout, "\nall rounds together:\n")
+		for i, su := range setups {
+			sums[i].print(stdout, su.name)
+		}
+	}
 	if len(runs) == 2 {
-		on, off := runs[0], runs[1]
-		fmt.Fprintf(stdout, "\nhistory on/off: snapshots/s %.0f / %.0f = %.2f; aggregator push CPU %.0f / %.0f µs = %.2f\n",
-			on.rate(), off.rate(), on.rate()/off.rate(), on.aggPushCPU, off.aggPushCPU, on.aggPushCPU/off.aggPushCPU)
+		on, off := sums[0], sums[1]
+		fmt.Fprintf(stdout, "history on/off: snapshots/s %.0f / %.0f = %.2f; aggregator push CPU %.0f / %.0f µs = %.2f\n",
+			on.rate(), off.rate(), on.rate()/off.rate(), on.aggCPU, off.aggCPU, on.aggCPU/off.aggCPU)
 	}
 	return code
+}
+
+// runSum adds up the rounds of one set-up: rates and CPU from the totals,
+// percentiles over every latency of every round.
+type runSum struct {
+	acked, errors, lost int
+	elapsed             time.Duration
+	aggCPU, selfCPU     float64 // µs per acknowledged snapshot
+	lat                 []time.Duration
+}
+
+func sumRuns(rs []*runResult) *runSum {
+	s := &runSum{}
+	var agg, self float64
+	for _, r := range rs {
+		n := r.res.created + r.res.repeated
+		s.acked += n
+		s.errors += r.res.errors
+		s.lost += r.res.lost
+		s.elapsed += r.res.elapsed
+		agg += r.aggPushCPU * float64(n)
+		self += r.selfPushCPU * float64(n)
+		s.lat = append(s.lat, r.res.lat...)
+	}
+	if s.acked > 0 {
+		s.aggCPU, s.selfCPU = agg/float64(s.acked), self/float64(s.acked)
+	}
+	slices.Sort(s.lat)
+	return s
+}
+
+func (s *runSum) rate() float64 { return float64(s.acked) / s.elapsed.Seconds() }
+
+func (s *runSum) print(w io.Writer, name string) {
+	pct := func(p float64) time.Duration {
+		if len(s.lat) == 0 {
+			return 0
+		}
+		return s.lat[min(len(s.lat)-1, int(p*float64(len(s.lat))))].Round(10 * time.Microsecond)
+	}
+	fmt.Fprintf(w, "%s: %d acknowledged in %s, %.0f snapshots/s, p50 %s p99 %s, errors %d, lost %d, cpu µs/snapshot aggregator %.0f loadgen %.0f\n",
+		name, s.acked, s.elapsed.Round(time.Millisecond), s.rate(), pct(.5), pct(.99), s.errors, s.lost, s.aggCPU, s.selfCPU)
 }
 
 type spawnSetup struct {
