@@ -827,6 +827,14 @@ test('history range: hover shows values, presets refetch and redraw, a chosen ra
   assert.equal(await page.inputValue('#range-from'), await localInput(page, from));
   assert.equal(await page.inputValue('#range-to'), await localInput(page, to));
   assert.equal(await page.textContent('#range-error'), '');
+
+  // A laptop screen: the toolbars wrap, nothing scrolls sideways.
+  await page.setViewportSize({ width: 1024, height: 720 });
+  await page.waitForTimeout(200); // the charts follow the resize
+  await page.screenshot({ path: join(ART, 'light-1024-history.png') });
+  const overflow = await page.evaluate(() => Math.max(document.documentElement.scrollWidth - window.innerWidth,
+    ...Array.from(document.querySelectorAll('#panel-history, #panel-history .chart'), (e) => e.scrollWidth - e.clientWidth)));
+  assert.ok(overflow <= 0, `no horizontal scrolling at 1024 px, charts shrink with the window (overflow ${overflow})`);
   check();
 });
 
