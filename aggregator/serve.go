@@ -44,6 +44,7 @@ type serveFlags struct {
 	maxDecoded        *units.Base2Bytes
 	maxProcesses      *int
 	maxConcurrent     *int
+	maxInflight       *units.Base2Bytes
 	onlineWindow      *time.Duration
 	shutdownTimeout   *time.Duration
 	history           *bool
@@ -73,6 +74,8 @@ func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
 			Default("64MiB").Bytes(),
 		maxProcesses: cmd.Flag("ingest.max-processes", "Most processes in one snapshot (413 above).").
 			Default("100000").Int(),
+		maxInflight: cmd.Flag("ingest.max-inflight-bytes", "Decompressed bytes all ingest bodies being read may hold together (at least the decompression limit); past it, 429. Bounds what concurrent gzip bombs cost.").
+			Default("128MiB").Bytes(),
 		maxConcurrent: cmd.Flag("ingest.max-concurrent", "Ingest bodies decoded at once; more wait up to 5s, then get 429.").
 			Default("32").Int(),
 		onlineWindow: cmd.Flag("hosts.online-window", "A host is online when seen within this long, until its push interval is known (then 3 intervals).").
@@ -107,6 +110,8 @@ func (f *serveFlags) check() error {
 		return errors.New("--web.read-timeout, --web.write-timeout and --web.idle-timeout must be positive")
 	case *f.maxWire <= 0 || *f.maxDecoded <= 0:
 		return errors.New("--ingest.max-body-bytes and --ingest.max-decompressed-bytes must be positive")
+	case *f.maxInflight < *f.maxDecoded:
+		return errors.New("--ingest.max-inflight-bytes must be at least --ingest.max-decompressed-bytes, or no body of the limit could be read")
 	case *f.maxProcesses <= 0 || *f.maxConcurrent <= 0:
 		return errors.New("--ingest.max-processes and --ingest.max-concurrent must be positive")
 	case *f.onlineWindow <= 0:
@@ -164,10 +169,11 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 		Logger:   logger,
 		Store:    lazy,
 		Limits: api.Limits{
-			MaxWireBytes:    int64(*f.maxWire),
-			MaxDecodedBytes: int64(*f.maxDecoded),
-			MaxProcesses:    *f.maxProcesses,
-			MaxConcurrent:   *f.maxConcurrent,
+			MaxWireBytes:     int64(*f.maxWire),
+			MaxDecodedBytes:  int64(*f.maxDecoded),
+			MaxProcesses:     *f.maxProcesses,
+			MaxConcurrent:    *f.maxConcurrent,
+			MaxInflightBytes: int64(*f.maxInflight),
 		},
 		OnlineWindow: *f.onlineWindow,
 		UI:           procweb.Handler(),

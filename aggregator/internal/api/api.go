@@ -37,6 +37,10 @@ type Limits struct {
 	// QueueTimeout, then get 429 with Retry-After.
 	MaxConcurrent int
 	QueueTimeout  time.Duration
+	// MaxInflightBytes bounds what all bodies being read at once hold after
+	// decompression (at least MaxDecodedBytes, so one body of the limit
+	// always fits); past it an ingest gets 429 with Retry-After.
+	MaxInflightBytes int64
 }
 
 // DefaultLimits are API.md's limits.
@@ -47,6 +51,8 @@ func DefaultLimits() Limits {
 		MaxProcesses:    100000,
 		MaxConcurrent:   32,
 		QueueTimeout:    5 * time.Second,
+		// Two bodies of the limit: a bomb and an honest big host at once.
+		MaxInflightBytes: 128 << 20,
 	}
 }
 
@@ -95,8 +101,10 @@ type API struct {
 	metrics *metrics
 	stream  *broker
 	ingestQ chan struct{}
-	seen    *intervals
-	handler http.Handler
+	// inflight bounds the decompressed bytes of all bodies being read.
+	inflight *byteBudget
+	seen     *intervals
+	handler  http.Handler
 }
 
 // New builds the API. Zero limits take DefaultLimits' values.
@@ -114,6 +122,10 @@ func New(opts Options) (*API, error) {
 	if opts.Limits.MaxProcesses <= 0 {
 		opts.Limits.MaxProcesses = def.MaxProcesses
 	}
+	if opts.Limits.MaxInflightBytes <= 0 {
+		opts.Limits.MaxInflightBytes = 2 * opts.Limits.MaxDecodedBytes
+	}
+	opts.Limits.MaxInflightBytes = max(opts.Limits.MaxInflightBytes, opts.Limits.MaxDecodedBytes)
 	if opts.Limits.MaxConcurrent <= 0 {
 		opts.Limits.MaxConcurrent = def.MaxConcurrent
 	}
@@ -143,12 +155,13 @@ func New(opts Options) (*API, error) {
 		opts.Store = new(LazyStore)
 	}
 	a := &API{
-		store:   opts.Store,
-		opts:    opts,
-		log:     opts.Logger,
-		stream:  newBroker(opts.MaxStreams),
-		ingestQ: make(chan struct{}, opts.Limits.MaxConcurrent),
-		seen:    newIntervals(),
+		store:    opts.Store,
+		opts:     opts,
+		log:      opts.Logger,
+		stream:   newBroker(opts.MaxStreams),
+		ingestQ:  make(chan struct{}, opts.Limits.MaxConcurrent),
+		inflight: &byteBudget{max: opts.Limits.MaxInflightBytes},
+		seen:     newIntervals(),
 	}
 	m, err := newMetrics(opts.Registerer, a.currentStore)
 	if err != nil {

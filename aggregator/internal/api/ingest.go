@@ -154,7 +154,8 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 				// length is only a claim until the bytes arrive.
 				buf.Grow(int(min(r.ContentLength*8, lim.MaxDecodedBytes, maxPreGrow)))
 			}
-			dec := &limitReader{r: zr, n: lim.MaxDecodedBytes, limit: errDecodedLimit}
+			dec := &budgetReader{r: &limitReader{r: zr, n: lim.MaxDecodedBytes, limit: errDecodedLimit}, b: a.inflight}
+			defer dec.release()
 			_, readErr = buf.ReadFrom(dec)
 			if readErr != nil && !errors.Is(readErr, errWireLimit) && !errors.Is(readErr, errDecodedLimit) {
 				gzipBad = isGzipError(readErr)
@@ -165,7 +166,8 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		if r.ContentLength > 0 {
 			buf.Grow(int(min(r.ContentLength, lim.MaxWireBytes, maxPreGrow)))
 		}
-		dec := &limitReader{r: wire, n: lim.MaxDecodedBytes, limit: errDecodedLimit}
+		dec := &budgetReader{r: &limitReader{r: wire, n: lim.MaxDecodedBytes, limit: errDecodedLimit}, b: a.inflight}
+		defer dec.release()
 		_, readErr = buf.ReadFrom(dec)
 	}
 	wireBytes = wire.read
@@ -186,6 +188,9 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		return fail(http.StatusInternalServerError, "internal error: could not check the API key")
 	}
 	switch {
+	case errors.Is(readErr, errInflight):
+		w.Header().Set("Retry-After", "1")
+		return fail(http.StatusTooManyRequests, "too much ingest data in flight, retry later")
 	case errors.Is(readErr, errWireLimit):
 		return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", lim.MaxWireBytes))
 	case errors.Is(readErr, errDecodedLimit):
