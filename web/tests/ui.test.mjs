@@ -939,6 +939,7 @@ test('what changed: two moments (inputs and chart clicks), since 10 minutes ago,
   await ingest(BASE, key, snapshot(HOST, new Date().toISOString(), procs({ java: 5, pgMem: 900, extra: [P(813, 'latest-arrival', 0, 1)] })));
   await page.waitForSelector('#past-new:not([hidden])');
   assert.equal(await page.textContent('#live'), 'paused (viewing the past)');
+  await page.screenshot({ path: join(ART, 'light-past-new-data.png') });
   assert.ok(!(await rows(page)).some((x) => x.name === 'latest-arrival'), 'the past view stays put');
   await page.click('#past-live');
   await waitRows(page, () => document.getElementById('past').hidden, 'back to live');
