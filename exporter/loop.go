@@ -33,6 +33,12 @@ func walkLoop(ctx context.Context, interval time.Duration,
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			// select picks at random when both are ready: a tick left in
+			// the ticker's buffer by a slow walk must not start another
+			// walk after SIGTERM.
+			if ctx.Err() != nil {
+				return
+			}
 		}
 	}
 }
