@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"reflect"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -27,6 +29,8 @@ type config struct {
 	variants      int
 	workers       int
 	cmdline       bool
+	workload      string // "evolve" (default) or "rotate"
+	seed          uint64
 	keyPrefix     string
 	hostPrefix    string
 	verifyContent int
@@ -35,20 +39,46 @@ type config struct {
 	// starts (after the bodies are prepared) and ends (before the
 	// read-back), so that CPU time is counted for the push alone.
 	pushStart, pushDone func()
+	// prepared, when set, holds the bodies already (made once for several
+	// runs of the same workload); otherwise load prepares them.
+	prepared *workload
 }
 
-// host is one simulated machine with its pre-compressed bodies.
+// workload is every body the push sends, pre-compressed, and what is
+// needed to verify them. It does not depend on hostnames (each run uses
+// fresh ones), so several runs can share it.
+type workload struct {
+	hosts []hostBodies
+}
+
+// hostBodies is one simulated machine's bodies. Push k of the host sends
+// tails[k % len(tails)] after a head member with its hostname and
+// captured_at: the evolve workload has one tail per push, rotate one per
+// variant.
+type hostBodies struct {
+	tails  [][]byte
+	counts []int                 // processes in each tail
+	check  map[int][]gen.Process // tail index -> processes, for those compared in full
+}
+
+// host is one simulated machine of a run.
 type host struct {
-	name  string
-	key   string
-	parts []*gen.GzipParts // per variant: pre-compressed body, head made per request
-	procs [][]gen.Process  // what each variant sends, for verification
+	name     string
+	key      string
+	hostJSON []byte
+	*hostBodies
 }
 
 type ack struct {
-	host, variant int
-	at            string
-	id            int64
+	host, k int // k: the host's k-th push
+	at      string
+	id      int64
+}
+
+// inFull says whether push k of host hi is compared process by process:
+// one in every, spread over hosts so that each host is checked.
+func inFull(every, hi, k int) bool {
+	return every > 0 && (hi+k)%every == 0
 }
 
 type result struct {
@@ -86,23 +116,111 @@ func (r *result) print(w io.Writer) {
 	}
 }
 
-func prepare(cfg config) ([]*host, error) {
-	hosts := make([]*host, cfg.hosts)
+// pushesPerHost is how many pushes the busiest host makes in one run.
+func pushesPerHost(cfg config) int {
+	total := int(cfg.rate * cfg.duration.Seconds())
+	return (total + cfg.hosts - 1) / cfg.hosts
+}
+
+// pushPeriod is the time between two pushes of one host (and between its
+// captured_at values).
+func pushPeriod(cfg config) time.Duration {
+	period := time.Duration(float64(time.Second) * float64(cfg.hosts) / cfg.rate)
+	return max(period.Round(time.Millisecond), time.Millisecond)
+}
+
+// prepareWorkload makes every body of a run before it starts, so that the
+// push costs the generator almost no CPU. evolve: each host's process
+// table evolves push by push (gen.Host), one body a push, compressed at
+// gzip.BestSpeed as the exporter does. rotate: the old worst case, each
+// host cycling through cfg.variants unrelated trees, compressed at the
+// default level. Hosts are prepared in parallel; the result is the same
+// for the same seed.
+func prepareWorkload(cfg config) (*workload, error) {
+	w := &workload{hosts: make([]hostBodies, cfg.hosts)}
+	steps := pushesPerHost(cfg)
+	period := pushPeriod(cfg)
+	one := func(i int) error {
+		hb := &w.hosts[i]
+		hb.check = map[int][]gen.Process{}
+		seedName := strconv.Itoa(i)
+		switch cfg.workload {
+		case "rotate":
+			for v := range cfg.variants {
+				procs := gen.Processes(cfg.procs, gen.Seed(seedName, v)+cfg.seed, cfg.cmdline)
+				tail, err := gen.CompressTail(gen.SystemInfo, procs, gzip.DefaultCompression)
+				if err != nil {
+					return err
+				}
+				hb.tails = append(hb.tails, tail)
+				hb.counts = append(hb.counts, len(procs))
+				hb.check[v] = procs // few variants: keep them all
+			}
+		default:
+			gh := gen.NewHost(cfg.procs, gen.Seed(seedName, 0)+cfg.seed, cfg.cmdline, period)
+			for k := range steps {
+				if k > 0 {
+					gh.Step()
+				}
+				procs := gh.Processes()
+				tail, err := gen.CompressTail(gh.SystemInfo(), procs, gzip.BestSpeed)
+				if err != nil {
+					return err
+				}
+				hb.tails = append(hb.tails, tail)
+				hb.counts = append(hb.counts, len(procs))
+				if inFull(cfg.verifyContent, i, k) {
+					hb.check[k] = slices.Clone(procs)
+				}
+			}
+		}
+		return nil
+	}
+	next := make(chan int)
+	errs := make(chan error, cfg.hosts)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := one(i); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := range cfg.hosts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// bytes returns the size of all tails, and their number.
+func (w *workload) bytes() (n int64, count int) {
+	for _, h := range w.hosts {
+		for _, t := range h.tails {
+			n += int64(len(t))
+			count++
+		}
+	}
+	return n, count
+}
+
+// hostsOf names the workload's hosts for one run.
+func hostsOf(cfg config, w *workload) []*host {
+	hosts := make([]*host, len(w.hosts))
 	for i := range hosts {
 		name := cfg.hostPrefix + strconv.Itoa(i)
-		h := &host{name: name, key: cfg.keyPrefix + name}
-		for v := range cfg.variants {
-			procs := gen.Processes(cfg.procs, gen.Seed(name, v), cfg.cmdline)
-			parts, err := gen.NewGzipParts(name, procs)
-			if err != nil {
-				return nil, err
-			}
-			h.parts = append(h.parts, parts)
-			h.procs = append(h.procs, procs)
-		}
-		hosts[i] = h
+		hosts[i] = &host{name: name, key: cfg.keyPrefix + name, hostJSON: gen.QuoteHostname(name), hostBodies: &w.hosts[i]}
 	}
-	return hosts, nil
+	return hosts
 }
 
 type job struct {
@@ -111,13 +229,22 @@ type job struct {
 }
 
 func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
-	prepStart := time.Now()
-	hosts, err := prepare(cfg)
-	if err != nil {
-		return nil, err
+	w := cfg.prepared
+	if w == nil {
+		prepStart := time.Now()
+		var err error
+		if w, err = prepareWorkload(cfg); err != nil {
+			return nil, err
+		}
+		n, count := w.bytes()
+		fmt.Fprintf(out, "prepared %d %s bodies (%.1f KiB gzip each) of %d hosts in %s\n",
+			count, cfg.workload, float64(n)/1024/float64(max(count, 1)), cfg.hosts, time.Since(prepStart).Round(time.Millisecond))
 	}
-	fmt.Fprintf(out, "prepared %d hosts x %d variants of %d processes in %s; pushing %.0f/s for %s to %s\n",
-		cfg.hosts, cfg.variants, cfg.procs, time.Since(prepStart).Round(time.Millisecond), cfg.rate, cfg.duration, cfg.url)
+	if len(w.hosts) != cfg.hosts {
+		return nil, fmt.Errorf("prepared workload has %d hosts, not %d", len(w.hosts), cfg.hosts)
+	}
+	hosts := hostsOf(cfg, w)
+	fmt.Fprintf(out, "pushing %.0f/s from %d hosts for %s to %s\n", cfg.rate, cfg.hosts, cfg.duration, cfg.url)
 
 	client := &http.Client{
 		Timeout: 30 * time.Second,
@@ -134,8 +261,7 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	total := int(cfg.rate * cfg.duration.Seconds())
 	// Each host pushes every hosts/rate seconds; its captured_at values
 	// are that far apart, starting now (so they are unique per run).
-	period := time.Duration(float64(time.Second) * float64(cfg.hosts) / cfg.rate)
-	period = max(period.Round(time.Millisecond), time.Millisecond)
+	period := pushPeriod(cfg)
 	base := time.Now().UTC().Truncate(time.Second)
 
 	res := &result{codes: map[int]int{}}
@@ -155,13 +281,13 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 				hi := j.seq % cfg.hosts
 				k := j.seq / cfg.hosts
 				h := hosts[hi]
-				v := k % cfg.variants
+				v := k % len(h.tails)
 				at := base.Add(time.Duration(k) * period).Format("2006-01-02T15:04:05.000Z07:00")
 				// One contiguous body (the head made per request, the
 				// compressed tail copied after it), so the transport sends
 				// it in one write. Not reused: the transport may still
 				// read a body after Do returned (an early answer).
-				head, tail := h.parts[v].Head(at), h.parts[v].Tail
+				head, tail := gen.HeadMember(h.hostJSON, at), h.tails[v]
 				body := append(append(make([]byte, 0, len(head)+len(tail)), head...), tail...)
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ingestURL, bytes.NewReader(body))
 				req.ContentLength = int64(len(body))
@@ -200,7 +326,7 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 					} else {
 						res.repeated++
 					}
-					acks = append(acks, ack{host: hi, variant: v, at: at, id: id})
+					acks = append(acks, ack{host: hi, k: k, at: at, id: id})
 					lat = append(lat, d)
 				default:
 					if ctx.Err() == nil {
@@ -335,19 +461,19 @@ func verify(ctx context.Context, cfg config, client *http.Client, hosts []*host,
 					lost("snapshot %d (%s %s): status %d %v", a.id, h.name, a.at, code, err)
 					continue
 				}
-				if meta.Hostname != h.name || meta.CapturedAt != a.at || meta.ProcessCount != len(h.procs[a.variant]) {
+				v := a.k % len(h.tails)
+				if meta.Hostname != h.name || meta.CapturedAt != a.at || meta.ProcessCount != h.counts[v] {
 					lost("snapshot %d: got %s %s %d processes, sent %s %s %d", a.id, meta.Hostname, meta.CapturedAt,
-						meta.ProcessCount, h.name, a.at, len(h.procs[a.variant]))
+						meta.ProcessCount, h.name, a.at, h.counts[v])
 					continue
 				}
-				if cfg.verifyContent > 0 && i%cfg.verifyContent == 0 {
+				if want, ok := h.check[v]; ok && inFull(cfg.verifyContent, a.host, a.k) {
 					var got []gen.Process
 					code, err := get("/api/v1/snapshots/"+strconv.FormatInt(a.id, 10)+"/processes", &got)
 					if err != nil || code != 200 {
 						lost("processes of %d: status %d %v", a.id, code, err)
 						continue
 					}
-					want := h.procs[a.variant]
 					sort.Slice(got, func(i, j int) bool { return got[i].PID < got[j].PID })
 					if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
 						lost("processes of %d differ from what was sent", a.id)

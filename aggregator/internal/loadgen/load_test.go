@@ -30,32 +30,42 @@ func TestLoadReadsBack(t *testing.T) {
 	srv := httptest.NewServer(a)
 	defer srv.Close()
 
-	cfg := config{url: srv.URL, hosts: 3, rate: 30, duration: time.Second, procs: 40, variants: 2,
-		workers: 4, cmdline: true, keyPrefix: "k-", hostPrefix: "t-", verifyContent: 1}
-	res, err := load(context.Background(), cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.errors != 0 || res.lost != 0 || res.created != 30 || res.verified != 30 || res.contentChecked != 30 {
-		t.Fatalf("result %+v", res)
-	}
-	var out strings.Builder
-	res.print(&out)
-	if !strings.Contains(out.String(), "lost=0") {
-		t.Fatalf("report: %s", out.String())
+	// Both workloads: evolve (the default, a table changing push by
+	// push) and rotate with command lines (the worst case). Every snapshot
+	// is compared process by process.
+	for _, wl := range []struct {
+		name    string
+		cmdline bool
+	}{{"evolve", false}, {"rotate", true}} {
+		cfg := config{url: srv.URL, hosts: 3, rate: 30, duration: time.Second, procs: 40, variants: 2,
+			workers: 4, cmdline: wl.cmdline, workload: wl.name, seed: 5, keyPrefix: "k-", hostPrefix: "t-" + wl.name + "-", verifyContent: 1}
+		res, err := load(context.Background(), cfg, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.errors != 0 || res.lost != 0 || res.created != 30 || res.verified != 30 || res.contentChecked != 30 {
+			t.Fatalf("%s: result %+v", wl.name, res)
+		}
+		var out strings.Builder
+		res.print(&out)
+		if !strings.Contains(out.String(), "lost=0") {
+			t.Fatalf("%s: report: %s", wl.name, out.String())
+		}
 	}
 
 	// Delete a host behind the generator's back: the read-back counts its
-	// acknowledged snapshot (id 1 went to host t-0) as lost.
-	if err := st.DeleteHost(context.Background(), "t-0"); err != nil {
+	// acknowledged snapshot (id 1 went to host t-evolve-0) as lost.
+	cfg := config{url: srv.URL, hosts: 3, rate: 30, duration: time.Second, procs: 40,
+		workers: 4, workload: "evolve", seed: 5, hostPrefix: "t-evolve-", verifyContent: 1}
+	if err := st.DeleteHost(context.Background(), "t-evolve-0"); err != nil {
 		t.Fatal(err)
 	}
-	hosts, err := prepare(cfg)
+	w, err := prepareWorkload(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lost := &result{codes: map[int]int{}}
-	verify(context.Background(), cfg, srv.Client(), hosts, []ack{{host: 0, variant: 0, at: "x", id: 1}}, lost)
+	verify(context.Background(), cfg, srv.Client(), hostsOf(cfg, w), []ack{{host: 0, k: 0, at: "x", id: 1}}, lost)
 	if lost.lost != 1 || len(lost.lostSample) != 1 || !strings.Contains(lost.lostSample[0], "status 404") {
 		t.Fatalf("a deleted snapshot must count as lost: %+v", lost)
 	}

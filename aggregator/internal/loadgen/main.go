@@ -7,10 +7,20 @@
 //	go run ./aggregator/internal/loadgen -spawn -compare-history -duration 10s           # history on, then off, same run
 //	go run ./aggregator/internal/loadgen -spawn -compare-history -rounds 3 -duration 10s # on/off/on/off... alternating
 //
-// Bodies are gzip JSON of 300-process trees (package gen). To keep the
-// generator's own CPU low on a machine it shares with the aggregator, each
-// body is compressed once per host and variant, and only its head, with
-// the hostname and a fresh captured_at, is made per request: a gzip stream
+// Bodies are gzip JSON of 300-process trees (package gen). The default
+// workload, -workload evolve, is what real exporters send: no command lines
+// (--collect.cmdline is off by default) and each host's table evolving push
+// by push (the busy ~15 % of processes with new CPU figures, memory
+// drifting, a process starting or exiting every few pushes, system_info
+// usage numbers moving), deterministic for -seed. -workload rotate -cmdline
+// is the old worst case: each host cycles through -variants unrelated trees
+// with command lines, so nearly every row differs from the host's previous
+// snapshot.
+//
+// To keep the generator's own CPU low on a machine it shares with the
+// aggregator, every body of the run is compressed before the timed push
+// (with -spawn, once for all runs), and only its head, with the hostname
+// and a fresh captured_at, is made per request: a gzip stream
 // may consist of several members that decompress as one (RFC 1952 2.2, and
 // every gzip reader incl. Go's reads them so), so the head is a tiny
 // "stored" (uncompressed) member written by hand and the pre-compressed
@@ -57,9 +67,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.rate, "rate", 2000, "snapshots per second, all hosts together")
 	fs.DurationVar(&cfg.duration, "duration", 30*time.Second, "how long to push")
 	fs.IntVar(&cfg.procs, "procs", 300, "processes per snapshot")
-	fs.IntVar(&cfg.variants, "variants", 3, "different process trees per host")
+	fs.StringVar(&cfg.workload, "workload", "evolve", "evolve: each host's process table changes a little each push, as on a real host; rotate: each host cycles through -variants unrelated trees (worst case)")
+	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the generated process tables (same seed, same bodies)")
+	fs.IntVar(&cfg.variants, "variants", 3, "with -workload rotate: different process trees per host")
 	fs.IntVar(&cfg.workers, "concurrency", 0, "requests in flight at most (0: one per host, as real exporters push)")
-	fs.BoolVar(&cfg.cmdline, "cmdline", true, "send command lines")
+	fs.BoolVar(&cfg.cmdline, "cmdline", false, "send command lines (the exporter does only with --collect.cmdline)")
 	fs.StringVar(&cfg.keyPrefix, "key-prefix", "loadgen-key-", "API key prefix (key = prefix + hostname)")
 	fs.StringVar(&cfg.hostPrefix, "host-prefix", "", "hostname prefix (default: load-<unix time>-)")
 	fs.IntVar(&cfg.verifyContent, "verify-content-every", 25, "compare full process lists of every Nth acknowledged snapshot (0: none)")
@@ -82,6 +94,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.hosts < 1 || cfg.rate <= 0 || cfg.duration <= 0 || cfg.procs < 0 || cfg.variants < 1 || cfg.workers < 1 {
 		fmt.Fprintln(stderr, "loadgen: -hosts, -rate, -duration, -variants and -concurrency must be positive")
+		return 2
+	}
+	if cfg.workload != "evolve" && cfg.workload != "rotate" {
+		fmt.Fprintf(stderr, "loadgen: -workload must be evolve or rotate, not %q\n", cfg.workload)
 		return 2
 	}
 	if cfg.hostPrefix == "" {
@@ -133,6 +149,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadgen:", err)
 		return 1
 	}
+	// One workload for every run: the same bodies for history on and off.
+	prepStart := time.Now()
+	w, err := prepareWorkload(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen:", err)
+		return 1
+	}
+	wb, wn := w.bytes()
+	fmt.Fprintf(stdout, "prepared %d %s bodies (%.1f KiB gzip each, %.0f MiB) of %d hosts in %s\n",
+		wn, cfg.workload, float64(wb)/1024/float64(max(wn, 1)), float64(wb)/(1<<20), cfg.hosts, time.Since(prepStart).Round(time.Millisecond))
+	cfg.prepared = w
 	setups := []spawnSetup{{name: "history on (default)"}}
 	if *compare {
 		setups = append(setups, spawnSetup{name: "history off", args: []string{"--no-history"}})
