@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -222,10 +223,21 @@ func CompressTail(sysInfo string, procs []Process, level int) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(pj) / 4)
-	zw, err := gzip.NewWriterLevel(&buf, level)
-	if err != nil {
-		return nil, err
+	if level < gzip.HuffmanOnly || level > gzip.BestCompression {
+		return nil, fmt.Errorf("gen: invalid gzip level %d", level)
 	}
+	// A gzip writer allocates ~1 MiB of state; the load generator makes
+	// tens of thousands of bodies before a run, so writers are reused.
+	pool := &writerPools[level-gzip.HuffmanOnly]
+	zw, _ := pool.Get().(*gzip.Writer)
+	if zw == nil {
+		if zw, err = gzip.NewWriterLevel(&buf, level); err != nil {
+			return nil, err
+		}
+	} else {
+		zw.Reset(&buf)
+	}
+	defer pool.Put(zw)
 	for _, s := range [][]byte{[]byte(`,"system_info":`), []byte(sysInfo), []byte(`,"processes":`), pj, []byte(`}`)} {
 		if _, err := zw.Write(s); err != nil {
 			return nil, err
@@ -236,6 +248,8 @@ func CompressTail(sysInfo string, procs []Process, level int) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+var writerPools [gzip.BestCompression - gzip.HuffmanOnly + 1]sync.Pool
 
 // HeadMember is the stored gzip member `{"hostname":<hostname>,"captured_at":"<at>"`
 // that goes before a CompressTail member; hostJSON is the JSON-quoted

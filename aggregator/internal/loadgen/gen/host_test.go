@@ -116,4 +116,7 @@ func TestCompressTailIsTheBody(t *testing.T) {
 			t.Fatalf("level %d: decompressed body differs:\n got %.200s\nwant %.200s", level, got, want)
 		}
 	}
+	if _, err := CompressTail(SystemInfo, procs, 42); err == nil {
+		t.Fatal("gzip level 42 accepted")
+	}
 }
