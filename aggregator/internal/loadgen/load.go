@@ -91,6 +91,7 @@ type result struct {
 	wireBytes                       int64
 	verified, contentChecked, lost  int
 	lostSample                      []string
+	acks                            []ack // what was acknowledged, in order
 }
 
 func (r *result) print(w io.Writer) {
@@ -379,6 +380,7 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		return res, ctx.Err()
 	}
 	fmt.Fprintf(out, "push done in %s, reading back %d acknowledged snapshots...\n", res.elapsed.Round(time.Millisecond), len(acks))
+	res.acks = acks
 	verify(ctx, cfg, client, hosts, acks, res)
 	return res, nil
 }

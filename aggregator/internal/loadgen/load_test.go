@@ -39,6 +39,11 @@ func TestLoadReadsBack(t *testing.T) {
 	}{{"evolve", false}, {"rotate", true}} {
 		cfg := config{url: srv.URL, hosts: 3, rate: 30, duration: time.Second, procs: 40, variants: 2,
 			workers: 4, cmdline: wl.cmdline, workload: wl.name, seed: 5, keyPrefix: "k-", hostPrefix: "t-" + wl.name + "-", verifyContent: 1}
+		w, err := prepareWorkload(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.prepared = w
 		res, err := load(context.Background(), cfg, io.Discard)
 		if err != nil {
 			t.Fatal(err)
@@ -50,6 +55,23 @@ func TestLoadReadsBack(t *testing.T) {
 		res.print(&out)
 		if !strings.Contains(out.String(), "lost=0") {
 			t.Fatalf("%s: report: %s", wl.name, out.String())
+		}
+
+		// The content check compares what was sent: with one process's
+		// memory changed in the expected list, the read-back of that
+		// acknowledged snapshot must fail.
+		a := res.acks[0]
+		hb := &w.hosts[a.host]
+		v := a.k % len(hb.tails)
+		want := hb.check[v]
+		if len(want) == 0 {
+			t.Fatalf("%s: no expected processes kept for host %d push %d", wl.name, a.host, a.k)
+		}
+		want[len(want)-1].MemoryMB += 0.01
+		bad := &result{codes: map[int]int{}}
+		verify(context.Background(), cfg, srv.Client(), hostsOf(cfg, w), []ack{a}, bad)
+		if bad.lost != 1 || len(bad.lostSample) != 1 || !strings.Contains(bad.lostSample[0], "differ") {
+			t.Fatalf("%s: a changed process must be noticed: %+v", wl.name, bad)
 		}
 	}
 

@@ -6,6 +6,7 @@
 //	go run ./aggregator/internal/loadgen -spawn -hosts 200 -rate 2000 -duration 30s   # builds and starts its own aggregator
 //	go run ./aggregator/internal/loadgen -spawn -compare-history -duration 10s           # history on, then off, same run
 //	go run ./aggregator/internal/loadgen -spawn -compare-history -rounds 3 -duration 10s # on/off/on/off... alternating
+//	go run ./aggregator/internal/loadgen -spawn -workload rotate -cmdline                # the old worst case
 //
 // Bodies are gzip JSON of 300-process trees (package gen). The default
 // workload, -workload evolve, is what real exporters send: no command lines
