@@ -15,12 +15,20 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
-
-	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
-// Process is the wire type: bodies are built from exactly what exporters send.
-type Process = snapshot.Process
+// Process mirrors the wire fields of one process.
+type Process struct {
+	PID        int64   `json:"pid"`
+	PPID       int64   `json:"ppid"`
+	Name       string  `json:"name"`
+	CPUPercent float64 `json:"cpu_percent"`
+	MemoryMB   float64 `json:"memory_mb"`
+	Cmdline    *string `json:"cmdline,omitempty"`
+	Username   string  `json:"username,omitempty"`
+	Status     string  `json:"status,omitempty"`
+	NumThreads int32   `json:"num_threads,omitempty"`
+}
 
 type body struct {
 	Hostname   string          `json:"hostname"`
