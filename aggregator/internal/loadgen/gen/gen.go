@@ -17,7 +17,9 @@ import (
 	"math/rand/v2"
 )
 
-// Process mirrors the wire fields of one process.
+// Process mirrors the wire fields of one process. It is a copy, not
+// snapshot.Process, because snapshot's own fuzz test seeds its corpus from
+// this package and Go forbids the import cycle.
 type Process struct {
 	PID        int64   `json:"pid"`
 	PPID       int64   `json:"ppid"`
