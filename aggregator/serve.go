@@ -40,6 +40,7 @@ type serveFlags struct {
 	idleTimeout       *time.Duration
 	retentionRaw      *model.Duration
 	retention         *model.Duration
+	commitInterval    *time.Duration
 	maxWire           *units.Base2Bytes
 	maxDecoded        *units.Base2Bytes
 	maxProcesses      *int
@@ -68,6 +69,8 @@ func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
 			Default("24h")),
 		retention: durationFlag(cmd.Flag("storage.retention", "Delete snapshots older than this.").
 			Default("90d")),
+		commitInterval: cmd.Flag("storage.commit-interval", "Least time between two commits (fsyncs) of the snapshot store: under load, ingests arriving within it share one; a lone push is committed at once. 0 commits every batch at once.").
+			Default("2ms").Duration(),
 		maxWire: cmd.Flag("ingest.max-body-bytes", "Largest ingest body as sent (413 above).").
 			Default("16MiB").Bytes(),
 		maxDecoded: cmd.Flag("ingest.max-decompressed-bytes", "Largest ingest body after gzip decompression (413 above); decompression stops there.").
@@ -96,6 +99,14 @@ func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
 	}
 }
 
+// commitInterval maps the flag's 0 (none) to store.Options' "none".
+func commitInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 func durationFlag(f *kingpin.FlagClause) *model.Duration {
 	d := new(model.Duration)
 	f.SetValue(d)
@@ -106,6 +117,8 @@ func (f *serveFlags) check() error {
 	switch {
 	case *f.readHeaderTimeout <= 0 || *f.readHeaderTimeout > 10*time.Second:
 		return errors.New("--web.read-header-timeout must be between 0 and 10s")
+	case *f.commitInterval < 0 || *f.commitInterval > time.Second:
+		return errors.New("--storage.commit-interval must be between 0 and 1s")
 	case *f.readTimeout <= 0 || *f.writeTimeout <= 0 || *f.idleTimeout <= 0:
 		return errors.New("--web.read-timeout, --web.write-timeout and --web.idle-timeout must be positive")
 	case *f.maxWire <= 0 || *f.maxDecoded <= 0:
@@ -213,9 +226,10 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	// Storage opens while the port already answers 503.
 	openStart := time.Now()
 	st, err := store.OpenSQLite(ctx, storagePath, store.Options{
-		Logger:       logger.With("component", "store"),
-		RetentionRaw: time.Duration(*f.retentionRaw),
-		Retention:    time.Duration(*f.retention),
+		Logger:         logger.With("component", "store"),
+		RetentionRaw:   time.Duration(*f.retentionRaw),
+		Retention:      time.Duration(*f.retention),
+		CommitInterval: commitInterval(*f.commitInterval),
 	})
 	if err != nil {
 		logger.Error("opening storage", "path", storagePath, "err", err)

@@ -96,12 +96,16 @@ var (
 		"Rows removed by retention since the aggregator started.", nil, nil)
 	snapshotsDesc = prometheus.NewDesc(Namespace+"_snapshots",
 		"Snapshots currently stored.", nil, nil)
+	commitsDesc = prometheus.NewDesc(Namespace+"_store_commits_total",
+		"Transactions the store's writer committed (one fsync each); writes per commit is the group-commit batch size.", nil, nil)
+	commitWritesDesc = prometheus.NewDesc(Namespace+"_store_committed_writes_total",
+		"Writes (ingests and admin changes) the committed transactions carried.", nil, nil)
 	storeUpDesc = prometheus.NewDesc(Namespace+"_store_up",
 		"1 when the store is open and answered this scrape, 0 otherwise.", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{hostsDesc, lastSeenDesc, dbSizeDesc, prunedDesc, snapshotsDesc, storeUpDesc} {
+	for _, d := range []*prometheus.Desc{hostsDesc, lastSeenDesc, dbSizeDesc, prunedDesc, snapshotsDesc, commitsDesc, commitWritesDesc, storeUpDesc} {
 		ch <- d
 	}
 }
@@ -129,6 +133,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(dbSizeDesc, prometheus.GaugeValue, float64(stats.DatabaseBytes))
 	ch <- prometheus.MustNewConstMetric(prunedDesc, prometheus.CounterValue, float64(stats.RowsPruned))
 	ch <- prometheus.MustNewConstMetric(snapshotsDesc, prometheus.GaugeValue, float64(stats.Snapshots))
+	ch <- prometheus.MustNewConstMetric(commitsDesc, prometheus.CounterValue, float64(stats.Commits))
+	ch <- prometheus.MustNewConstMetric(commitWritesDesc, prometheus.CounterValue, float64(stats.CommittedWrites))
 	for _, h := range hosts {
 		if h.LastSeen.IsZero() {
 			continue

@@ -354,9 +354,14 @@ func fetchProfile(ctx context.Context, base string, secs int, path string) error
 // machine (1e6 / aggregator µs is what one free core sustains).
 func runOnce(ctx context.Context, cfg config, stdout io.Writer) (*runResult, error) {
 	var aggCPU0, selfCPU0, aggPush, selfPush time.Duration
-	cfg.pushStart = func() { aggCPU0, selfCPU0 = procCPU(cfg.pid), selfCPU() }
+	var commits0, commits1 writerCounts
+	cfg.pushStart = func() {
+		aggCPU0, selfCPU0 = procCPU(cfg.pid), selfCPU()
+		commits0 = scrapeCommits(ctx, cfg.url)
+	}
 	cfg.pushDone = func() {
 		aggPush, selfPush = procCPU(cfg.pid)-aggCPU0, selfCPU()-selfCPU0
+		commits1 = scrapeCommits(ctx, cfg.url)
 	}
 	res, err := load(ctx, cfg, stdout)
 	if err != nil {
@@ -374,7 +379,59 @@ func runOnce(ctx context.Context, cfg config, stdout io.Writer) (*runResult, err
 			fmt.Fprintf(stdout, "cpu during the push: loadgen %.0f µs/snapshot\n", r.selfPushCPU)
 		}
 	}
+	if c := commits1.commits - commits0.commits; commits0.ok && commits1.ok && c > 0 {
+		fmt.Fprintf(stdout, "store writer during the push: %.0f commits, %.1f writes per commit\n",
+			c, (commits1.writes-commits0.writes)/c)
+	}
 	return r, nil
+}
+
+// writerCounts are the aggregator's group-commit counters.
+type writerCounts struct {
+	ok              bool
+	commits, writes float64
+}
+
+// scrapeCommits reads the store writer's counters from the aggregator's
+// /metrics (ok is false when it cannot).
+func scrapeCommits(ctx context.Context, base string) writerCounts {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return writerCounts{}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return writerCounts{}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return writerCounts{}
+	}
+	var wc writerCounts
+	found := 0
+	for line := range strings.Lines(string(b)) {
+		name, val, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "procscope_aggregator_store_commits_total":
+			wc.commits = v
+			found++
+		case "procscope_aggregator_store_committed_writes_total":
+			wc.writes = v
+			found++
+		}
+	}
+	wc.ok = found == 2
+	return wc
 }
 
 // procCPU is a process's user+system CPU time from /proc (0 when unknown).

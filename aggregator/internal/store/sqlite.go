@@ -62,6 +62,10 @@ type Options struct {
 	PrunePause time.Duration
 	// MaxBatch is how many ingests one group commit takes at most (default 256).
 	MaxBatch int
+	// CommitInterval is the least time between the starts of two group
+	// commits (default 2ms; negative: none): under load one fsync then
+	// covers more snapshots, while a lone push is committed at once.
+	CommitInterval time.Duration
 	// CacheRows bounds the decoded keyframes kept for readers, counted in
 	// process rows (default 500,000, roughly 100 MB).
 	CacheRows int
@@ -87,6 +91,7 @@ func (o *Options) setDefaults() error {
 	}
 	def(&o.PruneInterval, time.Minute)
 	def(&o.PrunePause, 50*time.Millisecond)
+	def(&o.CommitInterval, 2*time.Millisecond)
 	if o.PruneBatch == 0 {
 		o.PruneBatch = 500
 	}
@@ -133,6 +138,8 @@ type SQLite struct {
 	closed    atomic.Bool
 
 	pruned    atomic.Int64
+	commits   atomic.Int64 // transactions the writer committed
+	committed atomic.Int64 // jobs those transactions carried
 	rebased   atomic.Int64 // keyframes whose deltas were re-encoded
 	pruneLate atomic.Int64 // earliest captured_ms stored since the last pass
 	pruneMu   sync.Mutex   // one retention pass at a time
@@ -806,6 +813,7 @@ func (s *SQLite) Stats(ctx context.Context) (Stats, error) {
 		}
 	}
 	st.RowsPruned = s.pruned.Load()
+	st.Commits, st.CommittedWrites = s.commits.Load(), s.committed.Load()
 	return st, nil
 }
 

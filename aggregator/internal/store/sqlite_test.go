@@ -567,3 +567,46 @@ func TestCloseDuringIngest(t *testing.T) {
 	}
 	t.Logf("%d acknowledged before Close", len(acked))
 }
+
+// TestCommitInterval: ingests arriving together share commits (the
+// counters /metrics exports say how many), and each is still answered
+// only once stored.
+func TestCommitInterval(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{CommitInterval: 50 * time.Millisecond})
+	// One ingest first: the writer's clock starts with a batch.
+	mustIngest(t, s, req("warm", "k", t0))
+	const n = 40
+	var wg sync.WaitGroup
+	ids := make([]int64, n)
+	for i := range n {
+		wg.Go(func() {
+			// Spread over 40 ms: apart enough that each would otherwise
+			// find the writer idle and commit alone.
+			time.Sleep(time.Duration(i) * time.Millisecond)
+			res, err := s.Ingest(context.Background(), req(fmt.Sprintf("h%02d", i), "k", t0))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = res.SnapshotID
+		})
+	}
+	wg.Wait()
+	st, err := s.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CommittedWrites != n+1 {
+		t.Fatalf("committed writes %d, want %d", st.CommittedWrites, n+1)
+	}
+	// Within 50 ms of each other, they share a commit or two.
+	if st.Commits > 5 {
+		t.Fatalf("%d commits for %d writes: the writer did not gather", st.Commits, st.CommittedWrites)
+	}
+	for i, id := range ids {
+		if _, err := s.Snapshot(context.Background(), id); err != nil {
+			t.Fatalf("ingest %d acknowledged id %d but it is not stored: %v", i, id, err)
+		}
+	}
+	t.Logf("%d writes in %d commits", st.CommittedWrites, st.Commits)
+}

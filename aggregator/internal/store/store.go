@@ -110,4 +110,8 @@ type Stats struct {
 	Snapshots     int64
 	DatabaseBytes int64
 	RowsPruned    int64 // cumulative since the store was opened
+	// Commits and CommittedWrites count the writer's transactions and the
+	// writes (ingests, admin changes) they carried since the store was
+	// opened: their ratio is the group-commit batch size.
+	Commits, CommittedWrites int64
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
@@ -121,12 +122,24 @@ func (s *SQLite) encodeDeltaBlobs(b *baseFrame, req *IngestRequest) (procs, sys 
 func (s *SQLite) writeLoop() {
 	defer close(s.done)
 	batch := make([]*job, 0, s.opts.MaxBatch)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	var last time.Time // when the previous batch was taken
 	for {
 		select {
 		case <-s.quit:
 			return
 		case j := <-s.jobs:
 			batch = append(batch[:0], j)
+			// Commits start at most every CommitInterval: a write arriving
+			// sooner after the previous batch waits for the rest of it and
+			// shares its fsync with the writes arriving meanwhile. A lone
+			// push (the previous batch long ago) is committed at once;
+			// under load the commit rate, not the snapshot rate, sets the
+			// writer's CPU (PostgreSQL's commit_delay has the same aim).
+			if d := s.opts.CommitInterval - time.Since(last); d > 0 {
+				batch = s.gather(batch, wait, d)
+			}
 		drain:
 			for len(batch) < s.opts.MaxBatch {
 				select {
@@ -136,10 +149,28 @@ func (s *SQLite) writeLoop() {
 					break drain
 				}
 			}
+			last = time.Now()
 			s.runBatch(batch)
 			clear(batch)
 		}
 	}
+}
+
+// gather adds the jobs arriving within d to batch, up to MaxBatch.
+func (s *SQLite) gather(batch []*job, wait *time.Timer, d time.Duration) []*job {
+	wait.Reset(d)
+	defer wait.Stop()
+	for len(batch) < s.opts.MaxBatch {
+		select {
+		case j := <-s.jobs:
+			batch = append(batch, j)
+		case <-wait.C:
+			return batch
+		case <-s.quit:
+			return batch
+		}
+	}
+	return batch
 }
 
 // runBatch runs jobs in one transaction and answers each after COMMIT.
@@ -191,7 +222,10 @@ func (s *SQLite) runBatch(batch []*job) {
 	if err := tx.Commit(); err != nil {
 		s.log.Error("commit failed", "jobs", len(batch), "err", err)
 		failAll(fmt.Errorf("commit: %w", err))
+		return
 	}
+	s.commits.Add(1)
+	s.committed.Add(int64(len(batch)))
 }
 
 // submit hands j to the writer and waits for its answer.
