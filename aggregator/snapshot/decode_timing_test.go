@@ -1,36 +1,120 @@
 package snapshot
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
+	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
 )
 
-// BenchmarkDecode measures the hand-written decoder on a realistic
-// 300-process body against encoding/json into the same types (the
-// baseline, which does less: no presence checks, no duplicate pids).
+// evolveBody is the body the load generator's default workload (-workload
+// evolve) sends for one host after a few pushes: ~300 processes without
+// command lines, members in the exporter's order, encoding/json's output.
+// It is made the way the load generator makes it (head member + tail
+// member, gunzipped here as the aggregator does), so the decoder sees the
+// exact bytes.
+func evolveBody(tb testing.TB, host string, steps int) []byte {
+	tb.Helper()
+	h := gen.NewHost(300, gen.Seed(host, 0), false, 5*time.Second)
+	for range steps {
+		h.Step()
+	}
+	tail, err := gen.CompressTail(h.SystemInfo(), h.Processes(), gzip.BestSpeed)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	gz := append(gen.HeadMember(gen.QuoteHostname(host), "2026-11-25T17:00:05.000Z"), tail...)
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// exporterBody is evolveBody with the two fields a real Linux exporter adds
+// that the load generator leaves out: create_time (RFC 3339 with trimmed
+// nanoseconds, time.RFC3339Nano) and memory_percent (a full-precision
+// float). It shows what the slower paths (create_time parsing, strconv for
+// 17-digit floats) cost.
+func exporterBody(tb testing.TB) []byte {
+	tb.Helper()
+	var s Snapshot
+	if err := json.Unmarshal(evolveBody(tb, "web-1", 3), &s); err != nil {
+		tb.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	boot := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	for i := range s.Processes {
+		p := &s.Processes[i]
+		// Jiffies are 10 ms: a start time has at most two decimals.
+		start := boot.Add(time.Duration(r.Int64N(int64(5*24*time.Hour/(10*time.Millisecond)))) * 10 * time.Millisecond)
+		p.CreateTime = start.Format(time.RFC3339Nano)
+		p.MemoryPercent = p.MemoryMB * (1 << 20) / 16777216000 * 100
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// BenchmarkDecode measures the decoder on three 300-process bodies against
+// the decoder as it was before the speed work (old, decode_old_test.go) and
+// encoding/json into the same types (which does less: no presence checks,
+// no duplicate pids). Compare new with old inside one run: the machine is
+// shared, so absolute figures drift between runs.
 //
 //	go test -run '^$' -bench 'Decode' -benchmem -benchtime 2s ./aggregator/snapshot
 func BenchmarkDecode(b *testing.B) {
-	in := gen.Body(300, "web-1", "2026-11-25T17:00:00.123Z", true)
-	b.Run("procscope", func(b *testing.B) {
-		b.SetBytes(int64(len(in)))
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := Decode(in, DecodeOptions{}); err != nil {
-				b.Fatal(err)
+	bodies := []struct {
+		name string
+		in   []byte
+	}{
+		// The load generator's realistic default: no command lines.
+		{"evolve", evolveBody(b, "web-1", 3)},
+		// The old benchmark body: command lines on every process.
+		{"cmdline", gen.Body(300, "web-1", "2026-11-25T17:00:00.123Z", true)},
+		// What a Linux exporter sends: create_time and memory_percent too.
+		{"exporter", exporterBody(b)},
+	}
+	for _, body := range bodies {
+		in := body.in
+		b.Run(body.name+"/procscope", func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Decode(in, DecodeOptions{}); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("encoding_json_baseline", func(b *testing.B) {
-		b.SetBytes(int64(len(in)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var s Snapshot
-			if err := json.Unmarshal(in, &s); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(body.name+"/old", func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := oldDecode(in, DecodeOptions{}); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+		b.Run(body.name+"/encoding_json_baseline", func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var s Snapshot
+				if err := json.Unmarshal(in, &s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
