@@ -18,6 +18,10 @@ RUN CGO_ENABLED=1 go build -trimpath \
       -o /out/procscope-aggregator ./aggregator
 
 FROM debian:12.12-slim
+# libdeflate0: ingest's fast gunzip, loaded at run time (without it ingest
+# falls back to Go's streaming gunzip at ~2.5x the CPU).
+RUN apt-get update && apt-get install -y --no-install-recommends libdeflate0 \
+    && rm -rf /var/lib/apt/lists/*
 # The data directory belongs to the unprivileged user the server runs as.
 RUN install -d -o 65532 -g 65532 -m 0700 /var/lib/procscope
 COPY --from=build /out/procscope-aggregator /usr/local/bin/procscope-aggregator

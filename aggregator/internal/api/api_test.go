@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/procscope/procscope/aggregator/internal/inflate"
 	"github.com/procscope/procscope/aggregator/internal/store"
 )
 
@@ -107,6 +109,20 @@ func mustJSONError(t *testing.T, r resp) string {
 	return *e.Error
 }
 
+// bothGunzips runs a test with the libdeflate fast path (where the library
+// is present) and with the streaming gunzip: both must answer alike.
+func bothGunzips(t *testing.T, test func(t *testing.T, streaming bool)) {
+	t.Run("streaming", func(t *testing.T) { test(t, true) })
+	if ok, err := inflate.Available(); !ok {
+		if os.Getenv("REQUIRE_E2E") != "" {
+			t.Fatalf("REQUIRE_E2E is set but libdeflate is not usable: %v (install Debian's libdeflate0)", err)
+		}
+		t.Logf("SKIPPING the libdeflate half: %v", err)
+		return
+	}
+	t.Run("libdeflate", func(t *testing.T) { test(t, false) })
+}
+
 func gz(t testing.TB, b []byte) []byte {
 	var buf bytes.Buffer
 	w := gzip.NewWriter(&buf)
@@ -148,9 +164,12 @@ func (e *env) state() state {
 // TestIngestCheckOrder: API.md's order 401 -> 403 -> 413 -> 415 -> 400,
 // each rule in one row, and nothing rejected changes what is stored, not
 // even last_seen.
-func TestIngestCheckOrder(t *testing.T) {
+func TestIngestCheckOrder(t *testing.T) { bothGunzips(t, testIngestCheckOrder) }
+
+func testIngestCheckOrder(t *testing.T, streaming bool) {
 	e := newEnv(t, func(o *Options) {
 		o.Limits = Limits{MaxWireBytes: 64 << 10, MaxDecodedBytes: 256 << 10, MaxProcesses: 100}
+		o.StreamingGunzip = streaming
 	})
 	mustStatus(t, e.ingest("k1", snap("web-1", "2026-11-25T17:00:00Z", proc1)), http.StatusCreated)
 	// last_seen has millisecond resolution: make sure a wrongly accepted
@@ -557,9 +576,11 @@ func TestNotReadyThenReady(t *testing.T) {
 
 // TestGzipBomb: a body that inflates to 1 GiB costs about the limit in
 // memory, not a GiB, and is answered 413.
-func TestGzipBomb(t *testing.T) {
+func TestGzipBomb(t *testing.T) { bothGunzips(t, testGzipBomb) }
+
+func testGzipBomb(t *testing.T, streaming bool) {
 	const limit = 8 << 20
-	e := newEnv(t, func(o *Options) { o.Limits.MaxDecodedBytes = limit })
+	e := newEnv(t, func(o *Options) { o.Limits.MaxDecodedBytes = limit; o.StreamingGunzip = streaming })
 	// gzip readers read concatenated members as one stream, so one
 	// compressed MiB of zeros repeated 1024 times inflates to 1 GiB
 	// without compressing a GiB here.

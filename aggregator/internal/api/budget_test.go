@@ -35,11 +35,14 @@ func TestBudgetReader(t *testing.T) {
 // TestConcurrentGzipBombs: bombs read side by side hold at most the
 // in-flight budget together, not one decompression limit each. Each is
 // answered 413 (it reached the limit) or 429 (the budget was taken).
-func TestConcurrentGzipBombs(t *testing.T) {
+func TestConcurrentGzipBombs(t *testing.T) { bothGunzips(t, testConcurrentGzipBombs) }
+
+func testConcurrentGzipBombs(t *testing.T, streaming bool) {
 	const limit, budget, bombs = 8 << 20, 16 << 20, 16
 	e := newEnv(t, func(o *Options) {
 		o.Limits.MaxDecodedBytes = limit
 		o.Limits.MaxInflightBytes = budget
+		o.StreamingGunzip = streaming
 	})
 	var body bytes.Buffer
 	body.Write(gz(t, []byte(`{"hostname":"bomb","captured_at":"2026-11-25T17:00:00Z","system_info":{"pad":"`)))

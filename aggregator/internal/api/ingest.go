@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
 	"io"
 	"mime"
 	"net/http"
@@ -14,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/procscope/procscope/aggregator/internal/inflate"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
@@ -137,30 +139,34 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 
 	var readErr error
 	var gzipBad bool
+	var body []byte
 	if gz {
-		zr, _ := gzipReaders.Get().(*gzip.Reader)
-		var err error
-		if zr == nil {
-			zr, err = gzip.NewReader(wire)
-		} else {
-			err = zr.Reset(wire)
-		}
-		if err != nil {
-			readErr = err
-			gzipBad = !errors.Is(err, errWireLimit)
-		} else {
+		src := io.Reader(wire)
+		if a.fastGunzip {
+			// The whole compressed body first, then one libdeflate call
+			// (package inflate). When that fails for any reason (a limit,
+			// bad data), the streaming path below reads the same bytes
+			// and answers exactly as it always did.
+			wbuf := ingestBuf.Get().(*bytes.Buffer)
+			defer putBuf(wbuf)
 			if r.ContentLength > 0 {
-				// Compressed JSON is typically 8-15x smaller. Capped: the
-				// length is only a claim until the bytes arrive.
-				buf.Grow(int(min(r.ContentLength*8, lim.MaxDecodedBytes, maxPreGrow)))
+				wbuf.Grow(int(min(r.ContentLength, lim.MaxWireBytes, maxPreGrow)))
 			}
-			dec := &budgetReader{r: &limitReader{r: zr, n: lim.MaxDecodedBytes, limit: errDecodedLimit}, b: a.inflight}
-			defer dec.release()
-			_, readErr = buf.ReadFrom(dec)
-			if readErr != nil && !errors.Is(readErr, errWireLimit) && !errors.Is(readErr, errDecodedLimit) {
-				gzipBad = isGzipError(readErr)
+			_, werr := wbuf.ReadFrom(wire)
+			if werr == nil {
+				out, release, err := a.gunzipWhole(wbuf.Bytes(), lim.MaxDecodedBytes)
+				defer release()
+				if err == nil {
+					body = out
+				}
+				src = bytes.NewReader(wbuf.Bytes())
+			} else {
+				src = io.MultiReader(bytes.NewReader(wbuf.Bytes()), errReader{werr})
 			}
-			gzipReaders.Put(zr)
+		}
+		if body == nil {
+			readErr, gzipBad = a.gunzipStream(r, src, buf)
+			body = buf.Bytes()
 		}
 	} else {
 		if r.ContentLength > 0 {
@@ -169,11 +175,12 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		dec := &budgetReader{r: &limitReader{r: wire, n: lim.MaxDecodedBytes, limit: errDecodedLimit}, b: a.inflight}
 		defer dec.release()
 		_, readErr = buf.ReadFrom(dec)
+		body = buf.Bytes()
 	}
 	wireBytes = wire.read
 
 	var keyErr error
-	decoded, decErr := snapshot.Decode(buf.Bytes(), snapshot.DecodeOptions{
+	decoded, decErr := snapshot.Decode(body, snapshot.DecodeOptions{
 		MaxProcesses: lim.MaxProcesses,
 		OnHostname: func(h string) error {
 			keyErr = st.CheckKey(r.Context(), h, keyHash)
@@ -257,6 +264,80 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 	writeJSON(w, code, ingestResponse{SnapshotID: res.SnapshotID})
 	return code, wireBytes
 }
+
+// gunzipStream decompresses src into buf with klauspost/compress's
+// streaming reader, within the decompression limit and the in-flight
+// budget. A limit stops it with what came before (the hostname in it is
+// still checked); gzipBad tells a malformed body from a read error.
+func (a *API) gunzipStream(r *http.Request, src io.Reader, buf *bytes.Buffer) (readErr error, gzipBad bool) {
+	lim := a.opts.Limits
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(src)
+	} else {
+		err = zr.Reset(src)
+	}
+	if err != nil {
+		return err, !errors.Is(err, errWireLimit)
+	}
+	defer gzipReaders.Put(zr)
+	if r.ContentLength > 0 {
+		// Compressed JSON is typically 8-15x smaller. Capped: the
+		// length is only a claim until the bytes arrive.
+		buf.Grow(int(min(r.ContentLength*8, lim.MaxDecodedBytes, maxPreGrow)))
+	}
+	dec := &budgetReader{r: &limitReader{r: zr, n: lim.MaxDecodedBytes, limit: errDecodedLimit}, b: a.inflight}
+	defer dec.release()
+	_, readErr = buf.ReadFrom(dec)
+	if readErr != nil && !errors.Is(readErr, errWireLimit) && !errors.Is(readErr, errDecodedLimit) {
+		gzipBad = isGzipError(readErr)
+	}
+	return readErr, gzipBad
+}
+
+// decodedBufs pools the buffers gunzipWhole decompresses into.
+var decodedBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// gunzipWhole decompresses a whole gzip body with libdeflate into a pooled
+// buffer, the memory it holds taken from the in-flight budget. release
+// gives back the buffer and the budget once the body is no longer used.
+// Bodies over maxPooledBuf decompressed are left to the streaming path
+// (err), so that this path allocates at most that much per body, and
+// only once per pooled buffer.
+func (a *API) gunzipWhole(src []byte, limit int64) (out []byte, release func(), err error) {
+	var taken int64
+	grow := func(c int) bool {
+		if d := int64(c) - taken; d > 0 {
+			if !a.inflight.take(d) {
+				return false
+			}
+			taken += d
+		}
+		return true
+	}
+	bp := decodedBufs.Get().(*[]byte)
+	out, err = inflate.Gunzip((*bp)[:0], src, int(min(limit, maxPooledBuf)), grow)
+	release = func() {
+		a.inflight.release(taken)
+		taken = 0
+		if cap(out) <= maxPooledBuf {
+			*bp = out[:0]
+		}
+		out = nil
+		decodedBufs.Put(bp)
+	}
+	if err != nil {
+		release()
+		return nil, func() {}, err
+	}
+	return out, release, nil
+}
+
+// errReader replays a read error after the bytes read before it.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // acquire takes an ingest slot, waiting up to QueueTimeout.
 func (a *API) acquire(r *http.Request) bool {
