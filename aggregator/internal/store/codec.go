@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -80,7 +81,10 @@ func newCodec() (*codec, error) {
 		// SpeedFastest: blobs come out ~5% larger than at the default
 		// level for ~40% less CPU, the larger share of an ingest's cost.
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(1),
+		// EncodeAll takes one of this many encoders and waits when all
+		// are busy: ingests encode in parallel on up to GOMAXPROCS
+		// goroutines (SQLite.encodeSem), so that many.
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		// Blobs are small; a small window keeps each encoder's state small.
 		zstd.WithWindowSize(1<<20),
 		zstd.WithZeroFrames(true))
