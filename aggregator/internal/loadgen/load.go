@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -224,11 +225,6 @@ func hostsOf(cfg config, w *workload) []*host {
 	return hosts
 }
 
-type job struct {
-	seq       int
-	scheduled time.Time
-}
-
 func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	w := cfg.prepared
 	if w == nil {
@@ -245,135 +241,68 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		return nil, fmt.Errorf("prepared workload has %d hosts, not %d", len(w.hosts), cfg.hosts)
 	}
 	hosts := hostsOf(cfg, w)
+	const timeout = 30 * time.Second
+	target, err := newPushTarget(cfg.url+"/api/v1/ingest", timeout)
+	if err != nil {
+		return nil, err
+	}
+	conns := make([]*pushConn, len(hosts))
+	for i, h := range hosts {
+		if conns[i], err = newPushConn(target, h.key); err != nil {
+			return nil, err
+		}
+	}
 	fmt.Fprintf(out, "pushing %.0f/s from %d hosts for %s to %s\n", cfg.rate, cfg.hosts, cfg.duration, cfg.url)
 
+	// The read-back uses net/http (a few requests each, not the hot path).
 	client := &http.Client{
-		Timeout: 30 * time.Second,
+		Timeout: timeout,
 		Transport: &http.Transport{
 			MaxIdleConns:        cfg.workers * 2,
 			MaxIdleConnsPerHost: cfg.workers * 2,
 			DisableCompression:  true,
-			// A whole request (headers and a ~7 KiB body) in one write
-			// syscall instead of one per 4 KiB (the default buffer).
-			WriteBufferSize: 32 << 10,
 		},
 	}
-	ingestURL := cfg.url + "/api/v1/ingest"
 	total := int(cfg.rate * cfg.duration.Seconds())
 	// Each host pushes every hosts/rate seconds; its captured_at values
 	// are that far apart, starting now (so they are unique per run).
 	period := pushPeriod(cfg)
 	base := time.Now().UTC().Truncate(time.Second)
 
-	res := &result{codes: map[int]int{}}
-	var mu sync.Mutex
-	var acks []ack
-	var lat []time.Duration
-	var wire atomic.Int64
-	jobs := make(chan job, 1024)
-
-	var wg sync.WaitGroup
-	for range cfg.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var respBuf bytes.Buffer
-			for j := range jobs {
-				hi := j.seq % cfg.hosts
-				k := j.seq / cfg.hosts
-				h := hosts[hi]
-				v := k % len(h.tails)
-				at := base.Add(time.Duration(k) * period).Format("2006-01-02T15:04:05.000Z07:00")
-				// One contiguous body (the head made per request, the
-				// compressed tail copied after it), so the transport sends
-				// it in one write. Not reused: the transport may still
-				// read a body after Do returned (an early answer).
-				head, tail := gen.HeadMember(h.hostJSON, at), h.tails[v]
-				body := append(append(make([]byte, 0, len(head)+len(tail)), head...), tail...)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ingestURL, bytes.NewReader(body))
-				req.ContentLength = int64(len(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Content-Encoding", "gzip")
-				req.Header.Set("X-API-KEY", h.key)
-				late := time.Since(j.scheduled) > 10*time.Millisecond
-				start := time.Now()
-				resp, err := client.Do(req)
-				var code int
-				var id int64
-				var msg string
-				if err == nil {
-					respBuf.Reset()
-					_, _ = respBuf.ReadFrom(io.LimitReader(resp.Body, 1<<16))
-					resp.Body.Close()
-					code = resp.StatusCode
-					id = snapshotID(respBuf.Bytes())
-					if id <= 0 || (code != 201 && code != 200) {
-						msg = fmt.Sprintf("%d %s", code, bytes.TrimSpace(respBuf.Bytes()))
-					}
-				} else {
-					msg = err.Error()
-				}
-				d := time.Since(start)
-				wire.Add(req.ContentLength)
-				mu.Lock()
-				res.sent++
-				if late {
-					res.lateStarts++
-				}
-				switch {
-				case (code == 201 || code == 200) && id > 0:
-					if code == 201 {
-						res.created++
-					} else {
-						res.repeated++
-					}
-					acks = append(acks, ack{host: hi, k: k, at: at, id: id})
-					lat = append(lat, d)
-				default:
-					if ctx.Err() == nil {
-						res.errors++
-						res.codes[code]++
-						if res.firstErr == "" {
-							res.firstErr = msg
-						}
-					}
-				}
-				mu.Unlock()
-			}
-		}()
+	// Open loop: push k of host hi (the seq-th of the run, seq = k*hosts +
+	// hi) is due at start + seq/rate, whatever happened before. Each host
+	// is one goroutine with its own connection, as a real exporter: it
+	// waits for the due time on one reused timer, so a host never has two
+	// pushes in flight, and a push that cannot start on time (the previous
+	// one still waiting for its answer, or no -concurrency slot free) goes
+	// at once and is counted as late. Latency runs from the actual send
+	// (as it always did here), not from the due time. Each host keeps its
+	// own counts, merged after the push: no lock shared per request.
+	var sem chan struct{} // -concurrency below -hosts caps requests in flight
+	if cfg.workers < cfg.hosts {
+		sem = make(chan struct{}, cfg.workers)
 	}
-
+	stats := make([]hostStats, len(hosts))
+	var wg sync.WaitGroup
 	if cfg.pushStart != nil {
 		cfg.pushStart()
 	}
 	start := time.Now()
-	func() {
-		defer close(jobs)
-		seq := 0
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for seq < total {
-			due := min(int(time.Since(start).Seconds()*cfg.rate)+1, total)
-			for ; seq < due; seq++ {
-				select {
-				case jobs <- job{seq: seq, scheduled: start.Add(time.Duration(float64(seq) / cfg.rate * float64(time.Second)))}:
-				case <-ctx.Done():
-					return
-				}
-			}
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	for hi := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conns[hi].close()
+			push(ctx, cfg, hosts[hi], hi, conns[hi], sem, start, base, period, total, &stats[hi])
+		}()
+	}
 	wg.Wait()
+	res := &result{codes: map[int]int{}}
 	res.elapsed = time.Since(start)
 	if cfg.pushDone != nil {
 		cfg.pushDone()
 	}
-	res.wireBytes = wire.Load()
+	acks, lat := mergeStats(stats, res)
 	slices.Sort(lat)
 	res.lat = lat
 	if ctx.Err() != nil {
@@ -499,4 +428,125 @@ func verify(ctx context.Context, cfg config, client *http.Client, hosts []*host,
 	wg.Wait()
 	res.verified = int(checked.Load())
 	res.contentChecked = int(content.Load())
+}
+
+// hostStats is what one host's goroutine counted during the push.
+type hostStats struct {
+	sent, created, repeated, errors, late int
+	codes                                 map[int]int
+	firstErr                              string
+	firstErrAt                            time.Time
+	lat                                   []time.Duration
+	acks                                  []ack
+	wire                                  int64
+}
+
+// push makes host hi's pushes of the run, each at its due time (see load).
+func push(ctx context.Context, cfg config, h *host, hi int, c *pushConn, sem chan struct{},
+	start, base time.Time, period time.Duration, total int, st *hostStats) {
+	n := 0
+	if hi < total {
+		n = (total - hi + cfg.hosts - 1) / cfg.hosts
+	}
+	st.lat = make([]time.Duration, 0, n)
+	st.acks = make([]ack, 0, n)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var atBuf []byte
+	for k := range n {
+		seq := k*cfg.hosts + hi
+		due := start.Add(time.Duration(float64(seq) / cfg.rate * float64(time.Second)))
+		if d := time.Until(due); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if sem != nil {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		atBuf = base.Add(time.Duration(k)*period).AppendFormat(atBuf[:0], "2006-01-02T15:04:05.000Z07:00")
+		head, tail := gen.HeadMember(h.hostJSON, string(atBuf)), h.tails[k%len(h.tails)]
+		sent := time.Now()
+		late := sent.Sub(due) > 10*time.Millisecond
+		code, body, err := c.post(ctx, head, tail)
+		d := time.Since(sent)
+		if sem != nil {
+			<-sem
+		}
+		var id int64
+		var msg string
+		if err == nil {
+			id = snapshotID(body)
+			if id <= 0 || (code != 201 && code != 200) {
+				msg = fmt.Sprintf("%d %s", code, bytes.TrimSpace(body))
+			}
+		} else {
+			msg = err.Error()
+		}
+		st.sent++
+		st.wire += int64(len(head) + len(tail))
+		if late {
+			st.late++
+		}
+		switch {
+		case (code == 201 || code == 200) && id > 0:
+			if code == 201 {
+				st.created++
+			} else {
+				st.repeated++
+			}
+			st.acks = append(st.acks, ack{host: hi, k: k, at: string(atBuf), id: id})
+			st.lat = append(st.lat, d)
+		default:
+			if ctx.Err() == nil {
+				st.errors++
+				if st.codes == nil {
+					st.codes = map[int]int{}
+				}
+				st.codes[code]++
+				if st.firstErr == "" {
+					st.firstErr, st.firstErrAt = msg, sent
+				}
+			}
+		}
+	}
+}
+
+// mergeStats adds up the hosts' counts into res and returns every ack in
+// the order the pushes were due, and every latency.
+func mergeStats(stats []hostStats, res *result) ([]ack, []time.Duration) {
+	var acks []ack
+	var lat []time.Duration
+	var firstAt time.Time
+	for i := range stats {
+		st := &stats[i]
+		res.sent += st.sent
+		res.created += st.created
+		res.repeated += st.repeated
+		res.errors += st.errors
+		res.lateStarts += st.late
+		res.wireBytes += st.wire
+		for code, n := range st.codes {
+			res.codes[code] += n
+		}
+		if st.firstErr != "" && (res.firstErr == "" || st.firstErrAt.Before(firstAt)) {
+			res.firstErr, firstAt = st.firstErr, st.firstErrAt
+		}
+		acks = append(acks, st.acks...)
+		lat = append(lat, st.lat...)
+	}
+	slices.SortFunc(acks, func(a, b ack) int {
+		if c := cmp.Compare(a.k, b.k); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.host, b.host)
+	})
+	return acks, lat
 }
