@@ -29,7 +29,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/VictoriaMetrics/lib/prompb"
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
 
 	"github.com/procscope/procscope/aggregator/internal/store"
@@ -72,6 +71,7 @@ type History struct {
 	topK    int
 	logger  *slog.Logger
 	remote  *remoteWriter // nil without a remote write URL
+	names   *nameCache
 
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
@@ -170,6 +170,7 @@ func Open(dir string, opts Options) (h *History, err error) {
 		storage: s,
 		dir:     dir,
 		topK:    opts.TopK,
+		names:   newNameCache(),
 		logger:  opts.Logger,
 		queue:   make(chan job, opts.QueueSize),
 		done:    make(chan struct{}),
@@ -211,36 +212,25 @@ func (h *History) Add(req *store.IngestRequest) {
 	}
 }
 
-// buildRows builds the storage rows of one snapshot (names marshalled into
-// one buffer) and the samples they came from (for remote write).
+// buildRows builds the storage rows of one snapshot, their names taken
+// from the cache, and, when remote write is on, the samples it forwards.
 func (h *History) buildRows(req *store.IngestRequest) ([]storage.MetricRow, []sample) {
-	samples := buildSamples(req, h.topK)
-	rows := make([]storage.MetricRow, len(samples))
-	ends := make([]int, len(samples))
-	// One buffer sized up front for all names: growing it call by call
-	// was the largest cost of Add.
-	size := 0
-	for i := range samples {
-		for _, l := range samples[i].labels {
-			size += len(l.Name) + len(l.Value) + 4
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	h.names.host(req.Hostname).points(req, h.topK, sc)
+	ts := sampleTime(req.CapturedAt)
+	rows := make([]storage.MetricRow, len(sc.points))
+	for i, p := range sc.points {
+		rows[i] = storage.MetricRow{MetricNameRaw: p.name.raw, Timestamp: ts, Value: p.value}
+	}
+	var samples []sample
+	if h.remote != nil {
+		samples = make([]sample, len(sc.points))
+		for i, p := range sc.points {
+			samples[i] = sample{labels: p.name.labels, timestamp: ts, value: p.value}
 		}
 	}
-	buf := make([]byte, 0, size)
-	var tmp [8]prompb.Label
-	for i := range samples {
-		// MarshalMetricNameRaw rewrites a "__name__" label in place, so it
-		// gets a copy; the originals go to remote write unchanged.
-		buf = storage.MarshalMetricNameRaw(buf, append(tmp[:0], samples[i].labels...))
-		ends[i] = len(buf)
-		rows[i].Timestamp = samples[i].timestamp
-		rows[i].Value = samples[i].value
-	}
-	// Slice the names only now: buf may move while it grows.
-	start := 0
-	for i := range rows {
-		rows[i].MetricNameRaw = buf[start:ends[i]:ends[i]]
-		start = ends[i]
-	}
+	clear(sc.points) // the pool must not keep names alive
 	return rows, samples
 }
 

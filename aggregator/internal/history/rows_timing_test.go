@@ -1,0 +1,154 @@
+package history
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/metrics"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
+
+	"github.com/procscope/procscope/aggregator/internal/store"
+	"github.com/procscope/procscope/aggregator/snapshot"
+)
+
+// ingestWorkload is the loadgen's shape: 200 hosts, 300 processes each
+// (30 busy ones that wander, 270 idle), snapshots 2 s apart per host.
+type ingestWorkload struct {
+	reqs  [][]*store.IngestRequest // [step][host]
+	start time.Time
+	i     int
+}
+
+func newIngestWorkload(hosts, steps int) *ingestWorkload {
+	w := &ingestWorkload{start: time.Now().Add(-24 * time.Hour)}
+	synth := make([]*synthHost, hosts)
+	for i := range synth {
+		synth[i] = newSynthHost(i, 17)
+	}
+	for step := range steps {
+		row := make([]*store.IngestRequest, hosts)
+		for j, s := range synth {
+			req := s.next(step, w.start)
+			for k := len(req.Processes); k < 300; k++ {
+				req.Processes = append(req.Processes, snapshot.Process{PID: int64(50000 + k), PPID: 1, Name: fmt.Sprint("kworker/u8:", k)})
+			}
+			row[j] = req
+		}
+		w.reqs = append(w.reqs, row)
+	}
+	return w
+}
+
+// next returns the next snapshot, round robin over the hosts; the stored
+// steps repeat with later capture times, so series keep growing forward.
+func (w *ingestWorkload) next() *store.IngestRequest {
+	hosts, steps := len(w.reqs[0]), len(w.reqs)
+	round := w.i / hosts
+	req := w.reqs[round%steps][w.i%hosts]
+	req.CapturedAt = w.start.Add(time.Duration(round)*2*time.Second + time.Duration(w.i%hosts)*time.Millisecond)
+	w.i++
+	return req
+}
+
+// ingestSide is one implementation of history's ingest: rows built as Add
+// builds them, written in batches as the writer loop writes them.
+type ingestSide struct {
+	h                     *History
+	build                 func(*store.IngestRequest) []storage.MetricRow
+	w                     *ingestWorkload
+	batch                 []storage.MetricRow
+	buildCPU, addRowsCPU  time.Duration
+	allocBytes, allocObjs uint64
+	snapshots             int
+}
+
+var allocSamples = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/allocs:objects"}}
+
+func readAllocs() (bytes, objs uint64) {
+	metrics.Read(allocSamples)
+	return allocSamples[0].Value.Uint64(), allocSamples[1].Value.Uint64()
+}
+
+// run ingests n snapshots and adds the calling thread's CPU time to the
+// side's totals (the caller locked its goroutine to the thread).
+func (s *ingestSide) run(n int) {
+	b0, o0 := readAllocs()
+	c0 := threadCPUTime()
+	s.batch = s.batch[:0]
+	for range n {
+		s.batch = append(s.batch, s.build(s.w.next())...)
+	}
+	c1 := threadCPUTime()
+	b1, o1 := readAllocs()
+	s.h.addRows(s.batch)
+	c2 := threadCPUTime()
+	clear(s.batch)
+	s.buildCPU += c1 - c0
+	s.addRowsCPU += c2 - c1
+	s.allocBytes += b1 - b0
+	s.allocObjs += o1 - o0
+	s.snapshots += n
+}
+
+func (s *ingestSide) report(b *testing.B, name string) {
+	n := float64(s.snapshots)
+	b.ReportMetric(float64(s.buildCPU.Nanoseconds())/n/1e3, "build-µs/snap-"+name)
+	b.ReportMetric(float64(s.addRowsCPU.Nanoseconds())/n/1e3, "addrows-µs/snap-"+name)
+	b.ReportMetric(float64((s.buildCPU+s.addRowsCPU).Nanoseconds())/n/1e3, "cpu-µs/snap-"+name)
+	b.ReportMetric(float64(s.allocBytes)/n, "build-B/snap-"+name)
+	b.ReportMetric(float64(s.allocObjs)/n, "build-allocs/snap-"+name)
+}
+
+// BenchmarkIngestCPU measures history's ingest side, building a snapshot's
+// rows (Add's work) and writing them (the writer's AddRows), with the code
+// before the name cache and system_info scanner ("old") and now ("new"),
+// interleaved batch by batch in one run into two stores. It reports the
+// ingest goroutine's CPU time per snapshot (thread CPU: on this shared
+// machine wall time measures the queue for a core), the allocations of
+// building, and new/old.
+//
+//	go test -run '^$' -bench IngestCPU -benchtime 1000x ./aggregator/internal/history
+func BenchmarkIngestCPU(b *testing.B) {
+	const batch = 16 // what the writer loop typically drains at 2,000/s
+	oldH := openTest(b, b.TempDir(), Options{QueueSize: 1})
+	newH := openTest(b, b.TempDir(), Options{QueueSize: 1})
+	oldSide := &ingestSide{h: oldH, w: newIngestWorkload(200, 20),
+		build: func(r *store.IngestRequest) []storage.MetricRow {
+			rows, _ := legacyBuildRows(r, oldH.topK)
+			return rows
+		}}
+	newSide := &ingestSide{h: newH, w: newIngestWorkload(200, 20),
+		build: func(r *store.IngestRequest) []storage.MetricRow { rows, _ := newH.buildRows(r); return rows }}
+	// Warm up both: every series registered once, as in a running server.
+	for range 2 * 200 / batch {
+		oldSide.run(batch)
+		newSide.run(batch)
+	}
+	*oldSide = ingestSide{h: oldSide.h, w: oldSide.w, build: oldSide.build, batch: oldSide.batch}
+	*newSide = ingestSide{h: newSide.h, w: newSide.w, build: newSide.build, batch: newSide.batch}
+
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	round := 0
+	for b.Loop() {
+		// One op is a batch on each side, the order alternating.
+		if round%2 == 0 {
+			oldSide.run(batch)
+			newSide.run(batch)
+		} else {
+			newSide.run(batch)
+			oldSide.run(batch)
+		}
+		round++
+	}
+	oldSide.report(b, "old")
+	newSide.report(b, "new")
+	b.ReportMetric(float64(newSide.buildCPU+newSide.addRowsCPU)/float64(oldSide.buildCPU+oldSide.addRowsCPU), "cpu-ratio-new/old")
+	for _, h := range []*History{oldH, newH} {
+		if st := h.Stats(); st.WriteErrors != 0 {
+			b.Fatalf("write errors: %+v", st)
+		}
+	}
+}
