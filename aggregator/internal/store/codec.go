@@ -19,23 +19,32 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"runtime"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
-// Blob header byte: the low bits say what the blob is, the high bit whether
-// the rest is zstd-compressed (small blobs are kept raw when zstd would only
-// add its frame overhead).
+// Blob header byte: the low bits say what the blob is, the high bits how
+// the rest is compressed: zstd, S2, or not at all (small blobs are kept raw
+// when compression would only add its frame overhead).
+//
+// Keyframes are zstd (a 300-process list: 19 KB raw, 8.7 KB zstd). Deltas
+// are S2: a realistic delta is ~1.2 KB of varints with little redundancy
+// left, which zstd shrank by 7 % and S2 by the same for a third of the CPU
+// (11 µs against 3.8 µs a delta; 4 % larger than zstd on a fast-changing
+// host). Blobs written before S2 existed have only the zstd bit.
 const (
 	blobFull       = 1 // complete process list / complete system_info
 	blobDelta      = 2 // delta against the keyframe in base_id
 	blobCompressed = 0x80
-	blobKindMask   = 0x7f
+	blobS2         = 0x40
+	blobKindMask   = 0x3f
 )
 
 // Changed-field bits of a delta row.
@@ -61,6 +70,8 @@ const (
 )
 
 var errCorrupt = errors.New("corrupt stored snapshot")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // maxDecodedBlob bounds what one blob may decompress to: a snapshot of the
 // API's maximum 100,000 processes with long command lines stays well below.
@@ -108,7 +119,18 @@ func (c *codec) close() {
 
 // seal prefixes raw with its kind byte, compressing it when that pays.
 func (c *codec) seal(kind byte, raw []byte) []byte {
-	if len(raw) >= 64 {
+	if len(raw) >= 64 && kind == blobDelta {
+		// An S2 block has no checksum of its own (a zstd frame has one):
+		// a CRC-32C of the content follows it, so that a damaged blob is
+		// refused rather than read back wrong.
+		out := make([]byte, 1+s2.MaxEncodedLen(len(raw))+4)
+		out[0] = kind | blobS2
+		n := 1 + len(s2.Encode(out[1:], raw))
+		if n+4 < 1+len(raw) {
+			out = binary.LittleEndian.AppendUint32(out[:n], crc32.Checksum(raw, castagnoli))
+			return out[:n+4 : n+4]
+		}
+	} else if len(raw) >= 64 {
 		out := make([]byte, 1, 1+len(raw)/2)
 		out[0] = kind | blobCompressed
 		out = c.enc.EncodeAll(raw, out)
@@ -127,8 +149,29 @@ func (c *codec) open(blob []byte) (byte, []byte, error) {
 		return 0, nil, errCorrupt
 	}
 	kind := blob[0] & blobKindMask
-	if blob[0]&blobCompressed == 0 {
+	switch blob[0] &^ blobKindMask {
+	case 0:
 		return kind, blob[1:], nil
+	case blobS2:
+		if len(blob) < 1+4 {
+			return 0, nil, errCorrupt
+		}
+		body, sum := blob[1:len(blob)-4], binary.LittleEndian.Uint32(blob[len(blob)-4:])
+		n, err := s2.DecodedLen(body)
+		if err != nil || n > maxDecodedBlob {
+			return 0, nil, fmt.Errorf("%w: s2 length %d: %v", errCorrupt, n, err)
+		}
+		raw, err := s2.Decode(make([]byte, n), body)
+		if err != nil {
+			return 0, nil, fmt.Errorf("%w: %v", errCorrupt, err)
+		}
+		if crc32.Checksum(raw, castagnoli) != sum {
+			return 0, nil, fmt.Errorf("%w: checksum mismatch", errCorrupt)
+		}
+		return kind, raw, nil
+	case blobCompressed:
+	default:
+		return 0, nil, errCorrupt
 	}
 	raw, err := c.dec.DecodeAll(blob[1:], nil)
 	if err != nil {

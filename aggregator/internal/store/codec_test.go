@@ -200,3 +200,44 @@ func FuzzDecode(f *testing.F) {
 		_, _, _ = c.open(append([]byte{blobCompressed | blobFull}, b...))
 	})
 }
+
+// TestBlobCompressions: deltas are S2 and keyframes zstd now, and blobs of
+// every kind ever written (zstd deltas before S2 existed, raw small ones)
+// still open to the same bytes; damaged or unknown ones are refused.
+func TestBlobCompressions(t *testing.T) {
+	c, err := newCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	raw := bytes.Repeat([]byte("delta rows of varints, with some repetition; "), 40)
+	d := c.seal(blobDelta, raw)
+	f := c.seal(blobFull, raw)
+	if d[0] != blobDelta|blobS2 || f[0] != blobFull|blobCompressed {
+		t.Fatalf("headers %#x %#x, want S2 delta and zstd keyframe", d[0], f[0])
+	}
+	oldDelta := append([]byte{blobDelta | blobCompressed}, c.enc.EncodeAll(raw, nil)...)
+	small := c.seal(blobDelta, []byte("tiny"))
+	for name, blob := range map[string][]byte{"s2 delta": d, "zstd keyframe": f, "zstd delta (old)": oldDelta} {
+		kind, got, err := c.open(blob)
+		if err != nil || !bytes.Equal(got, raw) || kind != blob[0]&blobKindMask {
+			t.Fatalf("%s: kind %d, %d bytes, %v", name, kind, len(got), err)
+		}
+	}
+	if kind, got, err := c.open(small); err != nil || string(got) != "tiny" || kind != blobDelta {
+		t.Fatalf("raw blob: %d %q %v", kind, got, err)
+	}
+	bad := bytes.Clone(d)
+	bad[len(bad)/2] ^= 0xff
+	for name, blob := range map[string][]byte{
+		"damaged s2":   bad,
+		"cut s2":       d[:len(d)/2],
+		"both bits":    append([]byte{blobDelta | blobS2 | blobCompressed}, d[1:]...),
+		"empty":        {},
+		"huge s2 size": {blobDelta | blobS2, 0xff, 0xff, 0xff, 0xff, 0x0f},
+	} {
+		if _, _, err := c.open(blob); err == nil {
+			t.Fatalf("%s: opened without an error", name)
+		}
+	}
+}
