@@ -156,8 +156,19 @@ func (d *decoder) skipSpace() {
 	}
 }
 
-// peek returns the next non-space byte, or 0 at the end.
+// peek returns the next non-space byte, or 0 at the end. The test for a
+// byte above ' ' comes first and inlines: bodies from exporters have no
+// spaces, and the call to skipSpace was a sixth of decoding.
 func (d *decoder) peek() byte {
+	if d.pos < len(d.data) {
+		if c := d.data[d.pos]; c > ' ' {
+			return c
+		}
+	}
+	return d.peekSpace()
+}
+
+func (d *decoder) peekSpace() byte {
 	d.skipSpace()
 	if d.pos >= len(d.data) {
 		return 0
@@ -438,15 +449,23 @@ func (d *decoder) processes(out *Decoded) error {
 			}
 			continue
 		}
-		procs = append(procs, Process{})
+		// Within capacity the next element is still zero from make:
+		// extend the slice instead of appending a zero Process, which
+		// clears 120 bytes again (under write barriers while the GC runs).
+		if len(procs) < cap(procs) {
+			procs = procs[:len(procs)+1]
+		} else {
+			procs = append(procs, Process{})
+		}
 		if err := d.process(&procs[len(procs)-1], n-1); err != nil {
 			return err
 		}
 	}
-	if !d.failed() {
+	if !d.failed() && !pidsAscending(procs) {
 		// Duplicate pids: sort a copy of the pids and compare neighbours,
 		// O(n log n) with one small allocation whatever the pids' size
 		// (Linux pids go up to 4M; a bitmap that big per request is not).
+		// Sorting finds the smallest duplicate, which the message names.
 		pids := make([]int64, len(procs))
 		for i := range procs {
 			pids[i] = procs[i].PID
@@ -458,9 +477,23 @@ func (d *decoder) processes(out *Decoded) error {
 				return nil
 			}
 		}
+	}
+	if !d.failed() {
 		out.Snapshot.Processes = procs
 	}
 	return nil
+}
+
+// pidsAscending reports whether the pids strictly increase, which rules
+// out duplicates without the sort. Exporters list processes in /proc's
+// order, ascending pids, so this is the common case.
+func pidsAscending(procs []Process) bool {
+	for i := 1; i < len(procs); i++ {
+		if procs[i].PID <= procs[i-1].PID {
+			return false
+		}
+	}
+	return true
 }
 
 const (
@@ -477,6 +510,14 @@ const (
 	pMemPct
 )
 
+// process reads one process object. Most of an ingest body's bytes are
+// process objects written by encoding/json in the exporter: no spaces,
+// keys spelt plainly, integers and short decimals. For those it takes
+// fast paths (fieldKey, fastUint, fastFloat, canonicalTime) that fall back
+// to the general code on anything unusual, so every input gets exactly the
+// values and errors the general code gives (TestDecodeSameAsOld and
+// FuzzDecodeSameAsOld check that against the decoder before the fast
+// paths).
 func (d *decoder) process(p *Process, i int) error {
 	if d.peek() != '{' {
 		d.bad("processes[%d] must be an object", i)
@@ -492,48 +533,28 @@ func (d *decoder) process(p *Process, i int) error {
 			break
 		}
 		if !first {
-			if err := d.expect(','); err != nil {
-				return err
+			if c != ',' {
+				return d.expect(',')
 			}
+			d.pos++
 		}
 		first = false
-		key, err := d.key()
-		if err != nil {
-			return err
-		}
-		var bit int
-		var kname string // a constant: no allocation per field
-		switch string(key) {
-		case "pid":
-			bit, kname = pPID, "pid"
-		case "ppid":
-			bit, kname = pPPID, "ppid"
-		case "name":
-			bit, kname = pName, "name"
-		case "cpu_percent":
-			bit, kname = pCPU, "cpu_percent"
-		case "memory_mb":
-			bit, kname = pMem, "memory_mb"
-		case "cmdline":
-			bit, kname = pCmdline, "cmdline"
-		case "username":
-			bit, kname = pUsername, "username"
-		case "status":
-			bit, kname = pStatus, "status"
-		case "num_threads":
-			bit, kname = pThreads, "num_threads"
-		case "create_time":
-			bit, kname = pCreate, "create_time"
-		case "memory_percent":
-			bit, kname = pMemPct, "memory_percent"
-		default:
-			if err := d.skipValue(0); err != nil {
+		bit, kname := d.fieldKey()
+		if bit == 0 {
+			key, err := d.key()
+			if err != nil {
 				return err
 			}
-			continue
+			bit, kname = processField(key)
+			if bit == 0 {
+				if err := d.skipValue(0); err != nil {
+					return err
+				}
+				continue
+			}
 		}
 		if seen&bit != 0 {
-			d.bad("processes[%d]: duplicate field %q", i, string(key))
+			d.bad("processes[%d]: duplicate field %q", i, kname)
 			if err := d.skipValue(0); err != nil {
 				return err
 			}
@@ -542,12 +563,15 @@ func (d *decoder) process(p *Process, i int) error {
 		seen |= bit
 		switch bit {
 		case pPID, pPPID:
-			v, ok, err := d.uint(i, kname, math.MaxInt64)
-			if err != nil {
-				return err
-			}
+			v, ok := d.fastUint(math.MaxInt64)
 			if !ok {
-				continue
+				var err error
+				if v, ok, err = d.uint(i, kname, math.MaxInt64); err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
 			}
 			if bit == pPID {
 				p.PID = v
@@ -555,26 +579,33 @@ func (d *decoder) process(p *Process, i int) error {
 				p.PPID = v
 			}
 		case pThreads:
-			if d.isNull() {
-				continue
-			}
-			v, ok, err := d.uint(i, kname, math.MaxInt32)
-			if err != nil {
-				return err
-			}
-			if ok {
-				p.NumThreads = int32(v)
-			}
-		case pCPU, pMem, pMemPct:
-			if bit == pMemPct && d.isNull() {
-				continue
-			}
-			v, ok, err := d.nonNegFloat(i, kname)
-			if err != nil {
-				return err
-			}
+			v, ok := d.fastUint(math.MaxInt32)
 			if !ok {
-				continue
+				if d.isNull() {
+					continue
+				}
+				var err error
+				if v, ok, err = d.uint(i, kname, math.MaxInt32); err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+			}
+			p.NumThreads = int32(v)
+		case pCPU, pMem, pMemPct:
+			v, ok := d.fastFloat()
+			if !ok {
+				if bit == pMemPct && d.isNull() {
+					continue
+				}
+				var err error
+				if v, ok, err = d.nonNegFloat(i, kname); err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
 			}
 			switch bit {
 			case pCPU:
@@ -585,25 +616,34 @@ func (d *decoder) process(p *Process, i int) error {
 				p.MemoryPercent = v
 			}
 		case pName, pCmdline, pUsername, pStatus, pCreate:
-			if bit != pName && d.isNull() {
-				// null for an optional field means "not sent".
-				seen &^= bit
-				continue
-			}
-			if d.peek() != '"' {
-				d.bad("processes[%d].%s must be a string", i, kname)
-				if err := d.skipValue(0); err != nil {
-					return err
+			if d.pos >= len(d.data) || d.data[d.pos] != '"' {
+				if bit != pName && d.isNull() {
+					// null for an optional field means "not sent".
+					seen &^= bit
+					continue
 				}
-				continue
+				if d.peek() != '"' {
+					d.bad("processes[%d].%s must be a string", i, kname)
+					if err := d.skipValue(0); err != nil {
+						return err
+					}
+					continue
+				}
 			}
-			s, err := d.str()
+			if bit == pStatus {
+				if st, n := statusLiteral(d.data[d.pos:]); n > 0 {
+					p.Status = st
+					d.pos += n
+					continue
+				}
+			}
+			b, err := d.strBytes()
 			if err != nil {
 				return err
 			}
 			switch bit {
 			case pName:
-				p.Name = s
+				p.Name = d.makeString(b)
 			case pCmdline:
 				// Pointers into one slab rather than an allocation each;
 				// when the slab grows, earlier pointers keep the old
@@ -611,14 +651,22 @@ func (d *decoder) process(p *Process, i int) error {
 				if len(d.cmdlines) == cap(d.cmdlines) {
 					d.cmdlines = make([]string, 0, max(64, cap(d.cmdlines)*2))
 				}
-				d.cmdlines = append(d.cmdlines, s)
+				d.cmdlines = append(d.cmdlines, d.makeString(b))
 				p.Cmdline = &d.cmdlines[len(d.cmdlines)-1]
 			case pUsername:
-				p.Username = s
+				p.Username = d.makeString(b)
 			case pStatus:
-				p.Status = s
+				p.Status = status(b)
+				if p.Status == "" {
+					p.Status = d.makeString(b)
+				}
 			case pCreate:
-				t, msg := ParseTime(s)
+				var buf [canonicalTimeLen]byte
+				if canonicalTime(b, &buf) {
+					p.CreateTime = d.makeString(buf[:])
+					continue
+				}
+				t, msg := ParseTime(d.makeString(b))
 				if msg != "" {
 					d.bad("processes[%d].create_time: %s", i, msg)
 					continue
@@ -637,6 +685,295 @@ func (d *decoder) process(p *Process, i int) error {
 		}
 	}
 	return nil
+}
+
+// processField maps a process key to its bit and a constant name (no
+// allocation per field); 0 for a key the contract does not know.
+func processField(key []byte) (int, string) {
+	switch string(key) {
+	case "pid":
+		return pPID, "pid"
+	case "ppid":
+		return pPPID, "ppid"
+	case "name":
+		return pName, "name"
+	case "cpu_percent":
+		return pCPU, "cpu_percent"
+	case "memory_mb":
+		return pMem, "memory_mb"
+	case "cmdline":
+		return pCmdline, "cmdline"
+	case "username":
+		return pUsername, "username"
+	case "status":
+		return pStatus, "status"
+	case "num_threads":
+		return pThreads, "num_threads"
+	case "create_time":
+		return pCreate, "create_time"
+	case "memory_percent":
+		return pMemPct, "memory_percent"
+	}
+	return 0, ""
+}
+
+// fieldKey is key+processField for the common case, a known key spelt
+// plainly with the colon right after it (`"pid":`): it compares the bytes
+// against constants, which the compiler turns into a few wide loads, and
+// moves past them. It returns 0 and moves nothing for anything else
+// (spaces, escapes, unknown keys, the end of input); the general key()
+// then reads the key.
+func (d *decoder) fieldKey() (int, string) {
+	rest := d.data[d.pos:]
+	if len(rest) < 6 || rest[0] != '"' {
+		return 0, ""
+	}
+	bit, name := 0, ""
+	switch rest[1] {
+	case 'p':
+		if string(rest[:6]) == `"pid":` {
+			bit, name = pPID, "pid"
+		} else if len(rest) >= 7 && string(rest[:7]) == `"ppid":` {
+			bit, name = pPPID, "ppid"
+		}
+	case 'n':
+		if len(rest) >= 7 && string(rest[:7]) == `"name":` {
+			bit, name = pName, "name"
+		} else if len(rest) >= 14 && string(rest[:14]) == `"num_threads":` {
+			bit, name = pThreads, "num_threads"
+		}
+	case 'c':
+		if len(rest) >= 14 && string(rest[:14]) == `"cpu_percent":` {
+			bit, name = pCPU, "cpu_percent"
+		} else if len(rest) >= 10 && string(rest[:10]) == `"cmdline":` {
+			bit, name = pCmdline, "cmdline"
+		} else if len(rest) >= 14 && string(rest[:14]) == `"create_time":` {
+			bit, name = pCreate, "create_time"
+		}
+	case 'm':
+		if len(rest) >= 12 && string(rest[:12]) == `"memory_mb":` {
+			bit, name = pMem, "memory_mb"
+		} else if len(rest) >= 17 && string(rest[:16]) == `"memory_percent"` && rest[16] == ':' {
+			bit, name = pMemPct, "memory_percent"
+		}
+	case 'u':
+		if len(rest) >= 11 && string(rest[:11]) == `"username":` {
+			bit, name = pUsername, "username"
+		}
+	case 's':
+		if len(rest) >= 9 && string(rest[:9]) == `"status":` {
+			bit, name = pStatus, "status"
+		}
+	}
+	if bit != 0 {
+		d.pos += len(name) + 3
+	}
+	return bit, name
+}
+
+// statusLiteral matches the commonest statuses, quotes included, at the
+// start of b and returns the constant and the bytes matched: no scan, no
+// copy. 0 for anything else.
+func statusLiteral(b []byte) (string, int) {
+	if len(b) >= 10 && string(b[:10]) == `"sleeping"` {
+		return "sleeping", 10
+	}
+	if len(b) >= 9 && string(b[:9]) == `"running"` {
+		return "running", 9
+	}
+	if len(b) >= 6 && string(b[:6]) == `"idle"` {
+		return "idle", 6
+	}
+	return "", 0
+}
+
+// status returns the exporters' status words as constants, so that the
+// ~300 statuses of a body share a handful of strings instead of taking
+// chunk space each; "" for any other text.
+func status(b []byte) string {
+	switch string(b) {
+	case "sleeping":
+		return "sleeping"
+	case "running":
+		return "running"
+	case "idle":
+		return "idle"
+	case "disk-sleep":
+		return "disk-sleep"
+	case "stopped":
+		return "stopped"
+	case "zombie":
+		return "zombie"
+	}
+	return ""
+}
+
+// fastUint reads a JSON integer from 0 to limit written plainly at the
+// current byte: the digits are scanned and summed in one pass (number()
+// then uint() walk them twice). It declines, moving nothing, whatever it
+// does not read the way uint() would accept it (a sign, a fraction, an
+// exponent, 19 digits or more, over limit, a space or another type); the
+// caller then takes the general path, which also words the errors.
+func (d *decoder) fastUint(limit uint64) (int64, bool) {
+	data := d.data
+	i := d.pos
+	if i >= len(data) {
+		return 0, false
+	}
+	var n uint64
+	switch c := data[i]; {
+	case c == '0':
+		i++
+	case c >= '1' && c <= '9':
+		n = uint64(c - '0')
+		i++
+		// 18 digits at most: below 10^18, so no overflow.
+		end := min(len(data), i+17)
+		for i < end && data[i] >= '0' && data[i] <= '9' {
+			n = n*10 + uint64(data[i]-'0')
+			i++
+		}
+	default:
+		return 0, false
+	}
+	if i < len(data) {
+		if c := data[i]; c == '.' || c == 'e' || c == 'E' || (c >= '0' && c <= '9') {
+			return 0, false
+		}
+	}
+	if n > limit {
+		return 0, false
+	}
+	d.pos = i
+	return int64(n), true
+}
+
+// fastFloat reads a non-negative decimal written plainly (no sign, no
+// exponent) with at most 15 digits at the current byte, in one pass:
+// the digits form an integer below 2^53 and 10^k (k <= 15) is exact, so
+// one IEEE division is correctly rounded and equals strconv.ParseFloat's
+// result (Clinger's fast path, as in fastDecimal). It declines, moving
+// nothing, for anything else; the caller then takes the general path.
+func (d *decoder) fastFloat() (float64, bool) {
+	data := d.data
+	i := d.pos
+	if i >= len(data) {
+		return 0, false
+	}
+	var m uint64
+	switch c := data[i]; {
+	case c == '0':
+		i++
+	case c >= '1' && c <= '9':
+		// 16 digits stop the loop and fail the digit count below, so m
+		// cannot overflow.
+		end := min(len(data), i+16)
+		for i < end && data[i] >= '0' && data[i] <= '9' {
+			m = m*10 + uint64(data[i]-'0')
+			i++
+		}
+	default:
+		return 0, false
+	}
+	digits := i - d.pos
+	frac := 0
+	if i < len(data) && data[i] == '.' {
+		i++
+		j := i
+		end := min(len(data), i+16-digits)
+		for i < end && data[i] >= '0' && data[i] <= '9' {
+			m = m*10 + uint64(data[i]-'0')
+			i++
+		}
+		frac = i - j
+		if frac == 0 {
+			return 0, false // "1." is a syntax error: let number() say so
+		}
+		digits += frac
+	}
+	if digits > 15 {
+		return 0, false
+	}
+	if i < len(data) {
+		if c := data[i]; c == 'e' || c == 'E' || (c >= '0' && c <= '9') {
+			return 0, false
+		}
+	}
+	d.pos = i
+	if frac == 0 {
+		return float64(m), true
+	}
+	return float64(m) / pow10[frac], true
+}
+
+// canonicalTime writes an RFC 3339 time in UTC ("Z", the form exporters
+// send) to dst as ParseTime(s).Format(CapturedAtFormat) would, without
+// building a time.Time: a create_time on every process made parse and
+// format most of a body's decoding time. It checks the fields as Go's
+// RFC 3339 parser does (month, day of that month in that year, hour,
+// minute, second), truncates the fraction to milliseconds and rejects
+// year 0 as ParseTime does. It returns false for any other form (an
+// offset, a comma, missing digits...); the caller then parses the general
+// way. TestCanonicalTime checks it against ParseTime+Format.
+func canonicalTime(b []byte, dst *[canonicalTimeLen]byte) bool {
+	const n = len("2006-01-02T15:04:05")
+	if len(b) < n+1 || b[len(b)-1] != 'Z' ||
+		b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return false
+	}
+	num := func(s []byte) int {
+		v := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	year, month, day := num(b[0:4]), num(b[5:7]), num(b[8:10])
+	hour, minute, sec := num(b[11:13]), num(b[14:16]), num(b[17:19])
+	if year < 1 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return false
+	}
+	frac := b[n : len(b)-1]
+	if len(frac) == 1 || (len(frac) > 1 && frac[0] != '.') {
+		return false
+	}
+	copy(dst[:n], b[:n])
+	dst[n] = '.'
+	for k := range 3 {
+		c := byte('0')
+		if k+1 < len(frac) {
+			c = frac[k+1]
+		}
+		dst[n+1+k] = c
+	}
+	for _, c := range frac[min(1, len(frac)):] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	dst[n+4] = 'Z'
+	return true
+}
+
+// canonicalTimeLen is the length of a time in CapturedAtFormat in UTC.
+const canonicalTimeLen = len("2006-01-02T15:04:05.000Z")
+
+// daysIn is the number of days of month (1-12) in year.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // number scans a JSON number and returns its bytes and whether it is an

@@ -48,6 +48,13 @@ func decodeBoth(t *testing.T, in []byte, maxProcs int) {
 		t.Fatalf("input %q: HostnameSeen/CapturedAt %v %v, old %v %v", truncateForMsg(string(in)),
 			dn.HostnameSeen, dn.CapturedAt, do.HostnameSeen, do.CapturedAt)
 	}
+	if pn, po := dn.Snapshot.Processes, do.Snapshot.Processes; len(pn) == len(po) {
+		for i := range pn {
+			if !reflect.DeepEqual(pn[i], po[i]) {
+				t.Fatalf("input %q: process %d differs:\nnew %+v\nold %+v", truncateForMsg(string(in)), i, pn[i], po[i])
+			}
+		}
+	}
 	if !reflect.DeepEqual(dn.Snapshot, do.Snapshot) {
 		t.Fatalf("input %q: snapshots differ:\nnew %+v\nold %+v", truncateForMsg(string(in)), dn.Snapshot, do.Snapshot)
 	}

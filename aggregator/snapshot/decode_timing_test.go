@@ -71,9 +71,11 @@ func exporterBody(tb testing.TB) []byte {
 // the decoder as it was before the speed work (old, decode_old_test.go) and
 // encoding/json into the same types (which does less: no presence checks,
 // no duplicate pids). Compare new with old inside one run: the machine is
-// shared, so absolute figures drift between runs.
+// shared, so absolute figures drift between runs. The names are key=value
+// so that benchstat can put the decoders side by side:
 //
-//	go test -run '^$' -bench 'Decode' -benchmem -benchtime 2s ./aggregator/snapshot
+//	go test -run '^$' -bench 'Decode/.*/dec=(procscope|old)' -benchmem -count 8 ./aggregator/snapshot >/tmp/dec.txt
+//	benchstat -col /dec /tmp/dec.txt
 func BenchmarkDecode(b *testing.B) {
 	bodies := []struct {
 		name string
@@ -88,33 +90,31 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	for _, body := range bodies {
 		in := body.in
-		b.Run(body.name+"/procscope", func(b *testing.B) {
-			b.SetBytes(int64(len(in)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := Decode(in, DecodeOptions{}); err != nil {
-					b.Fatal(err)
-				}
-			}
+		b.Run("body="+body.name+"/dec=procscope", func(b *testing.B) {
+			benchDecode(b, in, func() error { _, err := Decode(in, DecodeOptions{}); return err })
 		})
-		b.Run(body.name+"/old", func(b *testing.B) {
-			b.SetBytes(int64(len(in)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := oldDecode(in, DecodeOptions{}); err != nil {
-					b.Fatal(err)
-				}
-			}
+		b.Run("body="+body.name+"/dec=old", func(b *testing.B) {
+			benchDecode(b, in, func() error { _, err := oldDecode(in, DecodeOptions{}); return err })
 		})
-		b.Run(body.name+"/encoding_json_baseline", func(b *testing.B) {
-			b.SetBytes(int64(len(in)))
-			b.ReportAllocs()
-			for b.Loop() {
-				var s Snapshot
-				if err := json.Unmarshal(in, &s); err != nil {
-					b.Fatal(err)
-				}
-			}
+		b.Run("body="+body.name+"/dec=encoding_json_baseline", func(b *testing.B) {
+			benchDecode(b, in, func() error { var s Snapshot; return json.Unmarshal(in, &s) })
 		})
+	}
+}
+
+// benchDecode times decode on in. Besides wall time it reports cpu-ns/op,
+// the process's CPU time (GC included) per decode: other people's load on
+// the shared machine stretches wall time, much less CPU time.
+func benchDecode(b *testing.B, in []byte, decode func() error) {
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	cpu0, ok := processCPU()
+	for b.Loop() {
+		if err := decode(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if cpu1, ok1 := processCPU(); ok && ok1 {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 	}
 }
