@@ -4,8 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +30,26 @@ func TestLoadReadsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.SetStore(st)
-	srv := httptest.NewServer(a)
+	// Which connections each key pushed on, and the most ingests in flight.
+	var mu sync.Mutex
+	remotes := map[string]map[string]bool{}
+	var inFlight, maxInFlight atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/ingest") {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+			}
+			mu.Lock()
+			k := r.Header.Get("X-API-KEY")
+			if remotes[k] == nil {
+				remotes[k] = map[string]bool{}
+			}
+			remotes[k][r.RemoteAddr] = true
+			mu.Unlock()
+		}
+		a.ServeHTTP(w, r)
+	}))
 	defer srv.Close()
 
 	// Both workloads: evolve (the default, a table changing push by
@@ -51,6 +73,26 @@ func TestLoadReadsBack(t *testing.T) {
 		if res.errors != 0 || res.lost != 0 || res.created != 30 || res.verified != 30 || res.contentChecked != 30 {
 			t.Fatalf("%s: result %+v", wl.name, res)
 		}
+		// One connection per simulated host, as real exporters: each key
+		// on one connection of its own.
+		mu.Lock()
+		seen := map[string]string{}
+		for k, rs := range remotes {
+			if len(rs) != 1 {
+				t.Errorf("%s: key %s pushed on %d connections", wl.name, k, len(rs))
+			}
+			for r := range rs {
+				if other, ok := seen[r]; ok {
+					t.Errorf("%s: keys %s and %s share connection %s", wl.name, k, other, r)
+				}
+				seen[r] = k
+			}
+		}
+		if len(remotes) != cfg.hosts {
+			t.Errorf("%s: %d keys pushed, want %d", wl.name, len(remotes), cfg.hosts)
+		}
+		clear(remotes)
+		mu.Unlock()
 		var out strings.Builder
 		res.print(&out)
 		if !strings.Contains(out.String(), "lost=0") {
@@ -75,9 +117,22 @@ func TestLoadReadsBack(t *testing.T) {
 		}
 	}
 
+	// -concurrency below -hosts: never more requests in flight than that,
+	// even with every push due at once.
+	maxInFlight.Store(0)
+	cfg := config{url: srv.URL, hosts: 4, rate: 4000, duration: 5 * time.Millisecond, procs: 10,
+		workers: 1, workload: "evolve", seed: 5, keyPrefix: "k-", hostPrefix: "t-one-", verifyContent: 0}
+	res, err := load(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.errors != 0 || res.created != 20 || res.lost != 0 || maxInFlight.Load() != 1 {
+		t.Fatalf("with -concurrency 1: %d in flight at most, result %+v", maxInFlight.Load(), res)
+	}
+
 	// Delete a host behind the generator's back: the read-back counts its
 	// acknowledged snapshot (id 1 went to host t-evolve-0) as lost.
-	cfg := config{url: srv.URL, hosts: 3, rate: 30, duration: time.Second, procs: 40,
+	cfg = config{url: srv.URL, hosts: 3, rate: 30, duration: time.Second, procs: 40,
 		workers: 4, workload: "evolve", seed: 5, hostPrefix: "t-evolve-", verifyContent: 1}
 	if err := st.DeleteHost(context.Background(), "t-evolve-0"); err != nil {
 		t.Fatal(err)

@@ -135,6 +135,9 @@ func (e errNoAnswer) Unwrap() error { return e.err }
 // ingest is idempotent on (hostname, captured_at), so even a request the
 // server did read is safe to repeat: it answers 200 with the same id.
 func (c *pushConn) post(ctx context.Context, head, tail []byte) (int, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		if c.conn == nil {
 			if err := c.dial(ctx); err != nil {
