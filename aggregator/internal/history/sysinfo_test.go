@@ -86,6 +86,22 @@ var hostileSystemInfos = []string{
 	`{"cpu":{"usage_percent":3}` + strings.Repeat(`,"pad":[[[[{"a":[1,2,{"b":null}]}]]]]`, 50) + `,"swap":{"used_bytes":1}}`,
 	`{"deep":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `,"cpu":{"usage_percent":3}}`,
 	`{"deep":` + strings.Repeat("[", 9990) + strings.Repeat("]", 9990) + `,"cpu":{"usage_percent":3}}`,
+	// encoding/json's nesting limit is 10000 arrays and objects.
+	`{"deep":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `,"cpu":{"usage_percent":3}}`,
+	`{"deep":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `,"cpu":{"usage_percent":3}}`,
+	`{"deep":` + strings.Repeat(`{"a":`, 9999) + "1" + strings.Repeat("}", 9999) + `,"cpu":{"usage_percent":3}}`,
+	`{"deep":` + strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000) + `,"cpu":{"usage_percent":3}}`,
+	strings.Repeat("[", 10000) + strings.Repeat("]", 10000), strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	// Syntax the scanner must reject as encoding/json does.
+	`{"cpu":{"usage_percent":01}}`, `{"cpu":{"usage_percent":1.}}`, `{"cpu":{"usage_percent":-}}`,
+	`{"cpu":{"usage_percent":1e}}`, `{"cpu":{"usage_percent":.5}}`, `{"cpu":{"usage_percent":+1}}`,
+	`{"cpu":{"usage_percent":1e+}}`, `{"cpu":{"usage_percent":1E-2}}`, `{"cpu":{"usage_percent":-0.0e0}}`,
+	`{"cpu":{"usage_percent":3}}` + "\x00", "{\"cpu\":{\"usage_percent\":3},\"x\":\"a\tb\"}", "{\"x\":\"a\x7fb\"}",
+	`{"x":"\u00"}`, `{"x":"\u00zz"}`, `{"x":"\q"}`, `{"x":"\/\b\f\n\r\t\"\\\u00E9"}`, `{"x":"abc`, `{"x":"abc\`,
+	`{"x":nul}`, `{"x":tru}`, `{"x":falsey}`, `{"x":[1,]}`, `{"x":[,1]}`, `{"x":{,}}`, `{"x":1,}`, `{,"x":1}`,
+	`{"x" 1}`, `{"x":1 "y":2}`, `{x:1}`, `{"x":[1 2]}`, `{"x":{"a":1,"a":2},"process_count":3}`,
+	`{"filesystems":[{"mountpoint":"/","used_bytes":5},]}`, `{"filesystems":[{"mountpoint":"/","used_bytes":5}`,
+	`{"filesystems":[{"mountpoint":"/\u0000","used_bytes":5}]}`,
 }
 
 func TestHostNumbersMatchEncodingJSON(t *testing.T) {
