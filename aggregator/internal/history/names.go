@@ -55,16 +55,13 @@ var hostMetricNames = [numHostMetrics]string{
 	MetricLoad1, MetricLoad5, MetricLoad15, MetricProcesses,
 }
 
-// procSeriesKey identifies a process series by its label values (capped as
-// written).
-type procSeriesKey struct {
-	pid              int64
-	createTime, name string
-}
-
+// procNames are the series names of one process, keyed by PID in the
+// host's cache; createTime and name (capped as written) tell a reused PID
+// from the process that had it before.
 type procNames struct {
-	cpu, rss *seriesName
-	used     uint64 // hostNames.gen of the last snapshot that wrote it
+	createTime, name string
+	cpu, rss         *seriesName
+	used             uint64 // hostNames.gen of the last snapshot that wrote it
 }
 
 type fsNames struct {
@@ -87,14 +84,14 @@ type hostNames struct {
 	lastAdd uint64     // nameCache.adds at its last snapshot; under nameCache.mu
 	metrics [numHostMetrics]*seriesName
 	fs      map[string]*fsNames
-	procs   map[procSeriesKey]*procNames
+	procs   map[int64]*procNames
 }
 
 func newHostNames(hostname string) *hostNames {
 	return &hostNames{
 		host:  strings.Clone(capLabelFor(LabelHostname, hostname)),
 		fs:    make(map[string]*fsNames),
-		procs: make(map[procSeriesKey]*procNames),
+		procs: make(map[int64]*procNames),
 	}
 }
 
@@ -239,12 +236,12 @@ func (hn *hostNames) points(req *store.IngestRequest, topK int, sc *scratch) {
 
 	for _, i := range topProcesses(req.Processes, topK, sc) {
 		p := &req.Processes[i]
-		key := procSeriesKey{pid: p.PID, createTime: capLabel(p.CreateTime), name: capLabel(p.Name)}
-		e := hn.procs[key]
-		if e == nil {
-			key.createTime, key.name = strings.Clone(key.createTime), strings.Clone(key.name)
-			e = hn.newProcNames(key)
-			hn.procs[key] = e
+		ct, name := capLabel(p.CreateTime), capLabel(p.Name)
+		e := hn.procs[p.PID]
+		if e == nil || e.createTime != ct || e.name != name {
+			// New, or the PID was reused: the old process's names go.
+			e = hn.newProcNames(p.PID, strings.Clone(ct), strings.Clone(name))
+			hn.procs[p.PID] = e
 		}
 		e.used = hn.gen
 		if finite(p.CPUPercent) {
@@ -258,22 +255,22 @@ func (hn *hostNames) points(req *store.IngestRequest, topK int, sc *scratch) {
 	hn.evict(topK)
 }
 
-func (hn *hostNames) newProcNames(key procSeriesKey) *procNames {
+func (hn *hostNames) newProcNames(pid int64, createTime, name string) *procNames {
 	// Sorted by name; empty values are left out because an empty value
 	// means "no label" to both VictoriaMetrics and Prometheus.
 	var pl [5]prompb.Label
 	ls := append(pl[:0], prompb.Label{Name: labelName, Value: MetricProcessRSS})
-	if key.createTime != "" {
-		ls = append(ls, prompb.Label{Name: LabelCreateTime, Value: key.createTime})
+	if createTime != "" {
+		ls = append(ls, prompb.Label{Name: LabelCreateTime, Value: createTime})
 	}
 	ls = append(ls, prompb.Label{Name: LabelHostname, Value: hn.host})
-	if key.name != "" {
-		ls = append(ls, prompb.Label{Name: LabelProcName, Value: key.name})
+	if name != "" {
+		ls = append(ls, prompb.Label{Name: LabelProcName, Value: name})
 	}
-	ls = append(ls, prompb.Label{Name: LabelPID, Value: strconv.FormatInt(key.pid, 10)})
+	ls = append(ls, prompb.Label{Name: LabelPID, Value: strconv.FormatInt(pid, 10)})
 	rss := newSeriesName(ls...)
 	ls[0].Value = MetricProcessCPU
-	return &procNames{cpu: newSeriesName(ls...), rss: rss}
+	return &procNames{createTime: createTime, name: name, cpu: newSeriesName(ls...), rss: rss}
 }
 
 // evict drops names unused for nameIdleSnapshots snapshots, checked every
@@ -308,48 +305,23 @@ func topProcesses(procs []snapshot.Process, k int, sc *scratch) []int {
 	if k <= 0 || len(procs) == 0 {
 		return nil
 	}
-	for r := range 2 {
-		top := sc.top[r][:0]
-		for i := range procs {
-			v := procs[i].CPUPercent
-			if r == 1 {
-				v = procs[i].MemoryMB
-			}
-			if !(v > 0) || !finite(v) {
-				continue
-			}
-			if len(top) == k {
-				// Not better than the last kept: skip.
-				last := top[k-1]
-				lv := procs[last].CPUPercent
-				if r == 1 {
-					lv = procs[last].MemoryMB
-				}
-				if !(v > lv || (v == lv && procs[i].PID < procs[last].PID)) {
-					continue
-				}
-				top[k-1] = i
-			} else {
-				top = append(top, i)
-			}
-			// Insertion: move the new one up past those it beats.
-			for j := len(top) - 1; j > 0; j-- {
-				a, b := top[j], top[j-1]
-				va, vb := procs[a].CPUPercent, procs[b].CPUPercent
-				if r == 1 {
-					va, vb = procs[a].MemoryMB, procs[b].MemoryMB
-				}
-				if !(va > vb || (va == vb && procs[a].PID < procs[b].PID)) {
-					break
-				}
-				top[j], top[j-1] = b, a
-			}
+	// One pass for both rankings; most processes are idle and cost two
+	// comparisons.
+	byCPU, byMem := sc.top[0][:0], sc.top[1][:0]
+	for i := range procs {
+		p := &procs[i]
+		if v := p.CPUPercent; v > 0 && finite(v) {
+			byCPU = offerTop(byCPU, procs, i, k, false)
 		}
-		slices.Sort(top)
-		sc.top[r] = top
+		if v := p.MemoryMB; v > 0 && finite(v) {
+			byMem = offerTop(byMem, procs, i, k, true)
+		}
 	}
+	slices.Sort(byCPU)
+	slices.Sort(byMem)
+	sc.top[0], sc.top[1] = byCPU, byMem
 	// Merge the two ascending lists, dropping duplicates.
-	a, b := sc.top[0], sc.top[1]
+	a, b := byCPU, byMem
 	u := sc.union[:0]
 	for len(a) > 0 || len(b) > 0 {
 		switch {
@@ -363,4 +335,31 @@ func topProcesses(procs []snapshot.Process, k int, sc *scratch) []int {
 	}
 	sc.union = u
 	return u
+}
+
+// offerTop puts process i into top (indexes, best first, at most k) if it
+// ranks there: more CPU (or memory, with mem), ties to the lower PID.
+func offerTop(top []int, procs []snapshot.Process, i, k int, mem bool) []int {
+	val := func(j int) float64 {
+		if mem {
+			return procs[j].MemoryMB
+		}
+		return procs[j].CPUPercent
+	}
+	better := func(a, b int) bool {
+		va, vb := val(a), val(b)
+		return va > vb || (va == vb && procs[a].PID < procs[b].PID)
+	}
+	if len(top) == k {
+		if !better(i, top[k-1]) {
+			return top
+		}
+		top[k-1] = i
+	} else {
+		top = append(top, i)
+	}
+	for j := len(top) - 1; j > 0 && better(top[j], top[j-1]); j-- {
+		top[j], top[j-1] = top[j-1], top[j]
+	}
+	return top
 }

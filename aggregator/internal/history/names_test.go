@@ -174,3 +174,21 @@ func TestNewSeriesNameCopies(t *testing.T) {
 		t.Errorf("raw name %q", n.raw)
 	}
 }
+
+// TestBuildRowsPIDReuse: a PID taken by another process (other name or
+// start time) gets the new process's series, also when two processes of
+// one hostile snapshot share a PID.
+func TestBuildRowsPIDReuse(t *testing.T) {
+	h := openTest(t, t.TempDir(), Options{TopK: 3})
+	at := time.Unix(1.7e9, 0)
+	for step, procs := range [][]snapshot.Process{
+		{{PID: 7, Name: "a", CPUPercent: 5, MemoryMB: 5}},
+		{{PID: 7, Name: "b", CPUPercent: 5, MemoryMB: 5}},
+		{{PID: 7, Name: "b", CreateTime: "2026-11-25T10:00:00Z", CPUPercent: 5, MemoryMB: 5}},
+		{{PID: 7, Name: "a", CPUPercent: 5, MemoryMB: 5}, {PID: 7, Name: "b", CPUPercent: 4, MemoryMB: 4}},
+		{{PID: 7, Name: "a", CPUPercent: 5, MemoryMB: 5}, {PID: 7, Name: "b", CPUPercent: 4, MemoryMB: 4}},
+	} {
+		req := testRequest("web-1", at.Add(time.Duration(step)*2*time.Second), 1, procs)
+		checkSameRows(t, h, req)
+	}
+}
