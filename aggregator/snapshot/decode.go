@@ -523,6 +523,9 @@ func (d *decoder) process(p *Process, i int) error {
 		d.bad("processes[%d] must be an object", i)
 		return d.skipValue(0)
 	}
+	if d.fastProcess(p) {
+		return nil
+	}
 	d.pos++
 	seen := 0
 	first := true
@@ -687,6 +690,161 @@ func (d *decoder) process(p *Process, i int) error {
 	return nil
 }
 
+// fastProcess reads a process object laid out exactly as exporters write
+// it (encoding/json of Process: the fields in declaration order, optional
+// ones in that order or absent, no spaces) in one straight pass, with no
+// key lookup and no duplicate or presence bookkeeping, since that layout
+// rules out both. On anything else (another order, an unknown field, a
+// space, null, a value the general path would reject or word an error
+// for) it clears p, moves back to the object's start and returns false,
+// and process() reads the object the general way; strings (and a cmdline
+// slot) it took stay unused in their chunk, which is harmless.
+func (d *decoder) fastProcess(p *Process) bool {
+	start := d.pos
+	if d.fastFields(p) {
+		return true
+	}
+	*p = Process{}
+	d.pos = start
+	return false
+}
+
+func (d *decoder) fastFields(p *Process) bool {
+	data := d.data
+	i := d.pos
+	var ok bool
+	// Constant comparisons of up to 16 bytes compile to a few wide loads.
+	if len(data)-i < 7 || string(data[i:i+7]) != `{"pid":` {
+		return false
+	}
+	if p.PID, i, ok = uintAt(data, i+7, math.MaxInt64); !ok {
+		return false
+	}
+	if len(data)-i < 8 || string(data[i:i+8]) != `,"ppid":` {
+		return false
+	}
+	if p.PPID, i, ok = uintAt(data, i+8, math.MaxInt64); !ok {
+		return false
+	}
+	if len(data)-i < 8 || string(data[i:i+8]) != `,"name":` {
+		return false
+	}
+	d.pos = i + 8
+	b, ok := d.fastStr()
+	if !ok {
+		return false
+	}
+	p.Name = d.makeString(b)
+	i = d.pos
+	if len(data)-i < 15 || string(data[i:i+15]) != `,"cpu_percent":` {
+		return false
+	}
+	if p.CPUPercent, i, ok = floatAt(data, i+15); !ok {
+		return false
+	}
+	if len(data)-i < 13 || string(data[i:i+13]) != `,"memory_mb":` {
+		return false
+	}
+	if p.MemoryMB, i, ok = floatAt(data, i+13); !ok {
+		return false
+	}
+	if len(data)-i >= 11 && string(data[i:i+11]) == `,"cmdline":` {
+		d.pos = i + 11
+		if b, ok = d.fastStr(); !ok {
+			return false
+		}
+		if len(d.cmdlines) == cap(d.cmdlines) {
+			d.cmdlines = make([]string, 0, max(64, cap(d.cmdlines)*2))
+		}
+		d.cmdlines = append(d.cmdlines, d.makeString(b))
+		p.Cmdline = &d.cmdlines[len(d.cmdlines)-1]
+		i = d.pos
+	}
+	if len(data)-i >= 12 && string(data[i:i+12]) == `,"username":` {
+		d.pos = i + 12
+		if b, ok = d.fastStr(); !ok {
+			return false
+		}
+		p.Username = d.makeString(b)
+		i = d.pos
+	}
+	if len(data)-i >= 10 && string(data[i:i+10]) == `,"status":` {
+		i += 10
+		if st, n := statusLiteral(data[i:]); n > 0 {
+			p.Status = st
+			i += n
+		} else {
+			d.pos = i
+			if b, ok = d.fastStr(); !ok {
+				return false
+			}
+			if p.Status = status(b); p.Status == "" {
+				p.Status = d.makeString(b)
+			}
+			i = d.pos
+		}
+	}
+	if len(data)-i >= 15 && string(data[i:i+15]) == `,"num_threads":` {
+		var v int64
+		if v, i, ok = uintAt(data, i+15, math.MaxInt32); !ok {
+			return false
+		}
+		p.NumThreads = int32(v)
+	}
+	if len(data)-i >= 15 && string(data[i:i+15]) == `,"create_time":` {
+		d.pos = i + 15
+		if b, ok = d.fastStr(); !ok {
+			return false
+		}
+		var buf [canonicalTimeLen]byte
+		if !canonicalTime(b, &buf) {
+			return false
+		}
+		p.CreateTime = d.makeString(buf[:])
+		i = d.pos
+	}
+	if len(data)-i >= 18 && string(data[i:i+16]) == `,"memory_percent` && data[i+16] == '"' && data[i+17] == ':' {
+		v, j, ok := floatAt(data, i+18)
+		if ok {
+			p.MemoryPercent, i = v, j
+		} else {
+			// A full-precision float (17 digits, what exporters send
+			// here) is beyond floatAt: strconv reads it as nonNegFloat
+			// would, minus the error reporting (no sign, so never
+			// negative; anything wrong goes to the general path).
+			d.pos = i + 18
+			if d.pos >= len(data) || data[d.pos] < '0' || data[d.pos] > '9' {
+				return false
+			}
+			num, _, err := d.number()
+			if err != nil {
+				return false
+			}
+			v, err := strconv.ParseFloat(string(num), 64)
+			if err != nil || math.IsInf(v, 0) {
+				return false
+			}
+			p.MemoryPercent = v
+			i = d.pos
+		}
+	}
+	if i >= len(data) || data[i] != '}' {
+		return false
+	}
+	d.pos = i + 1
+	return true
+}
+
+// fastStr reads the string at the current byte for fastFields; false if
+// there is none or it is malformed (the general path words the error).
+func (d *decoder) fastStr() ([]byte, bool) {
+	if d.pos >= len(d.data) || d.data[d.pos] != '"' {
+		return nil, false
+	}
+	b, err := d.strBytes()
+	return b, err == nil
+}
+
 // processField maps a process key to its bit and a constant name (no
 // allocation per field); 0 for a key the contract does not know.
 func processField(key []byte) (int, string) {
@@ -815,10 +973,17 @@ func status(b []byte) string {
 // exponent, 19 digits or more, over limit, a space or another type); the
 // caller then takes the general path, which also words the errors.
 func (d *decoder) fastUint(limit uint64) (int64, bool) {
-	data := d.data
-	i := d.pos
+	v, i, ok := uintAt(d.data, d.pos, limit)
+	if ok {
+		d.pos = i
+	}
+	return v, ok
+}
+
+// uintAt is fastUint at data[i:]; it returns the value and where it ends.
+func uintAt(data []byte, i int, limit uint64) (int64, int, bool) {
 	if i >= len(data) {
-		return 0, false
+		return 0, i, false
 	}
 	var n uint64
 	switch c := data[i]; {
@@ -834,18 +999,17 @@ func (d *decoder) fastUint(limit uint64) (int64, bool) {
 			i++
 		}
 	default:
-		return 0, false
+		return 0, i, false
 	}
 	if i < len(data) {
 		if c := data[i]; c == '.' || c == 'e' || c == 'E' || (c >= '0' && c <= '9') {
-			return 0, false
+			return 0, i, false
 		}
 	}
 	if n > limit {
-		return 0, false
+		return 0, i, false
 	}
-	d.pos = i
-	return int64(n), true
+	return int64(n), i, true
 }
 
 // fastFloat reads a non-negative decimal written plainly (no sign, no
@@ -855,10 +1019,19 @@ func (d *decoder) fastUint(limit uint64) (int64, bool) {
 // result (Clinger's fast path, as in fastDecimal). It declines, moving
 // nothing, for anything else; the caller then takes the general path.
 func (d *decoder) fastFloat() (float64, bool) {
-	data := d.data
-	i := d.pos
+	v, i, ok := floatAt(d.data, d.pos)
+	if ok {
+		d.pos = i
+	}
+	return v, ok
+}
+
+// floatAt is fastFloat at data[i:]; it returns the value and where it
+// ends.
+func floatAt(data []byte, i int) (float64, int, bool) {
+	start := i
 	if i >= len(data) {
-		return 0, false
+		return 0, i, false
 	}
 	var m uint64
 	switch c := data[i]; {
@@ -873,9 +1046,9 @@ func (d *decoder) fastFloat() (float64, bool) {
 			i++
 		}
 	default:
-		return 0, false
+		return 0, i, false
 	}
-	digits := i - d.pos
+	digits := i - start
 	frac := 0
 	if i < len(data) && data[i] == '.' {
 		i++
@@ -887,23 +1060,22 @@ func (d *decoder) fastFloat() (float64, bool) {
 		}
 		frac = i - j
 		if frac == 0 {
-			return 0, false // "1." is a syntax error: let number() say so
+			return 0, i, false // "1." is a syntax error: let number() say so
 		}
 		digits += frac
 	}
 	if digits > 15 {
-		return 0, false
+		return 0, i, false
 	}
 	if i < len(data) {
 		if c := data[i]; c == 'e' || c == 'E' || (c >= '0' && c <= '9') {
-			return 0, false
+			return 0, i, false
 		}
 	}
-	d.pos = i
 	if frac == 0 {
-		return float64(m), true
+		return float64(m), i, true
 	}
-	return float64(m) / pow10[frac], true
+	return float64(m) / pow10[frac], i, true
 }
 
 // canonicalTime writes an RFC 3339 time in UTC ("Z", the form exporters

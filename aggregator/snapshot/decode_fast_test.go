@@ -1,13 +1,17 @@
 package snapshot
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
 )
 
 // TestCanonicalTime: whenever the create_time fast path answers, it
@@ -143,5 +147,48 @@ func TestFastNumbers(t *testing.T) {
 			}
 		}
 		check(sb.String(), afters[r.IntN(len(afters))])
+	}
+}
+
+// TestFastProcessTakesExporterLayout: every process object of the three
+// benchmark bodies, as encoding/json writes it (the exporter's layout),
+// goes through the one-pass fast path, and comes out as encoding/json
+// reads it (create_time normalised as the contract wants). The
+// differential tests prove the fallback right; this proves the fast path
+// is actually taken.
+func TestFastProcessTakesExporterLayout(t *testing.T) {
+	for name, in := range map[string][]byte{
+		"evolve":   evolveBody(t, "web-1", 300, 3),
+		"cmdline":  gen.Body(300, "web-1", "2026-11-25T17:00:00.123Z", true),
+		"exporter": exporterBody(t),
+	} {
+		var s Snapshot
+		if err := json.Unmarshal(in, &s); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range s.Processes {
+			obj, err := json.Marshal(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := decoder{data: append(obj, ']')}
+			var got Process
+			if !d.fastProcess(&got) {
+				t.Fatalf("%s: the fast path declined %s", name, obj)
+			}
+			if d.pos != len(obj) {
+				t.Fatalf("%s: the fast path stopped at %d of %s", name, d.pos, obj)
+			}
+			if want.CreateTime != "" {
+				ct, msg := ParseTime(want.CreateTime)
+				if msg != "" {
+					t.Fatal(msg)
+				}
+				want.CreateTime = ct.Format(CapturedAtFormat)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: fast path read %s as\n%+v, want\n%+v", name, obj, got, want)
+			}
+		}
 	}
 }

@@ -32,31 +32,35 @@ func decodeBoth(t *testing.T, in []byte, maxProcs int) {
 		}})
 		return d, err, calls
 	}
+	shown := string(in) // the whole input when short, for reproducing
+	if len(shown) > 1024 {
+		shown = truncateForMsg(shown)
+	}
 	dn, en, cn := run(Decode)
 	do, eo, co := run(oldDecode)
 	if fmt.Sprint(en) != fmt.Sprint(eo) || errors.Is(en, errKeyMismatch) != errors.Is(eo, errKeyMismatch) {
-		t.Fatalf("input %q:\nerror %v\nold   %v", truncateForMsg(string(in)), en, eo)
+		t.Fatalf("input %q:\nerror %v\nold   %v", shown, en, eo)
 	}
 	var den, deo *DecodeError
 	if errors.As(en, &den) != errors.As(eo, &deo) || (den != nil && den.Kind != deo.Kind) {
-		t.Fatalf("input %q: error kinds differ: %#v, old %#v", truncateForMsg(string(in)), en, eo)
+		t.Fatalf("input %q: error kinds differ: %#v, old %#v", shown, en, eo)
 	}
 	if !reflect.DeepEqual(cn, co) {
-		t.Fatalf("input %q: OnHostname calls %q, old %q", truncateForMsg(string(in)), cn, co)
+		t.Fatalf("input %q: OnHostname calls %q, old %q", shown, cn, co)
 	}
 	if dn.HostnameSeen != do.HostnameSeen || !dn.CapturedAt.Equal(do.CapturedAt) {
-		t.Fatalf("input %q: HostnameSeen/CapturedAt %v %v, old %v %v", truncateForMsg(string(in)),
+		t.Fatalf("input %q: HostnameSeen/CapturedAt %v %v, old %v %v", shown,
 			dn.HostnameSeen, dn.CapturedAt, do.HostnameSeen, do.CapturedAt)
 	}
 	if pn, po := dn.Snapshot.Processes, do.Snapshot.Processes; len(pn) == len(po) {
 		for i := range pn {
 			if !reflect.DeepEqual(pn[i], po[i]) {
-				t.Fatalf("input %q: process %d differs:\nnew %+v\nold %+v", truncateForMsg(string(in)), i, pn[i], po[i])
+				t.Fatalf("input %q: process %d differs:\nnew %+v\nold %+v", shown, i, pn[i], po[i])
 			}
 		}
 	}
 	if !reflect.DeepEqual(dn.Snapshot, do.Snapshot) {
-		t.Fatalf("input %q: snapshots differ:\nnew %+v\nold %+v", truncateForMsg(string(in)), dn.Snapshot, do.Snapshot)
+		t.Fatalf("input %q: snapshots differ:\nnew %+v\nold %+v", shown, dn.Snapshot, do.Snapshot)
 	}
 }
 
