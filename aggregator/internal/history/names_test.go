@@ -192,3 +192,36 @@ func TestBuildRowsPIDReuse(t *testing.T) {
 		checkSameRows(t, h, req)
 	}
 }
+
+// TestBuildRowsConcurrent: ingest calls Add from many goroutines, several
+// for one host at a time; run with -race.
+func TestBuildRowsConcurrent(t *testing.T) {
+	h := openTest(t, t.TempDir(), Options{TopK: 4})
+	hosts := []*synthHost{newSynthHost(0, 5), newSynthHost(1, 5)}
+	start := time.Now().Add(-time.Hour)
+	var reqs []*store.IngestRequest
+	for step := range 50 {
+		for _, s := range hosts {
+			reqs = append(reqs, s.next(step, start))
+		}
+	}
+	done := make(chan string, 4)
+	for w := range 4 {
+		go func() {
+			for i := w; i < len(reqs); i += 2 { // two workers per request
+				rows, _ := h.buildRows(reqs[i])
+				want, _ := legacyBuildRows(reqs[i], h.topK)
+				if fmt.Sprint(rows) != fmt.Sprint(want) {
+					done <- fmt.Sprintf("request %d: rows differ", i)
+					return
+				}
+			}
+			done <- ""
+		}()
+	}
+	for range 4 {
+		if msg := <-done; msg != "" {
+			t.Error(msg)
+		}
+	}
+}
