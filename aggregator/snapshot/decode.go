@@ -511,13 +511,14 @@ const (
 )
 
 // process reads one process object. Most of an ingest body's bytes are
-// process objects written by encoding/json in the exporter: no spaces,
-// keys spelt plainly, integers and short decimals. For those it takes
-// fast paths (fieldKey, fastUint, fastFloat, canonicalTime) that fall back
-// to the general code on anything unusual, so every input gets exactly the
-// values and errors the general code gives (TestDecodeSameAsOld and
-// FuzzDecodeSameAsOld check that against the decoder before the fast
-// paths).
+// process objects written by encoding/json in the exporter: fields in a
+// fixed order, no spaces, keys spelt plainly, integers and short
+// decimals. Such an object is read by fastProcess in one pass; any other
+// goes field by field below, where fieldKey, fastUint and fastFloat still
+// take the plain cases. Every fast path falls back to the general code on
+// anything unusual, so every input gets exactly the values and errors the
+// general code gives (TestDecodeSameAsOld and FuzzDecodeSameAsOld check
+// that against the decoder as it was before the fast paths).
 func (d *decoder) process(p *Process, i int) error {
 	if d.peek() != '{' {
 		d.bad("processes[%d] must be an object", i)
