@@ -15,15 +15,15 @@ import (
 
 // seriesName is one series' identity in the two forms the sinks need:
 // sorted labels for remote write and VictoriaMetrics' marshalled raw name
-// for AddRows. It is immutable once built: queued rows and samples share
-// it with the cache.
+// for AddRows. Its arrays are never written once built: queued rows and
+// samples share them with the cache.
 type seriesName struct {
 	labels []prompb.Label
 	raw    []byte
 }
 
-func newSeriesName(labels ...prompb.Label) *seriesName {
-	n := &seriesName{labels: slices.Clone(labels)}
+func newSeriesName(labels ...prompb.Label) seriesName {
+	n := seriesName{labels: slices.Clone(labels)}
 	// MarshalMetricNameRaw rewrites a "__name__" label in place, so it
 	// gets a copy; the kept labels go to remote write unchanged.
 	var tmp [8]prompb.Label
@@ -31,9 +31,12 @@ func newSeriesName(labels ...prompb.Label) *seriesName {
 	return n
 }
 
-// point is one value of a snapshot; all points share its timestamp.
+// point is one value of a snapshot; all points share its timestamp. The
+// name is copied in (slice headers, not the bytes) rather than pointed to:
+// building the rows then reads only the points, not 50 cache entries
+// scattered over the heap.
 type point struct {
-	name  *seriesName
+	name  seriesName
 	value float64
 }
 
@@ -60,12 +63,12 @@ var hostMetricNames = [numHostMetrics]string{
 // from the process that had it before.
 type procNames struct {
 	createTime, name string
-	cpu, rss         *seriesName
+	cpu, rss         seriesName
 	used             uint64 // hostNames.gen of the last snapshot that wrote it
 }
 
 type fsNames struct {
-	name *seriesName
+	name seriesName
 	used uint64
 }
 
@@ -82,7 +85,7 @@ type hostNames struct {
 	host    string     // capped hostname label value
 	gen     uint64     // snapshots of this host seen
 	lastAdd uint64     // nameCache.adds at its last snapshot; under nameCache.mu
-	metrics [numHostMetrics]*seriesName
+	metrics [numHostMetrics]seriesName // built on first use (raw not nil)
 	fs      map[string]*fsNames
 	procs   map[int64]*procNames
 }
@@ -184,13 +187,12 @@ func (hn *hostNames) points(req *store.IngestRequest, topK int, sc *scratch) {
 		if !v.ok {
 			return
 		}
-		n := hn.metrics[m]
-		if n == nil {
-			n = newSeriesName(prompb.Label{Name: labelName, Value: hostMetricNames[m]},
+		n := &hn.metrics[m]
+		if n.raw == nil {
+			*n = newSeriesName(prompb.Label{Name: labelName, Value: hostMetricNames[m]},
 				prompb.Label{Name: LabelHostname, Value: hn.host})
-			hn.metrics[m] = n
 		}
-		out = append(out, point{name: n, value: q.apply(v.v)})
+		out = append(out, point{name: *n, value: q.apply(v.v)})
 	}
 	host(hostCPU, sys.cpu, perTenth)
 	host(hostMemUsed, sys.memUsed, perKiB)
