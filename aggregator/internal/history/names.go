@@ -81,10 +81,10 @@ const nameIdleSnapshots = 64
 // the values change from one snapshot to the next; building and
 // marshalling the names was over half of Add's CPU.
 type hostNames struct {
-	mu      sync.Mutex // one snapshot of the host at a time
-	host    string     // capped hostname label value
-	gen     uint64     // snapshots of this host seen
-	lastAdd uint64     // nameCache.adds at its last snapshot; under nameCache.mu
+	mu      sync.Mutex                 // one snapshot of the host at a time
+	host    string                     // capped hostname label value
+	gen     uint64                     // snapshots of this host seen
+	lastAdd uint64                     // nameCache.adds at its last snapshot; under nameCache.mu
 	metrics [numHostMetrics]seriesName // built on first use (raw not nil)
 	fs      map[string]*fsNames
 	procs   map[int64]*procNames
