@@ -165,7 +165,9 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 			}
 		}
 		if body == nil {
-			readErr, gzipBad = a.gunzipStream(r, src, buf)
+			var release func()
+			readErr, gzipBad, release = a.gunzipStream(r, src, buf)
+			defer release()
 			body = buf.Bytes()
 		}
 	} else {
@@ -269,7 +271,9 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 // streaming reader, within the decompression limit and the in-flight
 // budget. A limit stops it with what came before (the hostname in it is
 // still checked); gzipBad tells a malformed body from a read error.
-func (a *API) gunzipStream(r *http.Request, src io.Reader, buf *bytes.Buffer) (readErr error, gzipBad bool) {
+// release gives the budget back: only once buf is no longer used, since
+// the budget bounds the bodies held, not just the ones being read.
+func (a *API) gunzipStream(r *http.Request, src io.Reader, buf *bytes.Buffer) (readErr error, gzipBad bool, release func()) {
 	lim := a.opts.Limits
 	zr, _ := gzipReaders.Get().(*gzip.Reader)
 	var err error
@@ -279,7 +283,7 @@ func (a *API) gunzipStream(r *http.Request, src io.Reader, buf *bytes.Buffer) (r
 		err = zr.Reset(src)
 	}
 	if err != nil {
-		return err, !errors.Is(err, errWireLimit)
+		return err, !errors.Is(err, errWireLimit), func() {}
 	}
 	defer gzipReaders.Put(zr)
 	if r.ContentLength > 0 {
@@ -288,12 +292,11 @@ func (a *API) gunzipStream(r *http.Request, src io.Reader, buf *bytes.Buffer) (r
 		buf.Grow(int(min(r.ContentLength*8, lim.MaxDecodedBytes, maxPreGrow)))
 	}
 	dec := &budgetReader{r: &limitReader{r: zr, n: lim.MaxDecodedBytes, limit: errDecodedLimit}, b: a.inflight}
-	defer dec.release()
 	_, readErr = buf.ReadFrom(dec)
 	if readErr != nil && !errors.Is(readErr, errWireLimit) && !errors.Is(readErr, errDecodedLimit) {
 		gzipBad = isGzipError(readErr)
 	}
-	return readErr, gzipBad
+	return readErr, gzipBad, dec.release
 }
 
 // decodedBufs pools the buffers gunzipWhole decompresses into.
