@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/metrics"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,7 +133,7 @@ func (s *ingestSide) report(b *testing.B, name string) {
 //
 //	go test -run '^$' -bench IngestCPU -benchtime 1000x ./aggregator/internal/history
 func BenchmarkIngestCPU(b *testing.B) {
-	const batch = 16 // what the writer loop typically drains at 2,000/s
+	batch := envInt("PROCSCOPE_BENCH_BATCH", 16) // what the writer loop typically drains at 2,000/s
 	oldH := openTest(b, b.TempDir(), Options{QueueSize: 1})
 	newH := openTest(b, b.TempDir(), Options{QueueSize: 1})
 	oldSide := &ingestSide{h: oldH, w: newIngestWorkload(200, 20),
@@ -172,4 +173,81 @@ func BenchmarkIngestCPU(b *testing.B) {
 			b.Fatalf("write errors: %+v", st)
 		}
 	}
+}
+
+// processCPUTime is the user+system CPU time of the whole process.
+func processCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkWriterBatching feeds Add at 2,000 snapshots/s, as ingest does,
+// into a History whose writer writes what it finds at once ("nowait", the
+// old loop) and one that waits up to writeBatchWait for a bigger batch
+// ("wait"), alternating 0.5 s phases in one run. It reports the process's
+// CPU time per snapshot in each (everything: Add, the writer, the lib's
+// background work) and the AddRows calls per snapshot.
+//
+//	go test -run '^$' -bench WriterBatching -benchtime 6x ./aggregator/internal/history
+func BenchmarkWriterBatching(b *testing.B) {
+	const perPhase, interval = 1000, 500 * time.Microsecond
+	type side struct {
+		h         *History
+		w         *ingestWorkload
+		cpu       time.Duration
+		snapshots int
+	}
+	nowait := &side{h: openTest(b, b.TempDir(), Options{}), w: newIngestWorkload(200, 10)}
+	nowait.h.batchWait.Store(0)
+	wait := &side{h: openTest(b, b.TempDir(), Options{}), w: newIngestWorkload(200, 10)}
+	phase := func(s *side, measure bool) {
+		reqs := make([]*store.IngestRequest, perPhase)
+		for i := range reqs {
+			reqs[i] = s.w.next()
+		}
+		c0 := processCPUTime()
+		start := time.Now()
+		for i, req := range reqs {
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d)
+			}
+			s.h.Add(req)
+		}
+		if err := s.h.Flush(time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		if measure {
+			s.cpu += processCPUTime() - c0
+			s.snapshots += perPhase
+		}
+	}
+	// Warm up: every series registered in both.
+	phase(nowait, false)
+	phase(wait, false)
+	calls0 := [2]uint64{nowait.h.addRowsCalls.Load(), wait.h.addRowsCalls.Load()}
+	round := 0
+	for b.Loop() {
+		if round%2 == 0 {
+			phase(nowait, true)
+			phase(wait, true)
+		} else {
+			phase(wait, true)
+			phase(nowait, true)
+		}
+		round++
+	}
+	for _, s := range []*side{nowait, wait} {
+		if st := s.h.Stats(); st.Dropped != 0 || st.WriteErrors != 0 {
+			b.Fatalf("history lost rows: %+v", st)
+		}
+	}
+	n := float64(nowait.snapshots)
+	b.ReportMetric(float64(nowait.cpu.Nanoseconds())/n/1e3, "cpu-µs/snap-nowait")
+	b.ReportMetric(float64(wait.cpu.Nanoseconds())/n/1e3, "cpu-µs/snap-wait")
+	b.ReportMetric(float64(wait.cpu)/float64(nowait.cpu), "cpu-ratio-wait/nowait")
+	b.ReportMetric(float64(nowait.h.addRowsCalls.Load()-calls0[0])/n, "addrows-calls/snap-nowait")
+	b.ReportMetric(float64(wait.h.addRowsCalls.Load()-calls0[1])/n, "addrows-calls/snap-wait")
 }
