@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,13 +119,17 @@ func TestLoadReadsBack(t *testing.T) {
 	}
 
 	// -concurrency below -hosts: never more requests in flight than that,
-	// even with every push due at once.
+	// even with every push due at once; -push-procs is undone after the push.
 	maxInFlight.Store(0)
 	cfg := config{url: srv.URL, hosts: 4, rate: 4000, duration: 5 * time.Millisecond, procs: 10,
-		workers: 1, workload: "evolve", seed: 5, keyPrefix: "k-", hostPrefix: "t-one-", verifyContent: 0}
+		workers: 1, workload: "evolve", seed: 5, keyPrefix: "k-", hostPrefix: "t-one-", verifyContent: 0, pushProcs: 1}
+	procs := runtime.GOMAXPROCS(0)
 	res, err := load(context.Background(), cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Fatalf("GOMAXPROCS %d after the push, was %d", got, procs)
 	}
 	if res.errors != 0 || res.created != 20 || res.lost != 0 || maxInFlight.Load() != 1 {
 		t.Fatalf("with -concurrency 1: %d in flight at most, result %+v", maxInFlight.Load(), res)
