@@ -309,14 +309,23 @@ func topProcesses(procs []snapshot.Process, k int, sc *scratch) []int {
 	}
 	// One pass for both rankings; most processes are idle and cost two
 	// comparisons.
+	// Once a ranking is full, a process below its last value cannot enter
+	// and costs no call (all real processes have some memory).
 	byCPU, byMem := sc.top[0][:0], sc.top[1][:0]
+	cpuFloor, memFloor := 0.0, 0.0
 	for i := range procs {
 		p := &procs[i]
-		if v := p.CPUPercent; v > 0 && finite(v) {
+		if v := p.CPUPercent; v > 0 && v >= cpuFloor && finite(v) {
 			byCPU = offerTop(byCPU, procs, i, k, false)
+			if len(byCPU) == k {
+				cpuFloor = procs[byCPU[k-1]].CPUPercent
+			}
 		}
-		if v := p.MemoryMB; v > 0 && finite(v) {
+		if v := p.MemoryMB; v > 0 && v >= memFloor && finite(v) {
 			byMem = offerTop(byMem, procs, i, k, true)
+			if len(byMem) == k {
+				memFloor = procs[byMem[k-1]].MemoryMB
+			}
 		}
 	}
 	slices.Sort(byCPU)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +249,31 @@ func TestWriterCoalescesBatches(t *testing.T) {
 	}
 	if st := h.Stats(); st.RowsWritten != 5*10 || st.Dropped != 0 {
 		t.Errorf("stats %+v, want 50 rows written", st)
+	}
+}
+
+// TestTopProcessesMatchesLegacy: random tables full of ties, zeros,
+// negatives, NaN and infinities rank as before, for several K.
+func TestTopProcessesMatchesLegacy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	vals := []float64{0, 0, 1, 1, 2, 3.5, 3.5, 100, -1, math.NaN(), math.Inf(1), math.Inf(-1), math.MaxFloat64}
+	sc := new(scratch)
+	for iter := range 3000 {
+		n := rng.IntN(60)
+		procs := make([]snapshot.Process, n)
+		for i := range procs {
+			procs[i] = snapshot.Process{PID: int64(rng.IntN(40)), CPUPercent: vals[rng.IntN(len(vals))], MemoryMB: vals[rng.IntN(len(vals))]}
+			if rng.IntN(2) == 0 {
+				procs[i].CPUPercent = rng.Float64() * 10
+				procs[i].MemoryMB = float64(rng.IntN(20))
+			}
+		}
+		for _, k := range []int{0, 1, 3, 10, 100} {
+			got := topProcesses(procs, k, sc)
+			want := legacyTopProcesses(&store.IngestRequest{Processes: procs}, k)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("iteration %d, k=%d: %v, want %v (table %v)", iter, k, got, want, procs)
+			}
+		}
 	}
 }

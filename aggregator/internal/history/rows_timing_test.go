@@ -15,7 +15,8 @@ import (
 )
 
 // ingestWorkload is the loadgen's shape: 200 hosts, 300 processes each
-// (30 busy ones that wander, 270 idle), snapshots 2 s apart per host.
+// (30 busy ones that wander, 270 idle with a few MiB resident), snapshots
+// 2 s apart per host.
 type ingestWorkload struct {
 	reqs  [][]*store.IngestRequest // [step][host]
 	start time.Time
@@ -33,7 +34,10 @@ func newIngestWorkload(hosts, steps int) *ingestWorkload {
 		for j, s := range synth {
 			req := s.next(step, w.start)
 			for k := len(req.Processes); k < 300; k++ {
-				req.Processes = append(req.Processes, snapshot.Process{PID: int64(50000 + k), PPID: 1, Name: fmt.Sprint("kworker/u8:", k)})
+				// Idle but resident, like most processes of a real host:
+				// every one of them is a candidate for the memory ranking.
+				req.Processes = append(req.Processes, snapshot.Process{PID: int64(50000 + k), PPID: 1,
+					Name: fmt.Sprint("worker-", k), MemoryMB: float64(k%13+1) / 2})
 			}
 			row[j] = req
 		}
@@ -133,7 +137,12 @@ func (s *ingestSide) report(b *testing.B, name string) {
 //
 //	go test -run '^$' -bench IngestCPU -benchtime 1000x ./aggregator/internal/history
 func BenchmarkIngestCPU(b *testing.B) {
-	batch := envInt("PROCSCOPE_BENCH_BATCH", 16) // what the writer loop typically drains at 2,000/s
+	// Snapshots per AddRows call. The writer now drains ~12 at 2,000/s
+	// (BenchmarkWriterBatching), the old loop ~2: PROCSCOPE_BENCH_OLD_BATCH=2
+	// PROCSCOPE_BENCH_BATCH=12 compares the two loops too. By default both
+	// sides get the same batches, comparing the row building alone.
+	batch := envInt("PROCSCOPE_BENCH_BATCH", 16)
+	oldBatch := envInt("PROCSCOPE_BENCH_OLD_BATCH", batch)
 	oldH := openTest(b, b.TempDir(), Options{QueueSize: 1})
 	newH := openTest(b, b.TempDir(), Options{QueueSize: 1})
 	oldSide := &ingestSide{h: oldH, w: newIngestWorkload(200, 20),
@@ -144,8 +153,8 @@ func BenchmarkIngestCPU(b *testing.B) {
 	newSide := &ingestSide{h: newH, w: newIngestWorkload(200, 20),
 		build: func(r *store.IngestRequest) []storage.MetricRow { rows, _ := newH.buildRows(r); return rows }}
 	// Warm up both: every series registered once, as in a running server.
-	for range 2 * 200 / batch {
-		oldSide.run(batch)
+	for range 2 * 200 / min(batch, oldBatch) {
+		oldSide.run(oldBatch)
 		newSide.run(batch)
 	}
 	*oldSide = ingestSide{h: oldSide.h, w: oldSide.w, build: oldSide.build, batch: oldSide.batch, reqs: oldSide.reqs}
@@ -157,17 +166,18 @@ func BenchmarkIngestCPU(b *testing.B) {
 	for b.Loop() {
 		// One op is a batch on each side, the order alternating.
 		if round%2 == 0 {
-			oldSide.run(batch)
+			oldSide.run(oldBatch)
 			newSide.run(batch)
 		} else {
 			newSide.run(batch)
-			oldSide.run(batch)
+			oldSide.run(oldBatch)
 		}
 		round++
 	}
 	oldSide.report(b, "old")
 	newSide.report(b, "new")
-	b.ReportMetric(float64(newSide.buildCPU+newSide.addRowsCPU)/float64(oldSide.buildCPU+oldSide.addRowsCPU), "cpu-ratio-new/old")
+	perSnap := func(s *ingestSide) float64 { return float64(s.buildCPU+s.addRowsCPU) / float64(s.snapshots) }
+	b.ReportMetric(perSnap(newSide)/perSnap(oldSide), "cpu-ratio-new/old")
 	for _, h := range []*History{oldH, newH} {
 		if st := h.Stats(); st.WriteErrors != 0 {
 			b.Fatalf("write errors: %+v", st)
