@@ -200,6 +200,14 @@ func (c *pushConn) close() {
 	c.conn = nil
 }
 
+// writeBuffers writes c.bufs with net.Buffers: one writev on a TCP
+// connection, one write each through TLS.
+func (c *pushConn) writeBuffers() error {
+	bufs := net.Buffers(c.bufs[:])
+	_, err := bufs.WriteTo(c.conn)
+	return err
+}
+
 func (c *pushConn) roundTrip(ctx context.Context, head, tail []byte) (int, []byte, error) {
 	if err := c.conn.SetDeadline(time.Now().Add(c.t.timeout)); err != nil {
 		return 0, nil, err
@@ -216,8 +224,9 @@ func (c *pushConn) roundTrip(ctx context.Context, head, tail []byte) (int, []byt
 	out = append(out, head...)
 	c.out = out
 	c.bufs = [2][]byte{out, tail}
-	bufs := net.Buffers(c.bufs[:])
-	if _, err := bufs.WriteTo(c.conn); err != nil {
+	err := c.writeBuffers()
+	c.bufs = [2][]byte{} // keep no reference to the bodies
+	if err != nil {
 		return 0, nil, errNoAnswer{err}
 	}
 	if _, err := c.br.Peek(1); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -321,5 +322,51 @@ func TestPushTargetRejects(t *testing.T) {
 	}
 	if _, err := newPushConn(tg, "ok key\twith tab"); err != nil {
 		t.Errorf("a plain key refused: %v", err)
+	}
+}
+
+// TestPushConnLargeBody: a body much larger than the socket buffers goes
+// out whole through partial writes and waits for writability, in order,
+// on a server that reads slowly.
+func TestPushConnLargeBody(t *testing.T) {
+	head := gen.HeadMember(gen.QuoteHostname("big"), "2026-11-25T17:00:00.000Z")
+	tail := make([]byte, 8<<20)
+	for i := range tail {
+		tail[i] = byte(i*7 + i>>13)
+	}
+	want := append(append([]byte(nil), head...), tail...)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var got []byte
+		buf := make([]byte, 64<<10)
+		for {
+			time.Sleep(100 * time.Microsecond) // slower than the writer: the socket fills
+			n, err := r.Body.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		if !bytes.Equal(got, want) {
+			http.Error(w, `{"error":"body differs"}`, http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"snapshot_id":3}`)
+	}))
+	defer srv.Close()
+	target, err := newPushTarget(srv.URL+"/api/v1/ingest", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newPushConn(target, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	for range 2 {
+		code, body, err := c.post(context.Background(), head, tail)
+		if err != nil || code != 201 || snapshotID(body) != 3 {
+			t.Fatalf("post: %d %q %v", code, body, err)
+		}
 	}
 }
