@@ -128,7 +128,7 @@ func (c *codec) seal(kind byte, raw []byte) []byte {
 		n := 1 + len(s2.Encode(out[1:], raw))
 		if n+4 < 1+len(raw) {
 			out = binary.LittleEndian.AppendUint32(out[:n], crc32.Checksum(raw, castagnoli))
-			return out[:n+4 : n+4]
+			return out[: n+4 : n+4]
 		}
 	} else if len(raw) >= 64 {
 		out := make([]byte, 1, 1+len(raw)/2)
