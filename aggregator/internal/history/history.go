@@ -283,12 +283,16 @@ func (h *History) writeLoop() {
 	batch := make([]storage.MetricRow, 0, 2*writeBatchRows)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	for j := range h.queue {
-		batch = append(batch[:0], j.rows...)
-		var flushes []chan struct{}
+	var flushes []chan struct{}
+	take := func(j job) {
+		batch = append(batch, j.rows...)
 		if j.flushed != nil {
 			flushes = append(flushes, j.flushed)
 		}
+	}
+	for j := range h.queue {
+		batch, flushes = batch[:0], flushes[:0]
+		take(j)
 		waiting := false
 	more:
 		for len(batch) < maxWriteBatch {
@@ -297,10 +301,7 @@ func (h *History) writeLoop() {
 				if !ok {
 					break more
 				}
-				batch = append(batch, j2.rows...)
-				if j2.flushed != nil {
-					flushes = append(flushes, j2.flushed)
-				}
+				take(j2)
 				continue
 			default:
 			}
@@ -317,10 +318,7 @@ func (h *History) writeLoop() {
 				if !ok {
 					break more
 				}
-				batch = append(batch, j2.rows...)
-				if j2.flushed != nil {
-					flushes = append(flushes, j2.flushed)
-				}
+				take(j2)
 			case <-timer.C:
 				waiting = false
 				break more
@@ -337,6 +335,7 @@ func (h *History) writeLoop() {
 			}
 		}
 		clear(batch) // drop references to the rows' name buffers
+		clear(flushes)
 	}
 }
 
