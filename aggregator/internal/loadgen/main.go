@@ -82,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.pushProcs, "push-procs", 1, "GOMAXPROCS of the generator during the push alone (0: unchanged); one is plenty and spares the runtime waking a second thread per request")
 	fs.IntVar(&cfg.verifyContent, "verify-content-every", 25, "compare full process lists of every Nth acknowledged snapshot (0: none)")
 	selfProfile := fs.String("self-cpuprofile", "", "write the load generator's own CPU profile to this file")
+	var extra stringsFlag
+	fs.Var(&extra, "aggregator-flag", "with -spawn: one more flag for every spawned aggregator, e.g. -aggregator-flag=--storage.commit-interval=5ms (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -132,8 +134,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if !*spawn {
-		if *compare || *profile != "" || *rounds != 1 {
-			fmt.Fprintln(stderr, "loadgen: -compare-history, -rounds and -cpuprofile need -spawn")
+		if *compare || *profile != "" || *rounds != 1 || len(extra) > 0 {
+			fmt.Fprintln(stderr, "loadgen: -compare-history, -rounds, -cpuprofile and -aggregator-flag need -spawn")
 			return 2
 		}
 		r, err := runOnce(ctx, cfg, stdout)
@@ -170,9 +172,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "prepared %d %s bodies (%.1f KiB gzip each, %.0f MiB) of %d hosts in %s\n",
 		wn, cfg.workload, float64(wb)/1024/float64(max(wn, 1)), float64(wb)/(1<<20), cfg.hosts, time.Since(prepStart).Round(time.Millisecond))
 	cfg.prepared = w
-	setups := []spawnSetup{{name: "history on (default)"}}
+	setups := []spawnSetup{{name: "history on (default)", args: extra}}
 	if *compare {
-		setups = append(setups, spawnSetup{name: "history off", args: []string{"--no-history"}})
+		setups = append(setups, spawnSetup{name: "history off", args: append(slices.Clone(extra), "--no-history")})
 	}
 	// runs[setup] collects every round of that setup.
 	runs := make([][]*runResult, len(setups))
@@ -269,6 +271,12 @@ func (s *runSum) print(w io.Writer, name string) {
 	fmt.Fprintf(w, "%s: %d acknowledged in %s, %.0f snapshots/s, p50 %s p99 %s, errors %d, lost %d, cpu µs/snapshot aggregator %.0f loadgen %.0f\n",
 		name, s.acked, s.elapsed.Round(time.Millisecond), s.rate(), pct(.5), pct(.99), s.errors, s.lost, s.aggCPU, s.selfCPU)
 }
+
+// stringsFlag is a repeatable string flag.
+type stringsFlag []string
+
+func (f *stringsFlag) String() string     { return strings.Join(*f, " ") }
+func (f *stringsFlag) Set(v string) error { *f = append(*f, v); return nil }
 
 type spawnSetup struct {
 	name string

@@ -71,6 +71,10 @@ type Options struct {
 	CacheRows int
 	// Now is the clock (default time.Now); tests inject one for retention.
 	Now func() time.Time
+
+	// checkpointEvery is the pause between WAL checkpoints (default
+	// defaultCheckpointEvery); tests shorten it.
+	checkpointEvery time.Duration
 }
 
 func (o *Options) setDefaults() error {
@@ -92,6 +96,7 @@ func (o *Options) setDefaults() error {
 	def(&o.PruneInterval, time.Minute)
 	def(&o.PrunePause, 50*time.Millisecond)
 	def(&o.CommitInterval, 2*time.Millisecond)
+	def(&o.checkpointEvery, defaultCheckpointEvery)
 	if o.PruneBatch == 0 {
 		o.PruneBatch = 500
 	}
@@ -127,6 +132,7 @@ type SQLite struct {
 	rdb      *sql.DB // read-only connections
 	ckdb     *sql.DB // one connection for WAL checkpoints
 	ckDone   chan struct{}
+	ckTail   chan struct{} // the checkpoint loop asks the writer to finish a checkpoint
 	codec    *codec
 	cache    *frameCache // decoded keyframes
 	sysCache *frameCache // keyframes' system_info only
@@ -140,6 +146,7 @@ type SQLite struct {
 	pruned    atomic.Int64
 	commits   atomic.Int64 // transactions the writer committed
 	committed atomic.Int64 // jobs those transactions carried
+	walResets atomic.Int64 // checkpoints that left the WAL free to start again
 	rebased   atomic.Int64 // keyframes whose deltas were re-encoded
 	pruneLate atomic.Int64 // earliest captured_ms stored since the last pass
 	pruneMu   sync.Mutex   // one retention pass at a time
@@ -227,6 +234,12 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 	}
 	_ = os.Chmod(path, 0o600)
 
+	// journal_mode and auto_vacuum belong to the file, set above by the
+	// writer's connection. Setting them again on each new checkpoint or
+	// read connection took locks: a checkpoint connection opening while the
+	// writer was busy waited in the busy handler, for seconds under load.
+	params.Del("_journal_mode")
+	params.Del("_auto_vacuum")
 	ckdb, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?"+params.Encode())
 	if err != nil {
 		wdb.Close()
@@ -265,6 +278,7 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 		wdb:    wdb,
 		ckdb:   ckdb,
 		ckDone: make(chan struct{}),
+		ckTail: make(chan struct{}, 1),
 		rdb:    rdb,
 		codec:  c,
 		cache:  newFrameCache(opts.CacheRows),

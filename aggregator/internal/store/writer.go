@@ -129,6 +129,8 @@ func (s *SQLite) writeLoop() {
 		select {
 		case <-s.quit:
 			return
+		case <-s.ckTail:
+			s.finishCheckpoint()
 		case j := <-s.jobs:
 			batch = append(batch[:0], j)
 			// Commits start at most every CommitInterval: a write arriving
