@@ -35,6 +35,7 @@ type config struct {
 	keyPrefix     string
 	hostPrefix    string
 	verifyContent int
+	timeline      bool // print latency second by second
 	// pushProcs, when positive, is GOMAXPROCS during the push phase alone
 	// (see load).
 	pushProcs int
@@ -91,6 +92,7 @@ type result struct {
 	firstErr                        string
 	elapsed                         time.Duration
 	lat                             []time.Duration
+	sends                           []send // every acknowledged request, when cfg.timeline
 	lateStarts                      int
 	wireBytes                       int64
 	verified, contentChecked, lost  int
@@ -110,6 +112,9 @@ func (r *result) print(w io.Writer) {
 	fmt.Fprintf(w, "latency p50 %s p90 %s p99 %s max %s; %d requests started >10ms behind schedule\n",
 		pct(.50).Round(10*time.Microsecond), pct(.90).Round(10*time.Microsecond), pct(.99).Round(10*time.Microsecond),
 		pct(1).Round(10*time.Microsecond), r.lateStarts)
+	if len(r.sends) > 0 {
+		printTimeline(w, r.sends)
+	}
 	fmt.Fprintf(w, "wire %.1f MiB (%.1f KiB a snapshot)\n", float64(r.wireBytes)/(1<<20), float64(r.wireBytes)/1024/float64(max(r.sent, 1)))
 	fmt.Fprintf(w, "errors %d %v\n", r.errors, r.codes)
 	if r.firstErr != "" {
@@ -118,6 +123,31 @@ func (r *result) print(w io.Writer) {
 	fmt.Fprintf(w, "read back %d acknowledged snapshots (%d compared process by process): lost=%d\n", r.verified, r.contentChecked, r.lost)
 	for _, s := range r.lostSample {
 		fmt.Fprintf(w, "  %s\n", s)
+	}
+}
+
+// printTimeline prints the latency of the requests sent in each second of
+// the push: a tail made by a few bad seconds (a stall) looks different from
+// one spread evenly (too little CPU).
+func printTimeline(w io.Writer, sends []send) {
+	bySecond := map[int][]time.Duration{}
+	last := 0
+	for _, s := range sends {
+		sec := int(s.at / time.Second)
+		bySecond[sec] = append(bySecond[sec], s.lat)
+		last = max(last, sec)
+	}
+	fmt.Fprintln(w, "second  requests  p50  p99  max")
+	for sec := 0; sec <= last; sec++ {
+		l := bySecond[sec]
+		if len(l) == 0 {
+			continue
+		}
+		slices.Sort(l)
+		q := func(p float64) time.Duration {
+			return l[min(len(l)-1, int(p*float64(len(l))))].Round(100 * time.Microsecond)
+		}
+		fmt.Fprintf(w, "%6d  %8d  %s  %s  %s\n", sec, len(l), q(.5), q(.99), l[len(l)-1].Round(100*time.Microsecond))
 	}
 }
 
@@ -450,9 +480,14 @@ type hostStats struct {
 	firstErr                              string
 	firstErrAt                            time.Time
 	lat                                   []time.Duration
+	sends                                 []send
 	acks                                  []ack
 	wire                                  int64
 }
+
+// send is when a request was sent (since the push started) and how long
+// its answer took.
+type send struct{ at, lat time.Duration }
 
 // push makes host hi's pushes of the run, each at its due time (see load).
 func push(ctx context.Context, cfg config, h *host, hi int, c *pushConn, sem chan struct{},
@@ -517,6 +552,9 @@ func push(ctx context.Context, cfg config, h *host, hi int, c *pushConn, sem cha
 			}
 			st.acks = append(st.acks, ack{host: hi, k: k, at: string(atBuf), id: id})
 			st.lat = append(st.lat, d)
+			if cfg.timeline {
+				st.sends = append(st.sends, send{sent.Sub(start), d})
+			}
 		default:
 			if ctx.Err() == nil {
 				st.errors++
@@ -554,6 +592,7 @@ func mergeStats(stats []hostStats, res *result) ([]ack, []time.Duration) {
 		}
 		acks = append(acks, st.acks...)
 		lat = append(lat, st.lat...)
+		res.sends = append(res.sends, st.sends...)
 	}
 	slices.SortFunc(acks, func(a, b ack) int {
 		if c := cmp.Compare(a.k, b.k); c != 0 {

@@ -81,6 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.hostPrefix, "host-prefix", "", "hostname prefix (default: load-<unix time>-)")
 	fs.IntVar(&cfg.pushProcs, "push-procs", 1, "GOMAXPROCS of the generator during the push alone (0: unchanged); one is plenty and spares the runtime waking a second thread per request")
 	fs.IntVar(&cfg.verifyContent, "verify-content-every", 25, "compare full process lists of every Nth acknowledged snapshot (0: none)")
+	fs.BoolVar(&cfg.timeline, "timeline", false, "print the latency of each second of the push")
 	selfProfile := fs.String("self-cpuprofile", "", "write the load generator's own CPU profile to this file")
 	var extra stringsFlag
 	fs.Var(&extra, "aggregator-flag", "with -spawn: one more flag for every spawned aggregator, e.g. -aggregator-flag=--storage.commit-interval=5ms (repeatable)")
@@ -400,13 +401,18 @@ func runOnce(ctx context.Context, cfg config, stdout io.Writer) (*runResult, err
 		fmt.Fprintf(stdout, "store writer during the push: %.0f commits, %.1f writes per commit\n",
 			c, (commits1.writes-commits0.writes)/c)
 	}
+	if n := res.created + res.repeated; commits0.ok && commits1.ok && n > 0 && commits1.samples > 0 {
+		fmt.Fprintf(stdout, "history during the push: %.1f samples written per snapshot\n",
+			(commits1.samples-commits0.samples)/float64(n))
+	}
 	return r, nil
 }
 
-// writerCounts are the aggregator's group-commit counters.
+// writerCounts are the aggregator's group-commit counters and the history
+// samples it wrote (0 with history off).
 type writerCounts struct {
-	ok              bool
-	commits, writes float64
+	ok                       bool
+	commits, writes, samples float64
 }
 
 // scrapeCommits reads the store writer's counters from the aggregator's
@@ -445,6 +451,8 @@ func scrapeCommits(ctx context.Context, base string) writerCounts {
 		case "procscope_aggregator_store_committed_writes_total":
 			wc.writes = v
 			found++
+		case `procscope_aggregator_history_samples_total{result="written"}`:
+			wc.samples = v
 		}
 	}
 	wc.ok = found == 2
