@@ -60,6 +60,11 @@ type DecodeOptions struct {
 	// valid one is read. A non-nil error stops decoding and is returned
 	// as-is: the HTTP layer checks the host's key here.
 	OnHostname func(hostname string) error
+	// Processes, when its capacity is enough for the body, is used for
+	// Snapshot.Processes instead of a new slice, so that a caller decoding
+	// many bodies can reuse one. Every element up to its capacity must be
+	// the zero Process (clear it before passing it again).
+	Processes []Process
 }
 
 // DefaultMaxProcesses is API.md's default process limit per snapshot.
@@ -425,7 +430,10 @@ func (d *decoder) processes(out *Decoded) error {
 	if est > d.opts.MaxProcesses {
 		est = d.opts.MaxProcesses
 	}
-	procs := make([]Process, 0, est+1)
+	procs := d.opts.Processes[:0]
+	if cap(procs) < est+1 {
+		procs = make([]Process, 0, est+1)
+	}
 	n := 0
 	for {
 		c := d.peek()
@@ -449,7 +457,8 @@ func (d *decoder) processes(out *Decoded) error {
 			}
 			continue
 		}
-		// Within capacity the next element is still zero from make:
+		// Within capacity the next element is still zero (from make, or
+		// cleared by the caller of a reused slice):
 		// extend the slice instead of appending a zero Process, which
 		// clears 120 bytes again (under write barriers while the GC runs).
 		if len(procs) < cap(procs) {

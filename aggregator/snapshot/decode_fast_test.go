@@ -192,3 +192,41 @@ func TestFastProcessTakesExporterLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeReusesProcesses: a slice passed in DecodeOptions.Processes is
+// used when big enough, and a reused (cleared) slice decodes exactly as a
+// new one, even when the earlier body had fields the later one lacks.
+func TestDecodeReusesProcesses(t *testing.T) {
+	full := gen.Body(300, "web-1", "2026-11-25T17:00:00.123Z", true)
+	bare := []byte(`{"hostname":"web-2","captured_at":"2026-11-25T17:00:01Z","system_info":{},` +
+		`"processes":[{"pid":1,"ppid":0,"name":"init","cpu_percent":0,"memory_mb":1}]}`)
+	buf := make([]Process, 0, 2000)
+	a, err := Decode(full, DecodeOptions{Processes: buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Snapshot.Processes) != 300 || &a.Snapshot.Processes[0] != &buf[:1][0] {
+		t.Fatal("the slice passed in was not used")
+	}
+	if a.Snapshot.Processes[0].Cmdline == nil || a.Snapshot.Processes[0].Username == "" {
+		t.Fatal("the first body should set cmdline and username")
+	}
+	clear(buf[:cap(buf)])
+	b, err := Decode(bare, DecodeOptions{Processes: buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Decode(bare, DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(b.Snapshot.Processes, fresh.Snapshot.Processes) {
+		t.Fatalf("reused slice decoded %+v, a new one %+v", b.Snapshot.Processes, fresh.Snapshot.Processes)
+	}
+	// Too small a slice is not an error: Decode allocates its own.
+	small := make([]Process, 0, 2)
+	c, err := Decode(full, DecodeOptions{Processes: small})
+	if err != nil || len(c.Snapshot.Processes) != 300 {
+		t.Fatalf("small slice: %v, %d processes", err, len(c.Snapshot.Processes))
+	}
+}

@@ -75,8 +75,9 @@ type Options struct {
 	// MaxStreams bounds concurrent stream clients (429 above).
 	MaxStreams int
 	// OnIngest, when set, is called after every successful ingest (new or
-	// repeated), from the request's goroutine: keep it quick. The history
-	// store feeds itself from here.
+	// repeated), from the request's goroutine: keep it quick, and keep
+	// nothing of req.Processes after it returns (the slice is reused for
+	// the next request). The history store feeds itself from here.
 	OnIngest func(ctx context.Context, req *store.IngestRequest, res store.IngestResult)
 	// Mount, when set, adds routes under the API router (after auth), e.g.
 	// /api/v1/hosts/{hostname}/series.

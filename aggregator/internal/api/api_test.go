@@ -774,3 +774,38 @@ func TestIngestUTF8AndUnknownFields(t *testing.T) {
 		t.Errorf("system_info must be kept as sent, invalid UTF-8 replaced: %s", latest.System)
 	}
 }
+
+// TestIngestReusedProcessSlices: process slices are reused from one ingest
+// to the next; a snapshot without the optional fields must not inherit
+// them from an earlier, richer one, and what was stored stays as sent.
+func TestIngestReusedProcessSlices(t *testing.T) {
+	e := newEnv(t, nil)
+	rich := func(host string, i int) []byte {
+		var b strings.Builder
+		fmt.Fprintf(&b, `{"hostname":%q,"captured_at":"2026-11-25T17:00:%02dZ","system_info":{},"processes":[`, host, i)
+		for pid := 1; pid <= 50; pid++ {
+			if pid > 1 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"pid":%d,"ppid":1,"name":"rich-%d","cpu_percent":1.5,"memory_mb":2,"cmdline":"x --y",`+
+				`"username":"root","status":"running","num_threads":4,"create_time":"2026-11-25T16:00:00Z","memory_percent":0.5}`, pid, i)
+		}
+		b.WriteString("]}")
+		return []byte(b.String())
+	}
+	for i := range 20 {
+		mustStatus(t, e.ingest("k", rich("rich", i)), http.StatusCreated)
+		bare := fmt.Sprintf(`{"hostname":"bare","captured_at":"2026-11-25T17:00:%02dZ","system_info":{},`+
+			`"processes":[{"pid":%d,"ppid":0,"name":"only","cpu_percent":0,"memory_mb":1}]}`, i, i+2)
+		r := e.ingest("k2", []byte(bare))
+		mustStatus(t, r, http.StatusCreated)
+		var ir ingestResponse
+		_ = json.Unmarshal([]byte(r.body), &ir)
+		pr := e.get(fmt.Sprintf("/api/v1/snapshots/%d/processes", ir.SnapshotID))
+		mustStatus(t, pr, 200)
+		want := fmt.Sprintf(`[{"pid":%d,"ppid":0,"name":"only","cpu_percent":0,"memory_mb":1}]`, i+2)
+		if strings.TrimSpace(pr.body) != want {
+			t.Fatalf("round %d: stored %s, want %s", i, pr.body, want)
+		}
+	}
+}

@@ -51,6 +51,30 @@ func putBuf(b *bytes.Buffer) {
 	}
 }
 
+// procBufs pools the decoded process slices (*[]snapshot.Process): at 300
+// processes each is ~40 KB, half of all the memory an ingest allocated.
+// A slice goes back only once nothing holds it: the store copies what it
+// keeps, and OnIngest hooks must not keep req.Processes either.
+var procBufs = sync.Pool{New: func() any { return new([]snapshot.Process) }}
+
+// maxPooledProcs: bigger slices (a rare huge host) are left to the GC.
+const maxPooledProcs = 10_000
+
+// putProcs clears the slice Decode used (the one passed in, or a bigger
+// one it grew instead) and pools it: Decode needs zeroed elements.
+func putProcs(pb *[]snapshot.Process, used []snapshot.Process) {
+	s := *pb
+	if cap(used) > cap(s) {
+		s = used
+	}
+	if cap(s) > maxPooledProcs {
+		return
+	}
+	clear(s[:cap(s)])
+	*pb = s[:0]
+	procBufs.Put(pb)
+}
+
 // gzipReaders pools gzip readers: each holds ~40 KiB of inflate state that
 // would otherwise be allocated per request.
 var gzipReaders sync.Pool
@@ -182,8 +206,21 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 	wireBytes = wire.read
 
 	var keyErr error
+	procs := procBufs.Get().(*[]snapshot.Process)
+	var decoded *snapshot.Decoded
+	recycle := true
+	defer func() {
+		if recycle {
+			var used []snapshot.Process
+			if decoded != nil {
+				used = decoded.Snapshot.Processes
+			}
+			putProcs(procs, used)
+		}
+	}()
 	decoded, decErr := snapshot.Decode(body, snapshot.DecodeOptions{
 		MaxProcesses: lim.MaxProcesses,
+		Processes:    *procs,
 		OnHostname: func(h string) error {
 			keyErr = st.CheckKey(r.Context(), h, keyHash)
 			return keyErr
@@ -236,6 +273,10 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		ReceivedAt: a.opts.Now().UTC(),
 	}
 	res, err := st.Ingest(r.Context(), req)
+	// An ingest that gave up waiting (the client went away, the store
+	// closed) may still be queued in the store's writer, which reads
+	// req.Processes later: that slice is left to the GC.
+	recycle = err == nil || errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrKeyMismatch)
 	if err != nil {
 		if errors.Is(err, store.ErrKeyMismatch) {
 			// Lost a race for a new hostname to another key.

@@ -78,6 +78,8 @@ type History struct {
 	queue  chan job
 	done   chan struct{} // closed when the writer goroutine has returned
 
+	flushQuit, flushDone chan struct{} // stop and wait for flushLoop
+
 	batchWait atomic.Int64 // nanoseconds: writeBatchWait, or what a test set
 
 	rowsWritten  atomic.Uint64
@@ -177,12 +179,16 @@ func Open(dir string, opts Options) (h *History, err error) {
 		logger:  opts.Logger,
 		queue:   make(chan job, opts.QueueSize),
 		done:    make(chan struct{}),
+
+		flushQuit: make(chan struct{}),
+		flushDone: make(chan struct{}),
 	}
 	if remoteURL != nil {
 		h.remote = newRemoteWriter(remoteURL, remoteOptions{}, opts.Logger)
 	}
 	h.batchWait.Store(int64(writeBatchWait))
 	go h.writeLoop()
+	go h.flushLoop()
 	opts.Logger.Info("history opened", "path", dir, "retention", opts.Retention, "top_k", opts.TopK,
 		"remote_write", remoteURL != nil)
 	return h, nil
@@ -356,6 +362,33 @@ func (h *History) addRows(rows []storage.MetricRow) {
 	h.addRowsCalls.Add(1)
 }
 
+// flushEvery is how often the rows added since are turned into a
+// searchable in-memory part. VictoriaMetrics does it on its own only every
+// 2-4 s per shard and then for all of them at once: at 2,000 snapshots/s
+// (~100,000 rows/s) that was a burst of 0.3 CPU-seconds every ~6 s, both
+// cores busy for a sixth of a second and every ingest waiting behind it
+// (the ingest p99 tripled). Small flushes spread the same work evenly,
+// and rows are searchable sooner.
+const flushEvery = 250 * time.Millisecond
+
+func (h *History) flushLoop() {
+	defer close(h.flushDone)
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	last := h.rowsWritten.Load()
+	for {
+		select {
+		case <-h.flushQuit:
+			return
+		case <-t.C:
+		}
+		if n := h.rowsWritten.Load(); n != last {
+			last = n
+			h.debugFlush()
+		}
+	}
+}
+
 func (h *History) debugFlush() {
 	defer func() {
 		if r := recover(); r != nil {
@@ -378,6 +411,8 @@ func (h *History) Close() (err error) {
 	close(h.queue)
 	h.mu.Unlock()
 	<-h.done
+	close(h.flushQuit)
+	<-h.flushDone
 	if h.remote != nil {
 		h.remote.stop(5 * time.Second)
 	}
