@@ -293,6 +293,8 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 		pruneDone: make(chan struct{}),
 	}
 	s.w.hosts = make(map[int64]*hostState)
+	s.w.rows = make(map[string]hostRow)
+	s.w.dataVersion = -1 // data_version is positive: the first batch starts clean
 	s.pruneLate.Store(math.MaxInt64)
 	if err := s.prepare(ctx); err != nil {
 		for _, st := range s.stmts.all {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -42,6 +43,22 @@ type writerState struct {
 	// hosts is the delta base of each host (by host id), rebuilt lazily
 	// from the database after a restart or a failed commit.
 	hosts map[int64]*hostState
+	// rows caches each host's row (id and key hash) by hostname, so that
+	// an ingest of a known host does not read it again. It is cleared
+	// when a batch fails and whenever another connection (an admin command
+	// in another process) committed a change: dataVersion.
+	rows map[string]hostRow
+	// dataVersion is PRAGMA data_version as the writer's connection last
+	// read it; it moves only when another connection commits.
+	dataVersion int64
+	// versionChanges counts the batches that found data_version moved.
+	versionChanges int64
+}
+
+// hostRow is what the writer knows of a host's row.
+type hostRow struct {
+	id  int64
+	key []byte // nil after a key reset
 }
 
 // baseFrame is a host's current keyframe, decoded: the base its next
@@ -100,6 +117,7 @@ func (s *SQLite) dropState(hostID int64) {
 
 func (s *SQLite) clearStates() {
 	clear(s.w.hosts)
+	clear(s.w.rows)
 	s.bases.Clear()
 }
 
@@ -197,17 +215,41 @@ func (s *SQLite) runBatch(batch []*job) {
 		failAll(fmt.Errorf("begin transaction: %w", err))
 		return
 	}
+	var version int64
+	if err := s.stmt(ctx, tx, s.stmts.dataVersion).QueryRowContext(ctx).Scan(&version); err != nil {
+		_ = tx.Rollback()
+		failAll(fmt.Errorf("read data_version: %w", err))
+		return
+	}
+	if version != s.w.dataVersion {
+		// Another connection changed the file (or this is the first
+		// batch): what the writer remembers of it may be stale.
+		s.clearStates()
+		s.w.dataVersion = version
+		s.w.versionChanges++
+	}
 	for _, j := range batch {
+		if j.ingest != nil {
+			// An ingest needs no savepoint of its own: it either fails
+			// before writing anything (a wrong key, a constraint that
+			// rolls back its statement), or with a database error after
+			// a write, which fails the whole batch; its callers retry.
+			var dirty bool
+			j.res, j.err, dirty = s.ingestTx(ctx, tx, j.ingest, j.pre)
+			if j.err != nil && dirty {
+				_ = tx.Rollback()
+				s.log.Error("ingest failed after a write, rolling back its batch", "jobs", len(batch), "err", j.err)
+				failAll(fmt.Errorf("batch rolled back: %w", j.err))
+				return
+			}
+			continue
+		}
 		if _, err := s.stmt(ctx, tx, s.stmts.savepoint).ExecContext(ctx); err != nil {
 			_ = tx.Rollback()
 			failAll(fmt.Errorf("savepoint: %w", err))
 			return
 		}
-		if j.ingest != nil {
-			j.res, j.err = s.ingestTx(ctx, tx, j.ingest, j.pre)
-		} else {
-			j.err = j.fn(ctx, tx)
-		}
+		j.err = j.fn(ctx, tx)
 		if j.err != nil {
 			if _, err := s.stmt(ctx, tx, s.stmts.rollbackTo).ExecContext(ctx); err != nil {
 				_ = tx.Rollback()
@@ -361,54 +403,48 @@ func keyMatches(stored []byte, keyHash [32]byte) error {
 	return nil
 }
 
-// ingestTx stores one snapshot inside the batch transaction.
-func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, pre *preEncoded) (IngestResult, error) {
+// ingestTx stores one snapshot inside the batch transaction. dirty reports
+// that it failed after writing something, which only a rollback of the
+// whole transaction undoes.
+func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, pre *preEncoded) (res IngestResult, err error, dirty bool) {
 	received := req.ReceivedAt.UnixMilli()
-	var hostID int64
-	var stored []byte
-	err := s.stmt(ctx, tx, s.stmts.selectHost).QueryRowContext(ctx, req.Hostname).Scan(&hostID, &stored)
-	if errors.Is(err, sql.ErrNoRows) {
-		// A new hostname. The key binding is decided by the UNIQUE
-		// constraint on hostname: the first INSERT wins, every other one
-		// does nothing and compares with what is stored. This holds even
-		// with several writers on one file.
-		if _, err := s.stmt(ctx, tx, s.stmts.insertHost).ExecContext(ctx,
-			req.Hostname, req.KeyHash[:], received, received); err != nil {
-			return IngestResult{}, fmt.Errorf("insert host: %w", err)
+	row, known := s.w.rows[req.Hostname]
+	if !known {
+		err = s.stmt(ctx, tx, s.stmts.selectHost).QueryRowContext(ctx, req.Hostname).Scan(&row.id, &row.key)
+		if errors.Is(err, sql.ErrNoRows) {
+			// A new hostname. The key binding is decided by the UNIQUE
+			// constraint on hostname: the first INSERT wins, every other
+			// one does nothing and compares with what is stored. This
+			// holds even with several writers on one file.
+			dirty = true
+			if _, err := s.stmt(ctx, tx, s.stmts.insertHost).ExecContext(ctx,
+				req.Hostname, req.KeyHash[:], received, received); err != nil {
+				return IngestResult{}, fmt.Errorf("insert host: %w", err), dirty
+			}
+			err = s.stmt(ctx, tx, s.stmts.selectHost).QueryRowContext(ctx, req.Hostname).Scan(&row.id, &row.key)
 		}
-		err = s.stmt(ctx, tx, s.stmts.selectHost).QueryRowContext(ctx, req.Hostname).Scan(&hostID, &stored)
+		if err != nil {
+			return IngestResult{}, fmt.Errorf("read host: %w", err), dirty
+		}
+		s.w.rows[strings.Clone(req.Hostname)] = row
 	}
-	if err != nil {
-		return IngestResult{}, fmt.Errorf("read host: %w", err)
-	}
-	if stored == nil {
+	hostID := row.id
+	if row.key == nil {
 		// The key was reset: this ingest binds the new one.
+		dirty = true
 		if _, err := tx.ExecContext(ctx, "UPDATE hosts SET key_hash = ? WHERE id = ? AND key_hash IS NULL",
 			req.KeyHash[:], hostID); err != nil {
-			return IngestResult{}, fmt.Errorf("bind key: %w", err)
+			return IngestResult{}, fmt.Errorf("bind key: %w", err), dirty
 		}
-	} else if err := keyMatches(stored, req.KeyHash); err != nil {
-		return IngestResult{}, err
+		s.w.rows[req.Hostname] = hostRow{id: hostID, key: req.KeyHash[:]}
+	} else if err := keyMatches(row.key, req.KeyHash); err != nil {
+		return IngestResult{}, err, dirty
 	}
 
 	captured := req.CapturedAt.UnixMilli()
-	var existing int64
-	err = s.stmt(ctx, tx, s.stmts.selectSnapshot).QueryRowContext(ctx, hostID, captured).Scan(&existing)
-	switch {
-	case err == nil:
-		// A retry: nothing new is stored, but it is an accepted request
-		// from a live host with the right key, so last_seen moves.
-		if err := s.touchHost(ctx, tx, hostID, received); err != nil {
-			return IngestResult{}, err
-		}
-		return IngestResult{SnapshotID: existing, Created: false}, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return IngestResult{}, fmt.Errorf("look up snapshot: %w", err)
-	}
-
 	st, err := s.hostState(ctx, tx, hostID, req.Hostname)
 	if err != nil {
-		return IngestResult{}, err
+		return IngestResult{}, err, dirty
 	}
 	var (
 		baseID          any // nil: a keyframe
@@ -431,8 +467,23 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 			procBlob, sysBl = s.encodeFullBlobs(req)
 		}
 	}
-	res, err := s.stmt(ctx, tx, s.stmts.insertSnapshot).ExecContext(ctx,
+	// Insert first: a retry of a stored snapshot (same host and capture
+	// time) fails on the UNIQUE constraint, which rolls back only this
+	// statement, and is answered with the stored id (idempotency).
+	sr, err := s.stmt(ctx, tx, s.stmts.insertSnapshot).ExecContext(ctx,
 		hostID, captured, len(req.Processes), baseID, sysBl, procBlob)
+	if isUniqueViolation(err) {
+		var existing int64
+		if err := s.stmt(ctx, tx, s.stmts.selectSnapshot).QueryRowContext(ctx, hostID, captured).Scan(&existing); err != nil {
+			return IngestResult{}, fmt.Errorf("look up snapshot: %w", err), dirty
+		}
+		// Nothing new is stored, but it is an accepted request from a
+		// live host with the right key, so last_seen moves.
+		if err := s.touchHost(ctx, tx, hostID, received); err != nil {
+			return IngestResult{}, err, true
+		}
+		return IngestResult{SnapshotID: existing, Created: false}, nil, dirty
+	}
 	if baseID != nil && isForeignKeyViolation(err) {
 		// The keyframe vanished under us: another process on the same file
 		// (an admin command) deleted it. Store a keyframe instead.
@@ -440,18 +491,19 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 		s.dropState(hostID)
 		baseID, st = nil, nil
 		procBlob, sysBl = s.encodeFullBlobs(req)
-		res, err = s.stmt(ctx, tx, s.stmts.insertSnapshot).ExecContext(ctx,
+		sr, err = s.stmt(ctx, tx, s.stmts.insertSnapshot).ExecContext(ctx,
 			hostID, captured, len(req.Processes), nil, sysBl, procBlob)
 	}
 	if err != nil {
-		return IngestResult{}, fmt.Errorf("insert snapshot: %w", err)
+		return IngestResult{}, fmt.Errorf("insert snapshot: %w", err), dirty
 	}
-	id, err := res.LastInsertId()
+	dirty = true
+	id, err := sr.LastInsertId()
 	if err != nil {
-		return IngestResult{}, fmt.Errorf("insert snapshot: %w", err)
+		return IngestResult{}, fmt.Errorf("insert snapshot: %w", err), dirty
 	}
 	if err := s.touchHost(ctx, tx, hostID, received); err != nil {
-		return IngestResult{}, err
+		return IngestResult{}, err, dirty
 	}
 
 	// Only now, with every statement done, does the in-memory state move.
@@ -472,7 +524,7 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 		}})
 	}
 	s.notePruneWork(captured)
-	return IngestResult{SnapshotID: id, Created: true}, nil
+	return IngestResult{SnapshotID: id, Created: true}, nil, dirty
 }
 
 func (s *SQLite) touchHost(ctx context.Context, tx *sql.Tx, hostID, received int64) error {
@@ -523,6 +575,7 @@ type stmts struct {
 	savepoint, rollbackTo, release    *sql.Stmt
 	insertHost, selectHost, touchHost *sql.Stmt
 	selectSnapshot, insertSnapshot    *sql.Stmt
+	dataVersion                       *sql.Stmt
 	all                               []*sql.Stmt
 }
 
@@ -545,6 +598,7 @@ func (s *SQLite) prepare(ctx context.Context) error {
 		p(&s.stmts.selectHost, "SELECT id, key_hash FROM hosts WHERE hostname = ?"),
 		p(&s.stmts.touchHost, "UPDATE hosts SET last_seen_ms = max(last_seen_ms, ?) WHERE id = ?"),
 		p(&s.stmts.selectSnapshot, "SELECT id FROM snapshots WHERE host_id = ? AND captured_ms = ?"),
+		p(&s.stmts.dataVersion, "PRAGMA data_version"),
 		p(&s.stmts.insertSnapshot, `INSERT INTO snapshots (host_id, captured_ms, process_count, base_id, sys, procs)
 			VALUES (?, ?, ?, ?, ?, ?)`),
 	)
@@ -580,6 +634,7 @@ func (s *SQLite) DeleteHost(ctx context.Context, hostname string) error {
 			return fmt.Errorf("delete host: %w", err)
 		}
 		s.dropState(id)
+		delete(s.w.rows, hostname)
 		// Before the commit: no CheckKey may trust the old key after it.
 		s.keyOK.Delete(hostname)
 		return nil
@@ -596,6 +651,7 @@ func (s *SQLite) ResetKey(ctx context.Context, hostname string) error {
 		if err != nil {
 			return fmt.Errorf("reset key: %w", err)
 		}
+		delete(s.w.rows, hostname)
 		// Before the commit: no CheckKey may trust the old key after it.
 		s.keyOK.Delete(hostname)
 		if n, err := res.RowsAffected(); err != nil {
