@@ -261,3 +261,53 @@ func BenchmarkWriterBatching(b *testing.B) {
 	b.ReportMetric(float64(nowait.h.addRowsCalls.Load()-calls0[0])/n, "addrows-calls/snap-nowait")
 	b.ReportMetric(float64(wait.h.addRowsCalls.Load()-calls0[1])/n, "addrows-calls/snap-wait")
 }
+
+// BenchmarkNewHosts measures what a host's first snapshot costs history
+// (every one of its ~43 series is new to the storage: index entries, the
+// TSID search that misses) against a known host's, as the process's CPU
+// time per snapshot, background work included (Flush at the end). 200 new
+// hosts pushing at once is how a load test or a fleet starting together
+// begins; this cost is that start's tail.
+//
+//	go test -run '^$' -bench NewHosts -benchtime 1x -count 3 ./aggregator/internal/history
+func BenchmarkNewHosts(b *testing.B) {
+	const snapshots = 400
+	for _, fresh := range []bool{true, false} {
+		name := "known"
+		if fresh {
+			name = "new"
+		}
+		b.Run(name, func(b *testing.B) {
+			h := openTest(b, b.TempDir(), Options{})
+			w := newIngestWorkload(200, 4)
+			if !fresh {
+				for range 200 {
+					h.Add(w.next())
+				}
+				if err := h.Flush(30 * time.Second); err != nil {
+					b.Fatal(err)
+				}
+			}
+			n := 0
+			for b.Loop() {
+				rows0, cpu0 := h.Stats().RowsWritten, processCPUTime()
+				for range snapshots {
+					r := w.next()
+					if fresh {
+						rr := *r
+						rr.Hostname = fmt.Sprintf("%s-new-%d", r.Hostname, n)
+						r = &rr
+					}
+					n++
+					h.Add(r)
+				}
+				if err := h.Flush(30 * time.Second); err != nil {
+					b.Fatal(err)
+				}
+				cpu, rows := processCPUTime()-cpu0, h.Stats().RowsWritten-rows0
+				b.ReportMetric(float64(cpu.Microseconds())/snapshots, "cpu-µs/snapshot")
+				b.ReportMetric(float64(rows)/snapshots, "rows/snapshot")
+			}
+		})
+	}
+}
