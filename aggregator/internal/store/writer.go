@@ -101,6 +101,23 @@ type preEncoded struct {
 	base               *baseFrame
 	procs, sys         []byte
 	fullProcs, fullSys []byte
+	// keyframe is the base the snapshot becomes when stored as a keyframe
+	// (hostname, host and snapshot ids still to fill in), built beside
+	// fullProcs: the writer is serial, its callers are not.
+	keyframe *baseFrame
+}
+
+// newKeyframe builds the in-memory base of req stored as a keyframe whose
+// blobs take keyBytes; the writer fills in the ids.
+func newKeyframe(req *IngestRequest, keyBytes int) *baseFrame {
+	procs := append([]snapshot.Process(nil), req.Processes...)
+	return &baseFrame{
+		hostname:  req.Hostname,
+		procs:     procs,
+		idx:       baseIndex(procs),
+		sysTokens: sysTokens(bytes.Clone(req.SystemInfo)),
+		keyBytes:  keyBytes,
+	}
 }
 
 func (s *SQLite) setState(st *hostState) {
@@ -331,6 +348,7 @@ func (s *SQLite) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, 
 	}
 	if full {
 		j.pre.fullProcs, j.pre.fullSys = s.encodeFullBlobs(req)
+		j.pre.keyframe = newKeyframe(req, len(j.pre.fullProcs)+len(j.pre.fullSys))
 	}
 	<-s.encodeSem
 	if err := s.submit(ctx, j); err != nil {
@@ -408,6 +426,7 @@ func keyMatches(stored []byte, keyHash [32]byte) error {
 // whole transaction undoes.
 func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, pre *preEncoded) (res IngestResult, err error, dirty bool) {
 	received := req.ReceivedAt.UnixMilli()
+	created := false // the host row is new, made by this ingest
 	row, known := s.w.rows[req.Hostname]
 	if !known {
 		err = s.stmt(ctx, tx, s.stmts.selectHost).QueryRowContext(ctx, req.Hostname).Scan(&row.id, &row.key)
@@ -417,11 +436,21 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 			// one does nothing and compares with what is stored. This
 			// holds even with several writers on one file.
 			dirty = true
-			if _, err := s.stmt(ctx, tx, s.stmts.insertHost).ExecContext(ctx,
-				req.Hostname, req.KeyHash[:], received, received); err != nil {
+			var hr sql.Result
+			hr, err = s.stmt(ctx, tx, s.stmts.insertHost).ExecContext(ctx,
+				req.Hostname, req.KeyHash[:], received, received)
+			if err != nil {
 				return IngestResult{}, fmt.Errorf("insert host: %w", err), dirty
 			}
-			err = s.stmt(ctx, tx, s.stmts.selectHost).QueryRowContext(ctx, req.Hostname).Scan(&row.id, &row.key)
+			if n, _ := hr.RowsAffected(); n == 1 {
+				// This ingest created the host: its key is ours, and it
+				// has no keyframe yet.
+				created = true
+				row.key = req.KeyHash[:]
+				row.id, err = hr.LastInsertId()
+			} else {
+				err = s.stmt(ctx, tx, s.stmts.selectHost).QueryRowContext(ctx, req.Hostname).Scan(&row.id, &row.key)
+			}
 		}
 		if err != nil {
 			return IngestResult{}, fmt.Errorf("read host: %w", err), dirty
@@ -442,9 +471,11 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 	}
 
 	captured := req.CapturedAt.UnixMilli()
-	st, err := s.hostState(ctx, tx, hostID, req.Hostname)
-	if err != nil {
-		return IngestResult{}, err, dirty
+	var st *hostState
+	if !created {
+		if st, err = s.hostState(ctx, tx, hostID, req.Hostname); err != nil {
+			return IngestResult{}, err, dirty
+		}
 	}
 	var (
 		baseID          any // nil: a keyframe
@@ -460,9 +491,10 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 			baseID = st.keyID
 		}
 	}
+	var key *baseFrame // the new keyframe's base, when it is one
 	if baseID == nil {
 		if pre != nil && pre.fullProcs != nil {
-			procBlob, sysBl = pre.fullProcs, pre.fullSys
+			procBlob, sysBl, key = pre.fullProcs, pre.fullSys, pre.keyframe
 		} else {
 			procBlob, sysBl = s.encodeFullBlobs(req)
 		}
@@ -489,7 +521,7 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 		// (an admin command) deleted it. Store a keyframe instead.
 		s.log.Warn("delta base disappeared, storing a keyframe", "hostname", req.Hostname, "keyframe_id", baseID)
 		s.dropState(hostID)
-		baseID, st = nil, nil
+		baseID, st, key = nil, nil, nil
 		procBlob, sysBl = s.encodeFullBlobs(req)
 		sr, err = s.stmt(ctx, tx, s.stmts.insertSnapshot).ExecContext(ctx,
 			hostID, captured, len(req.Processes), nil, sysBl, procBlob)
@@ -511,17 +543,11 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 		st.deltas.Add(1)
 		st.sumBytes.Add(int64(len(procBlob) + len(sysBl)))
 	} else {
-		sys := bytes.Clone(req.SystemInfo)
-		procs := append([]snapshot.Process(nil), req.Processes...)
-		s.setState(&hostState{baseFrame: &baseFrame{
-			hostname:  req.Hostname,
-			hostID:    hostID,
-			keyID:     id,
-			procs:     procs,
-			idx:       baseIndex(procs),
-			sysTokens: sysTokens(sys),
-			keyBytes:  len(procBlob) + len(sysBl),
-		}})
+		if key == nil {
+			key = newKeyframe(req, len(procBlob)+len(sysBl))
+		}
+		key.hostID, key.keyID = hostID, id
+		s.setState(&hostState{baseFrame: key})
 	}
 	s.notePruneWork(captured)
 	return IngestResult{SnapshotID: id, Created: true}, nil, dirty
