@@ -339,7 +339,9 @@ func (h *History) writeLoop() {
 		if waiting {
 			timer.Stop()
 		}
+		t0 := time.Now()
 		h.addRows(batch)
+		h.yieldAfter(time.Since(t0))
 		if len(flushes) > 0 {
 			h.debugFlush()
 			for _, f := range flushes {
@@ -349,6 +351,26 @@ func (h *History) writeLoop() {
 		clear(batch) // drop references to the rows' name buffers
 		clear(flushes)
 	}
+}
+
+// Writing rows of series the storage has not seen costs ~20 µs a series
+// (index entries), 10-20 times a known series' row: the first snapshots of
+// new hosts, or of a whole fleet at once, keep the writer busy for tenths
+// of a second. Ingest waits for CPU, not for the writer, but a writer that
+// takes a whole core in such a burst leaves ingest one core of two. So
+// after a slow batch the writer rests as long as the batch took (at most
+// half a core for history), unless its queue is filling: then it catches
+// up at full speed rather than drop samples.
+const (
+	slowBatch    = 2 * time.Millisecond
+	maxBatchRest = 20 * time.Millisecond
+)
+
+func (h *History) yieldAfter(took time.Duration) {
+	if took < slowBatch || len(h.queue) > cap(h.queue)/4 {
+		return
+	}
+	time.Sleep(min(took, maxBatchRest))
 }
 
 func (h *History) addRows(rows []storage.MetricRow) {
