@@ -5,7 +5,7 @@ package store
 // A host sends nearly the same process table every few seconds, so a snapshot
 // is stored either as a keyframe (the complete list) or as a delta against
 // the host's current keyframe: one varint per unchanged row, and only the
-// fields that differ for the others. Both are then zstd-compressed. A delta
+// fields that differ for the others. Both are then compressed (S2). A delta
 // always refers to a keyframe, never to another delta, so reading any
 // snapshot costs at most two blobs, however long the chain of snapshots.
 //
@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
-	"runtime"
 	"time"
 
 	"github.com/klauspost/compress/s2"
@@ -31,14 +30,18 @@ import (
 )
 
 // Blob header byte: the low bits say what the blob is, the high bits how
-// the rest is compressed: zstd, S2, or not at all (small blobs are kept raw
+// the rest is compressed: S2, zstd, or not at all (small blobs are kept raw
 // when compression would only add its frame overhead).
 //
-// Keyframes are zstd (a 300-process list: 19 KB raw, 8.7 KB zstd). Deltas
-// are S2: a realistic delta is ~1.2 KB of varints with little redundancy
-// left, which zstd shrank by 7 % and S2 by the same for a third of the CPU
-// (11 µs against 3.8 µs a delta; 4 % larger than zstd on a fast-changing
-// host). Blobs written before S2 existed have only the zstd bit.
+// Blobs are written with S2. Deltas are ~1.2 KB of varints with little
+// redundancy left: zstd shrank them by 7 %, S2 by the same for a third of
+// the CPU. Keyframes were zstd (a 300-process list: 19 KB raw, 8.7 KB
+// zstd) until a keyframe's encoding, ~430 µs with zstd's ~175, turned out to
+// be what a host's first push waits for: 200 hosts starting together
+// queued ~45 ms behind it. With S2 a long run stores 2,245 bytes a
+// snapshot instead of 2,105 (BenchmarkCompact), well inside the 3 KB
+// budget. Blobs written with zstd (every keyframe, and deltas before S2)
+// still read: only the zstd encoder is gone.
 const (
 	blobFull       = 1 // complete process list / complete system_info
 	blobDelta      = 2 // delta against the keyframe in base_id
@@ -79,47 +82,30 @@ const maxDecodedBlob = 256 << 20
 
 var pow10 = [10]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
-// codec compresses and decompresses blobs. Its zstd encoder and decoder are
-// safe for concurrent use (EncodeAll/DecodeAll), so one codec serves the
-// writer and every reader.
+// codec compresses and decompresses blobs. Its zstd decoder (for blobs
+// written before S2) is safe for concurrent use (DecodeAll), so one codec
+// serves the writer and every reader.
 type codec struct {
-	enc *zstd.Encoder
 	dec *zstd.Decoder
 }
 
 func newCodec() (*codec, error) {
-	enc, err := zstd.NewWriter(nil,
-		// SpeedFastest: blobs come out ~5% larger than at the default
-		// level for ~40% less CPU, the larger share of an ingest's cost.
-		zstd.WithEncoderLevel(zstd.SpeedFastest),
-		// EncodeAll takes one of this many encoders and waits when all
-		// are busy: ingests encode in parallel on up to GOMAXPROCS
-		// goroutines (SQLite.encodeSem), so that many.
-		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-		// Blobs are small; a small window keeps each encoder's state small.
-		zstd.WithWindowSize(1<<20),
-		zstd.WithZeroFrames(true))
-	if err != nil {
-		return nil, err
-	}
 	dec, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(0),
 		zstd.WithDecoderMaxMemory(maxDecodedBlob))
 	if err != nil {
-		enc.Close()
 		return nil, err
 	}
-	return &codec{enc: enc, dec: dec}, nil
+	return &codec{dec: dec}, nil
 }
 
 func (c *codec) close() {
-	_ = c.enc.Close()
 	c.dec.Close()
 }
 
 // seal prefixes raw with its kind byte, compressing it when that pays.
 func (c *codec) seal(kind byte, raw []byte) []byte {
-	if len(raw) >= 64 && kind == blobDelta {
+	if len(raw) >= 64 {
 		// An S2 block has no checksum of its own (a zstd frame has one):
 		// a CRC-32C of the content follows it, so that a damaged blob is
 		// refused rather than read back wrong.
@@ -129,13 +115,6 @@ func (c *codec) seal(kind byte, raw []byte) []byte {
 		if n+4 < 1+len(raw) {
 			out = binary.LittleEndian.AppendUint32(out[:n], crc32.Checksum(raw, castagnoli))
 			return out[: n+4 : n+4]
-		}
-	} else if len(raw) >= 64 {
-		out := make([]byte, 1, 1+len(raw)/2)
-		out[0] = kind | blobCompressed
-		out = c.enc.EncodeAll(raw, out)
-		if len(out) < 1+len(raw) {
-			return out
 		}
 	}
 	out := make([]byte, 0, 1+len(raw))

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
@@ -213,12 +215,19 @@ func TestBlobCompressions(t *testing.T) {
 	raw := bytes.Repeat([]byte("delta rows of varints, with some repetition; "), 40)
 	d := c.seal(blobDelta, raw)
 	f := c.seal(blobFull, raw)
-	if d[0] != blobDelta|blobS2 || f[0] != blobFull|blobCompressed {
-		t.Fatalf("headers %#x %#x, want S2 delta and zstd keyframe", d[0], f[0])
+	if d[0] != blobDelta|blobS2 || f[0] != blobFull|blobS2 {
+		t.Fatalf("headers %#x %#x, want S2 delta and keyframe", d[0], f[0])
 	}
-	oldDelta := append([]byte{blobDelta | blobCompressed}, c.enc.EncodeAll(raw, nil)...)
+	// What earlier versions wrote: zstd keyframes and deltas.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithZeroFrames(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldDelta := append([]byte{blobDelta | blobCompressed}, enc.EncodeAll(raw, nil)...)
+	oldFull := append([]byte{blobFull | blobCompressed}, enc.EncodeAll(raw, nil)...)
+	_ = enc.Close()
 	small := c.seal(blobDelta, []byte("tiny"))
-	for name, blob := range map[string][]byte{"s2 delta": d, "zstd keyframe": f, "zstd delta (old)": oldDelta} {
+	for name, blob := range map[string][]byte{"s2 delta": d, "s2 keyframe": f, "zstd delta (old)": oldDelta, "zstd keyframe (old)": oldFull} {
 		kind, got, err := c.open(blob)
 		if err != nil || !bytes.Equal(got, raw) || kind != blob[0]&blobKindMask {
 			t.Fatalf("%s: kind %d, %d bytes, %v", name, kind, len(got), err)
