@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -74,6 +75,42 @@ func TestFloatPredicted(t *testing.T) {
 	f(5, 0)
 	f(0, 7)
 	f(math.NaN(), 1)
+}
+
+// TestFixedTimeSameAsSlow: wherever the fast path answers, it answers what
+// parsing and formatting gives, for valid and broken strings of its shapes.
+func TestFixedTimeSameAsSlow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	digits := func(n, max int) string { return fmt.Sprintf("%0*d", n, rng.IntN(max)) }
+	answered := 0
+	for i := range 200_000 {
+		s := fmt.Sprint(1900+rng.IntN(400)) + "-" + digits(2, 14) + "-" + digits(2, 33) + "T" + digits(2, 25) + ":" + digits(2, 61) + ":" + digits(2, 62)
+		switch i % 3 {
+		case 0:
+			s += "Z"
+		case 1:
+			s += "." + digits(3, 1000) + "Z"
+		default:
+			s += "." + digits(3, 10)[:1] + "00Z"
+		}
+		if i%50 == 0 {
+			b := []byte(s)
+			b[rng.IntN(len(b))] = "x-:T.Z9"[rng.IntN(7)]
+			s = string(b)
+		}
+		ns, ok, sure := fixedTime(s)
+		if !sure {
+			continue
+		}
+		answered++
+		wantNs, wantOK := slowCanonicalTime(s)
+		if ok != wantOK || (ok && ns != wantNs) {
+			t.Fatalf("%q: fast %d %v, slow %d %v", s, ns, ok, wantNs, wantOK)
+		}
+	}
+	if answered < 50_000 {
+		t.Fatalf("the fast path answered only %d times", answered)
+	}
 }
 
 func TestCanonicalTime(t *testing.T) {
