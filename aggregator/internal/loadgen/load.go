@@ -149,6 +149,18 @@ func printTimeline(w io.Writer, sends []send) {
 		}
 		fmt.Fprintf(w, "%6d  %8d  %s  %s  %s\n", sec, len(l), q(.5), q(.99), l[len(l)-1].Round(100*time.Microsecond))
 	}
+	// The first second is when every host sends its first snapshot (a
+	// keyframe, new history series): how much of the tail is that start?
+	var later []time.Duration
+	for sec := 1; sec <= last; sec++ {
+		later = append(later, bySecond[sec]...)
+	}
+	if len(later) > 0 {
+		slices.Sort(later)
+		fmt.Fprintf(w, "after the first second: %d requests, p50 %s p99 %s max %s\n", len(later),
+			later[len(later)/2].Round(10*time.Microsecond), later[len(later)*99/100].Round(10*time.Microsecond),
+			later[len(later)-1].Round(10*time.Microsecond))
+	}
 }
 
 // pushesPerHost is how many pushes the busiest host makes in one run.
