@@ -271,6 +271,8 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		SystemInfo: snap.SystemInfo,
 		Processes:  snap.Processes,
 		ReceivedAt: a.opts.Now().UTC(),
+		// Decode accepted system_info only as a JSON object.
+		SystemInfoIsObject: true,
 	}
 	res, err := st.Ingest(r.Context(), req)
 	// An ingest that gave up waiting (the client went away, the store

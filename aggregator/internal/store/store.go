@@ -34,6 +34,10 @@ type IngestRequest struct {
 	Processes  []snapshot.Process
 	// ReceivedAt becomes the host's last_seen.
 	ReceivedAt time.Time
+	// SystemInfoIsObject says the caller already knows SystemInfo is a
+	// valid JSON object (snapshot.Decode checked it), sparing the store
+	// its own check of every byte again.
+	SystemInfoIsObject bool
 }
 
 // IngestResult says what Ingest did.

@@ -369,9 +369,11 @@ func checkRequest(req *IngestRequest) error {
 	if req.CapturedAt.IsZero() {
 		return fmt.Errorf("%w: captured_at is missing", ErrInvalid)
 	}
-	si := bytes.TrimLeft(req.SystemInfo, " \t\r\n")
-	if len(si) == 0 || si[0] != '{' || !json.Valid(req.SystemInfo) {
-		return fmt.Errorf("%w: system_info must be a JSON object", ErrInvalid)
+	if !req.SystemInfoIsObject {
+		si := bytes.TrimLeft(req.SystemInfo, " \t\r\n")
+		if len(si) == 0 || si[0] != '{' || !json.Valid(req.SystemInfo) {
+			return fmt.Errorf("%w: system_info must be a JSON object", ErrInvalid)
+		}
 	}
 	// Deltas match rows by PID, so PIDs must be unique. Exporters send them
 	// in ascending order, which proves it without a map.
