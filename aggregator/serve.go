@@ -88,7 +88,7 @@ func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
 		history: cmd.Flag("history", "Keep CPU/memory history in an embedded VictoriaMetrics store under <storage.path>/history (--no-history turns it off).").
 			Default("true").Bool(),
 		historyTopK: cmd.Flag("history.top-k", "Processes per snapshot that get CPU and memory history: the K busiest by CPU plus the K largest by memory.").
-			Default("10").Int(),
+			Default("5").Int(),
 		remoteWriteURL: cmd.Flag("remote-write.url", "Also forward the history series to this Prometheus remote write URL (e.g. http://prometheus:9090/api/v1/write).").
 			Default("").String(),
 		// Hidden: for profiling the ingest path under load (loadgen
