@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -333,7 +334,9 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	// it now, not in the middle of the push, where the generator's GC took
 	// CPU from the aggregator at a random moment (often the first second).
 	// The push itself allocates little, so no cycle should start in it.
-	runtime.GC()
+	// FreeOSMemory also hands the freed pages back at once, instead of
+	// the background scavenger doing it during the push.
+	debug.FreeOSMemory()
 	if cfg.pushStart != nil {
 		cfg.pushStart()
 	}
