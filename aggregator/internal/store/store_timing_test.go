@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
@@ -194,4 +196,62 @@ func BenchmarkIngestParallel(b *testing.B) {
 		b.ReportMetric(float64(lat[b.N*99/100].Microseconds())/1000, "p99-ms")
 	}
 	b.Run("rate-2000", func(b *testing.B) { rate2000(b, Options{}) })
+}
+
+// BenchmarkKeyframe encodes a 300-process snapshot as a keyframe, whole
+// (blobs and in-memory base, what a host's first push waits for) and in
+// the two parts this session made cheaper, each against what it replaced,
+// in the same run:
+//
+//	seal=s2 / seal=zstd    compressing the encoded list (zstd: what
+//	                       keyframes were until now, SpeedFastest)
+//	time=fixed / time=parse+format   create_time to a number, as the API
+//	                       hands them over ("…:05.123Z")
+//
+//	go test -run '^$' -bench Keyframe -count 3 ./aggregator/internal/store
+func BenchmarkKeyframe(b *testing.B) {
+	s := openTest(b, b.TempDir(), Options{})
+	req := newFakeHost(3, "web-1", 300).next()
+	for i := range req.Processes {
+		p := &req.Processes[i]
+		// The API's form: milliseconds, UTC.
+		p.CreateTime = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC).Add(-time.Duration(i*7919+1) * time.Millisecond * 997).Format("2006-01-02T15:04:05.000Z")
+	}
+	b.Run("whole", func(b *testing.B) {
+		for b.Loop() {
+			procs, sys := s.encodeFullBlobs(req)
+			_ = newKeyframe(req, len(procs)+len(sys))
+		}
+	})
+	raw := encodeFull(req.Processes)
+	b.Run("seal=s2", func(b *testing.B) {
+		for b.Loop() {
+			_ = s.codec.seal(blobFull, raw)
+		}
+	})
+	b.Run("seal=zstd", func(b *testing.B) {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(1<<20), zstd.WithZeroFrames(true))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer enc.Close()
+		var out []byte
+		for b.Loop() {
+			out = enc.EncodeAll(raw, out[:0])
+		}
+	})
+	b.Run("time=fixed", func(b *testing.B) {
+		for b.Loop() {
+			for i := range req.Processes {
+				_, _ = canonicalTime(req.Processes[i].CreateTime)
+			}
+		}
+	})
+	b.Run("time=parse+format", func(b *testing.B) {
+		for b.Loop() {
+			for i := range req.Processes {
+				_, _ = slowCanonicalTime(req.Processes[i].CreateTime)
+			}
+		}
+	})
 }
