@@ -68,14 +68,16 @@ bench:
 
 # load: builds the aggregator, starts it on a temp dir and a free port, and
 # pushes LOAD_RATE snapshots/s from LOAD_HOSTS hosts for LOAD_DURATION, then
-# reads every acknowledged snapshot back (lost must be 0); twice, history on
-# (the default) and then --no-history, each on a fresh store, and prints the
-# on/off ratio.
+# reads every acknowledged snapshot back (lost must be 0); history on (the
+# default) and --no-history alternating, each run on a fresh store, LOAD_ROUNDS
+# times, then the totals and the on/off ratio. -timeline prints latency second
+# by second. This is the README's headline run.
 LOAD_HOSTS    ?= 200
 LOAD_RATE     ?= 2000
 LOAD_DURATION ?= 30s
+LOAD_ROUNDS   ?= 2
 load:
-	$(GO) run ./aggregator/internal/loadgen -spawn -compare-history -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOAD_DURATION)
+	$(GO) run ./aggregator/internal/loadgen -spawn -compare-history -rounds $(LOAD_ROUNDS) -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOAD_DURATION) -timeline
 
 clean:
 	rm -rf $(BIN)
