@@ -86,6 +86,7 @@ type History struct {
 	done   chan struct{} // closed when the writer goroutine has returned
 
 	flushQuit, flushDone chan struct{} // stop and wait for flushLoop
+	closing              atomic.Bool   // Close has begun
 
 	batchWait atomic.Int64 // nanoseconds: writeBatchWait, or what a test set
 
@@ -374,7 +375,7 @@ const (
 )
 
 func (h *History) yieldAfter(took time.Duration) {
-	if took < slowBatch || len(h.queue) > cap(h.queue)/4 {
+	if took < slowBatch || len(h.queue) > cap(h.queue)/4 || h.closing.Load() {
 		return
 	}
 	time.Sleep(min(took, maxBatchRest))
@@ -443,6 +444,7 @@ func (h *History) Close() (err error) {
 		return nil
 	}
 	h.closed = true
+	h.closing.Store(true) // the writer drains what is queued without resting
 	close(h.queue)
 	h.mu.Unlock()
 	<-h.done
