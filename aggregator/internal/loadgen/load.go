@@ -138,7 +138,7 @@ func printTimeline(w io.Writer, sends []send) {
 		bySecond[sec] = append(bySecond[sec], s.lat)
 		last = max(last, sec)
 	}
-	fmt.Fprintln(w, "second  requests  p50  p99  max")
+	fmt.Fprintln(w, "second  requests  p50  p99  max  over-50ms")
 	for sec := 0; sec <= last; sec++ {
 		l := bySecond[sec]
 		if len(l) == 0 {
@@ -148,7 +148,8 @@ func printTimeline(w io.Writer, sends []send) {
 		q := func(p float64) time.Duration {
 			return l[min(len(l)-1, int(p*float64(len(l))))].Round(100 * time.Microsecond)
 		}
-		fmt.Fprintf(w, "%6d  %8d  %s  %s  %s\n", sec, len(l), q(.5), q(.99), l[len(l)-1].Round(100*time.Microsecond))
+		over := len(l) - sort.Search(len(l), func(i int) bool { return l[i] > 50*time.Millisecond })
+		fmt.Fprintf(w, "%6d  %8d  %s  %s  %s  %d\n", sec, len(l), q(.5), q(.99), l[len(l)-1].Round(100*time.Microsecond), over)
 	}
 	// The first second is when every host sends its first snapshot (a
 	// keyframe, new history series): how much of the tail is that start?
