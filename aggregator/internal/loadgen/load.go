@@ -101,13 +101,16 @@ type result struct {
 	acks                            []ack // what was acknowledged, in order
 }
 
-func (r *result) print(w io.Writer) {
-	pct := func(p float64) time.Duration {
-		if len(r.lat) == 0 {
-			return 0
-		}
-		return r.lat[min(len(r.lat)-1, int(p*float64(len(r.lat))))]
+// pct is the p-quantile of the acknowledged requests' latency.
+func (r *result) pct(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
 	}
+	return r.lat[min(len(r.lat)-1, int(p*float64(len(r.lat))))]
+}
+
+func (r *result) print(w io.Writer) {
+	pct := r.pct
 	fmt.Fprintf(w, "sent %d snapshots in %s: %.0f snapshots/s acknowledged (%d created, %d repeated)\n",
 		r.sent, r.elapsed.Round(time.Millisecond), float64(r.created+r.repeated)/r.elapsed.Seconds(), r.created, r.repeated)
 	fmt.Fprintf(w, "latency p50 %s p90 %s p99 %s max %s; %d requests started >10ms behind schedule\n",

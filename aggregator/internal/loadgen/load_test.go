@@ -189,3 +189,22 @@ func TestSumRuns(t *testing.T) {
 		t.Fatalf("latencies %v", s.lat)
 	}
 }
+
+// TestFlagsNeedingSpawn: flags that only make sense with -spawn, and a
+// negative warm-up, are refused with a message instead of ignored.
+func TestFlagsNeedingSpawn(t *testing.T) {
+	for _, args := range [][]string{
+		{"-warmup", "2s"},
+		{"-rounds", "2"},
+		{"-aggregator-flag=--no-history"},
+		{"-spawn", "-warmup", "-1s"},
+	} {
+		var out, errOut strings.Builder
+		if code := run(args, &out, &errOut); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (%s)", args, code, errOut.String())
+		}
+		if errOut.Len() == 0 {
+			t.Errorf("%q: no message", args)
+		}
+	}
+}

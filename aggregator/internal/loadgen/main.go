@@ -82,6 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.pushProcs, "push-procs", 1, "GOMAXPROCS of the generator during the push alone (0: unchanged); one is plenty and spares the runtime waking a second thread per request")
 	fs.IntVar(&cfg.verifyContent, "verify-content-every", 25, "compare full process lists of every Nth acknowledged snapshot (0: none)")
 	fs.BoolVar(&cfg.timeline, "timeline", false, "print the latency of each second of the push")
+	warmup := fs.Duration("warmup", 0, "with -spawn: first push this long from other hosts, not counted, so that the measured push meets a running aggregator (0: none, the push meets a process just started)")
 	selfProfile := fs.String("self-cpuprofile", "", "write the load generator's own CPU profile to this file")
 	var extra stringsFlag
 	fs.Var(&extra, "aggregator-flag", "with -spawn: one more flag for every spawned aggregator, e.g. -aggregator-flag=--storage.commit-interval=5ms (repeatable)")
@@ -103,6 +104,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.hosts < 1 || cfg.rate <= 0 || cfg.duration <= 0 || cfg.procs < 0 || cfg.variants < 1 || cfg.workers < 1 {
 		fmt.Fprintln(stderr, "loadgen: -hosts, -rate, -duration, -variants and -concurrency must be positive")
+		return 2
+	}
+	if *warmup < 0 {
+		fmt.Fprintln(stderr, "loadgen: -warmup must not be negative")
 		return 2
 	}
 	if cfg.pushProcs < 0 {
@@ -135,8 +140,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if !*spawn {
-		if *compare || *profile != "" || *rounds != 1 || len(extra) > 0 {
-			fmt.Fprintln(stderr, "loadgen: -compare-history, -rounds, -cpuprofile and -aggregator-flag need -spawn")
+		if *compare || *profile != "" || *rounds != 1 || len(extra) > 0 || *warmup != 0 {
+			fmt.Fprintln(stderr, "loadgen: -compare-history, -rounds, -cpuprofile, -aggregator-flag and -warmup need -spawn")
 			return 2
 		}
 		r, err := runOnce(ctx, cfg, stdout)
@@ -200,7 +205,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 					prof = fmt.Sprintf("%s.%d", *profile, n)
 				}
 			}
-			r, err := runSpawned(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", n)), su.args, prof, c, stdout, stderr)
+			r, err := runSpawned(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", n)), su.args, prof, *warmup, c, stdout, stderr)
 			if err != nil {
 				fmt.Fprintln(stderr, "loadgen:", err)
 				return 1
@@ -299,7 +304,7 @@ func (r *runResult) rate() float64 {
 // load against it, and stops it. With prof set it records a CPU profile of
 // the aggregator during the push phase (through the hidden
 // --debug.pprof-address listener) into that file.
-func runSpawned(ctx context.Context, bin, storage string, args []string, prof string, cfg config, stdout, stderr io.Writer) (*runResult, error) {
+func runSpawned(ctx context.Context, bin, storage string, args []string, prof string, warmup time.Duration, cfg config, stdout, stderr io.Writer) (*runResult, error) {
 	var pprofAddr string
 	if prof != "" {
 		// A free port for the pprof listener; the tiny window between
@@ -325,6 +330,28 @@ func runSpawned(ctx context.Context, bin, storage string, args []string, prof st
 	cfg.url = p.URL
 	cfg.pid = p.PID()
 	fmt.Fprintf(stdout, "aggregator pid %d at %s %v\n", p.PID(), p.URL, args)
+	if warmup > 0 {
+		// Other hosts first, at the same rate and not counted, so that the
+		// push measures a running aggregator: a new process spends its
+		// first second growing its heap and faulting in memory (on this
+		// VM a fresh page is dear), which a run then blames on the first
+		// hosts. The measured hosts are still new to it.
+		w := cfg
+		w.duration = warmup
+		w.hostPrefix = cfg.hostPrefix + "warmup-"
+		w.timeline = false
+		w.verifyContent = 0
+		start := time.Now()
+		wr, err := load(ctx, w, io.Discard)
+		if err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+		fmt.Fprintf(stdout, "warm-up: %d snapshots from %d other hosts in %s, not counted (p99 %s, errors %d)\n",
+			wr.created+wr.repeated, cfg.hosts, time.Since(start).Round(time.Millisecond), wr.pct(.99).Round(10*time.Microsecond), wr.errors)
+		if wr.errors > 0 || wr.lost > 0 {
+			return nil, fmt.Errorf("warm-up: %d errors, %d lost", wr.errors, wr.lost)
+		}
+	}
 
 	profDone := make(chan error, 1)
 	if prof != "" {
