@@ -1115,7 +1115,7 @@ func canonicalTime(b []byte, dst *[canonicalTimeLen]byte) bool {
 	}
 	year, month, day := num(b[0:4]), num(b[5:7]), num(b[8:10])
 	hour, minute, sec := num(b[11:13]), num(b[14:16]), num(b[17:19])
-	if year < 1 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+	if year < 1 || month < 1 || month > 12 || day < 1 || day > DaysIn(month, year) ||
 		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
 		return false
 	}
@@ -1144,8 +1144,9 @@ func canonicalTime(b []byte, dst *[canonicalTimeLen]byte) bool {
 // canonicalTimeLen is the length of a time in CapturedAtFormat in UTC.
 const canonicalTimeLen = len("2006-01-02T15:04:05.000Z")
 
-// daysIn is the number of days of month (1-12) in year.
-func daysIn(month, year int) int {
+// DaysIn is the number of days of month (1-12) in year (proleptic
+// Gregorian); the store's time encoding checks dates with it too.
+func DaysIn(month, year int) int {
 	switch month {
 	case 2:
 		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {

@@ -101,13 +101,16 @@ type result struct {
 	acks                            []ack // what was acknowledged, in order
 }
 
-// pct is the p-quantile of the acknowledged requests' latency.
-func (r *result) pct(p float64) time.Duration {
-	if len(r.lat) == 0 {
+// quantile is the p-quantile of sorted (0 when empty).
+func quantile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	return r.lat[min(len(r.lat)-1, int(p*float64(len(r.lat))))]
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
+
+// pct is the p-quantile of the acknowledged requests' latency.
+func (r *result) pct(p float64) time.Duration { return quantile(r.lat, p) }
 
 func (r *result) print(w io.Writer) {
 	pct := r.pct
@@ -148,11 +151,9 @@ func printTimeline(w io.Writer, sends []send) {
 			continue
 		}
 		slices.Sort(l)
-		q := func(p float64) time.Duration {
-			return l[min(len(l)-1, int(p*float64(len(l))))].Round(100 * time.Microsecond)
-		}
+		q := func(p float64) time.Duration { return quantile(l, p).Round(100 * time.Microsecond) }
 		over := len(l) - sort.Search(len(l), func(i int) bool { return l[i] > 50*time.Millisecond })
-		fmt.Fprintf(w, "%6d  %8d  %s  %s  %s  %d\n", sec, len(l), q(.5), q(.99), l[len(l)-1].Round(100*time.Microsecond), over)
+		fmt.Fprintf(w, "%6d  %8d  %s  %s  %s  %d\n", sec, len(l), q(.5), q(.99), q(1), over)
 	}
 	// The first second is when every host sends its first snapshot (a
 	// keyframe, new history series): how much of the tail is that start?
@@ -162,9 +163,8 @@ func printTimeline(w io.Writer, sends []send) {
 	}
 	if len(later) > 0 {
 		slices.Sort(later)
-		fmt.Fprintf(w, "after the first second: %d requests, p50 %s p99 %s max %s\n", len(later),
-			later[len(later)/2].Round(10*time.Microsecond), later[len(later)*99/100].Round(10*time.Microsecond),
-			later[len(later)-1].Round(10*time.Microsecond))
+		q := func(p float64) time.Duration { return quantile(later, p).Round(10 * time.Microsecond) }
+		fmt.Fprintf(w, "after the first second: %d requests, p50 %s p99 %s max %s\n", len(later), q(.5), q(.99), q(1))
 	}
 }
 

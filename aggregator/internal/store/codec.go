@@ -272,7 +272,7 @@ func fixedTime(s string) (ns int64, ok, sure bool) {
 	}
 	year, month, day := num(0, 4), num(5, 7), num(8, 10)
 	hour, minute, sec := num(11, 13), num(14, 16), num(17, 19)
-	if year < 1970 || year > 2261 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+	if year < 1970 || year > 2261 || month < 1 || month > 12 || day < 1 || day > snapshot.DaysIn(month, year) ||
 		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
 		return 0, false, false
 	}
@@ -291,20 +291,6 @@ func fixedTime(s string) (ns int64, ok, sure bool) {
 	}
 	secs := daysSinceEpoch(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
 	return secs*1e9 + int64(ms)*1e6, true, true
-}
-
-// daysIn is the number of days of month in year.
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }
 
 // daysSinceEpoch counts the days from 1970-01-01 to the date (proleptic
