@@ -47,6 +47,9 @@ const (
 	// Secrets come from files or the environment, never from a flag value
 	// that every user can read in the process list.
 	APIKeyEnv = "PROCSCOPE_API_KEY"
+	// EnrollmentTokenEnv holds the enrolment token itself, which an
+	// aggregator in token mode wants with a new host's first push.
+	EnrollmentTokenEnv = "PROCSCOPE_ENROLLMENT_TOKEN"
 
 	// MaxMetricsTopN bounds the per-process series of /metrics: two series
 	// families of at most this many series each.
@@ -83,6 +86,10 @@ type Config struct {
 	// which case the key is generated under StateDir (see LoadOrCreateKey).
 	APIKeyFile string
 	APIKey     string
+	// EnrollmentTokenFile, EnrollmentToken: the same for the enrolment
+	// token, which is optional (see ResolveEnrollmentToken).
+	EnrollmentTokenFile string
+	EnrollmentToken     string
 
 	StateDir   string
 	ConfigFile string
@@ -136,6 +143,7 @@ type setFlags struct {
 	cmdline, topN, sampleWindow, metricsTopN, groups    bool
 	telemetryPath, pushTimeout, flushTimeout, queueSize bool
 	queueMaxAge, procRoot, sysRoot, rootFS              bool
+	tokenFile                                           bool
 }
 
 // Parse parses the command line (without the program name), the flags'
@@ -165,6 +173,10 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	app.Flag("push.api-key-file", "File holding this host's API key (else env "+APIKeyEnv+
 		", else the config file, else a key generated under --state.dir).").
 		PlaceHolder("FILE").IsSetByUser(&set.apiKeyFile).StringVar(&c.APIKeyFile)
+	app.Flag("push.enrollment-token-file", "File holding the aggregator's enrolment token, sent with every push "+
+		"so that an aggregator in --hosts.enrollment=token mode accepts this host the first time (else env "+
+		EnrollmentTokenEnv+", else the config file, else none).").
+		PlaceHolder("FILE").IsSetByUser(&set.tokenFile).StringVar(&c.EnrollmentTokenFile)
 	durationFlag(app, "push.timeout", "Timeout of one push request.", DefaultPushTimeout.String(), &c.PushTimeout, &set.pushTimeout)
 	durationFlag(app, "push.flush-timeout", "On SIGTERM, time allowed to send what is queued before exiting.", DefaultFlushTimeout.String(), &c.PushFlushTimeout, &set.flushTimeout)
 	durationFlag(app, "push.queue.max-age", "The on-disk queue keeps this much time's worth of snapshots while the aggregator is unreachable; older ones are dropped.", DefaultQueueMaxAge.String(), &c.PushQueueMaxAge, &set.queueMaxAge)
@@ -204,10 +216,10 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	// What the file may set, by flag: a value from the environment beats
 	// the file as a typed flag does. apiKeyFileFlag remembers the command
 	// line alone, which also beats PROCSCOPE_API_KEY.
-	apiKeyFileFlag, groupsFlag := set.apiKeyFile, set.groups
+	apiKeyFileFlag, tokenFileFlag, groupsFlag := set.apiKeyFile, set.tokenFile, set.groups
 	for name, ok := range map[string]*bool{
 		"web.telemetry-path": &set.telemetryPath, "push.url": &set.pushURL, "push.interval": &set.pushInterval,
-		"push.api-key-file": &set.apiKeyFile, "push.timeout": &set.pushTimeout, "push.flush-timeout": &set.flushTimeout,
+		"push.api-key-file": &set.apiKeyFile, "push.enrollment-token-file": &set.tokenFile, "push.timeout": &set.pushTimeout, "push.flush-timeout": &set.flushTimeout,
 		"push.queue.max-age": &set.queueMaxAge, "push.queue.size": &set.queueSize, "state.dir": &set.stateDir,
 		"path.procfs": &set.procRoot, "path.sysfs": &set.sysRoot, "path.rootfs": &set.rootFS,
 		"collect.cmdline": &set.cmdline, "collect.top-n": &set.topN, "collect.sample-window": &set.sampleWindow,
@@ -251,23 +263,43 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 
 	// The key in the environment beats the file but not an explicit
 	// --push.api-key-file. Both variables at once is ambiguous: refused.
-	if getenv(APIKeyEnv) != "" && set.apiKeyFile && !apiKeyFileFlag {
-		return nil, fmt.Errorf("%s and %s are both set; keep one", APIKeyEnv, EnvName("push.api-key-file"))
+	// The enrolment token follows the same rules.
+	var err error
+	if c.APIKey, c.APIKeyFile, err = secretFromEnv(getenv, APIKeyEnv, "push.api-key-file",
+		c.APIKey, c.APIKeyFile, set.apiKeyFile, apiKeyFileFlag); err != nil {
+		return nil, err
 	}
-	if k := getenv(APIKeyEnv); k != "" && !set.apiKeyFile {
-		c.APIKeyFile = ""
-		c.APIKey = k
-		if err := ValidateKey(k); err != nil {
-			return nil, fmt.Errorf("%s: %w", APIKeyEnv, err)
-		}
-	}
-	if set.apiKeyFile {
-		c.APIKey = ""
+	if c.EnrollmentToken, c.EnrollmentTokenFile, err = secretFromEnv(getenv, EnrollmentTokenEnv, "push.enrollment-token-file",
+		c.EnrollmentToken, c.EnrollmentTokenFile, set.tokenFile, tokenFileFlag); err != nil {
+		return nil, err
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// secretFromEnv applies a secret's own variable (env, the secret itself)
+// to what the flags and the file gave: the variable beats the file's value
+// or file name, but not the file flag given on the command line; the
+// variable together with the file flag's variable is refused as ambiguous.
+// fileSet says the file flag was set on the command line or by its
+// variable, fileFlag on the command line alone.
+func secretFromEnv(getenv func(string) string, env, fileFlagName, value, file string, fileSet, fileFlag bool) (string, string, error) {
+	v := getenv(env)
+	if v != "" && fileSet && !fileFlag {
+		return "", "", fmt.Errorf("%s and %s are both set; keep one", env, EnvName(fileFlagName))
+	}
+	if fileSet {
+		return "", file, nil
+	}
+	if v != "" {
+		if err := ValidateKey(v); err != nil {
+			return "", "", fmt.Errorf("%s: %w", env, err)
+		}
+		return v, "", nil
+	}
+	return value, file, nil
 }
 
 var groupNameRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
@@ -353,13 +385,19 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("api key: %w", err))
 		}
 	}
+	if c.EnrollmentToken != "" {
+		if err := ValidateKey(c.EnrollmentToken); err != nil {
+			errs = append(errs, fmt.Errorf("enrollment token: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
 // MaxKeyLen bounds an API key; it travels in an HTTP header.
 const MaxKeyLen = 512
 
-// ValidateKey checks that a key can travel in the X-API-KEY header unchanged.
+// ValidateKey checks that a key (or an enrolment token) can travel in an
+// HTTP header (X-API-KEY, X-Enrollment-Token) unchanged.
 // The error never contains the key itself.
 func ValidateKey(k string) error {
 	if k == "" {

@@ -174,6 +174,8 @@ func TestBadFile(t *testing.T) {
 	f("backend_url: http://a/\npush_url: http://b/\n", "keep one")
 	f("process_groups: {bad: \"(\"}\n", "missing closing")
 	f("api_key: \"two words\"\n", "api_key")
+	f("enrollment_token: \"two words\"\n", "enrollment_token")
+	f("enrollment_token: abc\nenrollment_token_file: /t\n", "keep one")
 	f("metrics_top_n: -4\n", "metrics.top-n")
 	f("a: [\n", "yaml")
 	f("push_interval: 1s\n---\npush_interval: 2s\n", "more than one")
@@ -277,6 +279,7 @@ func TestEnvPrecedence(t *testing.T) {
 		{"push.queue.max-age", "push_queue_max_age: 3m", "4m", "--push.queue.max-age=5m", "3m0s", "4m0s", "5m0s", func(c *Config) string { return dur(&c.PushQueueMaxAge) }},
 		{"push.queue.size", "push_queue_size: 3", "4", "--push.queue.size=5", "3", "4", "5", func(c *Config) string { return fmt.Sprint(c.PushQueueSize) }},
 		{"push.api-key-file", "api_key_file: /file", "/env", "--push.api-key-file=/flag", "/file", "/env", "/flag", func(c *Config) string { return c.APIKeyFile }},
+		{"push.enrollment-token-file", "enrollment_token_file: /file", "/env", "--push.enrollment-token-file=/flag", "/file", "/env", "/flag", func(c *Config) string { return c.EnrollmentTokenFile }},
 		{"state.dir", "state_dir: /file", "/env", "--state.dir=/flag", "/file", "/env", "/flag", func(c *Config) string { return c.StateDir }},
 		{"path.procfs", "procfs: /file", "/env", "--path.procfs=/flag", "/file", "/env", "/flag", func(c *Config) string { return c.ProcRoot }},
 		{"path.sysfs", "sysfs: /file", "/env", "--path.sysfs=/flag", "/file", "/env", "/flag", func(c *Config) string { return c.SysRoot }},
@@ -408,5 +411,80 @@ func TestEnvAPIKey(t *testing.T) {
 	}
 	if c.APIKeyFile != "/env/key" {
 		t.Errorf("key file %q, want the variable's", c.APIKeyFile)
+	}
+}
+
+// TestEnrollmentToken: the token follows the API key's rules: its file
+// flag, its variable PROCSCOPE_ENROLLMENT_TOKEN (the token itself), the
+// config file's enrollment_token(_file); the variable together with
+// PROCSCOPE_PUSH_ENROLLMENT_TOKEN_FILE is refused; none at all is fine.
+func TestEnrollmentToken(t *testing.T) {
+	dir := t.TempDir()
+	tf := filepath.Join(dir, "token")
+	if err := os.WriteFile(tf, []byte("file-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	token := func(v string) func(string) string {
+		return func(k string) string {
+			if k == EnrollmentTokenEnv {
+				return v
+			}
+			return ""
+		}
+	}
+	resolve := func(args []string, getenv func(string) string) (string, KeySource) {
+		t.Helper()
+		c, err := Parse(args, getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, src, err := c.ResolveEnrollmentToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok, src
+	}
+	if tok, src := resolve(nil, noEnv); tok != "" || src != "" {
+		t.Errorf("no token configured: %q from %q", tok, src)
+	}
+	// The file's trailing newline is not part of the token.
+	if tok, src := resolve([]string{"--push.enrollment-token-file=" + tf}, token("env-token")); tok != "file-token" || src != KeyFromFile {
+		t.Errorf("flag: %q from %q, want the file's", tok, src)
+	}
+	if tok, src := resolve(nil, token("env-token")); tok != "env-token" || src != KeyFromEnv {
+		t.Errorf("variable: %q from %q", tok, src)
+	}
+	conf := writeFile(t, "c.yml", "enrollment_token: conf-token\n")
+	if tok, _ := resolve([]string{"--config.file=" + conf}, noEnv); tok != "conf-token" {
+		t.Errorf("config file: %q", tok)
+	}
+	if tok, _ := resolve([]string{"--config.file=" + conf}, token("env-token")); tok != "env-token" {
+		t.Errorf("variable and config file: %q, want the variable's", tok)
+	}
+	conf2 := writeFile(t, "c2.yml", "enrollment_token_file: "+tf+"\n")
+	if tok, _ := resolve([]string{"--config.file=" + conf2}, noEnv); tok != "file-token" {
+		t.Errorf("config file's token file: %q", tok)
+	}
+	if _, err := Parse(nil, token("two words")); err == nil || !strings.Contains(err.Error(), EnrollmentTokenEnv) ||
+		strings.Contains(err.Error(), "two words") {
+		t.Errorf("bad token in the variable: %v", err)
+	}
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte("two words\n"), 0o600)
+	c, err := Parse([]string{"--push.enrollment-token-file=" + bad}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.ResolveEnrollmentToken(); err == nil || !strings.Contains(err.Error(), "enrollment token file") ||
+		strings.Contains(err.Error(), "two words") {
+		t.Errorf("bad token file: %v", err)
+	}
+
+	t.Setenv("PROCSCOPE_PUSH_ENROLLMENT_TOKEN_FILE", tf)
+	if _, err := Parse(nil, token("env-token")); err == nil || !strings.Contains(err.Error(), "keep one") {
+		t.Errorf("both variables: error = %v, want a refusal", err)
+	}
+	if tok, _ := resolve(nil, noEnv); tok != "file-token" {
+		t.Errorf("file variable: %q", tok)
 	}
 }

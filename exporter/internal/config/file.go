@@ -29,6 +29,8 @@ type file struct {
 	PushQueueMaxAge     *time.Duration    `yaml:"push_queue_max_age"`
 	PushQueueSize       *int              `yaml:"push_queue_size"`
 	APIKeyFile          *string           `yaml:"api_key_file"`
+	EnrollmentTokenFile *string           `yaml:"enrollment_token_file"`
+	EnrollmentToken     *string           `yaml:"enrollment_token"`
 	StateDir            *string           `yaml:"state_dir"`
 	ProcRoot            *string           `yaml:"procfs"`
 	SysRoot             *string           `yaml:"sysfs"`
@@ -133,6 +135,9 @@ func (f *file) apply(c *Config, set setFlags) error {
 	if f.APIKey != nil && f.APIKeyFile != nil {
 		return both("api_key", "api_key_file")
 	}
+	if f.EnrollmentToken != nil && f.EnrollmentTokenFile != nil {
+		return both("enrollment_token", "enrollment_token_file")
+	}
 
 	pushURL := firstNonNil(f.PushURL, f.BackendURL)
 	if pushURL != nil && !set.pushURL {
@@ -175,6 +180,17 @@ func (f *file) apply(c *Config, set setFlags) error {
 				return fmt.Errorf("api_key: %w", err)
 			}
 			c.APIKey = *f.APIKey
+		}
+	}
+	if !set.tokenFile {
+		if f.EnrollmentTokenFile != nil {
+			c.EnrollmentTokenFile = *f.EnrollmentTokenFile
+		}
+		if f.EnrollmentToken != nil {
+			if err := ValidateKey(*f.EnrollmentToken); err != nil {
+				return fmt.Errorf("enrollment_token: %w", err)
+			}
+			c.EnrollmentToken = *f.EnrollmentToken
 		}
 	}
 	return nil

@@ -15,8 +15,8 @@ import (
 // KeyFileName is the generated key's file under --state.dir.
 const KeyFileName = "api-key"
 
-// KeySource says where the API key came from, for the startup log line
-// (which never shows the key itself).
+// KeySource says where the API key (or the enrolment token) came from, for
+// the startup log line (which never shows the secret itself).
 type KeySource string
 
 // Where a key can come from, in order of precedence.
@@ -47,19 +47,42 @@ func (c *Config) ResolveKey() (string, KeySource, error) {
 }
 
 // ReadKeyFile reads a key file: one line, surrounding whitespace ignored.
-func ReadKeyFile(path string) (string, error) {
+func ReadKeyFile(path string) (string, error) { return readSecretFile(path, "api key file") }
+
+// ResolveEnrollmentToken returns the enrolment token to send with every
+// push, from --push.enrollment-token-file, PROCSCOPE_ENROLLMENT_TOKEN or
+// the config file; "" and "" when none is configured, which is fine for
+// an aggregator whose enrolment is open or a host it already knows.
+func (c *Config) ResolveEnrollmentToken() (string, KeySource, error) {
+	if c.EnrollmentTokenFile != "" {
+		t, err := readSecretFile(c.EnrollmentTokenFile, "enrollment token file")
+		if err != nil {
+			return "", "", err
+		}
+		return t, KeyFromFile, nil
+	}
+	if c.EnrollmentToken != "" {
+		return c.EnrollmentToken, KeyFromEnv, nil
+	}
+	return "", "", nil
+}
+
+// readSecretFile reads a one-line secret; surrounding whitespace (the
+// trailing newline of `echo token > file`) is ignored. Errors name what
+// was read and never contain the secret.
+func readSecretFile(path, what string) (string, error) {
 	fh, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("api key file: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	defer fh.Close()
 	data, err := io.ReadAll(io.LimitReader(fh, MaxKeyLen+64))
 	if err != nil {
-		return "", fmt.Errorf("api key file %s: %w", path, err)
+		return "", fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	k := strings.TrimSpace(string(data))
 	if err := ValidateKey(k); err != nil {
-		return "", fmt.Errorf("api key file %s: %w", path, err)
+		return "", fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	return k, nil
 }
