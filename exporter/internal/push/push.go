@@ -3,7 +3,12 @@
 // single sender goroutine (Pusher.Run) posts them oldest first, with
 // exponential backoff and jitter while the aggregator is down, honouring
 // Retry-After, and dropping (and counting) only what the aggregator rejects
-// for good or what falls out of the queue's bound.
+// for good or what falls out of the queue's bound. A refused key (401/403)
+// is not a snapshot's fault: the queue is kept and retried once a minute
+// until someone fixes the host's key at either end.
+//
+// The API key and the enrolment token go only to the configured URL:
+// redirects are never followed.
 //
 // A retried snapshot is sent byte for byte as first encoded, so its
 // captured_at is unchanged and the aggregator's idempotency on
@@ -37,6 +42,18 @@ import (
 const (
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
+	// DefaultRefusedRetry spaces the attempts while the aggregator refuses
+	// this host (401/403): fixing that takes a person, so one request a
+	// minute is enough and keeps the aggregator's log quiet.
+	DefaultRefusedRetry = time.Minute
+	// DefaultSummaryInterval spaces the "pushes still failing" lines.
+	DefaultSummaryInterval = time.Minute
+	// clockSkewWarn is how far the aggregator's Date may be from our
+	// clock before we say so; Date has 1 s resolution and a request takes
+	// time, so anything much finer would be noise.
+	clockSkewWarn = time.Minute
+	// ingestPath is where the aggregator takes snapshots.
+	ingestPath = "/api/v1/ingest"
 	// maxRetryAfter caps a server's Retry-After so that a bogus "wait a
 	// week" does not stall the queue until it overflows.
 	maxRetryAfter = 5 * time.Minute
@@ -48,14 +65,26 @@ const (
 type Options struct {
 	URL    string
 	APIKey string
-	Queue  *Queue
-	// Client defaults to NewClient(10s).
+	// EnrollmentToken, if set, goes with every push as X-Enrollment-Token:
+	// an aggregator in token mode needs it for a host it does not know.
+	EnrollmentToken string
+	// Hostname is only for the hints in log lines (hosts reset-key NAME).
+	Hostname string
+	Queue    *Queue
+	// Client defaults to NewClient(10s). Whatever client is given, New
+	// makes a copy that does not follow redirects.
 	Client     *http.Client
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	UserAgent  string
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
+	// RefusedRetry is the wait between attempts while the aggregator
+	// answers 401/403 (DefaultRefusedRetry).
+	RefusedRetry time.Duration
+	// SummaryInterval spaces the log lines that sum up an outage
+	// (DefaultSummaryInterval).
+	SummaryInterval time.Duration
 }
 
 // Pusher owns the sending side of the queue.
@@ -73,16 +102,32 @@ type Pusher struct {
 	sendMu sync.Mutex
 	// logged remembers which rejection kinds were already logged, so a bad
 	// key does not write a line every interval; a delivery clears it.
-	logged      map[string]bool
-	unreachable bool
-	attempt     int
+	logged  map[string]bool
+	outage  outage
+	attempt int
+	// urlHint is the URL the user probably meant when the configured one
+	// lacks the ingest path ("" when it has it).
+	urlHint string
+	// clockWarned: the clock warning was given for the current skew.
+	clockWarned bool
+}
+
+// outage tracks a run of failed attempts, from the first failure to the
+// next delivery, for the periodic summary and the recovery line.
+type outage struct {
+	since       time.Time // zero: not in an outage
+	failures    int
+	lastErr     string
+	lastSummary time.Time
 }
 
 // NewClient is an HTTP client with every timeout set: a hung aggregator
-// costs one request timeout, never a stuck sender.
+// costs one request timeout, never a stuck sender. It never follows a
+// redirect, which would carry the API key to another URL.
 func NewClient(timeout time.Duration) *http.Client {
 	return &http.Client{
-		Timeout: timeout,
+		Timeout:       timeout,
+		CheckRedirect: noRedirect,
 		Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: min(timeout, 5*time.Second), KeepAlive: 30 * time.Second}).DialContext,
@@ -112,19 +157,39 @@ func New(o Options) (*Pusher, error) {
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = max(DefaultMaxBackoff, o.MinBackoff)
 	}
+	if o.RefusedRetry <= 0 {
+		o.RefusedRetry = DefaultRefusedRetry
+	}
+	if o.SummaryInterval <= 0 {
+		o.SummaryInterval = DefaultSummaryInterval
+	}
+	// A copy, so the caller's client keeps its own policy; ours never
+	// follows a redirect, whoever built the client.
+	c := *o.Client
+	c.CheckRedirect = noRedirect
+	o.Client = &c
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("push: url: %w", err)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		o.Logger.Warn("pushing over plain http to a host that is not this machine: the API key and any enrolment token "+
+			"travel in clear text; use an https:// --push.url (TLS at the aggregator with its --web.config.file, or a TLS proxy)",
+			"url", o.URL)
+	}
 	p := &Pusher{
-		o: o, q: o.Queue, log: o.Logger, wake: make(chan struct{}, 1), logged: map[string]bool{},
+		o: o, q: o.Queue, log: o.Logger, wake: make(chan struct{}, 1), logged: map[string]bool{}, urlHint: ingestURLHint(u),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "procscope_push_snapshots_sent_total",
 			Help: "Snapshots the aggregator acknowledged (201 stored, or 200 already stored).",
 		}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "procscope_push_snapshots_failed_total",
-			Help: "Failed send attempts (network error, timeout, 5xx, 429); the snapshot stays queued.",
+			Help: "Failed send attempts (network error, timeout, redirect, 401, 403, 404, 405, 429, 5xx); the snapshot stays queued.",
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "procscope_push_snapshots_dropped_total",
-			Help: "Snapshots given up: over the queue bound, or rejected by the aggregator (400, 401, 403, 413, 415, 422).",
+			Help: "Snapshots given up: over the queue bound, or rejected by the aggregator (400, 413, 415, 422).",
 		}),
 		queued: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "procscope_push_snapshots_queued_total",
@@ -218,6 +283,11 @@ func (p *Pusher) Flush(ctx context.Context) int {
 			break
 		}
 		if wait > 0 {
+			if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+				// A refused key waits a minute: do not hold the shutdown
+				// for a retry that cannot happen before the deadline.
+				break
+			}
 			sleep(ctx, wait)
 		}
 	}
@@ -254,46 +324,117 @@ func (p *Pusher) sendNext(ctx context.Context) (wait time.Duration, empty bool) 
 		p.sent.Inc()
 		p.lastSuccess.SetToCurrentTime()
 		p.q.Ack(name)
-		if p.unreachable {
-			p.log.Info("aggregator reachable again", "waiting", p.q.Len())
+		if !p.outage.since.IsZero() {
+			p.log.Info("pushes succeed again", "after", time.Since(p.outage.since).Round(time.Second),
+				"failed_attempts", p.outage.failures, "waiting", p.q.Len())
 		}
-		p.unreachable, p.attempt = false, 0
+		p.outage, p.attempt = outage{}, 0
 		clear(p.logged)
 		return 0, false
 	case rejected:
 		p.dropped.Inc()
 		p.q.Ack(name)
-		level := slog.LevelWarn
-		if res.status == http.StatusUnauthorized || res.status == http.StatusForbidden {
-			// Every later snapshot will fail the same way until the key
-			// is fixed: say so loudly, once.
-			level = slog.LevelError
-			res.msg += " (the API key does not match this hostname's key at the aggregator;" +
-				" fix --push.api-key-file/" + "PROCSCOPE_API_KEY or reset the host's key there)"
-		}
-		p.logOnce(fmt.Sprint("status", res.status, res.msg), level,
-			"aggregator rejected a snapshot, dropped it", "status", res.status, "error", res.msg)
-		return 0, false
-	default: // retry
-		p.q.Release(name)
-		if ctx.Err() != nil {
-			// Shutting down: not a failure of the aggregator.
+		if strings.Contains(res.msg, "ahead of the aggregator's clock") {
+			// Every snapshot will be refused until the clock is fixed:
+			// once, loudly, whatever skew each message quotes.
+			p.logOnce("clock", slog.LevelError, "aggregator rejected a snapshot because this host's clock is ahead of its own, dropped it; "+
+				"fix NTP on this host (or raise --ingest.max-clock-skew on the aggregator)", "status", res.status, "error", res.msg)
 			return 0, false
 		}
-		p.failed.Inc()
-		if !p.unreachable {
-			p.log.Warn("push failed, will retry", "err", res.err, "status", res.status, "waiting", p.q.Len())
-			p.unreachable = true
-		} else {
-			p.log.Debug("push failed, will retry", "err", res.err, "status", res.status)
-		}
-		if res.retryAfter >= 0 {
-			return res.retryAfter, false
-		}
-		d := backoff(p.o.MinBackoff, p.o.MaxBackoff, p.attempt)
-		p.attempt++
-		return d, false
+		p.logOnce(fmt.Sprint("status", res.status, res.msg), slog.LevelWarn,
+			"aggregator rejected a snapshot, dropped it", "status", res.status, "error", res.msg)
+		return 0, false
 	}
+	// The snapshot stays queued.
+	p.q.Release(name)
+	if ctx.Err() != nil {
+		// Shutting down: not a failure of the aggregator.
+		return 0, false
+	}
+	p.failed.Inc()
+	first := p.noteFailure(res)
+	if res.kind == refused {
+		p.logRefused(res)
+		return p.o.RefusedRetry, false
+	}
+	hinted := false
+	if res.status >= 300 && res.status < 400 {
+		hinted = true
+		p.logOnce("redirect "+res.location, slog.LevelError, "aggregator answered with a redirect, which is never followed "+
+			"(it would send the API key to another URL); set --push.url to the final URL", "status", res.status,
+			"location", res.location, "url", p.o.URL)
+	}
+	if (res.status == http.StatusMethodNotAllowed || res.status == http.StatusNotFound) && p.urlHint != "" {
+		hinted = true
+		p.logOnce("url", slog.LevelError, "aggregator does not take snapshots at --push.url; did you mean "+p.urlHint+"?",
+			"status", res.status, "url", p.o.URL)
+	}
+	switch {
+	case first && !hinted:
+		p.log.Warn("push failed, will retry", "err", res.err, "status", res.status, "waiting", p.q.Len())
+	case !first:
+		p.log.Debug("push failed, will retry", "err", res.err, "status", res.status)
+	}
+	if res.retryAfter >= 0 {
+		return res.retryAfter, false
+	}
+	d := backoff(p.o.MinBackoff, p.o.MaxBackoff, p.attempt)
+	p.attempt++
+	return d, false
+}
+
+// noteFailure counts a failed attempt into the outage and, at most once
+// per SummaryInterval, logs where the outage stands, so a long outage is
+// neither one line and then silence nor a line per attempt. It reports
+// whether this failure started the outage.
+func (p *Pusher) noteFailure(res result) (first bool) {
+	now := time.Now()
+	o := &p.outage
+	first = o.since.IsZero()
+	if first {
+		o.since, o.lastSummary = now, now
+	}
+	o.failures++
+	o.lastErr = res.describe()
+	if !first && now.Sub(o.lastSummary) >= p.o.SummaryInterval {
+		o.lastSummary = now
+		args := []any{"failed_attempts", o.failures, "for", now.Sub(o.since).Round(time.Second),
+			"waiting", p.q.Len(), "last_err", o.lastErr}
+		if t, ok := p.q.Oldest(); ok {
+			args = append(args, "oldest_queued_age", now.Sub(t).Round(time.Second))
+		}
+		p.log.Warn("pushes still failing; snapshots stay queued", args...)
+	}
+	return first
+}
+
+// logRefused says, once per outage and message, what to do about a 401 or
+// 403: the aggregator's own message (which names its fix for a new host:
+// `hosts add`, the enrolment token), and for a key mismatch the command to
+// run there.
+func (p *Pusher) logRefused(res result) {
+	host := p.o.Hostname
+	if host == "" {
+		host = "<hostname>"
+	}
+	var fix string
+	lower := strings.ToLower(res.msg)
+	switch {
+	case res.status == http.StatusForbidden && strings.Contains(lower, "does not match"):
+		fix = "this exporter's API key is not the one the aggregator has for " + host + ": if this host was reinstalled, run " +
+			"`procscope-aggregator hosts reset-key " + host + "` on the aggregator (the next push binds this exporter's key), " +
+			"else give this exporter the host's key (--push.api-key-file or PROCSCOPE_API_KEY)"
+	case strings.Contains(lower, "enrol") && p.o.EnrollmentToken == "":
+		fix = "this exporter sends no enrolment token: set --push.enrollment-token-file or PROCSCOPE_ENROLLMENT_TOKEN, " +
+			"or create the host on the aggregator (procscope-aggregator hosts add " + host + ")"
+	case strings.Contains(lower, "enrol"):
+		fix = "the enrolment token this exporter sends was refused: check it against the aggregator's --hosts.enrollment-token-file"
+	default:
+		fix = "see the aggregator's message"
+	}
+	p.logOnce(fmt.Sprint("refused", res.status, res.msg), slog.LevelError,
+		"aggregator refused this host's snapshots; they stay queued and are retried every "+p.o.RefusedRetry.String(),
+		"status", res.status, "error", res.msg, "fix", fix)
 }
 
 func (p *Pusher) logOnce(key string, level slog.Level, msg string, args ...any) {
@@ -324,9 +465,10 @@ func backoff(minD, maxD time.Duration, attempt int) time.Duration {
 type resultKind int
 
 const (
-	retry resultKind = iota
-	delivered
-	rejected
+	retry     resultKind = iota // keep, back off, try again
+	delivered                   // stored (201) or already stored (200)
+	rejected                    // this snapshot can never succeed: drop it
+	refused                     // 401/403: the host is refused, not the snapshot
 )
 
 type result struct {
@@ -334,7 +476,75 @@ type result struct {
 	status     int
 	msg        string
 	err        error
+	location   string        // a redirect's Location
 	retryAfter time.Duration // -1: none
+}
+
+// describe is the failure for the outage summary.
+func (r result) describe() string {
+	switch {
+	case r.err != nil:
+		return r.err.Error()
+	case r.status != 0:
+		return fmt.Sprintf("aggregator answered %d: %s", r.status, r.msg)
+	}
+	return "unknown"
+}
+
+// noRedirect is every push client's CheckRedirect: the 3xx itself comes
+// back to post, which treats it as a failure.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// isLoopback says whether host (no port) is this machine: a loopback IP
+// (127.0.0.0/8, ::1) or the name localhost.
+func isLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ingestURLHint is the URL the user probably meant when u lacks the ingest
+// path (a bare http://aggregator:8000 gets 405 forever), "" otherwise.
+func ingestURLHint(u *url.URL) string {
+	if strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), ingestPath) {
+		return ""
+	}
+	v := *u
+	v.Path = strings.TrimSuffix(u.Path, "/") + ingestPath
+	v.RawPath = ""
+	return v.String()
+}
+
+// checkClock warns once when the aggregator's Date is more than
+// clockSkewWarn away from our clock: the aggregator refuses snapshots
+// too far in its future, and a clock far behind makes every chart lie.
+func (p *Pusher) checkClock(date string, now time.Time) {
+	t, err := http.ParseTime(date)
+	if err != nil {
+		return
+	}
+	// Date is truncated to the second: compare at the same resolution.
+	skew := now.Truncate(time.Second).Sub(t)
+	abs := skew
+	if abs < 0 {
+		abs = -abs
+	}
+	switch {
+	case abs > clockSkewWarn && !p.clockWarned:
+		p.clockWarned = true
+		dir := "ahead of"
+		if skew < 0 {
+			dir = "behind"
+		}
+		p.log.Warn(fmt.Sprintf("this host's clock is %s %s the aggregator's; fix NTP", abs.Round(time.Second), dir),
+			"local_time", now.UTC().Format(time.RFC3339), "aggregator_date", date)
+	case abs < clockSkewWarn/2:
+		// Fixed (with some margin, so a skew at the threshold does not
+		// warn every other push): warn again if it drifts off again.
+		p.clockWarned = false
+	}
 }
 
 func (p *Pusher) post(ctx context.Context, gz []byte) result {
@@ -343,6 +553,9 @@ func (p *Pusher) post(ctx context.Context, gz []byte) result {
 		return result{kind: retry, err: err, retryAfter: -1}
 	}
 	req.Header.Set("X-API-KEY", p.o.APIKey)
+	if p.o.EnrollmentToken != "" {
+		req.Header.Set("X-Enrollment-Token", p.o.EnrollmentToken)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Content-Encoding", "gzip")
 	if p.o.UserAgent != "" {
@@ -353,19 +566,30 @@ func (p *Pusher) post(ctx context.Context, gz []byte) result {
 		return result{kind: retry, err: redact(err), retryAfter: -1}
 	}
 	defer resp.Body.Close()
+	p.checkClock(resp.Header.Get("Date"), time.Now())
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	r := result{status: resp.StatusCode, retryAfter: -1}
 	switch s := resp.StatusCode; {
 	case s == http.StatusOK || s == http.StatusCreated:
 		r.kind = delivered
+	case s >= 300 && s < 400:
+		// Not followed (noRedirect). Kept and retried: a redirect is a
+		// configuration (a proxy, an http->https rule) someone can fix.
+		r.kind = retry
+		r.location = truncate(resp.Header.Get("Location"), 512)
+		r.err = fmt.Errorf("aggregator answered %d redirecting to %q; redirects are not followed", s, r.location)
+	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+		// The host or its key is refused, not this snapshot: keep the
+		// queue until someone fixes the key at either end.
+		r.kind = refused
+		r.msg = errorMessage(body)
 	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
 		r.kind = retry
 		r.err = fmt.Errorf("aggregator answered %d: %s", s, errorMessage(body))
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			r.retryAfter = d
 		}
-	case s == http.StatusBadRequest || s == http.StatusUnauthorized || s == http.StatusForbidden ||
-		s == http.StatusRequestEntityTooLarge || s == http.StatusUnsupportedMediaType ||
+	case s == http.StatusBadRequest || s == http.StatusRequestEntityTooLarge || s == http.StatusUnsupportedMediaType ||
 		s == http.StatusUnprocessableEntity:
 		// Sending the same bytes again cannot succeed.
 		r.kind = rejected

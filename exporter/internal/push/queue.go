@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +72,21 @@ func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.names)
+}
+
+// Oldest is the capture time of the oldest queued snapshot, read from its
+// file name.
+func (q *Queue) Oldest() (time.Time, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.names) == 0 {
+		return time.Time{}, false
+	}
+	ns, err := strconv.ParseInt(q.names[0][:min(20, len(q.names[0]))], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
 }
 
 // Put stores one snapshot durably: temp file, fsync, rename, fsync of the
