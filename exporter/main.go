@@ -115,13 +115,18 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		token, tokenSource, err := cfg.ResolveEnrollmentToken()
+		if err != nil {
+			return err
+		}
 		queueDir := filepath.Join(cfg.StateDir, "queue")
 		q, dropped, err := push.OpenQueue(queueDir, cfg.QueueSize())
 		if err != nil {
 			return err
 		}
 		pusher, err = push.New(push.Options{
-			URL: cfg.PushURL, APIKey: key, Queue: q, Client: push.NewClient(cfg.PushTimeout),
+			URL: cfg.PushURL, APIKey: key, EnrollmentToken: token, Hostname: hostname,
+			Queue: q, Client: push.NewClient(cfg.PushTimeout),
 			Logger: logger.With("component", "push"), Registerer: reg,
 			UserAgent: "procscope-exporter/" + version.Version,
 		})
@@ -129,9 +134,13 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 			return err
 		}
 		pusher.NoteDropped(dropped)
-		// The key itself is never logged; where it came from is.
+		// The key and the token are never logged; where they came from is.
+		if tokenSource == "" {
+			tokenSource = "none"
+		}
 		logger.Info("pushing snapshots", "url", cfg.PushURL, "hostname", hostname, "interval", cfg.PushInterval,
-			"api_key_source", string(source), "queue_dir", queueDir, "queue_bound", cfg.QueueSize(),
+			"api_key_source", string(source), "enrollment_token_source", string(tokenSource),
+			"queue_dir", queueDir, "queue_bound", cfg.QueueSize(),
 			"queued_from_last_run", q.Len(), "dropped_over_bound", dropped)
 		if source == config.KeyFromGenerated {
 			logger.Info("generated a new API key; the aggregator binds this hostname to it on the first push",
@@ -139,6 +148,7 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 		}
 	}
 
+	logWebConfig(logger, *cfg.Web.WebConfigFile, cfg.TelemetryPath)
 	handler, err := newMux(cfg.TelemetryPath, metrics.Handler(reg, logger), mc.Ready)
 	if err != nil {
 		return err

@@ -286,10 +286,11 @@ type receiver struct {
 	stored map[string]int // captured_at -> times received
 	order  []string
 	keys   map[string]bool
+	tokens map[string]bool // X-Enrollment-Token values seen
 }
 
 func newReceiver(t *testing.T) *receiver {
-	r := &receiver{t: t, stored: map[string]int{}, keys: map[string]bool{}}
+	r := &receiver{t: t, stored: map[string]int{}, keys: map[string]bool{}, tokens: map[string]bool{}}
 	r.up()
 	t.Cleanup(r.down)
 	return r
@@ -343,6 +344,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.keys[req.Header.Get("X-API-KEY")] = true
+	r.tokens[req.Header.Get("X-Enrollment-Token")] = true
 	r.stored[s.CapturedAt]++
 	if r.stored[s.CapturedAt] > 1 {
 		w.WriteHeader(http.StatusOK)
@@ -364,7 +366,7 @@ func TestOutage(t *testing.T) {
 	down := 3 * time.Second
 	r := newReceiver(t)
 	state := t.TempDir()
-	p := startExporter(t, []string{"PROCSCOPE_API_KEY=outage-test-key"},
+	p := startExporter(t, []string{"PROCSCOPE_API_KEY=outage-test-key", "PROCSCOPE_ENROLLMENT_TOKEN=outage-test-token"},
 		"--push.url=http://"+r.addr+"/api/v1/ingest", "--push.interval="+interval.String(),
 		"--state.dir="+state, "--collect.sample-window=0", "--collect.top-n=20", "--push.timeout=1s")
 	time.Sleep(2 * time.Second)
@@ -411,6 +413,15 @@ func TestOutage(t *testing.T) {
 		down, interval, queued, stored, resent, left, dropped, failed, queued-stored-left-dropped, gaps, maxGap)
 	if len(r.keys) != 1 || !r.keys["outage-test-key"] {
 		t.Errorf("keys seen: %v", r.keys)
+	}
+	// The enrolment token goes with every push and never into the log,
+	// which says where it came from.
+	if len(r.tokens) != 1 || !r.tokens["outage-test-token"] {
+		t.Errorf("enrolment tokens seen: %v", r.tokens)
+	}
+	if l := p.logs(); strings.Contains(l, "outage-test-token") || strings.Contains(l, "outage-test-key") ||
+		!strings.Contains(l, `enrollment_token_source="environment or config file"`) {
+		t.Errorf("a secret is logged, or the token's source is not:\n%s", l)
 	}
 	if lost := queued - stored - left - dropped; lost != 0 || dropped != 0 || left != 0 {
 		t.Errorf("lost %d, dropped %d, left %d", lost, dropped, left)
@@ -468,4 +479,34 @@ func TestSinkLogsQueueFailureOnce(t *testing.T) {
 	if !strings.Contains(logs.String(), "queueing snapshots again") {
 		t.Error("recovery not logged")
 	}
+}
+
+// TestLogWebConfig: with --web.config.file the start says what it turns
+// on for /metrics.
+func TestLogWebConfig(t *testing.T) {
+	dir := t.TempDir()
+	f := func(content string, want ...string) {
+		t.Helper()
+		path := ""
+		if content != "" {
+			path = filepath.Join(dir, "web.yml")
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var logs bytes.Buffer
+		logWebConfig(slog.New(slog.NewTextHandler(&logs, nil)), path, "/metrics")
+		if len(want) == 0 && logs.Len() != 0 {
+			t.Errorf("no web config file, but logged %q", logs.String())
+		}
+		for _, w := range want {
+			if !strings.Contains(logs.String(), w) {
+				t.Errorf("%q: log %q lacks %q", content, logs.String(), w)
+			}
+		}
+	}
+	f("")
+	f("basic_auth_users:\n  admin: $2y$10$X1rW/vnLyTj8tB/8.OZcXO6N1Y7M9IR1UQBlbDKD0h8mSThgVXKNu\n",
+		"level=INFO", "web config file loaded", "/metrics", "tls=false", "basic_auth=true", "basic_auth_users=1")
+	f("tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n", "tls=true", "basic_auth=false")
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"log/slog"
 	"net/http"
+	"os"
 
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v3"
 )
 
 // newMux routes the telemetry path, the landing page and the health
@@ -62,4 +65,25 @@ func getOrHead(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Allow", "GET, HEAD")
 	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	return false
+}
+
+// logWebConfig says at start what --web.config.file turns on for the
+// listener (the toolkit logs TLS per address, but not basic auth), so
+// whoever scrapes /metrics knows what it needs. The file was validated
+// by config.Parse; reading it again here can only fail if it changed.
+func logWebConfig(logger *slog.Logger, path, telemetryPath string) {
+	if path == "" {
+		return
+	}
+	data, err := os.ReadFile(path)
+	var c web.Config
+	if err == nil {
+		err = yaml.Unmarshal(data, &c)
+	}
+	if err != nil {
+		logger.Warn("could not read the web config file again to log its settings", "file", path, "err", err)
+		return
+	}
+	logger.Info("web config file loaded: its TLS and basic auth apply to every page, "+telemetryPath+" and the health checks included",
+		"file", path, "tls", c.TLSConfig.IsEnabled(), "basic_auth", len(c.Users) > 0, "basic_auth_users", len(c.Users))
 }
