@@ -96,6 +96,9 @@ type Options struct {
 	// StreamingGunzip turns off the libdeflate fast path (package
 	// inflate) even where the library is present: tests cover both paths.
 	StreamingGunzip bool
+	// Enrollment decides who may create hosts and bounds new hosts
+	// (enroll.go). The zero value is open enrolment without limits.
+	Enrollment Enrollment
 }
 
 // API is the aggregator's HTTP handler.
@@ -111,6 +114,7 @@ type API struct {
 	// fastGunzip: gzip bodies go through libdeflate first.
 	fastGunzip bool
 	seen       *intervals
+	enroll     *enroller
 	handler    http.Handler
 }
 
@@ -161,6 +165,7 @@ func New(opts Options) (*API, error) {
 	if opts.Store == nil {
 		opts.Store = new(LazyStore)
 	}
+	var err error
 	a := &API{
 		store:    opts.Store,
 		opts:     opts,
@@ -169,6 +174,9 @@ func New(opts Options) (*API, error) {
 		ingestQ:  make(chan struct{}, opts.Limits.MaxConcurrent),
 		inflight: &byteBudget{max: opts.Limits.MaxInflightBytes},
 		seen:     newIntervals(),
+	}
+	if a.enroll, err = newEnroller(opts.Enrollment, opts.Now); err != nil {
+		return nil, err
 	}
 	if ok, err := inflate.Available(); ok && !opts.StreamingGunzip {
 		a.fastGunzip = true

@@ -222,11 +222,16 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		MaxProcesses: lim.MaxProcesses,
 		Processes:    *procs,
 		OnHostname: func(h string) error {
-			keyErr = st.CheckKey(r.Context(), h, keyHash)
+			keyErr = a.enroll.admit(r, st, h, key, keyHash) // enroll.go
 			return keyErr
 		},
 	})
 	if keyErr != nil {
+		var rf *refusal
+		if errors.As(keyErr, &rf) {
+			rf.write(w)
+			return rf.code, wireBytes
+		}
 		if errors.Is(keyErr, store.ErrKeyMismatch) {
 			return fail(http.StatusForbidden, "the API key does not match this host")
 		}
@@ -273,13 +278,20 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		ReceivedAt: a.opts.Now().UTC(),
 		// Decode accepted system_info only as a JSON object.
 		SystemInfoIsObject: true,
+		NoCreate:           !a.enroll.mayCreate(r),
+		MaxHosts:           a.enroll.cfg.MaxHosts,
 	}
 	res, err := st.Ingest(r.Context(), req)
 	// An ingest that gave up waiting (the client went away, the store
 	// closed) may still be queued in the store's writer, which reads
 	// req.Processes later: that slice is left to the GC.
-	recycle = err == nil || errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrKeyMismatch)
+	recycle = err == nil || errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrKeyMismatch) ||
+		errors.Is(err, store.ErrUnknownHost) || errors.Is(err, store.ErrTooManyHosts)
 	if err != nil {
+		if rf := a.enroll.storeRefusal(err, snap.Hostname); rf != nil {
+			rf.write(w)
+			return rf.code, wireBytes
+		}
 		if errors.Is(err, store.ErrKeyMismatch) {
 			// Lost a race for a new hostname to another key.
 			return fail(http.StatusForbidden, "the API key does not match this host")

@@ -53,10 +53,10 @@ func (l *LazyStore) Ingest(ctx context.Context, req *store.IngestRequest) (store
 }
 
 // CheckKey implements store.Store.
-func (l *LazyStore) CheckKey(ctx context.Context, hostname string, keyHash [32]byte) error {
+func (l *LazyStore) CheckKey(ctx context.Context, hostname string, keyHash [32]byte) (store.KeyState, error) {
 	st, err := l.get()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	return st.CheckKey(ctx, hostname, keyHash)
 }

@@ -18,10 +18,10 @@ func TestCheckKeyCache(t *testing.T) {
 	a, b := req("web-1", "a", t0).KeyHash, req("web-1", "b", t0).KeyHash
 	mustIngest(t, s, req("web-1", "a", t0))
 	for range 3 {
-		if err := s.CheckKey(ctx, "web-1", a); err != nil {
+		if _, err := s.CheckKey(ctx, "web-1", a); err != nil {
 			t.Fatalf("right key: %v", err)
 		}
-		if err := s.CheckKey(ctx, "web-1", b); !errors.Is(err, ErrKeyMismatch) {
+		if _, err := s.CheckKey(ctx, "web-1", b); !errors.Is(err, ErrKeyMismatch) {
 			t.Fatalf("wrong key with the right one remembered: %v", err)
 		}
 	}
@@ -30,14 +30,14 @@ func TestCheckKeyCache(t *testing.T) {
 	if err := s.ResetKey(ctx, "web-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CheckKey(ctx, "web-1", b); err != nil {
+	if _, err := s.CheckKey(ctx, "web-1", b); err != nil {
 		t.Fatalf("new key right after ResetKey: %v", err)
 	}
 	mustIngest(t, s, req("web-1", "b", t0.Add(time.Second)))
-	if err := s.CheckKey(ctx, "web-1", a); !errors.Is(err, ErrKeyMismatch) {
+	if _, err := s.CheckKey(ctx, "web-1", a); !errors.Is(err, ErrKeyMismatch) {
 		t.Fatalf("old key after rebinding: %v", err)
 	}
-	if err := s.CheckKey(ctx, "web-1", b); err != nil {
+	if _, err := s.CheckKey(ctx, "web-1", b); err != nil {
 		t.Fatalf("bound key: %v", err)
 	}
 
@@ -53,13 +53,13 @@ func TestCheckKeyCache(t *testing.T) {
 		t.Fatalf("ingest with the key bound only in the remembered check: %v", err)
 	}
 	deadline := time.Now().Add(keyCheckTTL + 5*time.Second)
-	for s.CheckKey(ctx, "web-1", b) == nil {
+	for _, err := s.CheckKey(ctx, "web-1", b); err == nil; _, err = s.CheckKey(ctx, "web-1", b) {
 		if time.Now().After(deadline) {
 			t.Fatal("CheckKey kept accepting a key replaced by another process")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := s.CheckKey(ctx, "web-1", a); err != nil {
+	if _, err := s.CheckKey(ctx, "web-1", a); err != nil {
 		t.Fatalf("key bound by the other process: %v", err)
 	}
 }

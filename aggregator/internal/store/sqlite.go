@@ -295,6 +295,7 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 	s.w.hosts = make(map[int64]*hostState)
 	s.w.rows = make(map[string]hostRow)
 	s.w.dataVersion = -1 // data_version is positive: the first batch starts clean
+	s.w.hostCount = -1
 	s.pruneLate.Store(math.MaxInt64)
 	if err := s.prepare(ctx); err != nil {
 		for _, st := range s.stmts.all {
@@ -413,32 +414,32 @@ func (s *SQLite) Close() error {
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
 // CheckKey implements Store.
-func (s *SQLite) CheckKey(ctx context.Context, hostname string, keyHash [32]byte) error {
+func (s *SQLite) CheckKey(ctx context.Context, hostname string, keyHash [32]byte) (KeyState, error) {
 	if s.closed.Load() {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if v, ok := s.keyOK.Load(hostname); ok {
 		kc := v.(*keyCheck)
 		if time.Since(kc.at) < keyCheckTTL && subtle.ConstantTimeCompare(kc.hash[:], keyHash[:]) == 1 {
-			return nil
+			return KeyMatches, nil
 		}
 	}
 	var stored []byte
 	err := s.rdb.QueryRowContext(ctx, "SELECT key_hash FROM hosts WHERE hostname = ?", hostname).Scan(&stored)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return nil
+		return HostUnknown, nil
 	case err != nil:
-		return fmt.Errorf("check key: %w", err)
+		return 0, fmt.Errorf("check key: %w", err)
 	case stored == nil:
 		// `hosts reset-key` unbound it: the next ingest binds a new key.
-		return nil
+		return KeyUnbound, nil
 	}
 	if err := keyMatches(stored, keyHash); err != nil {
-		return err
+		return 0, err
 	}
 	s.keyOK.Store(hostname, &keyCheck{hash: keyHash, at: time.Now()})
-	return nil
+	return KeyMatches, nil
 }
 
 // Hosts implements Store.

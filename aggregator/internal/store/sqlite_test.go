@@ -238,14 +238,14 @@ func TestWrongKeyChangesNothing(t *testing.T) {
 	if st, _ := s.Stats(ctx); st.Snapshots != 1 {
 		t.Fatalf("%d snapshots", st.Snapshots)
 	}
-	if err := s.CheckKey(ctx, "web-1", key("k2")); !errors.Is(err, ErrKeyMismatch) {
+	if _, err := s.CheckKey(ctx, "web-1", key("k2")); !errors.Is(err, ErrKeyMismatch) {
 		t.Fatalf("CheckKey wrong: %v", err)
 	}
-	if err := s.CheckKey(ctx, "web-1", key("k1")); err != nil {
-		t.Fatalf("CheckKey right: %v", err)
+	if ks, err := s.CheckKey(ctx, "web-1", key("k1")); err != nil || ks != KeyMatches {
+		t.Fatalf("CheckKey right: %v %v", ks, err)
 	}
-	if err := s.CheckKey(ctx, "new-host", key("anything")); err != nil {
-		t.Fatalf("CheckKey new host: %v", err)
+	if ks, err := s.CheckKey(ctx, "new-host", key("anything")); err != nil || ks != HostUnknown {
+		t.Fatalf("CheckKey new host: %v %v", ks, err)
 	}
 }
 
@@ -281,7 +281,7 @@ func TestRacingFirstIngests(t *testing.T) {
 	if winner < 0 {
 		t.Fatal("nobody won")
 	}
-	if err := s.CheckKey(ctx, "race", key(fmt.Sprint("key", winner))); err != nil {
+	if _, err := s.CheckKey(ctx, "race", key(fmt.Sprint("key", winner))); err != nil {
 		t.Fatalf("winner's key: %v", err)
 	}
 	if st, _ := s.Stats(ctx); st.Snapshots != 1 || st.Hosts != 1 {
@@ -325,11 +325,11 @@ func TestResetKey(t *testing.T) {
 	// The HTTP layer asks CheckKey before it stores: an unbound host
 	// accepts any key until one binds.
 	newHash := req("web-1", "new", t0).KeyHash
-	if err := s.CheckKey(ctx, "web-1", newHash); err != nil {
+	if _, err := s.CheckKey(ctx, "web-1", newHash); err != nil {
 		t.Fatalf("CheckKey after reset: %v", err)
 	}
 	mustIngest(t, s, req("web-1", "new", t0.Add(time.Second)))
-	if err := s.CheckKey(ctx, "web-1", req("web-1", "old", t0).KeyHash); !errors.Is(err, ErrKeyMismatch) {
+	if _, err := s.CheckKey(ctx, "web-1", req("web-1", "old", t0).KeyHash); !errors.Is(err, ErrKeyMismatch) {
 		t.Fatalf("CheckKey with the old key after rebinding: %v", err)
 	}
 	if _, err := s.Ingest(ctx, req("web-1", "old", t0.Add(2*time.Second))); !errors.Is(err, ErrKeyMismatch) {

@@ -21,6 +21,26 @@ var (
 	ErrKeyMismatch = errors.New("api key does not match this host")
 	// ErrNotFound: unknown host or snapshot (404).
 	ErrNotFound = errors.New("not found")
+	// ErrUnknownHost: the hostname is not stored and the ingest asked not
+	// to create it (IngestRequest.NoCreate: enrolment refused it).
+	ErrUnknownHost = errors.New("unknown host")
+	// ErrTooManyHosts: creating the host would exceed IngestRequest.MaxHosts.
+	ErrTooManyHosts = errors.New("too many hosts")
+	// ErrHostExists: AddHost for a hostname that is already stored.
+	ErrHostExists = errors.New("host exists")
+)
+
+// KeyState is what CheckKey found for a hostname and a key.
+type KeyState uint8
+
+const (
+	// KeyMatches: the host exists and is bound to this key.
+	KeyMatches KeyState = iota
+	// KeyUnbound: the host exists without a key (after `hosts reset-key`):
+	// its next ingest binds one.
+	KeyUnbound
+	// HostUnknown: no such host; an ingest would create it.
+	HostUnknown
 )
 
 // IngestRequest is a validated snapshot ready to store.
@@ -34,6 +54,16 @@ type IngestRequest struct {
 	Processes  []snapshot.Process
 	// ReceivedAt becomes the host's last_seen.
 	ReceivedAt time.Time
+	// NoCreate refuses an unknown hostname with ErrUnknownHost instead of
+	// creating it (enrolment closed, or no valid enrolment token). The
+	// writer decides, so a host deleted between the HTTP layer's CheckKey
+	// and this ingest is not silently re-created.
+	NoCreate bool
+	// MaxHosts, when positive, refuses to create a host while MaxHosts
+	// hosts exist (ErrTooManyHosts). The writer counts inside its
+	// transaction, one ingest after another, so ingests never take the
+	// count past it; `hosts add` is not bounded by it.
+	MaxHosts int
 	// SystemInfoIsObject says the caller already knows SystemInfo is a
 	// valid JSON object (snapshot.Decode checked it), sparing the store
 	// its own check of every byte again.
@@ -76,9 +106,10 @@ type Store interface {
 	// ErrKeyMismatch. Another key for a known host is ErrKeyMismatch and
 	// changes nothing, not even last_seen.
 	Ingest(ctx context.Context, req *IngestRequest) (IngestResult, error)
-	// CheckKey reports whether keyHash may ingest for hostname: nil for a
-	// new host or a matching key, ErrKeyMismatch otherwise. It stores nothing.
-	CheckKey(ctx context.Context, hostname string, keyHash [32]byte) error
+	// CheckKey reports whether keyHash may ingest for hostname: the host's
+	// state (a matching key, a host without a key, an unknown host) or
+	// ErrKeyMismatch. It stores nothing.
+	CheckKey(ctx context.Context, hostname string, keyHash [32]byte) (KeyState, error)
 
 	// Hosts lists hosts sorted by hostname bytewise.
 	Hosts(ctx context.Context) ([]Host, error)
@@ -97,9 +128,13 @@ type Store interface {
 	// when there is none.
 	SnapshotAt(ctx context.Context, hostname string, t time.Time) (SnapshotMeta, error)
 
-	// DeleteHost removes a host and all its snapshots (admin command).
+	// DeleteHost removes a host and all its snapshots (admin command), and
+	// records the deletion so that whoever holds the history store also
+	// deletes the host's series (HostDeletions).
 	DeleteHost(ctx context.Context, hostname string) error
-	// ResetKey unbinds a host's key so that its next ingest binds a new one.
+	// ResetKey unbinds a host's key at once (a running server sees it
+	// within keyCheckTTL): the next ingest for the host binds whatever key
+	// it carries, the old one included if the old exporter pushes first.
 	ResetKey(ctx context.Context, hostname string) error
 
 	// Stats reports sizes for /metrics.

@@ -53,6 +53,10 @@ type writerState struct {
 	dataVersion int64
 	// versionChanges counts the batches that found data_version moved.
 	versionChanges int64
+	// hostCount is the number of hosts as of the writer's transaction, or
+	// -1 when unknown (read again when a new host needs it). Cleared with
+	// rows, since another connection may have added or deleted hosts.
+	hostCount int64
 }
 
 // hostRow is what the writer knows of a host's row.
@@ -136,6 +140,31 @@ func (s *SQLite) clearStates() {
 	clear(s.w.hosts)
 	clear(s.w.rows)
 	s.bases.Clear()
+	s.w.hostCount = -1
+}
+
+// countHosts returns the number of hosts in tx, cached until clearStates.
+func (s *SQLite) countHosts(ctx context.Context, tx *sql.Tx) (int64, error) {
+	if s.w.hostCount < 0 {
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM hosts").Scan(&s.w.hostCount); err != nil {
+			s.w.hostCount = -1
+			return 0, fmt.Errorf("count hosts: %w", err)
+		}
+	}
+	return s.w.hostCount, nil
+}
+
+// hostAdded and hostRemoved keep the cached count exact.
+func (s *SQLite) hostAdded() {
+	if s.w.hostCount >= 0 {
+		s.w.hostCount++
+	}
+}
+
+func (s *SQLite) hostRemoved() {
+	if s.w.hostCount > 0 {
+		s.w.hostCount--
+	}
 }
 
 // encodeFullBlobs encodes req as a keyframe.
@@ -433,10 +462,25 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 	if !known {
 		err = s.stmt(ctx, tx, s.stmts.selectHost).QueryRowContext(ctx, req.Hostname).Scan(&row.id, &row.key)
 		if errors.Is(err, sql.ErrNoRows) {
-			// A new hostname. The key binding is decided by the UNIQUE
-			// constraint on hostname: the first INSERT wins, every other
-			// one does nothing and compares with what is stored. This
-			// holds even with several writers on one file.
+			// A new hostname: enrolment first. Both checks run here, in
+			// the writer's transaction, one ingest after the other, so
+			// concurrent new hosts cannot together pass MaxHosts.
+			if req.NoCreate {
+				return IngestResult{}, ErrUnknownHost, dirty
+			}
+			if req.MaxHosts > 0 {
+				n, err := s.countHosts(ctx, tx)
+				if err != nil {
+					return IngestResult{}, err, dirty
+				}
+				if n >= int64(req.MaxHosts) {
+					return IngestResult{}, ErrTooManyHosts, dirty
+				}
+			}
+			// The key binding is decided by the UNIQUE constraint on
+			// hostname: the first INSERT wins, every other one does
+			// nothing and compares with what is stored. This holds even
+			// with several writers on one file.
 			dirty = true
 			var hr sql.Result
 			hr, err = s.stmt(ctx, tx, s.stmts.insertHost).ExecContext(ctx,
@@ -448,6 +492,7 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 				// This ingest created the host: its key is ours, and it
 				// has no keyframe yet.
 				created = true
+				s.hostAdded()
 				row.key = req.KeyHash[:]
 				row.id, err = hr.LastInsertId()
 			} else {
@@ -661,6 +706,13 @@ func (s *SQLite) DeleteHost(ctx context.Context, hostname string) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM hosts WHERE id = ?", id); err != nil {
 			return fmt.Errorf("delete host: %w", err)
 		}
+		// In the same transaction: the host's history series are deleted
+		// by whoever holds the history store, now or at its next start.
+		if _, err := tx.ExecContext(ctx, "INSERT INTO deleted_hosts (hostname, deleted_ms) VALUES (?, ?)",
+			hostname, s.opts.Now().UnixMilli()); err != nil {
+			return fmt.Errorf("delete host: record the deletion: %w", err)
+		}
+		s.hostRemoved()
 		s.dropState(id)
 		delete(s.w.rows, hostname)
 		// Before the commit: no CheckKey may trust the old key after it.
