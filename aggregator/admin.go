@@ -94,12 +94,17 @@ func hostsDelete(stdout, stderr io.Writer, logger *slog.Logger, dir, name string
 	if st == nil {
 		return code
 	}
-	defer st.Close()
 	if err := st.DeleteHost(context.Background(), name); err != nil {
+		st.Close()
 		return adminError(stderr, name, "deleting", err)
 	}
 	fmt.Fprintf(stdout, "deleted host %s and all its snapshots\n", printable(name))
-	return 0
+	code = deleteHistory(stdout, stderr, st, dir, name)
+	if err := st.Close(); err != nil {
+		fmt.Fprintf(stderr, "procscope-aggregator: closing storage: %v\n", err)
+		return 1
+	}
+	return code
 }
 
 func hostsResetKey(stdout, stderr io.Writer, logger *slog.Logger, dir, name string) int {
@@ -114,7 +119,7 @@ func hostsResetKey(stdout, stderr io.Writer, logger *slog.Logger, dir, name stri
 	if err := st.ResetKey(context.Background(), name); err != nil {
 		return adminError(stderr, name, "resetting the key of", err)
 	}
-	fmt.Fprintf(stdout, "host %s has no key now: its next ingest binds a new one\n", printable(name))
+	fmt.Fprintf(stdout, "host %s has no key now, with immediate effect (a running server needs no restart): the next ingest for it binds the key it carries, whatever it is; install the new key on its exporter and restart that exporter now, before the old one pushes again\n", printable(name))
 	return 0
 }
 

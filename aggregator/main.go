@@ -1,8 +1,8 @@
 // Command procscope-aggregator receives snapshots from procscope exporters,
 // stores them, and serves the JSON API, the web UI and its own /metrics.
 //
-// The default command serves; `hosts list|delete|reset-key` administer the
-// store. main only assembles the parts (serve.go) and maps failures to exit
+// The default command serves; `hosts list|add|delete|reset-key` administer
+// the store. main only assembles the parts (serve.go) and maps failures to exit
 // codes: 2 for bad usage, 1 for anything else.
 package main
 
@@ -39,9 +39,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	hostsCmd := app.Command("hosts", "Administer hosts.")
 	listCmd := hostsCmd.Command("list", "List hosts with last seen time and latest snapshot.")
-	deleteCmd := hostsCmd.Command("delete", "Delete a host and all its snapshots.")
+	addCmd := hostsCmd.Command("add", "Create a host and print its new API key, once (for closed or token enrollment).")
+	addName := addCmd.Arg("name", "Hostname, exactly as its exporter reports it.").Required().String()
+	deleteCmd := hostsCmd.Command("delete", "Delete a host, all its snapshots and its history series.")
 	deleteName := deleteCmd.Arg("name", "Hostname, exactly as shown by `hosts list`.").Required().String()
-	resetCmd := hostsCmd.Command("reset-key", "Unbind a host's API key: its next ingest binds a new one.")
+	resetCmd := hostsCmd.Command("reset-key", "Unbind a host's API key, at once (a running server needs no restart): the next ingest for the host binds the key it carries, whatever it is.")
 	resetName := resetCmd.Arg("name", "Hostname, exactly as shown by `hosts list`.").Required().String()
 
 	var exited bool
@@ -61,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(logger, *storagePath, sf)
 	case listCmd.FullCommand():
 		return hostsList(stdout, stderr, logger, *storagePath)
+	case addCmd.FullCommand():
+		return hostsAdd(stdout, stderr, logger, *storagePath, *addName)
 	case deleteCmd.FullCommand():
 		return hostsDelete(stdout, stderr, logger, *storagePath, *deleteName)
 	case resetCmd.FullCommand():

@@ -52,6 +52,7 @@ type serveFlags struct {
 	historyTopK       *int
 	remoteWriteURL    *string
 	pprofAddress      *string
+	enroll            *enrollFlags // enroll.go
 }
 
 func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
@@ -96,6 +97,7 @@ func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
 		// on the public one, and is off unless given.
 		pprofAddress: cmd.Flag("debug.pprof-address", "Serve net/http/pprof on this address (off when empty).").
 			Hidden().Default("").String(),
+		enroll: addEnrollFlags(cmd),
 	}
 }
 
@@ -147,7 +149,16 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 		fmt.Fprintf(os.Stderr, "procscope-aggregator: %v\n", err)
 		return 2
 	}
+	enroll, enrollMsg, enrollLevel, err := f.enroll.enrollment(*f.web.WebListenAddresses, *f.web.WebSystemdSocket)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "procscope-aggregator: %v\n", err)
+		if errors.As(err, new(usageError)) {
+			return 2
+		}
+		return 1
+	}
 	logger.Info("starting procscope-aggregator", "version", version.Info(), "build_context", version.BuildContext())
+	logger.Log(context.Background(), enrollLevel, enrollMsg, "mode", enroll.Mode)
 
 	webCfg, err := api.LoadWebConfig(*f.web.WebConfigFile, "")
 	if err != nil {
@@ -189,6 +200,7 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 			MaxInflightBytes: int64(*f.maxInflight),
 		},
 		OnlineWindow: *f.onlineWindow,
+		Enrollment:   enroll,
 		UI:           procweb.Handler(),
 		Auth:         webCfg.BasicAuth(),
 		Registerer:   reg,
@@ -258,6 +270,14 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	}
 	lazy.Set(st)
 	logger.Info("storage open, ready", "path", storagePath, "duration", time.Since(openStart))
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		w := &deletionWatcher{st: st, forget: a.ForgetHost, hist: h, histDir: filepath.Join(storagePath, "history"),
+			log: logger.With("component", "deletions")}
+		w.run(watchCtx, deletionPoll)
+	}()
 
 	code := 0
 	select {
@@ -272,6 +292,8 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	// Reverse order: stop taking requests, then close storage (which
 	// flushes), so nothing acknowledged is lost.
 	shutdownServer(logger, srv, a, *f.shutdownTimeout)
+	stopWatch()
+	<-watchDone
 	if h != nil {
 		// After the server: no ingest can add to it any more.
 		if err := h.Close(); err != nil {

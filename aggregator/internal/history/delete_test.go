@@ -65,3 +65,25 @@ func TestDeleteHost(t *testing.T) {
 		t.Fatal("web-1 cannot write series again after its deletion")
 	}
 }
+
+// TestInUse: a store held open (by a server) is in use; a closed one or
+// none is not.
+func TestInUse(t *testing.T) {
+	dir := t.TempDir()
+	if used, err := InUse(dir); used || err != nil {
+		t.Fatalf("empty dir: %v %v", used, err)
+	}
+	h, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used, err := InUse(dir); !used || err != nil {
+		t.Fatalf("open store: %v %v", used, err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if used, err := InUse(dir); used || err != nil {
+		t.Fatalf("closed store: %v %v", used, err)
+	}
+}

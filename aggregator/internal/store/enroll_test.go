@@ -151,7 +151,7 @@ func TestHostDeletions(t *testing.T) {
 	ctx := context.Background()
 	mustIngest(t, s, req("web-1", "key-web-1", t0))
 	mustIngest(t, s, req("web-2", "key-web-2", t0))
-	if d, err := s.HostDeletions(ctx); err != nil || len(d) != 0 {
+	if d, err := s.HostDeletions(ctx, 0); err != nil || len(d) != 0 {
 		t.Fatalf("before any delete: %v %v", d, err)
 	}
 	if err := s.DeleteHost(ctx, "web-2"); err != nil {
@@ -160,9 +160,12 @@ func TestHostDeletions(t *testing.T) {
 	if err := s.DeleteHost(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown host: %v", err)
 	}
-	d, err := s.HostDeletions(ctx)
+	d, err := s.HostDeletions(ctx, 0)
 	if err != nil || len(d) != 1 || d[0].Hostname != "web-2" {
 		t.Fatalf("deletions %+v %v", d, err)
+	}
+	if d, err := s.HostDeletions(ctx, d[0].ID); err != nil || len(d) != 0 {
+		t.Fatalf("after its id: %v %v", d, err)
 	}
 	if err := s.ForgetHostDeletion(ctx, d[0].ID); err != nil {
 		t.Fatal(err)
@@ -170,7 +173,7 @@ func TestHostDeletions(t *testing.T) {
 	if err := s.ForgetHostDeletion(ctx, d[0].ID); err != nil {
 		t.Fatalf("forgetting twice: %v", err)
 	}
-	if d, err := s.HostDeletions(ctx); err != nil || len(d) != 0 {
+	if d, err := s.HostDeletions(ctx, 0); err != nil || len(d) != 0 {
 		t.Fatalf("after forget: %v %v", d, err)
 	}
 }

@@ -44,13 +44,13 @@ type HostDeletion struct {
 // the next call, once these are forgotten.
 const maxDeletionsListed = 1000
 
-// HostDeletions lists recorded host deletions, oldest first (at most
-// maxDeletionsListed).
-func (s *SQLite) HostDeletions(ctx context.Context) ([]HostDeletion, error) {
+// HostDeletions lists recorded host deletions with an id above afterID,
+// oldest first (at most maxDeletionsListed).
+func (s *SQLite) HostDeletions(ctx context.Context, afterID int64) ([]HostDeletion, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	rows, err := s.rdb.QueryContext(ctx, "SELECT id, hostname, deleted_ms FROM deleted_hosts ORDER BY id LIMIT ?", maxDeletionsListed)
+	rows, err := s.rdb.QueryContext(ctx, "SELECT id, hostname, deleted_ms FROM deleted_hosts WHERE id > ? ORDER BY id LIMIT ?", afterID, maxDeletionsListed)
 	if err != nil {
 		return nil, fmt.Errorf("list host deletions: %w", err)
 	}
