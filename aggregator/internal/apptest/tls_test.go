@@ -59,7 +59,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	url := strings.Replace(p.URL, "http://", "https://", 1)
 
 	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/ingest/", bytes.NewReader(gen.Body(5, "tls-host", "2026-11-25T17:00:00Z", false)))
-	req.Header.Set("X-API-KEY", "k")
+	req.Header.Set("X-API-KEY", "key-tls-host") // a new host's key has at least 8 characters
 	res, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)

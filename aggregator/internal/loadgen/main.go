@@ -318,6 +318,15 @@ func runSpawned(ctx context.Context, bin, storage string, args []string, prof st
 		ln.Close()
 		args = append(slices.Clone(args), "--debug.pprof-address="+pprofAddr)
 	}
+	// Every simulated host is new and pushes from 127.0.0.1: the
+	// aggregator's enrolment limits (60 new hosts a minute per client,
+	// 10,000 hosts) would refuse most of them, unless set here.
+	for _, lim := range []string{"--hosts.enroll-rate=0", "--hosts.max=0"} {
+		name, _, _ := strings.Cut(lim, "=")
+		if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, name+"=") }) {
+			args = append(slices.Clone(args), lim)
+		}
+	}
 	p, err := apptest.Start(bin, storage, 60*time.Second, args...)
 	if err != nil {
 		return nil, err
