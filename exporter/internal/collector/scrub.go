@@ -523,8 +523,11 @@ func (sc *scrubber) bare(a, b int, wasSet bool) (int, bool) {
 	if wasSet && isIdent(w) && strings.ContainsAny(w, "_.") && isSecretName(w) {
 		return sc.takeValue(b, kWhole), true
 	}
-	t := strings.TrimLeft(w, `"'`)
-	if strings.EqualFold(t, "bearer") || strings.EqualFold(t, "basic") {
+	t := w
+	for len(t) > 0 && isQuote(t[0]) {
+		t = t[1:]
+	}
+	if (len(t) == 5 || len(t) == 6) && t[0]|0x20 == 'b' && (strings.EqualFold(t, "bearer") || strings.EqualFold(t, "basic")) {
 		va, vb := nextWord(s, b)
 		if va >= 0 {
 			v := strings.TrimRight(strings.TrimLeft(s[va:vb], `"'`), `"'`)
@@ -650,33 +653,48 @@ func (sc *scrubber) closingQuote(from int, q byte) int {
 // DSN credentials, and tokens by shape. It returns where to go on.
 func (sc *scrubber) inner(a, b int) int {
 	s := sc.s
+	bound := true // s[k-1] is not a letter or digit: a token may start at k
 	for k := a; k < b; k++ {
 		c := s[k]
+		cl := charClass[c]
+		if cl&cAlnum != 0 {
+			// The common case: one table load per byte.
+			if bound && cl&cShapeStart != 0 {
+				if e := sc.shape(k, b); e > k {
+					k = e - 1
+				}
+			}
+			bound = false
+			continue
+		}
+		r := -1
+		switch c {
+		case '=':
+			if e, ok := sc.assign(a, k, b); ok {
+				r = e
+			}
+		case ':':
+			switch {
+			case k+2 < b && s[k+1] == '/' && s[k+2] == '/':
+				r = sc.url(k+3, b)
+			case k > a+1 && s[k-1] == '"':
+				if e, ok := sc.jsonPair(a, k, b); ok {
+					r = e
+				}
+			}
+		case '@':
+			if e := sc.dsn(a, k, b); e > k {
+				r = e
+			}
+		}
 		switch {
-		case c == '=':
-			if r, ok := sc.assign(a, k, b); ok {
-				if r > b {
-					return r
-				}
-				k = r - 1
-			}
-		case c == ':' && k+2 < b && s[k+1] == '/' && s[k+2] == '/':
-			k = sc.url(k+3, b) - 1
-		case c == ':' && k > a+1 && s[k-1] == '"':
-			if r, ok := sc.jsonPair(a, k, b); ok {
-				if r > b {
-					return r
-				}
-				k = r - 1
-			}
-		case c == '@':
-			if r := sc.dsn(a, k, b); r > k {
-				k = r - 1
-			}
-		case charClass[c]&cShapeStart != 0 && (k == a || charClass[s[k-1]]&cAlnum == 0):
-			if e := sc.shape(k, b); e > k {
-				k = e - 1
-			}
+		case r > b:
+			return r
+		case r > k:
+			k = r - 1
+			bound = charClass[s[k]]&cAlnum == 0
+		default:
+			bound = true
 		}
 	}
 	return b
