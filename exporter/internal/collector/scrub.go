@@ -453,6 +453,11 @@ func (sc *scrubber) progFlag(a, b int) (int, bool) {
 		separate = attached
 	case progHtpasswd:
 		for i := 1; i < len(w); i++ {
+			if strings.IndexByte("cnbim25BCdspDvrt", w[i]) < 0 {
+				return 0, false // not an htpasswd option cluster
+			}
+		}
+		for i := 1; i < len(w); i++ {
 			switch w[i] {
 			case 'n':
 				sc.hpN = true
@@ -476,7 +481,13 @@ func (sc *scrubber) progFlag(a, b int) (int, bool) {
 		if s[v] == '=' {
 			v++
 		}
-		return sc.maskKind(v, b, kind), true
+		r := sc.maskKind(v, b, kind)
+		if isPlainSecretFlag(w[1:]) {
+			// -password x: maybe mysql's -p with "assword", maybe a
+			// secret flag of a program we do not know; mask both.
+			r = sc.takeValue(b, kWhole)
+		}
+		return r, true
 	}
 	return 0, false
 }
@@ -486,21 +497,26 @@ func (sc *scrubber) progFlag(a, b int) (int, bool) {
 func (sc *scrubber) bare(a, b int, wasSet bool) (int, bool) {
 	s := sc.s
 	w := s[a:b]
+	if sc.prog == progHtpasswd && sc.hpB {
+		// htpasswd -b FILE USER SECRET (-nb USER SECRET): counted before
+		// looking for program names, since FILE may be /etc/htpasswd.
+		want := 3
+		if sc.hpN {
+			want = 2
+		}
+		if sc.pos < want {
+			sc.pos++
+			if sc.pos == want {
+				sc.mask(a, b)
+			}
+			return b, true
+		}
+	}
 	if p, ok := progOf(w); ok {
 		sc.prog, sc.login, sc.hpN, sc.hpB, sc.pos = p, false, false, false, 0
 		return b, true
 	}
 	switch sc.prog {
-	case progHtpasswd:
-		sc.pos++
-		want := 3
-		if sc.hpN {
-			want = 2
-		}
-		if sc.hpB && sc.pos == want {
-			sc.mask(a, b)
-			return b, true
-		}
 	case progMySQLAdm:
 		if w == "password" {
 			return sc.takeValue(b, kWhole), true
@@ -1052,6 +1068,18 @@ func isSecretName(name string) bool {
 		return false
 	}
 	return true
+}
+
+// isPlainSecretFlag reports whether a single-dash option spells a whole
+// secret word (-password, -token), which programs with Go-style flags use.
+func isPlainSecretFlag(name string) bool {
+	for _, w := range [...]string{"password", "passwd", "passphrase", "pass", "pwd", "token",
+		"secret", "key", "auth", "apikey", "api-key", "api_key", "authtoken", "auth-token"} {
+		if strings.EqualFold(name, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasSecretWord reports whether a lower-cased name holds, anywhere, a word
