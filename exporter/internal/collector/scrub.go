@@ -1059,7 +1059,7 @@ func isSecretName(name string) bool {
 		"required", "format", "provider", "policy", "realm", "size", "bits", "timeout",
 		"interval", "algorithm", "algo", "jar", "count", "store", "through", "thru",
 		"location", "source", "prefix", "command", "cmd", "secure", "domain", "samesite",
-		"authentication":
+		"authentication", "encryption", "encoding", "scheme":
 		return false
 	}
 	switch string(first) {
@@ -1339,7 +1339,7 @@ const (
 	cName                          // A-Z a-z 0-9 _ . -  (a name before '=')
 	cDSN                           // what user:password may hold before '@'
 	cUser                          // what the user part of a DSN may hold
-	cPathBit                       // a-z 0-9 . _ - / ~ +
+	cPathBit                       // a-z 0-9 . _ - / ~ + :
 	cProgChar                      // what a program path may hold
 	cShapeStart                    // first bytes of token prefixes
 
@@ -1385,6 +1385,8 @@ var charClass = func() (t [256]uint16) {
 			t[c] |= cB64Extra
 		case '~':
 			t[c] |= cSlash | cPathBit | cDSN
+		case ':':
+			t[c] |= cPathBit | cDSN // Xorg -auth /var/run/lightdm/root/:0
 		case '%':
 			t[c] |= cDSN | cUser
 		case ' ', '\t', '\n', '@', '"', '\'', ',', ';', '(', '?', '&', '<', '[':

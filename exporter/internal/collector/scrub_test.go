@@ -135,6 +135,9 @@ func TestScrubCmdlineEdges(t *testing.T) {
 	f("sshpass -p pw1 ssh -p 22 h", "sshpass -p *** ssh -p 22 h")
 	// docker -p publishes a port except after login.
 	f("docker run -p 80:80 x", "docker run -p 80:80 x")
+	// Names match whatever their case; bytes that are not UTF-8 pass through.
+	f("app --PASSWORD=x --Secret=yy", "app --PASSWORD=* --Secret=**")
+	f("\xff\xfe --token=\xff\xfe\xfd x", "\xff\xfe --token=*** x")
 }
 
 // TestScrubCmdlineNoAlloc: the exporter scrubs every new command line on
