@@ -20,7 +20,7 @@ import (
 //     snapshots a second). encoding/json with reflection plus the presence
 //     checks the contract needs (a second pass, or pointer fields) is several
 //     times slower; see BenchmarkDecode* in decode_timing_test.go.
-//   - Strictness: API.md wants `1.0` and `"1"` rejected as pids, missing
+//   - Strictness: docs/api.md wants `1.0` and `"1"` rejected as pids, missing
 //     required fields reported by name, duplicate pids and duplicate keys
 //     caught, and invalid UTF-8 replaced (not rejected). All of that falls
 //     out of one scan for free.
@@ -67,7 +67,7 @@ type DecodeOptions struct {
 	Processes []Process
 }
 
-// DefaultMaxProcesses is API.md's default process limit per snapshot.
+// DefaultMaxProcesses is docs/api.md's default process limit per snapshot.
 const DefaultMaxProcesses = 100000
 
 // MaxHostnameBytes is the longest hostname accepted, in bytes of UTF-8.
@@ -90,7 +90,7 @@ type Decoded struct {
 // milliseconds.
 const CapturedAtFormat = "2006-01-02T15:04:05.000Z07:00"
 
-// Decode parses and validates one ingest body per API.md. It never panics on
+// Decode parses and validates one ingest body per docs/api.md. It never panics on
 // any input (FuzzDecode checks that). On failure the error is a
 // *DecodeError, or the error OnHostname returned.
 //

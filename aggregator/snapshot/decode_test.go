@@ -96,7 +96,7 @@ func TestDecodeEmptyProcessesAndUnknownFields(t *testing.T) {
 	}
 }
 
-// TestDecodeRejects: every rule of API.md that turns a body into a 400 (or
+// TestDecodeRejects: every rule of docs/api.md that turns a body into a 400 (or
 // 413), with the message naming what is wrong.
 func TestDecodeRejects(t *testing.T) {
 	f := func(name, in string, kind ErrorKind, msgPart string) {

@@ -1,4 +1,4 @@
-// Package snapshot holds the wire types of procscope's v1 contract (API.md):
+// Package snapshot holds the wire types of procscope's v1 contract (docs/api.md):
 // what an exporter POSTs to /api/v1/ingest and what the read API returns.
 //
 // It uses the standard library only, because the exporter imports it and

@@ -1,5 +1,5 @@
 // Package api is the aggregator's HTTP layer: the chi router with the v1
-// ingest and read endpoints of API.md, the live stream (SSE), the web UI
+// ingest and read endpoints of docs/api.md, the live stream (SSE), the web UI
 // mount, health/readiness and the aggregator's own /metrics.
 //
 // Handlers talk to storage only through store.Store. The store may be set
@@ -44,7 +44,7 @@ type Limits struct {
 	MaxInflightBytes int64
 }
 
-// DefaultLimits are API.md's limits.
+// DefaultLimits are docs/api.md's limits.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxWireBytes:    16 << 20,

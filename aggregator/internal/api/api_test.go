@@ -161,7 +161,7 @@ func (e *env) state() state {
 	return state{string(b), stats.Snapshots}
 }
 
-// TestIngestCheckOrder: API.md's order 401 -> 403 -> 413 -> 415 -> 400,
+// TestIngestCheckOrder: docs/api.md's order 401 -> 403 -> 413 -> 415 -> 400,
 // each rule in one row, and nothing rejected changes what is stored, not
 // even last_seen.
 func TestIngestCheckOrder(t *testing.T) { bothGunzips(t, testIngestCheckOrder) }

@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// errorBody is the one error shape of the whole API (API.md).
+// errorBody is the one error shape of the whole API (docs/api.md).
 type errorBody struct {
 	Error string `json:"error"`
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
-// How ingest orders its answers (API.md: 401 -> 403 -> 413 -> 415 -> 400).
+// How ingest orders its answers (docs/api.md: 401 -> 403 -> 413 -> 415 -> 400).
 //
 // The 403 check needs the hostname, which is inside the body, while 413,
 // 415 and 400 are about the body. So ingest reads the body within the size

@@ -166,7 +166,7 @@ func queryTime(w http.ResponseWriter, r *http.Request, name string, def time.Tim
 
 // parseID reads a snapshot id path parameter: 400 unless a positive
 // integer; ok=false with found=true means it is an integer too large to be
-// any id (404, as API.md says for ids out of range).
+// any id (404, as docs/api.md says for ids out of range).
 func parseID(s string) (id int64, ok, outOfRange bool) {
 	if s == "" || len(s) > 40 {
 		if len(s) > 40 && allDigits(s) {

@@ -21,7 +21,7 @@ import (
 //
 // exporter-toolkit's web.Serve applies the file's basic_auth_users to every
 // request of the server. The aggregator must not do that: exporters
-// authenticate to POST /api/v1/ingest with their host key only (API.md), and
+// authenticate to POST /api/v1/ingest with their host key only (docs/api.md), and
 // old agents know nothing of basic auth. The toolkit offers no per-path
 // exemption, so the file is split at startup:
 //

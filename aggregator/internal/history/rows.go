@@ -45,7 +45,7 @@ const (
 // long values bloat the index for nothing a human reads.
 const maxLabelValueLen = 128
 
-// maxHostnameLen is ingest's own limit on hostnames (API.md). Hostnames are
+// maxHostnameLen is ingest's own limit on hostnames (docs/api.md). Hostnames are
 // never cut shorter: two hosts sharing a long prefix must stay two hosts.
 const maxHostnameLen = 253
 

@@ -363,7 +363,7 @@ func (t *strTable) appendTo(b []byte) []byte {
 }
 
 // cmdID is 0 for an absent command line, else its string id + 1: absent and
-// "" are different things on the wire (API.md).
+// "" are different things on the wire (docs/api.md).
 func (t *strTable) cmdID(c *string) uint64 {
 	if c == nil {
 		return 0

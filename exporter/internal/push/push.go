@@ -613,7 +613,7 @@ func redact(err error) error {
 	return err
 }
 
-// errorMessage extracts API.md's {"error": "..."}; anything else (a proxy's
+// errorMessage extracts docs/api.md's {"error": "..."}; anything else (a proxy's
 // HTML page) is quoted, shortened, so the log shows what came back.
 func errorMessage(body []byte) string {
 	var e struct {

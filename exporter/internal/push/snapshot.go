@@ -43,7 +43,7 @@ func FromWalk(w *collector.Walk, procs []collector.Process, hostname, exporterNa
 	return s, nil
 }
 
-// CheckHostname applies API.md's hostname rule (1-253 bytes of UTF-8, no
+// CheckHostname applies docs/api.md's hostname rule (1-253 bytes of UTF-8, no
 // control characters) before the first push, so a host whose name the
 // aggregator would refuse fails at start with a clear message instead of
 // having every snapshot rejected.

@@ -53,7 +53,7 @@ func TestFromWalkAndEncode(t *testing.T) {
 		t.Errorf("processes %v", procs)
 	}
 	if _, ok := procs[0]["cmdline"]; ok {
-		t.Error("cmdline present for a process without one; API.md wants it absent")
+		t.Error("cmdline present for a process without one; docs/api.md wants it absent")
 	}
 }
 
