@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the flag tables in docs/operati
 // helpFlag is one flag as a kingpin --help lists it.
 type helpFlag struct {
 	name, value, env, help string
-	repeatable, boolean     bool
+	repeatable, boolean    bool
 }
 
 // helpEntryRE is the first line of a flag in kingpin's help: the short
