@@ -1,5 +1,5 @@
 # procscope: `make run` starts the aggregator and a local exporter; `make test`
-# runs every test (Go, browser, real Prometheus). See README.md.
+# runs every test (Go, browser, real Prometheus). See README.md and docs/.
 
 GO        ?= go
 BIN       ?= bin
@@ -73,7 +73,7 @@ bench:
 # times, then the totals and the on/off ratio. Each run first pushes LOAD_WARMUP
 # from other hosts, not counted, so that the measured hosts (still new to it)
 # meet a running aggregator, not a process just started. -timeline prints
-# latency second by second. This is the README's headline run.
+# latency second by second. This is docs/performance.md's headline run.
 LOAD_HOSTS    ?= 200
 LOAD_RATE     ?= 2000
 LOAD_DURATION ?= 30s

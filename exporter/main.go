@@ -34,7 +34,7 @@ func main() {
 	// interval, a scrape every few seconds), so collecting at +25% instead
 	// of +100% costs ~0.2% of a core and keeps RSS 2-4 MiB lower on a
 	// 1,000-process host, which is what keeps the exporter under its 20 MB
-	// budget (measured with scrapebench, see README). GOGC in the
+	// budget (measured with scrapebench, see docs/performance.md). GOGC in the
 	// environment still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)

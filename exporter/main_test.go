@@ -357,7 +357,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 var flushedRE = regexp.MustCompile(`msg="flushed push queue".* left_on_disk=(\d+) queued=(\d+) sent=(\d+) failed_attempts=(\d+) dropped=(\d+)`)
 
-// TestOutage is the outage figure of the README: an exporter pushing every
+// TestOutage is the outage figure of docs/performance.md: an exporter pushing every
 // 100 ms, the receiver down for 3 s in the middle, then back. Every
 // snapshot the exporter queued must arrive exactly once (stored), in
 // capture order after the backlog, none lost.

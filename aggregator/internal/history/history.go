@@ -65,7 +65,7 @@ type Options struct {
 // (pid and create_time are labels), so K sets the churn every sink,
 // remote-write targets included, has to index: with 10, a fleet's first
 // pushes created twice the series and kept 2,000 snapshots/s busy for
-// twice as long (README, Performance).
+// twice as long (docs/performance.md).
 const DefaultTopK = 5
 
 // maxTopK keeps a misconfiguration from writing a series per process.
@@ -392,7 +392,7 @@ func (h *History) addRows(rows []storage.MetricRow) {
 		}
 	}()
 	// 64 precision bits: values are stored exactly; compression comes
-	// from the values themselves (see the README's bytes/sample figure).
+	// from the values themselves (see docs/performance.md, bytes per sample).
 	h.storage.AddRows(rows, 64)
 	h.rowsWritten.Add(uint64(len(rows)))
 	h.addRowsCalls.Add(1)

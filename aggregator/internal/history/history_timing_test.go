@@ -211,7 +211,7 @@ func measureBytesPerSample(tb testing.TB, hosts, hours, topK int) (samples int, 
 
 // TestBytesPerSample keeps the on-disk cost at most 1 byte a sample on a
 // small fleet (20 hosts, 1 hour); BenchmarkBytesPerSample measures the
-// 200-host run the README quotes.
+// 200-host run docs/performance.md quotes.
 func TestBytesPerSample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes ~1.5M samples; skipped with -short")

@@ -31,7 +31,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 )
 
-// Defaults shared by the flags, the README and the tests.
+// Defaults shared by the flags, the docs and the tests.
 const (
 	DefaultListenAddress = ":9717"
 	DefaultPushURL       = "http://127.0.0.1:8000/api/v1/ingest"

@@ -4,7 +4,7 @@
 // ready-made list of const metrics, and every scrape only hands that list
 // out. A scrape therefore never reads /proc and costs the same whether the
 // host runs 50 processes or 50,000, which is what makes /metrics cheaper
-// than node_exporter's (see the README's performance section).
+// than node_exporter's (see docs/performance.md).
 //
 // Cardinality is bounded on purpose: per-process series exist only for the
 // top N by CPU and by memory, and for named process groups; never one
