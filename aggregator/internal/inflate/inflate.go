@@ -33,9 +33,12 @@ func Available() (bool, error) { return available() }
 // Gunzip decompresses src, a gzip stream of one or more members (RFC 1952
 // 2.2: they decompress as their concatenation), into dst[:0] grown as
 // needed, and returns the result. It never produces more than limit bytes:
-// past it, ErrTooLarge. grow is asked for every buffer capacity before it is
-// allocated and may refuse it (false), which ends Gunzip with ErrTooLarge
-// too; it lets the caller bound what all requests hold together. On error
+// past it, ErrTooLarge, and never writes past dst[limit-1] even when dst
+// is bigger. grow is asked for every capacity before it is used (dst's
+// own capacity too, so that a pooled buffer is accounted like a new one;
+// a buffer is allocated only beyond cap(dst)) and may refuse it (false),
+// which ends Gunzip with ErrTooLarge too; it lets the caller bound what all
+// requests hold together. On error
 // the returned slice is empty but may hold the buffer Gunzip grew, for the
 // caller to reuse.
 func Gunzip(dst, src []byte, limit int, grow func(capacity int) bool) ([]byte, error) {

@@ -124,19 +124,27 @@ func gunzip(dst, src []byte, limit int, grow func(int) bool) ([]byte, error) {
 			want = isize + len(src)
 		}
 	}
+	// room is the capacity granted so far: grow is asked for all of it,
+	// dst's own capacity included (a pooled buffer is used only as far as
+	// it was granted), and it never exceeds limit, so no output goes past
+	// the limit even into a bigger dst.
+	room := 0
 	for len(src) > 0 {
-		if c := min(len(out)+want, limit); c > cap(out) {
+		if c := min(len(out)+want, limit); c > room {
 			if !grow(c) {
 				return out[:0], ErrTooLarge
 			}
-			next := make([]byte, len(out), c)
-			copy(next, out)
-			out = next
-		} else if len(out) == cap(out) && len(out) >= limit {
+			room = c
+			if c > cap(out) {
+				next := make([]byte, len(out), c)
+				copy(next, out)
+				out = next
+			}
+		} else if len(out) >= room {
 			return out[:0], ErrTooLarge
 		}
 		var inUsed, outUsed C.size_t
-		free := out[len(out):cap(out)]
+		free := out[len(out):room]
 		var outPtr unsafe.Pointer
 		if len(free) > 0 {
 			outPtr = unsafe.Pointer(&free[0])
@@ -154,7 +162,7 @@ func gunzip(dst, src []byte, limit int, grow func(int) bool) ([]byte, error) {
 			src = src[int(inUsed):]
 			want = guess(len(src))
 		case resultInsufficientSpace:
-			if cap(out) >= limit {
+			if room >= limit {
 				return out[:0], ErrTooLarge
 			}
 			// Retry this member with all the room the limit allows: the

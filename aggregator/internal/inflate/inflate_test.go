@@ -167,6 +167,23 @@ func TestGunzipLimits(t *testing.T) {
 	if _, err := Gunzip(nil, src, 64<<20, func(int) bool { return false }); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("refused grow: err %v, want ErrTooLarge", err)
 	}
+	// A bigger dst (a pooled buffer) does not lift the limit, and its
+	// capacity is asked of grow like new memory.
+	pooled := make([]byte, 0, 4<<20)
+	if out, err := Gunzip(pooled, src, len(body)-1, always); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("one byte over the limit into a bigger dst: %d bytes, err %v, want ErrTooLarge", len(out), err)
+	}
+	asked = asked[:0]
+	got, err = Gunzip(pooled, src, len(body), func(c int) bool { asked = append(asked, c); return true })
+	if err != nil || len(got) != len(body) || &got[0] != &pooled[:1][0] {
+		t.Fatalf("into a bigger dst: %d bytes, %v (or dst not reused)", len(got), err)
+	}
+	if len(asked) == 0 || asked[len(asked)-1] < len(body) || asked[len(asked)-1] > len(body)+len(src) {
+		t.Fatalf("grow asked %v for a %d-byte body in a %d-byte dst", asked, len(body), cap(pooled))
+	}
+	if _, err := Gunzip(pooled, src, 64<<20, func(int) bool { return false }); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("refused grow with a big dst: err %v, want ErrTooLarge", err)
+	}
 	// A gzip bomb stops at the limit.
 	bomb := gz(t, 9, make([]byte, 50<<20))
 	if _, err := Gunzip(nil, bomb, 4<<20, always); !errors.Is(err, ErrTooLarge) {
