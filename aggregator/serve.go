@@ -47,6 +47,8 @@ type serveFlags struct {
 	maxConcurrent     *int
 	maxInflight       *units.Base2Bytes
 	onlineWindow      *time.Duration
+	bodyTimeout       *time.Duration
+	maxClockSkew      *time.Duration
 	shutdownTimeout   *time.Duration
 	history           *bool
 	historyTopK       *int
@@ -78,8 +80,12 @@ func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
 			Default("64MiB").Bytes(),
 		maxProcesses: cmd.Flag("ingest.max-processes", "Most processes in one snapshot (413 above).").
 			Default("100000").Int(),
-		maxInflight: cmd.Flag("ingest.max-inflight-bytes", "Decompressed bytes all ingest bodies being read may hold together (at least the decompression limit); past it, 429. Bounds what concurrent gzip bombs cost.").
+		maxInflight: cmd.Flag("ingest.max-inflight-bytes", "Bytes all ingest bodies being read may hold together, as sent and decompressed (at least --ingest.max-body-bytes plus --ingest.max-decompressed-bytes); past it, 429. Bounds what concurrent gzip bombs and slow bodies cost.").
 			Default("128MiB").Bytes(),
+		bodyTimeout: cmd.Flag("web.body-timeout", "Time an ingest body has to arrive once its headers did (408 after). Bodies are read before an ingest slot is taken, so slow clients never hold one.").
+			Default("10s").Duration(),
+		maxClockSkew: cmd.Flag("ingest.max-clock-skew", "Refuse (400) a snapshot whose captured_at is this far ahead of the aggregator's clock: it would stay the host's latest until then.").
+			Default("10m").Duration(),
 		maxConcurrent: cmd.Flag("ingest.max-concurrent", "Ingest bodies decoded at once; more wait up to 5s, then get 429.").
 			Default("32").Int(),
 		onlineWindow: cmd.Flag("hosts.online-window", "A host is online when seen within this long, until its push interval is known (then 3 intervals).").
@@ -125,8 +131,10 @@ func (f *serveFlags) check() error {
 		return errors.New("--web.read-timeout, --web.write-timeout and --web.idle-timeout must be positive")
 	case *f.maxWire <= 0 || *f.maxDecoded <= 0:
 		return errors.New("--ingest.max-body-bytes and --ingest.max-decompressed-bytes must be positive")
-	case *f.maxInflight < *f.maxDecoded:
-		return errors.New("--ingest.max-inflight-bytes must be at least --ingest.max-decompressed-bytes, or no body of the limit could be read")
+	case *f.maxInflight < *f.maxDecoded+*f.maxWire:
+		return errors.New("--ingest.max-inflight-bytes must be at least --ingest.max-body-bytes plus --ingest.max-decompressed-bytes, or no body of the limits could be read")
+	case *f.bodyTimeout <= 0 || *f.maxClockSkew <= 0:
+		return errors.New("--web.body-timeout and --ingest.max-clock-skew must be positive")
 	case *f.maxProcesses <= 0 || *f.maxConcurrent <= 0:
 		return errors.New("--ingest.max-processes and --ingest.max-concurrent must be positive")
 	case *f.onlineWindow <= 0:
@@ -198,6 +206,8 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 			MaxProcesses:     *f.maxProcesses,
 			MaxConcurrent:    *f.maxConcurrent,
 			MaxInflightBytes: int64(*f.maxInflight),
+			BodyTimeout:      *f.bodyTimeout,
+			MaxClockSkew:     *f.maxClockSkew,
 		},
 		OnlineWindow: *f.onlineWindow,
 		Enrollment:   enroll,

@@ -38,10 +38,19 @@ type Limits struct {
 	// QueueTimeout, then get 429 with Retry-After.
 	MaxConcurrent int
 	QueueTimeout  time.Duration
-	// MaxInflightBytes bounds what all bodies being read at once hold after
-	// decompression (at least MaxDecodedBytes, so one body of the limit
-	// always fits); past it an ingest gets 429 with Retry-After.
+	// MaxInflightBytes bounds what all bodies being read at once hold, as
+	// sent and after decompression (at least MaxWireBytes+MaxDecodedBytes,
+	// so one body of both limits always fits); past it an ingest gets 429
+	// with Retry-After.
 	MaxInflightBytes int64
+	// BodyTimeout is how long a client has to send an ingest body once its
+	// headers arrived (408 after). The body is read before an ingest slot
+	// is taken, so slow clients never hold one.
+	BodyTimeout time.Duration
+	// MaxClockSkew is how far captured_at may be ahead of the aggregator's
+	// clock (400 beyond): a snapshot from the future would stay a host's
+	// latest until that time.
+	MaxClockSkew time.Duration
 }
 
 // DefaultLimits are docs/api.md's limits.
@@ -54,6 +63,8 @@ func DefaultLimits() Limits {
 		QueueTimeout:    5 * time.Second,
 		// Two bodies of the limit: a bomb and an honest big host at once.
 		MaxInflightBytes: 128 << 20,
+		BodyTimeout:      10 * time.Second,
+		MaxClockSkew:     10 * time.Minute,
 	}
 }
 
@@ -136,7 +147,14 @@ func New(opts Options) (*API, error) {
 	if opts.Limits.MaxInflightBytes <= 0 {
 		opts.Limits.MaxInflightBytes = 2 * opts.Limits.MaxDecodedBytes
 	}
-	opts.Limits.MaxInflightBytes = max(opts.Limits.MaxInflightBytes, opts.Limits.MaxDecodedBytes)
+	// A gzip body holds its wire bytes and its decompressed ones at once.
+	opts.Limits.MaxInflightBytes = max(opts.Limits.MaxInflightBytes, opts.Limits.MaxDecodedBytes+opts.Limits.MaxWireBytes)
+	if opts.Limits.BodyTimeout <= 0 {
+		opts.Limits.BodyTimeout = def.BodyTimeout
+	}
+	if opts.Limits.MaxClockSkew <= 0 {
+		opts.Limits.MaxClockSkew = def.MaxClockSkew
+	}
 	if opts.Limits.MaxConcurrent <= 0 {
 		opts.Limits.MaxConcurrent = def.MaxConcurrent
 	}

@@ -12,26 +12,60 @@ import (
 	"time"
 )
 
-func TestBudgetReader(t *testing.T) {
-	b := &byteBudget{max: 10}
-	r1 := &budgetReader{r: bytes.NewReader(make([]byte, 6)), b: b}
-	if n, err := io.Copy(io.Discard, r1); n != 6 || err != nil {
-		t.Fatalf("first body: %d %v", n, err)
+// TestHeldBuf: a body buffer grows by doubling but never past the limit
+// it is filled to (a bytes.Buffer's ReadFrom doubles to up to twice it),
+// takes its capacity from the budget and gives it back on release.
+func TestHeldBuf(t *testing.T) {
+	errLim := errors.New("limit")
+	for _, tc := range []struct {
+		name        string
+		body, limit int
+		size        int
+		budget      int64
+		err         error
+		wantCap     int
+	}{
+		{"empty", 0, 1 << 20, -1, 1 << 30, nil, 0},
+		{"size known", 300_000, 1 << 20, 300_000, 1 << 30, nil, 300_000},
+		{"size unknown, doubling", 300_000, 1 << 20, -1, 1 << 30, nil, 512 << 10},
+		{"doubling stops at the limit", 900_000, 1_000_000, -1, 1 << 30, nil, 1_000_000},
+		{"exactly the limit", 1_000_000, 1_000_000, -1, 1 << 30, nil, 1_000_000},
+		{"one byte over", 1_000_001, 1_000_000, -1, 1 << 30, errLim, 1_000_000},
+		{"a bomb", 64 << 20, 1_000_000, -1, 1 << 30, errLim, 1_000_000},
+		{"over the budget", 300_000, 1 << 20, -1, 200_000, errInflight, 128 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &byteBudget{max: tc.budget}
+			h := newHeldBuf(b)
+			h.buf = make([]byte, 0, 8<<20) // a big pooled buffer is charged like a new one
+			err := h.fill(io.LimitReader(zeros{}, int64(tc.body)), tc.limit, tc.size, errLim)
+			if !errors.Is(err, tc.err) && err != tc.err {
+				t.Fatalf("err %v, want %v", err, tc.err)
+			}
+			if tc.err == nil && len(h.buf) != tc.body {
+				t.Fatalf("held %d bytes of %d", len(h.buf), tc.body)
+			}
+			if h.room != tc.wantCap || b.used.Load() != int64(tc.wantCap) {
+				t.Fatalf("room %d, budget used %d, want %d", h.room, b.used.Load(), tc.wantCap)
+			}
+			h.release()
+			h.release()
+			if b.used.Load() != 0 {
+				t.Fatalf("budget not given back: %d", b.used.Load())
+			}
+		})
 	}
-	r2 := &budgetReader{r: bytes.NewReader(make([]byte, 6)), b: b}
-	if _, err := io.Copy(io.Discard, r2); !errors.Is(err, errInflight) {
-		t.Fatalf("second body past the budget: %v", err)
-	}
-	r2.release()
-	r1.release()
-	if got := b.used.Load(); got != 0 {
-		t.Fatalf("budget not given back: %d in use", got)
-	}
-	r3 := &budgetReader{r: bytes.NewReader(make([]byte, 10)), b: b}
-	if n, err := io.Copy(io.Discard, r3); n != 10 || err != nil {
-		t.Fatalf("a body of the whole budget after release: %d %v", n, err)
+	// Without a pooled buffer, the memory allocated is the room.
+	h := newHeldBuf(&byteBudget{max: 1 << 30})
+	h.buf = nil
+	if err := h.fill(io.LimitReader(zeros{}, 900_000), 1_000_000, -1, errLim); err != nil || cap(h.buf) != 1_000_000 {
+		t.Fatalf("cap %d, err %v", cap(h.buf), err)
 	}
 }
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 // TestConcurrentGzipBombs: bombs read side by side hold at most the
 // in-flight budget together, not one decompression limit each. Each is

@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/prometheus/common/model"
 
 	"github.com/procscope/procscope/aggregator/internal/inflate"
 	"github.com/procscope/procscope/aggregator/internal/store"
@@ -34,22 +37,12 @@ import (
 // hostname), there is no host to check the key against and the other
 // error answers. Nothing is stored in any of these cases: CheckKey only
 // reads.
-
-// ingestBuf pools body buffers; big ones are not kept (see putBuf).
-var ingestBuf = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-const maxPooledBuf = 4 << 20
-
-// maxPreGrow caps the buffer reserved from a claimed Content-Length before
-// any byte arrived (and before the key was checked).
-const maxPreGrow = 4 << 20
-
-func putBuf(b *bytes.Buffer) {
-	if b.Cap() <= maxPooledBuf {
-		b.Reset()
-		ingestBuf.Put(b)
-	}
-}
+//
+// Two answers come before the body is decoded, because they mean it is
+// not there to decode: 408 when it did not arrive within the body
+// deadline, and 429 when the bodies being read already hold the in-flight
+// budget. The body is read before an ingest slot is taken, so slow
+// clients hold no slot (429 for a full queue also comes after the read).
 
 // procBufs pools the decoded process slices (*[]snapshot.Process): at 300
 // processes each is ~40 KB, half of all the memory an ingest allocated.
@@ -141,13 +134,6 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 	}
 	keyHash := sha256.Sum256([]byte(key))
 
-	// Bound the bodies decoded at once (each may hold MaxDecodedBytes).
-	if !a.acquire(r) {
-		w.Header().Set("Retry-After", "1")
-		return fail(http.StatusTooManyRequests, "too many ingests in progress, retry later")
-	}
-	defer func() { <-a.ingestQ }()
-
 	gz, encOK := parseEncoding(r.Header.Values("Content-Encoding"))
 	if !encOK {
 		// Without decoding the body the hostname is unknown, so there is
@@ -155,55 +141,57 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		return fail(http.StatusUnsupportedMediaType, "unsupported Content-Encoding: only gzip (or none) is accepted")
 	}
 	ctErr := checkContentType(r.Header.Get("Content-Type"))
-
 	lim := a.opts.Limits
-	wire := &limitReader{r: r.Body, n: lim.MaxWireBytes, limit: errWireLimit}
-	buf := ingestBuf.Get().(*bytes.Buffer)
-	defer putBuf(buf)
 
-	var readErr error
-	var gzipBad bool
-	var body []byte
-	if gz {
-		src := io.Reader(wire)
-		if a.fastGunzip {
-			// The whole compressed body first, then one libdeflate call
-			// (package inflate). When that fails for any reason (a limit,
-			// bad data), the streaming path below reads the same bytes
-			// and answers exactly as it always did.
-			wbuf := ingestBuf.Get().(*bytes.Buffer)
-			defer putBuf(wbuf)
-			if r.ContentLength > 0 {
-				wbuf.Grow(int(min(r.ContentLength, lim.MaxWireBytes, maxPreGrow)))
-			}
-			_, werr := wbuf.ReadFrom(wire)
-			if werr == nil {
-				out, release, err := a.gunzipWhole(wbuf.Bytes(), lim.MaxDecodedBytes)
-				defer release()
-				if err == nil {
-					body = out
-				}
-				src = bytes.NewReader(wbuf.Bytes())
-			} else {
-				src = io.MultiReader(bytes.NewReader(wbuf.Bytes()), errReader{werr})
-			}
-		}
-		if body == nil {
-			var release func()
-			readErr, gzipBad, release = a.gunzipStream(r, src, buf)
-			defer release()
-			body = buf.Bytes()
-		}
-	} else {
-		if r.ContentLength > 0 {
-			buf.Grow(int(min(r.ContentLength, lim.MaxWireBytes, maxPreGrow)))
-		}
-		dec := &budgetReader{r: &limitReader{r: wire, n: lim.MaxDecodedBytes, limit: errDecodedLimit}, b: a.inflight}
-		defer dec.release()
-		_, readErr = buf.ReadFrom(dec)
-		body = buf.Bytes()
+	// The body as sent is read first, within the wire limit, the in-flight
+	// budget and the body deadline, and only then is an ingest slot taken:
+	// slow clients hold a few KiB each, never a slot that others wait for.
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(lim.BodyTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		a.log.Debug("setting the body deadline", "err", err)
 	}
-	wireBytes = wire.read
+	wire := newHeldBuf(a.inflight)
+	defer wire.release()
+	size := -1
+	if r.ContentLength >= 0 && r.ContentLength <= lim.MaxWireBytes {
+		size = int(r.ContentLength)
+	}
+	// A plain body is its own decoded body: the smaller limit reads it.
+	wireLimit, wireLimitErr := lim.MaxWireBytes, errWireLimit
+	if !gz && lim.MaxDecodedBytes < lim.MaxWireBytes {
+		wireLimit, wireLimitErr = lim.MaxDecodedBytes, errDecodedLimit
+	}
+	wireErr := wire.fill(r.Body, int(wireLimit), size, wireLimitErr)
+	wireBytes = int64(len(wire.buf))
+	var ne net.Error
+	switch {
+	case wireErr == nil, errors.Is(wireErr, errWireLimit), errors.Is(wireErr, errDecodedLimit):
+		// Decoded below: the hostname in what came is checked first.
+	case errors.Is(wireErr, os.ErrDeadlineExceeded) || errors.As(wireErr, &ne) && ne.Timeout():
+		return fail(http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within %s (--web.body-timeout): check the network between exporter and aggregator, or raise the flag", lim.BodyTimeout))
+	case errors.Is(wireErr, errInflight):
+		w.Header().Set("Retry-After", "1")
+		return fail(http.StatusTooManyRequests, "too much ingest data in flight, retry later")
+	default:
+		return fail(http.StatusBadRequest, "could not read the request body")
+	}
+
+	// Bound the bodies decoded at once (each may hold MaxDecodedBytes).
+	if !a.acquire(r) {
+		w.Header().Set("Retry-After", "1")
+		return fail(http.StatusTooManyRequests, "too many ingests in progress, retry later")
+	}
+	defer func() { <-a.ingestQ }()
+
+	readErr := wireErr
+	var gzipBad bool
+	body := wire.buf
+	if gz {
+		dec := newHeldBuf(a.inflight)
+		defer dec.release()
+		readErr, gzipBad = a.gunzip(dec, wire.buf, wireErr)
+		body = dec.buf
+		wire.release() // for the bodies read meanwhile
+	}
 
 	var keyErr error
 	procs := procBufs.Get().(*[]snapshot.Process)
@@ -267,6 +255,9 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		a.log.Error("decoding ingest body", "err", decErr)
 		return fail(http.StatusInternalServerError, "internal error")
 	}
+	if msg := checkClock(decoded.CapturedAt, a.opts.Now(), lim.MaxClockSkew); msg != "" {
+		return fail(http.StatusBadRequest, msg)
+	}
 
 	snap := &decoded.Snapshot
 	req := &store.IngestRequest{
@@ -322,74 +313,83 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 	return code, wireBytes
 }
 
-// gunzipStream decompresses src into buf with klauspost/compress's
-// streaming reader, within the decompression limit and the in-flight
-// budget. A limit stops it with what came before (the hostname in it is
-// still checked); gzipBad tells a malformed body from a read error.
-// release gives the budget back: only once buf is no longer used, since
-// the budget bounds the bodies held, not just the ones being read.
-func (a *API) gunzipStream(r *http.Request, src io.Reader, buf *bytes.Buffer) (readErr error, gzipBad bool, release func()) {
-	lim := a.opts.Limits
+// gunzip decompresses wire (cut by wireErr, when reading it stopped at
+// the wire limit) into dec, never past the decompression limit, into a
+// buffer that never grows past it either: bodies up to maxPooledBuf
+// decompressed in one pass (libdeflate, or the streaming reader growing
+// a buffer up to that much), bigger ones in two, the first counting the
+// bytes and the second filling a buffer of exactly that size. A limit
+// stops it with what came before (the hostname in it is still checked);
+// gzipBad tells a malformed body from a read error.
+func (a *API) gunzip(dec *heldBuf, wire []byte, wireErr error) (readErr error, gzipBad bool) {
+	limit := int(a.opts.Limits.MaxDecodedBytes)
+	small := min(limit, maxPooledBuf)
+	if a.fastGunzip && wireErr == nil {
+		out, err := inflate.Gunzip(dec.buf[:0], wire, small, dec.charge)
+		dec.buf = out
+		if err == nil {
+			return nil, false
+		}
+		// Too large or bad: the streaming reader below finds the precise
+		// error, and what came before it, exactly as it always did.
+	}
+	src := func() io.Reader {
+		if wireErr != nil {
+			return io.MultiReader(bytes.NewReader(wire), errReader{wireErr})
+		}
+		return bytes.NewReader(wire)
+	}
 	zr, _ := gzipReaders.Get().(*gzip.Reader)
 	var err error
 	if zr == nil {
-		zr, err = gzip.NewReader(src)
+		zr, err = gzip.NewReader(src())
 	} else {
-		err = zr.Reset(src)
+		err = zr.Reset(src())
 	}
 	if err != nil {
-		return err, !errors.Is(err, errWireLimit), func() {}
+		return err, !errors.Is(err, errWireLimit)
 	}
 	defer gzipReaders.Put(zr)
-	if r.ContentLength > 0 {
-		// Compressed JSON is typically 8-15x smaller. Capped: the
-		// length is only a claim until the bytes arrive.
-		buf.Grow(int(min(r.ContentLength*8, lim.MaxDecodedBytes, maxPreGrow)))
-	}
-	dec := &budgetReader{r: &limitReader{r: zr, n: lim.MaxDecodedBytes, limit: errDecodedLimit}, b: a.inflight}
-	_, readErr = buf.ReadFrom(dec)
-	if readErr != nil && !errors.Is(readErr, errWireLimit) && !errors.Is(readErr, errDecodedLimit) {
-		gzipBad = isGzipError(readErr)
-	}
-	return readErr, gzipBad, dec.release
-}
-
-// decodedBufs pools the buffers gunzipWhole decompresses into.
-var decodedBufs = sync.Pool{New: func() any { return new([]byte) }}
-
-// gunzipWhole decompresses a whole gzip body with libdeflate into a pooled
-// buffer, the memory it holds taken from the in-flight budget. release
-// gives back the buffer and the budget once the body is no longer used.
-// Bodies over maxPooledBuf decompressed are left to the streaming path
-// (err), so that this path allocates at most that much per body, and
-// only once per pooled buffer.
-func (a *API) gunzipWhole(src []byte, limit int64) (out []byte, release func(), err error) {
-	var taken int64
-	grow := func(c int) bool {
-		if d := int64(c) - taken; d > 0 {
-			if !a.inflight.take(d) {
-				return false
-			}
-			taken += d
+	classify := func(err error) (error, bool) {
+		if err != nil && !errors.Is(err, errWireLimit) && !errors.Is(err, errDecodedLimit) && !errors.Is(err, errInflight) {
+			return err, isGzipError(err)
 		}
-		return true
+		return err, false
 	}
-	bp := decodedBufs.Get().(*[]byte)
-	out, err = inflate.Gunzip((*bp)[:0], src, int(min(limit, maxPooledBuf)), grow)
-	release = func() {
-		a.inflight.release(taken)
-		taken = 0
-		if cap(out) <= maxPooledBuf {
-			*bp = out[:0]
+	if !a.fastGunzip || wireErr != nil {
+		dec.buf = dec.buf[:0]
+		err := dec.fill(zr, small, -1, errDecodedLimit)
+		if small == limit || !errors.Is(err, errDecodedLimit) {
+			return classify(err)
 		}
-		out = nil
-		decodedBufs.Put(bp)
+		if err := zr.Reset(src()); err != nil {
+			return classify(err)
+		}
 	}
-	if err != nil {
-		release()
-		return nil, func() {}, err
+	// Over maxPooledBuf decompressed: count, then fill exactly.
+	n, err := io.Copy(io.Discard, &limitReader{r: zr, n: int64(limit), limit: errDecodedLimit})
+	readErr, gzipBad = classify(err)
+	dec.buf = dec.buf[:0]
+	if !dec.reserve(int(n)) {
+		return errInflight, false
 	}
-	return out, release, nil
+	if readErr == nil && a.fastGunzip {
+		if out, err := inflate.Gunzip(dec.buf[:0], wire, int(n), dec.charge); err == nil && len(out) == int(n) {
+			dec.buf = out
+			return nil, false
+		}
+	}
+	if err := zr.Reset(src()); err != nil {
+		return classify(err)
+	}
+	dec.buf = dec.buf[:n]
+	if _, err := io.ReadFull(zr, dec.buf); err != nil {
+		// The same bytes decompress the same way: only a broken reader
+		// could end here.
+		dec.buf = dec.buf[:0]
+		return classify(err)
+	}
+	return readErr, gzipBad
 }
 
 // errReader replays a read error after the bytes read before it.
@@ -461,4 +461,28 @@ func checkContentType(ct string) string {
 func isGzipError(err error) bool {
 	return errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || strings.HasPrefix(err.Error(), "flate:")
+}
+
+// checkClock refuses a captured_at more than maxSkew ahead of now, which
+// would otherwise stay the host's latest snapshot until that time comes;
+// it returns why, naming the skew (exporters look for "ahead of the
+// aggregator's clock").
+func checkClock(captured, now time.Time, maxSkew time.Duration) string {
+	if !captured.After(now.Add(maxSkew)) {
+		return ""
+	}
+	// In calendar years past one: time.Duration ends at 292 years,
+	// captured_at at 9999.
+	var skew string
+	if captured.AddDate(-1, 0, 0).Before(now) {
+		skew = model.Duration(captured.Sub(now).Round(time.Second)).String()
+	} else {
+		y := captured.Year() - now.Year()
+		if captured.AddDate(-y, 0, 0).Before(now) {
+			y--
+		}
+		skew = strconv.Itoa(y) + "y"
+	}
+	return fmt.Sprintf("captured_at %s is %s ahead of the aggregator's clock (more than --ingest.max-clock-skew=%s): fix the exporter host's clock (NTP)",
+		captured.UTC().Format(time.RFC3339), skew, maxSkew)
 }
