@@ -12,7 +12,7 @@ CROSS     := linux/amd64 linux/arm64 windows/amd64 windows/arm64 darwin/amd64 da
 LISTEN    ?= 127.0.0.1:8000
 EXPORTER_LISTEN ?= 127.0.0.1:9717
 
-.PHONY: all build run test vet gotest cross webtest bench load clean
+.PHONY: all build run test vet gotest cross webtest bench fuzz load clean
 
 all: build
 
@@ -65,6 +65,22 @@ test: vet gotest cross webtest
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# fuzz: every fuzz target in the repository (found by their `func Fuzz`,
+# named by `go test -list`), each for FUZZTIME, one after another (go test
+# fuzzes one target per run). A failure stops it, its input saved under the
+# package's testdata/fuzz/ for `go test` to replay.
+FUZZTIME ?= 1m
+fuzz:
+	@set -e; \
+	dirs=$$(grep -rlE --include='*_test.go' --exclude-dir=node_modules --exclude-dir=.git '^func Fuzz[A-Z0-9_]' . | xargs -n1 dirname | sort -u); \
+	if [ -z "$$dirs" ]; then echo "fuzz: no fuzz targets found" >&2; exit 1; fi; \
+	for d in $$dirs; do \
+	  for f in $$($(GO) test -list '^Fuzz' $$d | grep '^Fuzz'); do \
+	    echo "== fuzz $$d $$f for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$d; \
+	  done; \
+	done
 
 # load: builds the aggregator, starts it on a temp dir and a free port, and
 # pushes LOAD_RATE snapshots/s from LOAD_HOSTS hosts for LOAD_DURATION, then
