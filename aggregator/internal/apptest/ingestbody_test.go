@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -174,4 +176,42 @@ func procStatus(t *testing.T, pid int) memStatus {
 		t.Fatalf("no VmRSS/VmHWM in /proc/%d/status", pid)
 	}
 	return m
+}
+
+// TestIngestBodyFlags: --ingest.max-clock-skew and --web.body-timeout
+// reach the ingest handler of the real binary.
+func TestIngestBodyFlags(t *testing.T) {
+	p, err := Start(binary(t), t.TempDir(), 30*time.Second, "--ingest.max-clock-skew=1m", "--web.body-timeout=1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(15 * time.Second)
+
+	ahead := time.Now().UTC().Add(2 * time.Minute).Format(time.RFC3339)
+	req, _ := http.NewRequest(http.MethodPost, p.URL+"/api/v1/ingest", strings.NewReader(
+		`{"hostname":"web-1","captured_at":"`+ahead+`","system_info":{},"processes":[]}`))
+	req.Header.Set("X-API-KEY", "web-1-key")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(msg), "ahead of the aggregator's clock (more than --ingest.max-clock-skew=1m0s)") {
+		t.Fatalf("2 minutes ahead with a 1m skew: %d %s", res.StatusCode, msg)
+	}
+
+	c, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	fmt.Fprintf(c, "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nX-API-KEY: web-1-key\r\nContent-Length: 100\r\n\r\n{")
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if !strings.HasPrefix(line, "HTTP/1.1 408 ") {
+		t.Fatalf("a body that never ends: %q %v after %v, want 408", line, err, time.Since(start))
+	}
+	t.Logf("a body that never ends: %q after %v (--web.body-timeout=1s)", strings.TrimSpace(line), time.Since(start))
 }
