@@ -1,16 +1,19 @@
 package api
 
 import (
+	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"fmt"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v2"
 	"golang.org/x/crypto/bcrypt"
@@ -31,10 +34,10 @@ import (
 //     "Listening on" log line exactly as in every Prometheus exporter.
 //   - The aggregator checks basic_auth_users itself (bcrypt, the toolkit's
 //     scheme: a fixed dummy hash for unknown users against timing
-//     enumeration, one bcrypt at a time, a small cache of results) on
-//     everything but ingest and the health endpoints, and applies rate_limit
-//     with a JSON 429 and Retry-After, which the toolkit's plain-text 429
-//     lacks.
+//     enumeration) on everything but ingest and the health endpoints, and
+//     applies rate_limit with a JSON 429 and Retry-After, which the
+//     toolkit's plain-text 429 lacks. How it stays cheap under a flood of
+//     wrong passwords is told at BasicAuth.
 //
 // The whole file is first checked with web.Validate, so it accepts and
 // rejects exactly what the toolkit does. Changes to the users need a
@@ -49,10 +52,33 @@ type WebConfig struct {
 	limiter     *rate.Limiter
 	retryAfter  string
 
-	bcryptMu sync.Mutex
-	cacheMu  sync.Mutex
-	cache    map[[32]byte]bool
+	// ok holds the credentials bcrypt accepted (keys from credKey), so a
+	// logged-in browser costs a hash lookup per request, not a bcrypt.
+	ok *lru.Cache[[32]byte, struct{}]
+	// salt makes credKey's hashes useless outside this process.
+	salt [16]byte
+	// failures is a token bucket of bcrypt attempts per client (see
+	// clientKey); bounded, least recently seen clients forgotten first.
+	failures *lru.Cache[string, *rate.Limiter]
+	// bcryptSlots bounds the bcrypt comparisons running at once.
+	bcryptSlots chan struct{}
+	// bcrypts counts comparisons made (tests check the limiter spares them).
+	bcrypts atomic.Int64
 }
+
+// Limits of the basic auth check (see BasicAuth).
+const (
+	// authCacheSize is how many distinct accepted credentials are kept.
+	authCacheSize = 1024
+	// authClients is how many clients' failure budgets are remembered.
+	authClients = 10_000
+	// authFailBurst failed logins per client, then one per authFailEvery.
+	authFailBurst = 10
+	authFailEvery = 6 * time.Second
+	// authSlotWait is how long a login waits for a free bcrypt slot
+	// before 503.
+	authSlotWait = 10 * time.Second
+)
 
 // dummyHash is bcrypt("fakepassword"), compared for unknown users so that
 // they take as long as known ones.
@@ -82,7 +108,10 @@ func LoadWebConfig(path, tmpDir string) (*WebConfig, error) {
 	if err := yaml.Unmarshal(raw, &parsed); err != nil {
 		return nil, fmt.Errorf("web config %s: %w", path, err)
 	}
-	wc := &WebConfig{users: map[string][]byte{}, cache: map[[32]byte]bool{}}
+	wc, err := newWebConfig()
+	if err != nil {
+		return nil, err
+	}
 	for u, h := range parsed.Users {
 		wc.users[u] = []byte(h)
 	}
@@ -136,10 +165,46 @@ func LoadWebConfig(path, tmpDir string) (*WebConfig, error) {
 	return wc, nil
 }
 
+func newWebConfig() (*WebConfig, error) {
+	ok, err := lru.New[[32]byte, struct{}](authCacheSize)
+	if err != nil {
+		return nil, err
+	}
+	failures, err := lru.New[string, *rate.Limiter](authClients)
+	if err != nil {
+		return nil, err
+	}
+	wc := &WebConfig{
+		users:       map[string][]byte{},
+		ok:          ok,
+		failures:    failures,
+		bcryptSlots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+	}
+	if _, err := cryptorand.Read(wc.salt[:]); err != nil {
+		return nil, err
+	}
+	return wc, nil
+}
+
 // AuthEnabled reports whether basic auth users are configured.
 func (wc *WebConfig) AuthEnabled() bool { return wc != nil && len(wc.users) > 0 }
 
 // BasicAuth is the Options.Auth middleware (nil when no users are set).
+//
+// bcrypt costs ~50 ms of CPU by design, so the check is ordered to spend it
+// only where it can pay off (issue 11: a global bcrypt lock let 200 clients
+// sending wrong passwords keep the admin out for seconds):
+//
+//  1. Credentials bcrypt already accepted are found in a bounded LRU and
+//     pass at once: a logged-in user never waits behind an attack. Only
+//     successes are cached; a failure cache would be a map an attacker
+//     fills at will.
+//  2. Otherwise the client (its IP, or its IPv6 /64) spends a token of its
+//     failure budget before bcrypt runs; a success gives it back. An empty
+//     budget answers 429 with Retry-After without running bcrypt, so a
+//     flood from one address costs a map lookup per request.
+//  3. At most max(2, GOMAXPROCS) comparisons run at once: a flood from many
+//     addresses queues there instead of starving ingest of CPU.
 func (wc *WebConfig) BasicAuth() func(http.Handler) http.Handler {
 	if !wc.AuthEnabled() {
 		return nil
@@ -147,52 +212,95 @@ func (wc *WebConfig) BasicAuth() func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			user, pass, ok := r.BasicAuth()
-			if ok && wc.check(user, pass) {
+			if !ok {
+				unauthorized(w)
+				return
+			}
+			key := wc.credKey(user, pass)
+			if wc.ok.Contains(key) {
 				next.ServeHTTP(w, r)
 				return
 			}
-			w.Header().Set("WWW-Authenticate", `Basic realm="procscope", charset="UTF-8"`)
-			writeError(w, http.StatusUnauthorized, "authentication required")
+			now := time.Now()
+			res := wc.clientBudget(clientKey(r)).ReserveN(now, 1)
+			if d := res.DelayFrom(now); d > 0 {
+				res.CancelAt(now)
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
+				writeError(w, http.StatusTooManyRequests, fmt.Sprintf(
+					"too many failed logins from your address: retry in %s", d.Round(time.Second)))
+				return
+			}
+			timer := time.NewTimer(authSlotWait)
+			select {
+			case wc.bcryptSlots <- struct{}{}:
+				timer.Stop()
+			case <-r.Context().Done():
+				timer.Stop()
+				res.Cancel()
+				return
+			case <-timer.C:
+				res.Cancel()
+				w.Header().Set("Retry-After", "5")
+				writeError(w, http.StatusServiceUnavailable, "too many logins being checked at once, retry later")
+				return
+			}
+			valid := wc.compare(user, pass)
+			<-wc.bcryptSlots
+			if !valid {
+				unauthorized(w)
+				return
+			}
+			res.Cancel() // a success is not a failure: give the token back
+			wc.ok.Add(key, struct{}{})
+			next.ServeHTTP(w, r)
 		})
 	}
 }
 
-func (wc *WebConfig) check(user, pass string) bool {
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="procscope", charset="UTF-8"`)
+	writeError(w, http.StatusUnauthorized, "authentication required")
+}
+
+// credKey identifies user and password without keeping the password in
+// memory in clear: a salted SHA-256, lengths included so that no two
+// (user, password) pairs share an input.
+func (wc *WebConfig) credKey(user, pass string) [32]byte {
+	h := sha256.New()
+	h.Write(wc.salt[:])
+	for _, part := range []string{user, pass} {
+		h.Write([]byte(strconv.Itoa(len(part))))
+		h.Write([]byte{0})
+		h.Write([]byte(part))
+	}
+	var key [32]byte
+	copy(key[:], h.Sum(nil))
+	return key
+}
+
+// clientBudget returns the client's failure bucket, creating it full.
+func (wc *WebConfig) clientBudget(client string) *rate.Limiter {
+	if lim, ok := wc.failures.Get(client); ok {
+		return lim
+	}
+	fresh := rate.NewLimiter(rate.Every(authFailEvery), authFailBurst)
+	if prev, found, _ := wc.failures.PeekOrAdd(client, fresh); found {
+		return prev // another request added it first
+	}
+	return fresh
+}
+
+// compare runs bcrypt: unknown users against a dummy hash, so that they
+// take as long as known ones and cannot be told apart by timing.
+func (wc *WebConfig) compare(user, pass string) bool {
+	wc.bcrypts.Add(1)
 	hash, known := wc.users[user]
 	if !known {
 		hash = []byte(dummyHash)
 	}
-	// The cache key covers user, hash and password, hashed so the
-	// password is not kept in memory in clear.
-	h := sha256.New()
-	for _, part := range [][]byte{[]byte(user), hash, []byte(pass)} {
-		h.Write([]byte(strconv.Itoa(len(part))))
-		h.Write([]byte{0})
-		h.Write(part)
-	}
-	var key [32]byte
-	copy(key[:], h.Sum(nil))
-	wc.cacheMu.Lock()
-	res, cached := wc.cache[key]
-	wc.cacheMu.Unlock()
-	if !cached {
-		// bcrypt is deliberately slow: one at a time keeps a flood of
-		// wrong passwords from eating every core.
-		wc.bcryptMu.Lock()
-		err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
-		wc.bcryptMu.Unlock()
-		res = err == nil
-		wc.cacheMu.Lock()
-		if len(wc.cache) >= 256 {
-			clear(wc.cache)
-		}
-		wc.cache[key] = res
-		wc.cacheMu.Unlock()
-	}
-	// Unknown users compared against the dummy hash, which never matches
-	// a real password's result anyway; known is checked last so both
-	// paths did the same work.
-	return res && known
+	err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
+	// known is checked last so both paths did the same work.
+	return err == nil && known
 }
 
 // RateLimit applies the file's rate_limit to every request but the health

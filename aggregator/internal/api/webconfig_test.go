@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -199,4 +202,184 @@ func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
 func mustRequest(t *testing.T, path string) *http.Request {
 	t.Helper()
 	return httptest.NewRequest(http.MethodGet, path, nil)
+}
+
+// authConfig loads a web config with the given users and passwords,
+// hashed at bcrypt's default cost (the cost a real config has).
+func authConfig(t *testing.T, userPass ...string) *WebConfig {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("basic_auth_users:\n")
+	for i := 0; i+1 < len(userPass); i += 2 {
+		h, err := bcrypt.GenerateFromPassword([]byte(userPass[i+1]), bcrypt.DefaultCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "  %s: %s\n", userPass[i], h)
+	}
+	cfg := filepath.Join(t.TempDir(), "web.yml")
+	os.WriteFile(cfg, []byte(b.String()), 0o600)
+	wc, err := LoadWebConfig(cfg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wc
+}
+
+// TestBasicAuthUnderAttack: 200 clients hammering wrong passwords (all from
+// 127.0.0.1, like every test client) get 429 once their address's failure
+// budget is spent, without bcrypt; the admin's login, accepted once before,
+// keeps answering 200 at once. Issue 11: one global bcrypt lock made it
+// wait behind every wrong password.
+func TestBasicAuthUnderAttack(t *testing.T) {
+	wc := authConfig(t, "admin", "s3cret")
+	e := newEnv(t, func(o *Options) { o.Auth = wc.BasicAuth() })
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+	login := func(pw string) (int, http.Header) {
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/api/v1/hosts", nil)
+		req.SetBasicAuth("admin", pw)
+		res, err := client.Do(req)
+		if err != nil {
+			return 0, nil
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, res.Header
+	}
+	if code, _ := login("s3cret"); code != 200 {
+		t.Fatalf("first login: %d", code)
+	}
+	before := wc.bcrypts.Load()
+
+	const attackers, perAttacker = 200, 40
+	stop := time.Now().Add(2 * time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	retryAfter := ""
+	for i := range attackers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < perAttacker && time.Now().Before(stop); j++ {
+				code, hdr := login(fmt.Sprintf("wrong-%d-%d", i, j))
+				mu.Lock()
+				codes[code]++
+				if code == http.StatusTooManyRequests && retryAfter == "" {
+					retryAfter = hdr.Get("Retry-After")
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	var worst time.Duration
+	for range 5 {
+		time.Sleep(200 * time.Millisecond)
+		t0 := time.Now()
+		code, _ := login("s3cret")
+		d := time.Since(t0)
+		worst = max(worst, d)
+		if code != 200 {
+			t.Errorf("correct login under attack: %d", code)
+		}
+	}
+	wg.Wait()
+	t.Logf("correct login under attack by %d clients: worst of 5 %s; attack answers %v; bcrypt runs %d",
+		attackers, worst, codes, wc.bcrypts.Load()-before)
+	if worst > 5*time.Second {
+		t.Errorf("a cached correct login took %s under attack", worst)
+	}
+	if codes[http.StatusTooManyRequests] == 0 || retryAfter == "" {
+		t.Errorf("wrong passwords never got 429 with Retry-After: %v %q", codes, retryAfter)
+	}
+	// The budget plus what refills during the attack; the cached login
+	// costs none.
+	if n := wc.bcrypts.Load() - before; n > authFailBurst+2 {
+		t.Errorf("%d bcrypt runs for one address's wrong passwords, want at most %d", n, authFailBurst+2)
+	}
+}
+
+// TestBasicAuthPerClientBudget: a client that spent its failure budget does
+// not lock out another client's first login, nor its own cached one.
+func TestBasicAuthPerClientBudget(t *testing.T) {
+	wc := authConfig(t, "admin", "s3cret", "viewer", "v1ewer", "ops", "0ps")
+	h := wc.BasicAuth()(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }))
+	do := func(remote, pw string) *httptest.ResponseRecorder {
+		user, pw, ok := strings.Cut(pw, ":")
+		if !ok {
+			user, pw = "admin", user
+		}
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/hosts", nil)
+		req.RemoteAddr = remote
+		req.SetBasicAuth(user, pw)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	const attacker = "192.0.2.1:40000"
+	if rec := do(attacker, "s3cret"); rec.Code != 200 { // cached from now on
+		t.Fatalf("attacker address's own login: %d", rec.Code)
+	}
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 3 {
+				do(attacker, fmt.Sprintf("wrong-%d-%d", i, j))
+			}
+		}()
+	}
+	t0 := time.Now()
+	rec := do("198.51.100.7:5555", "viewer:v1ewer") // never seen: needs bcrypt
+	d := time.Since(t0)
+	wg.Wait()
+	if rec.Code != 200 {
+		t.Fatalf("first login from another address under attack: %d %s", rec.Code, rec.Body)
+	}
+	t.Logf("uncached login from another address under attack: %s", d)
+
+	rec = do(attacker, "wrong")
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("attacker after 600 wrong passwords: %d %v", rec.Code, rec.Header())
+	}
+	mustJSONError(t, resp{rec.Code, rec.Header(), rec.Body.String()})
+	if n := wc.bcrypts.Load(); n > 1+authFailBurst+1+2 {
+		t.Errorf("%d bcrypt runs, want the attacker's budget and two logins", n)
+	}
+	if rec := do(attacker, "s3cret"); rec.Code != 200 {
+		t.Errorf("cached login from the over-budget address: %d", rec.Code)
+	}
+	// The price of the per-address budget: a first login from that same
+	// address waits for it to refill (an attacker sharing the admin's
+	// address is the rare case; the admin's cached login still works).
+	if rec := do(attacker, "ops:0ps"); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("uncached login from the over-budget address: %d, want 429", rec.Code)
+	}
+	// Same IPv6 /64, same budget.
+	for range authFailBurst {
+		do("[2001:db8:1:2::1]:1", "wrong")
+	}
+	if rec := do("[2001:db8:1:2::ffff]:1", "wrong"); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("another address of the same /64: %d, want 429", rec.Code)
+	}
+	if rec := do("[2001:db8:1:3::1]:1", "ops:0ps"); rec.Code != 200 {
+		t.Errorf("another /64: %d, want 200", rec.Code)
+	}
+}
+
+func TestClientKey(t *testing.T) {
+	f := func(remote, want string) {
+		t.Helper()
+		if got := clientKey(&http.Request{RemoteAddr: remote}); got != want {
+			t.Errorf("clientKey(%q) = %q, want %q", remote, got, want)
+		}
+	}
+	f("127.0.0.1:5000", "127.0.0.1")
+	f("[::ffff:10.1.2.3]:80", "10.1.2.3")
+	f("[2001:db8::1]:80", "2001:db8::/64")
+	f("[fe80::1%eth0]:80", "fe80::/64")
+	f("[::1]:80", "::/64")
+	f("@", "@") // a unix socket peer: one client
 }
