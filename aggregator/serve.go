@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -55,6 +56,8 @@ type serveFlags struct {
 	remoteWriteURL    *string
 	pprofAddress      *string
 	enroll            *enrollFlags // enroll.go
+	allowedHosts      *[]string
+	streamsPerClient  *int
 }
 
 func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
@@ -100,10 +103,14 @@ func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
 			Default("").String(),
 		// Hidden: for profiling the ingest path under load (loadgen
 		// -cpuprofile). It serves net/http/pprof on its own listener, never
-		// on the public one, and is off unless given.
-		pprofAddress: cmd.Flag("debug.pprof-address", "Serve net/http/pprof on this address (off when empty).").
+		// on the public one, only on loopback, and is off unless given.
+		pprofAddress: cmd.Flag("debug.pprof-address", "Serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty).").
 			Hidden().Default("").String(),
 		enroll: addEnrollFlags(cmd),
+		allowedHosts: cmd.Flag("web.allowed-hosts", "Without basic auth, the UI and read API answer only Host headers that are IP addresses, localhost, or one of these names (against DNS rebinding). Repeatable or comma-separated; *.example.com allows subdomains.").
+			Strings(),
+		streamsPerClient: cmd.Flag("web.max-streams-per-client", "Live streams (UI tabs) one client address may hold open at once; more get 429.").
+			Default("16").Int(),
 	}
 }
 
@@ -145,8 +152,35 @@ func (f *serveFlags) check() error {
 		return errors.New("--history.top-k must be between 0 and 1000")
 	case *f.remoteWriteURL != "" && !*f.history:
 		return errors.New("--remote-write.url needs history (drop --no-history)")
+	case *f.streamsPerClient <= 0:
+		return errors.New("--web.max-streams-per-client must be positive")
+	}
+	if _, err := api.NormalizeAllowedHosts(*f.allowedHosts); err != nil {
+		return err
+	}
+	if *f.pprofAddress != "" {
+		if err := checkLoopback(*f.pprofAddress); err != nil {
+			return fmt.Errorf("--debug.pprof-address=%s: %w", *f.pprofAddress, err)
+		}
 	}
 	return nil
+}
+
+// checkLoopback refuses a listen address that is not loopback: pprof shows
+// memory contents and its CPU profile stalls the process, so it is never
+// served to the network (use an SSH tunnel to reach it from elsewhere).
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("not a host:port address: %w", err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return errors.New("pprof listens only on loopback: use 127.0.0.1:PORT, [::1]:PORT or localhost:PORT, and an SSH tunnel to reach it from another machine")
 }
 
 // serve runs the server until SIGINT/SIGTERM. The port opens first and
@@ -167,6 +201,7 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	}
 	logger.Info("starting procscope-aggregator", "version", version.Info(), "build_context", version.BuildContext())
 	logger.Log(context.Background(), enrollLevel, enrollMsg, "mode", enroll.Mode)
+	allowedHosts, _ := api.NormalizeAllowedHosts(*f.allowedHosts) // checked above
 
 	webCfg, err := api.LoadWebConfig(*f.web.WebConfigFile, "")
 	if err != nil {
@@ -179,6 +214,10 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	toolkitFile := ""
 	if webCfg != nil {
 		toolkitFile = webCfg.ToolkitFile
+	}
+	if !webCfg.AuthEnabled() {
+		logger.Info("no basic auth: the UI and read API answer only Host headers that are IP addresses, localhost or listed in --web.allowed-hosts (DNS rebinding protection)",
+			"allowed_hosts", allowedHosts)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -209,12 +248,14 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 			BodyTimeout:      *f.bodyTimeout,
 			MaxClockSkew:     *f.maxClockSkew,
 		},
-		OnlineWindow: *f.onlineWindow,
-		Enrollment:   enroll,
-		UI:           procweb.Handler(),
-		Auth:         webCfg.BasicAuth(),
-		Registerer:   reg,
-		Gatherer:     reg,
+		OnlineWindow:        *f.onlineWindow,
+		Enrollment:          enroll,
+		UI:                  procweb.Handler(),
+		Auth:                webCfg.BasicAuth(),
+		AllowedHosts:        allowedHosts,
+		MaxStreamsPerClient: *f.streamsPerClient,
+		Registerer:          reg,
+		Gatherer:            reg,
 	})
 	if err != nil {
 		logger.Error("building the api", "err", err)
@@ -338,11 +379,16 @@ func servePprof(logger *slog.Logger, addr string) error {
 	if err != nil {
 		return err
 	}
+	// "localhost" could resolve to anything: judge what was bound.
+	if tcp, ok := ln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+		ln.Close()
+		return fmt.Errorf("%s is not a loopback address", ln.Addr())
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	logger.Info("serving pprof", "address", ln.Addr().String())
+	logger.Info("serving pprof on loopback only", "address", ln.Addr().String())
 	go func() {
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		if err := srv.Serve(ln); err != nil {

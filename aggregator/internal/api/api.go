@@ -85,6 +85,10 @@ type Options struct {
 	HeartbeatInterval time.Duration
 	// MaxStreams bounds concurrent stream clients (429 above).
 	MaxStreams int
+	// MaxStreamsPerClient bounds the streams one client address (IPv6: its
+	// /64) holds open at once (429 above; default 16), so that one client
+	// cannot take all of MaxStreams.
+	MaxStreamsPerClient int
 	// OnIngest, when set, is called after every successful ingest (new or
 	// repeated), from the request's goroutine: keep it quick, and keep
 	// nothing of req.Processes after it returns (the slice is reused for
@@ -99,6 +103,10 @@ type Options struct {
 	// Auth, when set, wraps everything except POST /api/v1/ingest (which is
 	// authenticated by host keys) and the health endpoints.
 	Auth func(http.Handler) http.Handler
+	// AllowedHosts (NormalizeAllowedHosts' result) are the Host names the UI
+	// and the read API answer besides IP literals and localhost, when Auth
+	// is nil (DNS rebinding, see allowedhosts.go).
+	AllowedHosts []string
 	// Registerer receives the API's metrics; Gatherer serves /metrics.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
@@ -119,7 +127,9 @@ type API struct {
 	store   *LazyStore
 	metrics *metrics
 	stream  *broker
-	ingestQ chan struct{}
+	// streamClients bounds the streams each client address holds.
+	streamClients *clientSlots
+	ingestQ       chan struct{}
 	// inflight bounds the decompressed bytes of all bodies being read.
 	inflight *byteBudget
 	// fastGunzip: gzip bodies go through libdeflate first.
@@ -170,6 +180,9 @@ func New(opts Options) (*API, error) {
 	if opts.MaxStreams <= 0 {
 		opts.MaxStreams = 1000
 	}
+	if opts.MaxStreamsPerClient <= 0 {
+		opts.MaxStreamsPerClient = 16
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -185,13 +198,14 @@ func New(opts Options) (*API, error) {
 	}
 	var err error
 	a := &API{
-		store:    opts.Store,
-		opts:     opts,
-		log:      opts.Logger,
-		stream:   newBroker(opts.MaxStreams),
-		ingestQ:  make(chan struct{}, opts.Limits.MaxConcurrent),
-		inflight: &byteBudget{max: opts.Limits.MaxInflightBytes},
-		seen:     newIntervals(),
+		store:         opts.Store,
+		opts:          opts,
+		log:           opts.Logger,
+		stream:        newBroker(opts.MaxStreams),
+		streamClients: newClientSlots(opts.MaxStreamsPerClient),
+		ingestQ:       make(chan struct{}, opts.Limits.MaxConcurrent),
+		inflight:      &byteBudget{max: opts.Limits.MaxInflightBytes},
+		seen:          newIntervals(),
 	}
 	if a.enroll, err = newEnroller(opts.Enrollment, opts.Now); err != nil {
 		return nil, err
@@ -257,6 +271,9 @@ func (a *API) routes() http.Handler {
 		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelError),
 		}))
+		if a.opts.Auth == nil {
+			r = r.With(newHostAllowList(a.opts.AllowedHosts).hostGuard)
+		}
 		r.Route("/api/v1", func(r chi.Router) {
 			r.Use(a.requireStore)
 			r.With(a.instrument("hosts")).Get("/hosts", a.hosts)

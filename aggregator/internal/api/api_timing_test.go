@@ -59,7 +59,7 @@ func BenchmarkProcessesHandler(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			rec := httptest.NewRecorder()
-			a.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			a.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+path, nil))
 			if rec.Code != 200 || rec.Body.Len() < 5000*50 {
 				b.Fatalf("status %d, %d bytes", rec.Code, rec.Body.Len())
 			}

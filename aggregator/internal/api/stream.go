@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -104,6 +105,15 @@ func (a *API) streamHandler(w http.ResponseWriter, r *http.Request) {
 		}
 		host = h
 	}
+	client := clientKey(r)
+	if !a.streamClients.acquire(client) {
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf(
+			"too many live streams from your address (at most %d, --web.max-streams-per-client): close other tabs or raise the flag",
+			a.streamClients.max))
+		return
+	}
+	defer a.streamClients.release(client)
 	rc := http.NewResponseController(w)
 	sub := a.stream.subscribe(host)
 	if sub == nil {

@@ -199,9 +199,11 @@ func TestRateLimit(t *testing.T) {
 
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
 
+// mustRequest is a GET of path with Host 127.0.0.1 (httptest's default
+// example.com is refused without basic auth: allowedhosts.go).
 func mustRequest(t *testing.T, path string) *http.Request {
 	t.Helper()
-	return httptest.NewRequest(http.MethodGet, path, nil)
+	return httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+path, nil)
 }
 
 // authConfig loads a web config with the given users and passwords,
