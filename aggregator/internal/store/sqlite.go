@@ -193,7 +193,17 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create storage directory: %w", err)
 	}
+	makePrivate(dir, opts.Logger)
 	path := filepath.Join(dir, DBFile)
+	// Created here, 0600, rather than by SQLite (0644 less the umask):
+	// SQLite gives the -wal and -shm files the database file's mode, so
+	// all three stay private whatever the umask. An empty file is a new
+	// database to SQLite.
+	dbf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create database file: %w", err)
+	}
+	dbf.Close()
 
 	// synchronous=FULL in WAL mode fsyncs the WAL on every commit. NORMAL
 	// would already survive a kill -9 (a commit is in the OS page cache once
