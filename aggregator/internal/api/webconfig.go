@@ -60,6 +60,8 @@ type WebConfig struct {
 	// failures is a token bucket of bcrypt attempts per client (see
 	// clientKey); bounded, least recently seen clients forgotten first.
 	failures *lru.Cache[string, *rate.Limiter]
+	// failEvery refills a failure budget (authFailEvery; tests stretch it).
+	failEvery time.Duration
 	// bcryptSlots bounds the bcrypt comparisons running at once.
 	bcryptSlots chan struct{}
 	// bcrypts counts comparisons made (tests check the limiter spares them).
@@ -178,6 +180,7 @@ func newWebConfig() (*WebConfig, error) {
 		users:       map[string][]byte{},
 		ok:          ok,
 		failures:    failures,
+		failEvery:   authFailEvery,
 		bcryptSlots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 	}
 	if _, err := cryptorand.Read(wc.salt[:]); err != nil {
@@ -283,7 +286,7 @@ func (wc *WebConfig) clientBudget(client string) *rate.Limiter {
 	if lim, ok := wc.failures.Get(client); ok {
 		return lim
 	}
-	fresh := rate.NewLimiter(rate.Every(authFailEvery), authFailBurst)
+	fresh := rate.NewLimiter(rate.Every(wc.failEvery), authFailBurst)
 	if prev, found, _ := wc.failures.PeekOrAdd(client, fresh); found {
 		return prev // another request added it first
 	}
