@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
-	"strconv"
+	"strings"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
@@ -12,14 +12,27 @@ import (
 // maxChanges is how many CPU and memory changes a diff lists.
 const maxChanges = 20
 
+// Bounds of the started and exited lists of a diff (?limit=). A reboot of
+// a 100,000-process host made every process both exited and started: the
+// whole answer was 200,000 rows (33 MB of JSON, 350 MB allocated to build
+// it); the totals still say how many there are.
+const (
+	defaultDiffLimit = 1000
+	maxDiffLimit     = 10_000
+)
+
 // Diff is what changed between two snapshots of one host.
 type Diff struct {
-	From          int64              `json:"from"` // the older snapshot's id
-	To            int64              `json:"to"`   // the newer snapshot's id
-	Started       []snapshot.Process `json:"started"`
-	Exited        []snapshot.Process `json:"exited"`
-	CPUChanges    []Change           `json:"cpu_changes"`
-	MemoryChanges []Change           `json:"memory_changes"`
+	From    int64              `json:"from"` // the older snapshot's id
+	To      int64              `json:"to"`   // the newer snapshot's id
+	Started []snapshot.Process `json:"started"`
+	Exited  []snapshot.Process `json:"exited"`
+	// StartedTotal and ExitedTotal count all of them; Started and Exited
+	// list the first ones by PID, at most the limit asked for.
+	StartedTotal  int      `json:"started_total"`
+	ExitedTotal   int      `json:"exited_total"`
+	CPUChanges    []Change `json:"cpu_changes"`
+	MemoryChanges []Change `json:"memory_changes"`
 }
 
 // Change is how one process's CPU % or memory (MiB) moved between the two
@@ -33,72 +46,152 @@ type Change struct {
 	Delta      float64 `json:"delta"`
 }
 
-// procKey identifies a process across snapshots. PIDs are reused, so the
-// start time is part of the key when the exporter sends it; without it the
-// name is the best available tie-breaker (a reused PID running the same
-// program then counts as the same process).
-func procKey(p *snapshot.Process) string {
-	if p.CreateTime != "" {
-		return strconv.FormatInt(p.PID, 10) + "\x00t" + p.CreateTime
+// cmpProc orders processes by their identity across snapshots: the PID,
+// then the start time when the exporter sends it, else the name (PIDs are
+// reused; without a start time a reused PID running the same program counts
+// as the same process). Processes with a start time sort after those
+// without, as their keys did when they were strings ("pid\x00n<name>" and
+// "pid\x00t<time>").
+func cmpProc(a, b *snapshot.Process) int {
+	if c := cmp.Compare(a.PID, b.PID); c != 0 {
+		return c
 	}
-	return strconv.FormatInt(p.PID, 10) + "\x00n" + p.Name
+	at, bt := a.CreateTime != "", b.CreateTime != ""
+	switch {
+	case at && bt:
+		return strings.Compare(a.CreateTime, b.CreateTime)
+	case !at && !bt:
+		return strings.Compare(a.Name, b.Name)
+	case at:
+		return 1
+	default:
+		return -1
+	}
+}
+
+// byIdentity returns the indexes of procs in cmpProc order, ties in their
+// order in procs. Indexes cost 4 bytes a process where a map keyed by
+// identity strings cost ~100 (issue 11), and a table usually comes sorted
+// by PID already.
+func byIdentity(procs []snapshot.Process) []int32 {
+	idx := make([]int32, len(procs))
+	sorted := true
+	for i := range idx {
+		idx[i] = int32(i)
+		if i > 0 && sorted && cmpProc(&procs[i-1], &procs[i]) > 0 {
+			sorted = false
+		}
+	}
+	if !sorted {
+		slices.SortFunc(idx, func(a, b int32) int {
+			if c := cmpProc(&procs[a], &procs[b]); c != 0 {
+				return c
+			}
+			return cmp.Compare(a, b)
+		})
+	}
+	return idx
 }
 
 // DiffProcesses compares the process lists of an older (fromID) and a newer
-// (toID) snapshot. Started and exited are sorted by PID; the changes are the
-// maxChanges largest by absolute delta (ties by PID), zero deltas left out.
-func DiffProcesses(fromID int64, older []snapshot.Process, toID int64, newer []snapshot.Process) Diff {
+// (toID) snapshot. Started and exited are sorted by PID (then start time or
+// name), at most limit of each listed (limit <= 0: all); the changes are
+// the maxChanges largest by absolute delta (ties by PID), zero deltas left
+// out. Memory: the two lists are read in place through sorted indexes,
+// never copied or put in maps.
+func DiffProcesses(fromID int64, older []snapshot.Process, toID int64, newer []snapshot.Process, limit int) Diff {
+	if limit <= 0 {
+		limit = len(older) + len(newer)
+	}
 	d := Diff{
 		From: fromID, To: toID,
 		Started: []snapshot.Process{}, Exited: []snapshot.Process{},
-		CPUChanges: []Change{}, MemoryChanges: []Change{},
 	}
-	before := make(map[string]*snapshot.Process, len(older))
-	for i := range older {
-		before[procKey(&older[i])] = &older[i]
+	var cpu, mem topChanges
+	oi, ni := byIdentity(older), byIdentity(newer)
+	exited := func(p *snapshot.Process) {
+		d.ExitedTotal++
+		if len(d.Exited) < limit {
+			d.Exited = append(d.Exited, *p)
+		}
 	}
-	matched := make(map[string]bool, len(newer))
-	for i := range newer {
-		p := &newer[i]
-		k := procKey(p)
-		o, ok := before[k]
-		if !ok {
+	started := func(p *snapshot.Process) {
+		d.StartedTotal++
+		if len(d.Started) < limit {
 			d.Started = append(d.Started, *p)
+		}
+	}
+	for len(oi) > 0 || len(ni) > 0 {
+		var c int
+		switch {
+		case len(oi) == 0:
+			c = 1
+		case len(ni) == 0:
+			c = -1
+		default:
+			c = cmpProc(&older[oi[0]], &newer[ni[0]])
+		}
+		if c < 0 {
+			exited(&older[oi[0]])
+			oi = oi[1:]
 			continue
 		}
-		matched[k] = true
-		change := func(b, a float64) Change {
-			return Change{PID: p.PID, Name: p.Name, CreateTime: p.CreateTime, Before: b, After: a, Delta: a - b}
+		if c > 0 {
+			started(&newer[ni[0]])
+			ni = ni[1:]
+			continue
 		}
-		if o.CPUPercent != p.CPUPercent {
-			d.CPUChanges = append(d.CPUChanges, change(o.CPUPercent, p.CPUPercent))
+		// The same process in both. A table listing it twice (no exporter
+		// does) compares each newer row with the last older one, as the
+		// map of the old code did.
+		o := &older[oi[0]]
+		for len(oi) > 1 && cmpProc(&older[oi[1]], o) == 0 {
+			oi = oi[1:]
+			o = &older[oi[0]]
 		}
-		if o.MemoryMB != p.MemoryMB {
-			d.MemoryChanges = append(d.MemoryChanges, change(o.MemoryMB, p.MemoryMB))
+		oi = oi[1:]
+		for len(ni) > 0 && cmpProc(&newer[ni[0]], o) == 0 {
+			p := &newer[ni[0]]
+			ni = ni[1:]
+			if o.CPUPercent != p.CPUPercent {
+				cpu.offer(p, o.CPUPercent, p.CPUPercent)
+			}
+			if o.MemoryMB != p.MemoryMB {
+				mem.offer(p, o.MemoryMB, p.MemoryMB)
+			}
 		}
 	}
-	for i := range older {
-		if !matched[procKey(&older[i])] {
-			d.Exited = append(d.Exited, older[i])
-		}
-	}
-	byPID := func(a, b snapshot.Process) int { return cmp.Compare(a.PID, b.PID) }
-	slices.SortFunc(d.Started, byPID)
-	slices.SortFunc(d.Exited, byPID)
-	d.CPUChanges = topChanges(d.CPUChanges)
-	d.MemoryChanges = topChanges(d.MemoryChanges)
+	d.CPUChanges, d.MemoryChanges = cpu.list(), mem.list()
 	return d
 }
 
-func topChanges(cs []Change) []Change {
-	slices.SortFunc(cs, func(a, b Change) int {
-		if c := cmp.Compare(math.Abs(b.Delta), math.Abs(a.Delta)); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.PID, b.PID)
-	})
-	if len(cs) > maxChanges {
-		cs = cs[:maxChanges]
+// topChanges keeps the maxChanges largest changes by absolute delta, ties
+// to the lower PID, best first: a diff of 100,000 busy processes no longer
+// collects 100,000 changes to sort them.
+type topChanges struct{ cs []Change }
+
+func (t *topChanges) offer(p *snapshot.Process, before, after float64) {
+	c := Change{PID: p.PID, Name: p.Name, CreateTime: p.CreateTime, Before: before, After: after, Delta: after - before}
+	better := func(a, b *Change) bool {
+		da, db := math.Abs(a.Delta), math.Abs(b.Delta)
+		return da > db || (da == db && a.PID < b.PID)
 	}
-	return cs
+	if len(t.cs) == maxChanges && !better(&c, &t.cs[maxChanges-1]) {
+		return
+	}
+	i := len(t.cs)
+	for i > 0 && better(&c, &t.cs[i-1]) {
+		i--
+	}
+	if len(t.cs) == maxChanges {
+		t.cs = t.cs[:maxChanges-1]
+	}
+	t.cs = slices.Insert(t.cs, i, c)
+}
+
+func (t *topChanges) list() []Change {
+	if t.cs == nil {
+		return []Change{}
+	}
+	return t.cs
 }

@@ -25,6 +25,10 @@ const (
 	// maxPoints is the most points one series carries in a response; a
 	// longer range is downsampled (see seriesStep).
 	maxPoints = 1000
+	// maxAnswerPoints bounds the points of all series of one answer
+	// together (~16 bytes each held, ~25 in JSON): 64 filesystems at
+	// maxPoints each fit four times over.
+	maxAnswerPoints = 250_000
 	// maxRange bounds from..to so a typo cannot ask for centuries.
 	maxRange = 400 * 24 * time.Hour
 	// defaultRange is from's distance from to when from is absent.
@@ -216,49 +220,76 @@ func truncate(s string) string {
 	return s
 }
 
-// timeRange reads from and to (defaults: to=now, from=to-1h).
-func (hd *Handler) timeRange(q url.Values) (from, to time.Time, err error) {
-	to = hd.now().UTC()
+// seriesParams are the query parameters the series routes share, parsed.
+type seriesParams struct {
+	from, to time.Time
+	step     int64 // milliseconds; 0: raw points while a series fits maxPoints
+	agg      Aggregation
+}
+
+// parseSeriesParams reads from and to (defaults: to=now, from=to-1h), step
+// and agg. Every error is a 400 that names the parameter. The range it
+// returns is at most maxRange long, and a step at least the range over
+// maxPoints (and at most maxRange), so no series of the answer holds more
+// than maxPoints+1 points whatever was asked (the step in the answer says
+// which was used: the way Grafana's maxDataPoints widens a panel's step).
+func parseSeriesParams(q url.Values, now time.Time) (p seriesParams, err error) {
+	p.to = now.UTC()
 	if s := q.Get("to"); s != "" {
-		if to, err = parseTime("to", s); err != nil {
-			return
+		if p.to, err = parseTime("to", s); err != nil {
+			return p, err
 		}
 	}
-	from = to.Add(-defaultRange)
+	p.from = p.to.Add(-defaultRange)
 	if s := q.Get("from"); s != "" {
-		if from, err = parseTime("from", s); err != nil {
-			return
+		if p.from, err = parseTime("from", s); err != nil {
+			return p, err
 		}
 	}
-	if to.Before(from) {
-		err = badRequest("from is after to")
-	} else if to.Sub(from) > maxRange {
-		err = badRequest("range longer than %d days", int(maxRange/(24*time.Hour)))
+	if p.to.Before(p.from) {
+		return p, badRequest("from is after to")
 	}
-	return
+	if p.to.Sub(p.from) > maxRange {
+		return p, badRequest("range longer than %d days", int(maxRange/(24*time.Hour)))
+	}
+	if p.step, err = seriesStep(q, p.from, p.to); err != nil {
+		return p, err
+	}
+	p.agg, err = parseAgg(q)
+	return p, err
+}
+
+// autoStep is the step (milliseconds) that folds [from, to] into at most
+// maxPoints buckets.
+func autoStep(from, to time.Time) int64 {
+	return max((to.Sub(from).Milliseconds()+maxPoints-1)/maxPoints, 1)
 }
 
 // seriesStep decides the downsampling step in milliseconds: the requested
 // step (a Go duration like "30s" or plain seconds), raised so that the
-// range holds at most maxPoints steps; 0 (raw points) when no step is asked
-// and the raw series fit, which the caller checks.
+// range holds at most maxPoints steps; 0 (raw points) when no step is
+// asked: QueryWith then folds with autoStep if a series has more than
+// maxPoints raw points.
 func seriesStep(q url.Values, from, to time.Time) (step int64, err error) {
-	minStep := (to.Sub(from).Milliseconds() + maxPoints - 1) / maxPoints
-	if s := q.Get("step"); s != "" {
-		d, derr := time.ParseDuration(s)
-		if derr != nil {
-			f, ferr := strconv.ParseFloat(s, 64)
-			if ferr != nil || !(f > 0) || f > maxRange.Seconds() {
-				return 0, badRequest("invalid step %q: want a duration like 30s or seconds", truncate(s))
-			}
-			d = time.Duration(f * float64(time.Second))
-		}
-		if d <= 0 {
-			return 0, badRequest("step must be positive")
-		}
-		return max(d.Milliseconds(), minStep, 1), nil
+	s := q.Get("step")
+	if s == "" {
+		return 0, nil
 	}
-	return 0, nil
+	d, derr := time.ParseDuration(s)
+	if derr != nil {
+		f, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil || !(f > 0) || f > maxRange.Seconds() {
+			return 0, badRequest("invalid step %q: want a duration like 30s or seconds", truncate(s))
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	if d <= 0 {
+		return 0, badRequest("step must be positive")
+	}
+	if d > maxRange {
+		return 0, badRequest("step longer than %d days", int(maxRange/(24*time.Hour)))
+	}
+	return max(d.Milliseconds(), autoStep(from, to)), nil
 }
 
 func parseAgg(q url.Values) (Aggregation, error) {
@@ -291,42 +322,35 @@ type SeriesResponse struct {
 	Series   []SeriesJSON `json:"series"`
 }
 
-func (hd *Handler) query(r *http.Request, metric string, match map[string]string, from, to time.Time) ([]SeriesJSON, float64, error) {
-	q := r.URL.Query()
-	step, err := seriesStep(q, from, to)
-	if err != nil {
-		return nil, 0, err
+// query reads one metric's series for the routes, folded so that the
+// answer is bounded: at most maxPoints+1 points a series and
+// maxAnswerPoints in all (a 400 beyond), at most maxSeriesPerQuery series.
+func (hd *Handler) query(ctx context.Context, h *History, metric string, match map[string]string, p seriesParams) ([]Series, int64, error) {
+	series, step, err := h.QueryWith(ctx, metric, match, p.from, p.to, QueryOptions{
+		Step: p.step, Agg: p.agg,
+		MaxRaw: maxPoints, AutoStep: autoStep(p.from, p.to),
+		MaxPoints: maxAnswerPoints,
+	})
+	switch {
+	case errors.Is(err, ErrTooManyPoints):
+		return nil, 0, badRequest("the answer would hold more than %d points: ask for a shorter range or a larger step", maxAnswerPoints)
+	case errors.Is(err, ErrTooManySeries):
+		return nil, 0, badRequest("more than %d series match: ask for a shorter range", maxSeriesPerQuery)
 	}
-	agg, err := parseAgg(q)
-	if err != nil {
-		return nil, 0, err
-	}
-	h := hd.hist.Load()
-	if h == nil {
-		return nil, 0, notFound("history is disabled on this aggregator")
-	}
-	series, err := h.Query(r.Context(), metric, match, from, to)
-	if err != nil {
-		return nil, 0, err
-	}
-	if step == 0 {
-		for _, s := range series {
-			if len(s.Points) > maxPoints {
-				step = max((to.Sub(from).Milliseconds()+maxPoints-1)/maxPoints, 1)
-				break
-			}
-		}
-	}
+	return series, step, err
+}
+
+// seriesJSON is the series of an answer as JSON values.
+func seriesJSON(series []Series) []SeriesJSON {
 	out := make([]SeriesJSON, 0, len(series))
 	for _, s := range series {
-		pts := Downsample(s.Points, step, agg)
-		vals := make([][2]float64, len(pts))
-		for i, p := range pts {
+		vals := make([][2]float64, len(s.Points))
+		for i, p := range s.Points {
 			vals[i] = [2]float64{float64(p.T) / 1000, p.V}
 		}
 		out = append(out, SeriesJSON{Labels: s.Labels, Values: vals})
 	}
-	return out, float64(step) / 1000, nil
+	return out
 }
 
 func (hd *Handler) hostSeries(r *http.Request) (any, error) {
@@ -343,32 +367,37 @@ func (hd *Handler) hostSeries(r *http.Request) (any, error) {
 	if !ok {
 		return nil, badRequest("unknown metric %q: want cpu, memory, available, swap, load1, load5, load15, processes or filesystem", truncate(metric))
 	}
-	from, to, err := hd.timeRange(q)
+	p, err := parseSeriesParams(q, hd.now())
 	if err != nil {
 		return nil, err
 	}
-	if hd.hist.Load() == nil {
+	h := hd.hist.Load()
+	if h == nil {
 		return nil, notFound("history is disabled on this aggregator")
 	}
 	if err := hd.knownHost(r.Context(), host); err != nil {
 		return nil, err
 	}
-	series, step, err := hd.query(r, name, map[string]string{LabelHostname: host}, from, to)
+	series, step, err := hd.query(r.Context(), h, name, map[string]string{LabelHostname: host}, p)
 	if err != nil {
 		return nil, err
 	}
-	return hd.seriesResponse(metric, host, nil, from, to, step, q, series), nil
+	return SeriesResponse{
+		Metric: metric, Hostname: host, From: formatTime(p.from), To: formatTime(p.to),
+		Step: float64(step) / 1000, Agg: aggName(step, p.agg), Series: seriesJSON(series),
+	}, nil
 }
 
-func (hd *Handler) seriesResponse(metric, host string, pid *int64, from, to time.Time, step float64, q url.Values, series []SeriesJSON) SeriesResponse {
-	resp := SeriesResponse{Metric: metric, Hostname: host, PID: pid, From: formatTime(from), To: formatTime(to), Step: step, Series: series}
-	if step > 0 {
-		resp.Agg = "avg"
-		if q.Get("agg") == "max" {
-			resp.Agg = "max"
-		}
+// aggName is the answer's agg: empty for raw points.
+func aggName(step int64, agg Aggregation) string {
+	switch {
+	case step == 0:
+		return ""
+	case agg == AggMax:
+		return "max"
+	default:
+		return "avg"
 	}
-	return resp
 }
 
 // ProcessSeriesResponse is the body of the process series route: one CPU
@@ -399,7 +428,7 @@ func (hd *Handler) processSeries(r *http.Request) (any, error) {
 		return nil, badRequest("invalid pid %q: want a non-negative integer", truncate(pidStr))
 	}
 	q := r.URL.Query()
-	from, to, err := hd.timeRange(q)
+	p, err := parseSeriesParams(q, hd.now())
 	if err != nil {
 		return nil, err
 	}
@@ -407,25 +436,36 @@ func (hd *Handler) processSeries(r *http.Request) (any, error) {
 	if ct := q.Get("create_time"); ct != "" {
 		match[LabelCreateTime] = ct
 	}
-	if hd.hist.Load() == nil {
+	h := hd.hist.Load()
+	if h == nil {
 		return nil, notFound("history is disabled on this aggregator")
 	}
 	if err := hd.knownHost(r.Context(), host); err != nil {
 		return nil, err
 	}
-	cpu, step, err := hd.query(r, MetricProcessCPU, match, from, to)
+	cpu, cpuStep, err := hd.query(r.Context(), h, MetricProcessCPU, match, p)
 	if err != nil {
 		return nil, err
 	}
-	mem, _, err := hd.query(r, MetricProcessRSS, match, from, to)
+	mem, memStep, err := hd.query(r.Context(), h, MetricProcessRSS, match, p)
 	if err != nil {
 		return nil, err
 	}
-	resp := ProcessSeriesResponse{Hostname: host, PID: pid, From: formatTime(from), To: formatTime(to), Step: step, CPU: cpu, Memory: mem}
-	if step > 0 {
-		resp.Agg = hd.seriesResponse("", "", nil, from, to, step, q, nil).Agg
+	// One step for both: when only one needed folding (it had more raw
+	// points), the other's raw points (at most maxPoints a series) are
+	// folded the same way.
+	step := max(cpuStep, memStep)
+	for _, ss := range [][]Series{cpu, mem} {
+		for i := range ss {
+			if cpuStep != memStep {
+				ss[i].Points = Downsample(ss[i].Points, step, p.agg)
+			}
+		}
 	}
-	return resp, nil
+	return ProcessSeriesResponse{
+		Hostname: host, PID: pid, From: formatTime(p.from), To: formatTime(p.to),
+		Step: float64(step) / 1000, Agg: aggName(step, p.agg), CPU: seriesJSON(cpu), Memory: seriesJSON(mem),
+	}, nil
 }
 
 func parseID(name, s string) (int64, error) {
@@ -445,11 +485,16 @@ func (hd *Handler) diff(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	against := r.URL.Query().Get("against")
+	q := r.URL.Query()
+	against := q.Get("against")
 	if against == "" {
 		return nil, badRequest("missing against: the id of the snapshot to compare with")
 	}
 	otherID, err := parseID("against", against)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := parseDiffLimit(q.Get("limit"))
 	if err != nil {
 		return nil, err
 	}
@@ -477,7 +522,20 @@ func (hd *Handler) diff(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return DiffProcesses(older.ID, po, newer.ID, pn), nil
+	return DiffProcesses(older.ID, po, newer.ID, pn, limit), nil
+}
+
+// parseDiffLimit reads a diff's limit: how many started and exited
+// processes it lists (defaultDiffLimit when absent).
+func parseDiffLimit(s string) (int, error) {
+	if s == "" {
+		return defaultDiffLimit, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxDiffLimit {
+		return 0, badRequest("invalid limit %q: want an integer from 1 to %d", truncate(s), maxDiffLimit)
+	}
+	return n, nil
 }
 
 func (hd *Handler) meta(ctx context.Context, id int64) (store.SnapshotMeta, error) {

@@ -332,6 +332,18 @@ func TestDiffRoute(t *testing.T) {
 				t.Errorf("body %s: want empty lists, not null", b)
 			}
 		}},
+		{"limit lists the first started and exited, totals count all", diffPath(idNew, idOld) + "&limit=1", 200, func(t *testing.T, b []byte) {
+			var d Diff
+			if err := json.Unmarshal(b, &d); err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Started) != 1 || d.Started[0].PID != 3 || d.StartedTotal != 2 || len(d.Exited) != 1 || d.Exited[0].PID != 2 || d.ExitedTotal != 2 {
+				t.Errorf("diff %+v", d)
+			}
+		}},
+		{"limit zero", diffPath(idNew, idOld) + "&limit=0", 400, nil},
+		{"limit above the maximum", diffPath(idNew, idOld) + "&limit=10001", 400, nil},
+		{"limit not a number", diffPath(idNew, idOld) + "&limit=all", 400, nil},
 		{"other host", diffPath(idOld, idOther), 400, nil},
 		{"unknown snapshot", diffPath(idOld, 999), 404, nil},
 		{"unknown first snapshot", diffPath(999, idOld), 404, nil},
@@ -358,7 +370,7 @@ func TestDiffTopChanges(t *testing.T) {
 		older = append(older, snapshot.Process{PID: int64(i + 1), Name: "p", CPUPercent: 0, MemoryMB: 100})
 		newer = append(newer, snapshot.Process{PID: int64(i + 1), Name: "p", CPUPercent: float64(i), MemoryMB: 100 - float64(i)})
 	}
-	d := DiffProcesses(1, older, 2, newer)
+	d := DiffProcesses(1, older, 2, newer, 0)
 	if len(d.CPUChanges) != maxChanges || len(d.MemoryChanges) != maxChanges {
 		t.Fatalf("%d cpu and %d memory changes, want %d each", len(d.CPUChanges), len(d.MemoryChanges), maxChanges)
 	}
@@ -369,7 +381,7 @@ func TestDiffTopChanges(t *testing.T) {
 		t.Errorf("memory changes ranked by |delta|: first %+v", d.MemoryChanges[0])
 	}
 	// Without create_time a process is pid+name: a new name is a new process.
-	d = DiffProcesses(1, []snapshot.Process{{PID: 9, Name: "a"}}, 2, []snapshot.Process{{PID: 9, Name: "b"}})
+	d = DiffProcesses(1, []snapshot.Process{{PID: 9, Name: "a"}}, 2, []snapshot.Process{{PID: 9, Name: "b"}}, 0)
 	if len(d.Started) != 1 || len(d.Exited) != 1 {
 		t.Errorf("renamed pid: %+v", d)
 	}
