@@ -196,10 +196,10 @@ func (h *History) QueryWith(ctx context.Context, metric string, match map[string
 // buckets whose V is the running sum or max), and the points of the
 // current block not yet known to be final.
 type seriesAcc struct {
-	name    string
-	labels  map[string]string
-	pts     []Point  // sorted by T, one per T (or bucket)
-	counts  []uint32 // samples per bucket (average only)
+	name   string
+	labels map[string]string
+	pts    []Point  // sorted by T, one per T (or bucket)
+	counts []uint32 // samples per bucket (average only)
 }
 
 // folder turns the blocks of a search into each series' answer. Only one
