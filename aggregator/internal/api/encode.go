@@ -18,47 +18,52 @@ import (
 func appendProcesses(b []byte, procs []snapshot.Process) []byte {
 	b = append(b, '[')
 	for i := range procs {
-		p := &procs[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"pid":`...)
-		b = strconv.AppendInt(b, p.PID, 10)
-		b = append(b, `,"ppid":`...)
-		b = strconv.AppendInt(b, p.PPID, 10)
-		b = append(b, `,"name":`...)
-		b = appendString(b, p.Name)
-		b = append(b, `,"cpu_percent":`...)
-		b = appendFloat(b, p.CPUPercent)
-		b = append(b, `,"memory_mb":`...)
-		b = appendFloat(b, p.MemoryMB)
-		if p.Cmdline != nil {
-			b = append(b, `,"cmdline":`...)
-			b = appendString(b, *p.Cmdline)
-		}
-		if p.Username != "" {
-			b = append(b, `,"username":`...)
-			b = appendString(b, p.Username)
-		}
-		if p.Status != "" {
-			b = append(b, `,"status":`...)
-			b = appendString(b, p.Status)
-		}
-		if p.NumThreads != 0 {
-			b = append(b, `,"num_threads":`...)
-			b = strconv.AppendInt(b, int64(p.NumThreads), 10)
-		}
-		if p.CreateTime != "" {
-			b = append(b, `,"create_time":`...)
-			b = appendString(b, p.CreateTime)
-		}
-		if p.MemoryPercent != 0 {
-			b = append(b, `,"memory_percent":`...)
-			b = appendFloat(b, p.MemoryPercent)
-		}
-		b = append(b, '}')
+		b = appendProcess(b, &procs[i])
 	}
 	return append(b, ']')
+}
+
+// appendProcess writes one element of appendProcesses' array.
+func appendProcess(b []byte, p *snapshot.Process) []byte {
+	b = append(b, `{"pid":`...)
+	b = strconv.AppendInt(b, p.PID, 10)
+	b = append(b, `,"ppid":`...)
+	b = strconv.AppendInt(b, p.PPID, 10)
+	b = append(b, `,"name":`...)
+	b = appendString(b, p.Name)
+	b = append(b, `,"cpu_percent":`...)
+	b = appendFloat(b, p.CPUPercent)
+	b = append(b, `,"memory_mb":`...)
+	b = appendFloat(b, p.MemoryMB)
+	if p.Cmdline != nil {
+		b = append(b, `,"cmdline":`...)
+		b = appendString(b, *p.Cmdline)
+	}
+	if p.Username != "" {
+		b = append(b, `,"username":`...)
+		b = appendString(b, p.Username)
+	}
+	if p.Status != "" {
+		b = append(b, `,"status":`...)
+		b = appendString(b, p.Status)
+	}
+	if p.NumThreads != 0 {
+		b = append(b, `,"num_threads":`...)
+		b = strconv.AppendInt(b, int64(p.NumThreads), 10)
+	}
+	if p.CreateTime != "" {
+		b = append(b, `,"create_time":`...)
+		b = appendString(b, p.CreateTime)
+	}
+	if p.MemoryPercent != 0 {
+		b = append(b, `,"memory_percent":`...)
+		b = appendFloat(b, p.MemoryPercent)
+	}
+	b = append(b, '}')
+	return b
 }
 
 // appendFloat formats like encoding/json: shortest representation, with an
