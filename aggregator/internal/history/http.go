@@ -359,13 +359,9 @@ func (hd *Handler) hostSeries(r *http.Request) (any, error) {
 		return nil, err
 	}
 	q := r.URL.Query()
-	metric := q.Get("metric")
-	if metric == "" {
-		metric = "cpu"
-	}
-	name, ok := hostMetrics[metric]
-	if !ok {
-		return nil, badRequest("unknown metric %q: want cpu, memory, available, swap, load1, load5, load15, processes or filesystem", truncate(metric))
+	metric, name, err := parseMetric(q)
+	if err != nil {
+		return nil, err
 	}
 	p, err := parseSeriesParams(q, hd.now())
 	if err != nil {
@@ -386,6 +382,20 @@ func (hd *Handler) hostSeries(r *http.Request) (any, error) {
 		Metric: metric, Hostname: host, From: formatTime(p.from), To: formatTime(p.to),
 		Step: float64(step) / 1000, Agg: aggName(step, p.agg), Series: seriesJSON(series),
 	}, nil
+}
+
+// parseMetric reads a host series' metric (default cpu): its name in the
+// API and the stored series' name.
+func parseMetric(q url.Values) (metric, stored string, err error) {
+	metric = q.Get("metric")
+	if metric == "" {
+		metric = "cpu"
+	}
+	stored, ok := hostMetrics[metric]
+	if !ok {
+		return "", "", badRequest("unknown metric %q: want cpu, memory, available, swap, load1, load5, load15, processes or filesystem", truncate(metric))
+	}
+	return metric, stored, nil
 }
 
 // aggName is the answer's agg: empty for raw points.
@@ -423,9 +433,9 @@ func (hd *Handler) processSeries(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	pid, err := strconv.ParseInt(pidStr, 10, 64)
-	if err != nil || pid < 0 {
-		return nil, badRequest("invalid pid %q: want a non-negative integer", truncate(pidStr))
+	pid, err := parsePID(pidStr)
+	if err != nil {
+		return nil, err
 	}
 	q := r.URL.Query()
 	p, err := parseSeriesParams(q, hd.now())
@@ -466,6 +476,14 @@ func (hd *Handler) processSeries(r *http.Request) (any, error) {
 		Hostname: host, PID: pid, From: formatTime(p.from), To: formatTime(p.to),
 		Step: float64(step) / 1000, Agg: aggName(step, p.agg), CPU: seriesJSON(cpu), Memory: seriesJSON(mem),
 	}, nil
+}
+
+func parsePID(s string) (int64, error) {
+	pid, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || pid < 0 {
+		return 0, badRequest("invalid pid %q: want a non-negative integer", truncate(s))
+	}
+	return pid, nil
 }
 
 func parseID(name, s string) (int64, error) {

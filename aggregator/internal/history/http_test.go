@@ -26,10 +26,10 @@ import (
 // that ingests a snapshot and returns its id.
 type testStore struct {
 	*store.SQLite
-	t *testing.T
+	t testing.TB
 }
 
-func newTestStore(t *testing.T) *testStore {
+func newTestStore(t testing.TB) *testStore {
 	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), t.TempDir(), store.Options{Logger: slog.New(slog.DiscardHandler), PruneInterval: -1})
 	if err != nil {

@@ -410,9 +410,11 @@ export class HistoryView {
         title: `Show it in the tree of snapshot ${snap}`, onclick: () => this.onOpen(snap, p.pid),
       }, `${p.name} (${p.pid})`),
       extra ? h('span', { class: 'muted' }, ` ${extra}`) : null);
-    const list = (id, title, items, make) => h('section', { class: 'card', 'data-list': id }, h('h3', null, `${title} (${items.length})`),
+    // total: the server lists at most 1,000 started or exited processes
+    // and counts them all (started_total, exited_total).
+    const list = (id, title, items, make, total = items.length) => h('section', { class: 'card', 'data-list': id }, h('h3', null, `${title} (${total})`),
       items.length ? h('ul', { class: 'difflist' }, items.slice(0, 50).map(make)) : h('p', { class: 'muted' }, 'none'),
-      items.length > 50 ? h('p', { class: 'muted' }, `…and ${items.length - 50} more`) : null);
+      total > 50 ? h('p', { class: 'muted' }, `…and ${total - Math.min(items.length, 50)} more`) : null);
     const sign = (v) => (v > 0 ? '+' : '');
     const at = (m) => `${localTime(m.captured_at)} (snapshot ${m.snapshot_id})`;
     const title = label === 'to the latest snapshot'
@@ -421,8 +423,8 @@ export class HistoryView {
     this.diff.replaceChildren(
       h('h2', { class: 'diff-title' }, title),
       h('div', { class: 'cards' },
-        list('started', 'Started', d.started || [], (p) => item(p, newer.snapshot_id, '')),
-        list('exited', 'Exited', d.exited || [], (p) => item(p, older.snapshot_id, '')),
+        list('started', 'Started', d.started || [], (p) => item(p, newer.snapshot_id, ''), d.started_total),
+        list('exited', 'Exited', d.exited || [], (p) => item(p, older.snapshot_id, ''), d.exited_total),
         list('cpu', 'CPU movers', d.cpu_changes || [], (c) => item(c, newer.snapshot_id, `${num(c.before, 1)} → ${num(c.after, 1)} % (${sign(c.delta)}${num(c.delta, 1)})`)),
         list('memory', 'Memory movers', d.memory_changes || [], (c) => item(c, newer.snapshot_id, `${num(c.before, 1)} → ${num(c.after, 1)} MB (${sign(c.delta)}${num(c.delta, 1)})`))));
   }
