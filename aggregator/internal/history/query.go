@@ -193,8 +193,7 @@ func (h *History) QueryWith(ctx context.Context, metric string, match map[string
 }
 
 // seriesAcc is one series being read: its answer so far (raw points, or
-// buckets whose V is the running sum or max), and the points of the
-// current block not yet known to be final.
+// buckets whose V is the running sum or max).
 type seriesAcc struct {
 	name   string
 	labels map[string]string

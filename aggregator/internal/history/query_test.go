@@ -2,11 +2,13 @@ package history
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
 )
@@ -175,5 +177,24 @@ func TestFolderLimits(t *testing.T) {
 	}
 	if !errors.Is(err, ErrTooManyPoints) {
 		t.Fatalf("100 buckets with MaxPoints 50: %v", err)
+	}
+}
+
+// More matching series than MaxSeries is ErrTooManySeries (a 400 for the
+// routes), not a storage failure.
+func TestQueryTooManySeries(t *testing.T) {
+	h := openTest(t, t.TempDir(), Options{TopK: -1})
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	h.Add(fsRequest("h", at, []string{"/a", "/b", "/c"}, nil))
+	flush(t, h)
+	ctx := context.Background()
+	match := map[string]string{LabelHostname: "h"}
+	got, _, err := h.QueryWith(ctx, MetricFilesystemUsed, match, at.Add(-time.Minute), at, QueryOptions{MaxSeries: 3})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("3 series with MaxSeries 3: %d, %v", len(got), err)
+	}
+	_, _, err = h.QueryWith(ctx, MetricFilesystemUsed, match, at.Add(-time.Minute), at, QueryOptions{MaxSeries: 2})
+	if !errors.Is(err, ErrTooManySeries) {
+		t.Fatalf("3 series with MaxSeries 2: %v, want ErrTooManySeries", err)
 	}
 }

@@ -205,13 +205,6 @@ func TestDiffReadMemory(t *testing.T) {
 	idB := s.add("big-1", at.Add(time.Minute), churned)
 	idC := s.add("big-1", at.Add(2*time.Minute), rebooted)
 	st.Close()
-	// Reopened: the first reads decode both tables from their blobs.
-	st, err = store.OpenSQLite(t.Context(), dir, store.Options{PruneInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srv := newTestServer(t, nil, st)
 
 	for _, c := range []struct {
 		name             string
@@ -221,8 +214,17 @@ func TestDiffReadMemory(t *testing.T) {
 	}{
 		{"a tenth replaced", idA, idB, n / 10, n / 10, true, true},
 		{"reboot", idB, idC, n, n, false, false},
+		{"two keyframes", idA, idC, n, n, false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			// Reopened for each: the reads decode both tables from their
+			// blobs, nothing cached.
+			st, err := store.OpenSQLite(t.Context(), dir, store.Options{PruneInterval: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			srv := newTestServer(t, nil, st)
 			var status int
 			var body []byte
 			path := fmt.Sprintf("/api/v1/snapshots/%d/diff?against=%d", c.b, c.a)
