@@ -264,33 +264,62 @@ func BenchmarkQuery(b *testing.B) {
 	}
 	b.Logf("store holds %d samples", n)
 	host := synth[3].name
+	// raw: Query, every raw point. api: what the series routes read (at
+	// most maxPoints a series, folded while reading); api-before11: the
+	// same answer the way the routes built it before issue 11 (all raw
+	// points collected, then Downsample), the baseline.
+	match := map[string]string{LabelHostname: host}
+	read := map[string]func(metric string, from time.Time) ([]Series, error){
+		"raw": func(metric string, from time.Time) ([]Series, error) {
+			return h.Query(context.Background(), metric, match, from, end)
+		},
+		"api": func(metric string, from time.Time) ([]Series, error) {
+			s, _, err := h.QueryWith(context.Background(), metric, match, from, end,
+				QueryOptions{MaxRaw: maxPoints, AutoStep: autoStep(from, end), MaxPoints: maxAnswerPoints})
+			return s, err
+		},
+		"api-before11": func(metric string, from time.Time) ([]Series, error) {
+			series, err := h.queryBefore11(context.Background(), metric, match, from, end)
+			for i := range series {
+				if len(series[i].Points) > maxPoints {
+					for j := range series {
+						series[j].Points = Downsample(series[j].Points, autoStep(from, end), AggAvg)
+					}
+					break
+				}
+			}
+			return series, err
+		},
+	}
 	for _, rng := range []struct {
 		name string
 		from time.Time
 	}{{"24h", start}, {"1h", end.Add(-time.Hour)}} {
-		b.Run(rng.name, func(b *testing.B) {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			points := 0
-			cpu0 := threadCPUTime()
-			for b.Loop() {
-				points = 0
-				for _, metric := range hostMetrics {
-					series, err := h.Query(context.Background(), metric, map[string]string{LabelHostname: host}, rng.from, end)
-					if err != nil {
-						b.Fatal(err)
-					}
-					for _, s := range series {
-						points += len(s.Points)
+		for _, mode := range []string{"raw", "api", "api-before11"} {
+			b.Run(rng.name+"/"+mode, func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				points := 0
+				cpu0 := threadCPUTime()
+				for b.Loop() {
+					points = 0
+					for _, metric := range hostMetrics {
+						series, err := read[mode](metric, rng.from)
+						if err != nil {
+							b.Fatal(err)
+						}
+						for _, s := range series {
+							points += len(s.Points)
+						}
 					}
 				}
-			}
-			// CPU time of the reading thread per read: on a shared,
-			// overloaded machine wall time mostly measures the queue for
-			// a core; this measures the work.
-			b.ReportMetric(float64((threadCPUTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
-			b.ReportMetric(float64(points), "points")
-		})
+				// CPU time of the reading thread per read: on a shared,
+				// overloaded machine wall time mostly measures the queue for
+				// a core; this measures the work.
+				b.ReportMetric(float64((threadCPUTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+				b.ReportMetric(float64(points), "points")
+			})
+		}
 	}
 }
 

@@ -158,7 +158,8 @@ func (h *History) QueryWith(ctx context.Context, metric string, match map[string
 		}
 		// All rows, to learn the block's first timestamp: no later block
 		// of this series starts before it.
-		ts, vs = block.AppendRowsWithTimeRangeFilter(ts[:0], vs[:0], all)
+		n := block.RowsCount() // one allocation, not a doubling series
+		ts, vs = block.AppendRowsWithTimeRangeFilter(slices.Grow(ts[:0], n), slices.Grow(vs[:0], n), all)
 		if len(ts) == 0 {
 			continue
 		}
@@ -240,13 +241,13 @@ func (f *folder) block(a *seriesAcc, ts []int64, vs []float64, tr storage.TimeRa
 	}
 	ts, vs = ts[i:j], vs[i:j]
 	if len(rest) == 0 {
-		f.pending = f.pending[:0]
+		f.pending = slices.Grow(f.pending[:0], len(ts))
 		for i, t := range ts {
 			f.pending = appendDedup(f.pending, Point{T: t, V: vs[i]})
 		}
 		return nil
 	}
-	m := f.merge[:0]
+	m := slices.Grow(f.merge[:0], len(rest)+len(ts))
 	for len(rest) > 0 || len(ts) > 0 {
 		// On equal times the pending point goes first: the block's wins.
 		if len(ts) == 0 || (len(rest) > 0 && rest[0].T <= ts[0]) {
@@ -281,23 +282,53 @@ func (f *folder) finish(a *seriesAcc) error {
 }
 
 // emit adds final points of a, sorted by time, to its answer. They
-// normally come after every point it holds; a series with more than one
-// id can bring earlier ones, which are inserted in place.
+// normally come after every point it holds (appended in bulk); a series
+// with more than one id can bring earlier ones, which are inserted in
+// place.
 func (f *folder) emit(a *seriesAcc, pts []Point) error {
-	for _, p := range pts {
-		before := len(a.pts)
-		if f.step == 0 {
+	if len(pts) == 0 {
+		return nil
+	}
+	if f.step == 0 && f.maxRaw > 0 && len(a.pts)+len(pts) > f.maxRaw {
+		// Fold before the points arrive rather than after: a block holds
+		// up to 8,192 of them. (Should some of them replace points of the
+		// same time, which takes a series stored under two ids, this
+		// folds at slightly fewer than maxRaw points.)
+		f.foldAll(f.autoStep)
+	}
+	before := len(a.pts)
+	switch {
+	case f.step > 0:
+		for _, p := range pts {
+			b := floorDiv(p.T, f.step) * f.step
+			n := len(a.pts)
+			switch {
+			case n > 0 && a.pts[n-1].T == b:
+				if f.agg == AggMax {
+					a.pts[n-1].V = math.Max(a.pts[n-1].V, p.V)
+				} else {
+					a.pts[n-1].V += p.V
+					a.counts[n-1]++
+				}
+			case n == 0 || a.pts[n-1].T < b:
+				a.pts = append(a.pts, Point{T: b, V: p.V})
+				if f.agg == AggAvg {
+					a.counts = append(a.counts, 1)
+				}
+			default:
+				a.pts, a.counts = f.insertBucket(a.pts, a.counts, p)
+			}
+		}
+	case before == 0 || a.pts[before-1].T < pts[0].T:
+		a.pts = append(a.pts, pts...)
+	default:
+		for _, p := range pts {
 			a.pts = insertRaw(a.pts, p)
-		} else {
-			a.pts, a.counts = f.insertBucket(a.pts, a.counts, p)
 		}
-		f.total += len(a.pts) - before
-		if f.step == 0 && f.maxRaw > 0 && len(a.pts) > f.maxRaw {
-			f.foldAll(f.autoStep)
-		}
-		if f.maxPoints > 0 && f.total > f.maxPoints {
-			return fmt.Errorf("%w (more than %d)", ErrTooManyPoints, f.maxPoints)
-		}
+	}
+	f.total += len(a.pts) - before
+	if f.maxPoints > 0 && f.total > f.maxPoints {
+		return fmt.Errorf("%w (more than %d)", ErrTooManyPoints, f.maxPoints)
 	}
 	return nil
 }
