@@ -96,7 +96,7 @@ LOAD_DURATION ?= 30s
 LOAD_ROUNDS   ?= 2
 LOAD_WARMUP   ?= 3s
 load:
-	$(GO) run ./aggregator/internal/loadgen -spawn -compare-history -rounds $(LOAD_ROUNDS) -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOAD_DURATION) -warmup $(LOAD_WARMUP) -timeline
+	$(GO) run ./tools/loadgen -spawn -compare-history -rounds $(LOAD_ROUNDS) -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOAD_DURATION) -warmup $(LOAD_WARMUP) -timeline
 
 clean:
 	rm -rf $(BIN)

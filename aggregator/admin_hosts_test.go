@@ -14,8 +14,8 @@ import (
 
 	"github.com/procscope/procscope/aggregator/internal/api"
 	"github.com/procscope/procscope/aggregator/internal/history"
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
 	"github.com/procscope/procscope/aggregator/internal/store"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // testServer is the server's parts as serve() assembles them, in this

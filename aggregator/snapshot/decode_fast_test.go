@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // TestCanonicalTime: whenever the create_time fast path answers, it

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // errKeyMismatch stands for the HTTP layer's key check failing.

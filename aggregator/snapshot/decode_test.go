@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // body builds an ingest body with the given processes JSON and optional

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // evolveBody is the body the load generator's default workload (-workload

@@ -19,9 +19,9 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // BenchmarkProcessesHandler: GET /api/v1/snapshots/{id}/processes of a

@@ -13,8 +13,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/procscope/procscope/aggregator/internal/inflate"
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
 	"github.com/procscope/procscope/aggregator/internal/store"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // FuzzIngestGzip drives the whole ingest handler with gzip bodies under

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // FuzzGunzip: on any input Gunzip never panics, never returns more than

@@ -10,7 +10,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // need skips (or, with REQUIRE_E2E set, fails) when libdeflate is missing.

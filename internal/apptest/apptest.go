@@ -1,7 +1,12 @@
 // Package apptest starts the real procscope-aggregator binary for tests
 // and the load generator: built from source into a temp dir, listening on
 // 127.0.0.1 with a port chosen by the OS (read back from exporter-toolkit's
-// "Listening on" log line), stopped or killed by its own PID only.
+// "Listening on" log line), stopped or killed by its own PID only. Its own
+// tests are the aggregator's end-to-end tests (kill -9, enrolment, TLS).
+//
+// It sits in the module's top-level internal/ rather than under
+// aggregator/ so that tools/loadgen may import it too (Go's internal rule),
+// while staying out of the module's public API.
 package apptest
 
 import (

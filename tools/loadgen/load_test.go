@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -13,24 +14,36 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procscope/procscope/aggregator/internal/api"
-	"github.com/procscope/procscope/aggregator/internal/store"
+	"github.com/procscope/procscope/internal/apptest"
 )
 
-// TestLoadReadsBack runs a short, slow load against the real API and store
-// and expects every snapshot acknowledged and read back; then it checks
-// that a lost snapshot is noticed (the read-back can fail).
+// TestLoadReadsBack runs a short, slow load against the real aggregator
+// binary (behind a proxy that records which connection each key pushes
+// on) and expects every snapshot acknowledged and read back; then it
+// checks that a lost snapshot is noticed (the read-back can fail).
 func TestLoadReadsBack(t *testing.T) {
-	st, err := store.OpenSQLite(context.Background(), t.TempDir(), store.Options{PruneInterval: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	bin, err := apptest.Build(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	a, err := api.New(api.Options{Logger: slog.New(slog.DiscardHandler)})
+	// Every simulated host is new and pushes from 127.0.0.1: lift the
+	// enrolment limits, as -spawn does.
+	p, err := apptest.Start(bin, t.TempDir(), 2*time.Minute, "--hosts.enroll-rate=0", "--hosts.max=0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.SetStore(st)
+	defer func() {
+		if !p.Stop(30 * time.Second) {
+			t.Errorf("the aggregator did not stop cleanly:\n%s", p.Log())
+		}
+	}()
+	target, err := url.Parse(p.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
 	// Which connections each key pushed on, and the most ingests in flight.
 	var mu sync.Mutex
 	remotes := map[string]map[string]bool{}
@@ -49,7 +62,7 @@ func TestLoadReadsBack(t *testing.T) {
 			remotes[k][r.RemoteAddr] = true
 			mu.Unlock()
 		}
-		a.ServeHTTP(w, r)
+		proxy.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
 
@@ -67,7 +80,7 @@ func TestLoadReadsBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.prepared = w
-		res, err := load(context.Background(), cfg, io.Discard)
+		res, err := load(ctx, cfg, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,9 +125,19 @@ func TestLoadReadsBack(t *testing.T) {
 		}
 		want[len(want)-1].MemoryMB += 0.01
 		bad := &result{codes: map[int]int{}}
-		verify(context.Background(), cfg, srv.Client(), hostsOf(cfg, w), []ack{a}, bad)
+		verify(ctx, cfg, srv.Client(), hostsOf(cfg, w), []ack{a}, bad)
 		if bad.lost != 1 || len(bad.lostSample) != 1 || !strings.Contains(bad.lostSample[0], "differ") {
 			t.Fatalf("%s: a changed process must be noticed: %+v", wl.name, bad)
+		}
+
+		// An acknowledged id the aggregator does not have (as if the
+		// snapshot were lost after the answer) counts as lost.
+		missing := a
+		missing.id = 1 << 40
+		gone := &result{codes: map[int]int{}}
+		verify(ctx, cfg, srv.Client(), hostsOf(cfg, w), []ack{missing}, gone)
+		if gone.lost != 1 || len(gone.lostSample) != 1 || !strings.Contains(gone.lostSample[0], "status 404") {
+			t.Fatalf("%s: a missing snapshot must count as lost: %+v", wl.name, gone)
 		}
 	}
 
@@ -124,7 +147,7 @@ func TestLoadReadsBack(t *testing.T) {
 	cfg := config{url: srv.URL, hosts: 4, rate: 4000, duration: 5 * time.Millisecond, procs: 10,
 		workers: 1, workload: "evolve", seed: 5, keyPrefix: "k-", hostPrefix: "t-one-", verifyContent: 0, pushProcs: 1}
 	procs := runtime.GOMAXPROCS(0)
-	res, err := load(context.Background(), cfg, io.Discard)
+	res, err := load(ctx, cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,23 +156,6 @@ func TestLoadReadsBack(t *testing.T) {
 	}
 	if res.errors != 0 || res.created != 20 || res.lost != 0 || maxInFlight.Load() != 1 {
 		t.Fatalf("with -concurrency 1: %d in flight at most, result %+v", maxInFlight.Load(), res)
-	}
-
-	// Delete a host behind the generator's back: the read-back counts its
-	// acknowledged snapshot (id 1 went to host t-evolve-0) as lost.
-	cfg = config{url: srv.URL, hosts: 3, rate: 30, duration: time.Second, procs: 40,
-		workers: 4, workload: "evolve", seed: 5, hostPrefix: "t-evolve-", verifyContent: 1}
-	if err := st.DeleteHost(context.Background(), "t-evolve-0"); err != nil {
-		t.Fatal(err)
-	}
-	w, err := prepareWorkload(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lost := &result{codes: map[int]int{}}
-	verify(context.Background(), cfg, srv.Client(), hostsOf(cfg, w), []ack{{host: 0, k: 0, at: "x", id: 1}}, lost)
-	if lost.lost != 1 || len(lost.lostSample) != 1 || !strings.Contains(lost.lostSample[0], "status 404") {
-		t.Fatalf("a deleted snapshot must count as lost: %+v", lost)
 	}
 }
 

@@ -2,11 +2,11 @@
 // rate, from many simulated hosts, and then reads back every acknowledged
 // snapshot to prove none was lost.
 //
-//	go run ./aggregator/internal/loadgen -url http://127.0.0.1:8000 -hosts 200 -rate 2000 -duration 30s
-//	go run ./aggregator/internal/loadgen -spawn -hosts 200 -rate 2000 -duration 30s   # builds and starts its own aggregator
-//	go run ./aggregator/internal/loadgen -spawn -compare-history -duration 10s           # history on, then off, same run
-//	go run ./aggregator/internal/loadgen -spawn -compare-history -rounds 3 -duration 10s # on/off/on/off... alternating
-//	go run ./aggregator/internal/loadgen -spawn -workload rotate -cmdline                # the old worst case
+//	go run ./tools/loadgen -url http://127.0.0.1:8000 -hosts 200 -rate 2000 -duration 30s
+//	go run ./tools/loadgen -spawn -hosts 200 -rate 2000 -duration 30s   # builds and starts its own aggregator
+//	go run ./tools/loadgen -spawn -compare-history -duration 10s           # history on, then off, same run
+//	go run ./tools/loadgen -spawn -compare-history -rounds 3 -duration 10s # on/off/on/off... alternating
+//	go run ./tools/loadgen -spawn -workload rotate -cmdline                # the old worst case
 //
 // Bodies are gzip JSON of 300-process trees (package gen). The default
 // workload, -workload evolve, is what real exporters send: no command lines
@@ -52,7 +52,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/procscope/procscope/aggregator/internal/apptest"
+	"github.com/procscope/procscope/internal/apptest"
 )
 
 func main() {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // TestStoragePrivateUnderUmask0: started with umask 0000, the aggregator

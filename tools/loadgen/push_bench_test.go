@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // serverEnv makes the test binary an ingest stand-in instead of running
@@ -122,7 +122,7 @@ func pushNetHTTP(ctx context.Context, client *http.Client, url, key string, head
 // pushing back to back on their own connections and a real 6.7 KiB
 // body. Kernel time for the loopback TCP is in both.
 //
-//	go test -run '^$' -bench PushClient -benchtime 20000x -count 3 ./aggregator/internal/loadgen
+//	go test -run '^$' -bench PushClient -benchtime 20000x -count 3 ./tools/loadgen
 func BenchmarkPushClient(b *testing.B) {
 	base := startStandIn(b)
 	ingest := base + "/api/v1/ingest"

@@ -19,7 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+	"github.com/procscope/procscope/aggregator/snapshot"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 type config struct {
@@ -63,8 +64,8 @@ type workload struct {
 // variant.
 type hostBodies struct {
 	tails  [][]byte
-	counts []int                 // processes in each tail
-	check  map[int][]gen.Process // tail index -> processes, for those compared in full
+	counts []int                      // processes in each tail
+	check  map[int][]snapshot.Process // tail index -> processes, for those compared in full
 }
 
 // host is one simulated machine of a run.
@@ -194,7 +195,7 @@ func prepareWorkload(cfg config) (*workload, error) {
 	period := pushPeriod(cfg)
 	one := func(i int) error {
 		hb := &w.hosts[i]
-		hb.check = map[int][]gen.Process{}
+		hb.check = map[int][]snapshot.Process{}
 		seedName := strconv.Itoa(i)
 		switch cfg.workload {
 		case "rotate":
@@ -206,7 +207,7 @@ func prepareWorkload(cfg config) (*workload, error) {
 				}
 				hb.tails = append(hb.tails, tail)
 				hb.counts = append(hb.counts, len(procs))
-				hb.check[v] = procs // few variants: keep them all
+				hb.check[v] = wireProcesses(procs) // few variants: keep them all
 			}
 		default:
 			gh := gen.NewHost(cfg.procs, gen.Seed(seedName, 0)+cfg.seed, cfg.cmdline, period)
@@ -222,7 +223,7 @@ func prepareWorkload(cfg config) (*workload, error) {
 				hb.tails = append(hb.tails, tail)
 				hb.counts = append(hb.counts, len(procs))
 				if inFull(cfg.verifyContent, i, k) {
-					hb.check[k] = slices.Clone(procs)
+					hb.check[k] = wireProcesses(procs)
 				}
 			}
 		}
@@ -252,6 +253,21 @@ func prepareWorkload(cfg config) (*workload, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// wireProcesses is procs as the wire type: what the read API must return
+// for them. gen keeps its own copy of the process fields (see
+// gen.Process); the read-back compares against the real type.
+func wireProcesses(procs []gen.Process) []snapshot.Process {
+	out := make([]snapshot.Process, len(procs))
+	for i, p := range procs {
+		out[i] = snapshot.Process{
+			PID: p.PID, PPID: p.PPID, Name: p.Name,
+			CPUPercent: p.CPUPercent, MemoryMB: p.MemoryMB, Cmdline: p.Cmdline,
+			Username: p.Username, Status: p.Status, NumThreads: p.NumThreads,
+		}
+	}
+	return out
 }
 
 // bytes returns the size of all tails, and their number.
@@ -466,7 +482,7 @@ func verify(ctx context.Context, cfg config, client *http.Client, hosts []*host,
 					continue
 				}
 				if want, ok := h.check[v]; ok && inFull(cfg.verifyContent, a.host, a.k) {
-					var got []gen.Process
+					var got []snapshot.Process
 					code, err := get("/api/v1/snapshots/"+strconv.FormatInt(a.id, 10)+"/processes", &got)
 					if err != nil || code != 200 {
 						lost("processes of %d: status %d %v", a.id, code, err)

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // TestEnrollmentWithTheBinary: the real server with closed enrolment says

@@ -17,9 +17,12 @@ import (
 	"math/rand/v2"
 )
 
-// Process mirrors the wire fields of one process. It is a copy, not
-// snapshot.Process, because snapshot's own fuzz test seeds its corpus from
-// this package and Go forbids the import cycle.
+// Process mirrors the wire fields of one process that an exporter sends.
+// It is a copy, not snapshot.Process, because package snapshot's own tests
+// (the decoder's, in package snapshot) make their bodies with this package
+// and Go forbids the import cycle; TestProcessIsTheWireType keeps every
+// field equal to snapshot.Process's. Once the decoder's tests live outside
+// package snapshot this can become an alias.
 type Process struct {
 	PID        int64   `json:"pid"`
 	PPID       int64   `json:"ppid"`

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procscope/procscope/aggregator/internal/loadgen/gen"
+	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // testBody is a real head member and tail, as the push sends them.

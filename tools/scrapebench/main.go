@@ -8,7 +8,7 @@
 // latency, CPU time per scrape (utime+stime deltas from /proc/PID/stat)
 // and resident memory. It stops only the two processes it started, by PID.
 //
-//	go run ./exporter/internal/metrics/scrapebench --scrapes=300
+//	go run ./tools/scrapebench --scrapes=300
 //
 // The exporter runs with a 1h walk interval so that its one walk happens
 // before the measurement and only the scrape cost is counted; the walk's
