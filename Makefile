@@ -23,14 +23,23 @@ build:
 
 # run: the aggregator with its defaults (SQLite under ./data) and an exporter
 # pushing to it; Ctrl-C stops both.
+#
+# On loopback the aggregator enrols new hosts openly (its default there);
+# with LISTEN beyond loopback it runs in token mode with a token generated
+# once into data/enrollment-token, which the local exporter sends (give the
+# same file to exporters on other hosts: --push.enrollment-token-file).
+RUN_TOKEN  := data/enrollment-token
+RUN_ENROLL  = $(if $(filter 127.% localhost:% [::1]:%,$(LISTEN)),,--hosts.enrollment-token-file=$(RUN_TOKEN))
 run: build
 	@mkdir -p data/exporter
+	@[ -s $(RUN_TOKEN) ] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(RUN_TOKEN))
 	@echo "procscope UI: http://$(LISTEN)  (Ctrl-C stops both)"
 	@trap 'kill $$agg $$exp 2>/dev/null; wait' INT TERM EXIT; \
-	$(BIN)/procscope-aggregator --web.listen-address=$(LISTEN) --storage.path=data & agg=$$!; \
+	$(BIN)/procscope-aggregator --web.listen-address=$(LISTEN) --storage.path=data $(RUN_ENROLL) & agg=$$!; \
 	sleep 1; \
 	$(BIN)/procscope-exporter --web.listen-address=$(EXPORTER_LISTEN) \
-	  --push.url=http://$(LISTEN)/api/v1/ingest --state.dir=data/exporter & exp=$$!; \
+	  --push.url=http://$(LISTEN)/api/v1/ingest --state.dir=data/exporter \
+	  --push.enrollment-token-file=$(RUN_TOKEN) & exp=$$!; \
 	wait $$agg
 
 vet:
