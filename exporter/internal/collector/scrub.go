@@ -172,6 +172,15 @@ func (sc *scrubber) build() string {
 }
 
 func (sc *scrubber) mask(a, b int) {
+	// Blanks are never masked: they separate words, and a blank turned
+	// into '*' would join words a second pass then reads differently
+	// (FuzzScrub: `"pw":" "Key":0`).
+	for a < b && isBlank(sc.s[a]) {
+		a++
+	}
+	for b > a && isBlank(sc.s[b-1]) {
+		b--
+	}
 	switch {
 	case b <= a:
 	case sc.n < len(sc.spans):
@@ -1410,3 +1419,5 @@ var charClass = func() (t [256]uint16) {
 	}
 	return t
 }()
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
