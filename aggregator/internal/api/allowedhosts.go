@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
 )
 
 // Why the Host header is checked (DNS rebinding).
@@ -104,8 +106,8 @@ func (l *hostAllowList) allowed(host string) bool {
 func (l *hostAllowList) hostGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !l.allowed(r.Host) {
-			name := truncatePath(hostOnly(r.Host))
-			writeError(w, http.StatusForbidden, fmt.Sprintf(
+			name := httpapi.Clip(hostOnly(r.Host))
+			httpapi.WriteError(w, httpapi.Errorf(httpapi.KindForbidden,
 				"host %q is not allowed: without basic auth the UI and API answer only IP addresses, localhost and the names in --web.allowed-hosts "+
 					"(start the aggregator with --web.allowed-hosts=%s, or set basic_auth_users in --web.config.file); this protects against DNS rebinding",
 				name, name))

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
 	"github.com/procscope/procscope/aggregator/internal/inflate"
 	"github.com/procscope/procscope/aggregator/internal/store"
 )
@@ -136,7 +137,9 @@ type API struct {
 	fastGunzip bool
 	seen       *intervals
 	enroll     *enroller
-	handler    http.Handler
+	// json answers the read routes (httpapi's one convention).
+	json    httpapi.Adapter
+	handler http.Handler
 }
 
 // New builds the API. Zero limits take DefaultLimits' values.
@@ -206,6 +209,7 @@ func New(opts Options) (*API, error) {
 		ingestQ:       make(chan struct{}, opts.Limits.MaxConcurrent),
 		inflight:      &byteBudget{max: opts.Limits.MaxInflightBytes},
 		seen:          newIntervals(),
+		json:          httpapi.Adapter{Log: opts.Logger},
 	}
 	if a.enroll, err = newEnroller(opts.Enrollment, opts.Now); err != nil {
 		return nil, err
@@ -250,6 +254,8 @@ func (a *API) routes() http.Handler {
 	// HEAD works wherever GET does (probes, curl -I).
 	r.Use(middleware.GetHead)
 	r.Use(a.recoverer)
+	// Every route below names itself (httpapi.Route) and is counted.
+	r.Use(httpapi.Observe(a.metrics.observe))
 
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) { methodNotAllowed(r, w, req) })
@@ -262,7 +268,7 @@ func (a *API) routes() http.Handler {
 	r.Head("/-/ready", a.ready)
 
 	// Ingest is authenticated by host keys, never by basic auth.
-	r.With(a.instrument("ingest")).Post(IngestPath, a.ingest)
+	r.With(httpapi.Route("ingest")).Post(IngestPath, a.ingest)
 
 	r.Group(func(r chi.Router) {
 		if a.opts.Auth != nil {
@@ -276,13 +282,13 @@ func (a *API) routes() http.Handler {
 		}
 		r.Route("/api/v1", func(r chi.Router) {
 			r.Use(a.requireStore)
-			r.With(a.instrument("hosts")).Get("/hosts", a.hosts)
-			r.With(a.instrument("latest")).Get("/snapshots/latest", a.latest)
-			r.With(a.instrument("snapshot_at")).Get("/snapshots/at", a.snapshotAt)
-			r.With(a.instrument("snapshot")).Get("/snapshots/{id}", a.snapshot)
-			r.With(a.instrument("processes")).Get("/snapshots/{id}/processes", a.processes)
-			r.With(a.instrument("host_snapshots")).Get("/hosts/{hostname}/snapshots", a.hostSnapshots)
-			r.With(a.instrument("stream")).Get("/stream", a.streamHandler)
+			r.With(httpapi.Route("hosts")).Get("/hosts", a.json.Handle(a.hosts))
+			r.With(httpapi.Route("latest")).Get("/snapshots/latest", a.json.Handle(a.latest))
+			r.With(httpapi.Route("snapshot_at")).Get("/snapshots/at", a.json.Handle(a.snapshotAt))
+			r.With(httpapi.Route("snapshot")).Get("/snapshots/{id}", a.json.Handle(a.snapshot))
+			r.With(httpapi.Route("processes")).Get("/snapshots/{id}/processes", a.json.Handle(a.processes))
+			r.With(httpapi.Route("host_snapshots")).Get("/hosts/{hostname}/snapshots", a.json.Handle(a.hostSnapshots))
+			r.With(httpapi.Route("stream")).Get("/stream", a.streamHandler)
 			if a.opts.Mount != nil {
 				a.opts.Mount(r)
 			}
@@ -333,13 +339,14 @@ func (a *API) requireStore(next http.Handler) http.Handler {
 	})
 }
 
-func notReady(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", "1")
-	writeError(w, http.StatusServiceUnavailable, "the aggregator is starting: storage is not open yet")
-}
+// errNotReady answers every API call until the store is open.
+var errNotReady = &httpapi.Error{Kind: httpapi.KindUnavailable, RetryAfter: time.Second,
+	Msg: "the aggregator is starting: storage is not open yet"}
+
+func notReady(w http.ResponseWriter) { httpapi.WriteError(w, errNotReady) }
 
 func (a *API) notFound(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotFound, "no such endpoint: "+truncatePath(r.URL.Path))
+	httpapi.WriteError(w, httpapi.New(httpapi.KindNotFound, "no such endpoint: "+httpapi.Clip(r.URL.Path)))
 }
 
 // methodNotAllowed answers 405 in the API's JSON shape, with the Allow
@@ -355,7 +362,7 @@ func methodNotAllowed(router chi.Routes, w http.ResponseWriter, r *http.Request)
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 	}
-	writeError(w, http.StatusMethodNotAllowed, "method "+truncatePath(r.Method)+" is not allowed here")
+	httpapi.WriteError(w, httpapi.New(httpapi.KindMethodNotAllowed, "method "+httpapi.Clip(r.Method)+" is not allowed here"))
 }
 
 // recoverer turns a panic into a logged 500 with a JSON body instead of a
@@ -368,7 +375,7 @@ func (a *API) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				a.log.Error("panic in handler", "path", r.URL.Path, "err", v)
-				writeError(w, http.StatusInternalServerError, "internal error")
+				httpapi.WriteError(w, httpapi.New(httpapi.KindInternal, "internal error"))
 			}
 		}()
 		next.ServeHTTP(w, r)

@@ -8,25 +8,13 @@ import (
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
-// appendProcesses writes procs as the JSON array of GET
-// /api/v1/snapshots/{id}/processes. It is hand-written because this is the
-// largest response the UI asks for (every few seconds, thousands of rows)
-// and reflection-based encoding/json spends most of its time on per-field
+// appendProcess writes one element of GET /api/v1/snapshots/{id}/processes
+// (processList). It is hand-written because this is the largest response
+// the UI asks for (every few seconds, thousands of rows) and
+// reflection-based encoding/json spends most of its time on per-field
 // lookups; BenchmarkProcessesHandler measures both. The output is what
 // encoding/json would produce for snapshot.Process (TestAppendProcesses
 // checks that), including cmdline absent rather than null when not sent.
-func appendProcesses(b []byte, procs []snapshot.Process) []byte {
-	b = append(b, '[')
-	for i := range procs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendProcess(b, &procs[i])
-	}
-	return append(b, ']')
-}
-
-// appendProcess writes one element of appendProcesses' array.
 func appendProcess(b []byte, p *snapshot.Process) []byte {
 	b = append(b, `{"pid":`...)
 	b = strconv.AppendInt(b, p.PID, 10)

@@ -3,8 +3,12 @@ package api
 import (
 	"encoding/json"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
@@ -25,11 +29,32 @@ func TestAppendProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := appendProcesses(nil, procs)
-	if string(got) != string(want) {
+	got := encodeProcesses(t, procs)
+	if got != string(want) {
 		t.Fatalf("encoder differs from encoding/json:\ngot  %s\nwant %s", got, want)
 	}
-	if string(appendProcesses(nil, nil)) != "[]" {
+	if encodeProcesses(t, nil) != "[]" {
 		t.Fatal("an empty list must be []")
 	}
+	// A list of many pieces (sent chunked) is the same document.
+	for i := range 5000 {
+		procs = append(procs, snapshot.Process{PID: int64(i), Name: "worker <&>", CPUPercent: float64(i) / 3, Cmdline: s("/bin/w --i")})
+	}
+	if want, _ := json.Marshal(procs); encodeProcesses(t, procs) != string(want) {
+		t.Fatal("a list sent in pieces differs from encoding/json")
+	}
+}
+
+// encodeProcesses answers procs as the processes route does and returns
+// the body without its final newline.
+func encodeProcesses(t *testing.T, procs []snapshot.Process) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	httpapi.Adapter{}.Handle(func(*http.Request) (any, error) { return processList(procs), nil }).
+		ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	body, ok := strings.CutSuffix(rec.Body.String(), "\n")
+	if rec.Code != http.StatusOK || !ok {
+		t.Fatalf("status %d, body %.100q", rec.Code, rec.Body.String())
+	}
+	return body
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
 	"github.com/procscope/procscope/aggregator/internal/store"
 )
 
@@ -100,24 +101,6 @@ func newEnroller(cfg Enrollment, now func() time.Time) (*enroller, error) {
 	return e, nil
 }
 
-// refusal is an ingest refused by enrolment: its status, message and
-// Retry-After (for 429).
-type refusal struct {
-	code       int
-	msg        string
-	retryAfter time.Duration
-}
-
-func (r *refusal) Error() string { return r.msg }
-
-// write answers the refusal.
-func (r *refusal) write(w http.ResponseWriter) {
-	if r.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((r.retryAfter+time.Second-1)/time.Second)))
-	}
-	writeError(w, r.code, r.msg)
-}
-
 // tokenOK compares the request's enrolment token with ours in constant
 // time (hashes of both, so the length leaks nothing either).
 func (e *enroller) tokenOK(r *http.Request) bool {
@@ -142,7 +125,8 @@ func (e *enroller) mayCreate(r *http.Request) bool {
 }
 
 // admit decides, once the hostname is known, whether the ingest may go on:
-// nil, ErrKeyMismatch (from CheckKey), a *refusal, or another error.
+// nil, ErrKeyMismatch (from CheckKey), an *httpapi.Error (a refusal), or
+// another error.
 func (e *enroller) admit(r *http.Request, st store.Store, host, key string, keyHash [32]byte) error {
 	state, err := st.CheckKey(r.Context(), host, keyHash)
 	if err != nil {
@@ -158,19 +142,19 @@ func (e *enroller) admit(r *http.Request, st store.Store, host, key string, keyH
 	name := strconv.Quote(host)
 	switch e.cfg.Mode {
 	case EnrollClosed:
-		return &refusal{code: http.StatusForbidden, msg: fmt.Sprintf(
+		return httpapi.Errorf(httpapi.KindForbidden,
 			"host %s is not enrolled and enrollment is closed: on the aggregator, run `procscope-aggregator hosts add %s` and give this exporter the key it prints (--push.api-key-file), or start the aggregator with --hosts.enrollment=token (new hosts then need its enrollment token) or --hosts.enrollment=open",
-			name, shellWord(host))}
+			name, shellWord(host))
 	case EnrollToken:
 		if r.Header.Get(EnrollmentTokenHeader) == "" {
-			return &refusal{code: http.StatusForbidden, msg: fmt.Sprintf(
+			return httpapi.Errorf(httpapi.KindForbidden,
 				"host %s is not enrolled and this aggregator enrolls new hosts only with its enrollment token: give the exporter the token file (--push.enrollment-token-file, the file of the aggregator's --hosts.enrollment-token-file), or run `procscope-aggregator hosts add %s` on the aggregator",
-				name, shellWord(host))}
+				name, shellWord(host))
 		}
 		if !e.tokenOK(r) {
-			return &refusal{code: http.StatusForbidden, msg: fmt.Sprintf(
+			return httpapi.Errorf(httpapi.KindForbidden,
 				"host %s is not enrolled and the %s header does not match the aggregator's enrollment token: copy the file of its --hosts.enrollment-token-file to the exporter's --push.enrollment-token-file",
-				name, EnrollmentTokenHeader)}
+				name, EnrollmentTokenHeader)
 		}
 	}
 	if rf := e.keyLongEnough(host, key); rf != nil {
@@ -182,7 +166,7 @@ func (e *enroller) admit(r *http.Request, st store.Store, host, key string, keyH
 			if full {
 				msg = "too many clients are enrolling new hosts at once; retry later"
 			}
-			return &refusal{code: http.StatusTooManyRequests, msg: msg, retryAfter: retry}
+			return &httpapi.Error{Kind: httpapi.KindTooMany, Msg: msg, RetryAfter: retry}
 		}
 	}
 	return nil
@@ -192,25 +176,25 @@ func (e *enroller) keyLongEnough(host, key string) error {
 	if len(key) >= e.cfg.MinKeyLen {
 		return nil
 	}
-	return &refusal{code: http.StatusForbidden, msg: fmt.Sprintf(
+	return httpapi.Errorf(httpapi.KindForbidden,
 		"host %s has no key yet and this API key is %d characters long: the key that binds a host must have at least %d (exporters generate 64 by default; see --push.api-key-file)",
-		strconv.Quote(host), len(key), e.cfg.MinKeyLen)}
+		strconv.Quote(host), len(key), e.cfg.MinKeyLen)
 }
 
 // storeRefusal maps the store's enrolment errors to refusals; nil for
 // any other error.
-func (e *enroller) storeRefusal(err error, host string) *refusal {
+func (e *enroller) storeRefusal(err error, host string) *httpapi.Error {
 	switch {
 	case errors.Is(err, store.ErrUnknownHost):
 		// Refused by the writer: the host vanished (deleted) after the
 		// early check found it, and this request may not create it.
-		return &refusal{code: http.StatusForbidden, msg: fmt.Sprintf(
+		return httpapi.Errorf(httpapi.KindForbidden,
 			"host %s is not enrolled (it was deleted): run `procscope-aggregator hosts add %s` on the aggregator, or send its enrollment token",
-			strconv.Quote(host), shellWord(host))}
+			strconv.Quote(host), shellWord(host))
 	case errors.Is(err, store.ErrTooManyHosts):
-		return &refusal{code: http.StatusForbidden, msg: fmt.Sprintf(
+		return httpapi.Errorf(httpapi.KindForbidden,
 			"the aggregator holds its maximum of %d hosts (--hosts.max): delete unused ones with `procscope-aggregator hosts delete NAME`, or raise --hosts.max",
-			e.cfg.MaxHosts)}
+			e.cfg.MaxHosts)
 	}
 	return nil
 }

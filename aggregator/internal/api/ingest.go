@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/common/model"
 
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
 	"github.com/procscope/procscope/aggregator/internal/inflate"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
@@ -119,9 +120,9 @@ func (a *API) ingest(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wireBytes int64) {
-	fail := func(c int, msg string) (int, int64) {
-		writeError(w, c, msg)
-		return c, wireBytes
+	fail := func(e *httpapi.Error) (int, int64) {
+		httpapi.WriteError(w, e)
+		return e.Status(), wireBytes
 	}
 	st := a.currentStore()
 	if st == nil {
@@ -130,7 +131,7 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 	}
 	key := r.Header.Get("X-API-KEY")
 	if strings.TrimSpace(key) == "" {
-		return fail(http.StatusUnauthorized, "missing X-API-KEY header: every host needs its API key")
+		return fail(httpapi.New(httpapi.KindUnauthorized, "missing X-API-KEY header: every host needs its API key"))
 	}
 	keyHash := sha256.Sum256([]byte(key))
 
@@ -138,7 +139,7 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 	if !encOK {
 		// Without decoding the body the hostname is unknown, so there is
 		// no key to check: 415 is the first answer that can be given.
-		return fail(http.StatusUnsupportedMediaType, "unsupported Content-Encoding: only gzip (or none) is accepted")
+		return fail(httpapi.New(httpapi.KindUnsupportedMedia, "unsupported Content-Encoding: only gzip (or none) is accepted"))
 	}
 	ctErr := checkContentType(r.Header.Get("Content-Type"))
 	lim := a.opts.Limits
@@ -167,18 +168,16 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 	case wireErr == nil, errors.Is(wireErr, errWireLimit), errors.Is(wireErr, errDecodedLimit):
 		// Decoded below: the hostname in what came is checked first.
 	case errors.Is(wireErr, os.ErrDeadlineExceeded) || errors.As(wireErr, &ne) && ne.Timeout():
-		return fail(http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within %s (--web.body-timeout): check the network between exporter and aggregator, or raise the flag", lim.BodyTimeout))
+		return fail(httpapi.Errorf(httpapi.KindTimeout, "the request body did not arrive within %s (--web.body-timeout): check the network between exporter and aggregator, or raise the flag", lim.BodyTimeout))
 	case errors.Is(wireErr, errInflight):
-		w.Header().Set("Retry-After", "1")
-		return fail(http.StatusTooManyRequests, "too much ingest data in flight, retry later")
+		return fail(&httpapi.Error{Kind: httpapi.KindTooMany, Msg: "too much ingest data in flight, retry later", RetryAfter: time.Second})
 	default:
-		return fail(http.StatusBadRequest, "could not read the request body")
+		return fail(httpapi.New(httpapi.KindBadRequest, "could not read the request body"))
 	}
 
 	// Bound the bodies decoded at once (each may hold MaxDecodedBytes).
 	if !a.acquire(r) {
-		w.Header().Set("Retry-After", "1")
-		return fail(http.StatusTooManyRequests, "too many ingests in progress, retry later")
+		return fail(&httpapi.Error{Kind: httpapi.KindTooMany, Msg: "too many ingests in progress, retry later", RetryAfter: time.Second})
 	}
 	defer func() { <-a.ingestQ }()
 
@@ -215,48 +214,46 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		},
 	})
 	if keyErr != nil {
-		var rf *refusal
+		var rf *httpapi.Error
 		if errors.As(keyErr, &rf) {
-			rf.write(w)
-			return rf.code, wireBytes
+			return fail(rf) // refused by enrolment
 		}
 		if errors.Is(keyErr, store.ErrKeyMismatch) {
-			return fail(http.StatusForbidden, "the API key does not match this host")
+			return fail(httpapi.New(httpapi.KindForbidden, "the API key does not match this host"))
 		}
 		a.log.Error("checking api key", "err", keyErr)
-		return fail(http.StatusInternalServerError, "internal error: could not check the API key")
+		return fail(httpapi.New(httpapi.KindInternal, "internal error: could not check the API key"))
 	}
 	switch {
 	case errors.Is(readErr, errInflight):
-		w.Header().Set("Retry-After", "1")
-		return fail(http.StatusTooManyRequests, "too much ingest data in flight, retry later")
+		return fail(&httpapi.Error{Kind: httpapi.KindTooMany, Msg: "too much ingest data in flight, retry later", RetryAfter: time.Second})
 	case errors.Is(readErr, errWireLimit):
-		return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", lim.MaxWireBytes))
+		return fail(httpapi.Errorf(httpapi.KindTooLarge, "body larger than %d bytes", lim.MaxWireBytes))
 	case errors.Is(readErr, errDecodedLimit):
-		return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes after decompression", lim.MaxDecodedBytes))
+		return fail(httpapi.Errorf(httpapi.KindTooLarge, "body larger than %d bytes after decompression", lim.MaxDecodedBytes))
 	}
 	var de *snapshot.DecodeError
 	if errors.As(decErr, &de) && de.Kind == snapshot.KindTooLarge {
-		return fail(http.StatusRequestEntityTooLarge, de.Msg)
+		return fail(httpapi.New(httpapi.KindTooLarge, de.Msg))
 	}
 	if ctErr != "" {
-		return fail(http.StatusUnsupportedMediaType, ctErr)
+		return fail(httpapi.New(httpapi.KindUnsupportedMedia, ctErr))
 	}
 	if readErr != nil {
 		if gzipBad {
-			return fail(http.StatusBadRequest, "invalid gzip body")
+			return fail(httpapi.New(httpapi.KindBadRequest, "invalid gzip body"))
 		}
-		return fail(http.StatusBadRequest, "could not read the request body")
+		return fail(httpapi.New(httpapi.KindBadRequest, "could not read the request body"))
 	}
 	if decErr != nil {
 		if de != nil {
-			return fail(http.StatusBadRequest, de.Msg)
+			return fail(httpapi.New(httpapi.KindBadRequest, de.Msg))
 		}
 		a.log.Error("decoding ingest body", "err", decErr)
-		return fail(http.StatusInternalServerError, "internal error")
+		return fail(httpapi.New(httpapi.KindInternal, "internal error"))
 	}
 	if msg := checkClock(decoded.CapturedAt, a.opts.Now(), lim.MaxClockSkew); msg != "" {
-		return fail(http.StatusBadRequest, msg)
+		return fail(httpapi.New(httpapi.KindBadRequest, msg))
 	}
 
 	snap := &decoded.Snapshot
@@ -280,24 +277,23 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		errors.Is(err, store.ErrUnknownHost) || errors.Is(err, store.ErrTooManyHosts)
 	if err != nil {
 		if rf := a.enroll.storeRefusal(err, snap.Hostname); rf != nil {
-			rf.write(w)
-			return rf.code, wireBytes
+			return fail(rf)
 		}
 		if errors.Is(err, store.ErrKeyMismatch) {
 			// Lost a race for a new hostname to another key.
-			return fail(http.StatusForbidden, "the API key does not match this host")
+			return fail(httpapi.New(httpapi.KindForbidden, "the API key does not match this host"))
 		}
 		if errors.Is(err, store.ErrInvalid) {
 			// The store re-checks its own invariants; its message names
 			// the fault and carries no internals.
-			return fail(http.StatusBadRequest, err.Error())
+			return fail(httpapi.New(httpapi.KindBadRequest, err.Error()))
 		}
 		if r.Context().Err() != nil {
 			// The client went away; it will retry (ingest is idempotent).
-			return fail(http.StatusServiceUnavailable, "request cancelled")
+			return fail(httpapi.New(httpapi.KindUnavailable, "request cancelled"))
 		}
 		a.log.Error("storing snapshot", "hostname", snap.Hostname, "err", err)
-		return fail(http.StatusInternalServerError, "internal error: could not store the snapshot")
+		return fail(httpapi.New(httpapi.KindInternal, "internal error: could not store the snapshot"))
 	}
 	code = http.StatusOK
 	if res.Created {
@@ -309,7 +305,7 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 	if a.opts.OnIngest != nil {
 		a.opts.OnIngest(r.Context(), req, res)
 	}
-	writeJSON(w, code, ingestResponse{SnapshotID: res.SnapshotID})
+	httpapi.WriteJSON(w, code, ingestResponse{SnapshotID: res.SnapshotID})
 	return code, wireBytes
 }
 
@@ -447,12 +443,12 @@ func checkContentType(ct string) string {
 	}
 	for k, v := range params {
 		if k != "charset" {
-			return "unsupported Content-Type parameter " + strconv.Quote(truncatePath(k))
+			return "unsupported Content-Type parameter " + strconv.Quote(httpapi.Clip(k))
 		}
 		switch strings.ToLower(v) {
 		case "utf-8", "utf8":
 		default:
-			return "unsupported charset " + strconv.Quote(truncatePath(v)) + ": the body must be UTF-8"
+			return "unsupported charset " + strconv.Quote(httpapi.Clip(v)) + ": the body must be UTF-8"
 		}
 	}
 	return ""

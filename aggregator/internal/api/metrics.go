@@ -2,11 +2,9 @@ package api
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/procscope/procscope/aggregator/internal/store"
@@ -62,21 +60,11 @@ func newMetrics(reg prometheus.Registerer, st func() store.Store) (*metrics, err
 	return m, nil
 }
 
-// instrument counts requests and their durations per handler name.
-func (a *API) instrument(name string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-			next.ServeHTTP(ww, r)
-			code := ww.Status()
-			if code == 0 {
-				code = http.StatusOK
-			}
-			a.metrics.httpRequests.WithLabelValues(name, strconv.Itoa(code)).Inc()
-			a.metrics.httpDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
-		})
-	}
+// observe counts an answer of a named route (httpapi.Route) and its
+// duration.
+func (m *metrics) observe(route string, status int, took time.Duration) {
+	m.httpRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.httpDuration.WithLabelValues(route).Observe(took.Seconds())
 }
 
 // storeCollector reads storage figures at scrape time, so they are never

@@ -1,16 +1,17 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
@@ -60,25 +61,23 @@ func metaJSON(m store.SnapshotMeta) snapshotJSON {
 	}
 }
 
-// storeError answers a store error: ErrNotFound is 404, anything else is
-// the server's fault (500), logged without client data beyond the path.
-func (a *API) storeError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
+// storeError is the answer to a store error: ErrNotFound is a 404 with
+// notFound; a request that was cancelled (the client is gone) is not the
+// store's fault; anything else is the server's (a 500 that logs the cause).
+func storeError(ctx context.Context, err error, notFound string) error {
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, notFound)
-		return
+		return httpapi.New(httpapi.KindNotFound, notFound)
 	}
-	if r.Context().Err() != nil {
-		return // the client is gone
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	a.log.Error("reading from store", "path", truncatePath(r.URL.Path), "err", err)
-	writeError(w, http.StatusInternalServerError, "internal error: storage failed")
+	return httpapi.Internal("internal error: storage failed", err)
 }
 
-func (a *API) hosts(w http.ResponseWriter, r *http.Request) {
+func (a *API) hosts(r *http.Request) (any, error) {
 	hosts, err := a.currentStore().Hosts(r.Context())
 	if err != nil {
-		a.storeError(w, r, err, "")
-		return
+		return nil, storeError(r.Context(), err, "")
 	}
 	now := a.opts.Now()
 	out := make([]hostJSON, 0, len(hosts))
@@ -95,73 +94,68 @@ func (a *API) hosts(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, j)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-// queryHostname reads ?hostname=, answering 400 itself when it is missing
-// or cannot be a hostname.
-func queryHostname(w http.ResponseWriter, r *http.Request) (string, bool) {
+// queryHostname reads ?hostname=: a 400 when it is missing or cannot be a
+// hostname.
+func queryHostname(r *http.Request) (string, error) {
 	q := r.URL.Query()
 	if !q.Has("hostname") || q.Get("hostname") == "" {
-		writeError(w, http.StatusBadRequest, "missing query parameter hostname")
-		return "", false
+		return "", httpapi.New(httpapi.KindBadRequest, "missing query parameter hostname")
 	}
 	h := q.Get("hostname")
 	if msg := snapshot.CheckHostname(h); msg != "" {
-		writeError(w, http.StatusBadRequest, msg)
-		return "", false
+		return "", httpapi.New(httpapi.KindBadRequest, msg)
 	}
-	return h, true
+	return h, nil
 }
 
-func (a *API) latest(w http.ResponseWriter, r *http.Request) {
-	h, ok := queryHostname(w, r)
-	if !ok {
-		return
+func (a *API) latest(r *http.Request) (any, error) {
+	h, err := queryHostname(r)
+	if err != nil {
+		return nil, err
 	}
 	m, err := a.currentStore().Latest(r.Context(), h)
 	if err != nil {
-		a.storeError(w, r, err, "no snapshot for this host")
-		return
+		return nil, storeError(r.Context(), err, "no snapshot for this host")
 	}
-	writeJSON(w, http.StatusOK, metaJSON(m))
+	return metaJSON(m), nil
 }
 
 // snapshotAt is GET /api/v1/snapshots/at?hostname=&time=: the host's
 // snapshot at or just before time (time travel).
-func (a *API) snapshotAt(w http.ResponseWriter, r *http.Request) {
-	h, ok := queryHostname(w, r)
-	if !ok {
-		return
+func (a *API) snapshotAt(r *http.Request) (any, error) {
+	h, err := queryHostname(r)
+	if err != nil {
+		return nil, err
 	}
-	t, ok := queryTime(w, r, "time", a.opts.Now())
-	if !ok {
-		return
+	t, err := queryTime(r, "time", a.opts.Now())
+	if err != nil {
+		return nil, err
 	}
 	m, err := a.currentStore().SnapshotAt(r.Context(), h, t)
 	if err != nil {
-		a.storeError(w, r, err, "no snapshot for this host at or before that time")
-		return
+		return nil, storeError(r.Context(), err, "no snapshot for this host at or before that time")
 	}
-	writeJSON(w, http.StatusOK, metaJSON(m))
+	return metaJSON(m), nil
 }
 
 // queryTime reads an RFC 3339 time or unix seconds from the query; def when
 // absent.
-func queryTime(w http.ResponseWriter, r *http.Request, name string, def time.Time) (time.Time, bool) {
+func queryTime(r *http.Request, name string, def time.Time) (time.Time, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {
-		return def, true
+		return def, nil
 	}
 	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 && secs < 253402300800 {
-		return time.UnixMilli(int64(secs * 1000)).UTC(), true
+		return time.UnixMilli(int64(secs * 1000)).UTC(), nil
 	}
 	t, msg := snapshot.ParseTime(v)
 	if msg != "" {
-		writeError(w, http.StatusBadRequest, name+": "+msg)
-		return time.Time{}, false
+		return time.Time{}, httpapi.New(httpapi.KindBadRequest, name+": "+msg)
 	}
-	return t, true
+	return t, nil
 }
 
 // parseID reads a snapshot id path parameter: 400 unless a positive
@@ -196,158 +190,112 @@ func allDigits(s string) bool {
 	return s != ""
 }
 
-func (a *API) pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
-	raw := chi.URLParam(r, "id")
-	id, ok, outOfRange := parseID(raw)
+func pathID(r *http.Request) (int64, error) {
+	id, ok, outOfRange := parseID(chi.URLParam(r, "id"))
 	if outOfRange {
-		writeError(w, http.StatusNotFound, "no such snapshot")
-		return 0, false
+		return 0, httpapi.New(httpapi.KindNotFound, "no such snapshot")
 	}
 	if !ok {
-		writeError(w, http.StatusBadRequest, "the snapshot id must be a positive integer")
-		return 0, false
+		return 0, httpapi.New(httpapi.KindBadRequest, "the snapshot id must be a positive integer")
 	}
-	return id, true
+	return id, nil
 }
 
-func (a *API) snapshot(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.pathID(w, r)
-	if !ok {
-		return
+func (a *API) snapshot(r *http.Request) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
 	}
 	m, err := a.currentStore().Snapshot(r.Context(), id)
 	if err != nil {
-		a.storeError(w, r, err, "no such snapshot")
-		return
+		return nil, storeError(r.Context(), err, "no such snapshot")
 	}
-	writeJSON(w, http.StatusOK, metaJSON(m))
+	return metaJSON(m), nil
 }
 
-// encBuf pools response buffers for process lists (the largest responses).
-var encBuf = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
-
-// procChunk is how much of a process list is encoded before it is written
-// out. Encoding a whole list first cost ~100 MB of allocation for a
-// 100,000-process snapshot (21 MB of JSON, the buffer doubling up to it);
-// in chunks the answer needs one pooled buffer whatever its size (issue 11).
-// A list that fits one chunk still goes out with its Content-Length.
-const procChunk = 32 << 10
-
-func (a *API) processes(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.pathID(w, r)
-	if !ok {
-		return
+func (a *API) processes(r *http.Request) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
 	}
 	procs, err := a.currentStore().Processes(r.Context(), id)
 	if err != nil {
-		a.storeError(w, r, err, "no such snapshot")
-		return
+		return nil, storeError(r.Context(), err, "no such snapshot")
 	}
-	bp := encBuf.Get().(*[]byte)
-	b := append((*bp)[:0], '[')
-	streaming := false
-	for i := range procs {
+	return processList(procs), nil
+}
+
+// processList is the answer of GET /api/v1/snapshots/{id}/processes, the
+// largest the UI asks for: encoded by hand (encode.go) and sent in pieces.
+type processList []snapshot.Process
+
+func (pl processList) AppendJSON(s *httpapi.Stream, b []byte) []byte {
+	b = append(b, '[')
+	for i := range pl {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendProcess(b, &procs[i])
-		if len(b) < procChunk {
-			continue
-		}
-		if !streaming {
-			streaming = true
-			h := w.Header()
-			h.Set("Content-Type", "application/json; charset=utf-8")
-			h.Set("X-Content-Type-Options", "nosniff")
-			w.WriteHeader(http.StatusOK)
-		}
-		if _, err := w.Write(b); err != nil {
+		b = appendProcess(b, &pl[i])
+		var ok bool
+		if b, ok = s.Flush(b); !ok {
 			break // the client is gone
 		}
-		b = b[:0]
 	}
-	b = append(b, ']')
-	if streaming {
-		_, _ = w.Write(append(b, '\n'))
-	} else {
-		writeJSONBytes(w, http.StatusOK, b)
-	}
-	if cap(b) <= maxPooledBuf {
-		*bp = b
-		encBuf.Put(bp)
-	}
+	return append(b, ']')
 }
 
 // hostSnapshots is GET /api/v1/hosts/{hostname}/snapshots?from=&to=&limit=:
 // the host's snapshots in a time range, oldest first (the time-travel
 // slider). from defaults to an hour before to, to to now.
-func (a *API) hostSnapshots(w http.ResponseWriter, r *http.Request) {
-	h, ok := pathHostname(w, r)
-	if !ok {
-		return
+func (a *API) hostSnapshots(r *http.Request) (any, error) {
+	h, err := pathHostname(r)
+	if err != nil {
+		return nil, err
 	}
-	to, ok := queryTime(w, r, "to", a.opts.Now())
-	if !ok {
-		return
+	to, err := queryTime(r, "to", a.opts.Now())
+	if err != nil {
+		return nil, err
 	}
-	from, ok := queryTime(w, r, "from", to.Add(-time.Hour))
-	if !ok {
-		return
+	from, err := queryTime(r, "from", to.Add(-time.Hour))
+	if err != nil {
+		return nil, err
 	}
 	if from.After(to) {
-		writeError(w, http.StatusBadRequest, "from must not be after to")
-		return
+		return nil, httpapi.New(httpapi.KindBadRequest, "from must not be after to")
 	}
 	limit := 1000
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 10000 {
-			writeError(w, http.StatusBadRequest, "limit must be an integer from 1 to 10000")
-			return
+			return nil, httpapi.New(httpapi.KindBadRequest, "limit must be an integer from 1 to 10000")
 		}
 		limit = n
 	}
 	metas, err := a.currentStore().SnapshotsBetween(r.Context(), h, from, to, limit)
 	if err != nil {
-		a.storeError(w, r, err, "unknown host")
-		return
+		return nil, storeError(r.Context(), err, "unknown host")
 	}
 	out := make([]snapshotRefJSON, 0, len(metas))
 	for _, m := range metas {
 		out = append(out, snapshotRefJSON{SnapshotID: m.ID, CapturedAt: formatTime(m.CapturedAt), ProcessCount: m.ProcessCount})
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // pathHostname reads the {hostname} path parameter. chi matches on the
 // escaped path when the request has one, so a hostname with "/" or "%"
 // arrives escaped and is unescaped here.
-func pathHostname(w http.ResponseWriter, r *http.Request) (string, bool) {
+func pathHostname(r *http.Request) (string, error) {
 	h := chi.URLParam(r, "hostname")
 	if r.URL.RawPath != "" {
 		u, err := url.PathUnescape(h)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "invalid escape in the hostname")
-			return "", false
+			return "", httpapi.New(httpapi.KindBadRequest, "invalid escape in the hostname")
 		}
 		h = u
 	}
 	if msg := snapshot.CheckHostname(h); msg != "" {
-		writeError(w, http.StatusBadRequest, msg)
-		return "", false
+		return "", httpapi.New(httpapi.KindBadRequest, msg)
 	}
-	return h, true
+	return h, nil
 }
-
-// PathHostname reads a {hostname} path parameter for routes added through
-// Options.Mount; it answers 400 itself and returns false when invalid.
-func PathHostname(w http.ResponseWriter, r *http.Request) (string, bool) {
-	return pathHostname(w, r)
-}
-
-// WriteError answers {"error": msg} with code, for routes added through
-// Options.Mount, so the whole API keeps one error shape.
-func WriteError(w http.ResponseWriter, code int, msg string) { writeError(w, code, msg) }
-
-// WriteJSON answers code with v as JSON, for routes added through Mount.
-func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
 )
 
 // streamEvent is the data of one server-sent event: a new snapshot.
@@ -99,26 +101,26 @@ func (b *broker) close() {
 func (a *API) streamHandler(w http.ResponseWriter, r *http.Request) {
 	host := ""
 	if r.URL.Query().Has("hostname") {
-		h, ok := queryHostname(w, r)
-		if !ok {
+		h, err := queryHostname(r)
+		if err != nil {
+			a.json.Refuse(w, r, err)
 			return
 		}
 		host = h
 	}
 	client := clientKey(r)
 	if !a.streamClients.acquire(client) {
-		w.Header().Set("Retry-After", "10")
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf(
+		httpapi.WriteError(w, &httpapi.Error{Kind: httpapi.KindTooMany, RetryAfter: 10 * time.Second, Msg: fmt.Sprintf(
 			"too many live streams from your address (at most %d, --web.max-streams-per-client): close other tabs or raise the flag",
-			a.streamClients.max))
+			a.streamClients.max)})
 		return
 	}
 	defer a.streamClients.release(client)
 	rc := http.NewResponseController(w)
 	sub := a.stream.subscribe(host)
 	if sub == nil {
-		w.Header().Set("Retry-After", "10")
-		writeError(w, http.StatusTooManyRequests, "too many stream clients, retry later")
+		httpapi.WriteError(w, &httpapi.Error{Kind: httpapi.KindTooMany, RetryAfter: 10 * time.Second,
+			Msg: "too many stream clients, retry later"})
 		return
 	}
 	defer a.stream.unsubscribe(sub)

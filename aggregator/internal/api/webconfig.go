@@ -4,7 +4,6 @@ import (
 	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"go.yaml.in/yaml/v2"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
+
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
 )
 
 // Why the web config file is split (--web.config.file).
@@ -50,7 +51,7 @@ type WebConfig struct {
 	ToolkitFile string
 	users       map[string][]byte
 	limiter     *rate.Limiter
-	retryAfter  string
+	retryAfter  time.Duration // the rate limit's interval
 
 	// ok holds the credentials bcrypt accepted (keys from credKey), so a
 	// logged-in browser costs a hash lookup per request, not a bcrypt.
@@ -119,7 +120,7 @@ func LoadWebConfig(path, tmpDir string) (*WebConfig, error) {
 	}
 	if parsed.RateLimit.Interval > 0 {
 		wc.limiter = rate.NewLimiter(rate.Every(parsed.RateLimit.Interval), parsed.RateLimit.Burst)
-		wc.retryAfter = strconv.Itoa(int(math.Ceil(parsed.RateLimit.Interval.Seconds())))
+		wc.retryAfter = parsed.RateLimit.Interval
 	}
 
 	var doc map[string]any
@@ -228,9 +229,8 @@ func (wc *WebConfig) BasicAuth() func(http.Handler) http.Handler {
 			res := wc.clientBudget(clientKey(r)).ReserveN(now, 1)
 			if d := res.DelayFrom(now); d > 0 {
 				res.CancelAt(now)
-				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
-				writeError(w, http.StatusTooManyRequests, fmt.Sprintf(
-					"too many failed logins from your address: retry in %s", d.Round(time.Second)))
+				httpapi.WriteError(w, &httpapi.Error{Kind: httpapi.KindTooMany, RetryAfter: d, Msg: fmt.Sprintf(
+					"too many failed logins from your address: retry in %s", d.Round(time.Second))})
 				return
 			}
 			timer := time.NewTimer(authSlotWait)
@@ -243,8 +243,8 @@ func (wc *WebConfig) BasicAuth() func(http.Handler) http.Handler {
 				return
 			case <-timer.C:
 				res.Cancel()
-				w.Header().Set("Retry-After", "5")
-				writeError(w, http.StatusServiceUnavailable, "too many logins being checked at once, retry later")
+				httpapi.WriteError(w, &httpapi.Error{Kind: httpapi.KindUnavailable, RetryAfter: 5 * time.Second,
+					Msg: "too many logins being checked at once, retry later"})
 				return
 			}
 			valid := wc.compare(user, pass)
@@ -262,7 +262,7 @@ func (wc *WebConfig) BasicAuth() func(http.Handler) http.Handler {
 
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="procscope", charset="UTF-8"`)
-	writeError(w, http.StatusUnauthorized, "authentication required")
+	httpapi.WriteError(w, httpapi.New(httpapi.KindUnauthorized, "authentication required"))
 }
 
 // credKey identifies user and password without keeping the password in
@@ -318,8 +318,8 @@ func (wc *WebConfig) RateLimit(next http.Handler) http.Handler {
 		case "/-/healthy", "/-/ready":
 		default:
 			if !wc.limiter.Allow() {
-				w.Header().Set("Retry-After", wc.retryAfter)
-				writeError(w, http.StatusTooManyRequests, "rate limited, retry later")
+				httpapi.WriteError(w, &httpapi.Error{Kind: httpapi.KindTooMany, RetryAfter: wc.retryAfter,
+					Msg: "rate limited, retry later"})
 				return
 			}
 		}

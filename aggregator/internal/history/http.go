@@ -2,9 +2,7 @@ package history
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
@@ -90,58 +89,14 @@ func (hd *Handler) OnIngest(_ context.Context, req *store.IngestRequest, res sto
 // middleware for trailing slashes, 405 bodies and auth applies). The time
 // travel routes /snapshots/at and /hosts/{hostname}/snapshots belong to the
 // api package, which serves them from the store alone.
+//
+// Answers are never cached (Cache-Control: no-store): a series' last point
+// and a diff against the latest snapshot change within seconds.
 func (hd *Handler) Mount(r chi.Router) {
-	r.Get("/hosts/{hostname}/series", hd.wrap(hd.hostSeries))
-	r.Get("/hosts/{hostname}/processes/{pid}/series", hd.wrap(hd.processSeries))
-	r.Get("/snapshots/{id}/diff", hd.wrap(hd.diff))
-}
-
-// apiError carries the status a handler wants; anything else is a 500
-// whose detail is logged, not sent.
-type apiError struct {
-	status int
-	msg    string
-}
-
-func (e *apiError) Error() string { return e.msg }
-
-func badRequest(format string, args ...any) error {
-	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
-}
-
-func notFound(format string, args ...any) error {
-	return &apiError{http.StatusNotFound, fmt.Sprintf(format, args...)}
-}
-
-// wrap turns a handler returning (value, error) into an http.HandlerFunc
-// writing JSON: the value with 200, or {"error": "..."} with its status.
-func (hd *Handler) wrap(f func(r *http.Request) (any, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		v, err := f(r)
-		status := http.StatusOK
-		if err != nil {
-			var ae *apiError
-			switch {
-			case errors.As(err, &ae):
-				status, v = ae.status, map[string]string{"error": ae.msg}
-			case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-				status, v = http.StatusServiceUnavailable, map[string]string{"error": "request cancelled or timed out"}
-			default:
-				hd.logger.Error("history request failed", "path", r.URL.Path, "err", err)
-				status, v = http.StatusInternalServerError, map[string]string{"error": "internal error"}
-			}
-		}
-		body, err := json.Marshal(v)
-		if err != nil {
-			hd.logger.Error("encode history response", "path", r.URL.Path, "err", err)
-			status, body = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
-		}
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(status)
-		w.Write(append(body, '\n'))
-	}
+	ad := httpapi.Adapter{Log: hd.logger, NoStore: true}
+	r.With(httpapi.Route("host_series")).Get("/hosts/{hostname}/series", ad.Handle(hd.hostSeries))
+	r.With(httpapi.Route("process_series")).Get("/hosts/{hostname}/processes/{pid}/series", ad.Handle(hd.processSeries))
+	r.With(httpapi.Route("diff")).Get("/snapshots/{id}/diff", ad.Handle(hd.diff))
 }
 
 // pathParam returns a URL parameter decoded: chi matches on the escaped
@@ -154,7 +109,7 @@ func pathParam(r *http.Request, name string) (string, error) {
 	}
 	u, err := url.PathUnescape(v)
 	if err != nil {
-		return "", badRequest("invalid %s in path", name)
+		return "", httpapi.BadRequest("invalid %s in path", name)
 	}
 	return u, nil
 }
@@ -163,14 +118,14 @@ func pathParam(r *http.Request, name string) (string, error) {
 // control characters.
 func validHostname(h string) error {
 	if h == "" {
-		return badRequest("missing hostname")
+		return httpapi.BadRequest("missing hostname")
 	}
 	if len(h) > 253 || !utf8.ValidString(h) {
-		return badRequest("invalid hostname")
+		return httpapi.BadRequest("invalid hostname")
 	}
 	for _, c := range h {
 		if c < 0x20 || (c >= 0x7f && c <= 0x9f) {
-			return badRequest("invalid hostname")
+			return httpapi.BadRequest("invalid hostname")
 		}
 	}
 	return nil
@@ -193,7 +148,7 @@ func (hd *Handler) knownHost(ctx context.Context, hostname string) error {
 	}
 	if _, err := hd.store.Latest(ctx, hostname); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return notFound("unknown host %q", hostname)
+			return httpapi.NotFound("unknown host %q", hostname)
 		}
 		return err
 	}
@@ -207,7 +162,7 @@ func parseTime(name, s string) (time.Time, error) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e11 {
-		return time.Time{}, badRequest("invalid %s %q: want RFC 3339 or Unix seconds", name, truncate(s))
+		return time.Time{}, httpapi.BadRequest("invalid %s %q: want RFC 3339 or Unix seconds", name, truncate(s))
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), nil
@@ -247,10 +202,10 @@ func parseSeriesParams(q url.Values, now time.Time) (p seriesParams, err error) 
 		}
 	}
 	if p.to.Before(p.from) {
-		return p, badRequest("from is after to")
+		return p, httpapi.BadRequest("from is after to")
 	}
 	if p.to.Sub(p.from) > maxRange {
-		return p, badRequest("range longer than %d days", int(maxRange/(24*time.Hour)))
+		return p, httpapi.BadRequest("range longer than %d days", int(maxRange/(24*time.Hour)))
 	}
 	if p.step, err = seriesStep(q, p.from, p.to); err != nil {
 		return p, err
@@ -279,15 +234,15 @@ func seriesStep(q url.Values, from, to time.Time) (step int64, err error) {
 	if derr != nil {
 		f, ferr := strconv.ParseFloat(s, 64)
 		if ferr != nil || !(f > 0) || f > maxRange.Seconds() {
-			return 0, badRequest("invalid step %q: want a duration like 30s or seconds", truncate(s))
+			return 0, httpapi.BadRequest("invalid step %q: want a duration like 30s or seconds", truncate(s))
 		}
 		d = time.Duration(f * float64(time.Second))
 	}
 	if d <= 0 {
-		return 0, badRequest("step must be positive")
+		return 0, httpapi.BadRequest("step must be positive")
 	}
 	if d > maxRange {
-		return 0, badRequest("step longer than %d days", int(maxRange/(24*time.Hour)))
+		return 0, httpapi.BadRequest("step longer than %d days", int(maxRange/(24*time.Hour)))
 	}
 	return max(d.Milliseconds(), autoStep(from, to)), nil
 }
@@ -299,7 +254,7 @@ func parseAgg(q url.Values) (Aggregation, error) {
 	case "max":
 		return AggMax, nil
 	default:
-		return 0, badRequest("invalid agg %q: want avg or max", truncate(q.Get("agg")))
+		return 0, httpapi.BadRequest("invalid agg %q: want avg or max", truncate(q.Get("agg")))
 	}
 }
 
@@ -333,9 +288,9 @@ func (hd *Handler) query(ctx context.Context, h *History, metric string, match m
 	})
 	switch {
 	case errors.Is(err, ErrTooManyPoints):
-		return nil, 0, badRequest("the answer would hold more than %d points: ask for a shorter range or a larger step", maxAnswerPoints)
+		return nil, 0, httpapi.BadRequest("the answer would hold more than %d points: ask for a shorter range or a larger step", maxAnswerPoints)
 	case errors.Is(err, ErrTooManySeries):
-		return nil, 0, badRequest("more than %d series match: ask for a shorter range", maxSeriesPerQuery)
+		return nil, 0, httpapi.BadRequest("more than %d series match: ask for a shorter range", maxSeriesPerQuery)
 	}
 	return series, step, err
 }
@@ -369,7 +324,7 @@ func (hd *Handler) hostSeries(r *http.Request) (any, error) {
 	}
 	h := hd.hist.Load()
 	if h == nil {
-		return nil, notFound("history is disabled on this aggregator")
+		return nil, httpapi.NotFound("history is disabled on this aggregator")
 	}
 	if err := hd.knownHost(r.Context(), host); err != nil {
 		return nil, err
@@ -393,7 +348,7 @@ func parseMetric(q url.Values) (metric, stored string, err error) {
 	}
 	stored, ok := hostMetrics[metric]
 	if !ok {
-		return "", "", badRequest("unknown metric %q: want cpu, memory, available, swap, load1, load5, load15, processes or filesystem", truncate(metric))
+		return "", "", httpapi.BadRequest("unknown metric %q: want cpu, memory, available, swap, load1, load5, load15, processes or filesystem", truncate(metric))
 	}
 	return metric, stored, nil
 }
@@ -448,7 +403,7 @@ func (hd *Handler) processSeries(r *http.Request) (any, error) {
 	}
 	h := hd.hist.Load()
 	if h == nil {
-		return nil, notFound("history is disabled on this aggregator")
+		return nil, httpapi.NotFound("history is disabled on this aggregator")
 	}
 	if err := hd.knownHost(r.Context(), host); err != nil {
 		return nil, err
@@ -481,7 +436,7 @@ func (hd *Handler) processSeries(r *http.Request) (any, error) {
 func parsePID(s string) (int64, error) {
 	pid, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || pid < 0 {
-		return 0, badRequest("invalid pid %q: want a non-negative integer", truncate(s))
+		return 0, httpapi.BadRequest("invalid pid %q: want a non-negative integer", truncate(s))
 	}
 	return pid, nil
 }
@@ -489,7 +444,7 @@ func parsePID(s string) (int64, error) {
 func parseID(name, s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id < 1 {
-		return 0, badRequest("invalid %s %q: want a positive integer", name, truncate(s))
+		return 0, httpapi.BadRequest("invalid %s %q: want a positive integer", name, truncate(s))
 	}
 	return id, nil
 }
@@ -506,7 +461,7 @@ func (hd *Handler) diff(r *http.Request) (any, error) {
 	q := r.URL.Query()
 	against := q.Get("against")
 	if against == "" {
-		return nil, badRequest("missing against: the id of the snapshot to compare with")
+		return nil, httpapi.BadRequest("missing against: the id of the snapshot to compare with")
 	}
 	otherID, err := parseID("against", against)
 	if err != nil {
@@ -526,7 +481,7 @@ func (hd *Handler) diff(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if a.Hostname != b.Hostname {
-		return nil, badRequest("snapshots %d and %d are of different hosts", a.ID, b.ID)
+		return nil, httpapi.BadRequest("snapshots %d and %d are of different hosts", a.ID, b.ID)
 	}
 	older, newer := a, b
 	if b.CapturedAt.Before(a.CapturedAt) || (b.CapturedAt.Equal(a.CapturedAt) && b.ID < a.ID) {
@@ -551,7 +506,7 @@ func parseDiffLimit(s string) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > maxDiffLimit {
-		return 0, badRequest("invalid limit %q: want an integer from 1 to %d", truncate(s), maxDiffLimit)
+		return 0, httpapi.BadRequest("invalid limit %q: want an integer from 1 to %d", truncate(s), maxDiffLimit)
 	}
 	return n, nil
 }
@@ -559,7 +514,7 @@ func parseDiffLimit(s string) (int, error) {
 func (hd *Handler) meta(ctx context.Context, id int64) (store.SnapshotMeta, error) {
 	m, err := hd.store.Snapshot(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return m, notFound("unknown snapshot %d", id)
+		return m, httpapi.NotFound("unknown snapshot %d", id)
 	}
 	return m, err
 }
@@ -568,7 +523,7 @@ func (hd *Handler) processes(ctx context.Context, id int64) ([]snapshot.Process,
 	ps, err := hd.store.Processes(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Pruned between the two reads.
-		return nil, notFound("unknown snapshot %d", id)
+		return nil, httpapi.NotFound("unknown snapshot %d", id)
 	}
 	return ps, err
 }

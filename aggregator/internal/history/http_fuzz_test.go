@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
@@ -44,8 +45,8 @@ var historyQuerySeeds = []string{
 func checkSeriesParams(t *testing.T, q url.Values) {
 	p, err := parseSeriesParams(q, fuzzNow)
 	if err != nil {
-		var ae *apiError
-		if !errors.As(err, &ae) || ae.status != http.StatusBadRequest || ae.msg == "" {
+		var ae *httpapi.Error
+		if !errors.As(err, &ae) || ae.Status() != http.StatusBadRequest || ae.Msg == "" {
 			t.Fatalf("%v: error %v is not a 400 with a message", q, err)
 		}
 		return
@@ -66,8 +67,8 @@ func checkSeriesParams(t *testing.T, q url.Values) {
 }
 
 func isBadRequest(err error) bool {
-	var ae *apiError
-	return err == nil || (errors.As(err, &ae) && ae.status == http.StatusBadRequest && ae.msg != "")
+	var ae *httpapi.Error
+	return err == nil || (errors.As(err, &ae) && ae.Status() == http.StatusBadRequest && ae.Msg != "")
 }
 
 // FuzzSeriesParams: the query parameters of the history routes (from, to,
