@@ -16,6 +16,7 @@ import (
 // routes mounted from outside the package included; requests no route
 // answered (unknown paths, wrong methods) are not.
 func TestRouteMetrics(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
 	e := newEnv(t, func(o *Options) {
 		o.Registerer, o.Gatherer = reg, reg

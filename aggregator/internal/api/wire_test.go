@@ -40,6 +40,7 @@ type wireRequest struct {
 // varies between runs. Run with -update to rewrite testdata/wire.golden
 // after a deliberate change of the contract (docs/api.md).
 func TestWireGolden(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
 	st, err := store.OpenSQLite(context.Background(), t.TempDir(), store.Options{PruneInterval: -1})
 	if err != nil {
@@ -55,13 +56,12 @@ func TestWireGolden(t *testing.T) {
 	defer h.Close()
 	hist.SetHistory(h)
 	a, err := New(Options{
-		OnIngest:        hist.OnIngest,
-		Mount:           hist.Mount,
-		Logger:          slog.New(slog.DiscardHandler),
-		Store:           lazy,
-		UI:              http.NotFoundHandler(),
-		Now:             func() time.Time { return now },
-		StreamingGunzip: true,
+		OnIngest: hist.OnIngest,
+		Mount:    hist.Mount,
+		Logger:   slog.New(slog.DiscardHandler),
+		Store:    lazy,
+		UI:       http.NotFoundHandler(),
+		Now:      func() time.Time { return now },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 // TestAdapter: what the adapter sends for each kind of answer a Func
 // gives, status, body and headers, and what it logs.
 func TestAdapter(t *testing.T) {
+	t.Parallel()
 	f := func(v any, err error, noStore bool, wantStatus int, wantBody string, wantHeaders map[string]string, wantLog string) {
 		t.Helper()
 		var logs bytes.Buffer
@@ -97,6 +98,7 @@ func merge(a, b map[string]string) map[string]string {
 // TestWriteErrorKeepsHandlerHeaders: headers set for the refusal (Allow,
 // WWW-Authenticate) stay; a length or encoding set for another answer goes.
 func TestWriteErrorKeepsHandlerHeaders(t *testing.T) {
+	t.Parallel()
 	rec := httptest.NewRecorder()
 	rec.Header().Set("Allow", "GET, HEAD")
 	rec.Header().Set("Content-Length", "999")
@@ -129,6 +131,7 @@ func (n items) AppendJSON(s *Stream, b []byte) []byte {
 // TestStream: a Streamer's answer that fits one piece goes out with its
 // Content-Length; a bigger one in pieces without; both whole.
 func TestStream(t *testing.T) {
+	t.Parallel()
 	f := func(n int, wantLength bool) {
 		t.Helper()
 		srv := httptest.NewServer(Adapter{NoStore: true}.Handle(func(*http.Request) (any, error) { return items(n), nil }))
@@ -168,6 +171,7 @@ func TestStream(t *testing.T) {
 // TestRoute: named routes report each answer to the Observer above them;
 // without one, or without a name, nothing is reported.
 func TestRoute(t *testing.T) {
+	t.Parallel()
 	type seen struct {
 		route  string
 		status int
