@@ -122,8 +122,7 @@ type errorBody struct {
 // another answer.
 func WriteError(w http.ResponseWriter, e *Error) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
+	jsonHeaders(h)
 	h.Set("Cache-Control", "no-store")
 	h.Del("Content-Encoding")
 	h.Del("Content-Length")

@@ -90,13 +90,18 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // WriteJSONBytes answers status with b, a JSON document, and a newline.
 // The Content-Length is always sent, so a HEAD learns the GET's length.
 func WriteJSONBytes(w http.ResponseWriter, status int, b []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	jsonHeaders(w.Header())
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 	_, _ = w.Write([]byte{'\n'})
+}
+
+// jsonHeaders are the headers of every JSON answer (docs/api.md,
+// "Conventions").
+func jsonHeaders(h http.Header) {
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
 }
 
 // Streamer is an answer that encodes itself in pieces, for answers too big
@@ -128,9 +133,7 @@ func (s *Stream) Flush(b []byte) (rest []byte, ok bool) {
 	}
 	if !s.streaming {
 		s.streaming = true
-		h := s.w.Header()
-		h.Set("Content-Type", "application/json; charset=utf-8")
-		h.Set("X-Content-Type-Options", "nosniff")
+		jsonHeaders(s.w.Header())
 		s.w.WriteHeader(http.StatusOK)
 	}
 	if _, err := s.w.Write(b); err != nil {
