@@ -207,7 +207,7 @@ func prepareWorkload(cfg config) (*workload, error) {
 				}
 				hb.tails = append(hb.tails, tail)
 				hb.counts = append(hb.counts, len(procs))
-				hb.check[v] = wireProcesses(procs) // few variants: keep them all
+				hb.check[v] = procs // few variants: keep them all
 			}
 		default:
 			gh := gen.NewHost(cfg.procs, gen.Seed(seedName, 0)+cfg.seed, cfg.cmdline, period)
@@ -223,7 +223,7 @@ func prepareWorkload(cfg config) (*workload, error) {
 				hb.tails = append(hb.tails, tail)
 				hb.counts = append(hb.counts, len(procs))
 				if inFull(cfg.verifyContent, i, k) {
-					hb.check[k] = wireProcesses(procs)
+					hb.check[k] = slices.Clone(procs) // Step changes them in place
 				}
 			}
 		}
@@ -253,21 +253,6 @@ func prepareWorkload(cfg config) (*workload, error) {
 		return nil, err
 	}
 	return w, nil
-}
-
-// wireProcesses is procs as the wire type: what the read API must return
-// for them. gen keeps its own copy of the process fields (see
-// gen.Process); the read-back compares against the real type.
-func wireProcesses(procs []gen.Process) []snapshot.Process {
-	out := make([]snapshot.Process, len(procs))
-	for i, p := range procs {
-		out[i] = snapshot.Process{
-			PID: p.PID, PPID: p.PPID, Name: p.Name,
-			CPUPercent: p.CPUPercent, MemoryMB: p.MemoryMB, Cmdline: p.Cmdline,
-			Username: p.Username, Status: p.Status, NumThreads: p.NumThreads,
-		}
-	}
-	return out
 }
 
 // bytes returns the size of all tails, and their number.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/procscope/procscope/aggregator/internal/httpapi"
 	"github.com/procscope/procscope/aggregator/internal/inflate"
+	"github.com/procscope/procscope/aggregator/internal/ingest"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
@@ -194,7 +195,7 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 
 	var keyErr error
 	procs := procBufs.Get().(*[]snapshot.Process)
-	var decoded *snapshot.Decoded
+	var decoded *ingest.Decoded
 	recycle := true
 	defer func() {
 		if recycle {
@@ -205,7 +206,7 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 			putProcs(procs, used)
 		}
 	}()
-	decoded, decErr := snapshot.Decode(body, snapshot.DecodeOptions{
+	decoded, decErr := ingest.Decode(body, ingest.DecodeOptions{
 		MaxProcesses: lim.MaxProcesses,
 		Processes:    *procs,
 		OnHostname: func(h string) error {
@@ -232,8 +233,8 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 	case errors.Is(readErr, errDecodedLimit):
 		return fail(httpapi.Errorf(httpapi.KindTooLarge, "body larger than %d bytes after decompression", lim.MaxDecodedBytes))
 	}
-	var de *snapshot.DecodeError
-	if errors.As(decErr, &de) && de.Kind == snapshot.KindTooLarge {
+	var de *ingest.DecodeError
+	if errors.As(decErr, &de) && de.Kind == ingest.KindTooLarge {
 		return fail(httpapi.New(httpapi.KindTooLarge, de.Msg))
 	}
 	if ctErr != "" {

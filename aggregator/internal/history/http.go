@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -114,19 +113,13 @@ func pathParam(r *http.Request, name string) (string, error) {
 	return u, nil
 }
 
-// validHostname applies the ingest rule: 1-253 bytes of UTF-8 without
-// control characters.
+// validHostname applies the ingest rule (snapshot.CheckHostname).
 func validHostname(h string) error {
 	if h == "" {
 		return httpapi.BadRequest("missing hostname")
 	}
-	if len(h) > 253 || !utf8.ValidString(h) {
-		return httpapi.BadRequest("invalid hostname")
-	}
-	for _, c := range h {
-		if c < 0x20 || (c >= 0x7f && c <= 0x9f) {
-			return httpapi.BadRequest("invalid hostname")
-		}
+	if msg := snapshot.CheckHostname(h); msg != "" {
+		return httpapi.BadRequest("invalid hostname: %s", msg)
 	}
 	return nil
 }

@@ -220,7 +220,12 @@ func TestHostSeriesRoute(t *testing.T) {
 		{"range too long", host + "/series?from=0&to=2000000000", 400, nil},
 		{"bad step", host + "/series?step=-5s", 400, nil},
 		{"bad agg", host + "/series?agg=median", 400, nil},
-		{"control char in hostname", "/api/v1/hosts/a%01b/series", 400, nil},
+		{"control char in hostname", "/api/v1/hosts/a%01b/series", 400, func(t *testing.T, b []byte) {
+			// The ingest rule's own reason (snapshot.CheckHostname).
+			if !strings.Contains(string(b), "invalid hostname: hostname contains the control character U+0001") {
+				t.Errorf("response %s", b)
+			}
+		}},
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/prompb"
 
 	"github.com/procscope/procscope/aggregator/internal/store"
+	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
 // Metric names of the series written from each snapshot. They are prefixed
@@ -47,7 +48,7 @@ const maxLabelValueLen = 128
 
 // maxHostnameLen is ingest's own limit on hostnames (docs/api.md). Hostnames are
 // never cut shorter: two hosts sharing a long prefix must stay two hosts.
-const maxHostnameLen = 253
+const maxHostnameLen = snapshot.MaxHostnameBytes
 
 // maxFilesystems bounds the per-mountpoint series one snapshot can create:
 // a host with thousands of (bind) mounts must not explode cardinality.

@@ -251,61 +251,28 @@ func slowCanonicalTime(s string) (int64, bool) {
 // fixedTime answers canonicalTime for the two shapes nearly every stored
 // create_time has, without time.Parse and Format (a keyframe has ~300 and
 // they were a quarter of its encoding): "2006-01-02T15:04:05.000Z", what
-// the API's decoder makes of every create_time, and "2006-01-02T15:04:05Z".
-// sure is false for anything else, or anything unusual in them (a year
-// outside 1970-2261, a leap second), which the slow path decides.
+// the ingest decoder makes of every create_time, and "2006-01-02T15:04:05Z".
+// snapshot.ScanUTC, the ingest decoder's fast path too, reads them. sure
+// is false for anything else, or anything unusual in them (a year outside
+// 1970-2261), which the slow path decides.
 func fixedTime(s string) (ns int64, ok, sure bool) {
-	if (len(s) != 20 && len(s) != 24) || s[len(s)-1] != 'Z' ||
-		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+	if len(s) != 20 && len(s) != 24 {
 		return 0, false, false
 	}
-	num := func(from, to int) int {
-		v := 0
-		for i := from; i < to; i++ {
-			c := s[i]
-			if c < '0' || c > '9' {
-				return -1
-			}
-			v = v*10 + int(c-'0')
-		}
-		return v
-	}
-	year, month, day := num(0, 4), num(5, 7), num(8, 10)
-	hour, minute, sec := num(11, 13), num(14, 16), num(17, 19)
-	if year < 1970 || year > 2261 || month < 1 || month > 12 || day < 1 || day > snapshot.DaysIn(month, year) ||
-		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+	sec, nsec, ok := snapshot.ScanUTC(s)
+	if !ok || sec < 0 || sec >= fixedTimeEnd {
 		return 0, false, false
 	}
-	ms := 0
-	if len(s) == 24 {
-		if s[19] != '.' {
-			return 0, false, false
-		}
-		if ms = num(20, 23); ms < 0 {
-			return 0, false, false
-		}
-		if s[22] == '0' {
-			// RFC 3339 as formatTime writes it trims trailing zeros.
-			return 0, false, true
-		}
+	if len(s) == 24 && s[22] == '0' {
+		// RFC 3339 as formatTime writes it trims trailing zeros.
+		return 0, false, true
 	}
-	secs := daysSinceEpoch(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
-	return secs*1e9 + int64(ms)*1e6, true, true
+	return sec*1e9 + int64(nsec), true, true
 }
 
-// daysSinceEpoch counts the days from 1970-01-01 to the date (proleptic
-// Gregorian; Howard Hinnant's days_from_civil).
-func daysSinceEpoch(y, m, d int) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return int64(era*146097 + doe - 719468)
-}
+// fixedTimeEnd is 2262-01-01 in Unix seconds: UnixNano ends in 2262, so
+// fixedTime takes the years 1970-2261 and leaves the rest to the slow path.
+var fixedTimeEnd = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 
 func formatTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 

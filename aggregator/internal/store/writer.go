@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
@@ -430,17 +429,11 @@ func checkRequest(req *IngestRequest) error {
 	return nil
 }
 
+// checkHostname applies the ingest rule (snapshot.CheckHostname) again:
+// the store is also written by the admin commands.
 func checkHostname(h string) error {
-	if len(h) == 0 || len(h) > 253 {
-		return fmt.Errorf("%w: hostname must be 1-253 bytes", ErrInvalid)
-	}
-	if !utf8.ValidString(h) {
-		return fmt.Errorf("%w: hostname is not valid UTF-8", ErrInvalid)
-	}
-	for _, r := range h {
-		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
-			return fmt.Errorf("%w: hostname contains a control character", ErrInvalid)
-		}
+	if msg := snapshot.CheckHostname(h); msg != "" {
+		return fmt.Errorf("%w: %s", ErrInvalid, msg)
 	}
 	return nil
 }

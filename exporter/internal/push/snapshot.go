@@ -2,10 +2,7 @@ package push
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
 	"github.com/procscope/procscope/exporter/internal/collector"
@@ -43,24 +40,13 @@ func FromWalk(w *collector.Walk, procs []collector.Process, hostname, exporterNa
 	return s, nil
 }
 
-// CheckHostname applies docs/api.md's hostname rule (1-253 bytes of UTF-8, no
-// control characters) before the first push, so a host whose name the
-// aggregator would refuse fails at start with a clear message instead of
-// having every snapshot rejected.
+// CheckHostname applies docs/api.md's hostname rule (snapshot.CheckHostname:
+// 1-253 bytes of UTF-8, no control characters) before the first push, so a
+// host whose name the aggregator would refuse fails at start with a clear
+// message instead of having every snapshot rejected.
 func CheckHostname(h string) error {
-	if h == "" {
-		return errors.New("hostname is empty")
-	}
-	if len(h) > 253 {
-		return fmt.Errorf("hostname is %d bytes, more than 253", len(h))
-	}
-	if !utf8.ValidString(h) {
-		return errors.New("hostname is not valid UTF-8")
-	}
-	for _, r := range h {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("hostname %q contains a control character", h)
-		}
+	if msg := snapshot.CheckHostname(h); msg != "" {
+		return fmt.Errorf("%s: %q", msg, h)
 	}
 	return nil
 }

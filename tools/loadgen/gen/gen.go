@@ -2,9 +2,7 @@
 // real Linux host's (systemd, kernel threads, services with workers, shells)
 // with a few hostile names mixed in. The load generator, benchmarks and
 // tests share it so that they measure and check the same kind of data.
-//
-// It does not import package snapshot, so that snapshot's own tests can
-// use it.
+// The processes and bodies are the wire types of package snapshot.
 package gen
 
 import (
@@ -15,32 +13,12 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+
+	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
-// Process mirrors the wire fields of one process that an exporter sends.
-// It is a copy, not snapshot.Process, because package snapshot's own tests
-// (the decoder's, in package snapshot) make their bodies with this package
-// and Go forbids the import cycle; TestProcessIsTheWireType keeps every
-// field equal to snapshot.Process's. Once the decoder's tests live outside
-// package snapshot this can become an alias.
-type Process struct {
-	PID        int64   `json:"pid"`
-	PPID       int64   `json:"ppid"`
-	Name       string  `json:"name"`
-	CPUPercent float64 `json:"cpu_percent"`
-	MemoryMB   float64 `json:"memory_mb"`
-	Cmdline    *string `json:"cmdline,omitempty"`
-	Username   string  `json:"username,omitempty"`
-	Status     string  `json:"status,omitempty"`
-	NumThreads int32   `json:"num_threads,omitempty"`
-}
-
-type body struct {
-	Hostname   string          `json:"hostname"`
-	CapturedAt string          `json:"captured_at"`
-	SystemInfo json.RawMessage `json:"system_info"`
-	Processes  []Process       `json:"processes"`
-}
+// Process is the wire type of one process.
+type Process = snapshot.Process
 
 // SystemInfo is a typical system_info object (field names of
 // snapshot.SystemInfo).
@@ -131,7 +109,7 @@ func Seed(hostname string, variant int) uint64 {
 // BodyOf returns the ingest body for procs. Its members come in the order
 // hostname, captured_at, system_info, processes.
 func BodyOf(hostname, capturedAt string, procs []Process) []byte {
-	b, err := json.Marshal(body{
+	b, err := json.Marshal(snapshot.Snapshot{
 		Hostname:   hostname,
 		CapturedAt: capturedAt,
 		SystemInfo: json.RawMessage(SystemInfo),

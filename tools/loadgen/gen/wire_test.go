@@ -3,30 +3,11 @@ package gen
 import (
 	"bytes"
 	"encoding/json"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
-
-// TestProcessIsTheWireType: gen.Process is a copy of snapshot.Process (see
-// its comment), so every one of its fields must be a field of the wire type
-// with the same name, type and JSON tag, in the same order.
-func TestProcessIsTheWireType(t *testing.T) {
-	g, w := reflect.TypeFor[Process](), reflect.TypeFor[snapshot.Process]()
-	for i := range g.NumField() {
-		gf := g.Field(i)
-		if i >= w.NumField() {
-			t.Fatalf("gen.Process.%s: snapshot.Process has only %d fields", gf.Name, w.NumField())
-		}
-		wf := w.Field(i)
-		if gf.Name != wf.Name || gf.Type != wf.Type || gf.Tag.Get("json") != wf.Tag.Get("json") {
-			t.Errorf("field %d: gen %s %s `%s`, snapshot %s %s `%s`",
-				i, gf.Name, gf.Type, gf.Tag, wf.Name, wf.Type, wf.Tag)
-		}
-	}
-}
 
 // TestBodiesAreWireSnapshots: the bodies gen makes decode strictly (no
 // unknown field anywhere) into snapshot.Snapshot and snapshot.SystemInfo,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/procscope/procscope/aggregator/internal/ingest"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
 	"github.com/procscope/procscope/tools/loadgen/gen"
@@ -42,7 +43,7 @@ func BenchmarkProcessesHandler(b *testing.B) {
 	}
 	a.SetStore(st)
 	body := gen.Body(5000, "big-host", "2026-11-25T17:00:00Z", true)
-	d, err := snapshot.Decode(body, snapshot.DecodeOptions{})
+	d, err := ingest.Decode(body, ingest.DecodeOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func BenchmarkIngestHandler(b *testing.B) {
 			b.Fatal(err)
 		}
 		parts[i] = p
-		d, err := snapshot.Decode(gen.BodyOf(name, "2026-11-25T00:00:00Z", procs), snapshot.DecodeOptions{})
+		d, err := ingest.Decode(gen.BodyOf(name, "2026-11-25T00:00:00Z", procs), ingest.DecodeOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}

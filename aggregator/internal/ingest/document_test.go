@@ -1,18 +1,14 @@
-package snapshot
+package ingest
 
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"math"
-	"math/rand/v2"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
+	"github.com/procscope/procscope/aggregator/snapshot"
 	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
@@ -171,29 +167,6 @@ func TestDecodeRejects(t *testing.T) {
 	f("too many after bad", body(`[{"pid":"x"},1,2,3,4]`), KindTooLarge, "more than 3")
 }
 
-func TestDecodeUTF8Replacement(t *testing.T) {
-	in := "{\"hostname\":\"h\xff\",\"captured_at\":\"2026-11-25T17:00:00Z\"," +
-		"\"system_info\":{\"k\":\"v\xc3\"}," +
-		"\"processes\":[{\"pid\":1,\"ppid\":0,\"name\":\"bad\xfe\xffname\",\"cpu_percent\":0,\"memory_mb\":0," +
-		"\"cmdline\":\"\\ud800 lone \\ud83d\\ude00 pair \\u00e9\"}]}"
-	d, err := Decode([]byte(in), DecodeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Snapshot.Hostname != "h\uFFFD" {
-		t.Errorf("hostname %q", d.Snapshot.Hostname)
-	}
-	if got := d.Snapshot.Processes[0].Name; got != "bad\uFFFD\uFFFDname" {
-		t.Errorf("name %q", got)
-	}
-	if got := *d.Snapshot.Processes[0].Cmdline; got != "\uFFFD lone 😀 pair é" {
-		t.Errorf("cmdline %q", got)
-	}
-	if !utf8.Valid(d.Snapshot.SystemInfo) || !json.Valid(d.Snapshot.SystemInfo) {
-		t.Errorf("system_info must become valid UTF-8 JSON: %q", d.Snapshot.SystemInfo)
-	}
-}
-
 func TestDecodeHostnameEdges(t *testing.T) {
 	f := func(h string, ok bool) {
 		t.Helper()
@@ -240,30 +213,6 @@ func TestDecodeHostnameCallbackOrder(t *testing.T) {
 	}
 }
 
-func TestParseTime(t *testing.T) {
-	f := func(in, want string) {
-		t.Helper()
-		got, msg := ParseTime(in)
-		if want == "" {
-			if msg == "" {
-				t.Errorf("%q: want an error, got %v", in, got)
-			}
-			return
-		}
-		if msg != "" || got.Format(CapturedAtFormat) != want {
-			t.Errorf("%q: got %v %q, want %s", in, got.Format(CapturedAtFormat), msg, want)
-		}
-	}
-	f("2026-11-25T17:00:00Z", "2026-11-25T17:00:00.000Z")
-	f("2026-11-25T17:00:00.123456789Z", "2026-11-25T17:00:00.123Z")
-	f("2026-11-25T17:00:00.9999-05:30", "2026-11-25T22:30:00.999Z")
-	f("2026-11-25T00:30:00+01:00", "2026-11-24T23:30:00.000Z")
-	f("2026-11-25t17:00:00z", "") // Go's RFC 3339 parser wants upper case T and Z
-	f("2026-13-25T17:00:00Z", "")
-	f("", "")
-	f("now", "")
-}
-
 // TestDecodeMatchesEncodingJSON: for valid bodies the hand-written decoder
 // yields what encoding/json yields.
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
@@ -273,12 +222,12 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ref Snapshot
+		var ref snapshot.Snapshot
 		if err := json.Unmarshal(in, &ref); err != nil {
 			t.Fatal(err)
 		}
 		if ref.Processes == nil {
-			ref.Processes = []Process{}
+			ref.Processes = []snapshot.Process{}
 		}
 		if !reflect.DeepEqual(ref.Processes, d.Snapshot.Processes) {
 			t.Fatalf("n=%d: processes differ from encoding/json", n)
@@ -286,51 +235,5 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 		if string(ref.SystemInfo) != string(d.Snapshot.SystemInfo) || ref.Hostname != d.Snapshot.Hostname {
 			t.Fatalf("n=%d: header differs", n)
 		}
-	}
-}
-
-// gen.Body must be deterministic so that benchmarks compare like with like.
-func TestGenerateBodyDeterministic(t *testing.T) {
-	a := gen.Body(50, "h", "2026-11-25T17:00:00Z", true)
-	b := gen.Body(50, "h", "2026-11-25T17:00:00Z", true)
-	if string(a) != string(b) {
-		t.Fatal("GenerateBody is not deterministic")
-	}
-	if !json.Valid(a) {
-		t.Fatal("GenerateBody made invalid JSON")
-	}
-}
-
-// TestFastDecimal: the fast path gives exactly strconv's float for every
-// decimal it accepts, and declines what it cannot do exactly.
-func TestFastDecimal(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	check := func(s string) {
-		t.Helper()
-		want, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			t.Fatalf("bad test input %q", s)
-		}
-		integer := !strings.ContainsAny(s, ".eE")
-		got, ok := fastDecimal([]byte(s), integer)
-		if ok && got != want {
-			t.Fatalf("%s: fast path %v, strconv %v", s, got, want)
-		}
-	}
-	for _, s := range []string{"0", "0.0", "12.6", "0.1", "0.3", "99.99", "123456789012345", "1234567890.12345",
-		"0.000000000000001", "999999999999999", "4503599627370497", "1e5", "1.5E-3", "100.00"} {
-		check(s)
-	}
-	for range 200000 {
-		ip := r.Uint64N(1 << r.IntN(50))
-		fr := r.Uint64N(1000000)
-		check(fmt.Sprintf("%d.%0*d", ip, 1+r.IntN(6), fr%uint64(math.Pow10(1+r.IntN(6)))))
-		check(strconv.FormatUint(ip, 10))
-	}
-	if _, ok := fastDecimal([]byte("1234567890123456"), true); ok {
-		t.Error("16 digits must go to strconv")
-	}
-	if _, ok := fastDecimal([]byte("1e3"), false); ok {
-		t.Error("exponents must go to strconv")
 	}
 }

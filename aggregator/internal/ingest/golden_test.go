@@ -1,4 +1,4 @@
-package snapshot
+package ingest
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/decode/*.golden from the current decoder")
@@ -37,8 +39,8 @@ type goldenResult struct {
 	CapturedAt   string   `json:"captured_at,omitempty"` // Decoded.CapturedAt, RFC 3339 with nanoseconds
 	// Snapshot is Decoded.Snapshot without system_info, which SystemInfo
 	// holds as the exact bytes kept.
-	Snapshot   *Snapshot `json:"snapshot"`
-	SystemInfo *string   `json:"system_info_bytes,omitempty"`
+	Snapshot   *snapshot.Snapshot `json:"snapshot"`
+	SystemInfo *string            `json:"system_info_bytes,omitempty"`
 	// Max3 is the error with MaxProcesses 3 (the process limit's path).
 	Max3 string `json:"max_processes_3_error,omitempty"`
 }

@@ -1,21 +1,24 @@
-package snapshot
+package ingest
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/procscope/procscope/aggregator/snapshot"
 	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
 // FuzzDecode checks Decode's invariants on any input, and that what it
 // accepts re-encodes and decodes to the same value; its seed corpus runs
 // in every `go test`. Run it for real with `make fuzz` or
-// go test -run '^$' -fuzz FuzzDecode -fuzztime 60s ./aggregator/snapshot
+// go test -run '^$' -fuzz FuzzDecode -fuzztime 60s ./aggregator/internal/ingest
 func FuzzDecode(f *testing.F) {
 	seeds := []string{
 		string(gen.Body(3, "web-1", "2026-11-25T17:00:00.123Z", true)),
@@ -33,6 +36,21 @@ func FuzzDecode(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
+	// And every golden fixture under 4 KiB (the fuzzer crawls on big
+	// seeds, minimising what it finds byte by byte).
+	fixtures, err := filepath.Glob(filepath.Join(goldenDir, "*.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, p := range fixtures {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(b) <= 4096 {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var seen []string
 		d, err := Decode(data, DecodeOptions{MaxProcesses: 50, OnHostname: func(h string) error {
@@ -42,8 +60,8 @@ func FuzzDecode(f *testing.F) {
 		if len(seen) > 1 {
 			t.Fatalf("OnHostname called %d times", len(seen))
 		}
-		if len(seen) == 1 && (!d.HostnameSeen || CheckHostname(seen[0]) != "") {
-			t.Fatalf("OnHostname got %q (valid: %q), HostnameSeen %v", seen[0], CheckHostname(seen[0]), d.HostnameSeen)
+		if len(seen) == 1 && (!d.HostnameSeen || snapshot.CheckHostname(seen[0]) != "") {
+			t.Fatalf("OnHostname got %q (valid: %q), HostnameSeen %v", seen[0], snapshot.CheckHostname(seen[0]), d.HostnameSeen)
 		}
 		if err != nil {
 			var de *DecodeError
@@ -58,7 +76,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted invalid JSON %q", data)
 		}
 		s := d.Snapshot
-		if CheckHostname(s.Hostname) != "" || len(s.Processes) > 50 || !json.Valid(s.SystemInfo) || !utf8.Valid(s.SystemInfo) {
+		if snapshot.CheckHostname(s.Hostname) != "" || len(s.Processes) > 50 || !json.Valid(s.SystemInfo) || !utf8.Valid(s.SystemInfo) {
 			t.Fatalf("accepted a snapshot that breaks the rules: %+v", s)
 		}
 		pids := map[int64]bool{}
