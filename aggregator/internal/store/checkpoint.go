@@ -63,9 +63,5 @@ func (s *SQLite) finishCheckpoint() {
 	var busy, logFrames, done int
 	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done); err != nil {
 		s.log.Warn("wal checkpoint failed", "err", err)
-		return
-	}
-	if done == logFrames {
-		s.walResets.Add(1)
 	}
 }

@@ -339,7 +339,6 @@ func (s *SQLite) rebase(ctx context.Context, tx *sql.Tx, kf int64) error {
 		s.codec.seal(blobFull, encodeFull(newProcs)), s.codec.seal(blobFull, newSys), newID); err != nil {
 		return err
 	}
-	s.rebased.Add(1)
 	idx := baseIndex(newProcs)
 	toks := sysTokens(newSys)
 	for _, d := range deps[1:] {

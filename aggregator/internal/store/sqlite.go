@@ -146,8 +146,6 @@ type SQLite struct {
 	pruned    atomic.Int64
 	commits   atomic.Int64 // transactions the writer committed
 	committed atomic.Int64 // jobs those transactions carried
-	walResets atomic.Int64 // checkpoints that left the WAL free to start again
-	rebased   atomic.Int64 // keyframes whose deltas were re-encoded
 	pruneLate atomic.Int64 // earliest captured_ms stored since the last pass
 	pruneMu   sync.Mutex   // one retention pass at a time
 	prune     pruneState

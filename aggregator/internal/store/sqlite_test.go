@@ -648,7 +648,7 @@ func TestWALStartsAgainUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d commits, %d WAL restarts, WAL %d bytes", written, s.walResets.Load(), fi.Size())
+	t.Logf("%d commits, WAL %d bytes", written, fi.Size())
 	// Checkpoints are not commits: the writer's caches stayed valid
 	// (data_version moved once, for the first batch).
 	if s.w.versionChanges != 1 {
@@ -658,9 +658,6 @@ func TestWALStartsAgainUnderLoad(t *testing.T) {
 	// would hold them all if it never started again.
 	if grown := written * 3 * 4096; fi.Size() > grown/4 {
 		t.Fatalf("WAL is %d bytes after %d commits: it is not reused", fi.Size(), written)
-	}
-	if s.walResets.Load() == 0 {
-		t.Fatal("no checkpoint ever caught up with the writer")
 	}
 }
 
