@@ -88,12 +88,9 @@ type History struct {
 	flushQuit, flushDone chan struct{} // stop and wait for flushLoop
 	closing              atomic.Bool   // Close has begun
 
-	batchWait atomic.Int64 // nanoseconds: writeBatchWait, or what a test set
-
-	rowsWritten  atomic.Uint64
-	addRowsCalls atomic.Uint64
-	dropped      atomic.Uint64
-	writeErrors  atomic.Uint64
+	rowsWritten atomic.Uint64
+	dropped     atomic.Uint64
+	writeErrors atomic.Uint64
 }
 
 // job is one unit of the writer's queue: the rows of one snapshot, or a
@@ -105,7 +102,18 @@ type job struct {
 }
 
 // Open opens (creating it if needed) the history storage in dir.
-func Open(dir string, opts Options) (h *History, err error) {
+func Open(dir string, opts Options) (*History, error) {
+	h, err := open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	h.start(writeBatchWait, h.addRows)
+	return h, nil
+}
+
+// open opens the storage; start then starts the writer, which batches for
+// up to batchWait and hands each batch to write (h.addRows; tests wrap it).
+func open(dir string, opts Options) (h *History, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -200,12 +208,14 @@ func Open(dir string, opts Options) (h *History, err error) {
 	if remoteURL != nil {
 		h.remote = newRemoteWriter(remoteURL, remoteOptions{}, opts.Logger)
 	}
-	h.batchWait.Store(int64(writeBatchWait))
-	go h.writeLoop()
-	go h.flushLoop()
 	opts.Logger.Info("history opened", "path", dir, "retention", opts.Retention, "top_k", opts.TopK,
 		"remote_write", remoteURL != nil)
 	return h, nil
+}
+
+func (h *History) start(batchWait time.Duration, write func([]storage.MetricRow)) {
+	go h.writeLoop(batchWait, write)
+	go h.flushLoop()
 }
 
 // Dir is the storage directory.
@@ -296,9 +306,9 @@ const (
 	maxWriteBatch  = 64 << 10
 )
 
-// writeLoop is the only caller of AddRows: it drains the queue, batching
-// what has piled up, or arrives within writeBatchWait, into one call.
-func (h *History) writeLoop() {
+// writeLoop is the only caller of AddRows (through write): it drains the
+// queue, batching what has piled up, or arrives within wait, into one call.
+func (h *History) writeLoop(wait time.Duration, write func([]storage.MetricRow)) {
 	defer close(h.done)
 	batch := make([]storage.MetricRow, 0, 2*writeBatchRows)
 	timer := time.NewTimer(time.Hour)
@@ -325,7 +335,6 @@ func (h *History) writeLoop() {
 				continue
 			default:
 			}
-			wait := time.Duration(h.batchWait.Load())
 			if len(batch) >= writeBatchRows || len(flushes) > 0 || wait <= 0 {
 				break
 			}
@@ -348,7 +357,7 @@ func (h *History) writeLoop() {
 			timer.Stop()
 		}
 		t0 := time.Now()
-		h.addRows(batch)
+		write(batch)
 		h.yieldAfter(time.Since(t0))
 		if len(flushes) > 0 {
 			h.debugFlush()
@@ -395,7 +404,6 @@ func (h *History) addRows(rows []storage.MetricRow) {
 	// from the values themselves (see docs/performance.md, bytes per sample).
 	h.storage.AddRows(rows, 64)
 	h.rowsWritten.Add(uint64(len(rows)))
-	h.addRowsCalls.Add(1)
 }
 
 // flushEvery is how often the rows added since are turned into a

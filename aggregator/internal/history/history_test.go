@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
@@ -20,6 +23,26 @@ func openTest(t testing.TB, dir string, opts Options) *History {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// openCounting is openTest with a writer that waits up to batchWait for a
+// batch (0: writes what it finds at once) and counts its non-empty AddRows
+// calls.
+func openCounting(t testing.TB, dir string, opts Options, batchWait time.Duration) (*History, *atomic.Uint64) {
+	t.Helper()
+	h, err := open(dir, opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	calls := new(atomic.Uint64)
+	h.start(batchWait, func(rows []storage.MetricRow) {
+		if len(rows) > 0 {
+			calls.Add(1)
+		}
+		h.addRows(rows)
+	})
+	t.Cleanup(func() { h.Close() })
+	return h, calls
 }
 
 // testLogger sends the package's logs to the test's log.

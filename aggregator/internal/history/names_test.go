@@ -231,8 +231,7 @@ func TestBuildRowsConcurrent(t *testing.T) {
 // go to the storage in one AddRows call, and a flush request ends the
 // wait at once.
 func TestWriterCoalescesBatches(t *testing.T) {
-	h := openTest(t, t.TempDir(), Options{})
-	h.batchWait.Store(int64(10 * time.Second))
+	h, calls := openCounting(t, t.TempDir(), Options{}, 10*time.Second)
 	at := time.Now().Add(-time.Minute)
 	for i := range 5 {
 		h.Add(testRequest(fmt.Sprint("web-", i), at, 1, nil))
@@ -244,7 +243,7 @@ func TestWriterCoalescesBatches(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("flush took %s: it waited for the batch", d)
 	}
-	if n := h.addRowsCalls.Load(); n != 1 {
+	if n := calls.Load(); n != 1 {
 		t.Errorf("%d AddRows calls for 5 snapshots, want 1", n)
 	}
 	if st := h.Stats(); st.RowsWritten != 5*10 || st.Dropped != 0 {
