@@ -113,9 +113,6 @@ type Options struct {
 	Gatherer   prometheus.Gatherer
 	// Now is the clock; nil means time.Now (tests pin it).
 	Now func() time.Time
-	// StreamingGunzip turns off the libdeflate fast path (package
-	// inflate) even where the library is present: tests cover both paths.
-	StreamingGunzip bool
 	// Enrollment decides who may create hosts and bounds new hosts
 	// (enroll.go). The zero value is open enrolment without limits.
 	Enrollment Enrollment
@@ -214,7 +211,7 @@ func New(opts Options) (*API, error) {
 	if a.enroll, err = newEnroller(opts.Enrollment, opts.Now); err != nil {
 		return nil, err
 	}
-	if ok, err := inflate.Available(); ok && !opts.StreamingGunzip {
+	if ok, err := inflate.Available(); ok {
 		a.fastGunzip = true
 		a.log.Debug("ingest decompresses gzip with libdeflate")
 	} else if err != nil {

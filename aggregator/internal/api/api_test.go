@@ -32,6 +32,13 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*Options)) *env {
 	t.Helper()
+	return newGunzipEnv(t, false, mod)
+}
+
+// newGunzipEnv is newEnv with, if streaming, Go's streaming gzip reader
+// even where libdeflate is present.
+func newGunzipEnv(t *testing.T, streaming bool, mod func(*Options)) *env {
+	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), t.TempDir(), store.Options{PruneInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +50,9 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	a, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if streaming {
+		a.useStreamingGunzip()
 	}
 	a.SetStore(st)
 	srv := httptest.NewServer(a)
@@ -167,9 +177,8 @@ func (e *env) state() state {
 func TestIngestCheckOrder(t *testing.T) { bothGunzips(t, testIngestCheckOrder) }
 
 func testIngestCheckOrder(t *testing.T, streaming bool) {
-	e := newEnv(t, func(o *Options) {
+	e := newGunzipEnv(t, streaming, func(o *Options) {
 		o.Limits = Limits{MaxWireBytes: 64 << 10, MaxDecodedBytes: 256 << 10, MaxProcesses: 100}
-		o.StreamingGunzip = streaming
 	})
 	mustStatus(t, e.ingest("k1", snap("web-1", "2026-11-25T17:00:00Z", proc1)), http.StatusCreated)
 	// last_seen has millisecond resolution: make sure a wrongly accepted
@@ -580,7 +589,7 @@ func TestGzipBomb(t *testing.T) { bothGunzips(t, testGzipBomb) }
 
 func testGzipBomb(t *testing.T, streaming bool) {
 	const limit = 8 << 20
-	e := newEnv(t, func(o *Options) { o.Limits.MaxDecodedBytes = limit; o.StreamingGunzip = streaming })
+	e := newGunzipEnv(t, streaming, func(o *Options) { o.Limits.MaxDecodedBytes = limit })
 	// gzip readers read concatenated members as one stream, so one
 	// compressed MiB of zeros repeated 1024 times inflates to 1 GiB
 	// without compressing a GiB here.

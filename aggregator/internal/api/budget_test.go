@@ -74,10 +74,9 @@ func TestConcurrentGzipBombs(t *testing.T) { bothGunzips(t, testConcurrentGzipBo
 
 func testConcurrentGzipBombs(t *testing.T, streaming bool) {
 	const limit, budget, bombs = 8 << 20, 16 << 20, 16
-	e := newEnv(t, func(o *Options) {
+	e := newGunzipEnv(t, streaming, func(o *Options) {
 		o.Limits.MaxDecodedBytes = limit
 		o.Limits.MaxInflightBytes = budget
-		o.StreamingGunzip = streaming
 	})
 	var body bytes.Buffer
 	body.Write(gz(t, []byte(`{"hostname":"bomb","captured_at":"2026-11-25T17:00:00Z","system_info":{"pad":"`)))

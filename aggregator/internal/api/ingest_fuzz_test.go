@@ -38,10 +38,12 @@ func FuzzIngestGzip(f *testing.F) {
 			// peak) shows what the buffers grew to.
 			Limits: Limits{MaxWireBytes: wireLimit, MaxDecodedBytes: decodedLimit, MaxProcesses: 20,
 				MaxInflightBytes: 1 << 30},
-			StreamingGunzip: streaming,
 		})
 		if err != nil {
 			f.Fatal(err)
+		}
+		if streaming {
+			a.useStreamingGunzip()
 		}
 		a.SetStore(st)
 		return a
