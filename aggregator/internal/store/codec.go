@@ -24,30 +24,23 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
 // Blob header byte: the low bits say what the blob is, the high bits how
-// the rest is compressed: S2, zstd, or not at all (small blobs are kept raw
-// when compression would only add its frame overhead).
+// the rest is compressed: S2, or not at all (small blobs are kept raw when
+// compression would only add its frame overhead).
 //
-// Blobs are written with S2. Deltas are ~1.2 KB of varints with little
-// redundancy left: zstd shrank them by 7 %, S2 by the same for a third of
-// the CPU. Keyframes were zstd (a 300-process list: 19 KB raw, 8.7 KB
-// zstd) until a keyframe's encoding, ~430 µs with zstd's ~175, turned out to
-// be what a host's first push waits for: 200 hosts starting together
-// queued ~45 ms behind it. With S2 a long run stores 2,245 bytes a
-// snapshot instead of 2,105 (BenchmarkCompact), well inside the 3 KB
-// budget. Blobs written with zstd (every keyframe, and deltas before S2)
-// still read: only the zstd encoder is gone.
+// S2 rather than zstd: deltas are varints with little redundancy left, so
+// zstd saved hardly more, and a keyframe's encoding is what a host's first
+// push waits for, so a fleet starting together queued behind zstd's CPU
+// (docs/performance.md, "Choices the figures made").
 const (
-	blobFull       = 1 // complete process list / complete system_info
-	blobDelta      = 2 // delta against the keyframe in base_id
-	blobCompressed = 0x80
-	blobS2         = 0x40
-	blobKindMask   = 0x3f
+	blobFull     = 1 // complete process list / complete system_info
+	blobDelta    = 2 // delta against the keyframe in base_id
+	blobS2       = 0x40
+	blobKindMask = 0x3f
 )
 
 // Changed-field bits of a delta row.
@@ -82,32 +75,10 @@ const maxDecodedBlob = 256 << 20
 
 var pow10 = [10]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
-// codec compresses and decompresses blobs. Its zstd decoder (for blobs
-// written before S2) is safe for concurrent use (DecodeAll), so one codec
-// serves the writer and every reader.
-type codec struct {
-	dec *zstd.Decoder
-}
-
-func newCodec() (*codec, error) {
-	dec, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(0),
-		zstd.WithDecoderMaxMemory(maxDecodedBlob))
-	if err != nil {
-		return nil, err
-	}
-	return &codec{dec: dec}, nil
-}
-
-func (c *codec) close() {
-	c.dec.Close()
-}
-
-// seal prefixes raw with its kind byte, compressing it when that pays.
-func (c *codec) seal(kind byte, raw []byte) []byte {
+// sealBlob prefixes raw with its kind byte, compressing it when that pays.
+func sealBlob(kind byte, raw []byte) []byte {
 	if len(raw) >= 64 {
-		// An S2 block has no checksum of its own (a zstd frame has one):
-		// a CRC-32C of the content follows it, so that a damaged blob is
+		// An S2 block has no checksum of its own: a CRC-32C of the content follows it, so that a damaged blob is
 		// refused rather than read back wrong.
 		out := make([]byte, 1+s2.MaxEncodedLen(len(raw))+4)
 		out[0] = kind | blobS2
@@ -122,8 +93,8 @@ func (c *codec) seal(kind byte, raw []byte) []byte {
 	return append(out, raw...)
 }
 
-// open returns a blob's kind and raw content.
-func (c *codec) open(blob []byte) (byte, []byte, error) {
+// openBlob returns a blob's kind and raw content.
+func openBlob(blob []byte) (byte, []byte, error) {
 	if len(blob) == 0 {
 		return 0, nil, errCorrupt
 	}
@@ -148,15 +119,9 @@ func (c *codec) open(blob []byte) (byte, []byte, error) {
 			return 0, nil, fmt.Errorf("%w: checksum mismatch", errCorrupt)
 		}
 		return kind, raw, nil
-	case blobCompressed:
 	default:
 		return 0, nil, errCorrupt
 	}
-	raw, err := c.dec.DecodeAll(blob[1:], nil)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%w: %v", errCorrupt, err)
-	}
-	return kind, raw, nil
 }
 
 // --- writing ---

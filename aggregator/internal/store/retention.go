@@ -336,7 +336,7 @@ func (s *SQLite) rebase(ctx context.Context, tx *sql.Tx, kf int64) error {
 	}
 	newID := deps[0].id
 	if _, err := tx.ExecContext(ctx, "UPDATE snapshots SET base_id = NULL, procs = ?, sys = ? WHERE id = ?",
-		s.codec.seal(blobFull, encodeFull(newProcs)), s.codec.seal(blobFull, newSys), newID); err != nil {
+		sealBlob(blobFull, encodeFull(newProcs)), sealBlob(blobFull, newSys), newID); err != nil {
 		return err
 	}
 	idx := baseIndex(newProcs)
@@ -346,12 +346,12 @@ func (s *SQLite) rebase(ctx context.Context, tx *sql.Tx, kf int64) error {
 		if err != nil {
 			return fmt.Errorf("snapshot %d: %w", d.id, err)
 		}
-		sysBlob := s.codec.seal(blobFull, sys)
+		sysBlob := sealBlob(blobFull, sys)
 		if raw, ok := encodeSysDelta(toks, sys); ok {
-			sysBlob = s.codec.seal(blobDelta, raw)
+			sysBlob = sealBlob(blobDelta, raw)
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE snapshots SET base_id = ?, procs = ?, sys = ? WHERE id = ?",
-			newID, s.codec.seal(blobDelta, encodeDelta(procs, newProcs, idx)), sysBlob, d.id); err != nil {
+			newID, sealBlob(blobDelta, encodeDelta(procs, newProcs, idx)), sysBlob, d.id); err != nil {
 			return err
 		}
 	}
@@ -361,7 +361,7 @@ func (s *SQLite) rebase(ctx context.Context, tx *sql.Tx, kf int64) error {
 // decodeProcs decodes a process blob against its keyframe (nil for a
 // keyframe's own blob).
 func (s *SQLite) decodeProcs(blob []byte, base *frame) ([]snapshot.Process, error) {
-	kind, raw, err := s.codec.open(blob)
+	kind, raw, err := openBlob(blob)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +377,7 @@ func (s *SQLite) decodeProcs(blob []byte, base *frame) ([]snapshot.Process, erro
 
 // decodeSys decodes a system_info blob against its keyframe.
 func (s *SQLite) decodeSys(blob []byte, base *frame) ([]byte, error) {
-	kind, raw, err := s.codec.open(blob)
+	kind, raw, err := openBlob(blob)
 	if err != nil {
 		return nil, err
 	}

@@ -133,9 +133,8 @@ type SQLite struct {
 	ckdb     *sql.DB // one connection for WAL checkpoints
 	ckDone   chan struct{}
 	ckTail   chan struct{} // the checkpoint loop asks the writer to finish a checkpoint
-	codec    *codec
-	cache    *frameCache // decoded keyframes
-	sysCache *frameCache // keyframes' system_info only
+	cache    *frameCache   // decoded keyframes
+	sysCache *frameCache   // keyframes' system_info only
 
 	jobs      chan *job
 	encodeSem chan struct{} // bounds concurrent encoding in Ingest
@@ -273,12 +272,6 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 		return nil, fmt.Errorf("open database for reading: %w", err)
 	}
 
-	c, err := newCodec()
-	if err != nil {
-		closeAll()
-		rdb.Close()
-		return nil, err
-	}
 	s := &SQLite{
 		log:    opts.Logger,
 		opts:   opts,
@@ -288,7 +281,6 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 		ckDone: make(chan struct{}),
 		ckTail: make(chan struct{}, 1),
 		rdb:    rdb,
-		codec:  c,
 		cache:  newFrameCache(opts.CacheRows),
 		// system_info of keyframes alone (about 1 KB each), for listings.
 		sysCache: newFrameCache(4096),
@@ -311,7 +303,6 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 		}
 		closeAll()
 		rdb.Close()
-		c.close()
 		return nil, err
 	}
 	go s.writeLoop()
@@ -409,11 +400,10 @@ func (s *SQLite) Close() error {
 		errs = append(errs, st.Close())
 	}
 	errs = append(errs, s.rdb.Close(), s.ckdb.Close(), s.wdb.Close())
-	// Wait for callers still encoding before the codec goes away.
+	// Wait for callers still encoding: none is at work once Close returns.
 	for range cap(s.encodeSem) {
 		s.encodeSem <- struct{}{}
 	}
-	s.codec.close()
 	return errors.Join(errs...)
 }
 
@@ -687,7 +677,7 @@ func (s *SQLite) Processes(ctx context.Context, id int64) ([]snapshot.Process, e
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %d: keyframe %d: %w", id, base.Int64, err)
 	}
-	kind, raw, err := s.codec.open(blob)
+	kind, raw, err := openBlob(blob)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %d: %w", id, err)
 	}
@@ -737,7 +727,7 @@ func (s *SQLite) keyframe(ctx context.Context, q querier, id int64, procs, sys [
 }
 
 func (s *SQLite) decodeFrame(procsBlob, sysBlob []byte) (*frame, error) {
-	kind, raw, err := s.codec.open(procsBlob)
+	kind, raw, err := openBlob(procsBlob)
 	if err != nil {
 		return nil, err
 	}
@@ -748,7 +738,7 @@ func (s *SQLite) decodeFrame(procsBlob, sysBlob []byte) (*frame, error) {
 	if err != nil {
 		return nil, err
 	}
-	kind, sys, err := s.codec.open(sysBlob)
+	kind, sys, err := openBlob(sysBlob)
 	if err != nil {
 		return nil, err
 	}
@@ -776,7 +766,7 @@ func (s *SQLite) keyframeSys(ctx context.Context, q querier, id int64) ([][]byte
 	if err != nil {
 		return nil, err
 	}
-	kind, sys, err := s.codec.open(blob)
+	kind, sys, err := openBlob(blob)
 	if err != nil {
 		return nil, err
 	}
@@ -795,14 +785,15 @@ type querier interface {
 // systemInfo rebuilds a snapshot's system_info from its blob (and its
 // keyframe's when the blob is a delta).
 func (s *SQLite) systemInfo(ctx context.Context, q querier, base sql.NullInt64, blob []byte) (json.RawMessage, error) {
-	kind, raw, err := s.codec.open(blob)
+	kind, raw, err := openBlob(blob)
 	if err != nil {
 		return nil, err
 	}
 	switch kind {
 	case blobFull:
-		if blob[0]&blobCompressed == 0 {
-			raw = append([]byte(nil), raw...) // do not alias the driver's buffer
+		if blob[0]&^blobKindMask == 0 {
+			// Stored raw: do not alias the driver's buffer.
+			raw = append([]byte(nil), raw...)
 		}
 		return raw, nil
 	case blobDelta:

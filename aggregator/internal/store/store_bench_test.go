@@ -200,11 +200,11 @@ func BenchmarkIngestParallel(b *testing.B) {
 
 // BenchmarkKeyframe encodes a 300-process snapshot as a keyframe, whole
 // (blobs and in-memory base, what a host's first push waits for) and in
-// the two parts this session made cheaper, each against what it replaced,
-// in the same run:
+// two of its parts, each against the alternative it was chosen over, in
+// the same run:
 //
-//	seal=s2 / seal=zstd    compressing the encoded list (zstd: what
-//	                       keyframes were until now, SpeedFastest)
+//	seal=s2 / seal=zstd    compressing the encoded list (zstd at
+//	                       SpeedFastest)
 //	time=fixed / time=parse+format   create_time to a number, as the API
 //	                       hands them over ("…:05.123Z")
 //
@@ -226,7 +226,7 @@ func BenchmarkKeyframe(b *testing.B) {
 	raw := encodeFull(req.Processes)
 	b.Run("seal=s2", func(b *testing.B) {
 		for b.Loop() {
-			_ = s.codec.seal(blobFull, raw)
+			_ = sealBlob(blobFull, raw)
 		}
 	})
 	b.Run("seal=zstd", func(b *testing.B) {

@@ -168,16 +168,16 @@ func (s *SQLite) hostRemoved() {
 
 // encodeFullBlobs encodes req as a keyframe.
 func (s *SQLite) encodeFullBlobs(req *IngestRequest) (procs, sys []byte) {
-	return s.codec.seal(blobFull, encodeFull(req.Processes)), s.codec.seal(blobFull, req.SystemInfo)
+	return sealBlob(blobFull, encodeFull(req.Processes)), sealBlob(blobFull, req.SystemInfo)
 }
 
 // encodeDeltaBlobs encodes req against b.
 func (s *SQLite) encodeDeltaBlobs(b *baseFrame, req *IngestRequest) (procs, sys []byte) {
-	procs = s.codec.seal(blobDelta, encodeDelta(req.Processes, b.procs, b.idx))
+	procs = sealBlob(blobDelta, encodeDelta(req.Processes, b.procs, b.idx))
 	if raw, ok := encodeSysDelta(b.sysTokens, req.SystemInfo); ok {
-		sys = s.codec.seal(blobDelta, raw)
+		sys = sealBlob(blobDelta, raw)
 	} else {
-		sys = s.codec.seal(blobFull, req.SystemInfo)
+		sys = sealBlob(blobFull, req.SystemInfo)
 	}
 	return procs, sys
 }
