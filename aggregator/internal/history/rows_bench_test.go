@@ -58,11 +58,10 @@ func (w *ingestWorkload) next() *store.IngestRequest {
 	return req
 }
 
-// ingestSide is one implementation of history's ingest: rows built as Add
-// builds them, written in batches as the writer loop writes them.
+// ingestSide is history's ingest: rows built as Add builds them, written
+// in batches as the writer loop writes them.
 type ingestSide struct {
 	h                     *History
-	build                 func(*store.IngestRequest) []storage.MetricRow
 	w                     *ingestWorkload
 	batch                 []storage.MetricRow
 	reqs                  []*store.IngestRequest
@@ -105,7 +104,8 @@ func (s *ingestSide) run(n int) {
 	c0 := threadCPUTime()
 	s.batch = s.batch[:0]
 	for _, req := range reqs {
-		s.batch = append(s.batch, s.build(req)...)
+		rows, _ := s.h.buildRows(req)
+		s.batch = append(s.batch, rows...)
 	}
 	c1 := threadCPUTime()
 	b1, o1 := readAllocs()
@@ -119,70 +119,41 @@ func (s *ingestSide) run(n int) {
 	s.snapshots += n
 }
 
-func (s *ingestSide) report(b *testing.B, name string) {
+func (s *ingestSide) report(b *testing.B) {
 	n := float64(s.snapshots)
-	b.ReportMetric(float64(s.buildCPU.Nanoseconds())/n/1e3, "build-µs/snap-"+name)
-	b.ReportMetric(float64(s.addRowsCPU.Nanoseconds())/n/1e3, "addrows-µs/snap-"+name)
-	b.ReportMetric(float64((s.buildCPU+s.addRowsCPU).Nanoseconds())/n/1e3, "cpu-µs/snap-"+name)
-	b.ReportMetric(float64(s.allocBytes)/n, "build-B/snap-"+name)
-	b.ReportMetric(float64(s.allocObjs)/n, "build-allocs/snap-"+name)
+	b.ReportMetric(float64(s.buildCPU.Nanoseconds())/n/1e3, "build-µs/snap")
+	b.ReportMetric(float64(s.addRowsCPU.Nanoseconds())/n/1e3, "addrows-µs/snap")
+	b.ReportMetric(float64((s.buildCPU+s.addRowsCPU).Nanoseconds())/n/1e3, "cpu-µs/snap")
+	b.ReportMetric(float64(s.allocBytes)/n, "build-B/snap")
+	b.ReportMetric(float64(s.allocObjs)/n, "build-allocs/snap")
 }
 
 // BenchmarkIngestCPU measures history's ingest side, building a snapshot's
-// rows (Add's work) and writing them (the writer's AddRows), with the code
-// before the name cache and system_info scanner ("old") and now ("new"),
-// interleaved batch by batch in one run into two stores. It reports the
-// ingest goroutine's CPU time per snapshot (thread CPU: on this shared
-// machine wall time measures the queue for a core), the allocations of
-// building, and new/old.
+// rows (Add's work) and writing them (the writer's AddRows) in batches of
+// PROCSCOPE_BENCH_BATCH snapshots (default 16, about what the writer
+// drains at 2,000 snapshots/s, see BenchmarkWriterBatching). It reports
+// the ingest goroutine's CPU time per snapshot (thread CPU: on this shared
+// machine wall time measures the queue for a core) and the allocations of
+// building.
 //
 //	go test -run '^$' -bench IngestCPU -benchtime 1000x ./aggregator/internal/history
 func BenchmarkIngestCPU(b *testing.B) {
-	// Snapshots per AddRows call. The writer now drains ~12 at 2,000/s
-	// (BenchmarkWriterBatching), the old loop ~2: PROCSCOPE_BENCH_OLD_BATCH=2
-	// PROCSCOPE_BENCH_BATCH=12 compares the two loops too. By default both
-	// sides get the same batches, comparing the row building alone.
 	batch := envInt("PROCSCOPE_BENCH_BATCH", 16)
-	oldBatch := envInt("PROCSCOPE_BENCH_OLD_BATCH", batch)
-	oldH := openTest(b, b.TempDir(), Options{QueueSize: 1})
-	newH := openTest(b, b.TempDir(), Options{QueueSize: 1})
-	oldSide := &ingestSide{h: oldH, w: newIngestWorkload(200, 20),
-		build: func(r *store.IngestRequest) []storage.MetricRow {
-			rows, _ := legacyBuildRows(r, oldH.topK)
-			return rows
-		}}
-	newSide := &ingestSide{h: newH, w: newIngestWorkload(200, 20),
-		build: func(r *store.IngestRequest) []storage.MetricRow { rows, _ := newH.buildRows(r); return rows }}
-	// Warm up both: every series registered once, as in a running server.
-	for range 2 * 200 / min(batch, oldBatch) {
-		oldSide.run(oldBatch)
-		newSide.run(batch)
+	side := &ingestSide{h: openTest(b, b.TempDir(), Options{QueueSize: 1}), w: newIngestWorkload(200, 20)}
+	// Warm up: every series registered once, as in a running server.
+	for range 2 * 200 / batch {
+		side.run(batch)
 	}
-	*oldSide = ingestSide{h: oldSide.h, w: oldSide.w, build: oldSide.build, batch: oldSide.batch, reqs: oldSide.reqs}
-	*newSide = ingestSide{h: newSide.h, w: newSide.w, build: newSide.build, batch: newSide.batch, reqs: newSide.reqs}
+	*side = ingestSide{h: side.h, w: side.w, batch: side.batch, reqs: side.reqs}
 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	round := 0
 	for b.Loop() {
-		// One op is a batch on each side, the order alternating.
-		if round%2 == 0 {
-			oldSide.run(oldBatch)
-			newSide.run(batch)
-		} else {
-			newSide.run(batch)
-			oldSide.run(oldBatch)
-		}
-		round++
+		side.run(batch)
 	}
-	oldSide.report(b, "old")
-	newSide.report(b, "new")
-	perSnap := func(s *ingestSide) float64 { return float64(s.buildCPU+s.addRowsCPU) / float64(s.snapshots) }
-	b.ReportMetric(perSnap(newSide)/perSnap(oldSide), "cpu-ratio-new/old")
-	for _, h := range []*History{oldH, newH} {
-		if st := h.Stats(); st.WriteErrors != 0 {
-			b.Fatalf("write errors: %+v", st)
-		}
+	side.report(b)
+	if st := side.h.Stats(); st.WriteErrors != 0 {
+		b.Fatalf("write errors: %+v", st)
 	}
 }
 
