@@ -265,9 +265,7 @@ func BenchmarkQuery(b *testing.B) {
 	b.Logf("store holds %d samples", n)
 	host := synth[3].name
 	// raw: Query, every raw point. api: what the series routes read (at
-	// most maxPoints a series, folded while reading); api-before11: the
-	// same answer the way the routes built it before issue 11 (all raw
-	// points collected, then Downsample), the baseline.
+	// most maxPoints a series, folded while reading).
 	match := map[string]string{LabelHostname: host}
 	read := map[string]func(metric string, from time.Time) ([]Series, error){
 		"raw": func(metric string, from time.Time) ([]Series, error) {
@@ -278,24 +276,12 @@ func BenchmarkQuery(b *testing.B) {
 				QueryOptions{MaxRaw: maxPoints, AutoStep: autoStep(from, end), MaxPoints: maxAnswerPoints})
 			return s, err
 		},
-		"api-before11": func(metric string, from time.Time) ([]Series, error) {
-			series, err := h.queryBefore11(context.Background(), metric, match, from, end)
-			for i := range series {
-				if len(series[i].Points) > maxPoints {
-					for j := range series {
-						series[j].Points = Downsample(series[j].Points, autoStep(from, end), AggAvg)
-					}
-					break
-				}
-			}
-			return series, err
-		},
 	}
 	for _, rng := range []struct {
 		name string
 		from time.Time
 	}{{"24h", start}, {"1h", end.Add(-time.Hour)}} {
-		for _, mode := range []string{"raw", "api", "api-before11"} {
+		for _, mode := range []string{"raw", "api"} {
 			b.Run(rng.name+"/"+mode, func(b *testing.B) {
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
