@@ -183,10 +183,11 @@ func open(dir string, opts Options) (h *History, err error) {
 		}()
 		// No per-day index: it pays off for queries matching many series
 		// among far more that ever existed, while every query here names
-		// one host (and one PID). Without it a new series costs ~28 % less
-		// CPU (BenchmarkNewHosts: a fleet's first pushes are this cost),
-		// a 24-hour query half (BenchmarkQuery), and no series is indexed
-		// again at midnight, which was a burst of index writes every day.
+		// one host (and one PID). Without it a new series (what a fleet's
+		// first pushes cost) and a 24-hour query are cheaper
+		// (docs/performance.md, "Choices the figures made"), and no series
+		// is indexed again at midnight, which was a burst of index writes
+		// every day.
 		s = storage.MustOpenStorage(dir, storage.OpenOptions{Retention: opts.Retention, DisablePerDayIndex: true})
 	}()
 	if err != nil {
@@ -269,8 +270,9 @@ func (h *History) buildRows(req *store.IngestRequest) ([]storage.MetricRow, []sa
 }
 
 // Flush waits until everything added before it is written and searchable,
-// or until timeout. It is for tests, benchmarks and shutdown; ingest does
-// not need it (rows become searchable within a few seconds anyway).
+// or until timeout. It is for tests, benchmarks and DeleteHost (whose
+// queued rows must not recreate the series it deletes); ingest does not
+// need it (flushLoop makes rows searchable within flushEvery).
 func (h *History) Flush(timeout time.Duration) error {
 	done := make(chan struct{})
 	h.mu.RLock()
@@ -294,12 +296,12 @@ func (h *History) Flush(timeout time.Duration) error {
 }
 
 // Batching of the writer. Each AddRows call has a fixed cost (partition,
-// index search, shard lock) of ~9 µs, as much as writing 20 rows
-// (BenchmarkIngestCPU with PROCSCOPE_BENCH_BATCH=1 vs 16: 26 vs 17 µs a
-// snapshot), and at 2,000 snapshots/s the writer otherwise wakes for
-// almost every snapshot. So it waits up to writeBatchWait for a batch of
-// writeBatchRows; rows are only searchable a few seconds later anyway.
-// A flush request or Close ends the wait.
+// index search, shard lock) as large as writing a few dozen rows, and at
+// 2,000 snapshots/s the writer otherwise wakes for almost every snapshot
+// (docs/performance.md, "Choices the figures made"). So it waits up to
+// writeBatchWait for a batch of writeBatchRows; rows only become
+// searchable at the next flush anyway. A flush request or Close ends the
+// wait.
 const (
 	writeBatchRows = 1024
 	writeBatchWait = 5 * time.Millisecond
@@ -370,10 +372,10 @@ func (h *History) writeLoop(wait time.Duration, write func([]storage.MetricRow))
 	}
 }
 
-// Writing rows of series the storage has not seen costs ~20 µs a series
-// (index entries), 10-20 times a known series' row: the first snapshots of
-// new hosts, or of a whole fleet at once, keep the writer busy for tenths
-// of a second. Ingest waits for CPU, not for the writer, but a writer that
+// Writing rows of series the storage has not seen costs an order of
+// magnitude more than a known series' row (index entries; figures in
+// docs/performance.md): the first snapshots of new hosts, or of a whole
+// fleet at once, keep the writer busy for tenths of a second. Ingest waits for CPU, not for the writer, but a writer that
 // takes a whole core in such a burst leaves ingest one core of two. So
 // after a slow batch the writer rests as long as the batch took (at most
 // half a core for history), unless its queue is filling: then it catches
@@ -407,12 +409,19 @@ func (h *History) addRows(rows []storage.MetricRow) {
 }
 
 // flushEvery is how often the rows added since are turned into a
-// searchable in-memory part. VictoriaMetrics does it on its own only every
-// 2-4 s per shard and then for all of them at once: at 2,000 snapshots/s
-// (~100,000 rows/s) that was a burst of 0.3 CPU-seconds every ~6 s, both
-// cores busy for a sixth of a second and every ingest waiting behind it
-// (the ingest p99 tripled). Small flushes spread the same work evenly,
-// and rows are searchable sooner.
+// searchable in-memory part. VictoriaMetrics does it on its own every 2 s
+// per partition, all shards at once, and a flush of 2 s of rows takes both
+// cores while every ingest waits behind it. Small flushes spread the same
+// work evenly, and rows are searchable sooner.
+//
+// VictoriaMetrics documents DebugFlush (like its /internal/force_flush) as
+// meant for tests, since frequent flushes cost ingestion CPU. v1.151.0 has
+// no supported knob for this: the 2 s (pendingRowsFlushInterval) is a
+// constant, and SetDataFlushInterval (-inmemoryDataFlushInterval) only
+// times the later move of in-memory parts to disk, never below 2 s. Left
+// to the lib's own flush, the aggregator spent less CPU a snapshot but the
+// ingest p99 and the per-second bursts were worse in two runs of three
+// (docs/performance.md, "Choices the figures made"), so the loop stays.
 const flushEvery = 250 * time.Millisecond
 
 func (h *History) flushLoop() {

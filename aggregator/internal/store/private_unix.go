@@ -12,7 +12,7 @@ import (
 
 // makePrivate takes group and other permissions off the storage directory
 // and the database's files, logging what it tightened: a directory made by
-// an older version or by hand (mkdir under umask 022) would otherwise let
+// hand or by a deployment tool (mkdir under umask 022) would otherwise let
 // every local user read the process tables. A failure (a directory owned
 // by another user) is logged, not fatal: the files may still be private.
 func makePrivate(dir string, log *slog.Logger) {
