@@ -624,7 +624,12 @@ func TestWALStartsAgainUnderLoad(t *testing.T) {
 	for i := range procs {
 		procs[i] = snapshot.Process{PID: int64(i + 1), Name: fmt.Sprintf("proc-%d", i), Username: "root"}
 	}
-	const writers, each = 4, 600
+	// Enough commits that the bound below (a share of what a WAL never
+	// started again would hold) stays well above the largest WAL a busy
+	// machine leaves between two checkpoints: the WAL's size is its
+	// high-water mark, which does not grow with the run, while the bound
+	// does.
+	const writers, each = 4, 1500
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
