@@ -4,7 +4,7 @@ package collector
 // syscalls, one file per process (stat), kept open between walks and
 // re-read with pread. gopsutil opens several files per process each time
 // and allocates per field: ~15x the CPU per process, see
-// walk_timing_linux_test.go. Parsing lives in parse_linux.go.
+// walk_bench_linux_test.go. Parsing lives in parse_linux.go.
 
 import (
 	"encoding/binary"

@@ -3,7 +3,10 @@ package collector
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -170,4 +173,88 @@ func BenchmarkParseStat(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkHostParts times each host-wide part of a walk on the live
+// /proc, alone, so a change to how one host file is read can be compared
+// with the walk's whole cost (BenchmarkWalk) in the same run.
+//
+//	go test -run '^$' -bench BenchmarkHostParts ./exporter/internal/collector
+func BenchmarkHostParts(b *testing.B) {
+	c, err := New(Options{SampleWindow: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := c.plat
+	parts := []struct {
+		name string
+		read func(*Walk) error
+	}{
+		{"memory", p.readMemory},
+		{"cpu", func(w *Walk) error { _, err := p.readCPUTimes(w); return err }},
+		{"loadavg", p.readLoad},
+		{"network", p.readNetwork},
+		{"filesystem", p.readFilesystems},
+		{"host", p.readHost},
+	}
+	for _, part := range parts {
+		b.Run(part.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := part.read(&Walk{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("static", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = p.readStatic()
+		}
+	})
+	// A 128-CPU host without cpufreq (a large VM): stat and cpuinfo grow
+	// with the CPUs and cpuinfo is then read every walk for the clock.
+	big := bigHostProc(b, 128)
+	cb, err := New(Options{ProcRoot: big, SysRoot: b.TempDir(), SampleWindow: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("cpu-128cpus", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := cb.plat.readCPUTimes(&Walk{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// bigHostProc writes stat and cpuinfo of an n-CPU host into a temporary
+// proc root: the live first CPU's cpuinfo block (so its flags line is
+// real) repeated n times, n cpu lines and a 1,000-IRQ intr line.
+func bigHostProc(b *testing.B, n int) string {
+	b.Helper()
+	live, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		b.Skipf("SKIPPED: no live cpuinfo to copy: %v", err)
+	}
+	block, _, _ := strings.Cut(string(live), "\n\n")
+	_, block, _ = strings.Cut(block, "\n") // drop "processor : 0"
+	var ci, st strings.Builder
+	st.WriteString("cpu  10132153 290696 3084719 46828483 16683 0 25195 175 0 0\n")
+	for i := range n {
+		fmt.Fprintf(&ci, "processor\t: %d\n%s\n\n", i, block)
+		fmt.Fprintf(&st, "cpu%d 1393280 32966 572056 13343292 6130 0 17875 175 0 0\n", i)
+	}
+	st.WriteString("intr 199292" + strings.Repeat(" 12345", 1000) + "\n")
+	st.WriteString("ctxt 27894512\nbtime 1764000000\nprocesses 142339\nprocs_running 2\nprocs_blocked 0\n")
+	st.WriteString("softirq 229245889 94 60001584 13619 5175704 2471304 0 851 8 4 161972\n")
+	dir := b.TempDir()
+	for name, text := range map[string]string{"cpuinfo": ci.String(), "stat": st.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return dir
 }
