@@ -1,8 +1,11 @@
 package collector
 
-// Pure parsers of procfs text. Reading lives in proc_linux.go and
-// sysinfo_linux.go; everything here takes bytes and returns values so each
-// format has its own table test on fixtures (testdata/proc).
+// Pure parsers of the procfs text that github.com/prometheus/procfs does
+// not parse for us: the per-process hot path (stat, cmdline, getdents),
+// uptime, os-release and mount path escapes. Reading lives in
+// proc_linux.go and sysinfo_linux.go; everything here takes bytes and
+// returns values so each format has its own table test on fixtures
+// (testdata/proc).
 
 import (
 	"bytes"
@@ -235,130 +238,6 @@ func procStatus(c byte) (status, state string) {
 	return "unknown", "other"
 }
 
-// cpuStat is what /proc/stat holds that a walk needs.
-type cpuStat struct {
-	// Ticks is the aggregate "cpu" line, in cpuModes order.
-	Ticks    [len(cpuModes)]uint64
-	BootTime int64 // btime, seconds since the epoch
-	NumCPU   int
-}
-
-// parseProcStat parses /proc/stat: the aggregate cpu line (user nice system
-// idle iowait irq softirq steal; guest time is already inside user and nice)
-// and btime.
-func parseProcStat(b []byte) (cpuStat, error) {
-	var s cpuStat
-	var haveCPU, haveBtime bool
-	for line := range bytes.Lines(b) {
-		f := strings.Fields(string(line))
-		if len(f) == 0 {
-			continue
-		}
-		switch {
-		case f[0] == "cpu":
-			if len(f) < 5 {
-				return s, fmt.Errorf("short cpu line %q", strings.TrimSpace(string(line)))
-			}
-			for i := range s.Ticks {
-				if i+1 >= len(f) {
-					break // old kernels have fewer columns
-				}
-				v, err := strconv.ParseUint(f[i+1], 10, 64)
-				if err != nil {
-					return s, fmt.Errorf("cpu line: %w", err)
-				}
-				s.Ticks[i] = v
-			}
-			haveCPU = true
-		case strings.HasPrefix(f[0], "cpu"):
-			s.NumCPU++
-		case f[0] == "btime" && len(f) == 2:
-			v, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				return s, fmt.Errorf("btime: %w", err)
-			}
-			s.BootTime = v
-			haveBtime = true
-		}
-	}
-	if !haveCPU || !haveBtime {
-		return s, errors.New("no cpu or btime line in /proc/stat")
-	}
-	return s, nil
-}
-
-// memInfo is what /proc/meminfo holds that a walk needs, in bytes.
-type memInfo struct {
-	Total, Free, Available, Buffers, Cached, SReclaimable uint64
-	SwapTotal, SwapFree                                   uint64
-	HaveAvailable                                         bool
-}
-
-// parseMeminfo parses /proc/meminfo ("Key:  value kB" lines).
-func parseMeminfo(b []byte) (memInfo, error) {
-	var m memInfo
-	var haveTotal bool
-	for line := range bytes.Lines(b) {
-		f := strings.Fields(string(line))
-		if len(f) < 2 {
-			continue
-		}
-		v, err := strconv.ParseUint(f[1], 10, 64)
-		if err != nil {
-			return m, fmt.Errorf("meminfo %s: %w", f[0], err)
-		}
-		if len(f) == 3 && f[2] == "kB" {
-			v *= 1024
-		}
-		switch f[0] {
-		case "MemTotal:":
-			m.Total, haveTotal = v, true
-		case "MemFree:":
-			m.Free = v
-		case "MemAvailable:":
-			m.Available, m.HaveAvailable = v, true
-		case "Buffers:":
-			m.Buffers = v
-		case "Cached:":
-			m.Cached = v
-		case "SReclaimable:":
-			m.SReclaimable = v
-		case "SwapTotal:":
-			m.SwapTotal = v
-		case "SwapFree:":
-			m.SwapFree = v
-		}
-	}
-	if !haveTotal {
-		return m, errors.New("no MemTotal in meminfo")
-	}
-	if !m.HaveAvailable {
-		// Kernels before 3.14: estimate as free(1) did.
-		m.Available = m.Free + m.Buffers + m.Cached + m.SReclaimable
-	}
-	if m.Available > m.Total {
-		m.Available = m.Total
-	}
-	return m, nil
-}
-
-// parseLoadavg parses /proc/loadavg.
-func parseLoadavg(b []byte) ([3]float64, error) {
-	var l [3]float64
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return l, fmt.Errorf("short loadavg %q", strings.TrimSpace(string(b)))
-	}
-	for i := range l {
-		v, err := strconv.ParseFloat(f[i], 64)
-		if err != nil || v < 0 {
-			return l, fmt.Errorf("bad load %q", f[i])
-		}
-		l[i] = v
-	}
-	return l, nil
-}
-
 // parseUptime parses the first number of /proc/uptime (seconds).
 func parseUptime(b []byte) (float64, error) {
 	f := strings.Fields(string(b))
@@ -370,57 +249,6 @@ func parseUptime(b []byte) (float64, error) {
 		return 0, fmt.Errorf("bad uptime %q", f[0])
 	}
 	return v, nil
-}
-
-// parseNetDev parses /proc/net/dev: two header lines, then
-// "iface: rx_bytes rx_packets ... (8 rx columns) tx_bytes ...".
-func parseNetDev(b []byte) ([]NetDevice, error) {
-	var out []NetDevice
-	n := 0
-	for line := range bytes.Lines(b) {
-		n++
-		if n <= 2 {
-			continue
-		}
-		colon := bytes.LastIndexByte(line, ':')
-		if colon < 0 {
-			return nil, fmt.Errorf("net/dev line %d has no colon", n)
-		}
-		name := strings.TrimSpace(string(line[:colon]))
-		f := strings.Fields(string(line[colon+1:]))
-		if len(f) < 16 || name == "" {
-			return nil, fmt.Errorf("net/dev line %d: short", n)
-		}
-		rx, err1 := strconv.ParseUint(f[0], 10, 64)
-		tx, err2 := strconv.ParseUint(f[8], 10, 64)
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("net/dev %s: %w", name, err)
-		}
-		out = append(out, NetDevice{Device: name, ReceiveBytes: rx, TransmitBytes: tx})
-	}
-	return out, nil
-}
-
-// mount is one line of /proc/PID/mounts.
-type mount struct {
-	Device, Mountpoint, FSType string
-}
-
-// parseMounts parses /proc/PID/mounts (fstab format, with spaces and other
-// odd bytes in paths escaped as \ooo octal).
-func parseMounts(b []byte) ([]mount, error) {
-	var out []mount
-	for line := range bytes.Lines(b) {
-		f := strings.Fields(string(line))
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) < 3 {
-			return nil, fmt.Errorf("short mounts line %q", strings.TrimSpace(string(line)))
-		}
-		out = append(out, mount{Device: unescapeOctal(f[0]), Mountpoint: unescapeOctal(f[1]), FSType: f[2]})
-	}
-	return out, nil
 }
 
 // unescapeOctal undoes the kernel's mangle() of mount paths (\040 is a space).
@@ -440,62 +268,6 @@ func unescapeOctal(s string) string {
 		sb.WriteByte(s[i])
 	}
 	return sb.String()
-}
-
-// cpuInfo is what /proc/cpuinfo tells about the processors.
-type cpuInfo struct {
-	Model         string
-	Logical       int
-	PhysicalCores int     // 0 when cpuinfo does not say (most ARM kernels)
-	AvgMHz        float64 // 0 when cpuinfo does not say
-}
-
-// parseCPUInfo parses /proc/cpuinfo. Physical cores are the distinct
-// (physical id, core id) pairs: "cpu cores" alone is per socket.
-func parseCPUInfo(b []byte) cpuInfo {
-	var ci cpuInfo
-	type core struct{ pkg, id string }
-	cores := map[core]bool{}
-	var pkg, id string
-	var mhzSum float64
-	var mhzN int
-	flush := func() {
-		if pkg != "" || id != "" {
-			cores[core{pkg, id}] = true
-		}
-		pkg, id = "", ""
-	}
-	for line := range bytes.Lines(b) {
-		k, v, ok := strings.Cut(string(line), ":")
-		if !ok {
-			continue
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		switch k {
-		case "processor":
-			flush()
-			ci.Logical++
-		case "model name", "Processor", "cpu model", "Model Name":
-			if ci.Model == "" {
-				ci.Model = v
-			}
-		case "physical id":
-			pkg = v
-		case "core id":
-			id = v
-		case "cpu MHz":
-			if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 {
-				mhzSum += f
-				mhzN++
-			}
-		}
-	}
-	flush()
-	ci.PhysicalCores = len(cores)
-	if mhzN > 0 {
-		ci.AvgMHz = mhzSum / float64(mhzN)
-	}
-	return ci
 }
 
 // parseOSRelease parses os-release(5): KEY=value lines, values optionally

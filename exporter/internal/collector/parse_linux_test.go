@@ -143,113 +143,15 @@ func TestProcStatus(t *testing.T) {
 	f('?', "unknown", "other")
 }
 
-func TestParseProcStat(t *testing.T) {
-	s, err := parseProcStat(readFixture(t, "stat"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := cpuStat{Ticks: [8]uint64{10132153, 290696, 3084719, 46828483, 16683, 0, 25195, 175}, BootTime: 1764000000, NumCPU: 2}
-	if s != want {
-		t.Fatalf("got %+v, want %+v", s, want)
-	}
-	f := func(in string) {
-		t.Helper()
-		if _, err := parseProcStat([]byte(in)); err == nil {
-			t.Fatalf("parseProcStat(%q) gave no error", in)
-		}
-	}
-	f("")
-	f("cpu 1 2 3 4 5\n")           // no btime
-	f("btime 5\n")                 // no cpu line
-	f("cpu 1 x 3 4 5\nbtime 5\n")  // not a number
-	f("cpu 1 2\nbtime 5\n")        // too short
-	f("cpu 1 2 3 4 5\nbtime -x\n") // bad btime
-}
-
-func TestParseMeminfo(t *testing.T) {
-	m, err := parseMeminfo(readFixture(t, "meminfo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := memInfo{Total: 8048836 << 10, Free: 445064 << 10, Available: 5287048 << 10, Buffers: 221588 << 10,
-		Cached: 4513348 << 10, SReclaimable: 380000 << 10, SwapTotal: 2097148 << 10, SwapFree: 1048574 << 10, HaveAvailable: true}
-	if m != want {
-		t.Fatalf("got %+v, want %+v", m, want)
-	}
-	// Before Linux 3.14 there is no MemAvailable: estimated as free(1) did.
-	m, err = parseMeminfo([]byte("MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 10 kB\nCached: 200 kB\nSReclaimable: 5 kB\n"))
-	if err != nil || m.Available != 315<<10 {
-		t.Fatalf("old kernel: available %d, %v", m.Available, err)
-	}
-	for _, in := range []string{"", "MemFree: 1 kB\n", "MemTotal: lots kB\n"} {
-		if _, err := parseMeminfo([]byte(in)); err == nil {
-			t.Fatalf("parseMeminfo(%q) gave no error", in)
-		}
-	}
-}
-
-func TestParseLoadavgUptime(t *testing.T) {
-	l, err := parseLoadavg(readFixture(t, "loadavg"))
-	if err != nil || l != [3]float64{0.52, 0.58, 0.59} {
-		t.Fatalf("loadavg %v, %v", l, err)
-	}
+func TestParseUptime(t *testing.T) {
 	u, err := parseUptime(readFixture(t, "uptime"))
 	if err != nil || u != 350735.47 {
 		t.Fatalf("uptime %v, %v", u, err)
-	}
-	for _, in := range []string{"", "1 2", "1 x 3", "-1 2 3"} {
-		if _, err := parseLoadavg([]byte(in)); err == nil {
-			t.Fatalf("parseLoadavg(%q) gave no error", in)
-		}
 	}
 	for _, in := range []string{"", "x", "-5 1"} {
 		if _, err := parseUptime([]byte(in)); err == nil {
 			t.Fatalf("parseUptime(%q) gave no error", in)
 		}
-	}
-}
-
-func TestParseNetDev(t *testing.T) {
-	got, err := parseNetDev(readFixture(t, "net/dev"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []NetDevice{
-		{Device: "lo", ReceiveBytes: 1883745, TransmitBytes: 1883745},
-		{Device: "eth0", ReceiveBytes: 2890581113, TransmitBytes: 157820311},
-		{Device: "docker0"},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %+v, want %+v", got, want)
-	}
-	if _, err := parseNetDev([]byte("h1\nh2\neth0 1 2 3\n")); err == nil {
-		t.Fatal("a line without a colon gave no error")
-	}
-	if _, err := parseNetDev([]byte("h1\nh2\neth0: 1 2 3\n")); err == nil {
-		t.Fatal("a short line gave no error")
-	}
-}
-
-func TestParseMountsAndRealMounts(t *testing.T) {
-	ms, err := parseMounts(readFixture(t, "1/mounts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) != 9 || ms[6].Mountpoint != "/mnt/my disk" {
-		t.Fatalf("got %d mounts, 7th %+v", len(ms), ms[6])
-	}
-	var points []string
-	for _, m := range realMounts(ms) {
-		points = append(points, m.Mountpoint+" "+m.FSType)
-	}
-	want := []string{"/ ext4", "/run tmpfs", "/mnt/my disk xfs", "/boot ext4"}
-	if !reflect.DeepEqual(points, want) {
-		t.Fatalf("real mounts %q, want %q", points, want)
-	}
-	// Two mounts on one point: the later one hides the earlier.
-	ms = []mount{{"/dev/a", "/data", "ext4"}, {"/dev/b", "/data", "xfs"}}
-	if got := realMounts(ms); len(got) != 1 || got[0].Device != "/dev/b" {
-		t.Fatalf("stacked mounts gave %+v", got)
 	}
 }
 
@@ -265,19 +167,6 @@ func TestUnescapeOctal(t *testing.T) {
 	f(`/tab\011x\134y`, "/tab\tx\\y")
 	f(`/trailing\04`, `/trailing\04`) // too short to be an escape
 	f(`/bad\999`, `/bad\999`)
-}
-
-func TestParseCPUInfo(t *testing.T) {
-	got := parseCPUInfo(readFixture(t, "cpuinfo"))
-	want := cpuInfo{Model: "Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz", Logical: 4, PhysicalCores: 2, AvgMHz: 2500}
-	if got != want {
-		t.Fatalf("got %+v, want %+v", got, want)
-	}
-	// ARM: no physical id/core id and no MHz.
-	arm := parseCPUInfo([]byte("processor\t: 0\nBogoMIPS\t: 48.00\n\nprocessor\t: 1\nBogoMIPS\t: 48.00\n"))
-	if arm != (cpuInfo{Logical: 2}) {
-		t.Fatalf("arm cpuinfo: %+v", arm)
-	}
 }
 
 func TestParseOSRelease(t *testing.T) {

@@ -20,6 +20,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
@@ -55,6 +57,7 @@ type procState struct {
 type platform struct {
 	opts     Options
 	logger   *slog.Logger
+	fs       procfs.FS // host-wide files below ProcRoot (sysinfo_linux.go)
 	clkTck   float64
 	pageSize int64
 
@@ -135,10 +138,11 @@ func newPlatform(opts Options, logger *slog.Logger) (*platform, error) {
 			p.clkTck = float64(hz)
 		}
 	}
-	if b, err := p.readSysFile("stat"); err == nil {
-		if s, err := parseProcStat(b); err == nil {
-			p.bootTime = time.Unix(s.BootTime, 0)
-		}
+	if p.fs, err = procfs.NewFS(opts.ProcRoot); err != nil {
+		return nil, fmt.Errorf("proc root: %w", err)
+	}
+	if s, err := p.fs.Stat(); err == nil && s.BootTime > 0 {
+		p.bootTime = time.Unix(int64(s.BootTime), 0)
 	}
 	p.static = p.readStatic()
 	var sfs syscall.Statfs_t

@@ -2,16 +2,21 @@ package collector
 
 // System details on Linux, read from procfs and sysfs below the configured
 // roots (so fixtures and a container looking at the host's /proc work).
+// Host-wide /proc files are parsed by github.com/prometheus/procfs, as
+// node_exporter does; /proc/uptime, which it does not parse, by hand.
 
 import (
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
@@ -46,8 +51,8 @@ func (p *platform) readStatic() snapshot.SystemInfo {
 		}
 		break
 	}
-	if b, err := p.readSysFile("cpuinfo"); err == nil {
-		ci := parseCPUInfo(b)
+	if cpus, err := p.fs.CPUInfo(); err == nil {
+		ci := summarizeCPUInfo(cpus)
 		si.CPU.Model = ci.Model
 		si.CPU.LogicalThreads = ci.Logical
 		si.CPU.PhysicalCores = ci.PhysicalCores
@@ -65,6 +70,41 @@ func (p *platform) readStatic() snapshot.SystemInfo {
 		si.CPU.MaxMHz = si.CPU.CurrentMHz
 	}
 	return si
+}
+
+// cpuInfo is what /proc/cpuinfo tells about the processors.
+type cpuInfo struct {
+	Model         string
+	Logical       int
+	PhysicalCores int     // 0 when cpuinfo does not say (most ARM kernels)
+	AvgMHz        float64 // 0 when cpuinfo does not say
+}
+
+// summarizeCPUInfo sums up cpuinfo's processors. Physical cores are the
+// distinct (physical id, core id) pairs: "cpu cores" alone is per socket.
+func summarizeCPUInfo(cpus []procfs.CPUInfo) cpuInfo {
+	ci := cpuInfo{Logical: len(cpus)}
+	type core struct{ pkg, id string }
+	cores := map[core]bool{}
+	var mhzSum float64
+	var mhzN int
+	for _, c := range cpus {
+		if ci.Model == "" {
+			ci.Model = strings.TrimSpace(c.ModelName)
+		}
+		if c.PhysicalID != "" || c.CoreID != "" {
+			cores[core{c.PhysicalID, c.CoreID}] = true
+		}
+		if c.CPUMHz > 0 {
+			mhzSum += c.CPUMHz
+			mhzN++
+		}
+	}
+	ci.PhysicalCores = len(cores)
+	if mhzN > 0 {
+		ci.AvgMHz = mhzSum / float64(mhzN)
+	}
+	return ci
 }
 
 func utsString[T int8 | uint8](b []T) string {
@@ -137,46 +177,63 @@ func readKHz(file string) (float64, bool) {
 }
 
 func (p *platform) readMemory(w *Walk) error {
-	b, err := p.readSysFile("meminfo")
+	m, err := p.fs.Meminfo()
 	if err != nil {
 		return err
 	}
-	m, err := parseMeminfo(b)
+	mem, swap, err := memoryFrom(m)
 	if err != nil {
 		return err
 	}
-	p.memTotal = m.Total
-	w.System.Memory = snapshot.MemoryInfo{TotalBytes: m.Total, UsedBytes: m.Total - m.Available, AvailableBytes: m.Available}
-	sw := snapshot.SwapInfo{TotalBytes: m.SwapTotal}
-	if m.SwapTotal >= m.SwapFree {
-		sw.UsedBytes = m.SwapTotal - m.SwapFree
-	}
-	w.System.Swap = sw
+	p.memTotal = mem.TotalBytes
+	w.System.Memory, w.System.Swap = mem, swap
 	return nil
+}
+
+// memoryFrom turns meminfo into the walk's memory and swap figures.
+func memoryFrom(m procfs.Meminfo) (snapshot.MemoryInfo, snapshot.SwapInfo, error) {
+	if m.MemTotalBytes == nil {
+		return snapshot.MemoryInfo{}, snapshot.SwapInfo{}, errors.New("no MemTotal in meminfo")
+	}
+	v := func(p *uint64) uint64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	}
+	total := *m.MemTotalBytes
+	avail := v(m.MemAvailableBytes)
+	if m.MemAvailableBytes == nil {
+		// Kernels before 3.14: estimate as free(1) did.
+		avail = v(m.MemFreeBytes) + v(m.BuffersBytes) + v(m.CachedBytes) + v(m.SReclaimableBytes)
+	}
+	avail = min(avail, total)
+	swapTotal, swapFree := v(m.SwapTotalBytes), v(m.SwapFreeBytes)
+	swap := snapshot.SwapInfo{TotalBytes: swapTotal}
+	if swapTotal >= swapFree {
+		swap.UsedBytes = swapTotal - swapFree
+	}
+	return snapshot.MemoryInfo{TotalBytes: total, UsedBytes: total - avail, AvailableBytes: avail}, swap, nil
 }
 
 // readCPUTimes reads /proc/stat (CPU seconds by mode, boot time) and the
 // current CPU frequency.
 func (p *platform) readCPUTimes(w *Walk) (map[string]float64, error) {
-	b, err := p.readSysFile("stat")
+	s, err := p.fs.Stat()
 	if err != nil {
 		return nil, err
 	}
-	s, err := parseProcStat(b)
+	secs, err := cpuSecondsFrom(s)
 	if err != nil {
 		return nil, err
 	}
-	p.bootTime = time.Unix(s.BootTime, 0)
+	p.bootTime = time.Unix(int64(s.BootTime), 0)
 	w.BootTime = p.bootTime
-	secs := make(map[string]float64, len(cpuModes))
-	for i, m := range cpuModes {
-		secs[m] = float64(s.Ticks[i]) / p.clkTck
-	}
 	mhz := sysfsCurMHz(filepath.Join(p.opts.SysRoot, "devices/system/cpu"))
 	if mhz == 0 {
 		// No cpufreq (VMs): cpuinfo's "cpu MHz" is the current clock.
-		if b, err := p.readSysFile("cpuinfo"); err == nil {
-			mhz = parseCPUInfo(b).AvgMHz
+		if cpus, err := p.fs.CPUInfo(); err == nil {
+			mhz = summarizeCPUInfo(cpus).AvgMHz
 		}
 	}
 	if mhz > 0 {
@@ -185,30 +242,46 @@ func (p *platform) readCPUTimes(w *Walk) (map[string]float64, error) {
 	return secs, nil
 }
 
+// cpuSecondsFrom is the host's CPU seconds by mode (cpuModes) from the
+// aggregate cpu line of /proc/stat; guest time is already inside user and
+// nice. procfs divides ticks by USER_HZ 100, which every Linux
+// architecture Go supports uses (per-process ticks use the auxv value).
+func cpuSecondsFrom(s procfs.Stat) (map[string]float64, error) {
+	t := s.CPUTotal
+	if s.BootTime == 0 || t == (procfs.CPUStat{}) {
+		return nil, errors.New("no cpu or btime line in /proc/stat")
+	}
+	return map[string]float64{"user": t.User, "nice": t.Nice, "system": t.System, "idle": t.Idle,
+		"iowait": t.Iowait, "irq": t.IRQ, "softirq": t.SoftIRQ, "steal": t.Steal}, nil
+}
+
 func (p *platform) readLoad(w *Walk) error {
-	b, err := p.readSysFile("loadavg")
+	l, err := p.fs.LoadAvg()
 	if err != nil {
 		return err
 	}
-	l, err := parseLoadavg(b)
-	if err != nil {
-		return err
-	}
-	w.System.LoadAverage = snapshot.LoadAverage{Load1: l[0], Load5: l[1], Load15: l[2]}
+	w.System.LoadAverage = snapshot.LoadAverage{Load1: l.Load1, Load5: l.Load5, Load15: l.Load15}
 	return nil
 }
 
 func (p *platform) readNetwork(w *Walk) error {
-	b, err := p.readSysFile("net/dev")
+	nd, err := p.fs.NetDev()
 	if err != nil {
 		return err
 	}
-	devs, err := parseNetDev(b)
-	if err != nil {
-		return err
-	}
-	w.Network = devs
+	w.Network = netDevices(nd)
 	return nil
+}
+
+// netDevices lists the interfaces by name: procfs returns a map, and a
+// stable order keeps walks comparable.
+func netDevices(nd procfs.NetDev) []NetDevice {
+	out := make([]NetDevice, 0, len(nd))
+	for _, l := range nd {
+		out = append(out, NetDevice{Device: l.Name, ReceiveBytes: l.RxBytes, TransmitBytes: l.TxBytes})
+	}
+	slices.SortFunc(out, func(a, b NetDevice) int { return strings.Compare(a.Device, b.Device) })
+	return out
 }
 
 // readHost fills uptime; the OS facts were read at New.
@@ -231,18 +304,17 @@ func (p *platform) readHost(w *Walk) error {
 // readFilesystems lists real mounted filesystems with their size. The
 // mount table is init's (PID 1), which is the host's when the exporter runs
 // in a container with the host's /proc; it falls back to our own.
+// mountinfo rather than mounts: procfs parses the former, and both show
+// the same source, mount point and type.
 func (p *platform) readFilesystems(w *Walk) error {
-	b, err := p.readSysFile("1/mounts")
+	mi, err := p.fs.GetProcMounts(1)
 	if err != nil {
-		b, err = p.readSysFile("self/mounts")
+		mi, err = p.fs.GetMounts()
 		if err != nil {
 			return err
 		}
 	}
-	mounts, err := parseMounts(b)
-	if err != nil {
-		return err
-	}
+	mounts := mountsFrom(mi)
 	var errs []error
 	out := []snapshot.Filesystem{}
 	for _, m := range realMounts(mounts) {
@@ -265,6 +337,21 @@ func (p *platform) readFilesystems(w *Walk) error {
 	}
 	w.System.Filesystems = out
 	return errors.Join(errs...)
+}
+
+// mount is one mounted filesystem, its paths unescaped.
+type mount struct {
+	Device, Mountpoint, FSType string
+}
+
+// mountsFrom takes what a walk needs from mountinfo; procfs leaves the
+// kernel's octal escapes (\040 for a space) in paths.
+func mountsFrom(mi []*procfs.MountInfo) []mount {
+	out := make([]mount, 0, len(mi))
+	for _, m := range mi {
+		out = append(out, mount{Device: unescapeOctal(m.Source), Mountpoint: unescapeOctal(m.MountPoint), FSType: m.FSType})
+	}
+	return out
 }
 
 // realMounts keeps the mounts worth reporting: real filesystems (see
