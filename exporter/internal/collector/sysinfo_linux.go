@@ -51,8 +51,7 @@ func (p *platform) readStatic() snapshot.SystemInfo {
 		}
 		break
 	}
-	if cpus, err := p.fs.CPUInfo(); err == nil {
-		ci := summarizeCPUInfo(cpus)
+	if ci, err := p.readCPUInfo(); err == nil {
 		si.CPU.Model = ci.Model
 		si.CPU.LogicalThreads = ci.Logical
 		si.CPU.PhysicalCores = ci.PhysicalCores
@@ -78,6 +77,24 @@ type cpuInfo struct {
 	Logical       int
 	PhysicalCores int     // 0 when cpuinfo does not say (most ARM kernels)
 	AvgMHz        float64 // 0 when cpuinfo does not say
+}
+
+// readCPUInfo reads cpuinfo with procfs, whose parser is chosen by the
+// build's GOARCH and indexes split lines unchecked on some layouts (a
+// "processor:0" first line, an arm cpuinfo without "Features"): New
+// reads it outside any part's recover, and such a file must cost the CPU
+// facts, not the exporter's start.
+func (p *platform) readCPUInfo() (_ cpuInfo, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cpuinfo: panic: %v", r)
+		}
+	}()
+	cpus, err := p.fs.CPUInfo()
+	if err != nil {
+		return cpuInfo{}, err
+	}
+	return summarizeCPUInfo(cpus), nil
 }
 
 // summarizeCPUInfo sums up cpuinfo's processors. Physical cores are the
@@ -232,8 +249,8 @@ func (p *platform) readCPUTimes(w *Walk) (map[string]float64, error) {
 	mhz := sysfsCurMHz(filepath.Join(p.opts.SysRoot, "devices/system/cpu"))
 	if mhz == 0 {
 		// No cpufreq (VMs): cpuinfo's "cpu MHz" is the current clock.
-		if cpus, err := p.fs.CPUInfo(); err == nil {
-			mhz = summarizeCPUInfo(cpus).AvgMHz
+		if ci, err := p.readCPUInfo(); err == nil {
+			mhz = ci.AvgMHz
 		}
 	}
 	if mhz > 0 {

@@ -1,6 +1,9 @@
 package collector
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -136,4 +139,30 @@ func TestSummarizeCPUInfo(t *testing.T) {
 	// ARM: no physical id/core id, no MHz, often no model.
 	f([]procfs.CPUInfo{{BogoMips: 48}, {BogoMips: 48}}, cpuInfo{Logical: 2})
 	f(nil, cpuInfo{})
+}
+
+// TestCPUInfoPanicIsAnError: procfs's cpuinfo parsers index a split line
+// unchecked; a cpuinfo that trips them leaves the CPU facts empty and
+// neither New nor a walk fails.
+func TestCPUInfoPanicIsAnError(t *testing.T) {
+	root := copyDir(t, "testdata/proc")
+	if err := os.WriteFile(filepath.Join(root, "cpuinfo"), []byte("processor:0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := newFixtureCollector(t, root, false)
+	if _, err := c.plat.readCPUInfo(); err == nil {
+		t.Fatal("a cpuinfo procfs cannot parse gave no error")
+	}
+	w, err := c.Walk(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range w.Parts {
+		if p.Err != nil {
+			t.Errorf("part %s failed: %v", p.Name, p.Err)
+		}
+	}
+	if w.System.CPU.Model != "" || w.System.CPU.LogicalThreads != 0 {
+		t.Errorf("cpu %+v from an unparsable cpuinfo", w.System.CPU)
+	}
 }
