@@ -197,37 +197,51 @@ func BenchmarkHostParts(b *testing.B) {
 		{"filesystem", p.readFilesystems},
 		{"host", p.readHost},
 	}
+	// A 128-CPU host (stat and cpuinfo grow with the CPUs), without
+	// cpufreq (a large VM: cpuinfo is then read every walk for the clock)
+	// and with it (stat alone).
+	big := bigHostProc(b, 128)
+	noFreq, err := New(Options{ProcRoot: big, SysRoot: b.TempDir(), SampleWindow: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	freqRoot := b.TempDir()
+	freqDir := filepath.Join(freqRoot, "devices/system/cpu/cpu0/cpufreq")
+	if err := os.MkdirAll(freqDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(freqDir, "scaling_cur_freq"), []byte("2400000\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	withFreq, err := New(Options{ProcRoot: big, SysRoot: freqRoot, SampleWindow: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpuPart := func(p *platform) func(*Walk) error {
+		return func(w *Walk) error { _, err := p.readCPUTimes(w); return err }
+	}
+	parts = append(parts, []struct {
+		name string
+		read func(*Walk) error
+	}{
+		{"static", func(*Walk) error { _ = p.readStatic(); return nil }},
+		{"cpu-128cpus", cpuPart(noFreq.plat)},
+		{"cpu-128cpus-cpufreq", cpuPart(withFreq.plat)},
+	}...)
 	for _, part := range parts {
 		b.Run(part.name, func(b *testing.B) {
 			b.ReportAllocs()
+			// CPU time, not wall time: on a shared machine the wall
+			// clock mostly measures the neighbours.
+			cpu0 := cpuTime(b)
 			for b.Loop() {
 				if err := part.read(&Walk{}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-us/op")
 		})
 	}
-	b.Run("static", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = p.readStatic()
-		}
-	})
-	// A 128-CPU host without cpufreq (a large VM): stat and cpuinfo grow
-	// with the CPUs and cpuinfo is then read every walk for the clock.
-	big := bigHostProc(b, 128)
-	cb, err := New(Options{ProcRoot: big, SysRoot: b.TempDir(), SampleWindow: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Run("cpu-128cpus", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := cb.plat.readCPUTimes(&Walk{}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }
 
 // bigHostProc writes stat and cpuinfo of an n-CPU host into a temporary
