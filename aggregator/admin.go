@@ -21,14 +21,14 @@ import (
 func openForAdmin(stderr io.Writer, logger *slog.Logger, dir string) (*store.SQLite, int) {
 	fi, err := os.Stat(dir)
 	if err != nil || !fi.IsDir() {
-		fmt.Fprintf(stderr, "procscope-aggregator: no storage directory at %s (set --storage.path)\n", dir)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: no storage directory at %s (set --storage.path)\n", dir)
 		return nil, 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	st, err := store.OpenSQLite(ctx, dir, store.Options{Logger: logger, PruneInterval: -1})
 	if err != nil {
-		fmt.Fprintf(stderr, "procscope-aggregator: opening storage at %s: %v\n", dir, err)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: opening storage at %s: %v\n", dir, err)
 		return nil, 1
 	}
 	return st, 0
@@ -50,14 +50,15 @@ func hostsList(stdout, stderr io.Writer, logger *slog.Logger, dir string) int {
 	if st == nil {
 		return code
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	hosts, err := st.Hosts(context.Background())
 	if err != nil {
-		fmt.Fprintf(stderr, "procscope-aggregator: listing hosts: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: listing hosts: %v\n", err)
 		return 1
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOSTNAME\tLAST SEEN\tLATEST SNAPSHOT\tCAPTURED AT\tOS")
+	// tabwriter buffers: a write error comes back from Flush below.
+	_, _ = fmt.Fprintln(tw, "HOSTNAME\tLAST SEEN\tLATEST SNAPSHOT\tCAPTURED AT\tOS")
 	for _, h := range hosts {
 		latest, captured := "-", "-"
 		if h.LatestSnapshotID > 0 {
@@ -68,7 +69,7 @@ func hostsList(stdout, stderr io.Writer, logger *slog.Logger, dir string) int {
 		if osName == "" {
 			osName = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(h.Hostname),
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(h.Hostname),
 			h.LastSeen.UTC().Format(time.RFC3339), latest, captured, printable(osName))
 	}
 	if err := tw.Flush(); err != nil {
@@ -80,7 +81,7 @@ func hostsList(stdout, stderr io.Writer, logger *slog.Logger, dir string) int {
 // checkName validates a hostname argument: bad usage is exit code 2.
 func checkName(stderr io.Writer, name string) bool {
 	if msg := snapshot.CheckHostname(name); msg != "" {
-		fmt.Fprintf(stderr, "procscope-aggregator: %s\n", msg)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: %s\n", msg)
 		return false
 	}
 	return true
@@ -95,13 +96,13 @@ func hostsDelete(stdout, stderr io.Writer, logger *slog.Logger, dir, name string
 		return code
 	}
 	if err := st.DeleteHost(context.Background(), name); err != nil {
-		st.Close()
+		_ = st.Close()
 		return adminError(stderr, name, "deleting", err)
 	}
-	fmt.Fprintf(stdout, "deleted host %s and all its snapshots\n", printable(name))
+	_, _ = fmt.Fprintf(stdout, "deleted host %s and all its snapshots\n", printable(name))
 	code = deleteHistory(stdout, stderr, st, dir, name)
 	if err := st.Close(); err != nil {
-		fmt.Fprintf(stderr, "procscope-aggregator: closing storage: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: closing storage: %v\n", err)
 		return 1
 	}
 	return code
@@ -115,19 +116,19 @@ func hostsResetKey(stdout, stderr io.Writer, logger *slog.Logger, dir, name stri
 	if st == nil {
 		return code
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	if err := st.ResetKey(context.Background(), name); err != nil {
 		return adminError(stderr, name, "resetting the key of", err)
 	}
-	fmt.Fprintf(stdout, "host %s has no key now, with immediate effect (a running server needs no restart): the next ingest for it binds the key it carries, whatever it is; install the new key on its exporter and restart that exporter now, before the old one pushes again\n", printable(name))
+	_, _ = fmt.Fprintf(stdout, "host %s has no key now, with immediate effect (a running server needs no restart): the next ingest for it binds the key it carries, whatever it is; install the new key on its exporter and restart that exporter now, before the old one pushes again\n", printable(name))
 	return 0
 }
 
 func adminError(stderr io.Writer, name, doing string, err error) int {
 	if errors.Is(err, store.ErrNotFound) {
-		fmt.Fprintf(stderr, "procscope-aggregator: no host named %s (see `hosts list`)\n", printable(name))
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: no host named %s (see `hosts list`)\n", printable(name))
 		return 1
 	}
-	fmt.Fprintf(stderr, "procscope-aggregator: %s %s: %v\n", doing, printable(name), err)
+	_, _ = fmt.Fprintf(stderr, "procscope-aggregator: %s %s: %v\n", doing, printable(name), err)
 	return 1
 }

@@ -26,7 +26,7 @@ func hostsAdd(stdout, stderr io.Writer, logger *slog.Logger, dir, name string) i
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		fmt.Fprintf(stderr, "procscope-aggregator: generating a key: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: generating a key: %v\n", err)
 		return 1
 	}
 	key := hex.EncodeToString(b[:])
@@ -34,16 +34,16 @@ func hostsAdd(stdout, stderr io.Writer, logger *slog.Logger, dir, name string) i
 	if st == nil {
 		return code
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	if err := st.AddHost(context.Background(), name, sha256.Sum256([]byte(key))); err != nil {
 		if errors.Is(err, store.ErrHostExists) {
-			fmt.Fprintf(stderr, "procscope-aggregator: host %s exists already (see `hosts list`); to give it a new key, run `hosts reset-key %s`\n",
+			_, _ = fmt.Fprintf(stderr, "procscope-aggregator: host %s exists already (see `hosts list`); to give it a new key, run `hosts reset-key %s`\n",
 				printable(name), printable(name))
 			return 1
 		}
 		return adminError(stderr, name, "adding", err)
 	}
-	fmt.Fprintf(stdout, `added host %s. Its API key, shown only this once (the aggregator keeps only its hash):
+	_, _ = fmt.Fprintf(stdout, `added host %s. Its API key, shown only this once (the aggregator keeps only its hash):
 %s
 Install it on %s: save the key in a file only the exporter can read (e.g. /etc/procscope/exporter-api-key, mode 0600)
 and start the exporter with --push.api-key-file=/etc/procscope/exporter-api-key (or set PROCSCOPE_API_KEY).
@@ -62,13 +62,13 @@ func deleteHistory(stdout, stderr io.Writer, st *store.SQLite, dir, name string)
 		return forgetDeletions(stderr, st, nil)
 	}
 	if used, err := history.InUse(histDir); used || err != nil {
-		fmt.Fprintf(stdout, "its history series are deleted by the running server within seconds (it holds %s)\n", histDir)
+		_, _ = fmt.Fprintf(stdout, "its history series are deleted by the running server within seconds (it holds %s)\n", histDir)
 		return 0
 	}
 	// Its own open and close log lines would only add noise here.
 	h, err := history.Open(histDir, history.Options{})
 	if err != nil {
-		fmt.Fprintf(stderr, "procscope-aggregator: its history series stay until the server's next start deletes them: opening %s: %v\n", histDir, err)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: its history series stay until the server's next start deletes them: opening %s: %v\n", histDir, err)
 		return 1
 	}
 	total := 0
@@ -80,11 +80,11 @@ func deleteHistory(stdout, stderr io.Writer, st *store.SQLite, dir, name string)
 		return err
 	})
 	if err := h.Close(); err != nil {
-		fmt.Fprintf(stderr, "procscope-aggregator: closing history: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: closing history: %v\n", err)
 		return 1
 	}
 	if code == 0 {
-		fmt.Fprintf(stdout, "deleted its %d history series\n", total)
+		_, _ = fmt.Fprintf(stdout, "deleted its %d history series\n", total)
 	}
 	return code
 }
@@ -97,7 +97,7 @@ func forgetDeletions(stderr io.Writer, st *store.SQLite, del func(store.HostDele
 	for range 10_000 { // bounded: each round forgets what it listed
 		dels, err := st.HostDeletions(ctx, after)
 		if err != nil {
-			fmt.Fprintf(stderr, "procscope-aggregator: listing host deletions: %v\n", err)
+			_, _ = fmt.Fprintf(stderr, "procscope-aggregator: listing host deletions: %v\n", err)
 			return 1
 		}
 		if len(dels) == 0 {
@@ -107,12 +107,12 @@ func forgetDeletions(stderr io.Writer, st *store.SQLite, del func(store.HostDele
 			after = d.ID
 			if del != nil {
 				if err := del(d); err != nil {
-					fmt.Fprintf(stderr, "procscope-aggregator: deleting the history of %s: %v\n", printable(d.Hostname), err)
+					_, _ = fmt.Fprintf(stderr, "procscope-aggregator: deleting the history of %s: %v\n", printable(d.Hostname), err)
 					return 1
 				}
 			}
 			if err := st.ForgetHostDeletion(ctx, d.ID); err != nil {
-				fmt.Fprintf(stderr, "procscope-aggregator: %v\n", err)
+				_, _ = fmt.Fprintf(stderr, "procscope-aggregator: %v\n", err)
 				return 1
 			}
 		}

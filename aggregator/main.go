@@ -54,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "procscope-aggregator: %v (see --help)\n", err)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: %v (see --help)\n", err)
 		return 2
 	}
 	logger := promslog.New(logCfg)
@@ -71,6 +71,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case resetCmd.FullCommand():
 		return hostsResetKey(stdout, stderr, logger, *storagePath, *resetName)
 	}
-	fmt.Fprintf(stderr, "procscope-aggregator: unknown command %q\n", cmd)
+	_, _ = fmt.Fprintf(stderr, "procscope-aggregator: unknown command %q\n", cmd)
 	return 2
 }

@@ -209,7 +209,7 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 		return 1
 	}
 	if webCfg != nil && webCfg.ToolkitFile != "" {
-		defer os.Remove(webCfg.ToolkitFile)
+		defer func() { _ = os.Remove(webCfg.ToolkitFile) }()
 	}
 	toolkitFile := ""
 	if webCfg != nil {
@@ -314,7 +314,7 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 		if err != nil {
 			logger.Error("opening history", "path", filepath.Join(storagePath, "history"), "err", err)
 			shutdownServer(logger, srv, a, *f.shutdownTimeout)
-			st.Close()
+			_ = st.Close()
 			return 1
 		}
 		hist.SetHistory(h)
@@ -381,7 +381,7 @@ func servePprof(logger *slog.Logger, addr string) error {
 	}
 	// "localhost" could resolve to anything: judge what was bound.
 	if tcp, ok := ln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
-		ln.Close()
+		_ = ln.Close()
 		return fmt.Errorf("%s is not a loopback address", ln.Addr())
 	}
 	mux := http.NewServeMux()

@@ -53,8 +53,8 @@ const (
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	cfg, err := config.Parse(args, getenv)
 	if err != nil {
-		fmt.Fprintf(stderr, "procscope-exporter: %v\n", err)
-		fmt.Fprintln(stderr, "procscope-exporter: see --help")
+		_, _ = fmt.Fprintf(stderr, "procscope-exporter: %v\n", err)
+		_, _ = fmt.Fprintln(stderr, "procscope-exporter: see --help")
 		return exitUsage
 	}
 	cfg.Log.Writer = stderr

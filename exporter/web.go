@@ -37,7 +37,7 @@ func newMux(telemetryPath string, metricsHandler http.Handler, ready func() bool
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
 		if r.Method == http.MethodGet {
-			w.Write([]byte("procscope-exporter is healthy.\n"))
+			_, _ = w.Write([]byte("procscope-exporter is healthy.\n"))
 		}
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +51,7 @@ func newMux(telemetryPath string, metricsHandler http.Handler, ready func() bool
 			msg = "procscope-exporter is not ready: no walk yet.\n"
 		}
 		if r.Method == http.MethodGet {
-			w.Write([]byte(msg))
+			_, _ = w.Write([]byte(msg))
 		}
 	})
 	mux.Handle("/", landing)

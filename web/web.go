@@ -94,7 +94,7 @@ func load(fsys fs.FS) (*site, error) {
 	h := sha256.New()
 	for _, n := range names {
 		sum := sha256.Sum256(s.assets[n].body)
-		fmt.Fprintf(h, "%s\x00%x\x00", n, sum)
+		_, _ = fmt.Fprintf(h, "%s\x00%x\x00", n, sum)
 	}
 	s.version = hex.EncodeToString(h.Sum(nil))[:16]
 	// Rewrite only attribute values that start with our asset directories,

@@ -80,7 +80,7 @@ func Start(bin, storage string, timeout time.Duration, extra ...string) (*Proces
 		if err != nil {
 			return false
 		}
-		res.Body.Close()
+		_ = res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	}, extra...)
 }

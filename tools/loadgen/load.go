@@ -115,22 +115,22 @@ func (r *result) pct(p float64) time.Duration { return quantile(r.lat, p) }
 
 func (r *result) print(w io.Writer) {
 	pct := r.pct
-	fmt.Fprintf(w, "sent %d snapshots in %s: %.0f snapshots/s acknowledged (%d created, %d repeated)\n",
+	_, _ = fmt.Fprintf(w, "sent %d snapshots in %s: %.0f snapshots/s acknowledged (%d created, %d repeated)\n",
 		r.sent, r.elapsed.Round(time.Millisecond), float64(r.created+r.repeated)/r.elapsed.Seconds(), r.created, r.repeated)
-	fmt.Fprintf(w, "latency p50 %s p90 %s p99 %s max %s; %d requests started >10ms behind schedule\n",
+	_, _ = fmt.Fprintf(w, "latency p50 %s p90 %s p99 %s max %s; %d requests started >10ms behind schedule\n",
 		pct(.50).Round(10*time.Microsecond), pct(.90).Round(10*time.Microsecond), pct(.99).Round(10*time.Microsecond),
 		pct(1).Round(10*time.Microsecond), r.lateStarts)
 	if len(r.sends) > 0 {
 		printTimeline(w, r.sends)
 	}
-	fmt.Fprintf(w, "wire %.1f MiB (%.1f KiB a snapshot)\n", float64(r.wireBytes)/(1<<20), float64(r.wireBytes)/1024/float64(max(r.sent, 1)))
-	fmt.Fprintf(w, "errors %d %v\n", r.errors, r.codes)
+	_, _ = fmt.Fprintf(w, "wire %.1f MiB (%.1f KiB a snapshot)\n", float64(r.wireBytes)/(1<<20), float64(r.wireBytes)/1024/float64(max(r.sent, 1)))
+	_, _ = fmt.Fprintf(w, "errors %d %v\n", r.errors, r.codes)
 	if r.firstErr != "" {
-		fmt.Fprintf(w, "first error: %s\n", r.firstErr)
+		_, _ = fmt.Fprintf(w, "first error: %s\n", r.firstErr)
 	}
-	fmt.Fprintf(w, "read back %d acknowledged snapshots (%d compared process by process): lost=%d\n", r.verified, r.contentChecked, r.lost)
+	_, _ = fmt.Fprintf(w, "read back %d acknowledged snapshots (%d compared process by process): lost=%d\n", r.verified, r.contentChecked, r.lost)
 	for _, s := range r.lostSample {
-		fmt.Fprintf(w, "  %s\n", s)
+		_, _ = fmt.Fprintf(w, "  %s\n", s)
 	}
 }
 
@@ -145,7 +145,7 @@ func printTimeline(w io.Writer, sends []send) {
 		bySecond[sec] = append(bySecond[sec], s.lat)
 		last = max(last, sec)
 	}
-	fmt.Fprintln(w, "second  requests  p50  p99  max  over-50ms")
+	_, _ = fmt.Fprintln(w, "second  requests  p50  p99  max  over-50ms")
 	for sec := 0; sec <= last; sec++ {
 		l := bySecond[sec]
 		if len(l) == 0 {
@@ -154,7 +154,7 @@ func printTimeline(w io.Writer, sends []send) {
 		slices.Sort(l)
 		q := func(p float64) time.Duration { return quantile(l, p).Round(100 * time.Microsecond) }
 		over := len(l) - sort.Search(len(l), func(i int) bool { return l[i] > 50*time.Millisecond })
-		fmt.Fprintf(w, "%6d  %8d  %s  %s  %s  %d\n", sec, len(l), q(.5), q(.99), q(1), over)
+		_, _ = fmt.Fprintf(w, "%6d  %8d  %s  %s  %s  %d\n", sec, len(l), q(.5), q(.99), q(1), over)
 	}
 	// The first second is when every host sends its first snapshot (a
 	// keyframe, new history series): how much of the tail is that start?
@@ -165,7 +165,7 @@ func printTimeline(w io.Writer, sends []send) {
 	if len(later) > 0 {
 		slices.Sort(later)
 		q := func(p float64) time.Duration { return quantile(later, p).Round(10 * time.Microsecond) }
-		fmt.Fprintf(w, "after the first second: %d requests, p50 %s p99 %s max %s\n", len(later), q(.5), q(.99), q(1))
+		_, _ = fmt.Fprintf(w, "after the first second: %d requests, p50 %s p99 %s max %s\n", len(later), q(.5), q(.99), q(1))
 	}
 }
 
@@ -285,7 +285,7 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 			return nil, err
 		}
 		n, count := w.bytes()
-		fmt.Fprintf(out, "prepared %d %s bodies (%.1f KiB gzip each) of %d hosts in %s\n",
+		_, _ = fmt.Fprintf(out, "prepared %d %s bodies (%.1f KiB gzip each) of %d hosts in %s\n",
 			count, cfg.workload, float64(n)/1024/float64(max(count, 1)), cfg.hosts, time.Since(prepStart).Round(time.Millisecond))
 	}
 	if len(w.hosts) != cfg.hosts {
@@ -303,7 +303,7 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 			return nil, err
 		}
 	}
-	fmt.Fprintf(out, "pushing %.0f/s from %d hosts for %s to %s\n", cfg.rate, cfg.hosts, cfg.duration, cfg.url)
+	_, _ = fmt.Fprintf(out, "pushing %.0f/s from %d hosts for %s to %s\n", cfg.rate, cfg.hosts, cfg.duration, cfg.url)
 
 	// The read-back uses net/http (a few requests each, not the hot path).
 	client := &http.Client{
@@ -376,7 +376,7 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	fmt.Fprintf(out, "push done in %s, reading back %d acknowledged snapshots...\n", res.elapsed.Round(time.Millisecond), len(acks))
+	_, _ = fmt.Fprintf(out, "push done in %s, reading back %d acknowledged snapshots...\n", res.elapsed.Round(time.Millisecond), len(acks))
 	res.acks = acks
 	verify(ctx, cfg, client, hosts, acks, res)
 	return res, nil
@@ -432,7 +432,7 @@ func verify(ctx context.Context, cfg config, client *http.Client, hosts []*host,
 		if err != nil {
 			return 0, err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		if resp.StatusCode != 200 {
 			return resp.StatusCode, nil
 		}

@@ -90,11 +90,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "loadgen: unexpected arguments %q\n", fs.Args())
+		_, _ = fmt.Fprintf(stderr, "loadgen: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
 	if *rounds < 1 || *rounds > 100 {
-		fmt.Fprintln(stderr, "loadgen: -rounds must be between 1 and 100")
+		_, _ = fmt.Fprintln(stderr, "loadgen: -rounds must be between 1 and 100")
 		return 2
 	}
 	if cfg.workers == 0 {
@@ -103,19 +103,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.workers = cfg.hosts
 	}
 	if cfg.hosts < 1 || cfg.rate <= 0 || cfg.duration <= 0 || cfg.procs < 0 || cfg.variants < 1 || cfg.workers < 1 {
-		fmt.Fprintln(stderr, "loadgen: -hosts, -rate, -duration, -variants and -concurrency must be positive")
+		_, _ = fmt.Fprintln(stderr, "loadgen: -hosts, -rate, -duration, -variants and -concurrency must be positive")
 		return 2
 	}
 	if *warmup < 0 {
-		fmt.Fprintln(stderr, "loadgen: -warmup must not be negative")
+		_, _ = fmt.Fprintln(stderr, "loadgen: -warmup must not be negative")
 		return 2
 	}
 	if cfg.pushProcs < 0 {
-		fmt.Fprintln(stderr, "loadgen: -push-procs must not be negative")
+		_, _ = fmt.Fprintln(stderr, "loadgen: -push-procs must not be negative")
 		return 2
 	}
 	if cfg.workload != "evolve" && cfg.workload != "rotate" {
-		fmt.Fprintf(stderr, "loadgen: -workload must be evolve or rotate, not %q\n", cfg.workload)
+		_, _ = fmt.Fprintf(stderr, "loadgen: -workload must be evolve or rotate, not %q\n", cfg.workload)
 		return 2
 	}
 	if cfg.hostPrefix == "" {
@@ -128,12 +128,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *selfProfile != "" {
 		f, err := os.Create(*selfProfile)
 		if err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
+			_, _ = fmt.Fprintln(stderr, "loadgen:", err)
 			return 1
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
+			_, _ = fmt.Fprintln(stderr, "loadgen:", err)
 			return 1
 		}
 		defer pprof.StopCPUProfile()
@@ -141,12 +141,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	if !*spawn {
 		if *compare || *profile != "" || *rounds != 1 || len(extra) > 0 || *warmup != 0 {
-			fmt.Fprintln(stderr, "loadgen: -compare-history, -rounds, -cpuprofile, -aggregator-flag and -warmup need -spawn")
+			_, _ = fmt.Fprintln(stderr, "loadgen: -compare-history, -rounds, -cpuprofile, -aggregator-flag and -warmup need -spawn")
 			return 2
 		}
 		r, err := runOnce(ctx, cfg, stdout)
 		if err != nil {
-			fmt.Fprintln(stderr, "loadgen:", err)
+			_, _ = fmt.Fprintln(stderr, "loadgen:", err)
 			return 1
 		}
 		if r.res.errors > 0 || r.res.lost > 0 {
@@ -157,25 +157,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	tmp, err := os.MkdirTemp("", "procscope-load-")
 	if err != nil {
-		fmt.Fprintln(stderr, "loadgen:", err)
+		_, _ = fmt.Fprintln(stderr, "loadgen:", err)
 		return 1
 	}
-	defer os.RemoveAll(tmp)
-	fmt.Fprintln(stdout, "building the aggregator...")
+	defer func() { _ = os.RemoveAll(tmp) }()
+	_, _ = fmt.Fprintln(stdout, "building the aggregator...")
 	bin, err := apptest.Build(ctx, tmp)
 	if err != nil {
-		fmt.Fprintln(stderr, "loadgen:", err)
+		_, _ = fmt.Fprintln(stderr, "loadgen:", err)
 		return 1
 	}
 	// One workload for every run: the same bodies for history on and off.
 	prepStart := time.Now()
 	w, err := prepareWorkload(cfg)
 	if err != nil {
-		fmt.Fprintln(stderr, "loadgen:", err)
+		_, _ = fmt.Fprintln(stderr, "loadgen:", err)
 		return 1
 	}
 	wb, wn := w.bytes()
-	fmt.Fprintf(stdout, "prepared %d %s bodies (%.1f KiB gzip each, %.0f MiB) of %d hosts in %s\n",
+	_, _ = fmt.Fprintf(stdout, "prepared %d %s bodies (%.1f KiB gzip each, %.0f MiB) of %d hosts in %s\n",
 		wn, cfg.workload, float64(wb)/1024/float64(max(wn, 1)), float64(wb)/(1<<20), cfg.hosts, time.Since(prepStart).Round(time.Millisecond))
 	cfg.prepared = w
 	setups := []spawnSetup{{name: "history on (default)", args: extra}}
@@ -197,7 +197,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			c := cfg
 			// Every run starts on an empty store; hostnames differ per run too.
 			c.hostPrefix = fmt.Sprintf("%s%d-", cfg.hostPrefix, n)
-			fmt.Fprintf(stdout, "\n=== %s, round %d of %d ===\n", su.name, round+1, *rounds)
+			_, _ = fmt.Fprintf(stdout, "\n=== %s, round %d of %d ===\n", su.name, round+1, *rounds)
 			prof := ""
 			if *profile != "" {
 				prof = *profile
@@ -207,7 +207,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			r, err := runSpawned(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", n)), su.args, prof, *warmup, c, stdout, stderr)
 			if err != nil {
-				fmt.Fprintln(stderr, "loadgen:", err)
+				_, _ = fmt.Fprintln(stderr, "loadgen:", err)
 				return 1
 			}
 			runs[i] = append(runs[i], r)
@@ -223,14 +223,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(runs) == 2 || *rounds > 1 {
-		fmt.Fprintf(stdout, "\nall rounds together:\n")
+		_, _ = fmt.Fprintf(stdout, "\nall rounds together:\n")
 		for i, su := range setups {
 			sums[i].print(stdout, su.name)
 		}
 	}
 	if len(runs) == 2 {
 		on, off := sums[0], sums[1]
-		fmt.Fprintf(stdout, "history on/off: snapshots/s %.0f / %.0f = %.2f; aggregator push CPU %.0f / %.0f µs = %.2f\n",
+		_, _ = fmt.Fprintf(stdout, "history on/off: snapshots/s %.0f / %.0f = %.2f; aggregator push CPU %.0f / %.0f µs = %.2f\n",
 			on.rate(), off.rate(), on.rate()/off.rate(), on.aggCPU, off.aggCPU, on.aggCPU/off.aggCPU)
 	}
 	return code
@@ -274,7 +274,7 @@ func (s *runSum) print(w io.Writer, name string) {
 		}
 		return s.lat[min(len(s.lat)-1, int(p*float64(len(s.lat))))].Round(10 * time.Microsecond)
 	}
-	fmt.Fprintf(w, "%s: %d acknowledged in %s, %.0f snapshots/s, p50 %s p99 %s, errors %d, lost %d, cpu µs/snapshot aggregator %.0f loadgen %.0f\n",
+	_, _ = fmt.Fprintf(w, "%s: %d acknowledged in %s, %.0f snapshots/s, p50 %s p99 %s, errors %d, lost %d, cpu µs/snapshot aggregator %.0f loadgen %.0f\n",
 		name, s.acked, s.elapsed.Round(time.Millisecond), s.rate(), pct(.5), pct(.99), s.errors, s.lost, s.aggCPU, s.selfCPU)
 }
 
@@ -315,7 +315,7 @@ func runSpawned(ctx context.Context, bin, storage string, args []string, prof st
 			return nil, err
 		}
 		pprofAddr = ln.Addr().String()
-		ln.Close()
+		_ = ln.Close()
 		args = append(slices.Clone(args), "--debug.pprof-address="+pprofAddr)
 	}
 	// Every simulated host is new and pushes from 127.0.0.1: the
@@ -333,12 +333,12 @@ func runSpawned(ctx context.Context, bin, storage string, args []string, prof st
 	}
 	defer func() {
 		if !p.Stop(30 * time.Second) {
-			fmt.Fprintf(stderr, "loadgen: the aggregator did not stop cleanly:\n%s", p.Log())
+			_, _ = fmt.Fprintf(stderr, "loadgen: the aggregator did not stop cleanly:\n%s", p.Log())
 		}
 	}()
 	cfg.url = p.URL
 	cfg.pid = p.PID()
-	fmt.Fprintf(stdout, "aggregator pid %d at %s %v\n", p.PID(), p.URL, args)
+	_, _ = fmt.Fprintf(stdout, "aggregator pid %d at %s %v\n", p.PID(), p.URL, args)
 	if warmup > 0 {
 		// Other hosts first, at the same rate and not counted, so that the
 		// push measures a running aggregator: a new process spends its
@@ -355,7 +355,7 @@ func runSpawned(ctx context.Context, bin, storage string, args []string, prof st
 		if err != nil {
 			return nil, fmt.Errorf("warm-up: %w", err)
 		}
-		fmt.Fprintf(stdout, "warm-up: %d snapshots from %d other hosts in %s, not counted (p99 %s, errors %d)\n",
+		_, _ = fmt.Fprintf(stdout, "warm-up: %d snapshots from %d other hosts in %s, not counted (p99 %s, errors %d)\n",
 			wr.created+wr.repeated, cfg.hosts, time.Since(start).Round(time.Millisecond), wr.pct(.99).Round(10*time.Microsecond), wr.errors)
 		if wr.errors > 0 || wr.lost > 0 {
 			return nil, fmt.Errorf("warm-up: %d errors, %d lost", wr.errors, wr.lost)
@@ -371,9 +371,9 @@ func runSpawned(ctx context.Context, bin, storage string, args []string, prof st
 	}
 	r, err := runOnce(ctx, cfg, stdout)
 	if perr := <-profDone; perr != nil {
-		fmt.Fprintln(stderr, "loadgen: cpu profile:", perr)
+		_, _ = fmt.Fprintln(stderr, "loadgen: cpu profile:", perr)
 	} else if prof != "" {
-		fmt.Fprintf(stdout, "aggregator cpu profile of the push written to %s (go tool pprof -top %s)\n", prof, prof)
+		_, _ = fmt.Fprintf(stdout, "aggregator cpu profile of the push written to %s (go tool pprof -top %s)\n", prof, prof)
 	}
 	return r, err
 }
@@ -388,7 +388,7 @@ func fetchProfile(ctx context.Context, base string, secs int, path string) error
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("pprof answered %s", resp.Status)
 	}
@@ -397,7 +397,7 @@ func fetchProfile(ctx context.Context, base string, secs int, path string) error
 		return err
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	return f.Close()
@@ -427,18 +427,18 @@ func runOnce(ctx context.Context, cfg config, stdout io.Writer) (*runResult, err
 		r.aggPushCPU = float64(aggPush.Microseconds()) / float64(n)
 		r.selfPushCPU = float64(selfPush.Microseconds()) / float64(n)
 		if cfg.pid > 0 {
-			fmt.Fprintf(stdout, "cpu during the push: aggregator %.0f µs/snapshot, loadgen %.0f µs/snapshot, together %.0f\n",
+			_, _ = fmt.Fprintf(stdout, "cpu during the push: aggregator %.0f µs/snapshot, loadgen %.0f µs/snapshot, together %.0f\n",
 				r.aggPushCPU, r.selfPushCPU, r.aggPushCPU+r.selfPushCPU)
 		} else {
-			fmt.Fprintf(stdout, "cpu during the push: loadgen %.0f µs/snapshot\n", r.selfPushCPU)
+			_, _ = fmt.Fprintf(stdout, "cpu during the push: loadgen %.0f µs/snapshot\n", r.selfPushCPU)
 		}
 	}
 	if c := commits1.commits - commits0.commits; commits0.ok && commits1.ok && c > 0 {
-		fmt.Fprintf(stdout, "store writer during the push: %.0f commits, %.1f writes per commit\n",
+		_, _ = fmt.Fprintf(stdout, "store writer during the push: %.0f commits, %.1f writes per commit\n",
 			c, (commits1.writes-commits0.writes)/c)
 	}
 	if n := res.created + res.repeated; commits0.ok && commits1.ok && n > 0 && commits1.samples > 0 {
-		fmt.Fprintf(stdout, "history during the push: %.1f samples written per snapshot\n",
+		_, _ = fmt.Fprintf(stdout, "history during the push: %.1f samples written per snapshot\n",
 			(commits1.samples-commits0.samples)/float64(n))
 	}
 	return r, nil
@@ -464,7 +464,7 @@ func scrapeCommits(ctx context.Context, base string) writerCounts {
 	if err != nil {
 		return writerCounts{}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return writerCounts{}

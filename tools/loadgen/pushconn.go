@@ -174,7 +174,7 @@ func (c *pushConn) dial(ctx context.Context) error {
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
-			conn.Close()
+			_ = conn.Close()
 			return err
 		}
 		conn = tc
@@ -196,7 +196,7 @@ func (c *pushConn) close() {
 		return
 	}
 	c.stop()
-	c.conn.Close()
+	_ = c.conn.Close()
 	c.conn = nil
 }
 

@@ -86,7 +86,7 @@ func run(o options) error {
 		if err := c.Start(); err != nil {
 			return err
 		}
-		defer func() { c.Process.Kill(); c.Wait() }()
+		defer func() { _ = c.Process.Kill(); c.Wait() }()
 	}
 	pushURL := ""
 	if o.push {
@@ -96,14 +96,14 @@ func run(o options) error {
 		}
 		var received atomic.Int64
 		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			io.Copy(io.Discard, r.Body)
+			_, _ = io.Copy(io.Discard, r.Body)
 			received.Add(1)
 			w.WriteHeader(http.StatusCreated)
-			io.WriteString(w, `{"snapshot_id":1}`)
+			_, _ = io.WriteString(w, `{"snapshot_id":1}`)
 		})}
-		go srv.Serve(ln)
+		go func() { _ = srv.Serve(ln) }()
 		defer func() {
-			srv.Close()
+			_ = srv.Close()
 			fmt.Printf("receiver got %d snapshots\n", received.Load())
 		}()
 		pushURL = "http://" + ln.Addr().String() + "/api/v1/ingest"
@@ -115,7 +115,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }()
 	if exporterBin == "" {
 		exporterBin = filepath.Join(tmp, "procscope-exporter")
 		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath",
@@ -149,13 +149,13 @@ func run(o options) error {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		defer func(c *exec.Cmd) {
-			c.Process.Signal(syscall.SIGTERM)
+			_ = c.Process.Signal(syscall.SIGTERM)
 			done := make(chan struct{})
-			go func() { c.Wait(); close(done) }()
+			go func() { _ = c.Wait(); close(done) }()
 			select {
 			case <-done:
 			case <-time.After(10 * time.Second):
-				c.Process.Kill()
+				_ = c.Process.Kill()
 			}
 		}(t.cmd)
 	}
@@ -245,7 +245,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -253,7 +253,7 @@ func waitOK(c *http.Client, url string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		if resp, err := c.Get(url); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -273,7 +273,7 @@ func scrape(c *http.Client, url string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	n, err := io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("%s: %s", url, resp.Status)
@@ -304,7 +304,7 @@ func status(pid int, key string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }()
 	sc := bufio.NewScanner(fh)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), key); ok {
@@ -320,7 +320,7 @@ func walkDuration(c *http.Client, url string) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "procscope_walk_duration_seconds "); ok {

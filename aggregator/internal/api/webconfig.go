@@ -152,16 +152,16 @@ func LoadWebConfig(path, tmpDir string) (*WebConfig, error) {
 		return nil, err
 	}
 	if _, err := f.Write(out); err != nil {
-		f.Close()
-		os.Remove(f.Name())
+		_ = f.Close()
+		_ = os.Remove(f.Name())
 		return nil, err
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
+		_ = os.Remove(f.Name())
 		return nil, err
 	}
 	if err := web.Validate(f.Name()); err != nil {
-		os.Remove(f.Name())
+		_ = os.Remove(f.Name())
 		return nil, fmt.Errorf("web config %s (split copy): %w", path, err)
 	}
 	wc.ToolkitFile = f.Name()

@@ -161,8 +161,8 @@ func open(dir string, opts Options) (h *History, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("history: %s is not writable: %w", dir, err)
 	}
-	probe.Close()
-	os.Remove(probe.Name())
+	_ = probe.Close()
+	_ = os.Remove(probe.Name())
 	free, err := freeSpace(dir)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)

@@ -311,7 +311,7 @@ func (s *sysScanner) num(depth int) optNum {
 	}
 parse:
 	var n optNum
-	n.UnmarshalJSON(tok)
+	_ = n.UnmarshalJSON(tok) // never fails: a malformed number is kept as absent
 	return n
 }
 

@@ -54,7 +54,7 @@ func (s *SQLite) HostDeletions(ctx context.Context, afterID int64) ([]HostDeleti
 	if err != nil {
 		return nil, fmt.Errorf("list host deletions: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []HostDeletion
 	for rows.Next() {
 		var d HostDeletion

@@ -210,7 +210,7 @@ func (s *SQLite) queryIDs(ctx context.Context, query string, args ...any) ([]int
 	if err != nil {
 		return nil, fmt.Errorf("retention query: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var ids []int64
 	for rows.Next() {
 		var id int64
@@ -306,12 +306,12 @@ func (s *SQLite) rebase(ctx context.Context, tx *sql.Tx, kf int64) error {
 	for rows.Next() {
 		var d dep
 		if err := rows.Scan(&d.id, &d.procs, &d.sy); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return err
 		}
 		deps = append(deps, d)
 	}
-	rows.Close()
+	_ = rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
@@ -416,7 +416,7 @@ func (s *SQLite) vacuumSome(ctx context.Context) error {
 		}
 		for rows.Next() {
 		}
-		rows.Close()
+		_ = rows.Close()
 		return rows.Err()
 	})
 }

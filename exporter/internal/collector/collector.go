@@ -127,7 +127,7 @@ func (c *Collector) Walk(ctx context.Context) (*Walk, error) {
 		// Priming: the CPU figures of this pass only become the baseline
 		// that the real pass below is compared with.
 		c.plat.primeProcesses()
-		c.readCPU(&Walk{})
+		_ = c.readCPU(&Walk{}) // a failure here shows in the real pass below
 		t := time.NewTimer(c.opts.SampleWindow)
 		select {
 		case <-ctx.Done():

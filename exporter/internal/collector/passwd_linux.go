@@ -114,7 +114,7 @@ func readPasswd(root string) (map[uint32]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	b, err := io.ReadAll(io.LimitReader(f, maxPasswdSize+1))
 	if err != nil {
 		return nil, err

@@ -197,7 +197,7 @@ func (p *platform) readProcesses(w *Walk) error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", p.opts.ProcRoot, err)
 	}
-	defer syscall.Close(dirfd)
+	defer func() { _ = syscall.Close(dirfd) }()
 	p.pids = p.pids[:0]
 	for range 1 << 16 { // bounded: a /proc with millions of entries still ends
 		n, err := syscall.ReadDirent(dirfd, p.dirBuf)

@@ -59,7 +59,7 @@ func loadFile(path string) (*file, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }()
 	data, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("config file %s: %w", path, err)

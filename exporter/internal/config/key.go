@@ -75,7 +75,7 @@ func readSecretFile(path, what string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }()
 	data, err := io.ReadAll(io.LimitReader(fh, MaxKeyLen+64))
 	if err != nil {
 		return "", fmt.Errorf("%s %s: %w", what, path, err)
@@ -112,18 +112,18 @@ func LoadOrCreateKey(stateDir string) (string, KeySource, error) {
 	if err != nil {
 		return "", "", fmt.Errorf("write api key: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	// CreateTemp already uses 0600; Chmod makes it explicit against odd umasks.
 	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return "", "", fmt.Errorf("write api key: %w", err)
 	}
 	if _, err := tmp.WriteString(k + "\n"); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return "", "", fmt.Errorf("write api key: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return "", "", fmt.Errorf("write api key: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -146,6 +146,6 @@ func LoadOrCreateKey(stateDir string) (string, KeySource, error) {
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
-		d.Close()
+		_ = d.Close()
 	}
 }

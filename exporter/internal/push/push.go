@@ -565,7 +565,7 @@ func (p *Pusher) post(ctx context.Context, gz []byte) result {
 	if err != nil {
 		return result{kind: retry, err: redact(err), retryAfter: -1}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	p.checkClock(resp.Header.Get("Date"), time.Now())
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	r := result{status: resp.StatusCode, retryAfter: -1}

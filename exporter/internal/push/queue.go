@@ -106,13 +106,13 @@ func (q *Queue) Put(capturedAt time.Time, data []byte) (dropped int, err error) 
 		return 0, fmt.Errorf("queue: %w", err)
 	}
 	tmpName := tmp.Name()
-	defer os.Remove(tmpName) // no-op after a successful rename
+	defer func() { _ = os.Remove(tmpName) }() // no-op after a successful rename
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return 0, fmt.Errorf("queue: write: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return 0, fmt.Errorf("queue: fsync: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -203,6 +203,6 @@ func (q *Queue) Release(name string) {
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
-		d.Close()
+		_ = d.Close()
 	}
 }
