@@ -65,8 +65,8 @@ func (s *testServer) stop() {
 	}
 	s.a.Close()
 	s.srv.Close()
-	s.hist.Close()
-	s.st.Close()
+	_ = s.hist.Close()
+	_ = s.st.Close()
 	s.srv = nil
 }
 
@@ -79,7 +79,7 @@ func (s *testServer) ingest(key, host string, at time.Time) int {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 	return res.StatusCode
 }
 

@@ -58,9 +58,13 @@ func TestEnrollmentFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	short := filepath.Join(dir, "short")
-	os.WriteFile(short, []byte("abc\n"), 0o600)
+	if err := os.WriteFile(short, []byte("abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	spaced := filepath.Join(dir, "spaced")
-	os.WriteFile(spaced, []byte("0123456789 abcdef0123456789\n"), 0o600)
+	if err := os.WriteFile(spaced, []byte("0123456789 abcdef0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	lo := []string{"127.0.0.1:8000"}
 	any := []string{":8000"}
 

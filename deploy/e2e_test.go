@@ -69,7 +69,7 @@ func TestEndToEndWithPrometheus(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("%s: %s", p, resp.Status)
 			}
@@ -338,7 +338,7 @@ func startPrometheus(t *testing.T, bin, tmp, staticAddr, sdAddr, aggAddr string)
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("%s", resp.Status)
 		}

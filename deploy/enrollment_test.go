@@ -135,7 +135,7 @@ func TestSystemdEnrollmentToken(t *testing.T) {
 	waitFor(t, 30*time.Second, "aggregator ready", func() error {
 		res, err := httpClient.Get("http://" + addr + "/-/ready")
 		if err == nil {
-			res.Body.Close()
+			_ = res.Body.Close()
 			if res.StatusCode != http.StatusOK {
 				err = os.ErrNotExist
 			}
@@ -154,7 +154,7 @@ func TestSystemdEnrollmentToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res.Body.Close()
+		_ = res.Body.Close()
 		return res.StatusCode
 	}
 	if c := ingest(""); c != http.StatusForbidden {

@@ -56,7 +56,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if buildDir != "" {
-		os.RemoveAll(buildDir)
+		_ = os.RemoveAll(buildDir)
 	}
 	os.Exit(code)
 }
@@ -158,11 +158,11 @@ func start(t *testing.T, name string, waitListen bool, env []string, path string
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	pw.Close()
+	_ = pw.Close()
 	exited := make(chan struct{})
 	p.done = exited
 	go func() {
-		p.cmd.Wait()
+		_ = p.cmd.Wait()
 		close(exited)
 	}()
 	addrCh := make(chan string, 1)
@@ -174,7 +174,7 @@ func start(t *testing.T, name string, waitListen bool, env []string, path string
 		sent := false
 		for sc.Scan() {
 			line := sc.Text()
-			p.Write([]byte(line + "\n"))
+			_, _ = p.Write([]byte(line + "\n"))
 			if !sent && strings.Contains(line, "Listening on") {
 				if m := listenRE.FindStringSubmatch(line); m != nil {
 					addrCh <- m[1]
@@ -182,19 +182,19 @@ func start(t *testing.T, name string, waitListen bool, env []string, path string
 				}
 			}
 		}
-		io.Copy(io.Discard, pr)
+		_, _ = io.Copy(io.Discard, pr)
 	}()
 	t.Cleanup(func() {
 		pid := p.cmd.Process.Pid
-		syscall.Kill(pid, syscall.SIGTERM)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
-			syscall.Kill(pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 			<-exited
 		}
 		<-copied
-		pr.Close()
+		_ = pr.Close()
 		if t.Failed() {
 			t.Logf("--- log of %s (pid %d) ---\n%s", name, pid, tail(p.Log(), 6000))
 		}
@@ -228,7 +228,7 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -241,7 +241,7 @@ func getBody(t *testing.T, url string) []byte {
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
@@ -259,7 +259,7 @@ func getJSON(url string, v any) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err

@@ -62,7 +62,9 @@ func TestWalkLoopOneAtATime(t *testing.T) {
 
 func TestBadCommandLineExits2(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yml")
-	os.WriteFile(bad, []byte("push_urll: x\n"), 0o600)
+	if err := os.WriteFile(bad, []byte("push_urll: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	f := func(args ...string) {
 		t.Helper()
 		var stderr bytes.Buffer
@@ -119,7 +121,7 @@ func exporterBinary(t *testing.T) string {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
+		_ = os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
 }
@@ -168,7 +170,7 @@ func startExporter(t *testing.T, env []string, args ...string) *proc {
 	t.Cleanup(func() {
 		// Our own child only, by PID.
 		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
+			_ = cmd.Process.Kill()
 		}
 	})
 	select {
@@ -182,7 +184,7 @@ func startExporter(t *testing.T, env []string, args ...string) *proc {
 // stop sends SIGTERM and waits (bounded) for exit code 0.
 func (p *proc) stop(t *testing.T, within time.Duration) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-p.done:
 		if err != nil {
@@ -200,7 +202,7 @@ func get(t *testing.T, method, url string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -317,7 +319,7 @@ func (r *receiver) up() {
 	r.mu.Lock()
 	r.srv = srv
 	r.mu.Unlock()
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }()
 }
 
 func (r *receiver) down() {
@@ -326,7 +328,7 @@ func (r *receiver) down() {
 	r.srv = nil
 	r.mu.Unlock()
 	if srv != nil {
-		srv.Close()
+		_ = srv.Close()
 	}
 }
 
@@ -352,7 +354,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.order = append(r.order, s.CapturedAt)
 		w.WriteHeader(http.StatusCreated)
 	}
-	fmt.Fprint(w, `{"snapshot_id":1}`)
+	_, _ = fmt.Fprint(w, `{"snapshot_id":1}`)
 }
 
 var flushedRE = regexp.MustCompile(`msg="flushed push queue".* left_on_disk=(\d+) queued=(\d+) sent=(\d+) failed_attempts=(\d+) dropped=(\d+)`)
@@ -461,7 +463,7 @@ func TestSinkLogsQueueFailureOnce(t *testing.T) {
 	}
 	// The queue directory disappears (disk replaced, rm -rf): every walk
 	// fails to queue, the log says so once.
-	os.RemoveAll(filepath.Join(state, "queue"))
+	_ = os.RemoveAll(filepath.Join(state, "queue"))
 	for i := 0; i < 5; i++ {
 		s.onWalk(w, time.Millisecond)
 	}
@@ -474,7 +476,9 @@ func TestSinkLogsQueueFailureOnce(t *testing.T) {
 	if !mc.Ready() {
 		t.Error("/metrics not fed while the queue fails")
 	}
-	os.MkdirAll(filepath.Join(state, "queue"), 0o700)
+	if err := os.MkdirAll(filepath.Join(state, "queue"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	s.onWalk(w, time.Millisecond)
 	if !strings.Contains(logs.String(), "queueing snapshots again") {
 		t.Error("recovery not logged")

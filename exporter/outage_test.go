@@ -45,15 +45,15 @@ func startAggregator(t *testing.T, bin, addr, storage string) *exec.Cmd {
 	}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/-/ready")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return cmd
 			}
@@ -78,7 +78,7 @@ func TestOutageRealAggregator(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()
+	_ = l.Close()
 	storage := t.TempDir()
 	a := startAggregator(t, agg, addr, storage)
 	start := time.Now().Add(-time.Minute)
@@ -87,8 +87,8 @@ func TestOutageRealAggregator(t *testing.T) {
 		"--push.url=http://"+addr+"/api/v1/ingest", "--push.interval="+interval.String(),
 		"--state.dir="+t.TempDir(), "--collect.sample-window=0", "--collect.top-n=50", "--push.timeout=2s")
 	time.Sleep(2 * time.Second)
-	a.Process.Signal(syscall.SIGKILL)
-	a.Wait()
+	_ = a.Process.Signal(syscall.SIGKILL)
+	_ = a.Wait()
 	time.Sleep(down)
 	startAggregator(t, agg, addr, storage)
 	time.Sleep(4 * time.Second)
@@ -108,7 +108,7 @@ func TestOutageRealAggregator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var refs []struct {
 		ID         int64  `json:"snapshot_id"`
 		CapturedAt string `json:"captured_at"`

@@ -48,7 +48,7 @@ func binary(t *testing.T) string {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if buildDir != "" {
-		os.RemoveAll(buildDir)
+		_ = os.RemoveAll(buildDir)
 	}
 	os.Exit(code)
 }
@@ -68,7 +68,7 @@ func post(client *http.Client, url, key string, body []byte) (int, int64, error)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	var r struct {
 		ID int64 `json:"snapshot_id"`
 	}
@@ -193,7 +193,7 @@ func getJSON(t *testing.T, client *http.Client, url string, v any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	if res.StatusCode == 200 {
 		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
 			t.Fatal(err)

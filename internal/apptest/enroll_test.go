@@ -43,8 +43,11 @@ func TestEnrollmentWithTheBinary(t *testing.T) {
 	var e struct {
 		Error string `json:"error"`
 	}
-	json.NewDecoder(res.Body).Decode(&e)
-	res.Body.Close()
+	derr := json.NewDecoder(res.Body).Decode(&e)
+	_ = res.Body.Close()
+	if derr != nil {
+		t.Fatalf("new host, closed enrolment: the refusal is not JSON: %v", derr)
+	}
 	if res.StatusCode != http.StatusForbidden || !strings.Contains(e.Error, "procscope-aggregator hosts add web-1") {
 		t.Fatalf("new host, closed enrolment: %d %q", res.StatusCode, e.Error)
 	}

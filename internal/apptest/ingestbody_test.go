@@ -76,7 +76,7 @@ func TestGzipBombRSS(t *testing.T) {
 						t.Errorf("bomb %d: %v", i, err)
 						return
 					}
-					res.Body.Close()
+					_ = res.Body.Close()
 					codes[i] = res.StatusCode
 				})
 			}
@@ -154,7 +154,7 @@ func procStatus(t *testing.T, pid int) memStatus {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var m memStatus
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -196,7 +196,7 @@ func TestIngestBodyFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	_ = res.Body.Close()
 	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(msg), "ahead of the aggregator's clock (more than --ingest.max-clock-skew=1m0s)") {
 		t.Fatalf("2 minutes ahead with a 1m skew: %d %s", res.StatusCode, msg)
 	}
@@ -205,9 +205,9 @@ func TestIngestBodyFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	start := time.Now()
-	fmt.Fprintf(c, "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nX-API-KEY: web-1-key\r\nContent-Length: 100\r\n\r\n{")
+	_, _ = fmt.Fprintf(c, "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nX-API-KEY: web-1-key\r\nContent-Length: 100\r\n\r\n{")
 	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if !strings.HasPrefix(line, "HTTP/1.1 408 ") {

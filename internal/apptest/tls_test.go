@@ -41,11 +41,17 @@ func TestTLSAndBasicAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	kb, _ := x509.MarshalECPrivateKey(key)
-	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	cfg := filepath.Join(dir, "web.yml")
-	os.WriteFile(cfg, []byte("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  admin: "+string(hash)+"\n"), 0o600)
+	if err := os.WriteFile(cfg, []byte("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  admin: "+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	pool := x509.NewCertPool()
 	cert, _ := x509.ParseCertificate(der)
@@ -64,7 +70,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 	if res.StatusCode != 201 {
 		t.Fatalf("ingest over TLS with a host key only: %d", res.StatusCode)
 	}
@@ -77,7 +83,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res.Body.Close()
+		_ = res.Body.Close()
 		return res.StatusCode
 	}
 	if c := get("", ""); c != 401 {
@@ -87,7 +93,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 		t.Errorf("read API with credentials: %d", c)
 	}
 	if res, err := http.Get(p.URL + "/-/healthy"); err == nil {
-		res.Body.Close()
+		_ = res.Body.Close()
 		if res.StatusCode < 400 {
 			t.Errorf("plain HTTP answered %d on the TLS port", res.StatusCode)
 		}
@@ -104,7 +110,7 @@ func startTLS(t *testing.T, bin, storage string, pool *x509.CertPool, extra ...s
 		if err != nil {
 			return false
 		}
-		res.Body.Close()
+		_ = res.Body.Close()
 		return res.StatusCode == 200
 	}, extra...)
 }

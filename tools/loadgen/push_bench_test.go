@@ -43,7 +43,7 @@ func serveStandIn() int {
 	fmt.Println(ln.Addr().String())
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
-		ln.Close()
+		_ = ln.Close()
 	}()
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.Copy(io.Discard, r.Body); err != nil {
@@ -52,7 +52,7 @@ func serveStandIn() int {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
-		io.WriteString(w, `{"snapshot_id":1}`+"\n")
+		_, _ = io.WriteString(w, `{"snapshot_id":1}`+"\n")
 	})}
 	_ = srv.Serve(ln)
 	return 0
@@ -80,7 +80,7 @@ func startStandIn(b *testing.B) string {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		stdin.Close()
+		_ = stdin.Close()
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
 		select {
@@ -112,7 +112,7 @@ func pushNetHTTP(ctx context.Context, client *http.Client, url, key string, head
 	}
 	respBuf.Reset()
 	_, _ = respBuf.ReadFrom(io.LimitReader(resp.Body, 1<<16))
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode, snapshotID(respBuf.Bytes()), nil
 }
 

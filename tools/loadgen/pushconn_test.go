@@ -64,7 +64,7 @@ func TestPushConnAgainstNetHTTP(t *testing.T) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
-		io.WriteString(w, `{"snapshot_id":7}`+"\n")
+		_, _ = io.WriteString(w, `{"snapshot_id":7}`+"\n")
 	}))
 	defer srv.Close()
 	target, err := newPushTarget(srv.URL+"/p/api/v1/ingest", 5*time.Second)
@@ -122,7 +122,7 @@ func newRawServer(t *testing.T, reply func(n int) (answer string, closeAfter boo
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				defer conn.Close()
+				defer func() { _ = conn.Close() }()
 				br := bufio.NewReader(conn)
 				for {
 					_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
@@ -141,7 +141,7 @@ func newRawServer(t *testing.T, reply func(n int) (answer string, closeAfter boo
 			}()
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	t.Cleanup(func() { _ = ln.Close(); s.wg.Wait() })
 	return s
 }
 
@@ -351,7 +351,7 @@ func TestPushConnLargeBody(t *testing.T) {
 			return
 		}
 		w.WriteHeader(http.StatusCreated)
-		io.WriteString(w, `{"snapshot_id":3}`)
+		_, _ = io.WriteString(w, `{"snapshot_id":3}`)
 	}))
 	defer srv.Close()
 	target, err := newPushTarget(srv.URL+"/api/v1/ingest", 30*time.Second)

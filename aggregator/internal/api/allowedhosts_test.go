@@ -75,7 +75,7 @@ func TestNormalizeAllowedHosts(t *testing.T) {
 // that could be rebound (403 naming --web.allowed-hosts); ingest, health
 // and /metrics answer any Host; --web.allowed-hosts and basic auth lift it.
 func TestHostGuard(t *testing.T) {
-	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ui")) })
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ui")) })
 	// req sends with the given Host; a 200 body is not read (the stream's
 	// never ends), an error body is.
 	req := func(e *env, method, path, host string, hdr map[string]string, body []byte) resp {
@@ -94,7 +94,7 @@ func TestHostGuard(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer res.Body.Close()
+		defer func() { _ = res.Body.Close() }()
 		var b []byte
 		if res.StatusCode != 200 {
 			b, _ = io.ReadAll(res.Body)

@@ -36,7 +36,7 @@ func BenchmarkProcessesHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	a, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
@@ -76,7 +76,7 @@ func BenchmarkProcessesHandler(b *testing.B) {
 			}
 			rec := httptest.NewRecorder()
 			out, _ := json.Marshal(procs)
-			rec.Write(out)
+			_, _ = rec.Write(out)
 		}
 	})
 	// The store read alone, to show where the time goes.
@@ -123,7 +123,7 @@ func BenchmarkIngestHandler(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer st.Close()
+		defer func() { _ = st.Close() }()
 		a, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			b.Fatal(err)

@@ -59,7 +59,7 @@ func newGunzipEnv(t *testing.T, streaming bool, mod func(*Options)) *env {
 	t.Cleanup(func() {
 		a.Close()
 		srv.Close()
-		st.Close()
+		_ = st.Close()
 	})
 	return &env{t: t, a: a, st: st, srv: srv}
 }
@@ -86,7 +86,7 @@ func (e *env) do(method, path string, hdr map[string]string, body []byte) resp {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	b, _ := io.ReadAll(res.Body)
 	return resp{res.StatusCode, res.Header, string(b)}
 }
@@ -365,7 +365,7 @@ func TestNewHostRace(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			res.Body.Close()
+			_ = res.Body.Close()
 			codes[i] = res.StatusCode
 		}()
 	}
@@ -577,7 +577,7 @@ func TestNotReadyThenReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	a.SetStore(st)
 	mustStatus(t, e.get("/-/ready"), 200)
 	mustStatus(t, e.ingest("k", snap("h", "2026-11-25T17:00:00Z", proc1)), 201)
@@ -631,7 +631,7 @@ func TestStreamEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("stream: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
@@ -722,7 +722,7 @@ func TestMetrics(t *testing.T) {
 func TestUIHeaders(t *testing.T) {
 	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
-		io.WriteString(w, "<!doctype html>ui")
+		_, _ = io.WriteString(w, "<!doctype html>ui")
 	})
 	e := newEnv(t, func(o *Options) { o.UI = ui })
 	r := e.get("/")

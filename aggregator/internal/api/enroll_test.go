@@ -145,8 +145,8 @@ func TestEnrollMaxHostsConcurrent(t *testing.T) {
 			if err != nil {
 				return
 			}
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
 			codes[i] = res.StatusCode
 		})
 	}

@@ -30,7 +30,7 @@ func FuzzIngestGzip(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { st.Close() })
+	f.Cleanup(func() { _ = st.Close() })
 	newAPI := func(streaming bool) *API {
 		a, err := New(Options{
 			Logger: slog.New(slog.DiscardHandler),

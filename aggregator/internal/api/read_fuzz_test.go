@@ -32,7 +32,7 @@ func FuzzTimeTravelRoutes(f *testing.F) {
 	a.SetStore(st)
 	f.Cleanup(func() {
 		a.Close()
-		st.Close()
+		_ = st.Close()
 	})
 	for i := range 3 {
 		_, err := st.Ingest(f.Context(), &store.IngestRequest{

@@ -57,7 +57,7 @@ func TestTreeAtReadMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st.Close()
+	_ = st.Close()
 	st, err = store.OpenSQLite(t.Context(), dir, store.Options{PruneInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestTreeAtReadMemory(t *testing.T) {
 	t.Cleanup(func() {
 		a.Close()
 		srv.Close()
-		st.Close()
+		_ = st.Close()
 	})
 	// The client reads into a buffer allocated before the measurement, so
 	// that what is measured is the server's work (io.ReadAll alone would
@@ -82,7 +82,7 @@ func TestTreeAtReadMemory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		n, err := io.ReadFull(resp.Body, buf)
 		if err != io.ErrUnexpectedEOF {
 			t.Fatalf("reading %s: %d bytes, %v", path, n, err)

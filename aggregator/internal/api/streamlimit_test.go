@@ -27,7 +27,7 @@ func TestStreamsPerClient(t *testing.T) {
 			scancel()
 			t.Fatal(err)
 		}
-		return res, func() { scancel(); res.Body.Close() }
+		return res, func() { scancel(); _ = res.Body.Close() }
 	}
 	var closers []context.CancelFunc
 	defer func() {

@@ -49,8 +49,12 @@ func writeCert(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func bcryptHash(t *testing.T, pw string) string {
@@ -67,9 +71,11 @@ func TestLoadWebConfigSplit(t *testing.T) {
 	dir := t.TempDir()
 	writeCert(t, dir)
 	cfg := filepath.Join(dir, "web.yml")
-	os.WriteFile(cfg, []byte("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n"+
+	if err := os.WriteFile(cfg, []byte("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n"+
 		"basic_auth_users:\n  admin: "+bcryptHash(t, "s3cret")+"\n"+
-		"rate_limit:\n  burst: 5\n  interval: 1s\n"), 0o600)
+		"rate_limit:\n  burst: 5\n  interval: 1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	wc, err := LoadWebConfig(cfg, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +103,9 @@ func TestLoadWebConfigSplit(t *testing.T) {
 
 	// Only users: nothing left for the toolkit, no copy.
 	usersOnly := filepath.Join(dir, "users.yml")
-	os.WriteFile(usersOnly, []byte("basic_auth_users:\n  admin: "+bcryptHash(t, "x")+"\n"), 0o600)
+	if err := os.WriteFile(usersOnly, []byte("basic_auth_users:\n  admin: "+bcryptHash(t, "x")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	wc2, err := LoadWebConfig(usersOnly, t.TempDir())
 	if err != nil || wc2.ToolkitFile != "" || !wc2.AuthEnabled() {
 		t.Errorf("users-only config: %+v %v", wc2, err)
@@ -106,7 +114,9 @@ func TestLoadWebConfigSplit(t *testing.T) {
 	f := func(name, content string) {
 		t.Helper()
 		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(content), 0o600)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := LoadWebConfig(p, t.TempDir()); err == nil {
 			t.Errorf("%s: accepted an invalid web config", name)
 		}
@@ -124,12 +134,14 @@ func TestLoadWebConfigSplit(t *testing.T) {
 func TestBasicAuthExemptsIngest(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "web.yml")
-	os.WriteFile(cfg, []byte("basic_auth_users:\n  admin: "+bcryptHash(t, "s3cret")+"\n"), 0o600)
+	if err := os.WriteFile(cfg, []byte("basic_auth_users:\n  admin: "+bcryptHash(t, "s3cret")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	wc, err := LoadWebConfig(cfg, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ui")) })
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ui")) })
 	e := newEnv(t, func(o *Options) { o.Auth = wc.BasicAuth(); o.UI = ui })
 
 	mustStatus(t, e.ingest("k", snap("h", "2026-11-25T17:00:00Z", proc1)), http.StatusCreated)
@@ -151,7 +163,7 @@ func TestBasicAuthExemptsIngest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res.Body.Close()
+		_ = res.Body.Close()
 		return res.StatusCode
 	}
 	if c := auth("admin", "s3cret"); c != 200 {
@@ -171,7 +183,9 @@ func TestBasicAuthExemptsIngest(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "web.yml")
-	os.WriteFile(cfg, []byte("rate_limit:\n  burst: 2\n  interval: 1m\n"), 0o600)
+	if err := os.WriteFile(cfg, []byte("rate_limit:\n  burst: 2\n  interval: 1m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	wc, err := LoadWebConfig(cfg, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +234,9 @@ func authConfig(t *testing.T, userPass ...string) *WebConfig {
 		fmt.Fprintf(&b, "  %s: %s\n", userPass[i], h)
 	}
 	cfg := filepath.Join(t.TempDir(), "web.yml")
-	os.WriteFile(cfg, []byte(b.String()), 0o600)
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	wc, err := LoadWebConfig(cfg, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -245,8 +261,8 @@ func TestBasicAuthUnderAttack(t *testing.T) {
 		if err != nil {
 			return 0, nil
 		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
 		return res.StatusCode, res.Header
 	}
 	if code, _ := login("s3cret"); code != 200 {

@@ -21,7 +21,7 @@ func openTest(t testing.TB, dir string, opts Options) *History {
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	t.Cleanup(func() { h.Close() })
+	t.Cleanup(func() { _ = h.Close() })
 	return h
 }
 
@@ -195,7 +195,7 @@ func TestOpenRejectsBadInput(t *testing.T) {
 		t.Helper()
 		h, err := Open(dir, opts)
 		if err == nil {
-			h.Close()
+			_ = h.Close()
 			t.Errorf("%s: open succeeded", name)
 			return
 		}
@@ -225,7 +225,7 @@ func TestOpenTwiceIsAnError(t *testing.T) {
 	openTest(t, dir, Options{})
 	h, err := Open(dir, Options{})
 	if err == nil {
-		h.Close()
+		_ = h.Close()
 		t.Fatal("second open of the same directory succeeded")
 	}
 	if !strings.Contains(err.Error(), "lock") {

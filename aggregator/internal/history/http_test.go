@@ -35,7 +35,7 @@ func newTestStore(t testing.TB) *testStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { _ = st.Close() })
 	return &testStore{SQLite: st, t: t}
 }
 
@@ -71,7 +71,7 @@ func runHTTPCases(t *testing.T, srv *httptest.Server, cases []httpCase) {
 				t.Fatal(err)
 			}
 			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode != c.wantStatus {
 				t.Fatalf("GET %s: status %d, want %d; body %s", c.path, resp.StatusCode, c.wantStatus, body)
 			}

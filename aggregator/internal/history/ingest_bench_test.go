@@ -34,7 +34,7 @@ func newIngestRig(b *testing.B, withHistory bool) *ingestRig {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { st.Close() })
+	b.Cleanup(func() { _ = st.Close() })
 	lazy := new(api.LazyStore)
 	lazy.Set(st)
 	rig := &ingestRig{start: time.Now().Add(-time.Hour)}

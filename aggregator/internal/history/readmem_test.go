@@ -38,7 +38,7 @@ func getBody(t *testing.T, srv *httptest.Server, path string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +204,7 @@ func TestDiffReadMemory(t *testing.T) {
 	idA := s.add("big-1", at, before)
 	idB := s.add("big-1", at.Add(time.Minute), churned)
 	idC := s.add("big-1", at.Add(2*time.Minute), rebooted)
-	st.Close()
+	_ = st.Close()
 
 	for _, c := range []struct {
 		name             string
@@ -223,7 +223,7 @@ func TestDiffReadMemory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer st.Close()
+			defer func() { _ = st.Close() }()
 			srv := newTestServer(t, nil, st)
 			var status int
 			var body []byte

@@ -141,7 +141,7 @@ func TestRemoteWriteBoundedQueueAndUnreachableReceiver(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
+	_ = ln.Close()
 	u, _ := url.Parse("http://" + addr + "/write")
 	w := newRemoteWriter(u, remoteOptions{queueSamples: 10, minBackoff: time.Millisecond, maxAttempts: 2, flushInterval: time.Hour}, testLogger(t))
 	batch := testSamples(4, time.Unix(1.7e9, 0))
@@ -173,7 +173,7 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close() // Prometheus takes the port; a race with another process is unlikely and fails loudly
+	_ = ln.Close() // Prometheus takes the port; a race with another process is unlikely and fails loudly
 	tmp := t.TempDir()
 	cfg := filepath.Join(tmp, "prometheus.yml")
 	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1h\n"), 0o600); err != nil {
@@ -201,7 +201,7 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 	for {
 		resp, err := http.Get(base + "/-/ready")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == 200 {
 				break
 			}
@@ -232,7 +232,7 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		var r struct {
 			Status string
 			Data   struct{ Result []map[string]any }

@@ -125,7 +125,7 @@ func crashChild(dir string) {
 					os.Exit(2)
 				}
 				mu.Lock()
-				fmt.Fprintf(os.Stdout, "ACK %d %d\n", res.SnapshotID, r.CapturedAt.UnixMilli())
+				_, _ = fmt.Fprintf(os.Stdout, "ACK %d %d\n", res.SnapshotID, r.CapturedAt.UnixMilli())
 				mu.Unlock()
 			}
 		})

@@ -22,7 +22,7 @@ func TestOpenMakesStoragePrivate(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(dir, 0o755)
+	_ = os.Chmod(dir, 0o755)
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	st, err := OpenSQLite(context.Background(), dir, Options{Logger: log, PruneInterval: -1})
@@ -35,7 +35,7 @@ func TestOpenMakesStoragePrivate(t *testing.T) {
 			t.Errorf("%s: storage directory %v %v, want 0700", when, fi.Mode(), err)
 		}
 		seen := map[string]bool{}
-		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || p == dir {
 				return err
 			}
@@ -49,6 +49,9 @@ func TestOpenMakesStoragePrivate(t *testing.T) {
 			}
 			return nil
 		})
+		if err != nil {
+			t.Errorf("%s: walking %s: %v", when, dir, err)
+		}
 		for _, f := range wantFiles {
 			if !seen[f] {
 				t.Errorf("%s: %s not found (have %v)", when, f, seen)
@@ -59,17 +62,17 @@ func TestOpenMakesStoragePrivate(t *testing.T) {
 	if !strings.Contains(logs.String(), "made storage private") {
 		t.Errorf("tightening the directory was not logged:\n%s", logs.String())
 	}
-	st.Close()
+	_ = st.Close()
 
 	// An existing store left readable by others.
-	os.Chmod(dir, 0o755)
-	os.Chmod(filepath.Join(dir, DBFile), 0o644)
+	_ = os.Chmod(dir, 0o755)
+	_ = os.Chmod(filepath.Join(dir, DBFile), 0o644)
 	logs.Reset()
 	st, err = OpenSQLite(context.Background(), dir, Options{Logger: log, PruneInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	check("reopened", DBFile)
 	if n := strings.Count(logs.String(), "made storage private"); n != 2 {
 		t.Errorf("want 2 log lines (directory and database), got %d:\n%s", n, logs.String())

@@ -70,7 +70,7 @@ func TestRetentionTiers(t *testing.T) {
 			_ = rows.Scan(&id)
 			live[id] = true
 		}
-		rows.Close()
+		_ = rows.Close()
 
 		type bucket struct {
 			host string

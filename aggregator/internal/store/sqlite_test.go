@@ -444,7 +444,7 @@ func TestOptionsAndSchema(t *testing.T) {
 		if s.opts.RetentionMid < s.opts.RetentionRaw || s.opts.RetentionMid > s.opts.Retention {
 			t.Errorf("options %+v: 5-minute tier %s outside raw %s..retention %s", o, s.opts.RetentionMid, s.opts.RetentionRaw, s.opts.Retention)
 		}
-		s.Close()
+		_ = s.Close()
 	}
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{})
@@ -484,7 +484,7 @@ func TestOptionsAndSchema(t *testing.T) {
 	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", version+1)); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	_ = db.Close()
 	if _, err := OpenSQLite(ctx, dir, Options{}); err == nil {
 		t.Fatal("opened a database with a newer schema")
 	}
@@ -706,7 +706,7 @@ func TestIngestFailingAfterAWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	if _, err := db.Exec(`CREATE TRIGGER fail_touch BEFORE UPDATE OF last_seen_ms ON hosts
 		WHEN NEW.hostname = 'bad' BEGIN SELECT RAISE(ABORT, 'touch refused'); END`); err != nil {
 		t.Fatal(err)

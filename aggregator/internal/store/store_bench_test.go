@@ -234,7 +234,7 @@ func BenchmarkKeyframe(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer enc.Close()
+		defer func() { _ = enc.Close() }()
 		var out []byte
 		for b.Loop() {
 			out = enc.EncodeAll(raw, out[:0])

@@ -21,7 +21,7 @@ func TestLiveWalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	ctx := context.Background()
 	w, err := c.Walk(ctx)
 	if err != nil {
@@ -108,7 +108,7 @@ func TestFirstWalkPrimesCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	cpuOf := func(w *Walk) (b, i float64) {
 		t.Helper()
 		found := 0
@@ -180,7 +180,7 @@ func TestHeldFDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	p := c.plat
 	if !p.cacheFDs {
 		t.Fatalf("held fds are off on this host's /proc (haveFstatat %v, budget %d)", haveFstatat, p.fdBudget)

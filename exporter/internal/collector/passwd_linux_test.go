@@ -120,7 +120,7 @@ func TestWalkUsernamesFromRootFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	w, err := c.Walk(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +197,7 @@ func TestRootFSUserCache(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rel, "etc", "passwd.real"), []byte("linked:x:5:5::/:/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(filepath.Join(rel, "etc", "passwd"))
+	_ = os.Remove(filepath.Join(rel, "etc", "passwd"))
 	if err := os.Symlink("passwd.real", filepath.Join(rel, "etc", "passwd")); err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func loadScrubCorpus(tb testing.TB) []scrubCase {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var cases []scrubCase
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)

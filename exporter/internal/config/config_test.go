@@ -222,7 +222,9 @@ func TestKeyFileAndGeneratedKey(t *testing.T) {
 	}
 
 	empty := filepath.Join(dir, "empty")
-	os.WriteFile(empty, []byte("\n"), 0o600)
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ReadKeyFile(empty); err == nil {
 		t.Error("empty key file accepted")
 	}
@@ -233,7 +235,7 @@ func TestKeyFileAndGeneratedKey(t *testing.T) {
 func TestMain(m *testing.M) {
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, EnvPrefix) {
-			os.Unsetenv(k)
+			_ = os.Unsetenv(k)
 		}
 	}
 	os.Exit(m.Run())
@@ -470,7 +472,9 @@ func TestEnrollmentToken(t *testing.T) {
 		t.Errorf("bad token in the variable: %v", err)
 	}
 	bad := filepath.Join(dir, "bad")
-	os.WriteFile(bad, []byte("two words\n"), 0o600)
+	if err := os.WriteFile(bad, []byte("two words\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c, err := Parse([]string{"--push.enrollment-token-file=" + bad}, noEnv)
 	if err != nil {
 		t.Fatal(err)

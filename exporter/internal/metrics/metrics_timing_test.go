@@ -37,7 +37,7 @@ func serveScrapes(b *testing.B, h http.Handler) {
 		if rec.Code != http.StatusOK {
 			b.Fatal(rec.Code)
 		}
-		io.Copy(io.Discard, rec.Body)
+		_, _ = io.Copy(io.Discard, rec.Body)
 	}
 }
 

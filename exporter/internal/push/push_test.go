@@ -74,7 +74,7 @@ func (r *receiver) up() {
 	r.mu.Lock()
 	r.srv = srv
 	r.mu.Unlock()
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }()
 }
 
 func (r *receiver) down() {
@@ -83,7 +83,7 @@ func (r *receiver) down() {
 	r.srv = nil
 	r.mu.Unlock()
 	if srv != nil {
-		srv.Close()
+		_ = srv.Close()
 	}
 }
 
@@ -136,11 +136,11 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Unlock()
 	if dup {
 		w.WriteHeader(http.StatusOK)
-		fmt.Fprint(w, `{"snapshot_id":1}`)
+		_, _ = fmt.Fprint(w, `{"snapshot_id":1}`)
 		return
 	}
 	w.WriteHeader(http.StatusCreated)
-	fmt.Fprint(w, `{"snapshot_id":1}`)
+	_, _ = fmt.Fprint(w, `{"snapshot_id":1}`)
 }
 
 func (r *receiver) received() []string {
@@ -237,7 +237,9 @@ func TestOutageThenRecoveryInOrderNoDuplicates(t *testing.T) {
 	defer stop()
 
 	for i := 0; i < 3; i++ {
-		p.Enqueue(snap(t, i))
+		if err := p.Enqueue(snap(t, i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor(t, "first 3", func() bool { return len(r.received()) == 3 })
 	r.down()
@@ -269,7 +271,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 			first.Store(time.Now().UnixNano())
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)
-			fmt.Fprint(w, `{"error":"slow down"}`)
+			_, _ = fmt.Fprint(w, `{"error":"slow down"}`)
 			return true
 		case 2:
 			second.Store(time.Now().UnixNano())
@@ -279,7 +281,9 @@ func TestRetryAfterHonoured(t *testing.T) {
 	p := newPusher(t, t.TempDir(), r.url(), 10, nil, 2*time.Second)
 	stop := run(p)
 	defer stop()
-	p.Enqueue(snap(t, 0))
+	if err := p.Enqueue(snap(t, 0)); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "delivery after 429", func() bool { return p.Stats().Sent == 1 })
 	// Our own backoff here is 10-50 ms; only Retry-After explains a wait
 	// of a second.
@@ -298,7 +302,7 @@ func TestRejectedSnapshotsDroppedAndLoggedOnce(t *testing.T) {
 			r.setRespond(func(n int, w http.ResponseWriter) bool {
 				if n <= 3 {
 					w.WriteHeader(code)
-					fmt.Fprintf(w, `{"error":"nope %d"}`, code)
+					_, _ = fmt.Fprintf(w, `{"error":"nope %d"}`, code)
 					return true
 				}
 				return false
@@ -306,7 +310,9 @@ func TestRejectedSnapshotsDroppedAndLoggedOnce(t *testing.T) {
 			logs := &logBuf{}
 			p := newPusher(t, t.TempDir(), r.url(), 10, logs, 2*time.Second)
 			for i := 0; i < 4; i++ {
-				p.Enqueue(snap(t, i))
+				if err := p.Enqueue(snap(t, i)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -343,7 +349,9 @@ func TestSlowAggregatorNeverBlocksEnqueue(t *testing.T) {
 	p := newPusher(t, t.TempDir(), r.url(), 100, nil, 200*time.Millisecond)
 	stop := run(p)
 	defer stop()
-	p.Enqueue(snap(t, 0))
+	if err := p.Enqueue(snap(t, 0)); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "the first request to hang", func() bool { return p.Stats().Failed >= 1 })
 	// The sender is stuck behind a hanging server; collection goes on.
 	for i := 1; i < 10; i++ {
@@ -396,12 +404,16 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	p := newPusher(t, dir, r.url(), 100, nil, time.Second)
 	stop := run(p)
 	for i := 0; i < 6; i++ {
-		p.Enqueue(snap(t, i))
+		if err := p.Enqueue(snap(t, i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor(t, "an attempt", func() bool { return p.Stats().Failed >= 1 })
 	stop()
 	// A crash mid-write leaves a temp file: it must not be sent.
-	os.WriteFile(filepath.Join(dir, tmpPrefix+"junk"), []byte("half"), 0o600)
+	if err := os.WriteFile(filepath.Join(dir, tmpPrefix+"junk"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	r.up()
 	p2 := newPusher(t, dir, r.url(), 100, nil, time.Second)
@@ -429,7 +441,9 @@ func TestFlushGivesUpAtDeadlineAndKeepsData(t *testing.T) {
 	r.down()
 	p := newPusher(t, dir, r.url(), 100, nil, time.Second)
 	for i := 0; i < 3; i++ {
-		p.Enqueue(snap(t, i))
+		if err := p.Enqueue(snap(t, i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -452,7 +466,9 @@ func TestServerErrorRetriedNotDropped(t *testing.T) {
 		return false
 	})
 	p := newPusher(t, t.TempDir(), r.url(), 10, nil, time.Second)
-	p.Enqueue(snap(t, 0))
+	if err := p.Enqueue(snap(t, 0)); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	p.Flush(ctx)

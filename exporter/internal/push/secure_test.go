@@ -46,7 +46,7 @@ func TestRefusedKeepsQueue(t *testing.T) {
 		mu.Unlock()
 		if n <= refusals {
 			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprint(w, `{"error":"the API key does not match this host"}`)
+			_, _ = fmt.Fprint(w, `{"error":"the API key does not match this host"}`)
 			return true
 		}
 		return false
@@ -56,7 +56,9 @@ func TestRefusedKeepsQueue(t *testing.T) {
 	p.o.RefusedRetry = interval
 	p.o.Hostname = "web-1"
 	for i := 0; i < 3; i++ {
-		p.Enqueue(snap(t, i))
+		if err := p.Enqueue(snap(t, i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	stop := run(p)
 	defer stop()
@@ -64,7 +66,9 @@ func TestRefusedKeepsQueue(t *testing.T) {
 	// Collection goes on during the outage and wakes the sender; it must
 	// not retry sooner for that.
 	for i := 3; i < 6; i++ {
-		p.Enqueue(snap(t, i))
+		if err := p.Enqueue(snap(t, i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor(t, "the backlog", func() bool { return p.Stats().Waiting == 0 })
 	wantSequence(t, r.received(), 0, 6)
@@ -149,7 +153,9 @@ func TestRedirectNeverFollowed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p.Enqueue(snap(t, 0))
+			if err := p.Enqueue(snap(t, 0)); err != nil {
+				t.Fatal(err)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if left := p.Flush(ctx); left != 0 {
@@ -215,7 +221,9 @@ func TestClockSkewWarnedOnce(t *testing.T) {
 		logs := &logBuf{}
 		p := newPusher(t, t.TempDir(), r.url(), 10, logs, 2*time.Second)
 		for i := 0; i < 3; i++ {
-			p.Enqueue(snap(t, i))
+			if err := p.Enqueue(snap(t, i)); err != nil {
+				t.Fatal(err)
+			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -243,13 +251,15 @@ func TestClockAheadRejection(t *testing.T) {
 	r := newReceiver(t)
 	r.setRespond(func(n int, w http.ResponseWriter) bool {
 		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, `{"error":"captured_at is %dm0s ahead of the aggregator's clock (max 10m0s)"}`, 10+n)
+		_, _ = fmt.Fprintf(w, `{"error":"captured_at is %dm0s ahead of the aggregator's clock (max 10m0s)"}`, 10+n)
 		return true
 	})
 	logs := &logBuf{}
 	p := newPusher(t, t.TempDir(), r.url(), 10, logs, 2*time.Second)
 	for i := 0; i < 3; i++ {
-		p.Enqueue(snap(t, i))
+		if err := p.Enqueue(snap(t, i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -269,7 +279,7 @@ func TestWrongURLHint(t *testing.T) {
 	r.setRespond(func(n int, w http.ResponseWriter) bool {
 		if n <= 3 {
 			w.WriteHeader(http.StatusMethodNotAllowed)
-			fmt.Fprint(w, `{"error":"method not allowed"}`)
+			_, _ = fmt.Fprint(w, `{"error":"method not allowed"}`)
 			return true
 		}
 		return false
@@ -277,7 +287,9 @@ func TestWrongURLHint(t *testing.T) {
 	logs := &logBuf{}
 	base := "http://" + r.addr
 	p := newPusher(t, t.TempDir(), base, 10, logs, 2*time.Second)
-	p.Enqueue(snap(t, 0))
+	if err := p.Enqueue(snap(t, 0)); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	p.Flush(ctx)
@@ -316,8 +328,12 @@ func TestOutageSummary(t *testing.T) {
 	logs := &logBuf{}
 	p := newPusher(t, t.TempDir(), r.url(), 10, logs, time.Second)
 	p.o.SummaryInterval = 100 * time.Millisecond
-	p.Enqueue(snap(t, 0))
-	p.Enqueue(snap(t, 1))
+	if err := p.Enqueue(snap(t, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Enqueue(snap(t, 1)); err != nil {
+		t.Fatal(err)
+	}
 	stop := run(p)
 	defer stop()
 	waitFor(t, "two summaries", func() bool { return strings.Count(logs.String(), "pushes still failing") >= 2 })
@@ -352,7 +368,7 @@ func TestEnrollmentTokenSentNotLogged(t *testing.T) {
 		switch n {
 		case 1:
 			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprint(w, `{"error":"new host refused: wrong enrollment token"}`)
+			_, _ = fmt.Fprint(w, `{"error":"new host refused: wrong enrollment token"}`)
 			return true
 		case 2:
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -367,7 +383,9 @@ func TestEnrollmentTokenSentNotLogged(t *testing.T) {
 	stop := run(p)
 	defer stop()
 	for i := 0; i < 3; i++ {
-		p.Enqueue(snap(t, i))
+		if err := p.Enqueue(snap(t, i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor(t, "delivery", func() bool { return p.Stats().Sent == 3 })
 	stop()
@@ -388,7 +406,9 @@ func TestEnrollmentTokenSentNotLogged(t *testing.T) {
 
 	r2 := newReceiver(t)
 	p2 := newPusher(t, t.TempDir(), r2.url(), 10, nil, 2*time.Second)
-	p2.Enqueue(snap(t, 0))
+	if err := p2.Enqueue(snap(t, 0)); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	p2.Flush(ctx)

@@ -43,12 +43,16 @@ func TestFromWalkAndEncode(t *testing.T) {
 		t.Errorf("captured_at %s, want UTC with milliseconds", got)
 	}
 	var sys snapshot.SystemInfo
-	json.Unmarshal(raw["system_info"], &sys)
+	if err := json.Unmarshal(raw["system_info"], &sys); err != nil {
+		t.Fatal(err)
+	}
 	if sys.ProcessCount != 3 || sys.Exporter != "procscope-exporter test" || sys.OS.Name != "linux" {
 		t.Errorf("system_info %+v", sys)
 	}
 	var procs []map[string]any
-	json.Unmarshal(raw["processes"], &procs)
+	if err := json.Unmarshal(raw["processes"], &procs); err != nil {
+		t.Fatal(err)
+	}
 	if len(procs) != 2 || procs[1]["name"] != "nginx\n\"x\"" || procs[1]["cmdline"] != cmd {
 		t.Errorf("processes %v", procs)
 	}
