@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,10 +73,6 @@ func buildBinaries(t *testing.T) binaries {
 		}
 	}
 	buildOnce.Do(func() {
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goBin); err != nil {
-			goBin = "go"
-		}
 		buildDir, buildErr = os.MkdirTemp("", "procscope-deploy-test-")
 		if buildErr != nil {
 			return
@@ -91,7 +86,7 @@ func buildBinaries(t *testing.T) binaries {
 			// so build_info has what dashboards show.
 			const v = "github.com/prometheus/common/version."
 			ldflags := "-X " + v + "Version=0.0.0-deploy-test -X " + v + "Revision=test -X " + v + "Branch=test"
-			cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags", ldflags, "-o", filepath.Join(buildDir, b.out), b.pkg)
+			cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", ldflags, "-o", filepath.Join(buildDir, b.out), b.pkg)
 			cmd.Dir = repoRoot
 			cmd.Env = append(os.Environ(), "CGO_ENABLED="+b.cgo)
 			out, err := cmd.CombinedOutput()

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
@@ -28,7 +27,7 @@ func aggregatorBinary(t *testing.T) string {
 		t.Skip("SKIPPING: gcc not installed, cannot build the aggregator; set REQUIRE_E2E=1 to make this a failure")
 	}
 	bin := filepath.Join(t.TempDir(), "procscope-aggregator")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "../aggregator")
+	cmd := exec.Command("go", "build", "-o", bin, "../aggregator")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the aggregator: %v\n%s", err, out)

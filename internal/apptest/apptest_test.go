@@ -181,7 +181,7 @@ func verifyAll(t *testing.T, client *http.Client, url string, acked []sent) {
 		if code := getJSON(t, client, fmt.Sprintf("%s/api/v1/snapshots/%d/processes", url, s.id), &got); code != 200 {
 			t.Fatalf("processes of %d: status %d", s.id, code)
 		}
-		if !reflect.DeepEqual(got, s.procs) && !(len(got) == 0 && len(s.procs) == 0) {
+		if !reflect.DeepEqual(got, s.procs) && (len(got) != 0 || len(s.procs) != 0) {
 			t.Fatalf("processes of snapshot %d differ from what was sent", s.id)
 		}
 	}

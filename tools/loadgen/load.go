@@ -474,7 +474,7 @@ func verify(ctx context.Context, cfg config, client *http.Client, hosts []*host,
 						continue
 					}
 					sort.Slice(got, func(i, j int) bool { return got[i].PID < got[j].PID })
-					if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+					if !reflect.DeepEqual(got, want) && (len(got) != 0 || len(want) != 0) {
 						lost("processes of %d differ from what was sent", a.id)
 						continue
 					}

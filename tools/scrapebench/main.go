@@ -118,7 +118,7 @@ func run(o options) error {
 	defer func() { _ = os.RemoveAll(tmp) }()
 	if exporterBin == "" {
 		exporterBin = filepath.Join(tmp, "procscope-exporter")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath",
+		cmd := exec.Command("go", "build", "-trimpath",
 			"-ldflags", "-s -w", "-o", exporterBin, "./exporter")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

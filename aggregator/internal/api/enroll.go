@@ -203,7 +203,7 @@ func (e *enroller) storeRefusal(err error, host string) *httpapi.Error {
 // not a plain word (hostnames come from the client).
 func shellWord(s string) string {
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '.' && r != '-' && r != '_' {
 			return strconv.Quote(s)
 		}
 	}

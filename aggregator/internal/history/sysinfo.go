@@ -149,7 +149,7 @@ func (s *sysScanner) str() (raw []byte, plain bool) {
 					return nil, false
 				}
 				for _, h := range s.b[s.i+2 : s.i+6] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+					if (h < '0' || h > '9') && (h < 'a' || h > 'f') && (h < 'A' || h > 'F') {
 						s.bad = true
 						return nil, false
 					}
