@@ -296,10 +296,6 @@ type runResult struct {
 	aggPushCPU, selfPushCPU float64 // µs per acknowledged snapshot
 }
 
-func (r *runResult) rate() float64 {
-	return float64(r.res.created+r.res.repeated) / r.res.elapsed.Seconds()
-}
-
 // runSpawned starts the aggregator on its own storage directory, runs the
 // load against it, and stops it. With prof set it records a CPU profile of
 // the aggregator during the push phase (through the hidden

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -219,9 +218,6 @@ func clampPercent(p float64) float64 {
 	}
 	return p
 }
-
-// errNotSupported marks a part the platform cannot provide.
-var errNotSupported = errors.New("not supported on this platform")
 
 // cpuPercent is a process's share of one core between two readings of its
 // cumulative CPU time, like top's %CPU. It is never negative (a counter
