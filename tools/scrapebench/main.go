@@ -86,7 +86,7 @@ func run(o options) error {
 		if err := c.Start(); err != nil {
 			return err
 		}
-		defer func() { _ = c.Process.Kill(); c.Wait() }()
+		defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
 	}
 	pushURL := ""
 	if o.push {
