@@ -387,8 +387,6 @@ func (f *folder) foldAll(step int64) {
 	}
 }
 
-func cmpPointTime(a, b Point) int { return cmp.Compare(a.T, b.T) }
-
 // Aggregation picks how Downsample folds the points of one step.
 type Aggregation int
 
