@@ -46,14 +46,14 @@ func TestWireGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	lazy := new(LazyStore)
 	hist := history.NewHandler(nil, lazy, slog.New(slog.DiscardHandler))
 	h, err := history.Open(t.TempDir(), history.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	hist.SetHistory(h)
 	a, err := New(Options{
 		OnIngest: hist.OnIngest,
@@ -206,7 +206,7 @@ func rawExchange(t *testing.T, addr string, req wireRequest) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\n", req.method, req.path)

@@ -41,7 +41,7 @@ func openCounting(t testing.TB, dir string, opts Options, batchWait time.Duratio
 		}
 		h.addRows(rows)
 	})
-	t.Cleanup(func() { h.Close() })
+	t.Cleanup(func() { _ = h.Close() })
 	return h, calls
 }
 

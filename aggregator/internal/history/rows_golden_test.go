@@ -137,7 +137,7 @@ func readRowsInput(t *testing.T, path string) (int, []*store.IngestRequest) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	topK := -1
 	var reqs []*store.IngestRequest
 	sc := bufio.NewScanner(f)

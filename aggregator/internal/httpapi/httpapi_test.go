@@ -140,7 +140,7 @@ func TestStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		var body bytes.Buffer
 		if _, err := body.ReadFrom(resp.Body); err != nil {
 			t.Fatal(err)

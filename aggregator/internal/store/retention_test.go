@@ -281,7 +281,7 @@ func deltaIDs(t *testing.T, s *SQLite) map[int64]struct{} {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	ids := map[int64]struct{}{}
 	for rows.Next() {
 		var id int64

@@ -200,7 +200,7 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 	if err != nil {
 		return nil, fmt.Errorf("create database file: %w", err)
 	}
-	dbf.Close()
+	_ = dbf.Close()
 
 	// synchronous=FULL in WAL mode fsyncs the WAL on every commit. NORMAL
 	// would already survive a kill -9 (a commit is in the OS page cache once
@@ -231,12 +231,12 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 	if err := migrate(ctx, wdb); err != nil {
-		wdb.Close()
+		_ = wdb.Close()
 		return nil, err
 	}
 	// wal_autocheckpoint=0: checkpoints run beside the writer (checkpoint.go).
 	if _, err := wdb.ExecContext(ctx, "PRAGMA journal_size_limit = 67108864; PRAGMA wal_autocheckpoint = 0"); err != nil {
-		wdb.Close()
+		_ = wdb.Close()
 		return nil, fmt.Errorf("set journal_size_limit: %w", err)
 	}
 	_ = os.Chmod(path, 0o600)
@@ -249,13 +249,13 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 	params.Del("_auto_vacuum")
 	ckdb, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?"+params.Encode())
 	if err != nil {
-		wdb.Close()
+		_ = wdb.Close()
 		return nil, fmt.Errorf("open database for checkpoints: %w", err)
 	}
 	ckdb.SetMaxOpenConns(1)
 	closeAll := func() {
-		wdb.Close()
-		ckdb.Close()
+		_ = wdb.Close()
+		_ = ckdb.Close()
 	}
 
 	params.Set("_query_only", "true")
@@ -268,7 +268,7 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 	rdb.SetMaxIdleConns(8)
 	if err := rdb.PingContext(ctx); err != nil {
 		closeAll()
-		rdb.Close()
+		_ = rdb.Close()
 		return nil, fmt.Errorf("open database for reading: %w", err)
 	}
 
@@ -299,10 +299,10 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 	s.pruneLate.Store(math.MaxInt64)
 	if err := s.prepare(ctx); err != nil {
 		for _, st := range s.stmts.all {
-			st.Close()
+			_ = st.Close()
 		}
 		closeAll()
-		rdb.Close()
+		_ = rdb.Close()
 		return nil, err
 	}
 	go s.writeLoop()
@@ -460,7 +460,7 @@ func (s *SQLite) Hosts(ctx context.Context) ([]Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	type latest struct {
 		base sql.NullInt64
 		sys  []byte
@@ -486,7 +486,7 @@ func (s *SQLite) Hosts(ctx context.Context) ([]Host, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
-	rows.Close()
+	_ = rows.Close()
 	for i := range out {
 		if out[i].LatestSnapshotID == 0 {
 			continue
@@ -613,7 +613,7 @@ func (s *SQLite) SnapshotsBetween(ctx context.Context, hostname string, from, to
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	type raw struct {
 		m    SnapshotMeta
 		base sql.NullInt64
@@ -632,7 +632,7 @@ func (s *SQLite) SnapshotsBetween(ctx context.Context, hostname string, from, to
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
-	rows.Close()
+	_ = rows.Close()
 	out := make([]SnapshotMeta, len(rs))
 	for i, r := range rs {
 		info, err := s.systemInfo(ctx, tx, r.base, r.sys)
