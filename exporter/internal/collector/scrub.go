@@ -101,14 +101,36 @@ type scrubber struct {
 // ScrubCmdline hides secrets in a command line before it leaves the host
 // (see the comment at the top of this file for what and how).
 func ScrubCmdline(s string) string {
+	out, changed := scrubOnce(s)
+	// A mask can change how a later pass reads the words around it (a
+	// flag name that ended in "-url" no longer does), so a line that had
+	// something to hide is scrubbed again until nothing changes: scrubbing
+	// is idempotent, which FuzzScrub checks. Each pass only masks more and
+	// never lengthens the line; the bound is for safety, not expected.
+	for range maxScrubPasses {
+		if !changed {
+			break
+		}
+		var next string
+		next, changed = scrubOnce(out)
+		changed = changed && next != out
+		out = next
+	}
+	return out
+}
+
+// maxScrubPasses bounds the passes after the first.
+const maxScrubPasses = 4
+
+func scrubOnce(s string) (string, bool) {
 	var sc scrubber
 	sc.s = s
 	sc.akiaEnd = -1
 	sc.run()
 	if sc.n == 0 {
-		return s
+		return s, false
 	}
-	return sc.build()
+	return sc.build(), true
 }
 
 func (sc *scrubber) run() {
