@@ -24,6 +24,10 @@ func openForAdmin(stderr io.Writer, logger *slog.Logger, dir string) (*store.SQL
 		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: no storage directory at %s (set --storage.path)\n", dir)
 		return nil, 1
 	}
+	if err := checkStorage(dir); err != nil {
+		fmt.Fprintf(stderr, "procscope-aggregator: %v\n", err)
+		return nil, 1
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	st, err := store.OpenSQLite(ctx, dir, store.Options{Logger: logger, PruneInterval: -1})

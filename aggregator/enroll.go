@@ -12,9 +12,10 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/procscope/procscope/aggregator/internal/api"
+	"github.com/procscope/procscope/internal/cli"
 )
 
-// enrollFlags are the serve command's host enrolment settings (api/enroll.go).
+// enrollFlags are the server's host enrolment settings (api/enroll.go).
 type enrollFlags struct {
 	mode      *string
 	tokenFile *string
@@ -31,16 +32,16 @@ const minKeyLen = 8
 // create hosts; a short one could be guessed.
 const minTokenLen = 16
 
-func addEnrollFlags(cmd *kingpin.CmdClause) *enrollFlags {
+func addEnrollFlags(app *kingpin.Application) *enrollFlags {
 	return &enrollFlags{
-		mode: cmd.Flag("hosts.enrollment", "Who may create a host: open (the first key seen for a hostname binds it), token (a new hostname needs the token of --hosts.enrollment-token-file), closed (only `hosts add` creates hosts). Default: open when every listen address is loopback, else closed; token when only --hosts.enrollment-token-file is given.").
-			PlaceHolder("MODE").Enum(string(api.EnrollOpen), string(api.EnrollToken), string(api.EnrollClosed)),
-		tokenFile: cmd.Flag("hosts.enrollment-token-file", "File holding the enrollment token new hosts must send (X-Enrollment-Token) in token mode; at least 16 characters, surrounding white space ignored.").
+		mode: cli.Enum(app.Flag("hosts.enrollment", "Who may create a host: open (the first key seen for a hostname binds it), token (a new hostname needs the token of --hosts.enrollment-token-file), closed (only `hosts add` creates hosts). Default: open when every listen address is loopback, else closed; token when only --hosts.enrollment-token-file is given.").
+			PlaceHolder("MODE"), string(api.EnrollOpen), string(api.EnrollToken), string(api.EnrollClosed)),
+		tokenFile: app.Flag("hosts.enrollment-token-file", "File holding the enrollment token new hosts must send (X-Enrollment-Token) in token mode; at least 16 characters, surrounding white space ignored.").
 			PlaceHolder("FILE").Default("").String(),
-		maxHosts: cmd.Flag("hosts.max", "Most hosts the aggregator keeps; a new hostname beyond it gets 403 (0: no limit). `hosts add` is not bound by it.").
-			Default("10000").Int(),
-		rate: cmd.Flag("hosts.enroll-rate", "Most new hostnames per minute per client address (IPv6: per /64), in every enrollment mode; more get 429 (0: no limit).").
-			Default("60").Int(),
+		maxHosts: cli.Int(app.Flag("hosts.max", "Most hosts the aggregator keeps; a new hostname beyond it gets 403 (0: no limit). `hosts add` is not bound by it.").
+			Default("10000")),
+		rate: cli.Int(app.Flag("hosts.enroll-rate", "Most new hostnames per minute per client address (IPv6: per /64), in every enrollment mode; more get 429 (0: no limit).").
+			Default("60")),
 	}
 }
 
@@ -48,8 +49,11 @@ func addEnrollFlags(cmd *kingpin.CmdClause) *enrollFlags {
 // line that says which mode applies, why, and which flag changes it.
 func (f *enrollFlags) enrollment(listen []string, systemdSocket bool) (api.Enrollment, string, slog.Level, error) {
 	cfg := api.Enrollment{MaxHosts: *f.maxHosts, RatePerMinute: *f.rate, MinKeyLen: minKeyLen}
-	if *f.maxHosts < 0 || *f.rate < 0 {
-		return cfg, "", 0, usageError{errors.New("--hosts.max and --hosts.enroll-rate must not be negative (0: no limit)")}
+	if *f.maxHosts < 0 {
+		return cfg, "", 0, usageError{fmt.Errorf("--hosts.max=%d: must not be negative (0: no limit)", *f.maxHosts)}
+	}
+	if *f.rate < 0 {
+		return cfg, "", 0, usageError{fmt.Errorf("--hosts.enroll-rate=%d: must not be negative (0: no limit)", *f.rate)}
 	}
 	mode := api.EnrollMode(*f.mode)
 	var why string

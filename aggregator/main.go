@@ -2,29 +2,45 @@
 // stores them, and serves the JSON API, the web UI and its own /metrics.
 //
 // The default command serves; `hosts list|add|delete|reset-key` administer
-// the store. main only assembles the parts (serve.go) and maps failures to exit
-// codes: 2 for bad usage, 1 for anything else.
+// the store. main only assembles the parts (serve.go) and maps failures to
+// exit codes, as the exporter does: 2 for a bad command line or
+// configuration (the user's to fix), 1 for a failure at start or while
+// running.
 package main
 
 import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
+
+	"github.com/procscope/procscope/internal/cli"
 )
 
 func main() {
+	cli.FillVersion()
 	restrictUmask()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// Exit codes, the same in both binaries.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
 // run parses args and runs the chosen command; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	app := kingpin.New("procscope-aggregator", "Stores procscope snapshots and serves the API and web UI.")
+	app := kingpin.New("procscope-aggregator", "Stores procscope snapshots and serves the API and web UI. "+
+		"Serving is the default command: the flags below configure it; `hosts ...` administer the store. "+
+		"Every flag can also be set by the environment variable shown with it (a flag on the command line wins).")
 	app.Version(version.Print("procscope-aggregator"))
 	app.HelpFlag.Short('h')
 	app.UsageWriter(stdout)
@@ -34,11 +50,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	promslogflag.AddFlags(app, logCfg)
 	storagePath := app.Flag("storage.path", "Directory of the snapshot database (created if missing).").
 		Default("./data").String()
+	shared := flagNames(app)
+	sf := addServeFlags(app)
+	var serverOnly []string
+	for _, n := range flagNames(app) {
+		if !slices.Contains(shared, n) {
+			serverOnly = append(serverOnly, n)
+		}
+	}
 
-	serveCmd := app.Command("serve", "Serve the API and the web UI (the default).").Default()
-	sf := addServeFlags(serveCmd)
+	// serve stays a command, so that `procscope-aggregator serve ...` of
+	// older scripts keeps working; its flags are the top-level ones.
+	serveCmd := app.Command("serve", "Serve the API and the web UI (the default command; it takes the flags above).").Default()
 
-	hostsCmd := app.Command("hosts", "Administer hosts.")
+	hostsCmd := app.Command("hosts", "Administer hosts (only --storage.path and --log.* apply).")
 	listCmd := hostsCmd.Command("list", "List hosts with last seen time and latest snapshot.")
 	addCmd := hostsCmd.Command("add", "Create a host and print its new API key, once (for closed or token enrollment).")
 	addName := addCmd.Arg("name", "Hostname, exactly as its exporter reports it.").Required().String()
@@ -49,19 +74,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	var exited bool
 	app.Terminate(func(int) { exited = true }) // --help and --version
-	cmd, err := app.Parse(args)
+	cmd, given, err := cli.Parse(app, args)
 	if exited {
-		return 0
+		return exitOK
 	}
 	if err != nil {
-		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: %v (see --help)\n", err)
-		return 2
+		fmt.Fprintf(stderr, "procscope-aggregator: %v (see --help)\n", err)
+		return exitUsage
+	}
+	if cmd != serveCmd.FullCommand() {
+		// A server flag given to an admin command would be ignored
+		// silently; its variable in the environment is fine (a container
+		// configured for serving runs `hosts list` too).
+		for _, n := range serverOnly {
+			if given[n] {
+				fmt.Fprintf(stderr, "procscope-aggregator: --%s configures the server; `%s` takes only --storage.path and --log.* (see --help)\n", n, cmd)
+				return exitUsage
+			}
+		}
 	}
 	logger := promslog.New(logCfg)
 
 	switch cmd {
 	case serveCmd.FullCommand():
-		return serve(logger, *storagePath, sf)
+		return serve(stderr, logger, *storagePath, sf)
 	case listCmd.FullCommand():
 		return hostsList(stdout, stderr, logger, *storagePath)
 	case addCmd.FullCommand():
@@ -71,6 +107,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case resetCmd.FullCommand():
 		return hostsResetKey(stdout, stderr, logger, *storagePath, *resetName)
 	}
-	_, _ = fmt.Fprintf(stderr, "procscope-aggregator: unknown command %q\n", cmd)
-	return 2
+	fmt.Fprintf(stderr, "procscope-aggregator: unknown command %q\n", strings.TrimSpace(cmd))
+	return exitUsage
+}
+
+// flagNames lists the application's flags defined so far.
+func flagNames(app *kingpin.Application) []string {
+	var names []string
+	for _, f := range app.Model().Flags {
+		names = append(names, f.Name)
+	}
+	return names
 }

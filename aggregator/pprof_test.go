@@ -35,7 +35,7 @@ func TestPprofRefusesNonLoopback(t *testing.T) {
 	f := func(flag, want string) {
 		t.Helper()
 		app := kingpin.New("test", "")
-		sf := addServeFlags(app.Command("serve", "").Default())
+		sf := addServeFlags(app)
 		if _, err := app.Parse([]string{flag}); err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,11 +29,13 @@ import (
 	"github.com/procscope/procscope/aggregator/internal/api"
 	"github.com/procscope/procscope/aggregator/internal/history"
 	"github.com/procscope/procscope/aggregator/internal/store"
+	"github.com/procscope/procscope/internal/cli"
 	procweb "github.com/procscope/procscope/web"
 )
 
-// serveFlags are the serve command's settings (no package-level globals:
-// tests run several commands in one process).
+// serveFlags are the server's settings (no package-level globals: tests
+// run several commands in one process). They are top-level flags, as serve
+// is the default command: `procscope-aggregator --help` lists them.
 type serveFlags struct {
 	web               *web.FlagConfig
 	readHeaderTimeout *time.Duration
@@ -60,57 +63,57 @@ type serveFlags struct {
 	streamsPerClient  *int
 }
 
-func addServeFlags(cmd *kingpin.CmdClause) *serveFlags {
+func addServeFlags(app *kingpin.Application) *serveFlags {
 	return &serveFlags{
-		web: kingpinflag.AddFlags(cmd, "127.0.0.1:8000"),
-		readHeaderTimeout: cmd.Flag("web.read-header-timeout", "Time to read request headers (at most 10s).").
-			Default("10s").Duration(),
-		readTimeout: cmd.Flag("web.read-timeout", "Time to read a whole request, body included.").
-			Default("1m").Duration(),
-		writeTimeout: cmd.Flag("web.write-timeout", "Time to write a response (the live stream extends its own).").
-			Default("1m").Duration(),
-		idleTimeout: cmd.Flag("web.idle-timeout", "How long an idle keep-alive connection stays open.").
-			Default("2m").Duration(),
-		retentionRaw: durationFlag(cmd.Flag("storage.retention.raw", "Keep every snapshot this long; older ones are thinned.").
+		web: kingpinflag.AddFlags(app, "127.0.0.1:8000"),
+		readHeaderTimeout: cli.Duration(app.Flag("web.read-header-timeout", "Time to read request headers (at most 10s).").
+			Default("10s")),
+		readTimeout: cli.Duration(app.Flag("web.read-timeout", "Time to read a whole request, body included.").
+			Default("1m")),
+		writeTimeout: cli.Duration(app.Flag("web.write-timeout", "Time to write a response (the live stream extends its own).").
+			Default("1m")),
+		idleTimeout: cli.Duration(app.Flag("web.idle-timeout", "How long an idle keep-alive connection stays open.").
+			Default("2m")),
+		retentionRaw: cli.LongDuration(app.Flag("storage.retention.raw", "Keep every snapshot this long; older ones are thinned.").
 			Default("24h")),
-		retention: durationFlag(cmd.Flag("storage.retention", "Delete snapshots older than this.").
+		retention: cli.LongDuration(app.Flag("storage.retention", "Delete snapshots older than this.").
 			Default("90d")),
-		commitInterval: cmd.Flag("storage.commit-interval", "Least time between two commits (fsyncs) of the snapshot store: under load, ingests arriving within it share one; a lone push is committed at once. 0 commits every batch at once.").
-			Default("2ms").Duration(),
-		maxWire: cmd.Flag("ingest.max-body-bytes", "Largest ingest body as sent (413 above).").
-			Default("16MiB").Bytes(),
-		maxDecoded: cmd.Flag("ingest.max-decompressed-bytes", "Largest ingest body after gzip decompression (413 above); decompression stops there.").
-			Default("64MiB").Bytes(),
-		maxProcesses: cmd.Flag("ingest.max-processes", "Most processes in one snapshot (413 above).").
-			Default("100000").Int(),
-		maxInflight: cmd.Flag("ingest.max-inflight-bytes", "Bytes all ingest bodies being read may hold together, as sent and decompressed (at least --ingest.max-body-bytes plus --ingest.max-decompressed-bytes); past it, 429. Bounds what concurrent gzip bombs and slow bodies cost.").
-			Default("128MiB").Bytes(),
-		bodyTimeout: cmd.Flag("web.body-timeout", "Time an ingest body has to arrive once its headers did (408 after). Bodies are read before an ingest slot is taken, so slow clients never hold one.").
-			Default("10s").Duration(),
-		maxClockSkew: cmd.Flag("ingest.max-clock-skew", "Refuse (400) a snapshot whose captured_at is this far ahead of the aggregator's clock: it would stay the host's latest until then.").
-			Default("10m").Duration(),
-		maxConcurrent: cmd.Flag("ingest.max-concurrent", "Ingest bodies decoded at once; more wait up to 5s, then get 429.").
-			Default("32").Int(),
-		onlineWindow: cmd.Flag("hosts.online-window", "A host is online when seen within this long, until its push interval is known (then 3 intervals).").
-			Default("10s").Duration(),
-		shutdownTimeout: cmd.Flag("web.shutdown-timeout", "How long SIGTERM waits for requests in flight.").
-			Default("15s").Duration(),
-		history: cmd.Flag("history", "Keep CPU/memory history in an embedded VictoriaMetrics store under <storage.path>/history (--no-history turns it off).").
-			Default("true").Bool(),
-		historyTopK: cmd.Flag("history.top-k", "Processes per snapshot that get CPU and memory history: the K busiest by CPU plus the K largest by memory.").
-			Default("5").Int(),
-		remoteWriteURL: cmd.Flag("remote-write.url", "Also forward the history series to this Prometheus remote write URL (e.g. http://prometheus:9090/api/v1/write).").
+		commitInterval: cli.Duration(app.Flag("storage.commit-interval", "Least time between two commits (fsyncs) of the snapshot store: under load, ingests arriving within it share one; a lone push is committed at once. 0 commits every batch at once.").
+			Default("2ms")),
+		maxWire: cli.Bytes(app.Flag("ingest.max-body-bytes", "Largest ingest body as sent (413 above).").
+			Default("16MiB")),
+		maxDecoded: cli.Bytes(app.Flag("ingest.max-decompressed-bytes", "Largest ingest body after gzip decompression (413 above); decompression stops there.").
+			Default("64MiB")),
+		maxProcesses: cli.Int(app.Flag("ingest.max-processes", "Most processes in one snapshot (413 above).").
+			Default("100000")),
+		maxInflight: cli.Bytes(app.Flag("ingest.max-inflight-bytes", "Bytes all ingest bodies being read may hold together, as sent and decompressed (at least --ingest.max-body-bytes plus --ingest.max-decompressed-bytes); past it, 429. Bounds what concurrent gzip bombs and slow bodies cost.").
+			Default("128MiB")),
+		bodyTimeout: cli.Duration(app.Flag("web.body-timeout", "Time an ingest body has to arrive once its headers did (408 after). Bodies are read before an ingest slot is taken, so slow clients never hold one.").
+			Default("10s")),
+		maxClockSkew: cli.Duration(app.Flag("ingest.max-clock-skew", "Refuse (400) a snapshot whose captured_at is this far ahead of the aggregator's clock: it would stay the host's latest until then.").
+			Default("10m")),
+		maxConcurrent: cli.Int(app.Flag("ingest.max-concurrent", "Ingest bodies decoded at once; more wait up to 5s, then get 429.").
+			Default("32")),
+		onlineWindow: cli.Duration(app.Flag("hosts.online-window", "A host is online when seen within this long, until its push interval is known (then 3 intervals).").
+			Default("10s")),
+		shutdownTimeout: cli.Duration(app.Flag("web.shutdown-timeout", "How long SIGTERM waits for requests in flight.").
+			Default("15s")),
+		history: cli.Bool(app.Flag("history", "Keep CPU/memory history in an embedded VictoriaMetrics store under <storage.path>/history (--no-history turns it off).").
+			Default("true")),
+		historyTopK: cli.Int(app.Flag("history.top-k", "Processes per snapshot that get CPU and memory history: the K busiest by CPU plus the K largest by memory.").
+			Default("5")),
+		remoteWriteURL: app.Flag("remote-write.url", "Also forward the history series to this Prometheus remote write URL (e.g. http://prometheus:9090/api/v1/write).").
 			Default("").String(),
 		// Hidden: for profiling the ingest path under load (loadgen
 		// -cpuprofile). It serves net/http/pprof on its own listener, never
 		// on the public one, only on loopback, and is off unless given.
-		pprofAddress: cmd.Flag("debug.pprof-address", "Serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty).").
+		pprofAddress: app.Flag("debug.pprof-address", "Serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty).").
 			Hidden().Default("").String(),
-		enroll: addEnrollFlags(cmd),
-		allowedHosts: cmd.Flag("web.allowed-hosts", "Without basic auth, the UI and read API answer only Host headers that are IP addresses, localhost, or one of these names (against DNS rebinding). Repeatable or comma-separated; *.example.com allows subdomains.").
+		enroll: addEnrollFlags(app),
+		allowedHosts: app.Flag("web.allowed-hosts", "Without basic auth, the UI and read API answer only Host headers that are IP addresses, localhost, or one of these names (against DNS rebinding). Repeatable or comma-separated; *.example.com allows subdomains.").PlaceHolder("HOST").
 			Strings(),
-		streamsPerClient: cmd.Flag("web.max-streams-per-client", "Live streams (UI tabs) one client address may hold open at once; more get 429.").
-			Default("16").Int(),
+		streamsPerClient: cli.Int(app.Flag("web.max-streams-per-client", "Live streams (UI tabs) one client address may hold open at once; more get 429.").
+			Default("16")),
 	}
 }
 
@@ -122,38 +125,56 @@ func commitInterval(d time.Duration) time.Duration {
 	return d
 }
 
-func durationFlag(f *kingpin.FlagClause) *model.Duration {
-	d := new(model.Duration)
-	f.SetValue(d)
-	return d
-}
-
+// check validates what each flag's type cannot: ranges and combinations.
+// Every message names the flag and the value given, as a parse error does.
 func (f *serveFlags) check() error {
+	dur := func(name string, d time.Duration, ok bool, want string) error {
+		if ok {
+			return nil
+		}
+		return fmt.Errorf("--%s=%s: %s", name, d, want)
+	}
+	num := func(name string, n int64, ok bool, want string) error {
+		if ok {
+			return nil
+		}
+		return fmt.Errorf("--%s=%d: %s", name, n, want)
+	}
+	size := func(name string, b units.Base2Bytes, ok bool, want string) error {
+		if ok {
+			return nil
+		}
+		return fmt.Errorf("--%s=%s: %s", name, b, want)
+	}
+	retentionRaw, retention := time.Duration(*f.retentionRaw), time.Duration(*f.retention)
+	errs := []error{
+		dur("web.read-header-timeout", *f.readHeaderTimeout, *f.readHeaderTimeout > 0 && *f.readHeaderTimeout <= 10*time.Second, "must be more than 0 and at most 10s"),
+		dur("web.read-timeout", *f.readTimeout, *f.readTimeout > 0, "must be positive"),
+		dur("web.write-timeout", *f.writeTimeout, *f.writeTimeout > 0, "must be positive"),
+		dur("web.idle-timeout", *f.idleTimeout, *f.idleTimeout > 0, "must be positive"),
+		dur("web.body-timeout", *f.bodyTimeout, *f.bodyTimeout > 0, "must be positive"),
+		dur("web.shutdown-timeout", *f.shutdownTimeout, *f.shutdownTimeout >= 0, "must not be negative"),
+		dur("storage.commit-interval", *f.commitInterval, *f.commitInterval >= 0 && *f.commitInterval <= time.Second, "must be between 0 and 1s"),
+		dur("storage.retention.raw", retentionRaw, retentionRaw > 0, "must be positive"),
+		dur("storage.retention", retention, retention > 0, "must be positive"),
+		dur("ingest.max-clock-skew", *f.maxClockSkew, *f.maxClockSkew > 0, "must be positive"),
+		dur("hosts.online-window", *f.onlineWindow, *f.onlineWindow > 0, "must be positive"),
+		size("ingest.max-body-bytes", *f.maxWire, *f.maxWire > 0, "must be positive"),
+		size("ingest.max-decompressed-bytes", *f.maxDecoded, *f.maxDecoded > 0, "must be positive"),
+		num("ingest.max-processes", int64(*f.maxProcesses), *f.maxProcesses > 0, "must be positive"),
+		num("ingest.max-concurrent", int64(*f.maxConcurrent), *f.maxConcurrent > 0, "must be positive"),
+		num("history.top-k", int64(*f.historyTopK), *f.historyTopK >= 0 && *f.historyTopK <= 1000, "must be between 0 and 1000"),
+		num("web.max-streams-per-client", int64(*f.streamsPerClient), *f.streamsPerClient > 0, "must be positive"),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	switch {
-	case *f.readHeaderTimeout <= 0 || *f.readHeaderTimeout > 10*time.Second:
-		return errors.New("--web.read-header-timeout must be between 0 and 10s")
-	case *f.commitInterval < 0 || *f.commitInterval > time.Second:
-		return errors.New("--storage.commit-interval must be between 0 and 1s")
-	case *f.readTimeout <= 0 || *f.writeTimeout <= 0 || *f.idleTimeout <= 0:
-		return errors.New("--web.read-timeout, --web.write-timeout and --web.idle-timeout must be positive")
-	case *f.maxWire <= 0 || *f.maxDecoded <= 0:
-		return errors.New("--ingest.max-body-bytes and --ingest.max-decompressed-bytes must be positive")
 	case *f.maxInflight < *f.maxDecoded+*f.maxWire:
-		return errors.New("--ingest.max-inflight-bytes must be at least --ingest.max-body-bytes plus --ingest.max-decompressed-bytes, or no body of the limits could be read")
-	case *f.bodyTimeout <= 0 || *f.maxClockSkew <= 0:
-		return errors.New("--web.body-timeout and --ingest.max-clock-skew must be positive")
-	case *f.maxProcesses <= 0 || *f.maxConcurrent <= 0:
-		return errors.New("--ingest.max-processes and --ingest.max-concurrent must be positive")
-	case *f.onlineWindow <= 0:
-		return errors.New("--hosts.online-window must be positive")
-	case *f.retentionRaw <= 0 || *f.retention <= 0:
-		return errors.New("--storage.retention.raw and --storage.retention must be positive")
-	case *f.historyTopK < 0 || *f.historyTopK > 1000:
-		return errors.New("--history.top-k must be between 0 and 1000")
+		return fmt.Errorf("--ingest.max-inflight-bytes=%s: must be at least --ingest.max-body-bytes plus --ingest.max-decompressed-bytes (%s), or no body of the limits could be read",
+			*f.maxInflight, *f.maxDecoded+*f.maxWire)
 	case *f.remoteWriteURL != "" && !*f.history:
 		return errors.New("--remote-write.url needs history (drop --no-history)")
-	case *f.streamsPerClient <= 0:
-		return errors.New("--web.max-streams-per-client must be positive")
 	}
 	if _, err := api.NormalizeAllowedHosts(*f.allowedHosts); err != nil {
 		return err
@@ -183,21 +204,30 @@ func checkLoopback(addr string) error {
 	return errors.New("pprof listens only on loopback: use 127.0.0.1:PORT, [::1]:PORT or localhost:PORT, and an SSH tunnel to reach it from another machine")
 }
 
-// serve runs the server until SIGINT/SIGTERM. The port opens first and
-// answers 503 (/-/ready, the API) while storage opens, which can take a while
-// on a big database; then the parts stop in reverse order, each step timed.
-func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
+// serve runs the server until SIGINT/SIGTERM. The port opens first (a
+// port in use is reported before the storage is touched) and answers 503
+// (/-/ready, the API) while storage opens, which can take a while on a big
+// database; then the parts stop in reverse order, each step timed.
+func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFlags) int {
 	if err := f.check(); err != nil {
-		fmt.Fprintf(os.Stderr, "procscope-aggregator: %v\n", err)
-		return 2
+		fmt.Fprintf(stderr, "procscope-aggregator: %v (see --help)\n", err)
+		return exitUsage
 	}
 	enroll, enrollMsg, enrollLevel, err := f.enroll.enrollment(*f.web.WebListenAddresses, *f.web.WebSystemdSocket)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "procscope-aggregator: %v\n", err)
+		fmt.Fprintf(stderr, "procscope-aggregator: %v\n", err)
 		if errors.As(err, new(usageError)) {
-			return 2
+			return exitUsage
 		}
-		return 1
+		return exitFailed
+	}
+	if file := *f.web.WebConfigFile; file != "" {
+		// As in the exporter: a broken TLS/auth file is the user's to fix
+		// (exit 2), found before anything starts.
+		if err := web.Validate(file); err != nil {
+			fmt.Fprintf(stderr, "procscope-aggregator: --web.config.file=%s: %v\n", file, err)
+			return exitUsage
+		}
 	}
 	logger.Info("starting procscope-aggregator", "version", version.Info(), "build_context", version.BuildContext())
 	logger.Log(context.Background(), enrollLevel, enrollMsg, "mode", enroll.Mode)
@@ -206,7 +236,7 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	webCfg, err := api.LoadWebConfig(*f.web.WebConfigFile, "")
 	if err != nil {
 		logger.Error("invalid web config", "err", err)
-		return 1
+		return exitFailed
 	}
 	if webCfg != nil && webCfg.ToolkitFile != "" {
 		defer func() { _ = os.Remove(webCfg.ToolkitFile) }()
@@ -259,7 +289,7 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	})
 	if err != nil {
 		logger.Error("building the api", "err", err)
-		return 1
+		return exitFailed
 	}
 
 	srv := &http.Server{
@@ -271,23 +301,39 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	listeners, err := listen(f.web)
+	if err != nil {
+		logger.Error("cannot listen: "+listenHint(err), "err", err)
+		return exitFailed
+	}
 	if *f.pprofAddress != "" {
 		if err := servePprof(logger, *f.pprofAddress); err != nil {
 			logger.Error("starting pprof listener", "address", *f.pprofAddress, "err", err)
-			return 1
+			closeAll(listeners)
+			return exitFailed
 		}
 	}
 	serveErr := make(chan error, 1)
 	go func() {
-		serveErr <- web.ListenAndServe(srv, &web.FlagConfig{
+		cfg := &web.FlagConfig{
 			WebListenAddresses: f.web.WebListenAddresses,
 			WebSystemdSocket:   f.web.WebSystemdSocket,
 			WebConfigFile:      &toolkitFile,
-		}, logger)
+		}
+		if listeners == nil {
+			serveErr <- web.ListenAndServe(srv, cfg, logger)
+			return
+		}
+		serveErr <- web.ServeMultiple(listeners, srv, cfg, logger)
 	}()
 
 	// Storage opens while the port already answers 503.
 	openStart := time.Now()
+	if err := checkStorage(storagePath); err != nil {
+		logger.Error("storage is not usable", "err", err)
+		shutdownServer(logger, srv, a, *f.shutdownTimeout)
+		return exitFailed
+	}
 	st, err := store.OpenSQLite(ctx, storagePath, store.Options{
 		Logger:         logger.With("component", "store"),
 		RetentionRaw:   time.Duration(*f.retentionRaw),
@@ -297,7 +343,7 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	if err != nil {
 		logger.Error("opening storage", "path", storagePath, "err", err)
 		shutdownServer(logger, srv, a, *f.shutdownTimeout)
-		return 1
+		return exitFailed
 	}
 	var h *history.History
 	if *f.history {
@@ -315,7 +361,7 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 			logger.Error("opening history", "path", filepath.Join(storagePath, "history"), "err", err)
 			shutdownServer(logger, srv, a, *f.shutdownTimeout)
 			_ = st.Close()
-			return 1
+			return exitFailed
 		}
 		hist.SetHistory(h)
 	}
@@ -337,7 +383,7 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 	case err := <-serveErr:
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("http server failed", "err", err)
-			code = 1
+			code = exitFailed
 		}
 	}
 	// Reverse order: stop taking requests, then close storage (which
@@ -349,13 +395,13 @@ func serve(logger *slog.Logger, storagePath string, f *serveFlags) int {
 		// After the server: no ingest can add to it any more.
 		if err := h.Close(); err != nil {
 			logger.Error("closing history", "err", err)
-			code = 1
+			code = exitFailed
 		}
 	}
 	t := time.Now()
 	if err := st.Close(); err != nil {
 		logger.Error("closing storage", "err", err)
-		code = 1
+		code = exitFailed
 	}
 	logger.Info("storage closed", "duration", time.Since(t))
 	return code

@@ -27,9 +27,11 @@ import (
 	"github.com/procscope/procscope/exporter/internal/config"
 	"github.com/procscope/procscope/exporter/internal/metrics"
 	"github.com/procscope/procscope/exporter/internal/push"
+	"github.com/procscope/procscope/internal/cli"
 )
 
 func main() {
+	cli.FillVersion()
 	// The live heap is a few MiB and allocation is slow (one walk per
 	// interval, a scrape every few seconds), so collecting at +25% instead
 	// of +100% costs ~0.2% of a core and keeps RSS 2-4 MiB lower on a

@@ -29,6 +29,8 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/procscope/procscope/internal/cli"
 )
 
 // Defaults shared by the flags, the docs and the tests.
@@ -117,24 +119,11 @@ func (c *Config) QueueSize() int {
 }
 
 // EnvPrefix starts the name of every flag's environment variable.
-const EnvPrefix = "PROCSCOPE_"
+const EnvPrefix = cli.EnvPrefix
 
 // EnvName is the environment variable of a flag: "push.url" gives
 // PROCSCOPE_PUSH_URL, "push.api-key-file" PROCSCOPE_PUSH_API_KEY_FILE.
-func EnvName(flag string) string {
-	b := []byte(EnvPrefix)
-	for _, r := range flag {
-		switch {
-		case r >= 'a' && r <= 'z':
-			b = append(b, byte(r-'a'+'A'))
-		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-			b = append(b, byte(r))
-		default:
-			b = append(b, '_')
-		}
-	}
-	return string(b)
-}
+func EnvName(flag string) string { return cli.EnvName(flag) }
 
 // setFlags records which flags the user set, on the command line or in the
 // environment, so that the file only fills in the rest.
@@ -191,8 +180,8 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 		Default("/sys").IsSetByUser(&set.sysRoot).StringVar(&c.SysRoot)
 	app.Flag("path.rootfs", "The host's root filesystem as seen by the exporter (os-release, user names from its etc/passwd, filesystem sizes), e.g. /host in a container.").
 		Default("/").IsSetByUser(&set.rootFS).StringVar(&c.RootFS)
-	app.Flag("collect.cmdline", "Send command lines (secrets scrubbed) with each process.").
-		IsSetByUser(&set.cmdline).SetValue(boolValue{"collect.cmdline", &c.CollectCmdline})
+	cli.BoolVar(app.Flag("collect.cmdline", "Send command lines (secrets scrubbed) with each process.").
+		IsSetByUser(&set.cmdline), &c.CollectCmdline)
 	intFlag(app, "collect.top-n", "Send only the top N processes of each snapshot (0 = all).", "0", &c.CollectTopN, &set.topN)
 	durationFlag(app, "collect.sample-window", "Priming window of the very first walk, so its CPU% is not empty.", DefaultSampleWindow.String(), &c.CollectSampleWindow, &set.sampleWindow)
 	intFlag(app, "metrics.top-n", "Number of processes reported by CPU and by memory in /metrics.", fmt.Sprint(DefaultMetricsTopN), &c.MetricsTopN, &set.metricsTopN)
@@ -203,14 +192,7 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	// Every flag, ours and the toolkit's and promslog's alike, can come
 	// from the environment: a container or a systemd unit is configured
 	// with variables more easily than with a command line.
-	// kingpin's hidden flags (--help-long, --completion-bash, ...) get none.
-	for _, fm := range app.Model().Flags {
-		if !fm.Hidden && fm.Name != "help" && fm.Name != "version" {
-			app.GetFlag(fm.Name).Envar(EnvName(fm.Name))
-		}
-	}
-
-	if _, err := app.Parse(args); err != nil {
+	if _, _, err := cli.Parse(app, args); err != nil {
 		return nil, err
 	}
 	// What the file may set, by flag: a value from the environment beats
