@@ -5,9 +5,13 @@ GO        ?= go
 BIN       ?= bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
 VPKG      := github.com/prometheus/common/version
+# Every label --version and *_build_info show; a plain `go build` gets
+# defaults instead (internal/cli.FillVersion).
 LDFLAGS   := -s -w -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) \
-             -X $(VPKG).Branch=main -X $(VPKG).BuildUser=procscope
+             -X $(VPKG).Branch=$(BRANCH) -X $(VPKG).BuildUser=procscope -X $(VPKG).BuildDate=$(BUILD_DATE)
 CROSS     := linux/amd64 linux/arm64 windows/amd64 windows/arm64 darwin/amd64 darwin/arm64
 LISTEN    ?= 127.0.0.1:8000
 EXPORTER_LISTEN ?= 127.0.0.1:9717
