@@ -20,7 +20,7 @@ func TestHelpListsServerFlags(t *testing.T) {
 	for _, want := range []string{
 		"--web.listen-address=127.0.0.1:8000", "($PROCSCOPE_WEB_LISTEN_ADDRESS)",
 		"--storage.retention=90d", "($PROCSCOPE_STORAGE_RETENTION)",
-		"--storage.path=./data", "($PROCSCOPE_STORAGE_PATH)",
+		`--storage.path="./data"`, "($PROCSCOPE_STORAGE_PATH)",
 		"--hosts.enrollment=MODE", "--[no-]history", "--history.top-k=5",
 		"--web.max-streams-per-client=16", "($PROCSCOPE_LOG_LEVEL)",
 		"serve*", "hosts list",

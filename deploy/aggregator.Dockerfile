@@ -8,9 +8,11 @@ FROM golang:1.26.8-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
-# The aggregator's tree and the web UI it embeds.
+# The aggregator's tree, the web UI it embeds and the command-line
+# conventions it shares with the exporter.
 COPY aggregator/ aggregator/
 COPY web/ web/
+COPY internal/cli/ internal/cli/
 ARG VERSION=dev
 ARG REVISION=unknown
 RUN CGO_ENABLED=1 go build -trimpath \

@@ -12,9 +12,11 @@ WORKDIR /src
 # Modules first, so the download layer is cached across source changes.
 COPY go.mod go.sum ./
 RUN go mod download
-# Only what the exporter imports: its own tree and the wire types.
+# Only what the exporter imports: its own tree, the wire types and the
+# command-line conventions it shares with the aggregator.
 COPY aggregator/snapshot/ aggregator/snapshot/
 COPY exporter/ exporter/
+COPY internal/cli/ internal/cli/
 ARG VERSION=dev
 ARG REVISION=unknown
 RUN CGO_ENABLED=0 go build -trimpath \

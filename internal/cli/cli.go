@@ -63,7 +63,11 @@ func Parse(app *kingpin.Application, args []string) (string, map[string]bool, er
 			env = EnvName(fm.Name)
 			fc.Envar(env)
 		}
-		fc.SetValue(wrap(&namedValue{Value: fm.Value, name: fm.Name, env: env, given: given}))
+		// kingpin's plain string never fails, and its help quotes a
+		// string's default only when it sees its own type: left as is.
+		if fmt.Sprintf("%T", fm.Value) != "*kingpin.stringValue" {
+			fc.SetValue(wrap(&namedValue{Value: fm.Value, name: fm.Name, env: env, given: given}))
+		}
 	}
 	// kingpin applies a variable only to a flag absent from the command
 	// line, and calls the same Set for both; a first pass that sets no
