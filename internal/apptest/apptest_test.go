@@ -258,7 +258,9 @@ func TestAdminCommands(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2", bad, code)
 		}
 	}
-	if code, _, errOut := run("--web.config.file="+filepath.Join(storage, "no-such.yml"), sp); code != 1 || !strings.Contains(errOut, "web config") {
+	// A web config that is missing or broken is the user's to fix: exit
+	// 2, as in the exporter.
+	if code, _, errOut := run("--web.config.file="+filepath.Join(storage, "no-such.yml"), sp); code != 2 || !strings.Contains(errOut, "--web.config.file=") {
 		t.Errorf("missing web config: exit %d %s", code, errOut)
 	}
 	if code, _, errOut := run("hosts", "list", "--storage.path="+filepath.Join(storage, "missing")); code != 1 || !strings.Contains(errOut, "no storage directory") {

@@ -33,6 +33,7 @@ type testApp struct {
 	sw    *bool
 	words *string
 	list  *[]string
+	text  *string
 }
 
 func newTestApp() *testApp {
@@ -45,6 +46,7 @@ func newTestApp() *testApp {
 	a.sw = Bool(a.app.Flag("x.on", "").Default("true"))
 	a.words = Enum(a.app.Flag("x.mode", ""), "open", "closed")
 	a.list = a.app.Flag("x.addr", "").Default(":1").Strings()
+	a.text = a.app.Flag("x.name", "").Default("abc").String()
 	return a
 }
 
@@ -124,7 +126,7 @@ func TestHelpShowsVariables(t *testing.T) {
 	if _, _, err := Parse(a.app, []string{"--help"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"($PROCSCOPE_X_INTERVAL)", "($PROCSCOPE_X_ON)", "($PROCSCOPE_X_ADDR)", "--[no-]x.on"} {
+	for _, want := range []string{"($PROCSCOPE_X_INTERVAL)", "($PROCSCOPE_X_ON)", "($PROCSCOPE_X_ADDR)", "--[no-]x.on", `--x.name="abc"`} {
 		if !strings.Contains(a.out.String(), want) {
 			t.Errorf("--help lacks %s:\n%s", want, a.out.String())
 		}
