@@ -83,8 +83,9 @@ func fencedYAML(text string) []string {
 // bcryptPlaceholder is how the README writes "put a hash here".
 var bcryptPlaceholder = regexp.MustCompile(`\$2[aby]\$\d\d\$\.\.\.`)
 
-// htpasswdCommand is the README's command that makes the hash.
-var htpasswdCommand = regexp.MustCompile("htpasswd [^`\n]*")
+// htpasswdCommand is the README's command that makes the hash, up to the
+// end of its line, a closing backquote or a note in parentheses.
+var htpasswdCommand = regexp.MustCompile("htpasswd [^`\n(]*")
 
 // TestREADMEWebConfig: the basic-auth web.yml of the README's Security
 // section works as written: with its placeholder replaced by a hash made
@@ -109,7 +110,7 @@ func TestREADMEWebConfig(t *testing.T) {
 	}
 	const password = "s3cret-Pa55"
 	hash := ""
-	cmdText := htpasswdCommand.FindString(section)
+	cmdText := strings.TrimSpace(htpasswdCommand.FindString(section))
 	if cmdText == "" {
 		t.Errorf("README's Security section gives no htpasswd command for the hash")
 	}
