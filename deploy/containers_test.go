@@ -220,8 +220,8 @@ func helpFlags(t *testing.T, bin string, helpArgs ...string) []string {
 		return f
 	}
 	if len(helpArgs) == 0 {
-		// --help-long lists the flags of subcommands too (the
-		// aggregator's server flags belong to its default "serve").
+		// --help-long lists the flags of subcommands too, should a
+		// binary grow some (the aggregator's are all top-level).
 		helpArgs = []string{"--help-long"}
 	}
 	out, err := exec.Command(bin, helpArgs...).CombinedOutput()

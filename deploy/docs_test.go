@@ -33,7 +33,7 @@ var helpEntryRE = regexp.MustCompile(`^  (?:-\w, |    )--(\[no-\])?([a-z][a-z0-9
 var envRE = regexp.MustCompile(`\s*\(\$([A-Z0-9_]+)\)$`)
 
 // parseHelp reads the flags of a kingpin --help-long output, each once
-// (the aggregator's default command repeats its flags under "serve").
+// (a command's help repeats the flags of the application).
 func parseHelp(out string) []helpFlag {
 	var flags []helpFlag
 	var cur *helpFlag
