@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestHelpListsServerFlags: serving is the default command, so the top
@@ -37,6 +38,29 @@ func TestHelpListsServerFlags(t *testing.T) {
 	}
 }
 
+// runRefused is runCLI for a command line that must be refused at once.
+// Should it serve instead (a check gone missing), the test fails after a
+// minute rather than hang; that server runs on until the test binary exits.
+func runRefused(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	type result struct {
+		code        int
+		out, stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, stderr := runCLI(args...)
+		done <- result{code, out, stderr}
+	}()
+	select {
+	case r := <-done:
+		return r.code, r.out, r.stderr
+	case <-time.After(time.Minute):
+		t.Fatalf("%q was not refused within a minute: it serves", args)
+		return 0, "", ""
+	}
+}
+
 // stringFlags take any text; every other flag is in TestBadFlagValues.
 var stringFlags = []string{
 	"storage.path", "web.listen-address", "web.config.file", "remote-write.url",
@@ -57,7 +81,7 @@ func TestBadFlagValues(t *testing.T) {
 		name, _, _ := strings.Cut(strings.TrimPrefix(arg, "--"), "=")
 		covered[name] = true
 		storage := filepath.Join(t.TempDir(), "data")
-		code, _, stderr := runCLI("--web.listen-address=127.0.0.1:0", "--storage.path="+storage, arg)
+		code, _, stderr := runRefused(t, "--web.listen-address=127.0.0.1:0", "--storage.path="+storage, arg)
 		if code != 2 || !strings.Contains(stderr, want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%s: exit %d, stderr %q; want 2 and one line with %q", arg, code, stderr, want)
 		}
@@ -133,7 +157,7 @@ func TestBadFlagValues(t *testing.T) {
 		t.Helper()
 		t.Setenv(name, value)
 		storage := filepath.Join(t.TempDir(), "data")
-		code, _, stderr := runCLI(append([]string{"--web.listen-address=127.0.0.1:0", "--storage.path=" + storage}, args...)...)
+		code, _, stderr := runRefused(t, append([]string{"--web.listen-address=127.0.0.1:0", "--storage.path=" + storage}, args...)...)
 		t.Setenv(name, "")
 		if code != 2 || !strings.Contains(stderr, want) {
 			t.Errorf("%s=%q %q: exit %d, stderr %q; want 2 and %q", name, value, args, code, stderr, want)
