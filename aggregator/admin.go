@@ -25,7 +25,7 @@ func openForAdmin(stderr io.Writer, logger *slog.Logger, dir string) (*store.SQL
 		return nil, 1
 	}
 	if err := checkStorage(dir); err != nil {
-		fmt.Fprintf(stderr, "procscope-aggregator: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: %v\n", err)
 		return nil, 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

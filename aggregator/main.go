@@ -79,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "procscope-aggregator: %v (see --help)\n", err)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: %v (see --help)\n", err)
 		return exitUsage
 	}
 	if cmd != serveCmd.FullCommand() {
@@ -88,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// configured for serving runs `hosts list` too).
 		for _, n := range serverOnly {
 			if given[n] {
-				fmt.Fprintf(stderr, "procscope-aggregator: --%s configures the server; `%s` takes only --storage.path and --log.* (see --help)\n", n, cmd)
+				_, _ = fmt.Fprintf(stderr, "procscope-aggregator: --%s configures the server; `%s` takes only --storage.path and --log.* (see --help)\n", n, cmd)
 				return exitUsage
 			}
 		}
@@ -107,7 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case resetCmd.FullCommand():
 		return hostsResetKey(stdout, stderr, logger, *storagePath, *resetName)
 	}
-	fmt.Fprintf(stderr, "procscope-aggregator: unknown command %q\n", strings.TrimSpace(cmd))
+	_, _ = fmt.Fprintf(stderr, "procscope-aggregator: unknown command %q\n", strings.TrimSpace(cmd))
 	return exitUsage
 }
 

@@ -57,7 +57,7 @@ func listenHint(err error) string {
 
 func closeAll(ls []net.Listener) {
 	for _, l := range ls {
-		l.Close()
+		_ = l.Close()
 	}
 }
 
@@ -77,13 +77,18 @@ func checkStorage(dir string) error {
 	if err != nil {
 		return storageError(dir, err)
 	}
-	probe.Close()
-	os.Remove(probe.Name())
+	if err := probe.Close(); err != nil {
+		_ = os.Remove(probe.Name())
+		return storageError(dir, err)
+	}
+	if err := os.Remove(probe.Name()); err != nil {
+		return storageError(dir, err)
+	}
 	db := filepath.Join(dir, store.DBFile)
 	f, err := os.OpenFile(db, os.O_RDWR, 0)
 	switch {
 	case err == nil:
-		f.Close()
+		_ = f.Close()
 	case !errors.Is(err, fs.ErrNotExist):
 		return storageError(dir, err)
 	}

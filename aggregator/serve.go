@@ -210,12 +210,12 @@ func checkLoopback(addr string) error {
 // database; then the parts stop in reverse order, each step timed.
 func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFlags) int {
 	if err := f.check(); err != nil {
-		fmt.Fprintf(stderr, "procscope-aggregator: %v (see --help)\n", err)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: %v (see --help)\n", err)
 		return exitUsage
 	}
 	enroll, enrollMsg, enrollLevel, err := f.enroll.enrollment(*f.web.WebListenAddresses, *f.web.WebSystemdSocket)
 	if err != nil {
-		fmt.Fprintf(stderr, "procscope-aggregator: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: %v\n", err)
 		if errors.As(err, new(usageError)) {
 			return exitUsage
 		}
@@ -225,7 +225,7 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 		// As in the exporter: a broken TLS/auth file is the user's to fix
 		// (exit 2), found before anything starts.
 		if err := web.Validate(file); err != nil {
-			fmt.Fprintf(stderr, "procscope-aggregator: --web.config.file=%s: %v\n", file, err)
+			_, _ = fmt.Fprintf(stderr, "procscope-aggregator: --web.config.file=%s: %v\n", file, err)
 			return exitUsage
 		}
 	}

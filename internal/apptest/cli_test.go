@@ -46,7 +46,7 @@ func TestTakenPortFoundFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	storage := filepath.Join(t.TempDir(), "data")
 	code, stderr := runTimed(t, bin, nil, "--web.listen-address="+l.Addr().String(), "--storage.path="+storage)
 	if code != 1 || !strings.Contains(stderr, "in use by another process") || !strings.Contains(stderr, "--web.listen-address="+l.Addr().String()) {
@@ -87,7 +87,7 @@ func TestUnwritableStorage(t *testing.T) {
 		if err := os.Chmod(ro, 0o500); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { os.Chmod(ro, 0o700) })
+		t.Cleanup(func() { _ = os.Chmod(ro, 0o700) })
 		want = "is not writable by this user"
 		wrap = func(args ...string) (string, []string) { return bin, args }
 	case runtime.GOOS == "linux" && exec.Command("unshare", "-m", "sh", "-c", "mount -t tmpfs -o ro tmpfs "+ro).Run() == nil:

@@ -195,7 +195,7 @@ func TestREADMEWebConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res.Body.Close()
+		_ = res.Body.Close()
 		return res.StatusCode
 	}
 	if c := get("", ""); c != http.StatusUnauthorized {
