@@ -23,8 +23,9 @@
 //     whenever the hostname can be found at all.
 //
 // The files follow the body: document.go the top-level object and JSON
-// syntax, processes.go the process table, numbers.go, strings.go and
-// time.go the values. Every fast path falls back to a general one on
+// syntax, processes.go the process table, sysinfo.go the numbers of
+// system_info that history keeps, numbers.go, strings.go and time.go the
+// values. Every fast path falls back to a general one on
 // anything unusual; testdata/decode pins what a client sees for each
 // fixture (TestDecodeGolden) and the fast-path tests compare each fast
 // path with its general one.
@@ -87,6 +88,9 @@ type Decoded struct {
 	Snapshot snapshot.Snapshot
 	// CapturedAt is Snapshot.CapturedAt parsed and truncated to milliseconds.
 	CapturedAt time.Time
+	// System holds the numbers of system_info that history keeps, read
+	// while system_info was checked (sysinfo.go).
+	System SystemNumbers
 	// HostnameSeen reports that a valid hostname was read (and OnHostname
 	// called), even when Decode failed later.
 	HostnameSeen bool
@@ -335,7 +339,7 @@ func (d *decoder) systemInfo(out *Decoded) error {
 		return d.skipValue(0)
 	}
 	start := d.pos
-	if err := d.skipValue(0); err != nil {
+	if err := d.sysObject(&out.System); err != nil {
 		return err
 	}
 	raw := d.data[start:d.pos]
