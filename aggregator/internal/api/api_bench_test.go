@@ -114,7 +114,7 @@ func BenchmarkIngestHandler(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		reqs[i] = &store.IngestRequest{Hostname: name, KeyHash: [32]byte{1}, SystemInfo: d.Snapshot.SystemInfo, Processes: d.Snapshot.Processes}
+		reqs[i] = &store.IngestRequest{Hostname: name, KeyHash: [32]byte{1}, SystemInfo: d.Snapshot.SystemInfo, System: &d.System, Processes: d.Snapshot.Processes}
 	}
 	base := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 

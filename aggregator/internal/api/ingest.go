@@ -263,6 +263,7 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		KeyHash:    keyHash,
 		CapturedAt: decoded.CapturedAt,
 		SystemInfo: snap.SystemInfo,
+		System:     &decoded.System,
 		Processes:  snap.Processes,
 		ReceivedAt: a.opts.Now().UTC(),
 		// Decode accepted system_info only as a JSON object.

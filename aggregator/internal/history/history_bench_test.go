@@ -116,7 +116,7 @@ func (s *synthHost) next(i int, start time.Time) *store.IngestRequest {
 	raw, _ := json.Marshal(sys)
 	procs := make([]snapshot.Process, len(s.procs))
 	copy(procs, s.procs)
-	return &store.IngestRequest{Hostname: s.name, CapturedAt: at, SystemInfo: raw, Processes: procs}
+	return withSystem(&store.IngestRequest{Hostname: s.name, CapturedAt: at, SystemInfo: raw, Processes: procs})
 }
 
 // fill writes steps snapshots of every host straight into the storage

@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/prompb"
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
 
+	"github.com/procscope/procscope/aggregator/internal/ingest"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
@@ -162,7 +163,6 @@ func (c *nameCache) len() int {
 
 // scratch holds the per-snapshot working memory of points, reused.
 type scratch struct {
-	sys    hostNumbers
 	top    [2][]int
 	union  []int
 	mpSeen []string
@@ -180,11 +180,13 @@ func (hn *hostNames) points(req *store.IngestRequest, topK int, sc *scratch) {
 	hn.mu.Lock()
 	defer hn.mu.Unlock()
 	hn.gen++
-	sys := &sc.sys
-	readHostNumbers(req.SystemInfo, sys)
+	sys := req.System
+	if sys == nil {
+		sys = &ingest.SystemNumbers{}
+	}
 	out := sc.points[:0]
-	host := func(m int, v optNum, q quantum) {
-		if !v.ok {
+	host := func(m int, v ingest.Num, q quantum) {
+		if !v.OK {
 			return
 		}
 		n := &hn.metrics[m]
@@ -192,26 +194,26 @@ func (hn *hostNames) points(req *store.IngestRequest, topK int, sc *scratch) {
 			*n = newSeriesName(prompb.Label{Name: labelName, Value: hostMetricNames[m]},
 				prompb.Label{Name: LabelHostname, Value: hn.host})
 		}
-		out = append(out, point{name: *n, value: q.apply(v.v)})
+		out = append(out, point{name: *n, value: q.apply(v.V)})
 	}
-	host(hostCPU, sys.cpu, perTenth)
-	host(hostMemUsed, sys.memUsed, perKiB)
-	host(hostMemAvail, sys.memAvail, perKiB)
-	host(hostSwapUsed, sys.swapUsed, perKiB)
-	host(hostLoad1, sys.load1, perHundredth)
-	host(hostLoad5, sys.load5, perHundredth)
-	host(hostLoad15, sys.load15, perHundredth)
-	if sys.processCount.ok {
-		host(hostProcesses, sys.processCount, perOne)
+	host(hostCPU, sys.CPU, perTenth)
+	host(hostMemUsed, sys.MemUsed, perKiB)
+	host(hostMemAvail, sys.MemAvail, perKiB)
+	host(hostSwapUsed, sys.SwapUsed, perKiB)
+	host(hostLoad1, sys.Load1, perHundredth)
+	host(hostLoad5, sys.Load5, perHundredth)
+	host(hostLoad15, sys.Load15, perHundredth)
+	if sys.ProcessCount.OK {
+		host(hostProcesses, sys.ProcessCount, perOne)
 	}
 
 	seenMP := sc.mpSeen[:0]
-	for _, f := range sys.filesystems {
+	for _, f := range sys.Filesystems {
 		if len(seenMP) >= maxFilesystems {
 			break
 		}
-		mp := capLabel(f.mountpoint)
-		if mp == "" || slices.Contains(seenMP, mp) || !f.used.ok {
+		mp := capLabel(f.Mountpoint)
+		if mp == "" || slices.Contains(seenMP, mp) || !f.Used.OK {
 			continue
 		}
 		seenMP = append(seenMP, mp)
@@ -226,14 +228,14 @@ func (hn *hostNames) points(req *store.IngestRequest, topK int, sc *scratch) {
 			hn.fs[mp] = e
 		}
 		e.used = hn.gen
-		out = append(out, point{name: e.name, value: perKiB.apply(f.used.v)})
+		out = append(out, point{name: e.name, value: perKiB.apply(f.Used.V)})
 	}
 	clear(seenMP)
 	sc.mpSeen = seenMP[:0]
 
-	if !sys.processCount.ok {
+	if !sys.ProcessCount.OK {
 		// Exporters that do not report process_count still sent the table.
-		host(hostProcesses, optNum{v: float64(len(req.Processes)), ok: true}, perOne)
+		host(hostProcesses, ingest.Num{V: float64(len(req.Processes)), OK: true}, perOne)
 	}
 
 	for _, i := range topProcesses(req.Processes, topK, sc) {

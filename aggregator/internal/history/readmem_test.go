@@ -56,7 +56,7 @@ func fsRequest(host string, at time.Time, mountpoints []string, procs []snapshot
 	if err != nil {
 		panic(err)
 	}
-	return &store.IngestRequest{Hostname: host, CapturedAt: at, SystemInfo: raw, Processes: procs, ReceivedAt: at}
+	return withSystem(&store.IngestRequest{Hostname: host, CapturedAt: at, SystemInfo: raw, Processes: procs, ReceivedAt: at})
 }
 
 // TestSeriesReadMemory400Days: a 400-day filesystem query over a host with

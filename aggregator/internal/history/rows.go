@@ -2,7 +2,6 @@ package history
 
 import (
 	"math"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -60,46 +59,6 @@ type sample struct {
 	labels    []prompb.Label
 	timestamp int64 // milliseconds since the epoch
 	value     float64
-}
-
-// optNum is a number from system_info that may be absent or unusable: a
-// missing field, null, a string, or a number out of float64's range leaves
-// ok false instead of failing the whole object. An exporter that does not
-// send swap must not get a flat zero swap series.
-type optNum struct {
-	v  float64
-	ok bool
-}
-
-// UnmarshalJSON never fails: a value that is not a finite number is absent.
-func (n *optNum) UnmarshalJSON(b []byte) error {
-	f, err := strconv.ParseFloat(string(b), 64)
-	*n = optNum{v: f, ok: err == nil && finite(f)}
-	return nil
-}
-
-// systemNumbers is the part of system_info history reads.
-type systemNumbers struct {
-	CPU *struct {
-		UsagePercent optNum `json:"usage_percent"`
-	} `json:"cpu"`
-	Memory *struct {
-		UsedBytes      optNum `json:"used_bytes"`
-		AvailableBytes optNum `json:"available_bytes"`
-	} `json:"memory"`
-	Swap *struct {
-		UsedBytes optNum `json:"used_bytes"`
-	} `json:"swap"`
-	Filesystems []struct {
-		Mountpoint string `json:"mountpoint"`
-		UsedBytes  optNum `json:"used_bytes"`
-	} `json:"filesystems"`
-	LoadAverage *struct {
-		Load1  optNum `json:"load1"`
-		Load5  optNum `json:"load5"`
-		Load15 optNum `json:"load15"`
-	} `json:"load_average"`
-	ProcessCount optNum `json:"process_count"`
 }
 
 // capLabel makes a hostile string a safe label value: valid UTF-8, at most

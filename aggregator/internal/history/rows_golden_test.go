@@ -188,5 +188,8 @@ func readRowsInput(t *testing.T, path string) (int, []*store.IngestRequest) {
 	if topK < 0 || len(reqs) == 0 {
 		t.Fatalf("%s: no top_k or no snapshot", path)
 	}
+	for _, req := range reqs {
+		withSystem(req)
+	}
 	return topK, reqs
 }

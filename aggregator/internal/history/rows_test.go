@@ -10,6 +10,7 @@ import (
 
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/prompb"
 
+	"github.com/procscope/procscope/aggregator/internal/ingest"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
@@ -31,7 +32,17 @@ func testRequest(host string, at time.Time, cpu float64, procs []snapshot.Proces
 	if err != nil {
 		panic(err)
 	}
-	return &store.IngestRequest{Hostname: host, CapturedAt: at, SystemInfo: raw, Processes: procs, ReceivedAt: at}
+	return withSystem(&store.IngestRequest{Hostname: host, CapturedAt: at, SystemInfo: raw, Processes: procs, ReceivedAt: at})
+}
+
+// withSystem sets req.System as the ingest decoder reads req.SystemInfo:
+// history takes the decoder's numbers and reads no JSON itself. A
+// system_info the decoder refuses (ingest would answer 400) gives none.
+func withSystem(req *store.IngestRequest) *store.IngestRequest {
+	if sys, err := ingest.ReadSystemInfo(req.SystemInfo); err == nil {
+		req.System = &sys
+	}
+	return req
 }
 
 func labelMap(ls []prompb.Label) map[string]string {
@@ -86,8 +97,8 @@ func TestBuildSamplesHostSeries(t *testing.T) {
 func TestBuildSamplesPartialSystemInfo(t *testing.T) {
 	f := func(sys string, wantNames ...string) {
 		t.Helper()
-		req := &store.IngestRequest{Hostname: "h", CapturedAt: time.Unix(1e9, 0), SystemInfo: json.RawMessage(sys),
-			Processes: []snapshot.Process{{PID: 1}, {PID: 2}}}
+		req := withSystem(&store.IngestRequest{Hostname: "h", CapturedAt: time.Unix(1e9, 0), SystemInfo: json.RawMessage(sys),
+			Processes: []snapshot.Process{{PID: 1}, {PID: 2}}})
 		var names []string
 		for _, s := range buildSamples(req, 5) {
 			names = append(names, labelMap(s.labels)[labelName])
@@ -175,6 +186,7 @@ func TestBuildSamplesHostileText(t *testing.T) {
 	req := testRequest(strings.Repeat("h", 253), time.Unix(1e9, 0), 0, procs)
 	// 1e400 overflows float64: that one value is skipped, not the rest.
 	req.SystemInfo = json.RawMessage(`{"cpu":{"usage_percent":1e400},"load_average":{"load1":2}}`)
+	withSystem(req)
 	seenLoad := false
 	for _, s := range buildSamples(req, 3) {
 		for _, l := range s.labels {

@@ -8,10 +8,11 @@
 //     checks the contract needs (a second pass, or pointer fields) is
 //     several times slower. Against github.com/valyala/fastjson (what
 //     VictoriaMetrics uses) decoding the same document with the same
-//     rules, this decoder takes 2.8-3.3x less CPU time a body (2.2-2.3x
-//     even when fastjson skips the Validate pass the contract's strict
-//     syntax needs), past the 2x that would justify keeping hand-written
-//     JSON: go test -run '^$' -bench 'Decode/' -benchmem -count 5 ./aggregator/internal/ingest
+//     rules, this decoder wins by more than the 2x that would justify
+//     keeping hand-written JSON (figures in docs/performance.md):
+//     go test -run '^$' -bench 'Decode/' -benchmem -count 5 ./aggregator/internal/ingest
+//     It also reads the host numbers history keeps while it checks
+//     system_info (sysinfo.go), so that nothing scans it a second time.
 //   - Strictness: docs/api.md wants `1.0` and `"1"` rejected as pids,
 //     missing required fields reported by name, duplicate pids and
 //     duplicate keys caught, and invalid UTF-8 replaced (not rejected). All

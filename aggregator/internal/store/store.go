@@ -12,6 +12,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/procscope/procscope/aggregator/internal/ingest"
 	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
@@ -51,7 +52,10 @@ type IngestRequest struct {
 	KeyHash    [32]byte
 	CapturedAt time.Time // UTC; stored with millisecond precision
 	SystemInfo json.RawMessage
-	Processes  []snapshot.Process
+	// System is what the ingest decoder read of SystemInfo for history
+	// (nil: no host numbers), so that nothing scans SystemInfo again.
+	System    *ingest.SystemNumbers
+	Processes []snapshot.Process
 	// ReceivedAt becomes the host's last_seen.
 	ReceivedAt time.Time
 	// NoCreate refuses an unknown hostname with ErrUnknownHost instead of
