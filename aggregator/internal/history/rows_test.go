@@ -35,12 +35,14 @@ func testRequest(host string, at time.Time, cpu float64, procs []snapshot.Proces
 	return withSystem(&store.IngestRequest{Hostname: host, CapturedAt: at, SystemInfo: raw, Processes: procs, ReceivedAt: at})
 }
 
-// withSystem sets req.System as the ingest decoder reads req.SystemInfo:
-// history takes the decoder's numbers and reads no JSON itself. A
-// system_info the decoder refuses (ingest would answer 400) gives none.
+// withSystem sets req.System as the ingest decoder reads req.SystemInfo
+// in a body: history takes the decoder's numbers and reads no JSON itself.
+// A system_info the decoder refuses (ingest would answer 400) gives none.
 func withSystem(req *store.IngestRequest) *store.IngestRequest {
-	if sys, err := ingest.ReadSystemInfo(req.SystemInfo); err == nil {
-		req.System = &sys
+	body := append([]byte(`{"hostname":"h","captured_at":"2026-11-25T17:00:00Z","system_info":`), req.SystemInfo...)
+	body = append(body, `,"processes":[]}`...)
+	if d, err := ingest.Decode(body, ingest.DecodeOptions{}); err == nil {
+		req.System = &d.System
 	}
 	return req
 }

@@ -46,25 +46,6 @@ type FSNumber struct {
 	Used       Num
 }
 
-// ReadSystemInfo reads raw, a system_info object on its own, as Decode
-// reads it inside a body: for callers that hold a stored system_info
-// rather than an ingest body (tests, tools).
-func ReadSystemInfo(raw []byte) (SystemNumbers, error) {
-	d := decoder{data: raw}
-	var out SystemNumbers
-	if d.peek() != '{' {
-		return SystemNumbers{}, d.syntax("system_info must be a JSON object")
-	}
-	if err := d.sysObject(&out); err != nil {
-		return SystemNumbers{}, err
-	}
-	d.skipSpace()
-	if d.pos != len(d.data) {
-		return SystemNumbers{}, d.syntax("data after the JSON object")
-	}
-	return out, nil
-}
-
 // keyIs matches an object key to a field name as encoding/json does:
 // exactly, or else case-insensitively with Unicode simple folding.
 func keyIs(key []byte, name string) bool {
