@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 // repoRoot is the module root: tests run in deploy/.
@@ -77,22 +79,21 @@ func buildBinaries(t *testing.T) binaries {
 		if buildErr != nil {
 			return
 		}
-		for _, b := range []struct{ pkg, out, cgo string }{
-			{"./exporter", "procscope-exporter", "0"},
-			{"./aggregator", "procscope-aggregator", "1"},
+		for _, b := range []struct {
+			pkg, out string
+			cgo      bool
+		}{
+			{"./exporter", "procscope-exporter", false},
+			{"./aggregator", "procscope-aggregator", true},
 		} {
 			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 			// Version labels set as make build and the Dockerfiles set them,
 			// so build_info has what dashboards show.
 			const v = "github.com/prometheus/common/version."
 			ldflags := "-X " + v + "Version=0.0.0-deploy-test -X " + v + "Revision=test -X " + v + "Branch=test"
-			cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", ldflags, "-o", filepath.Join(buildDir, b.out), b.pkg)
-			cmd.Dir = repoRoot
-			cmd.Env = append(os.Environ(), "CGO_ENABLED="+b.cgo)
-			out, err := cmd.CombinedOutput()
+			buildErr = testutil.Build(ctx, b.pkg, filepath.Join(buildDir, b.out), b.cgo, "-ldflags", ldflags)
 			cancel()
-			if err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+			if buildErr != nil {
 				return
 			}
 		}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +27,7 @@ import (
 	"github.com/procscope/procscope/exporter/internal/collector"
 	"github.com/procscope/procscope/exporter/internal/metrics"
 	"github.com/procscope/procscope/exporter/internal/push"
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 func TestWalkLoopOneAtATime(t *testing.T) {
@@ -104,11 +104,9 @@ func exporterBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "procscope-exporter")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		buildErr = testutil.Build(ctx, "./exporter", binPath, false)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -279,10 +277,9 @@ func TestEndpoints(t *testing.T) {
 // receiver stands in for the aggregator: gzip JSON in, idempotent on
 // captured_at like the real one, and it can go down (listener closed).
 type receiver struct {
+	*testutil.Server
 	t      *testing.T
-	addr   string
 	mu     sync.Mutex
-	srv    *http.Server
 	stored map[string]int // captured_at -> times received
 	order  []string
 	keys   map[string]bool
@@ -291,43 +288,8 @@ type receiver struct {
 
 func newReceiver(t *testing.T) *receiver {
 	r := &receiver{t: t, stored: map[string]int{}, keys: map[string]bool{}, tokens: map[string]bool{}}
-	r.up()
-	t.Cleanup(r.down)
+	r.Server = testutil.NewServer(t, r)
 	return r
-}
-
-func (r *receiver) up() {
-	addr := r.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var ln net.Listener
-	var err error
-	for i := 0; i < 100; i++ {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		r.t.Fatalf("receiver: %v", err)
-	}
-	r.addr = ln.Addr().String()
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
-	r.mu.Lock()
-	r.srv = srv
-	r.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
-}
-
-func (r *receiver) down() {
-	r.mu.Lock()
-	srv := r.srv
-	r.srv = nil
-	r.mu.Unlock()
-	if srv != nil {
-		_ = srv.Close()
-	}
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -367,12 +329,12 @@ func TestOutage(t *testing.T) {
 	r := newReceiver(t)
 	state := t.TempDir()
 	p := startExporter(t, []string{"PROCSCOPE_API_KEY=outage-test-key", "PROCSCOPE_ENROLLMENT_TOKEN=outage-test-token"},
-		"--push.url=http://"+r.addr+"/api/v1/ingest", "--push.interval="+interval.String(),
+		"--push.url=http://"+r.Addr()+"/api/v1/ingest", "--push.interval="+interval.String(),
 		"--state.dir="+state, "--collect.sample-window=0", "--collect.top-n=20", "--push.timeout=1s")
 	time.Sleep(2 * time.Second)
-	r.down()
+	r.Down()
 	time.Sleep(down)
-	r.up()
+	r.Up()
 	time.Sleep(3 * time.Second)
 	p.stop(t, 15*time.Second)
 

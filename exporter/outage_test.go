@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 // aggregatorBinary builds ./aggregator (cgo: SQLite). It needs a C
@@ -27,10 +30,10 @@ func aggregatorBinary(t *testing.T) string {
 		t.Skip("SKIPPING: gcc not installed, cannot build the aggregator; set REQUIRE_E2E=1 to make this a failure")
 	}
 	bin := filepath.Join(t.TempDir(), "procscope-aggregator")
-	cmd := exec.Command("go", "build", "-o", bin, "../aggregator")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the aggregator: %v\n%s", err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	if err := testutil.Build(ctx, "./aggregator", bin, true); err != nil {
+		t.Fatalf("building the aggregator: %v", err)
 	}
 	return bin
 }

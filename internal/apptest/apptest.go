@@ -12,51 +12,27 @@ package apptest
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 // Build compiles the aggregator into dir and returns the binary's path.
-// It runs `go build` from the module root found above this source file.
 func Build(ctx context.Context, dir string) (string, error) {
-	root, err := moduleRoot()
-	if err != nil {
+	bin := filepath.Join(dir, "procscope-aggregator")
+	if err := testutil.Build(ctx, "./aggregator", bin, true); err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "procscope-aggregator")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./aggregator")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./aggregator: %v\n%s", err, out)
-	}
 	return bin, nil
-}
-
-func moduleRoot() (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", errors.New("apptest: cannot locate source")
-	}
-	dir := filepath.Dir(file)
-	for range 10 {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		dir = filepath.Dir(dir)
-	}
-	return "", errors.New("apptest: go.mod not found above " + file)
 }
 
 // Process is a running aggregator.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 // runTimed runs the binary with args and env added to the environment,
@@ -142,17 +144,10 @@ var versionRE = regexp.MustCompile(`^(\S+), version (\S*) \(branch: (\S*), revis
 func TestVersionHasNoEmptyField(t *testing.T) {
 	agg := binary(t)
 	exp := filepath.Join(t.TempDir(), "procscope-exporter")
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-o", exp, "./exporter")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./exporter: %v\n%s", err, out)
+	if err := testutil.Build(ctx, "./exporter", exp, false); err != nil {
+		t.Fatal(err)
 	}
 	for _, bin := range []string{agg, exp} {
 		out, err := exec.Command(bin, "--version").CombinedOutput()
@@ -174,6 +169,10 @@ func TestVersionHasNoEmptyField(t *testing.T) {
 
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("SKIPPED the make build half: no make")
+	}
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
 	cmd := exec.Command("make", "-n", "build", "BIN="+t.TempDir())
 	cmd.Dir = root

@@ -21,13 +21,15 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 // readmeSection returns the text under the first README.md heading that
 // contains title, up to the next heading of the same or a higher level.
 func readmeSection(t *testing.T, title string) string {
 	t.Helper()
-	root, err := moduleRoot()
+	root, err := testutil.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +215,7 @@ func TestREADMEWebConfig(t *testing.T) {
 	if quick := readmeSection(t, "Quick start"); !strings.Contains(quick, "LISTEN=") {
 		t.Errorf("README's quick start does not document make run's LISTEN=")
 	}
-	root, _ := moduleRoot()
+	root, _ := testutil.ModuleRoot()
 	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	if err != nil {
 		t.Fatal(err)

@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/procscope/procscope/internal/apptest"
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 func main() {
@@ -406,11 +407,11 @@ func runOnce(ctx context.Context, cfg config, stdout io.Writer) (*runResult, err
 	var aggCPU0, selfCPU0, aggPush, selfPush time.Duration
 	var commits0, commits1 writerCounts
 	cfg.pushStart = func() {
-		aggCPU0, selfCPU0 = procCPU(cfg.pid), selfCPU()
+		aggCPU0, selfCPU0 = aggCPU(cfg.pid), testutil.SelfCPU()
 		commits0 = scrapeCommits(ctx, cfg.url)
 	}
 	cfg.pushDone = func() {
-		aggPush, selfPush = procCPU(cfg.pid)-aggCPU0, selfCPU()-selfCPU0
+		aggPush, selfPush = aggCPU(cfg.pid)-aggCPU0, testutil.SelfCPU()-selfCPU0
 		commits1 = scrapeCommits(ctx, cfg.url)
 	}
 	res, err := load(ctx, cfg, stdout)
@@ -491,31 +492,9 @@ func scrapeCommits(ctx context.Context, base string) writerCounts {
 	return wc
 }
 
-// procCPU is a process's user+system CPU time from /proc (0 when unknown).
-func procCPU(pid int) time.Duration {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces) in parentheses.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / clkTck
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+// aggCPU is the aggregator's CPU time so far, 0 when it is not ours to
+// read (no --aggregator.pid, or it has gone): the report then says 0.
+func aggCPU(pid int) time.Duration {
+	d, _ := testutil.ProcCPU(pid)
+	return d
 }

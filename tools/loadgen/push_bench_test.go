@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procscope/procscope/internal/testutil"
 	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
@@ -142,7 +143,7 @@ func BenchmarkPushClient(b *testing.B) {
 		var wg sync.WaitGroup
 		errs := make(chan error, hosts)
 		b.ResetTimer()
-		cpu0 := selfCPU()
+		cpu0 := testutil.SelfCPU()
 		for h := range hosts {
 			n := b.N / hosts
 			if h < b.N%hosts {
@@ -164,7 +165,7 @@ func BenchmarkPushClient(b *testing.B) {
 			}()
 		}
 		wg.Wait()
-		cpu := selfCPU() - cpu0
+		cpu := testutil.SelfCPU() - cpu0
 		b.StopTimer()
 		close(errs)
 		if err := <-errs; err != nil {

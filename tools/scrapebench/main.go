@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 func main() {
@@ -175,7 +176,7 @@ func run(o options) error {
 	}
 	cpu0 := map[*target]time.Duration{}
 	for _, t := range targets {
-		if cpu0[t], err = cpuTime(t.cmd.Process.Pid); err != nil {
+		if cpu0[t], err = testutil.ProcCPU(t.cmd.Process.Pid); err != nil {
 			return err
 		}
 	}
@@ -191,7 +192,7 @@ func run(o options) error {
 		}
 	}
 	for _, t := range targets {
-		c, err := cpuTime(t.cmd.Process.Pid)
+		c, err := testutil.ProcCPU(t.cmd.Process.Pid)
 		if err != nil {
 			return err
 		}
@@ -279,23 +280,6 @@ func scrape(c *http.Client, url string) (int, error) {
 		return 0, fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return int(n), err
-}
-
-// cpuTime is utime+stime of a process from /proc/PID/stat.
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc/PID/stat")
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const clkTck = 100 // USER_HZ on every Linux Go supports
-	return time.Duration(ut+st) * time.Second / clkTck, nil
 }
 
 // status reads one "kB" line of /proc/PID/status, in bytes.

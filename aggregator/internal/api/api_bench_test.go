@@ -13,7 +13,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/procscope/procscope/aggregator/internal/ingest"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
+	"github.com/procscope/procscope/internal/testutil"
 	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
@@ -134,7 +134,7 @@ func BenchmarkIngestHandler(b *testing.B) {
 		var lat []time.Duration
 		b.SetParallelism(32) // x GOMAXPROCS clients
 		b.ResetTimer()
-		cpu0, start := cpuTime(), time.Now()
+		cpu0, start := testutil.SelfCPU(), time.Now()
 		b.RunParallel(func(pb *testing.PB) {
 			var mine []time.Duration
 			for pb.Next() {
@@ -150,7 +150,7 @@ func BenchmarkIngestHandler(b *testing.B) {
 			lat = append(lat, mine...)
 			mu.Unlock()
 		})
-		el, cpu := time.Since(start), cpuTime()-cpu0
+		el, cpu := time.Since(start), testutil.SelfCPU()-cpu0
 		b.StopTimer()
 		slices.Sort(lat)
 		if len(lat) > 0 {
@@ -185,14 +185,6 @@ func BenchmarkIngestHandler(b *testing.B) {
 			return err
 		})
 	})
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkGunzip: ingest decompresses with klauspost/compress (already a

@@ -9,7 +9,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 // synthHost produces a plausible stream of snapshots for one host: values
@@ -145,21 +145,6 @@ func fill(tb testing.TB, h *History, hosts []*synthHost, start time.Time, steps 
 	return n
 }
 
-// rusageThread is Linux's RUSAGE_THREAD (not in package syscall).
-const rusageThread = 1
-
-// threadCPUTime is the user+system CPU time of the calling OS thread; the
-// caller locks its goroutine to the thread so that this is the goroutine's
-// own work (VictoriaMetrics' background merges and the GC's workers run on
-// other threads and are not counted).
-func threadCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
@@ -286,7 +271,7 @@ func BenchmarkQuery(b *testing.B) {
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
 				points := 0
-				cpu0 := threadCPUTime()
+				cpu0 := testutil.ThreadCPU()
 				for b.Loop() {
 					points = 0
 					for _, metric := range hostMetrics {
@@ -302,7 +287,7 @@ func BenchmarkQuery(b *testing.B) {
 				// CPU time of the reading thread per read: on a shared,
 				// overloaded machine wall time mostly measures the queue for
 				// a core; this measures the work.
-				b.ReportMetric(float64((threadCPUTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+				b.ReportMetric(float64((testutil.ThreadCPU()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 				b.ReportMetric(float64(points), "points")
 			})
 		}

@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/aggregator/snapshot"
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 // ingestWorkload is the loadgen's shape: 200 hosts, 300 processes each
@@ -101,16 +101,16 @@ func (s *ingestSide) run(n int) {
 	}
 	s.reqs = reqs
 	b0, o0 := readAllocs()
-	c0 := threadCPUTime()
+	c0 := testutil.ThreadCPU()
 	s.batch = s.batch[:0]
 	for _, req := range reqs {
 		rows, _ := s.h.buildRows(req)
 		s.batch = append(s.batch, rows...)
 	}
-	c1 := threadCPUTime()
+	c1 := testutil.ThreadCPU()
 	b1, o1 := readAllocs()
 	s.h.addRows(s.batch)
-	c2 := threadCPUTime()
+	c2 := testutil.ThreadCPU()
 	clear(s.batch)
 	s.buildCPU += c1 - c0
 	s.addRowsCPU += c2 - c1
@@ -157,15 +157,6 @@ func BenchmarkIngestCPU(b *testing.B) {
 	}
 }
 
-// processCPUTime is the user+system CPU time of the whole process.
-func processCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkWriterBatching feeds Add at 2,000 snapshots/s, as ingest does,
 // into a History whose writer writes what it finds at once ("nowait", the
 // old loop) and one that waits up to writeBatchWait for a bigger batch
@@ -193,7 +184,7 @@ func BenchmarkWriterBatching(b *testing.B) {
 		for i := range reqs {
 			reqs[i] = s.w.next()
 		}
-		c0 := processCPUTime()
+		c0 := testutil.SelfCPU()
 		start := time.Now()
 		for i, req := range reqs {
 			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
@@ -205,7 +196,7 @@ func BenchmarkWriterBatching(b *testing.B) {
 			b.Fatal(err)
 		}
 		if measure {
-			s.cpu += processCPUTime() - c0
+			s.cpu += testutil.SelfCPU() - c0
 			s.snapshots += perPhase
 		}
 	}
@@ -265,7 +256,7 @@ func BenchmarkNewHosts(b *testing.B) {
 			}
 			n := 0
 			for b.Loop() {
-				rows0, cpu0 := h.Stats().RowsWritten, processCPUTime()
+				rows0, cpu0 := h.Stats().RowsWritten, testutil.SelfCPU()
 				for range snapshots {
 					r := w.next()
 					if fresh {
@@ -279,7 +270,7 @@ func BenchmarkNewHosts(b *testing.B) {
 				if err := h.Flush(30 * time.Second); err != nil {
 					b.Fatal(err)
 				}
-				cpu, rows := processCPUTime()-cpu0, h.Stats().RowsWritten-rows0
+				cpu, rows := testutil.SelfCPU()-cpu0, h.Stats().RowsWritten-rows0
 				b.ReportMetric(float64(cpu.Microseconds())/snapshots, "cpu-µs/snapshot")
 				b.ReportMetric(float64(rows)/snapshots, "rows/snapshot")
 			}

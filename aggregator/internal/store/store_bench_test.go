@@ -10,13 +10,13 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 // BenchmarkProcesses5000 reads one 5,000-process snapshot (a delta) with
@@ -79,15 +79,6 @@ func BenchmarkProcesses5000(b *testing.B) {
 	})
 }
 
-// cpuTime is the user+system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func mustIngestTB(tb testing.TB, s Store, r *IngestRequest) int64 {
 	tb.Helper()
 	res, err := s.Ingest(context.Background(), r)
@@ -120,7 +111,7 @@ func BenchmarkIngestParallel(b *testing.B) {
 		var lat []time.Duration
 		b.SetParallelism((hosts + 1) / 2) // GOMAXPROCS(2) * 100 callers
 		b.ResetTimer()
-		cpu0 := cpuTime()
+		cpu0 := testutil.SelfCPU()
 		start := time.Now()
 		b.RunParallel(func(pb *testing.PB) {
 			var mine []time.Duration
@@ -142,7 +133,7 @@ func BenchmarkIngestParallel(b *testing.B) {
 			mu.Unlock()
 		})
 		el := time.Since(start)
-		cpu := cpuTime() - cpu0
+		cpu := testutil.SelfCPU() - cpu0
 		b.StopTimer()
 		slices.Sort(lat)
 		if len(lat) > 0 {
@@ -167,7 +158,7 @@ func BenchmarkIngestParallel(b *testing.B) {
 		base := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 		lat := make([]time.Duration, b.N)
 		b.ResetTimer()
-		cpu0 := cpuTime()
+		cpu0 := testutil.SelfCPU()
 		start := time.Now().Add(20 * time.Millisecond)
 		var wg sync.WaitGroup
 		for h := range hosts {
@@ -187,7 +178,7 @@ func BenchmarkIngestParallel(b *testing.B) {
 		}
 		wg.Wait()
 		el := time.Since(start)
-		cpu := cpuTime() - cpu0
+		cpu := testutil.SelfCPU() - cpu0
 		b.StopTimer()
 		slices.Sort(lat)
 		b.ReportMetric(float64(b.N)/el.Seconds(), "snapshots/s")

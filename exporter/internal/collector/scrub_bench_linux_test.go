@@ -4,9 +4,9 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 // naiveScrub is the scrubber a reader would first write: a list of regular
@@ -51,18 +51,6 @@ var naiveScrubRules = []struct {
 
 var scrubSink string
 
-// scrubThreadCPU is the user+system CPU time of the calling OS thread
-// (Linux's RUSAGE_THREAD, 1, is not in package syscall). The machine the
-// figures come from is shared, so wall time per line also counts the time
-// the benchmark waited for a CPU; thread CPU time does not.
-func scrubThreadCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(1, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkScrub scrubs every command line of the corpus (lines=all: with
 // and without secrets; lines=ordinary: only the ones with nothing to hide,
 // the common case on a host) and reports the average per line, in wall
@@ -103,14 +91,14 @@ func BenchmarkScrub(b *testing.B) {
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
 				n := 0
-				cpu0 := scrubThreadCPU()
+				cpu0 := testutil.ThreadCPU()
 				for b.Loop() {
 					for _, l := range mix.lines {
 						scrubSink = impl.scrub(l)
 					}
 					n += len(mix.lines)
 				}
-				cpu := scrubThreadCPU() - cpu0
+				cpu := testutil.ThreadCPU() - cpu0
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/line")
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/line")
 				b.ReportMetric(float64(leaked), "corpus-secrets-leaked")

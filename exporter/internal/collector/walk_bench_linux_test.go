@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procscope/procscope/internal/testutil"
 	"github.com/shirou/gopsutil/v4/process"
 )
 
@@ -67,16 +68,6 @@ type errUnexpected string
 
 func (e errUnexpected) Error() string { return "unexpected output " + strconv.Quote(string(e)) }
 
-// cpuTime is this process's user+system CPU time so far (all threads,
-// the garbage collector's included).
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // measure runs walk b.N times and reports CPU µs and allocations per
 // process walked, and the processes per walk (the machine is shared, so
 // the count includes everyone else's processes too).
@@ -87,12 +78,12 @@ func measure(b *testing.B, walk func() int) float64 {
 	runtime.ReadMemStats(&ms0)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime(b)
+	cpu0 := testutil.SelfCPU()
 	procs := 0
 	for b.Loop() {
 		procs += walk()
 	}
-	cpu := cpuTime(b) - cpu0
+	cpu := testutil.SelfCPU() - cpu0
 	b.StopTimer()
 	runtime.ReadMemStats(&ms1)
 	if procs == 0 {
@@ -233,13 +224,13 @@ func BenchmarkHostParts(b *testing.B) {
 			b.ReportAllocs()
 			// CPU time, not wall time: on a shared machine the wall
 			// clock mostly measures the neighbours.
-			cpu0 := cpuTime(b)
+			cpu0 := testutil.SelfCPU()
 			for b.Loop() {
 				if err := part.read(&Walk{}); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-us/op")
+			b.ReportMetric(float64((testutil.SelfCPU()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-us/op")
 		})
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 const testKey = "k3y"
@@ -28,10 +28,9 @@ const testKey = "k3y"
 // (its listener closed: connection refused) and brought back on the same
 // port.
 type receiver struct {
+	*testutil.Server
 	t       *testing.T
-	addr    string
 	mu      sync.Mutex
-	srv     *http.Server
 	got     []string // captured_at of every stored snapshot, in arrival order
 	seen    map[string]bool
 	bodies  map[string]string // captured_at -> first gzip body
@@ -43,49 +42,11 @@ type receiver struct {
 
 func newReceiver(t *testing.T) *receiver {
 	r := &receiver{t: t}
-	r.up()
-	t.Cleanup(r.down)
+	r.Server = testutil.NewServer(t, http.HandlerFunc(r.serve))
 	return r
 }
 
-func (r *receiver) url() string { return "http://" + r.addr + "/api/v1/ingest" }
-
-func (r *receiver) up() {
-	r.t.Helper()
-	addr := r.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var ln net.Listener
-	var err error
-	// The port was ours a moment ago; retry briefly in case the kernel is
-	// still releasing it.
-	for i := 0; i < 50; i++ {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		r.t.Fatalf("receiver listen %s: %v", addr, err)
-	}
-	r.addr = ln.Addr().String()
-	srv := &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 5 * time.Second}
-	r.mu.Lock()
-	r.srv = srv
-	r.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
-}
-
-func (r *receiver) down() {
-	r.mu.Lock()
-	srv := r.srv
-	r.srv = nil
-	r.mu.Unlock()
-	if srv != nil {
-		_ = srv.Close()
-	}
-}
+func (r *receiver) url() string { return "http://" + r.Addr() + "/api/v1/ingest" }
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
@@ -242,7 +203,7 @@ func TestOutageThenRecoveryInOrderNoDuplicates(t *testing.T) {
 		}
 	}
 	waitFor(t, "first 3", func() bool { return len(r.received()) == 3 })
-	r.down()
+	r.Down()
 	for i := 3; i < 20; i++ {
 		if err := p.Enqueue(snap(t, i)); err != nil {
 			t.Fatal(err)
@@ -252,7 +213,7 @@ func TestOutageThenRecoveryInOrderNoDuplicates(t *testing.T) {
 	if n := len(r.received()); n != 3 {
 		t.Fatalf("received %d while down", n)
 	}
-	r.up()
+	r.Up()
 	waitFor(t, "backlog", func() bool { return p.Stats().Waiting == 0 })
 	wantSequence(t, r.received(), 0, 20)
 	st := p.Stats()
@@ -400,7 +361,7 @@ func TestDropOldestOverBound(t *testing.T) {
 func TestQueueSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	r := newReceiver(t)
-	r.down()
+	r.Down()
 	p := newPusher(t, dir, r.url(), 100, nil, time.Second)
 	stop := run(p)
 	for i := 0; i < 6; i++ {
@@ -415,7 +376,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r.up()
+	r.Up()
 	p2 := newPusher(t, dir, r.url(), 100, nil, time.Second)
 	if w := p2.Stats().Waiting; w != 6 {
 		t.Fatalf("%d waiting after restart, want 6", w)
@@ -438,7 +399,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 func TestFlushGivesUpAtDeadlineAndKeepsData(t *testing.T) {
 	dir := t.TempDir()
 	r := newReceiver(t)
-	r.down()
+	r.Down()
 	p := newPusher(t, dir, r.url(), 100, nil, time.Second)
 	for i := 0; i < 3; i++ {
 		if err := p.Enqueue(snap(t, i)); err != nil {

@@ -285,7 +285,7 @@ func TestWrongURLHint(t *testing.T) {
 		return false
 	})
 	logs := &logBuf{}
-	base := "http://" + r.addr
+	base := "http://" + r.Addr()
 	p := newPusher(t, t.TempDir(), base, 10, logs, 2*time.Second)
 	if err := p.Enqueue(snap(t, 0)); err != nil {
 		t.Fatal(err)
@@ -324,7 +324,7 @@ func TestIngestURLHint(t *testing.T) {
 // per SummaryInterval instead of one line and then silence.
 func TestOutageSummary(t *testing.T) {
 	r := newReceiver(t)
-	r.down()
+	r.Down()
 	logs := &logBuf{}
 	p := newPusher(t, t.TempDir(), r.url(), 10, logs, time.Second)
 	p.o.SummaryInterval = 100 * time.Millisecond
@@ -337,7 +337,7 @@ func TestOutageSummary(t *testing.T) {
 	stop := run(p)
 	defer stop()
 	waitFor(t, "two summaries", func() bool { return strings.Count(logs.String(), "pushes still failing") >= 2 })
-	r.up()
+	r.Up()
 	waitFor(t, "the backlog", func() bool { return p.Stats().Waiting == 0 })
 	stop()
 	l := logs.String()

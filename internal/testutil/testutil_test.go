@@ -1,0 +1,132 @@
+package testutil
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestParseStat(t *testing.T) {
+	t.Parallel()
+	f := func(stat string, want time.Duration, wantErr bool) {
+		t.Helper()
+		got, err := parseStat(stat)
+		if (err != nil) != wantErr || got != want {
+			t.Errorf("parseStat(%q) = %v, %v; want %v, error %v", stat, got, err, want, wantErr)
+		}
+	}
+	// utime 250 and stime 50 ticks of 10 ms.
+	f("42 (agg) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 1 1 1", 3*time.Second, false)
+	// A command name with spaces and a parenthesis of its own.
+	f("42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 1 1 1", 3*time.Second, false)
+	f("42 (agg) S 1 42", 0, true)
+	f("42 (agg) S 1 42 42 0 -1 4194560 100 0 0 0 x 50 0", 0, true)
+}
+
+func TestProcCPU(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 30")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no sh: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := ProcCPU(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the child's CPU time stayed 0 for 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := ProcCPU(0); err == nil {
+		t.Error("ProcCPU(0): no error")
+	}
+}
+
+func TestSelfAndThreadCPU(t *testing.T) {
+	t.Parallel()
+	s0, t0 := SelfCPU(), ThreadCPU()
+	for deadline := time.Now().Add(30 * time.Second); SelfCPU()-s0 < 20*time.Millisecond; {
+		if time.Now().After(deadline) {
+			t.Fatal("SelfCPU did not advance in 30 s of spinning")
+		}
+	}
+	if s0 <= 0 || t0 <= 0 {
+		t.Errorf("SelfCPU %v, ThreadCPU %v: want both > 0", s0, t0)
+	}
+}
+
+// TestServerDownUp: down is connection refused, up answers again on the
+// same address.
+func TestServerDownUp(t *testing.T) {
+	t.Parallel()
+	s := NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	addr := s.Addr()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func() (string, error) {
+		res, err := client.Get("http://" + addr + "/")
+		if err != nil {
+			return "", err
+		}
+		defer func() { _ = res.Body.Close() }()
+		b, err := io.ReadAll(res.Body)
+		return string(b), err
+	}
+	if body, err := get(); err != nil || body != "ok" {
+		t.Fatalf("up: %q, %v", body, err)
+	}
+	s.Down()
+	if _, err := get(); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("down: %v, want connection refused", err)
+	}
+	s.Up()
+	if s.Addr() != addr {
+		t.Fatalf("back on %s, want %s", s.Addr(), addr)
+	}
+	if body, err := get(); err != nil || body != "ok" {
+		t.Fatalf("up again: %q, %v", body, err)
+	}
+}
+
+// TestNotInBinaries: test support stays out of what ships.
+func TestNotInBinaries(t *testing.T) {
+	t.Parallel()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "./exporter", "./aggregator")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasSuffix(pkg, "/internal/testutil") || strings.HasSuffix(pkg, "/internal/apptest") {
+			t.Errorf("a binary imports %s", pkg)
+		}
+	}
+}
+
+func TestBuild(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := Build(ctx, "./no/such/package", t.TempDir()+"/x", false); err == nil || !strings.Contains(err.Error(), "go build ./no/such/package") {
+		t.Errorf("Build of a missing package: %v", err)
+	}
+}
