@@ -32,12 +32,11 @@ import (
 
 func main() {
 	cli.FillVersion()
-	// The live heap is a few MiB and allocation is slow (one walk per
-	// interval, a scrape every few seconds), so collecting at +25% instead
-	// of +100% costs ~0.2% of a core and keeps RSS 2-4 MiB lower on a
-	// 1,000-process host, which is what keeps the exporter under its 20 MB
-	// budget (measured with scrapebench, see docs/performance.md). GOGC in the
-	// environment still wins.
+	// The live heap is small and allocation is slow (one walk per
+	// interval, a scrape every few seconds), so collecting more often costs
+	// little CPU and keeps RSS lower, which is what keeps the exporter
+	// under its memory budget (measured with scrapebench: docs/performance.md,
+	// "Choices the figures made"). GOGC in the environment still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
 	}

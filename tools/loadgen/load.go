@@ -349,8 +349,9 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	if cfg.pushProcs > 0 {
 		// The push needs a tenth of a core; with more Ps the runtime
 		// wakes (and spins) a second thread for nearly every goroutine
-		// made ready by a timer or an answer, which measured ~12 % of the
-		// generator's CPU per push. Prepare and read-back keep every core.
+		// made ready by a timer or an answer, CPU the generator would then
+		// charge to every push (docs/performance.md, "Choices the figures
+		// made"). Prepare and read-back keep every core.
 		prev := runtime.GOMAXPROCS(cfg.pushProcs)
 		restoreProcs = func() { runtime.GOMAXPROCS(prev) }
 	}

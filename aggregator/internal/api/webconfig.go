@@ -195,7 +195,7 @@ func (wc *WebConfig) AuthEnabled() bool { return wc != nil && len(wc.users) > 0 
 
 // BasicAuth is the Options.Auth middleware (nil when no users are set).
 //
-// bcrypt costs ~50 ms of CPU by design, so the check is ordered to spend it
+// bcrypt is slow by design, so the check is ordered to spend it
 // only where it can pay off (issue 11: a global bcrypt lock let 200 clients
 // sending wrong passwords keep the admin out for seconds):
 //

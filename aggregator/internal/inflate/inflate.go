@@ -2,9 +2,9 @@
 // system has it, for the aggregator's ingest path.
 //
 // Decompression was a sixth of the aggregator's CPU per snapshot with
-// klauspost/compress's streaming inflater; libdeflate decompresses a
-// 300-process body about 2.5x faster (BenchmarkGunzip) because it inflates
-// a whole buffer in one call instead of through a stream. No Go binding of
+// klauspost/compress's streaming inflater; libdeflate is faster
+// (BenchmarkGunzip, figures in docs/performance.md) because it inflates a
+// whole buffer in one call instead of through a stream. No Go binding of
 // libdeflate is published on the module proxy, so this package declares
 // the three functions of its stable C ABI (soname libdeflate.so.0) itself
 // and loads the library with dlopen at startup: building needs no headers

@@ -6,21 +6,21 @@ import (
 )
 
 // Checkpoints copy the WAL back into the database file. SQLite's automatic
-// checkpoint runs inside the COMMIT that crosses its threshold, which made
-// that commit (and every ingest waiting on it) tens of milliseconds slower
-// and set the ingest p99. The writer's connection has it disabled; this
-// loop runs a PASSIVE checkpoint from its own connection instead, which
-// never blocks the writer or readers.
+// checkpoint runs inside the COMMIT that crosses its threshold, so that
+// commit, and every ingest waiting on it, pays for copying the whole WAL
+// (docs/performance.md, "Choices the figures made"). The writer's connection
+// has it disabled; this loop runs a PASSIVE checkpoint from its own
+// connection instead, which never blocks the writer or readers.
 //
 // A passive checkpoint alone is not enough under sustained ingest: it copies
 // the frames that were in the WAL when it started, but the WAL is reused
 // from its start only when every frame has been copied at the moment the
 // next write begins, and with a commit every few milliseconds new frames are
-// always there by then. The WAL then grew without end (300 MB after 12 s at
-// 2,000 snapshots/s), and every commit paid for allocating and zeroing new
-// file blocks. So once the background checkpoint has copied the bulk, the
-// writer itself, between two batches, copies the few frames committed
-// meanwhile (a millisecond or two, no new writes can race it), and its next
+// always there by then. The WAL then grew without end, and every commit paid
+// for allocating and zeroing new file blocks (docs/performance.md, "The WAL
+// under sustained ingest"). So once the background checkpoint has copied the
+// bulk, the writer itself, between two batches, copies the few frames
+// committed meanwhile (no new writes can race it), and its next
 // transaction starts the WAL again from the beginning.
 
 // defaultCheckpointEvery is the pause between two checkpoints.

@@ -817,7 +817,7 @@ func (s *SQLite) Stats(ctx context.Context) (Stats, error) {
 	}
 	var st Stats
 	// max(id) - min(id) would be cheaper but wrong after thinning; count(*)
-	// walks the smallest index, a few ms for a million rows.
+	// walks the smallest index, the cheapest way to an exact count.
 	err := s.rdb.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM hosts), (SELECT count(*) FROM snapshots)").
 		Scan(&st.Hosts, &st.Snapshots)
 	if err != nil {

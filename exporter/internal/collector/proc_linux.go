@@ -3,8 +3,8 @@ package collector
 // The Linux process walk: /proc read directly with reused buffers and raw
 // syscalls, one file per process (stat), kept open between walks and
 // re-read with pread. gopsutil opens several files per process each time
-// and allocates per field: ~15x the CPU per process, see
-// walk_bench_linux_test.go. Parsing lives in parse_linux.go.
+// and allocates per field, which costs an order of magnitude more CPU per
+// process (walk_bench_linux_test.go; docs/performance.md, "Exporter walk"). Parsing lives in parse_linux.go.
 
 import (
 	"encoding/binary"

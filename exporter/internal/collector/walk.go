@@ -2,7 +2,8 @@
 // whole process table, with CPU% computed from the difference of cumulative
 // CPU time between two consecutive walks (as top does, no sleeping inside a
 // walk). On Linux it reads /proc itself with reused buffers because gopsutil
-// costs ~15x more CPU per process there; on Windows and macOS it uses gopsutil.
+// costs an order of magnitude more CPU per process there; on Windows and
+// macOS it uses gopsutil.
 //
 // One Walk feeds both the push to the aggregator and Prometheus /metrics.
 package collector
