@@ -162,6 +162,7 @@ func TestLoadReadsBack(t *testing.T) {
 // TestSnapshotID: the fast path and the encoding/json fallback agree, and
 // an answer without an id is 0 (counted as an error, never as acknowledged).
 func TestSnapshotID(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]int64{
 		`{"snapshot_id":42}` + "\n":              42,
 		`{"snapshot_id": 7, "extra": true}`:      7,
@@ -181,6 +182,7 @@ func TestSnapshotID(t *testing.T) {
 // round's snapshots, not an average of averages), and any error or loss in
 // any round shows in the sum.
 func TestSumRuns(t *testing.T) {
+	t.Parallel()
 	ms := time.Millisecond
 	a := &runResult{res: &result{created: 300, elapsed: time.Second, lat: []time.Duration{1 * ms, 2 * ms, 3 * ms}}, aggPushCPU: 1000, selfPushCPU: 100}
 	b := &runResult{res: &result{created: 100, repeated: 0, errors: 2, lost: 1, elapsed: time.Second, lat: []time.Duration{10 * ms}}, aggPushCPU: 2000, selfPushCPU: 300}
@@ -199,6 +201,7 @@ func TestSumRuns(t *testing.T) {
 // TestFlagsNeedingSpawn: flags that only make sense with -spawn, and a
 // negative warm-up, are refused with a message instead of ignored.
 func TestFlagsNeedingSpawn(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"-warmup", "2s"},
 		{"-rounds", "2"},

@@ -19,6 +19,7 @@ func readFixture(t *testing.T, name string) []byte {
 }
 
 func TestParseStat(t *testing.T) {
+	t.Parallel()
 	f := func(fixture string, want procStat) {
 		t.Helper()
 		got, err := parseStat(readFixture(t, fixture))
@@ -39,6 +40,7 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestParseStatErrors(t *testing.T) {
+	t.Parallel()
 	f := func(line string) {
 		t.Helper()
 		if s, err := parseStat([]byte(line)); err == nil {
@@ -55,6 +57,7 @@ func TestParseStatErrors(t *testing.T) {
 }
 
 func TestParseUint(t *testing.T) {
+	t.Parallel()
 	f := func(in string, want uint64, ok bool) {
 		t.Helper()
 		got, err := parseUint([]byte(in))
@@ -71,6 +74,7 @@ func TestParseUint(t *testing.T) {
 }
 
 func TestAppendDirentPIDs(t *testing.T) {
+	t.Parallel()
 	// Build getdents64 records as the kernel lays them out.
 	var buf []byte
 	add := func(name string) {
@@ -97,6 +101,7 @@ func TestAppendDirentPIDs(t *testing.T) {
 }
 
 func TestFullName(t *testing.T) {
+	t.Parallel()
 	f := func(comm, cmdline, want string) {
 		t.Helper()
 		if got := fullName([]byte(comm), []byte(cmdline)); got != want {
@@ -112,6 +117,7 @@ func TestFullName(t *testing.T) {
 }
 
 func TestCmdlineString(t *testing.T) {
+	t.Parallel()
 	f := func(in, want string) {
 		t.Helper()
 		if got := cmdlineString([]byte(in)); got != want {
@@ -127,6 +133,7 @@ func TestCmdlineString(t *testing.T) {
 }
 
 func TestProcStatus(t *testing.T) {
+	t.Parallel()
 	f := func(c byte, status, state string) {
 		t.Helper()
 		if s, st := procStatus(c); s != status || st != state {
@@ -144,6 +151,7 @@ func TestProcStatus(t *testing.T) {
 }
 
 func TestParseUptime(t *testing.T) {
+	t.Parallel()
 	u, err := parseUptime(readFixture(t, "uptime"))
 	if err != nil || u != 350735.47 {
 		t.Fatalf("uptime %v, %v", u, err)
@@ -156,6 +164,7 @@ func TestParseUptime(t *testing.T) {
 }
 
 func TestUnescapeOctal(t *testing.T) {
+	t.Parallel()
 	f := func(in, want string) {
 		t.Helper()
 		if got := unescapeOctal(in); got != want {
@@ -170,6 +179,7 @@ func TestUnescapeOctal(t *testing.T) {
 }
 
 func TestParseOSRelease(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("testdata/rootfs/etc/os-release")
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +194,7 @@ func TestParseOSRelease(t *testing.T) {
 }
 
 func TestParseAuxvClkTck(t *testing.T) {
+	t.Parallel()
 	if strconv.IntSize != 64 {
 		t.Skip("the fixture vector below is made of 64-bit words")
 	}

@@ -70,6 +70,7 @@ func loadScrubCorpus(tb testing.TB) []scrubCase {
 }
 
 func TestScrubCorpus(t *testing.T) {
+	t.Parallel()
 	f := func(c scrubCase) {
 		t.Helper()
 		got := ScrubCmdline(c.in)
@@ -108,6 +109,7 @@ func TestScrubCorpus(t *testing.T) {
 }
 
 func TestScrubCmdlineEdges(t *testing.T) {
+	t.Parallel()
 	f := func(in, want string) {
 		t.Helper()
 		if got := ScrubCmdline(in); got != want {

@@ -22,6 +22,7 @@ func pids(ps []Process) []int64 {
 }
 
 func TestTopN(t *testing.T) {
+	t.Parallel()
 	// 1 init -> 10 sshd -> 11 bash -> 12 busy; 1 -> 20 idle-ish; 1 -> 30 mem hog
 	procs := []Process{
 		proc(1, 0, 0, 10), proc(10, 1, 0, 5), proc(11, 10, 0, 3), proc(12, 11, 90, 50),

@@ -10,6 +10,7 @@ import (
 // TestGzipPartsIsTheBody: head member + pre-compressed tail decompress to
 // exactly BodyOf, with any reader that follows RFC 1952 (Go's does).
 func TestGzipPartsIsTheBody(t *testing.T) {
+	t.Parallel()
 	procs := Processes(300, Seed("host-1", 2), true)
 	p, err := NewGzipParts("host-1", procs)
 	if err != nil {
@@ -30,6 +31,7 @@ func TestGzipPartsIsTheBody(t *testing.T) {
 }
 
 func TestProcessesTree(t *testing.T) {
+	t.Parallel()
 	procs := Processes(300, 7, false)
 	if len(procs) != 300 {
 		t.Fatalf("%d processes", len(procs))

@@ -16,6 +16,7 @@ import (
 // tree stays a tree near its size, system_info moves with it, and the
 // sequence is the same for the same seed.
 func TestHostEvolves(t *testing.T) {
+	t.Parallel()
 	const n, steps = 300, 200
 	h := NewHost(n, 42, false, 2*time.Second)
 	twin := NewHost(n, 42, false, 2*time.Second)
@@ -97,6 +98,7 @@ func TestHostEvolves(t *testing.T) {
 // TestCompressTailIsTheBody: HeadMember + CompressTail decompress to a
 // body equal to BodyOf's for the same values, at any level.
 func TestCompressTailIsTheBody(t *testing.T) {
+	t.Parallel()
 	procs := Processes(300, Seed("host-1", 0), true)
 	at := "2026-11-25T17:00:00.123Z"
 	for _, level := range []int{gzip.BestSpeed, gzip.DefaultCompression} {

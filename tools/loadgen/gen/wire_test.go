@@ -14,6 +14,7 @@ import (
 // and encoding the decoded value gives the same bytes back, so the load
 // generator sends exactly what the wire types describe.
 func TestBodiesAreWireSnapshots(t *testing.T) {
+	t.Parallel()
 	strict := func(t *testing.T, b []byte, v any) {
 		t.Helper()
 		d := json.NewDecoder(bytes.NewReader(b))
