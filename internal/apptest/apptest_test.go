@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -221,20 +220,7 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("SIGTERM did not stop the aggregator cleanly:\n%s", p.Log())
 	}
 
-	run := func(args ...string) (int, string, string) {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, out.String(), errb.String()
-	}
+	run := func(args ...string) (int, string, string) { t.Helper(); return runBin(t, bin, args...) }
 	sp := "--storage.path=" + storage
 	code, out, _ := run("hosts", "list", sp)
 	if code != 0 || !strings.Contains(out, "alpha") || !strings.Contains(out, "beta") || !strings.Contains(out, `"evil\u202ehost"`) {
