@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -88,39 +87,23 @@ func TestOutageRealAggregator(t *testing.T) {
 	p := startExporter(t, []string{"PROCSCOPE_API_KEY=real-aggregator-outage-key"},
 		"--push.url=http://"+addr+"/api/v1/ingest", "--push.interval="+interval.String(),
 		"--state.dir="+t.TempDir(), "--collect.sample-window=0", "--collect.top-n=50", "--push.timeout=2s")
-	time.Sleep(2 * time.Second)
+	host, _ := os.Hostname()
+	list := func() []snapshotRef { return listSnapshots(t, addr, host, start) }
+	storedN := func() int { return len(list()) }
+	waitFor(t, 20*time.Second, "10 snapshots are stored", func() bool { return storedN() >= 10 })
 	_ = a.Process.Signal(syscall.SIGKILL)
 	_ = a.Wait()
-	time.Sleep(down)
+	before := p.pushStats(t)
+	waitFor(t, 30*time.Second, "the outage has queued "+down.String()+" of walks", func() bool {
+		s := p.pushStats(t)
+		return s.failed > before.failed && s.waiting >= int(down/interval)
+	})
 	startAggregator(t, agg, addr, storage)
-	time.Sleep(4 * time.Second)
+	st := drained(t, p, 30*time.Second, storedN)
 	p.stop(t, 15*time.Second)
+	queued, sent, failed, dropped := st.queued, st.sent, st.failed, st.dropped
+	refs := list()
 
-	m := flushedRE.FindStringSubmatch(p.logs())
-	if m == nil {
-		t.Fatalf("no final stats line:\n%s", p.logs())
-	}
-	n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
-	left, queued, sent, failed, dropped := n(1), n(2), n(3), n(4), n(5)
-
-	host, _ := os.Hostname()
-	u := fmt.Sprintf("http://%s/api/v1/hosts/%s/snapshots?from=%s&to=%s&limit=10000", addr, url.PathEscape(host),
-		url.QueryEscape(start.UTC().Format(time.RFC3339)), url.QueryEscape(time.Now().Add(time.Minute).UTC().Format(time.RFC3339)))
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var refs []struct {
-		ID         int64  `json:"snapshot_id"`
-		CapturedAt string `json:"captured_at"`
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s: %s", u, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&refs); err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]bool{}
 	dups := 0
 	var times []time.Time
@@ -147,14 +130,14 @@ func TestOutageRealAggregator(t *testing.T) {
 	}
 	stored := len(seen)
 	t.Logf("real aggregator killed (SIGKILL) for %s at %s interval: queued %d, stored %d, duplicates stored %d, "+
-		"acknowledged %d (incl. 200 for resends), left on disk %d, dropped %d, failed attempts %d, lost %d, "+
+		"acknowledged %d (incl. 200 for resends), dropped %d, failed attempts %d, lost %d, "+
 		"timeline gaps > 1.5 intervals %d (largest %s)",
-		down, interval, queued, stored, dups, sent, left, dropped, failed, queued-stored-left-dropped, gaps, maxGap)
+		down, interval, queued, stored, dups, sent, dropped, failed, queued-stored-dropped, gaps, maxGap)
 	if dups != 0 {
 		t.Errorf("%d duplicate snapshots stored", dups)
 	}
-	if lost := queued - stored - left - dropped; lost != 0 || dropped != 0 || left != 0 {
-		t.Errorf("lost %d, dropped %d, left %d", lost, dropped, left)
+	if lost := queued - stored - dropped; lost != 0 || dropped != 0 {
+		t.Errorf("lost %d, dropped %d", lost, dropped)
 	}
 	if failed == 0 {
 		t.Error("no failed attempts: the outage did not happen")
@@ -162,4 +145,33 @@ func TestOutageRealAggregator(t *testing.T) {
 	if maxGap > 2*time.Second {
 		t.Errorf("a %s hole in the stored timeline", maxGap)
 	}
+}
+
+// snapshotRef is one row of GET /api/v1/hosts/{hostname}/snapshots.
+type snapshotRef struct {
+	ID         int64  `json:"snapshot_id"`
+	CapturedAt string `json:"captured_at"`
+}
+
+// listSnapshots lists what the aggregator at addr stored for host since start.
+func listSnapshots(t *testing.T, addr, host string, start time.Time) []snapshotRef {
+	t.Helper()
+	u := fmt.Sprintf("http://%s/api/v1/hosts/%s/snapshots?from=%s&to=%s&limit=10000", addr, url.PathEscape(host),
+		url.QueryEscape(start.UTC().Format(time.RFC3339)), url.QueryEscape(time.Now().Add(time.Minute).UTC().Format(time.RFC3339)))
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var refs []snapshotRef
+	if resp.StatusCode == http.StatusNotFound { // no snapshot of the host yet
+		return nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %s", u, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&refs); err != nil {
+		t.Fatal(err)
+	}
+	return refs
 }
