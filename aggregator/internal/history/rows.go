@@ -106,10 +106,10 @@ func buildSamples(req *store.IngestRequest, topK int) []sample {
 
 // timeResolutionMs is the resolution of sample timestamps. captured_at
 // carries milliseconds of scheduling jitter (a ticker firing a few ms late,
-// a slow walk); stored exactly, that jitter alone cost 0.75 bytes a sample
-// in TestBytesPerSample (0.34 at 10 ms, 0.18 at 100 ms), more than all the
-// values. The snapshot store keeps the exact captured_at; a chart of
-// samples 2 s or more apart loses nothing at 100 ms.
+// a slow walk); stored exactly, that jitter costs more bytes a sample than
+// all the values (docs/performance.md, history bytes per sample). The
+// snapshot store keeps the exact captured_at; a chart of samples 2 s or
+// more apart loses nothing at 100 ms.
 const timeResolutionMs int64 = 100
 
 // sampleTime is t in milliseconds rounded to timeResolutionMs.
