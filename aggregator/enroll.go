@@ -79,8 +79,8 @@ func (f *enrollFlags) enrollment(listen []string, systemdSocket bool) (api.Enrol
 			return cfg, "", 0, usageError{errors.New("--hosts.enrollment=token needs --hosts.enrollment-token-file (create one with: head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > FILE; chmod 600 FILE)")}
 		}
 		tok, err := readToken(*f.tokenFile)
-		if err != nil {
-			return cfg, "", 0, err
+		if err != nil { // a missing or bad file is the config's to fix, as in the exporter
+			return cfg, "", 0, usageError{err}
 		}
 		cfg.Token = tok
 		msg = fmt.Sprintf("host enrollment is token (%s): a new host needs the token of %s (exporters: --push.enrollment-token-file), known hosts only their key; --hosts.enrollment=open|closed changes it",

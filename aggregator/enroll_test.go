@@ -101,8 +101,8 @@ func TestEnrollmentFlags(t *testing.T) {
 	}
 	for _, bad := range []string{short, spaced, filepath.Join(dir, "missing")} {
 		_, _, _, err := testEnrollFlags("token", bad, 1, 1).enrollment(any, false)
-		if err == nil || errors.As(err, &usage) {
-			t.Fatalf("token file %s: %v", bad, err)
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), "--hosts.enrollment-token-file") {
+			t.Fatalf("token file %s: %v, want a usage error (exit 2, as the exporter) naming the flag", bad, err)
 		}
 	}
 }
