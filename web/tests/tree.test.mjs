@@ -3,13 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  buildModel, sortSiblings, search, flatten, flatList, highlightParts, procKey,
+  buildModel, sortSiblings, search, flatten, flatList, highlightParts, procKey, subtreeTotals, arrange, hotPaths,
   ROOT_CYCLE, ROOT_SELF_PARENT, ROOT_MISSING_PARENT, ROOT_NORMAL,
 } from '../ui/static/js/tree.js';
 
 const P = (pid, ppid, name = `p${pid}`, extra = {}) => ({ pid, ppid, name, cpu_percent: 0, memory_mb: 0, ...extra });
 const all = () => true;
-const pidsOf = (m, rows) => Array.from(rows.idx.subarray(0, rows.count), (i) => m.procs[i].pid);
+const pidsOf = (m, rows) => Array.from(rows.idx.subarray(0, rows.count), (i) => (i < 0 ? `group:${m.groups[-i - 1].name}` : m.procs[i].pid));
 
 test('tree by ppid, roots open by the caller', () => {
   const m = buildModel([P(1, 0), P(2, 1), P(3, 1), P(4, 2)]);
@@ -126,4 +126,100 @@ test('highlight splits on every case-insensitive occurrence, never loses text', 
 test('process keys use the start time when sent', () => {
   assert.equal(procKey({ pid: 7 }), '7');
   assert.equal(procKey({ pid: 7, create_time: '2026-01-01T00:00:00Z' }), '7@2026-01-01T00:00:00Z');
+});
+
+// ---- culprits: subtree totals, grouping, hot paths (issue 13) ----
+
+test('subtree totals sum each branch; exited ghosts count nothing', () => {
+  const m = buildModel([
+    P(1, 0, 'init', { cpu_percent: 1, memory_mb: 10 }),
+    P(2, 1, 'sh', { cpu_percent: 0, memory_mb: 2 }),
+    P(3, 2, 'loop', { cpu_percent: 92, memory_mb: 1 }),
+    P(4, 2, 'loop', { cpu_percent: 91, memory_mb: 1 }),
+    P(5, 1, 'gone', { cpu_percent: 50, memory_mb: 500, _exited: true }),
+    P(6, 9999, 'orphan', { cpu_percent: 3, memory_mb: 4 }),
+  ]);
+  const t = subtreeTotals(m);
+  const at = (pid) => m.index.get(pid);
+  assert.equal(t.cpu[at(2)], 183);
+  assert.equal(t.cpu[at(1)], 184);
+  assert.equal(t.mem[at(1)], 14);
+  assert.equal(t.size[at(1)], 5);
+  assert.equal(t.cpu[at(5)], 0);
+  assert.equal(t.cpu[at(6)], 3);
+  // 100,000-deep chain: no recursion
+  const chain = [];
+  for (let i = 1; i <= 100000; i++) chain.push(P(i, i - 1, 'x', { cpu_percent: 1 }));
+  assert.equal(subtreeTotals(buildModel(chain)).cpu[0], 100000);
+});
+
+test('tree sort by CPU uses subtree totals: a busy loop lifts its idle parent', () => {
+  const m = buildModel([
+    P(1, 0, 'init'),
+    P(10, 1, 'busy-app', { cpu_percent: 2 }),
+    P(20, 1, 'shell', { cpu_percent: 0 }),
+    P(21, 20, 'loop', { cpu_percent: 92 }),
+  ]);
+  sortSiblings(m, 'cpu', undefined, true);
+  assert.deepEqual(pidsOf(m, flatten(m, all, null)), [1, 20, 21, 10]);
+  sortSiblings(m, 'cpu', false, true); // ascending
+  assert.deepEqual(pidsOf(m, flatten(m, all, null)), [1, 10, 20, 21]);
+  sortSiblings(m, 'cpu'); // own values (flat semantics)
+  assert.deepEqual(pidsOf(m, flatten(m, all, null)), [1, 10, 20, 21]);
+});
+
+test('repeated siblings fold into one group row with sums, placed by the sum', () => {
+  const procs = [P(1, 0, 'init'), P(2, 1, 'containerd', { cpu_percent: 1 }), P(3, 1, 'sshd', { cpu_percent: 5 })];
+  for (let k = 0; k < 120; k++) procs.push(P(100 + k, 2, 'containerd-shim', { cpu_percent: 0.5, memory_mb: 10 }));
+  procs.push(P(400, 2, 'other', { cpu_percent: 70 }));
+  procs.push(P(500, 100, 'app', { cpu_percent: 3, memory_mb: 100 })); // under the first shim
+  for (let k = 0; k < 4; k++) procs.push(P(600 + k, 3, 'sshd-child')); // 4 < GROUP_MIN: no group
+  const m = buildModel(procs);
+  sortSiblings(m, 'cpu', undefined, true);
+  arrange(m);
+  assert.equal(m.groups.length, 1);
+  const g = m.groups[0];
+  assert.equal(g.name, 'containerd-shim');
+  assert.equal(g.members.length, 120);
+  assert.equal(g.ownCpu, 60);
+  assert.equal(g.cpu, 63); // members' subtrees: the app below a shim counts
+  assert.equal(g.mem, 1300);
+  assert.equal(g.size, 121);
+  const c = m.index.get(2);
+  // other 70 > shims 63 (sum, not one shim's 0.5)
+  assert.deepEqual(m.kids[c].map((x) => (x < 0 ? `group:${m.groups[-x - 1].name}` : m.procs[x].pid)), [400, 'group:containerd-shim']);
+  // closed group: one row; open: its members one level deeper
+  const closed = flatten(m, (i) => i >= 0, null);
+  assert.equal(closed.count, 3 + 1 + 1 + 4); // init, containerd, sshd, other, group, 4 sshd-child
+  const open = flatten(m, all, null);
+  assert.equal(open.count, procs.length + 1);
+  const gr = Array.from(open.idx.subarray(0, open.count)).indexOf(-1);
+  assert.equal(open.depth[gr], 2);
+  assert.equal(open.depth[gr + 1], 3);
+  // sorted by name, the group sits where its first member would
+  sortSiblings(m, 'name', undefined, true);
+  arrange(m);
+  assert.deepEqual(m.kids[c].map((x) => (x < 0 ? 'group' : m.procs[x].name)), ['group', 'other']);
+  assert.equal(m.groups[0].key, `g:${m.keys[c]}:containerd-shim`);
+});
+
+test('hot paths open the ancestors and groups of the top CPU and memory processes', () => {
+  const procs = [P(1, 0, 'init'), P(2, 1, 'sh'), P(3, 2, 'bash'), P(4, 3, 'loop', { cpu_percent: 92 })];
+  procs.push(P(5, 1, 'idle'), P(6, 5, 'idle-child'));
+  procs.push(P(7, 1, 'pool'));
+  for (let k = 0; k < 6; k++) procs.push(P(70 + k, 7, 'worker', { memory_mb: k === 3 ? 900 : 1 }));
+  procs.push(P(80, 73, 'leak', { memory_mb: 5000 }));
+  procs.push(P(90, 1, 'ghost', { cpu_percent: 500, _exited: true }));
+  const m = buildModel(procs);
+  sortSiblings(m, 'cpu', undefined, true);
+  const hot = hotPaths(m, 1);
+  const on = (pid) => hot.proc[m.index.get(pid)] === 1;
+  assert.deepEqual([1, 2, 3, 7, 73].map(on), [true, true, true, true, true]);
+  assert.deepEqual([4, 5, 80, 90].map(on), [false, false, false, false]);
+  assert.equal(hot.group[0], 1, 'the group holding the leak opens');
+  assert.deepEqual(hot.top.map((i) => m.procs[i].pid), [4, 80]);
+  const rows = flatten(m, (i, d) => (i < 0 ? hot.group[-i - 1] === 1 : d === 0 || hot.proc[i] === 1), null);
+  const pids = pidsOf(m, rows);
+  assert.ok(pids.includes(4) && pids.includes(80), 'both culprits visible');
+  assert.ok(!pids.includes(6), 'other branches stay closed');
 });

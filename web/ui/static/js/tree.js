@@ -83,7 +83,7 @@ export function buildModel(procs) {
   for (let i = 0; i < n; i++) if (!keyIndex.has(keys[i])) keyIndex.set(keys[i], i);
   // The lowercased search haystacks are made by the first search, not here:
   // most snapshots (a live view refreshing) are never searched.
-  return { procs, n, parent, children, roots, rootReason, hay: null, keys, keyIndex, index };
+  return { procs, n, parent, children, roots, rootReason, hay: null, keys, keyIndex, index, tot: null, kids: null, sortedBy: null };
 }
 
 // haystacks lowercases names, users and command lines once per snapshot, so
@@ -135,21 +135,222 @@ export const SORTS = {
   start: { field: 'create_time', kind: textual, desc: true },
 };
 
+/** isTotalKey: keys whose tree order follows the subtree total. */
+export const isTotalKey = (key) => key === 'cpu' || key === 'mem';
+
 /**
  * comparator returns (a, b) => order for process indexes.
  * @param {string} key one of SORTS
  * @param {boolean|undefined} desc undefined means the key's natural direction
+ * @param {boolean} byTotal cpu and mem compare subtree totals (tree view)
  */
-export function comparator(model, key, desc) {
+export function comparator(model, key, desc, byTotal = false) {
   const s = SORTS[key] || SORTS.cpu;
-  return s.kind(s.field, desc === undefined ? s.desc : desc)(model.procs);
+  const d = desc === undefined ? s.desc : desc;
+  if (byTotal && isTotalKey(key)) {
+    const v = key === 'cpu' ? subtreeTotals(model).cpu : subtreeTotals(model).mem;
+    const sign = d ? -1 : 1;
+    const procs = model.procs;
+    return (a, b) => (v[a] !== v[b] ? sign * (v[a] - v[b]) : procs[a].pid - procs[b].pid);
+  }
+  return s.kind(s.field, d)(model.procs);
 }
 
-/** sortSiblings orders every children list and the roots in place. */
-export function sortSiblings(model, key, desc) {
-  const cmp = comparator(model, key, desc);
+/**
+ * sortSiblings orders every children list and the roots in place. In the
+ * tree (byTotal) a parent sorts by its subtree's CPU or memory, so a busy
+ * child lifts its whole branch: sorted by CPU, the loop hidden under an
+ * idle shell shows at the top, not after every 2 % process.
+ */
+export function sortSiblings(model, key, desc, byTotal = false) {
+  const cmp = comparator(model, key, desc, byTotal);
   model.roots.sort(cmp);
   for (let i = 0; i < model.n; i++) if (model.children[i].length > 1) model.children[i].sort(cmp);
+  model.kids = null;
+  model.sortedBy = { key, desc, byTotal };
+}
+
+/**
+ * subtreeTotals sums CPU and memory of each process and its descendants
+ * (once per snapshot, O(n), no recursion). Processes marked _exited (ghost
+ * rows of "what changed") count 0: they no longer use anything.
+ * @returns {{cpu: Float64Array, mem: Float64Array, size: Int32Array}}
+ */
+export function subtreeTotals(model) {
+  if (model.tot) return model.tot;
+  const { n, procs, parent, roots, children } = model;
+  const cpu = new Float64Array(n);
+  const mem = new Float64Array(n);
+  const size = new Int32Array(n);
+  // Parents before children (breadth first from the roots); summing in
+  // reverse order then adds every child into its parent once.
+  const order = new Int32Array(n);
+  let len = 0;
+  for (const r of roots) order[len++] = r;
+  for (let k = 0; k < len; k++) {
+    const ch = children[order[k]];
+    for (let j = 0; j < ch.length; j++) order[len++] = ch[j];
+  }
+  for (let k = len - 1; k >= 0; k--) {
+    const i = order[k];
+    const p = procs[i];
+    if (!p._exited) {
+      cpu[i] += Number(p.cpu_percent) || 0;
+      mem[i] += Number(p.memory_mb) || 0;
+    }
+    size[i] += 1;
+    const up = parent[i];
+    if (up !== -1) {
+      cpu[up] += cpu[i];
+      mem[up] += mem[i];
+      size[up] += size[i];
+    }
+  }
+  model.tot = { cpu, mem, size };
+  return model.tot;
+}
+
+/** Siblings sharing a name are grouped from this many on. */
+export const GROUP_MIN = 5;
+
+/**
+ * arrange makes the display list of every parent: siblings sorted, and
+ * runs of GROUP_MIN or more siblings with one name (120 containerd-shim,
+ * 12 chromium renderers) folded into one group row that sums them. Groups
+ * sit where their sum sorts (CPU, memory) or where their first member
+ * would (other keys). Call after sortSiblings; flatten uses the result
+ * when there is no search.
+ *
+ * Rows of a group are encoded as negative indexes: -(g + 1).
+ */
+export function arrange(model) {
+  if (model.kids) return model;
+  const { n, procs, children, roots } = model;
+  const tot = subtreeTotals(model);
+  const key = model.sortedBy ? model.sortedBy.key : 'cpu';
+  const s = SORTS[key] || SORTS.cpu;
+  const desc = model.sortedBy && model.sortedBy.desc !== undefined ? model.sortedBy.desc : s.desc;
+  const totalKey = isTotalKey(key);
+  const groups = [];
+  const groupOf = new Int32Array(n).fill(-1);
+  const kids = new Array(n);
+  const byName = new Map();
+  const one = (parentIdx, list) => {
+    if (list.length < GROUP_MIN) return list;
+    byName.clear();
+    for (const c of list) {
+      const nm = procs[c].name;
+      const e = byName.get(nm);
+      if (e) e.push(c);
+      else byName.set(nm, [c]);
+    }
+    let any = false;
+    for (const members of byName.values()) if (members.length >= GROUP_MIN) any = true;
+    if (!any) return list;
+    const items = [];
+    const val = [];
+    const pos = [];
+    const seen = new Set();
+    for (let k = 0; k < list.length; k++) {
+      const c = list[k];
+      const members = byName.get(procs[c].name);
+      if (members.length < GROUP_MIN) {
+        items.push(c);
+        val.push(key === 'cpu' ? tot.cpu[c] : tot.mem[c]);
+        pos.push(k);
+        continue;
+      }
+      if (seen.has(members)) continue;
+      seen.add(members);
+      const g = groups.length;
+      let cpu = 0;
+      let mem = 0;
+      let ownCpu = 0;
+      let ownMem = 0;
+      let size = 0;
+      for (const m of members) {
+        groupOf[m] = g;
+        cpu += tot.cpu[m];
+        mem += tot.mem[m];
+        size += tot.size[m];
+        if (!procs[m]._exited) {
+          ownCpu += Number(procs[m].cpu_percent) || 0;
+          ownMem += Number(procs[m].memory_mb) || 0;
+        }
+      }
+      const pkey = parentIdx === -1 ? '' : model.keys[parentIdx];
+      groups.push({ parent: parentIdx, name: procs[c].name, members, cpu, mem, ownCpu, ownMem, size, key: `g:${pkey}:${procs[c].name}` });
+      items.push(-(g + 1));
+      val.push(key === 'cpu' ? cpu : mem);
+      pos.push(k);
+    }
+    const order = items.map((_, k) => k);
+    const sign = desc ? -1 : 1;
+    order.sort((a, b) => {
+      if (totalKey && val[a] !== val[b]) return sign * (val[a] - val[b]);
+      return pos[a] - pos[b];
+    });
+    return order.map((k) => items[k]);
+  };
+  for (let i = 0; i < n; i++) kids[i] = one(i, children[i]);
+  model.rootKids = one(-1, roots);
+  model.kids = kids;
+  model.groups = groups;
+  model.groupOf = groupOf;
+  model.groupIndex = new Map(groups.map((g, k) => [g.key, k]));
+  return model;
+}
+
+/**
+ * hotPaths marks what must be open for the top `top` processes by own CPU
+ * and by own memory to show: their ancestors and the groups they are in.
+ * The default tree opens these, so the culprits are on screen without a
+ * click. Needs arrange (groups).
+ * @returns {{proc: Uint8Array, group: Uint8Array, top: number[]}}
+ */
+export function hotPaths(model, top = 3) {
+  arrange(model);
+  const { n, procs, parent, groupOf, groups } = model;
+  const proc = new Uint8Array(n);
+  const group = new Uint8Array(groups.length);
+  const picks = [];
+  for (const field of ['cpu_percent', 'memory_mb']) {
+    const best = topBy(procs, field, top);
+    for (const i of best) if (!picks.includes(i)) picks.push(i);
+  }
+  for (const i of picks) {
+    for (let c = i, g = 0; c !== -1 && g <= n; c = parent[c], g++) {
+      if (c !== i) proc[c] = 1;
+      if (groupOf[c] !== -1) group[groupOf[c]] = 1;
+    }
+  }
+  return { proc, group, top: picks };
+}
+
+// topBy returns the indexes of the k largest positive values of a field
+// (ties to the lower pid), skipping exited ghosts: one pass, no full sort.
+function topBy(procs, field, k) {
+  const out = [];
+  for (let i = 0; i < procs.length; i++) {
+    const p = procs[i];
+    const v = Number(p[field]) || 0;
+    if (v <= 0 || p._exited) continue;
+    if (out.length === k) {
+      const last = procs[out[k - 1]];
+      const lv = Number(last[field]) || 0;
+      if (v < lv || (v === lv && p.pid > last.pid)) continue;
+      out.pop();
+    }
+    let j = out.length;
+    while (j > 0) {
+      const q = procs[out[j - 1]];
+      const qv = Number(q[field]) || 0;
+      if (qv > v || (qv === v && q.pid < p.pid)) break;
+      j--;
+    }
+    out.splice(j, 0, i);
+  }
+  return out;
 }
 
 /**
@@ -200,11 +401,18 @@ export function search(model, q) {
  * @returns {{idx: Int32Array, depth: Int32Array, count: number}}
  */
 export function flatten(model, isOpen, found) {
+  // Without a search, the display lists of arrange() (with groups) when
+  // it ran; a search lists the plain children (matches are few).
+  const grouped = !found && model.kids;
+  const nGroups = grouped ? model.groups.length : 0;
   const n = model.n;
-  const idx = new Int32Array(n);
-  const depth = new Int32Array(n);
+  const cap = n + nGroups;
+  const idx = new Int32Array(cap);
+  const depth = new Int32Array(cap);
   let count = 0;
-  const { children, roots } = model;
+  const children = grouped ? model.kids : model.children;
+  const roots = grouped ? model.rootKids : model.roots;
+  const groups = grouped ? model.groups : null;
   const keep = found ? (i) => found.match[i] || found.anc[i] : null;
   const stack = [];
   for (let r = roots.length - 1; r >= 0; r--) {
@@ -212,13 +420,13 @@ export function flatten(model, isOpen, found) {
   }
   // The tree is acyclic (buildModel broke cycles), so each process is pushed
   // at most once; the count bound is a second guard, not the logic.
-  while (stack.length > 0 && count < n) {
+  while (stack.length > 0 && count < cap) {
     const d = stack.pop();
     const i = stack.pop();
     idx[count] = i;
     depth[count] = d;
     count++;
-    const ch = children[i];
+    const ch = i < 0 ? groups[-i - 1].members : children[i];
     if (ch.length === 0 || !isOpen(i, d)) continue;
     // During a search, a process on the way to a match shows only the
     // branches leading to matches; a match opened by hand shows everything.
