@@ -109,8 +109,8 @@ export async function rows(page) {
       level: Number(el.getAttribute('aria-level') || 0),
       expanded: el.getAttribute('aria-expanded'),
       selected: el.classList.contains('sel'),
-      cpu: Number(el.querySelector('.c-cpu').textContent),
-      mem: Number(el.querySelector('.c-mem').textContent),
+      cpu: Number(el.querySelector('.c-cpu .v').textContent),
+      mem: Number(el.querySelector('.c-mem .v').textContent),
       marks: Array.from(el.querySelectorAll('mark'), (m) => m.textContent),
       tag: el.querySelector('.tag')?.textContent ?? '',
     }))

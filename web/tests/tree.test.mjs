@@ -223,3 +223,13 @@ test('hot paths open the ancestors and groups of the top CPU and memory processe
   assert.ok(pids.includes(4) && pids.includes(80), 'both culprits visible');
   assert.ok(!pids.includes(6), 'other branches stay closed');
 });
+
+test('gauge levels and the RAM %RAM is a share of', async () => {
+  const { level, ramOf, THRESHOLDS } = await import('../ui/static/js/gauge.js');
+  assert.deepEqual(THRESHOLDS, { cpu: [50, 90], ram: [20, 50] }); // docs/ui.md says so
+  assert.deepEqual([0, 49.9, 50, 89.9, 90, 400, NaN].map((v) => level('cpu', v)), ['', '', 'warn', 'warn', 'crit', 'crit', '']);
+  assert.deepEqual([19.9, 20, 50].map((v) => level('ram', v)), ['', 'warn', 'crit']);
+  assert.equal(ramOf([], { system: { memory: { total_bytes: 32 * 1024 * 1024 * 1024 } } }), 32768);
+  assert.equal(ramOf([{ memory_mb: 100, memory_percent: 0.5 }, { memory_mb: 1000, memory_percent: 5 }], null), 20000);
+  assert.equal(ramOf([{ memory_mb: 100 }], {}), 0);
+});

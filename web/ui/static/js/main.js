@@ -221,7 +221,7 @@ async function refresh() {
       const procs = await getJSON(processesURL(latest.snapshot_id), ctl.signal);
       if (seq !== state.loadSeq || state.past || state.atId) return;
       state.procSnapshot = latest.snapshot_id;
-      view.setData(Array.isArray(procs) ? procs : []);
+      view.setData(Array.isArray(procs) ? procs : [], latest);
       takePendingSelect();
     }
     showError('');
@@ -371,7 +371,7 @@ async function openPast(meta, push = true, keepDiff = false) {
     state.past = meta;
     state.atId = 0;
     state.procSnapshot = meta.snapshot_id;
-    view.setData(Array.isArray(procs) ? procs : []);
+    view.setData(Array.isArray(procs) ? procs : [], meta);
     renderSystem($('panel-system'), meta);
     $('snap-meta').textContent = `snapshot ${meta.snapshot_id} · captured ${localTime(meta.captured_at)}`;
     renderPast();

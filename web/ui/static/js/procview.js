@@ -9,8 +9,9 @@
 import { h, num, shortStart, localTime } from './util.js';
 import {
   buildModel, sortSiblings, search, flatten, flatList, highlightParts, depthOf, procKey,
-  SORTS, ROOT_CYCLE, ROOT_MISSING_PARENT, ROOT_SELF_PARENT,
+  SORTS, ROOT_CYCLE, ROOT_MISSING_PARENT, ROOT_SELF_PARENT, subtreeTotals, hotPaths,
 } from './tree.js';
+import { level, ramOf } from './gauge.js';
 
 const ROW_H = 24; // px; must match --row-h in app.css
 const OVERSCAN = 8; // rows drawn above and below the viewport
@@ -24,18 +25,23 @@ const COLUMNS = [
   ['pid', 'PID', 'pid', 'c-num c-pid'],
   ['ppid', 'PPID', 'ppid', 'c-num c-ppid'],
   ['user', 'User', 'user', 'c-user'],
-  ['cpu', 'CPU%', 'cpu', 'c-num c-cpu'],
-  ['mem', 'Mem MB', 'mem', 'c-num c-mem'],
+  ['cpu', 'CPU%', 'cpu', 'c-num c-cpu c-gauge', 'CPU % of one core (100 = one core busy; Σ: the whole branch of a collapsed row)'],
+  ['mem', 'Mem MiB', 'mem', 'c-num c-mem c-gauge', 'Resident memory in MiB (Σ: the whole branch of a collapsed row)'],
+  ['ram', '%RAM', 'ram', 'c-num c-ram', 'Resident memory as % of the host\'s RAM'],
   ['threads', 'Thr', 'threads', 'c-num c-threads'],
   ['status', 'Status', 'status', 'c-status'],
   ['start', 'Started', 'start', 'c-start'],
 ];
+
+const HOT_TOP = 3; // the paths to this many top CPU and memory processes open by default
 
 const REASONS = {
   [ROOT_CYCLE]: ['cycle', 'its PPID chain loops back to it; shown as a root'],
   [ROOT_SELF_PARENT]: ['self-parent', 'its PPID is its own PID; shown as a root'],
   [ROOT_MISSING_PARENT]: ['no parent', 'its parent is not in this snapshot; shown as a root'],
 };
+
+const lvlClass = (l) => (l ? ` ${l}` : '');
 
 function measure(name, start) {
   try {
@@ -97,12 +103,19 @@ export class ProcView {
     this.recompute();
   }
 
-  /** setData shows a new snapshot, keeping expansion, selection and scroll. */
-  setData(procs) {
+  /**
+   * setData shows a new snapshot, keeping expansion, selection and scroll.
+   * meta (optional) is the snapshot's metadata: its system memory total
+   * scales the %RAM column when processes do not send memory_percent.
+   */
+  setData(procs, meta) {
     const t0 = performance.now();
-    this.model = buildModel(procs);
+    if (meta !== undefined) this.meta = meta;
+    this.baseProcs = procs;
+    this.model = buildModel(this.withGhosts(procs));
+    this.ramMiB = ramOf(procs, this.meta);
     this.dataVersion++;
-    sortSiblings(this.model, this.sortKey, this.sortDesc);
+    this.prepare();
     this.found = search(this.model, this.query);
     this.pruneOverrides();
     this.loaded = true;
@@ -140,20 +153,76 @@ export class ProcView {
     this.view = v;
     this.els.grid.classList.toggle('is-flat', v === 'flat');
     this.els.grid.setAttribute('role', v === 'flat' ? 'grid' : 'treegrid');
-    this.recompute();
-    this.revealSelection();
+    this.prepare();
+    this.recompute(false);
+    // The selected process stays in view: in the tree its ancestors open.
+    const i = this.selKey === null ? undefined : this.model.keyIndex.get(this.selKey);
+    if (i !== undefined && this.rowOf[i] < 0 && v === 'tree' && !this.found) this.openTo(i);
+    this.revealSelection(true);
   }
 
   setSort(key, desc) {
     if (!SORTS[key]) key = 'cpu';
     const t0 = performance.now();
+    // Keep what the eye is on where it is: the selected row when it is on
+    // screen, else the first row in view, at the same height.
+    const anchor = this.anchor();
     this.sortKey = key;
     this.sortDesc = desc;
-    sortSiblings(this.model, key, desc);
+    this.prepare();
     this.updateHeader();
-    this.recompute();
-    this.revealSelection();
+    this.recompute(false);
+    this.restoreAnchor(anchor);
+    this.render();
     measure('sort', t0);
+  }
+
+  // prepare sorts the model for the current view and finds the hot paths.
+  prepare() {
+    const tree = this.view === 'tree';
+    sortSiblings(this.model, this.sortKey, this.sortDesc, tree);
+    subtreeTotals(this.model);
+    this.hot = tree ? hotPaths(this.model, HOT_TOP) : null;
+  }
+
+  anchor() {
+    const height = this.vpH || 600;
+    const sel = this.selectedRow();
+    if (sel >= 0 && sel * ROW_H + ROW_H > this.scrollTop && sel * ROW_H < this.scrollTop + height) {
+      return { key: this.selKey, off: sel * ROW_H - this.scrollTop };
+    }
+    const first = Math.min(this.rows.count - 1, Math.floor(this.scrollTop / ROW_H));
+    if (first < 0 || this.scrollTop === 0) return null;
+    return { key: this.keyOfRow(first), off: first * ROW_H - this.scrollTop };
+  }
+
+  restoreAnchor(a) {
+    if (!a) return;
+    const r = this.rowOfKey(a.key);
+    if (r < 0) return;
+    const top = Math.max(0, r * ROW_H - a.off);
+    this.scrollTop = top;
+    this.els.viewport.scrollTop = top;
+  }
+
+  /** setMarks marks started processes and adds exited ones as ghost rows. */
+  setMarks(diff) {
+    this.marks = diff || null;
+    this.started = diff && Array.isArray(diff.started) ? new Set(diff.started.map(procKey)) : null;
+    if (this.baseProcs) this.setData(this.baseProcs);
+    else this.recompute();
+  }
+
+  // withGhosts appends the exited processes of the shown "what changed" to
+  // the snapshot (after it, so a live process wins a reused pid).
+  withGhosts(procs) {
+    const d = this.marks;
+    if (!d || !Array.isArray(d.exited) || d.exited.length === 0) return procs;
+    const live = new Set();
+    for (const p of procs) live.add(procKey(p));
+    const out = procs.slice();
+    for (const p of d.exited) if (!live.has(procKey(p))) out.push({ ...p, _exited: true });
+    return out;
   }
 
   expandAll() {
@@ -187,6 +256,15 @@ export class ProcView {
   // ---- expansion ----
 
   isOpen(i, d) {
+    if (i < 0) {
+      // A group row: closed until opened, or when a culprit is inside.
+      const g = this.model.groups[-i - 1];
+      const ov = this.exp.ov.size ? this.exp.ov.get(g.key) : undefined;
+      if (ov !== undefined) return ov;
+      if (this.exp.mode === 'all') return true;
+      if (this.exp.mode === 'none') return false;
+      return !!this.hot && this.hot.group[-i - 1] === 1;
+    }
     if (this.found) {
       // No string key lookup while nothing was toggled by hand: this runs
       // for every visible process on every keystroke.
@@ -200,13 +278,38 @@ export class ProcView {
     if (ov !== undefined) return ov;
     if (this.exp.mode === 'all') return true;
     if (this.exp.mode === 'none') return false;
-    return d === 0; // by default the roots are open: one level shows at once
+    // By default the roots are open (one level shows at once) and so is
+    // the way to the top consumers.
+    return d === 0 || (!!this.hot && this.hot.proc[i] === 1);
+  }
+
+  hasKids(i) {
+    return i < 0 || this.model.children[i].length > 0;
+  }
+
+  keyOf(i) {
+    return i < 0 ? this.model.groups[-i - 1].key : this.model.keys[i];
+  }
+
+  keyOfRow(r) {
+    return this.keyOf(this.rows.idx[r]);
+  }
+
+  // openTo opens the ancestors (and the group) of process i.
+  openTo(i) {
+    const m = this.model;
+    for (let c = i, g = 0; c !== -1 && g <= m.n; c = m.parent[c], g++) {
+      if (c !== i) this.exp.ov.set(m.keys[c], true);
+      if (m.groupOf && m.groupOf[c] !== -1) this.exp.ov.set(m.groups[m.groupOf[c]].key, true);
+    }
+    this.recompute(false);
+    this.scheduleSave();
   }
 
   toggle(i, d) {
     const t0 = performance.now();
     const st = this.found ? this.sexp : this.exp;
-    st.ov.set(this.model.keys[i], !this.isOpen(i, d));
+    st.ov.set(this.keyOf(i), !this.isOpen(i, d));
     this.changedExpansion();
     measure('toggle', t0);
   }
@@ -274,8 +377,14 @@ export class ProcView {
     if (this.view === 'flat') this.rows = flatList(m, this.sortKey, this.sortDesc, this.found);
     else this.rows = flatten(m, (i, d) => this.isOpen(i, d), this.found);
     const rowOf = new Int32Array(m.n).fill(-1);
-    for (let r = 0; r < this.rows.count; r++) rowOf[this.rows.idx[r]] = r;
+    const groupRow = new Int32Array(m.groups ? m.groups.length : 0).fill(-1);
+    for (let r = 0; r < this.rows.count; r++) {
+      const i = this.rows.idx[r];
+      if (i >= 0) rowOf[i] = r;
+      else groupRow[-i - 1] = r;
+    }
     this.rowOf = rowOf;
+    this.groupRow = groupRow;
     this.els.spacer.style.height = `${this.rows.count * ROW_H}px`;
     // Only the rows in view exist: aria-rowcount tells assistive technology
     // (and the browser tests) how many the list has in all, header included.
@@ -314,8 +423,8 @@ export class ProcView {
     const head = this.els.head;
     head.replaceChildren();
     this.headCells = {};
-    for (const [id, label, key, cls] of COLUMNS) {
-      const cell = h('span', { class: `c ${cls}`, role: 'columnheader', 'data-sort': key, title: `Sort by ${label}` }, label);
+    for (const [, label, key, cls, tip] of COLUMNS) {
+      const cell = h('span', { class: `c ${cls}`, role: 'columnheader', 'data-sort': key, title: `${tip ? `${tip}. ` : ''}Sort by ${label}` }, label);
       this.headCells[key] = cell;
       head.appendChild(cell);
     }
@@ -353,6 +462,17 @@ export class ProcView {
     const tog = h('span', { class: 'tog', 'aria-hidden': 'true' });
     const label = h('span', { class: 'label' });
     cells.name.append(tog, label);
+    // Gauge cells: a bar under the number, the branch total (Σ) of a
+    // collapsed row, then the process's own value.
+    for (const id of ['cpu', 'mem']) {
+      const bar = h('span', { class: 'bar', 'aria-hidden': 'true' });
+      const sum = h('span', { class: 'sum' });
+      const v = h('span', { class: 'v' });
+      cells[id].append(bar, sum, v);
+      cells[id]._bar = bar;
+      cells[id]._sum = sum;
+      cells[id]._v = v;
+    }
     row._cells = cells;
     row._tog = tog;
     row._label = label;
@@ -403,6 +523,10 @@ export class ProcView {
     const m = this.model;
     const i = this.rows.idx[r];
     const d = this.rows.depth[r];
+    if (i < 0) {
+      this.fillGroup(row, r, selected, i, d);
+      return;
+    }
     const p = m.procs[i];
     const tree = this.view === 'tree';
     const sameProc = row._i === i && row._dv === this.dataVersion;
@@ -418,6 +542,11 @@ export class ProcView {
       row._sel = selected;
       row.classList.toggle('sel', selected);
       row.setAttribute('aria-selected', selected ? 'true' : 'false');
+    }
+    if (row._grp) {
+      row._grp = false;
+      row.classList.remove('grp');
+      row._i = -1;
     }
     const match = !!this.found && this.found.match[i] === 1;
     const dim = !!this.found && !match;
@@ -446,12 +575,26 @@ export class ProcView {
     }
     const q = this.found ? this.found.q : '';
     const reason = tree && m.parent[i] === -1 ? REASONS[m.rootReason[i]] : null;
-    if (!sameProc || row._q !== q || row._reason !== reason || row._deep !== (tree && d > MAX_INDENT_LEVELS)) {
+    const mark = p._exited ? 'exited' : this.started && this.started.has(m.keys[i]) ? 'new' : '';
+    if (row._mark !== mark) {
+      row._mark = mark;
+      row.classList.toggle('started', mark === 'new');
+      row.classList.toggle('exited', mark === 'exited');
+      row._labelDirty = true;
+    }
+    if (!sameProc || row._labelDirty || row._q !== q || row._reason !== reason || row._deep !== (tree && d > MAX_INDENT_LEVELS)) {
       row._q = q;
       row._reason = reason;
       row._deep = tree && d > MAX_INDENT_LEVELS;
-      this.fillLabel(row, p, q, reason, d);
+      row._labelDirty = false;
+      this.fillLabel(row, p, q, reason, d, mark);
     }
+    // Σ: a collapsed branch shows what it holds beside the process's own.
+    const tot = m.tot;
+    const folded = hasKids && !open;
+    const ownCpu = Number(p.cpu_percent) || 0;
+    const ownMem = Number(p.memory_mb) || 0;
+    this.fillGauges(row, ownCpu, ownMem, folded ? tot.cpu[i] : null, folded ? tot.mem[i] : null, p.memory_percent, !!p._exited, folded ? tot.size[i] : 0);
     if (!sameProc) {
       row._i = i;
       row._dv = this.dataVersion;
@@ -459,8 +602,6 @@ export class ProcView {
       c.pid.textContent = String(p.pid);
       c.ppid.textContent = String(p.ppid);
       c.user.textContent = p.username ?? '';
-      c.cpu.textContent = num(p.cpu_percent, 1);
-      c.mem.textContent = num(p.memory_mb, 1);
       c.threads.textContent = p.num_threads ? String(p.num_threads) : '';
       c.status.textContent = p.status ?? '';
       c.start.textContent = shortStart(p.create_time);
@@ -468,12 +609,97 @@ export class ProcView {
     }
   }
 
+  // fillGauges writes the CPU, memory and %RAM cells: number, Σ of a
+  // folded branch, a bar and a warning/critical level (gauge.js), only
+  // where something changed.
+  fillGauges(row, cpu, mem, sumCpu, sumMem, memPct, exited, size) {
+    const c = row._cells;
+    const showCpu = sumCpu !== null && Math.abs(sumCpu - cpu) >= 0.05;
+    const showMem = sumMem !== null && Math.abs(sumMem - mem) >= 0.05;
+    const effCpu = showCpu ? sumCpu : cpu;
+    const effMem = showMem ? sumMem : mem;
+    const pct = !showMem && Number.isFinite(Number(memPct)) && memPct !== undefined ? Number(memPct) : this.ramMiB > 0 ? (effMem / this.ramMiB) * 100 : NaN;
+    const sig = `${cpu}|${mem}|${showCpu ? sumCpu : ''}|${showMem ? sumMem : ''}|${pct}|${exited}|${size}`;
+    if (row._gsig === sig) return;
+    row._gsig = sig;
+    const branch = size > 1 ? `the ${size - 1} processes below it and itself` : '';
+    this.gauge(c.cpu, num(cpu, 1), showCpu ? `Σ${num(sumCpu, 1)}` : '', exited ? 0 : effCpu / 100, exited ? '' : level('cpu', effCpu),
+      showCpu ? `${num(sumCpu, 1)} % of one core: ${branch}` : '');
+    this.gauge(c.mem, num(mem, 1), showMem ? `Σ${num(sumMem, 1)}` : '', exited || !Number.isFinite(pct) ? 0 : pct / 100, exited ? '' : level('ram', pct),
+      showMem ? `${num(sumMem, 1)} MiB: ${branch}` : '');
+    const ramText = Number.isFinite(pct) ? num(pct, pct >= 10 ? 0 : 1) : '';
+    if (c.ram.textContent !== ramText) c.ram.textContent = ramText;
+    c.ram.className = `c c-num c-ram${exited ? '' : lvlClass(level('ram', pct))}`;
+  }
+
+  gauge(cell, own, sum, frac, lvl, title) {
+    cell._v.textContent = own;
+    cell._sum.textContent = sum;
+    cell._bar.style.transform = `scaleX(${Math.max(0, Math.min(1, frac || 0))})`;
+    cell.classList.toggle('warn', lvl === 'warn');
+    cell.classList.toggle('crit', lvl === 'crit');
+    cell.classList.toggle('has-sum', sum !== '');
+    cell.title = title;
+  }
+
+  // fillGroup draws a group row: "containerd-shim ×120" with the sums.
+  fillGroup(row, r, selected, i, d) {
+    const g = this.model.groups[-i - 1];
+    if (row._k !== r) {
+      row.id = `row-${r}`;
+      row.setAttribute('aria-rowindex', String(r + 2));
+      row.style.transform = `translateY(${r * ROW_H}px)`;
+    }
+    row._k = r;
+    row._v = this.version;
+    if (row.hidden) row.hidden = false;
+    if (row._sel !== selected) {
+      row._sel = selected;
+      row.classList.toggle('sel', selected);
+      row.setAttribute('aria-selected', selected ? 'true' : 'false');
+    }
+    for (const cls of ['match', 'dim', 'started', 'exited']) row.classList.remove(cls);
+    row._match = false;
+    row._dim = false;
+    row._mark = '';
+    row._labelDirty = true;
+    row._grp = true;
+    row._i = -1;
+    row.classList.add('grp');
+    const open = this.isOpen(i, d);
+    row._level = String(d + 1);
+    row.setAttribute('aria-level', row._level);
+    row._expanded = open ? 'true' : 'false';
+    row.setAttribute('aria-expanded', row._expanded);
+    row._tog.textContent = open ? '▼' : '▶';
+    row._tog.classList.remove('leaf');
+    const indent = 4 + Math.min(d, MAX_INDENT_LEVELS) * 14;
+    row._indent = indent;
+    row._cells.name.style.paddingLeft = `${indent}px`;
+    const label = `${g.name} ×${g.members.length}`;
+    row._label.replaceChildren(h('span', { class: 'nm' }, g.name === '' ? '(no name)' : g.name), h('span', { class: 'count' }, `×${g.members.length}`));
+    row._label.title = `${label}: ${g.members.length} processes with this name under one parent, folded until opened`;
+    const c = row._cells;
+    c.pid.textContent = '';
+    c.ppid.textContent = g.parent === -1 ? '' : String(this.model.procs[g.parent].pid);
+    c.user.textContent = '';
+    c.threads.textContent = '';
+    c.status.textContent = '';
+    c.start.textContent = '';
+    c.start.title = '';
+    row._gsig = '';
+    this.fillGauges(row, g.ownCpu, g.ownMem, g.cpu, g.mem, undefined, false, g.size + 1);
+  }
+
   // fillLabel draws the name (with <mark>s around search hits), a tag saying
-  // why a process is a root when that is unusual, and the command line.
-  fillLabel(row, p, q, reason, d) {
+  // why a process is a root when that is unusual, a started/exited badge
+  // while "what changed" is shown, and the command line.
+  fillLabel(row, p, q, reason, d, mark) {
     const nameKids = [];
     for (const [text, hit] of highlightParts(p.name, q)) nameKids.push(hit ? h('mark', null, text) : text);
     const kids = [h('span', { class: 'nm' }, nameKids)];
+    if (mark === 'new') kids.push(h('span', { class: 'badge badge-new', title: 'started since the moment compared with' }, 'new'));
+    if (mark === 'exited') kids.push(h('span', { class: 'badge badge-exited', title: 'exited since the moment compared with: shown from its last snapshot' }, 'exited'));
     if (reason) kids.push(h('span', { class: `tag tag-${reason[0].replace(/[^a-z]/g, '')}`, title: `${reason[0]}: ${reason[1]}` }, reason[0]));
     if (p.cmdline) {
       const cmd = p.cmdline.length > CMD_PREVIEW ? `${p.cmdline.slice(0, CMD_PREVIEW)}…` : p.cmdline;
@@ -489,7 +715,9 @@ export class ProcView {
 
   rowOfKey(key) {
     const i = this.model.keyIndex.get(key);
-    return i === undefined ? -1 : this.rowOf[i];
+    if (i !== undefined) return this.rowOf[i];
+    const g = this.model.groupIndex ? this.model.groupIndex.get(key) : undefined;
+    return g === undefined || g >= this.groupRow.length ? -1 : this.groupRow[g];
   }
 
   selectedRow() {
@@ -498,7 +726,7 @@ export class ProcView {
 
   select(r, reveal = true) {
     if (r < 0 || r >= this.rows.count) return;
-    this.selKey = this.model.keys[this.rows.idx[r]];
+    this.selKey = this.keyOfRow(r);
     this.version++;
     if (reveal) this.reveal(r);
     this.render();
@@ -516,9 +744,17 @@ export class ProcView {
     }
   }
 
-  revealSelection() {
+  revealSelection(center = false) {
     const r = this.selectedRow();
-    if (r >= 0) this.reveal(r);
+    if (r >= 0) {
+      const height = this.vpH || 600;
+      const onScreen = r * ROW_H >= this.scrollTop && (r + 1) * ROW_H <= this.scrollTop + height;
+      if (center && !onScreen) {
+        const top = Math.max(0, r * ROW_H - Math.floor(height / 2));
+        this.scrollTop = top;
+        this.els.viewport.scrollTop = top;
+      } else this.reveal(r);
+    }
     this.render();
   }
 
@@ -531,7 +767,7 @@ export class ProcView {
     const tree = this.view === 'tree';
     const i = r >= 0 ? this.rows.idx[r] : -1;
     const d = r >= 0 ? this.rows.depth[r] : 0;
-    const hasKids = tree && i >= 0 && this.model.children[i].length > 0;
+    const hasKids = tree && r >= 0 && this.hasKids(i);
     switch (e.key) {
       case 'ArrowDown':
       case 'j':
@@ -563,13 +799,16 @@ export class ProcView {
       case 'h':
         if (r < 0) this.select(0);
         else if (hasKids && this.isOpen(i, d)) this.toggle(i, d);
-        else if (tree && this.model.parent[i] !== -1) {
-          const pr = this.rowOf[this.model.parent[i]];
+        else if (tree && d > 0) {
+          // The row above at a lower depth: the parent, or the group row.
+          let pr = r - 1;
+          while (pr >= 0 && this.rows.depth[pr] >= d) pr--;
           if (pr >= 0) this.select(pr);
         }
         break;
       case 'Enter':
-        if (r >= 0) this.openDetail();
+        if (i < 0) this.toggle(i, d);
+        else if (r >= 0) this.openDetail();
         break;
       case 'Escape':
         if (this.detailKey) this.closeDetail();
@@ -597,7 +836,7 @@ export class ProcView {
       const r = row._k;
       if (e.target.closest('.tog') && this.view === 'tree') {
         const i = this.rows.idx[r];
-        if (this.model.children[i].length > 0) this.toggle(i, this.rows.depth[r]);
+        if (this.hasKids(i)) this.toggle(i, this.rows.depth[r]);
       }
       this.select(r, false);
       this.focus();
@@ -611,7 +850,9 @@ export class ProcView {
       const row = e.target.closest('.row');
       if (!row || row._k < 0 || e.target.closest('.tog')) return;
       this.select(row._k, false);
-      this.openDetail();
+      const i = this.rows.idx[row._k];
+      if (i < 0) this.toggle(i, this.rows.depth[row._k]);
+      else this.openDetail();
     });
     head.addEventListener('click', (e) => {
       const cell = e.target.closest('[data-sort]');
@@ -683,6 +924,10 @@ export class ProcView {
     add('Status', p.status);
     add('CPU', `${num(p.cpu_percent, 1)} % of one core`);
     add('Memory', `${num(p.memory_mb, 1)} MiB${p.memory_percent !== undefined ? ` (${num(p.memory_percent, 2)} % of RAM)` : ''}`);
+    if (live && m.children[i].length > 0 && m.tot) {
+      add('Branch', `${num(m.tot.cpu[i], 1)} % CPU, ${num(m.tot.mem[i], 1)} MiB in ${m.tot.size[i]} processes (it and all below it)`);
+    }
+    if (p._exited) add('Exited', 'since the moment compared with; these are its last values');
     add('Threads', p.num_threads !== undefined ? String(p.num_threads) : undefined);
     add('Started', p.create_time ? `${localTime(p.create_time)} (${p.create_time})` : undefined);
     const cmd = p.cmdline !== undefined
@@ -727,11 +972,8 @@ export class ProcView {
   selectProcess(i) {
     let r = this.rowOf[i];
     if (r < 0 && this.view === 'tree' && !this.found) {
-      // Open the ancestors so the process becomes visible.
-      for (let c = this.model.parent[i], g = 0; c !== -1 && g < this.model.n; c = this.model.parent[c], g++) {
-        this.exp.ov.set(this.model.keys[c], true);
-      }
-      this.changedExpansion();
+      // Open the ancestors (and group) so the process becomes visible.
+      this.openTo(i);
       r = this.rowOf[i];
     }
     if (r >= 0) this.select(r);
