@@ -33,6 +33,119 @@ type Diff struct {
 	ExitedTotal   int      `json:"exited_total"`
 	CPUChanges    []Change `json:"cpu_changes"`
 	MemoryChanges []Change `json:"memory_changes"`
+	// What the started processes use now and the exited ones used last,
+	// summed over all of them (not only the listed ones).
+	StartedCPU    float64 `json:"started_cpu_percent"`
+	StartedMemory float64 `json:"started_memory_mb"`
+	ExitedCPU     float64 `json:"exited_cpu_percent"`
+	ExitedMemory  float64 `json:"exited_memory_mb"`
+	// Movers is "what changed" ranked by impact: started, exited and
+	// changed processes grouped by kind and name ("chromium x12"), at most
+	// maxMovers, zero-impact ones left out (issue 13).
+	Movers []Mover `json:"movers"`
+}
+
+// Mover is one group of processes of one name that started, exited or
+// changed, with their summed CPU % (of one core) and memory (MiB) before
+// and after; a started one was 0 before, an exited one is 0 after.
+type Mover struct {
+	Kind         string  `json:"kind"` // "started", "exited" or "changed"
+	Name         string  `json:"name"`
+	Count        int     `json:"count"`
+	PIDs         []int64 `json:"pids"` // the first maxMoverPIDs by PID
+	CPUBefore    float64 `json:"cpu_before"`
+	CPUAfter     float64 `json:"cpu_after"`
+	CPUDelta     float64 `json:"cpu_delta"`
+	MemoryBefore float64 `json:"memory_before"`
+	MemoryAfter  float64 `json:"memory_after"`
+	MemoryDelta  float64 `json:"memory_delta"`
+	// Impact ranks movers: the members' |CPU delta| (% of one core) plus
+	// their |memory delta| as % of RAM, so a core and all of RAM weigh
+	// the same.
+	Impact float64 `json:"impact"`
+
+	absCPU, absMem float64
+}
+
+// Bounds of the movers: how many a diff lists, how many PIDs each names,
+// and how many distinct (kind, name) groups are summed before the rest
+// fold into one group named moverOverflow (a hostile table of 100,000
+// distinct names must not cost 100,000 map entries).
+const (
+	maxMovers      = 50
+	maxMoverPIDs   = 5
+	maxMoverGroups = 10_000
+	moverOverflow  = "…"
+	// fallbackRAMMiB weighs memory when the snapshot does not say the
+	// host's RAM: 100 MiB then counts like 1 % of a core.
+	fallbackRAMMiB = 10_000
+)
+
+type moverKey struct{ kind, name string }
+
+type movers struct {
+	m map[moverKey]*Mover
+}
+
+func (mv *movers) add(kind string, p *snapshot.Process, cpuBefore, cpuAfter, memBefore, memAfter float64) {
+	if cpuBefore == cpuAfter && memBefore == memAfter {
+		return
+	}
+	if mv.m == nil {
+		mv.m = map[moverKey]*Mover{}
+	}
+	k := moverKey{kind, p.Name}
+	g := mv.m[k]
+	if g == nil {
+		if len(mv.m) >= maxMoverGroups {
+			k.name = moverOverflow
+			g = mv.m[k]
+		}
+		if g == nil {
+			g = &Mover{Kind: kind, Name: k.name, PIDs: []int64{}}
+			mv.m[k] = g
+		}
+	}
+	g.Count++
+	if len(g.PIDs) < maxMoverPIDs {
+		g.PIDs = append(g.PIDs, p.PID)
+	}
+	g.CPUBefore += cpuBefore
+	g.CPUAfter += cpuAfter
+	g.MemoryBefore += memBefore
+	g.MemoryAfter += memAfter
+	g.absCPU += math.Abs(cpuAfter - cpuBefore)
+	g.absMem += math.Abs(memAfter - memBefore)
+}
+
+// list ranks the groups by impact (ties: kind, then name), the n best.
+func (mv *movers) list(ramMiB float64, n int) []Mover {
+	if ramMiB <= 0 || math.IsNaN(ramMiB) || math.IsInf(ramMiB, 0) {
+		ramMiB = fallbackRAMMiB
+	}
+	out := make([]Mover, 0, min(len(mv.m), n))
+	all := make([]*Mover, 0, len(mv.m))
+	for _, g := range mv.m {
+		g.CPUDelta = g.CPUAfter - g.CPUBefore
+		g.MemoryDelta = g.MemoryAfter - g.MemoryBefore
+		g.Impact = g.absCPU + 100*g.absMem/ramMiB
+		if g.Impact > 0 {
+			all = append(all, g)
+		}
+	}
+	slices.SortFunc(all, func(a, b *Mover) int {
+		if c := cmp.Compare(b.Impact, a.Impact); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	for _, g := range all[:min(len(all), n)] {
+		out = append(out, *g)
+	}
+	return out
 }
 
 // Change is how one process's CPU % or memory (MiB) moved between the two
@@ -100,6 +213,16 @@ func byIdentity(procs []snapshot.Process) []int32 {
 // out. Memory: the two lists are read in place through sorted indexes,
 // never copied or put in maps.
 func DiffProcesses(fromID int64, older []snapshot.Process, toID int64, newer []snapshot.Process, limit int) Diff {
+	return DiffProcessesRAM(fromID, older, toID, newer, limit, 0)
+}
+
+// DiffProcessesRAM is DiffProcesses with the host's RAM in MiB, which
+// weighs memory against CPU in the movers' impact (0: unknown).
+func DiffProcessesRAM(fromID int64, older []snapshot.Process, toID int64, newer []snapshot.Process, limit int, ramMiB float64) Diff {
+	nMovers := maxMovers
+	if limit > 0 {
+		nMovers = min(limit, maxMovers)
+	}
 	if limit <= 0 {
 		limit = len(older) + len(newer)
 	}
@@ -108,15 +231,22 @@ func DiffProcesses(fromID int64, older []snapshot.Process, toID int64, newer []s
 		Started: []snapshot.Process{}, Exited: []snapshot.Process{},
 	}
 	var cpu, mem topChanges
+	var mv movers
 	oi, ni := byIdentity(older), byIdentity(newer)
 	exited := func(p *snapshot.Process) {
 		d.ExitedTotal++
+		d.ExitedCPU += p.CPUPercent
+		d.ExitedMemory += p.MemoryMB
+		mv.add("exited", p, p.CPUPercent, 0, p.MemoryMB, 0)
 		if len(d.Exited) < limit {
 			d.Exited = append(d.Exited, *p)
 		}
 	}
 	started := func(p *snapshot.Process) {
 		d.StartedTotal++
+		d.StartedCPU += p.CPUPercent
+		d.StartedMemory += p.MemoryMB
+		mv.add("started", p, 0, p.CPUPercent, 0, p.MemoryMB)
 		if len(d.Started) < limit {
 			d.Started = append(d.Started, *p)
 		}
@@ -159,9 +289,11 @@ func DiffProcesses(fromID int64, older []snapshot.Process, toID int64, newer []s
 			if o.MemoryMB != p.MemoryMB {
 				mem.offer(p, o.MemoryMB, p.MemoryMB)
 			}
+			mv.add("changed", p, o.CPUPercent, p.CPUPercent, o.MemoryMB, p.MemoryMB)
 		}
 	}
 	d.CPUChanges, d.MemoryChanges = cpu.list(), mem.list()
+	d.Movers = mv.list(ramMiB, nMovers)
 	return d
 }
 

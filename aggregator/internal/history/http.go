@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"math"
@@ -488,7 +489,26 @@ func (hd *Handler) diff(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return DiffProcesses(older.ID, po, newer.ID, pn, limit), nil
+	return DiffProcessesRAM(older.ID, po, newer.ID, pn, limit, ramMiB(newer.SystemInfo, older.SystemInfo)), nil
+}
+
+// ramMiB reads system_info.memory.total_bytes of the first snapshot that
+// has it, in MiB (0: none does).
+func ramMiB(infos ...json.RawMessage) float64 {
+	for _, raw := range infos {
+		var si struct {
+			Memory struct {
+				TotalBytes float64 `json:"total_bytes"`
+			} `json:"memory"`
+		}
+		if len(raw) == 0 || json.Unmarshal(raw, &si) != nil {
+			continue
+		}
+		if t := si.Memory.TotalBytes; t > 0 && !math.IsInf(t, 0) {
+			return t / (1 << 20)
+		}
+	}
+	return 0
 }
 
 // parseDiffLimit reads a diff's limit: how many started and exited

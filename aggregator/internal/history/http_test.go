@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -327,6 +328,19 @@ func TestDiffRoute(t *testing.T) {
 		}
 		if len(d.MemoryChanges) != 1 || d.MemoryChanges[0].Delta != -30 {
 			t.Errorf("memory changes %+v", d.MemoryChanges)
+		}
+		// Movers (no RAM in system_info: 100 MiB weighs like 1 % CPU):
+		// app 79 + 0.3, exited web 10 + 1 and started web 10 + 1, old 3 + 0.05, the hostile name 1 + 0.01.
+		var got []string
+		for _, m := range d.Movers {
+			got = append(got, fmt.Sprintf("%s %s x%d %+.0f", m.Kind, m.Name, m.Count, m.CPUDelta))
+		}
+		want := []string{"changed app x1 +79", "exited web x1 -10", "started web x1 +10", "exited old x1 -3", "started <img src=x onerror=alert(1)> x1 +1"}
+		if !slices.Equal(got, want) {
+			t.Errorf("movers\n got %q\nwant %q", got, want)
+		}
+		if d.StartedCPU != 11 || d.ExitedMemory != 105 {
+			t.Errorf("started cpu %v, exited memory %v", d.StartedCPU, d.ExitedMemory)
 		}
 	}
 	runHTTPCases(t, srv, []httpCase{
