@@ -20,9 +20,10 @@ const TOTAL_TIMEOUT_MS = 10 * 60 * 1000;
 const artifacts = join(here, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
 
+const extra = []; // e.g. --test-name-pattern=benchmark from the command line
 function runTests(files, env) {
   return new Promise((res) => {
-    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', ...files], {
+    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', ...extra, ...files], {
       cwd: here,
       stdio: 'inherit',
       env: { ...process.env, ...env },
@@ -70,7 +71,10 @@ let code = 1;
 try {
   agg = await startAggregator(bin, { log: (s) => logFile.write(s) });
   console.log(`run.mjs: aggregator ${bin} at ${agg.base} (pid ${agg.child.pid}), log in artifacts/aggregator.log`);
-  code = await runTests(['tree.test.mjs', 'ui.test.mjs'], { PROCSCOPE_BASE: agg.base });
+  // `node run.mjs procview.test.mjs` runs only the files named.
+  const only = process.argv.slice(2).filter((f) => f.endsWith('.test.mjs'));
+  extra.push(...process.argv.slice(2).filter((f) => f.startsWith('--test-name-pattern=')));
+  code = await runTests(only.length ? only : ['tree.test.mjs', 'ui.test.mjs', 'procview.test.mjs'], { PROCSCOPE_BASE: agg.base });
 } catch (err) {
   console.error(`run.mjs: ${err.stack || err}`);
   code = 1;

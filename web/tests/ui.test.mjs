@@ -504,7 +504,7 @@ test('5,000 processes: first render, search keystrokes and expand all within bud
   const expandMeasure = await lastMeasure(page, 'expand-all');
   // scroll to the end: the virtual list draws the last rows
   await page.evaluate(() => { const v = document.getElementById('viewport'); v.scrollTop = v.scrollHeight; });
-  await waitRows(page, (n) => Array.from(document.querySelectorAll('#viewport .row:not([hidden])')).some((e) => Number(e.getAttribute('aria-rowindex')) === n + 1), 'last row drawn', BIG_N);
+  await waitRows(page, (n) => Array.from(document.querySelectorAll('#viewport .row:not([hidden])')).some((e) => Number(e.getAttribute('aria-rowindex')) === n + 1), 'last row drawn', BIG_N + bigGroups);
   const domRows = await page.evaluate(() => document.querySelectorAll('#viewport .row').length);
   assert.ok(domRows < 100, `only visible rows exist in the DOM (${domRows})`);
   const collapseAll = await clickTimed('collapse-all');

@@ -9,6 +9,7 @@
 import { h, ago, localTime } from './util.js';
 import { getJSON, hostsURL, latestURL, processesURL, streamURL } from './api.js';
 import { ProcView } from './procview.js';
+import { Changes } from './changes.js';
 import { renderSystem } from './system.js';
 import { SORTS } from './tree.js';
 import { HistoryView, atURL, snapshotsURL, snapshotURL, processHistory } from './history.js';
@@ -57,6 +58,10 @@ const view = new ProcView({
   onSort: (key, desc) => setSort(key, desc),
   processHistory: (el, pid, createTime) => processHistory(el, state.host, pid, createTime),
 });
+
+// What changed (Processes tab and time-travel banner): changes.js.
+const changes = new Changes(view, { host: () => state.host, backToLive: () => backToLive() });
+view.onShown = (meta) => changes.shownChanged(meta);
 
 const hist = new HistoryView($('panel-history'), {
   onPick: (t) => pickTime(t),
@@ -335,6 +340,7 @@ function restartPolling() {
 function renderPast() {
   const el = $('past');
   renderLive();
+  changes.pastChanged(state.past, state.latest);
   if (!state.past) {
     el.hidden = true;
     $('past-new').hidden = true;

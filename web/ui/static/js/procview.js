@@ -95,6 +95,9 @@ export class ProcView {
     if (host === this.host) return;
     this.flushSave();
     this.host = host;
+    this.marks = null; // "what changed" marks belong to the host left
+    this.started = null;
+    this.baseProcs = null;
     this.exp = this.loadExpansion(host);
     this.selKey = null;
     this.closeDetail();
@@ -122,6 +125,7 @@ export class ProcView {
     this.recompute();
     measure('render-tree', t0);
     if (this.detailKey) this.renderDetail();
+    if (meta !== undefined && this.onShown) this.onShown(meta);
   }
 
   setQuery(q) {
@@ -217,11 +221,13 @@ export class ProcView {
   // the snapshot (after it, so a live process wins a reused pid).
   withGhosts(procs) {
     const d = this.marks;
+    this.ghosts = 0;
     if (!d || !Array.isArray(d.exited) || d.exited.length === 0) return procs;
     const live = new Set();
     for (const p of procs) live.add(procKey(p));
     const out = procs.slice();
     for (const p of d.exited) if (!live.has(procKey(p))) out.push({ ...p, _exited: true });
+    this.ghosts = out.length - procs.length;
     return out;
   }
 
@@ -397,7 +403,7 @@ export class ProcView {
 
   updateCount() {
     const el = this.els.matchCount;
-    const n = this.model.n.toLocaleString('en-US');
+    const n = (this.model.n - (this.ghosts || 0)).toLocaleString('en-US');
     if (!this.loaded) el.textContent = '';
     else if (this.found) {
       const c = this.found.count;
