@@ -13,7 +13,8 @@ const diffURL = (id, against) => `api/v1/snapshots/${enc(id)}/diff?against=${enc
 const atURL = (host, t) => `api/v1/snapshots/at?hostname=${enc(host)}&time=${enc(t)}`;
 const firstURL = (host, from, to) => `api/v1/hosts/${enc(host)}/snapshots?from=${enc(from)}&to=${enc(to)}&limit=1`;
 
-const WINDOWS = [['', 'What changed…'], ['60', 'in the last minute'], ['600', 'in the last 10 minutes'], ['3600', 'in the last hour']];
+// [seconds, option, title phrase]
+const WINDOWS = [['', 'What changed?', ''], ['60', 'Changed in 1 min', 'in the minute'], ['600', 'Changed in 10 min', 'in the 10 minutes'], ['3600', 'Changed in 1 h', 'in the hour']];
 const SHOWN = 12; // movers listed before "more"
 const BANNER_TOP = 3; // movers named in the banner
 
@@ -187,7 +188,7 @@ export class Changes {
   render(d, base, to, first) {
     const since = base ? `${localTime(base.captured_at)} (${ago(base.captured_at, Date.parse(to.captured_at))} before)` : '';
     const title = this.mode.win
-      ? `What changed ${WINDOWS.find(([v]) => Number(v) === this.mode.win)[1].replace('in the last', 'in the')} before ${localTime(to.captured_at)}`
+      ? `What changed ${(WINDOWS.find(([v]) => Number(v) === this.mode.win) || WINDOWS[2])[2]} before ${localTime(to.captured_at)}`
       : `What changed since ${localTime(base.captured_at)}`;
     if (!d) {
       this.panel.replaceChildren(this.head(title), h('p', { class: 'note' }, first || !base
@@ -214,11 +215,13 @@ export class Changes {
     const notes = [];
     if (first) notes.push(h('p', { class: 'note' }, `The host is younger than that: compared with its first snapshot, ${since}.`));
     else notes.push(h('p', { class: 'note' }, `From ${since} (snapshot ${d.from}) to snapshot ${d.to}. Ranked by impact: CPU change plus memory change as a share of RAM; repeats grouped.`));
-    this.panel.replaceChildren(
+    const kids = [
       this.head(title, s),
       movers.length ? h('ol', { class: 'movers' }, shown.map(item)) : h('p', { class: 'note' }, 'No process changed its CPU or memory.'),
       movers.length > SHOWN ? h('button', { type: 'button', class: 'link more', onclick: () => { this.expanded = !this.expanded; this.render(d, base, to, first); } },
         this.expanded ? 'fewer' : `${movers.length - SHOWN} more`) : null,
-      ...notes);
+      ...notes,
+    ];
+    this.panel.replaceChildren(...kids.filter(Boolean));
   }
 }
