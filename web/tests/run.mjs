@@ -23,7 +23,7 @@ mkdirSync(artifacts, { recursive: true });
 const extra = []; // e.g. --test-name-pattern=benchmark from the command line
 function runTests(files, env) {
   return new Promise((res) => {
-    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', ...extra, ...files], {
+    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=420000', ...extra, ...files], {
       cwd: here,
       stdio: 'inherit',
       env: { ...process.env, ...env },

@@ -14,7 +14,7 @@ const atURL = (host, t) => `api/v1/snapshots/at?hostname=${enc(host)}&time=${enc
 const firstURL = (host, from, to) => `api/v1/hosts/${enc(host)}/snapshots?from=${enc(from)}&to=${enc(to)}&limit=1`;
 
 // [seconds, option, title phrase]
-const WINDOWS = [['', 'What changed?', ''], ['60', 'Changed in 1 min', 'in the minute'], ['600', 'Changed in 10 min', 'in the 10 minutes'], ['3600', 'Changed in 1 h', 'in the hour']];
+const WINDOWS = [['', 'What changed?', ''], ['60', '…in 1 min', 'in the minute'], ['600', '…in 10 min', 'in the 10 minutes'], ['3600', '…in 1 hour', 'in the hour']];
 const SHOWN = 12; // movers listed before "more"
 const BANNER_TOP = 3; // movers named in the banner
 

@@ -641,8 +641,8 @@ export class ProcView {
   gauge(cell, own, sum, frac, lvl, title) {
     cell._v.textContent = own;
     cell._sum.textContent = sum;
-    // Under 1 % a bar would be a speck: none.
-    const f = frac >= 0.01 ? Math.min(1, frac) : 0;
+    // Under 5 % a bar would be a speck: none.
+    const f = frac >= 0.05 ? Math.min(1, frac) : 0;
     cell._bar.style.transform = `scaleX(${f})`;
     cell.classList.toggle('warn', lvl === 'warn');
     cell.classList.toggle('crit', lvl === 'crit');
