@@ -113,6 +113,9 @@ export class Changes {
   async pastChanged(past, latest) {
     const seq = ++this.pastSeq;
     this.pastEl.replaceChildren();
+    // "Since that moment" compares with the live tree: going to the past
+    // again ends it (the window modes follow the snapshot shown instead).
+    if (past && this.mode && this.mode.baseId) this.off();
     if (!past || !latest || past.snapshot_id === latest.snapshot_id) return;
     try {
       const d = await getJSON(diffURL(latest.snapshot_id, past.snapshot_id));
