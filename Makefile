@@ -16,7 +16,7 @@ CROSS     := linux/amd64 linux/arm64 windows/amd64 windows/arm64 darwin/amd64 da
 LISTEN    ?= 127.0.0.1:8000
 EXPORTER_LISTEN ?= 127.0.0.1:9717
 
-.PHONY: all build run test vet lint gotest cross webtest bench fuzz load soak clean
+.PHONY: all build run test vet lint gotest cross webtest bench fuzz load soak release docker clean
 
 all: build
 
@@ -115,6 +115,33 @@ LOAD_ROUNDS   ?= 2
 LOAD_WARMUP   ?= 3s
 load:
 	$(GO) run ./tools/loadgen -spawn -compare-history -rounds $(LOAD_ROUNDS) -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOAD_DURATION) -warmup $(LOAD_WARMUP) -timeline
+
+# release: VERSION=x.y.z is required. Builds the exporter for every CROSS
+# platform and the aggregator (cgo) for this machine's, all with LDFLAGS
+# (the one place the build labels are set; the Dockerfiles take them as a
+# build argument, see docker), then tools/release packs them into DIST:
+# a tarball per binary and platform (binary, LICENSE, README.md, example
+# config), a .deb per linux binary (nfpm: /usr/bin, the deploy/systemd unit,
+# /etc/default conffile) and SHA256SUMS.
+DIST   ?= dist
+NATIVE := $(shell $(GO) env GOOS)-$(shell $(GO) env GOARCH)
+release:
+	@case "$(origin VERSION)" in command*|environment*) ;; \
+	  *) echo "release: give the version: make release VERSION=x.y.z" >&2; exit 2;; esac
+	rm -rf $(DIST)/build $(DIST)/*.tar.gz $(DIST)/*.deb $(DIST)/SHA256SUMS
+	@set -e; for p in $(CROSS); do \
+	  os=$${p%/*}; arch=$${p#*/}; ext=; [ "$$os" != windows ] || ext=.exe; \
+	  echo "release exporter $$os/$$arch"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+	    -o $(DIST)/build/$$os-$$arch/procscope-exporter$$ext ./exporter; \
+	done
+	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/build/$(NATIVE)/procscope-aggregator ./aggregator
+	$(GO) run ./tools/release -version '$(VERSION)' -build $(DIST)/build -out $(DIST)
+
+# docker: both images, with the same LDFLAGS as every other build.
+docker:
+	docker build -f deploy/exporter.Dockerfile --build-arg LDFLAGS='$(LDFLAGS)' -t ghcr.io/procscope/procscope-exporter:$(VERSION) .
+	docker build -f deploy/aggregator.Dockerfile --build-arg LDFLAGS='$(LDFLAGS)' -t ghcr.io/procscope/procscope-aggregator:$(VERSION) .
 
 # soak: the real aggregator for SOAK_DURATION at SOAK_RATE snapshots/s from
 # SOAK_HOSTS hosts, retention shortened so that pruning runs, its RSS, Go

@@ -13,11 +13,12 @@ RUN go mod download
 COPY aggregator/ aggregator/
 COPY web/ web/
 COPY internal/cli/ internal/cli/
-ARG VERSION=dev
-ARG REVISION=unknown
-RUN CGO_ENABLED=1 go build -trimpath \
-      -ldflags "-s -w -X github.com/prometheus/common/version.Version=${VERSION} -X github.com/prometheus/common/version.Revision=${REVISION} -X github.com/prometheus/common/version.Branch=main -X github.com/prometheus/common/version.BuildUser=docker" \
-      -o /out/procscope-aggregator ./aggregator
+# The build labels (version, revision, branch, date) come from the
+# Makefile's LDFLAGS, their one definition: `make docker` passes them.
+# Without it, the binary fills them itself (cli.FillVersion: "devel",
+# "unknown"): never a made-up branch or version.
+ARG LDFLAGS="-s -w"
+RUN CGO_ENABLED=1 go build -trimpath -ldflags "${LDFLAGS}" -o /out/procscope-aggregator ./aggregator
 
 FROM debian:12.12-slim
 # libdeflate0: ingest's fast gunzip, loaded at run time (without it ingest

@@ -17,11 +17,12 @@ RUN go mod download
 COPY aggregator/snapshot/ aggregator/snapshot/
 COPY exporter/ exporter/
 COPY internal/cli/ internal/cli/
-ARG VERSION=dev
-ARG REVISION=unknown
-RUN CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w -X github.com/prometheus/common/version.Version=${VERSION} -X github.com/prometheus/common/version.Revision=${REVISION} -X github.com/prometheus/common/version.Branch=main -X github.com/prometheus/common/version.BuildUser=docker" \
-      -o /out/procscope-exporter ./exporter
+# The build labels (version, revision, branch, date) come from the
+# Makefile's LDFLAGS, their one definition: `make docker` passes them.
+# Without it, the binary fills them itself (cli.FillVersion: "devel",
+# "unknown"): never a made-up branch or version.
+ARG LDFLAGS="-s -w"
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "${LDFLAGS}" -o /out/procscope-exporter ./exporter
 
 FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt

@@ -59,6 +59,9 @@ func TestMain(m *testing.M) {
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}
+	if releaseDir != "" { // packages_test.go
+		_ = os.RemoveAll(releaseDir)
+	}
 	os.Exit(code)
 }
 
