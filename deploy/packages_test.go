@@ -220,6 +220,17 @@ func TestReleaseTarballs(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkVersionOutput(t, p, pkgTestVersion)
+			if example == "procscope-exporter.yml" {
+				// The example config is one the exporter accepts (a bad
+				// key or value exits 2 before it listens); the push URL
+				// and state dir given as flags win over the file's.
+				cfg := filepath.Join(t.TempDir(), example)
+				if err := os.WriteFile(cfg, exampleText, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				start(t, "exporter with "+example, true, nil, p, "--config.file="+cfg,
+					"--web.listen-address=127.0.0.1:0", "--push.url=", "--state.dir="+t.TempDir())
+			}
 		}
 	}
 }
