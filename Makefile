@@ -128,6 +128,8 @@ NATIVE := $(shell $(GO) env GOOS)-$(shell $(GO) env GOARCH)
 release:
 	@case "$(origin VERSION)" in command*|environment*) ;; \
 	  *) echo "release: give the version: make release VERSION=x.y.z" >&2; exit 2;; esac
+	@echo '$(VERSION)' | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?$$' || \
+	  { echo "release: VERSION=$(VERSION): want x.y.z or x.y.z-pre (tools/release checks the same)" >&2; exit 2; }
 	rm -rf $(DIST)/build $(DIST)/*.tar.gz $(DIST)/*.deb $(DIST)/SHA256SUMS
 	@set -e; for p in $(CROSS); do \
 	  os=$${p%/*}; arch=$${p#*/}; ext=; [ "$$os" != windows ] || ext=.exe; \
