@@ -67,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.duration, "duration", time.Hour, "how long to push")
 	fs.DurationVar(&cfg.interval, "interval", 10*time.Second, "time between two samples")
 	fs.DurationVar(&cfg.warmup, "warmup", 10*time.Minute, "the verdict compares the end with the first sample after this")
-	fs.DurationVar(&cfg.window, "window", time.Minute, "the verdict compares means over this long, after -warmup and at the end (one sample is one GC phase)")
+	fs.DurationVar(&cfg.window, "window", 5*time.Minute, "the verdict compares means over this long, after -warmup and at the end: one sample catches one moment of a GC cycle (the heap in use swings by half between them), so a window needs tens of samples to resolve 10 %")
 	fs.Float64Var(&cfg.rate, "rate", 500, "snapshots per second, all hosts together")
 	fs.IntVar(&cfg.hosts, "hosts", 200, "simulated hosts")
 	fs.IntVar(&cfg.procs, "procs", 300, "processes per snapshot")
@@ -263,6 +263,12 @@ func soak(ctx context.Context, cfg config, out io.Writer) ([]sample, error) {
 		if ctx.Err() != nil {
 			<-pushed
 			return samples, ctx.Err()
+		}
+		if pushCtx.Err() != nil {
+			// The tick came as the load ended: its sample would show
+			// the connections closing, not the steady state.
+			<-pushed
+			break
 		}
 		if err := take(); err != nil {
 			stopPush()

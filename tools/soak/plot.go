@@ -124,6 +124,25 @@ type summary struct {
 	RateAfterWarmup, CPUAfterWarmup float64  // acknowledged snapshots/s, cores
 	FailedAfterWarmup               int64
 	Pruned                          [2]int64
+	RSSTrend, HeapTrend             float64 // least-squares slope from warm-up on, bytes an hour
+}
+
+// trend is the least-squares slope of f over the samples, per hour.
+func trend(samples []sample, f func(sample) int64) float64 {
+	var n, sx, sy, sxx, sxy float64
+	for _, s := range samples {
+		x, y := s.Elapsed.Hours(), float64(f(s))
+		n++
+		sx += x
+		sy += y
+		sxx += x * x
+		sxy += x * y
+	}
+	d := n*sxx - sx*sx
+	if n < 2 || d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
 }
 
 // summarize compares the samples in [warmup, warmup+window) with those in
@@ -172,6 +191,14 @@ func summarize(samples []sample, warmup, window time.Duration) (summary, error) 
 		s.MaxDBBytes = max(s.MaxDBBytes, x.DBBytes)
 		s.MaxSnapshots = max(s.MaxSnapshots, x.Snapshots)
 	}
+	var after []sample
+	for _, x := range samples {
+		if x.Elapsed >= first[0].Elapsed {
+			after = append(after, x)
+		}
+	}
+	s.RSSTrend = trend(after, func(x sample) int64 { return x.RSSBytes })
+	s.HeapTrend = trend(after, func(x sample) int64 { return x.HeapInuse })
 	a, b := first[0], samples[len(samples)-1]
 	if d := (b.Elapsed - a.Elapsed).Seconds(); d > 0 {
 		s.RateAfterWarmup = float64(b.Pushed-a.Pushed) / d
@@ -192,6 +219,7 @@ func (s summary) print(w io.Writer) {
 	_, _ = fmt.Fprintf(w, "  heap inuse %s -> %s (%+.1f%%)\n", m(s.Heap[0]), m(s.Heap[1]), 100*change(s.Heap))
 	_, _ = fmt.Fprintf(w, "  goroutines %.0f -> %.0f (%+.1f%%; %d..%d from %s on)\n", s.Goroutines[0], s.Goroutines[1], 100*change(s.Goroutines), s.MinGoroutines, s.MaxGoroutines, at)
 	_, _ = fmt.Fprintf(w, "  open fds   %.0f -> %.0f (%+.1f%%; %d..%d from %s on)\n", s.FDs[0], s.FDs[1], 100*change(s.FDs), s.MinFDs, s.MaxFDs, at)
+	_, _ = fmt.Fprintf(w, "trend from %s on (least squares): RSS %+.1f MiB an hour, heap in use %+.1f MiB an hour\n", at, s.RSSTrend/mib, s.HeapTrend/mib)
 	_, _ = fmt.Fprintf(w, "database %s -> %s (at most %s in the run); snapshots stored %d -> %d (at most %d); rows pruned %d -> %d\n",
 		m(float64(s.DB[0])), m(float64(s.DB[1])), m(float64(s.MaxDBBytes)), s.Snapshots[0], s.Snapshots[1], s.MaxSnapshots, s.Pruned[0], s.Pruned[1])
 	_, _ = fmt.Fprintf(w, "history  %s -> %s\n", m(float64(s.History[0])), m(float64(s.History[1])))

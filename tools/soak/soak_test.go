@@ -208,6 +208,13 @@ func TestSummarizeVerdict(t *testing.T) {
 			if r := s.RateAfterWarmup; r < 499 || r > 501 {
 				t.Errorf("rate %.1f/s, want 500", r)
 			}
+			if tc.name == "heap leak" {
+				// 1 MiB a minute (and RSS twice the heap): 60 and 120 an hour
+				// (the heap a little more: its 5 % jitter grows with it).
+				if h, r := s.HeapTrend/(1<<20), s.RSSTrend/(1<<20); h < 59 || h > 63 || r < 118 || r > 122 {
+					t.Errorf("trend: heap %.1f MiB/h, RSS %.1f MiB/h; want 60 and 120", h, r)
+				}
+			}
 			why := strings.Join(s.flat(), "; ")
 			if (tc.reason == "") != (why == "") || !strings.Contains(why, tc.reason) {
 				t.Errorf("verdict %q, want one naming %q", why, tc.reason)
