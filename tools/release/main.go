@@ -107,6 +107,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintf(stderr, "release: -version=%q: want x.y.z or x.y.z-pre, e.g. -version 1.2.3\n", cfg.version)
 		return 2
 	}
+	if err := checkChangelog(filepath.Join(cfg.root, "CHANGELOG.md"), cfg.version); err != nil {
+		_, _ = fmt.Fprintln(stderr, "release:", err)
+		return 2
+	}
 	// Every file in the archives gets the same time, so that the same
 	// binaries always give the same tarballs and packages.
 	cfg.mtime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -119,6 +123,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stdout, filepath.Join(cfg.out, f))
 	}
 	return 0
+}
+
+// checkChangelog refuses a release (x.y.z, not a pre-release) whose
+// version has no "## [x.y.z]" section in CHANGELOG.md: users read what
+// changed there, so it is written before the release, not after.
+func checkChangelog(path, version string) error {
+	if strings.Contains(version, "-") {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	for line := range strings.Lines(string(b)) {
+		if strings.HasPrefix(line, "## ["+version+"]") {
+			return nil
+		}
+	}
+	return fmt.Errorf("CHANGELOG.md has no \"## [%s]\" section: move the Unreleased entries under it first (a pre-release, x.y.z-rc.1, needs none)", version)
 }
 
 // release makes every artefact and SHA256SUMS; it returns their names.

@@ -60,3 +60,34 @@ func TestPackagedUnit(t *testing.T) {
 		t.Error("a unit without ExecStart=/usr/local/bin/procscope-exporter was packaged")
 	}
 }
+
+func TestCheckChangelog(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "CHANGELOG.md")
+	text := "# Changelog\n\n## [Unreleased]\n\n## [1.2.3] - 2026-12-05\n### Added\n- x\n\n## [1.2.2]\n"
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		version string
+		ok      bool
+	}{
+		{"1.2.3", true},
+		{"1.2.2", true},
+		{"1.2.4", false},
+		{"1.2", false},       // a prefix of 1.2.3 is not its section
+		{"1.3.0-rc.1", true}, // pre-releases need no section
+	} {
+		if err := checkChangelog(path, tc.version); (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.version, err)
+		}
+	}
+	// The repository's own changelog is in that format.
+	b, err := os.ReadFile(filepath.Join("..", "..", "CHANGELOG.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "# Changelog\n") || !strings.Contains(string(b), "\n## [Unreleased]\n") {
+		t.Error("CHANGELOG.md: want a \"# Changelog\" title and a \"## [Unreleased]\" section")
+	}
+}
