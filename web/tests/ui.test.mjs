@@ -660,7 +660,7 @@ test('history: charts, a picked moment opens the past tree, step, what changed, 
 
   const { page, check } = await open(t, url({ host: HOST, tab: 'history' }));
   await page.waitForSelector('#panel-history .chart canvas');
-  assert.equal(await page.locator('#panel-history .chart').count(), 2, 'CPU and memory charts');
+  assert.equal(await page.locator('#panel-history .chart').count(), 7, 'CPU, memory, top processes, load, swap, filesystems');
   assert.ok(!(await page.textContent('#panel-history')).includes('cannot load'), 'history loaded');
   for (const colorScheme of ['light', 'dark']) {
     await page.emulateMedia({ colorScheme });
@@ -669,10 +669,12 @@ test('history: charts, a picked moment opens the past tree, step, what changed, 
     await page.screenshot({ path: join(ART, `${colorScheme}-history.png`) });
   }
 
-  // Click the CPU chart 35 minutes ago: the snapshot at or before is the first.
+  // Click the CPU chart 38 minutes ago: the nearest snapshot is the first;
+  // the menu opens its tree.
   const box = await page.locator('#panel-history .chart >> nth=0').locator('.u-over').boundingBox();
-  const frac = (3600 - 35 * 60) / 3600;
+  const frac = (3600 - 38 * 60) / 3600;
   await page.mouse.click(box.x + box.width * frac, box.y + box.height / 2);
+  await page.click('#hist-menu [data-act=open]');
   await page.waitForSelector('#past:not([hidden])');
   assert.match(await page.textContent('#past-text'), new RegExp(`^You are looking at the past: snapshot ${ids[0]},`));
   assert.equal(await page.getAttribute('#tab-processes', 'aria-selected'), 'true');
@@ -904,15 +906,17 @@ test('what changed: two moments (inputs and chart clicks), since 10 minutes ago,
   assert.equal(await page.textContent('#cmp-error'), 'Moment A must be before moment B.');
   assert.deepEqual((await lists()).started, ['short-job (812)']);
 
-  // The same two moments picked on the chart: A, then B (1 h range).
-  await page.click('#panel-history [data-mode=compare]');
+  // The same two moments picked on the chart: A, then B (1 h range), each
+  // snapped to the nearest snapshot.
   const over = await page.locator('#panel-history .chart[data-chart="%"] .u-over').boundingBox();
   const range = await chartRange(page);
   const xAt = (m) => over.x + over.width * ((now / 1000 - m * 60 - range.from) / (range.to - range.from));
   await page.evaluate(() => { document.getElementById('diff').replaceChildren(); });
-  await page.mouse.click(xAt(17), over.y + over.height / 2);
+  await page.mouse.click(xAt(19), over.y + over.height / 2);
+  await page.click('#hist-menu [data-act=a]');
   assert.equal(await page.locator('#diff .diff-title').count(), 0, 'one click only sets A');
   await page.mouse.click(xAt(14), over.y + over.height / 2);
+  await page.click('#hist-menu [data-act=b]');
   await waitTitle(`(snapshot ${S[1]})`);
   assert.equal(await page.textContent('#cmp-error'), '');
   assert.deepEqual(await lists(), { started: ['short-job (812)'], exited: [], cpu: ['java (460)'], memory: [] });

@@ -1,0 +1,345 @@
+// Browser tests of the History tab (issue 13, point 4): presets fitted to a
+// new host, drag-zoom and reset, one crosshair across the charts, the click
+// menu snapping to stored snapshots, marked moments, live appends, every
+// chart with data, and short retrying messages instead of raw errors.
+// Debian's Chromium through playwright-core against the real aggregator
+// that run.mjs started; data goes in through the real POST /api/v1/ingest.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, startAggregator, stopAggregator } from './lib.mjs';
+import { smallProcesses, snapshot } from './fixtures.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ART = join(here, 'artifacts');
+const DOCS = join(here, '..', '..', 'docs');
+mkdirSync(ART, { recursive: true });
+if (!process.env.PROCSCOPE_BASE) throw new Error('PROCSCOPE_BASE is not set: run the tests with `node run.mjs`');
+// An aggregator of its own (the binary run.mjs uses): the hosts ingested
+// here must not show up in ui.test.mjs's host list, and a fresh store makes
+// "a new host" really new.
+const BIN = resolve(process.env.PROCSCOPE_AGGREGATOR || join(here, '..', '..', 'bin', 'procscope-aggregator'));
+let agg = null;
+let BASE = '';
+
+const HOST = 'hist-fresh.example';
+const KEY = 'key-hist-fresh-0123456789';
+const EVERY_S = 5; // the host's push interval
+const COUNT = 48; // four minutes of snapshots: the default range is 5m
+const CHARTS = ['%', 'bytes', 'proc-cpu', 'proc-mem', 'load', 'swap', 'fs'];
+
+let browser;
+const t0 = Math.floor(Date.now() / 1000) - COUNT * EVERY_S;
+const snaps = []; // {id, t} oldest first
+
+// Snapshot k: a busy java and postgres that wander, load and memory that
+// follow, a filesystem that fills up: charts with something to read.
+function snap(k, at) {
+  const wave = Math.sin(k / 6);
+  const procs = smallProcesses().map((p) => {
+    if (p.pid === 460) return { ...p, cpu_percent: 120 + 60 * wave, memory_mb: 2048 + 8 * k };
+    if (p.pid === 452) return { ...p, cpu_percent: 40 + 30 * Math.cos(k / 4), memory_mb: 150 + 2 * k };
+    if (p.pid === 401) return { ...p, cpu_percent: 15 + (k % 7) * 3 };
+    return p;
+  });
+  const s = snapshot(HOST, new Date(at * 1000).toISOString(), procs);
+  const sys = s.system_info;
+  sys.cpu.usage_percent = 22 + 10 * wave + (k % 5);
+  sys.memory.used_bytes = 17e9 + k * 60e6 + 4e8 * wave;
+  sys.swap.used_bytes = 268435456 + k * 4e6;
+  sys.load_average = { load1: 3 + 2 * wave, load5: 2.6 + wave, load15: 2.2 + 0.3 * wave };
+  sys.filesystems[0].used_bytes = 301480864972 + k * 2e9;
+  sys.filesystems[2].used_bytes = 1030792151040 - k * 1e9;
+  return s;
+}
+
+/** waitSeries waits (bounded) until the host's CPU history has n points. */
+async function waitSeries(n) {
+  const now = Math.ceil(Date.now() / 1000);
+  const u = `${BASE}/api/v1/hosts/${encodeURIComponent(HOST)}/series?metric=cpu&from=${now - 3600}&to=${now + 60}`;
+  let points = 0;
+  for (let i = 0; i < 60 && points < n; i++) {
+    const body = await (await fetch(u, { signal: AbortSignal.timeout(5000) })).json();
+    points = body.series?.[0]?.values?.length ?? 0;
+    if (points < n) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(points >= n, `history of ${HOST} has ${n} points (${points})`);
+}
+
+before(async () => {
+  agg = await startAggregator(BIN);
+  BASE = agg.base;
+  for (let k = 0; k < COUNT; k++) {
+    const at = t0 + k * EVERY_S + 0.25;
+    snaps.push({ id: (await ingest(BASE, KEY, snap(k, at))).snapshot_id, t: at });
+  }
+  await waitSeries(COUNT);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30000 });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  await stopAggregator(agg);
+});
+
+const url = (q) => `/?${new URLSearchParams(q)}`;
+
+async function open(t, path, { width = 1400, height = 900, ignoreConsole = () => false } = {}) {
+  const ctx = await browser.newContext({ viewport: { width, height }, colorScheme: 'light', baseURL: BASE });
+  ctx.setDefaultTimeout(STEP_TIMEOUT);
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on('dialog', (d) => {
+    problems.push(`dialog opened: ${d.type()} ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !ignoreConsole(m)) problems.push(`console error: ${m.text()} at ${m.location().url}`);
+  });
+  t.after(() => ctx.close());
+  await page.goto(path);
+  return { page, check: () => assert.deepEqual(problems, [], 'the page raised dialogs, errors or CSP violations') };
+}
+
+/** charts reads every chart's kind, range, point count, legend labels and marks. */
+const charts = (page) => page.evaluate(() => Array.from(document.querySelectorAll('#panel-history .chart'), (f) => ({
+  kind: f.dataset.chart,
+  from: Number(f.dataset.from),
+  to: Number(f.dataset.to),
+  points: Number(f.dataset.points),
+  labels: Array.from(f.querySelectorAll('.u-legend .u-series:not(:first-child) .u-label'), (e) => e.textContent),
+  marks: f.dataset.marks ?? '',
+  canvas: !!f.querySelector('canvas'),
+})));
+
+const waitFor = (page, fn, what, arg, timeout = STEP_TIMEOUT) => page.waitForFunction(fn, arg, { timeout, polling: 100 })
+  .catch((err) => { throw new Error(`waiting for ${what}: ${err.message}`); });
+
+const waitCharts = (page) => waitFor(page, (n) => document.querySelectorAll('#panel-history .chart canvas').length === n
+  && document.querySelector('#panel-history .hist-status').textContent === '', 'the charts', CHARTS.length);
+
+/** xOf is the page x of unix time t on a chart's plot area. */
+async function xOf(page, kind, t) {
+  const over = page.locator(`#panel-history .chart[data-chart="${kind}"] .u-over`);
+  await over.scrollIntoViewIfNeeded();
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  const box = await over.boundingBox();
+  const c = (await charts(page)).find((x) => x.kind === kind);
+  return { x: box.x + (box.width * (t - c.from)) / (c.to - c.from), y: box.y + box.height / 2, box };
+}
+
+test('a new host opens on 5m with every chart drawn with data; presets change the window', async (t) => {
+  const { page, check } = await open(t, url({ host: HOST, tab: 'history' }));
+  await waitCharts(page);
+  assert.equal(await page.getAttribute('#panel-history [data-range="5m"]', 'aria-pressed'), 'true', 'four minutes of data: 5m');
+  assert.equal(new URL(page.url()).searchParams.get('range'), null, 'the fitted default adds nothing to the URL');
+  const cs = await charts(page);
+  assert.deepEqual(cs.map((c) => c.kind), CHARTS);
+  for (const c of cs) {
+    assert.equal(c.to - c.from, 300, `${c.kind} shows 5 minutes`);
+    assert.ok(c.points >= COUNT - 2, `${c.kind} has the snapshots' points (${c.points})`);
+  }
+  const by = Object.fromEntries(cs.map((c) => [c.kind, c.labels]));
+  assert.deepEqual(by.bytes, ['used', 'total'], 'memory against total RAM');
+  assert.deepEqual(by.load, ['1 min', '5 min', '15 min']);
+  assert.deepEqual(by.swap, ['used']);
+  assert.deepEqual(by.fs, ['/var/lib/docker', '/', '/boot/efi'], 'every filesystem, fullest first');
+  assert.deepEqual(by['proc-cpu'].slice(0, 3), ['java (460)', 'postgres (452)', 'nginx (401)'], 'the busiest processes of the latest snapshot');
+  assert.equal(by['proc-cpu'].at(-1), 'other');
+  assert.equal(by['proc-mem'][0], 'java (460)');
+  assert.equal(by['proc-mem'].at(-1), 'other');
+  // The memory axis ends at total RAM (31.3 GiB in the fixture).
+  const memTitle = await page.textContent('#panel-history .chart[data-chart="bytes"] figcaption');
+  assert.equal(memTitle, 'Memory used of 31.3 GiB');
+  // Filesystems in used %: hovering shows each one's share of its size.
+  const p = await xOf(page, 'fs', snaps[40].t);
+  await page.mouse.move(p.x, p.y, { steps: 3 });
+  await waitFor(page, () => /%$/.test(document.querySelector('#panel-history .chart[data-chart="fs"] .u-legend .u-series:nth-child(2) .u-value')?.textContent ?? ''), 'fs legend');
+  const fsValues = await page.$$eval('#panel-history .chart[data-chart="fs"] .u-legend .u-series:not(:first-child) .u-value', (l) => l.map((e) => e.textContent));
+  const k = 40;
+  assert.deepEqual(fsValues, [`${((100 * (1030792151040 - k * 1e9)) / 1099511627776).toFixed(1)} %`,
+    `${((100 * (301480864972 + k * 2e9)) / 502468108288).toFixed(1)} %`, `${((100 * 6160384) / 535805952).toFixed(1)} %`]);
+
+  for (const [r, secs] of [['15m', 900], ['1h', 3600], ['6h', 21600], ['24h', 86400], ['7d', 604800], ['5m', 300]]) {
+    await page.click(`#panel-history [data-range="${r}"]`);
+    await waitFor(page, (s) => Array.from(document.querySelectorAll('#panel-history .chart'))
+      .every((f) => Number(f.dataset.to) - Number(f.dataset.from) === s), `every chart redrawn for ${r}`, secs);
+    assert.equal(await page.getAttribute(`#panel-history [data-range="${r}"]`, 'aria-pressed'), 'true');
+    assert.equal(new URL(page.url()).searchParams.get('range'), r === '1h' ? null : r);
+    const c = (await charts(page))[0];
+    assert.ok(c.points >= (r === '7d' ? 1 : 2), `${r}: the data is still there (${c.points} points, one per ~17 min at 7d)`);
+  }
+  check();
+});
+
+test('drag zooms every chart in, Reset zoom goes back; one crosshair moves across all charts', async (t) => {
+  const { page, check } = await open(t, url({ host: HOST, tab: 'history', range: '15m' }));
+  await waitCharts(page);
+  const before = (await charts(page))[0];
+  assert.equal(before.to - before.from, 900);
+
+  // Crosshair: hovering the CPU chart moves the cursor of every other chart
+  // to the same moment (their legends show its time).
+  const mid = snaps[20].t;
+  const p = await xOf(page, '%', mid);
+  await page.mouse.move(p.x, p.y);
+  await waitFor(page, () => {
+    const times = Array.from(document.querySelectorAll('#panel-history .chart .u-legend .u-series:first-child .u-value'), (e) => e.textContent);
+    return times.length === 7 && times[0] !== '' && times.every((x) => x === times[0]);
+  }, 'every legend at the hovered moment');
+  const cursorLefts = await page.evaluate(() => Array.from(document.querySelectorAll('#panel-history .chart .u-cursor-x'),
+    (e) => e.getBoundingClientRect().left));
+  assert.equal(cursorLefts.length, 7);
+  for (const l of cursorLefts) assert.ok(Math.abs(l - cursorLefts[0]) <= 2 || Math.abs(l - cursorLefts[0]) > 100, 'charts in one column line up');
+  const memAt = await page.textContent('#panel-history .chart[data-chart="bytes"] .u-legend .u-series:nth-child(2) .u-value');
+  assert.match(memAt, /GiB$/, `the memory chart shows its value at that moment (${memAt})`);
+
+  // Drag across the load chart from snapshot 10 to snapshot 30.
+  const a = await xOf(page, 'load', snaps[10].t);
+  const b = await xOf(page, 'load', snaps[30].t);
+  await page.mouse.move(a.x, a.y);
+  await page.mouse.down();
+  await page.mouse.move((a.x + b.x) / 2, a.y, { steps: 4 });
+  await page.mouse.move(b.x, a.y, { steps: 4 });
+  await page.mouse.up();
+  await waitFor(page, () => Array.from(document.querySelectorAll('#panel-history .chart'))
+    .every((f) => Number(f.dataset.to) - Number(f.dataset.from) < 200), 'every chart zoomed in');
+  const z = await charts(page);
+  for (const c of z) {
+    assert.ok(Math.abs(c.from - snaps[10].t) <= 3 && Math.abs(c.to - snaps[30].t) <= 3, `${c.kind} shows the dragged span (${c.from}..${c.to})`);
+  }
+  assert.ok(z[0].points >= 18 && z[0].points <= 22, `about 20 snapshots in view (${z[0].points})`);
+  assert.equal(await page.isVisible('#zoom-reset'), true);
+  assert.equal(await page.locator('#panel-history [data-range][aria-pressed="true"]').count(), 0);
+  assert.equal(await page.isVisible('#hist-menu'), false, 'a drag is not a click');
+  assert.equal(await page.textContent('#hist-live'), 'range in the past: not updating');
+  await page.click('#zoom-reset');
+  await waitFor(page, () => Array.from(document.querySelectorAll('#panel-history .chart'))
+    .every((f) => Number(f.dataset.to) - Number(f.dataset.from) === 900), 'back to 15m');
+  assert.equal(await page.getAttribute('#panel-history [data-range="15m"]', 'aria-pressed'), 'true');
+  assert.equal(await page.isVisible('#zoom-reset'), false);
+  check();
+});
+
+test('a click offers open the tree / set A / set B at the nearest snapshot; picked moments are marked on every chart', async (t) => {
+  const { page, check } = await open(t, url({ host: HOST, tab: 'history' }));
+  await waitCharts(page);
+  const clickAt = async (kind, time) => {
+    const p = await xOf(page, kind, time);
+    await page.mouse.click(p.x, p.y);
+    await page.waitForSelector('#hist-menu [data-act=open]');
+  };
+
+  // 1.6 s after snapshot 12 (they are 5 s apart): it snaps back to 12.
+  await clickAt('%', snaps[12].t + 1.6);
+  assert.equal(await page.getAttribute('#hist-menu', 'data-snapshot'), String(snaps[12].id));
+  assert.match(await page.textContent('#hist-menu'), new RegExp(`^Snapshot ${snaps[12].id} · `));
+  await page.click('#hist-menu [data-act=a]');
+  assert.equal(await page.isVisible('#hist-menu'), false);
+  // 1.8 s before snapshot 36, on another chart: it snaps forward to 36.
+  await clickAt('load', snaps[36].t - 1.8);
+  assert.equal(await page.getAttribute('#hist-menu', 'data-snapshot'), String(snaps[36].id));
+  await page.click('#hist-menu [data-act=b]');
+  await waitFor(page, (id) => (document.querySelector('#diff .diff-title')?.textContent ?? '').includes(`(snapshot ${id})`), 'the diff of A and B', snaps[36].id);
+  assert.match(await page.textContent('#diff .diff-title'), new RegExp(`snapshot ${snaps[12].id}\\).*snapshot ${snaps[36].id}\\)`));
+  await waitFor(page, () => Array.from(document.querySelectorAll('#panel-history .chart:not(.chart-empty)')).every((f) => f.dataset.marks === 'A,B'), 'A and B on every chart');
+
+  // The marks are really drawn: the pixel column at A is the mark's colour.
+  const lit = await page.evaluate(([ta]) => {
+    const f = document.querySelector('#panel-history .chart[data-chart="swap"]');
+    const cv = f.querySelector('canvas');
+    const from = Number(f.dataset.from);
+    const to = Number(f.dataset.to);
+    const over = f.querySelector('.u-over').getBoundingClientRect();
+    const r = cv.getBoundingClientRect();
+    const x = Math.round((over.left - r.left + (over.width * (ta - from)) / (to - from)) * devicePixelRatio);
+    const y = Math.round((over.top - r.top + over.height * 0.3) * devicePixelRatio);
+    const px = (dx) => Array.from(cv.getContext('2d').getImageData(x + dx, y, 1, 1).data);
+    return [px(0), px(-1), px(1), px(12)];
+  }, [snaps[12].t]);
+  const accentish = (c) => c[2] > 150 && c[0] < 120; // --accent is #1d5fd6
+  assert.ok(lit.slice(0, 3).some(accentish), `a blue line at A: ${JSON.stringify(lit)}`);
+  assert.ok(!accentish(lit[3]), 'and not beside it');
+
+  // Escape closes the menu without doing anything.
+  await clickAt('swap', snaps[20].t);
+  await page.keyboard.press('Escape');
+  assert.equal(await page.isVisible('#hist-menu'), false);
+
+  // The docs' picture: a fresh host, every chart, A and B marked.
+  await page.mouse.move(0, 0);
+  const p = await xOf(page, 'proc-cpu', snaps[28].t);
+  await page.mouse.move(p.x, p.y);
+  await page.screenshot({ path: join(DOCS, 'history.png') });
+
+  // "Open the tree here": the Processes tab at that snapshot.
+  await clickAt('fs', snaps[24].t + 0.4);
+  await page.click('#hist-menu [data-act=open]');
+  await page.waitForSelector('#past:not([hidden])');
+  assert.match(await page.textContent('#past-text'), new RegExp(`snapshot ${snaps[24].id},`));
+  assert.equal(await page.getAttribute('#tab-processes', 'aria-selected'), 'true');
+  assert.equal(new URL(page.url()).searchParams.get('at'), String(snaps[24].id));
+  assert.ok((await rows(page)).some((r) => r.name === 'java'));
+  // Back on History, the moment being viewed is marked too.
+  await page.click('#tab-history');
+  await waitCharts(page);
+  await waitFor(page, () => Array.from(document.querySelectorAll('#panel-history .chart:not(.chart-empty)')).every((f) => f.dataset.marks.split(',').includes('viewing')), 'the viewed moment on every chart');
+  check();
+});
+
+test('while the range ends now, a new snapshot is appended to every chart', async (t) => {
+  const { page, check } = await open(t, url({ host: HOST, tab: 'history', range: '15m' }));
+  await waitCharts(page);
+  assert.equal(await page.textContent('#hist-live'), 'live');
+  const before = await charts(page);
+  const at = Math.floor(Date.now() / 1000);
+  const id = (await ingest(BASE, KEY, snap(COUNT, at))).snapshot_id;
+  snaps.push({ id, t: at });
+  // The page polls at the host's push interval (5 s); the history store
+  // makes a point searchable a moment after ingest.
+  await waitFor(page, (n) => Number(document.querySelector('#panel-history .chart[data-chart="%"]').dataset.points) > n,
+    'the new point', before[0].points, 45000);
+  const after = await charts(page);
+  for (const [i, c] of after.entries()) {
+    if (['proc-cpu', 'proc-mem'].includes(c.kind) || c.kind === '%' || c.kind === 'bytes' || c.kind === 'load' || c.kind === 'swap' || c.kind === 'fs') {
+      assert.ok(c.points > before[i].points, `${c.kind} got the new point (${before[i].points} -> ${c.points})`);
+    }
+    assert.ok(c.to >= at - 1 && c.to - c.from === 900, `${c.kind}: the window slid to now`);
+  }
+  assert.equal(await page.locator('#panel-history .chart canvas').count(), 7, 'updated in place');
+  check();
+});
+
+test('a failed chart library or series fetch shows a short message in the charts and retries', async (t) => {
+  const expected = (m) => /Failed to load resource|net::ERR_FAILED/.test(m.text());
+  const { page, check } = await open(t, 'about:blank', { ignoreConsole: expected });
+  // First the chart library cannot be fetched (the server went away).
+  let blockLib = true;
+  await page.route('**/vendor/uPlot.esm.js*', (route) => (blockLib ? route.abort('failed') : route.continue()));
+  await page.goto(url({ host: HOST, tab: 'history' }));
+  await page.waitForSelector('#panel-history .chart-error');
+  const msg = await page.textContent('#panel-history .chart-error');
+  assert.match(msg, /^No charts: the server is unreachable\. Retrying in 5 s…$/);
+  assert.ok(!/https?:|\.js|import/i.test(await page.textContent('#panel-history')), 'no module URL or stack');
+  blockLib = false;
+  await waitCharts(page);
+  assert.equal(await page.locator('#panel-history .chart-error').count(), 0);
+
+  // Then one series answers 500 twice: the others are drawn, a short
+  // message stands in, and a retry draws it.
+  let fails = 2;
+  await page.route('**/series?metric=load5*', (route) => (fails-- > 0
+    ? route.fulfill({ status: 500, contentType: 'application/json', body: '{"error":"history store unavailable"}' })
+    : route.continue()));
+  await page.click('#panel-history [data-range="15m"]');
+  await page.waitForSelector('#panel-history .chart-error');
+  assert.equal(await page.textContent('#panel-history .chart-error'), 'Some charts are missing: history store unavailable. Retrying in 5 s…');
+  assert.equal(await page.locator('#panel-history .chart[data-chart="%"] canvas').count(), 1, 'the other charts are drawn');
+  await waitFor(page, () => !document.querySelector('#panel-history .chart-error') && document.querySelectorAll('#panel-history .chart canvas').length === 7,
+    'the retries recovered', null, 30000);
+  check();
+});

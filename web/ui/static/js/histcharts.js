@@ -1,0 +1,193 @@
+// histcharts.js: the History tab's charts, loaded with uPlot on first use
+// (the first visit stays small). It knows uPlot; history.js knows the API.
+//
+// Every chart of one tab shares a cursor sync key (one crosshair moves across
+// all of them), selects a range by dragging (zoom), draws the picked moments
+// as vertical lines, and reports clicks with the time under the pointer.
+
+import { localTime } from './util.js';
+
+// Series colours: distinct in light and dark, none of them the red and
+// green that mean offline and online elsewhere in the page.
+export const PALETTE = ['#3b7be8', '#e08a2e', '#8e5bd6', '#2a9d8f', '#c2549d', '#7d8a2e', '#5f7fa6', '#b5653c'];
+export const OTHER_COLOR = '#8a93a0';
+
+const MARK_COLORS = { viewing: '--warn', A: '--accent', B: '--on' };
+
+function cssVar(name, fallback) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+}
+
+function alpha(hex, a) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${a})`;
+}
+
+/**
+ * stackColumns turns aligned series into their running sums (nulls count
+ * as 0, the process was not recorded then), for a stacked area chart: the
+ * top edge of series i is the sum of series 1..i.
+ */
+export function stackColumns(data) {
+  const x = data[0];
+  const out = [x];
+  let acc = x.map(() => 0);
+  for (let i = 1; i < data.length; i++) {
+    acc = acc.map((v, j) => v + (data[i][j] ?? 0));
+    out.push(acc);
+  }
+  return out;
+}
+
+/**
+ * makeChart draws one chart into box.
+ * spec: {title, kind, height, series: [{label, color, fmt, fill, dash}],
+ *        data (x then one column per series), stacked, yRange(lo, hi),
+ *        axisFmt(v)}
+ * ctx:  {uPlot, syncKey, window() -> {from, to}, marks() -> [{label, t}],
+ *        onZoom(from, to), onClick(t, clientX, clientY)}
+ */
+export function makeChart(box, spec, ctx) {
+  const { uPlot } = ctx;
+  const fg = cssVar('--muted', '#666');
+  const grid = cssVar('--line', '#ddd');
+  const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font: '11px system-ui, sans-serif' };
+  let raw = spec.data;
+  const drawn = spec.stacked ? stackColumns(raw) : raw;
+  const series = [{ value: (u, v) => (v == null ? '' : localTime(new Date(v * 1000).toISOString())) }];
+  spec.series.forEach((s, i) => {
+    series.push({
+      label: s.label,
+      stroke: s.color,
+      width: s.dash ? 1 : 1.5,
+      dash: s.dash ? [4, 4] : undefined,
+      // Stacked: series 1 fills down to zero, the others to the one below
+      // (bands); plain charts fill only where asked.
+      fill: spec.stacked ? (i === 0 ? alpha(s.color, 0.55) : undefined) : (s.fill ? alpha(s.color, 0.12) : undefined),
+      points: { show: false },
+      // The legend shows each series' own value, not the stacked sum.
+      value: (u, v, si, di) => {
+        const r = di == null ? null : raw[si][di];
+        return r == null ? '—' : s.fmt(r);
+      },
+    });
+  });
+  const bands = spec.stacked ? spec.series.slice(1).map((s, i) => ({ series: [i + 2, i + 1], fill: alpha(s.color, 0.55) })) : [];
+  let downX = null;
+  const plot = new uPlot({
+    width: chartWidth(box),
+    height: spec.height || 170,
+    scales: {
+      x: { time: true, range: () => { const w = ctx.window(); return [w.from, w.to]; } },
+      y: { range: (u, lo, hi) => spec.yRange(lo ?? 0, hi ?? 0) },
+    },
+    axes: [{ ...axis, values: timeTicks }, { ...axis, size: 64, values: (u, vals) => vals.map(spec.axisFmt) }],
+    series,
+    bands,
+    cursor: {
+      sync: { key: ctx.syncKey, setSeries: false },
+      drag: { x: true, y: false, setScale: false },
+      points: { show: !spec.stacked },
+    },
+    legend: { show: true, live: true },
+    hooks: {
+      draw: [(u) => drawMarks(u, box, ctx.marks())],
+      setSelect: [(u) => {
+        const { left, width } = u.select;
+        if (width < 5) return;
+        const a = u.posToVal(left, 'x');
+        const b = u.posToVal(left + width, 'x');
+        u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+        ctx.onZoom(a, b);
+      }],
+    },
+  }, drawn, box);
+  plot.over.title = 'Click: open the tree here, or set moment A or B. Drag: zoom in.';
+  // uPlot measures its plot area once and again only on a window scroll
+  // or resize; anything above that changes height (a message, a wrapped
+  // toolbar) would leave the crosshair off by that much.
+  plot.root.addEventListener('mouseenter', () => plot.syncRect(true), true);
+  plot.over.addEventListener('mousedown', (e) => { downX = e.clientX; });
+  plot.over.addEventListener('click', (e) => {
+    // A drag that ended here was a zoom, not a click.
+    if (downX !== null && Math.abs(e.clientX - downX) > 3) return;
+    const rect = plot.over.getBoundingClientRect();
+    const t = plot.posToVal(e.clientX - rect.left, 'x');
+    if (Number.isFinite(t)) ctx.onClick(t, e.clientX, e.clientY);
+  });
+  return {
+    plot,
+    box,
+    spec,
+    /** update redraws with new columns (same series). */
+    update(data) {
+      spec.data = data;
+      raw = data; // the legend's values read it
+      plot.setData(spec.stacked ? stackColumns(data) : data, true);
+      box.dataset.points = String(data[0].length);
+    },
+    resize() {
+      plot.setSize({ width: chartWidth(box), height: spec.height || 170 });
+    },
+    redraw() {
+      plot.redraw(false, false);
+    },
+    destroy() {
+      plot.destroy();
+    },
+  };
+}
+
+const two = (n) => String(n).padStart(2, '0');
+
+// timeTicks labels the time axis in the page's one time format (24 h,
+// local): HH:MM, with seconds when ticks are closer than a minute, and the
+// date (MM-DD) where the day changes and at the first tick.
+function timeTicks(u, vals, axisIdx, foundSpace, foundIncr) {
+  let day = '';
+  return vals.map((v) => {
+    const d = new Date(v * 1000);
+    const hm = `${two(d.getHours())}:${two(d.getMinutes())}${foundIncr < 60 ? `:${two(d.getSeconds())}` : ''}`;
+    const dd = `${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+    const label = dd !== day && (day !== '' || foundIncr >= 86400) ? `${dd} ${foundIncr >= 86400 ? '' : hm}`.trim() : hm;
+    day = dd;
+    return label;
+  });
+}
+
+function chartWidth(box) {
+  return Math.max(260, box.clientWidth - 22); // inside the figure's padding
+}
+
+// drawMarks draws the picked moments as labelled vertical lines, and
+// records on the figure which ones are in view (the browser tests read it).
+function drawMarks(u, box, marks) {
+  const { ctx } = u;
+  const { left, top, width, height } = u.bbox;
+  const shown = [];
+  ctx.save();
+  ctx.font = `${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
+  ctx.textBaseline = 'top';
+  for (const m of marks) {
+    const x = Math.round(u.valToPos(m.t, 'x', true));
+    if (!Number.isFinite(x) || x < left - 1 || x > left + width + 1) continue;
+    const color = cssVar(MARK_COLORS[m.label] || '--accent', '#1d5fd6');
+    ctx.strokeStyle = color;
+    ctx.fillStyle = color;
+    ctx.lineWidth = Math.max(1, devicePixelRatio) * 1.5;
+    ctx.setLineDash([]);
+    ctx.beginPath();
+    ctx.moveTo(x, top);
+    ctx.lineTo(x, top + height);
+    ctx.stroke();
+    const tw = ctx.measureText(m.label).width;
+    const pad = 3 * devicePixelRatio;
+    const tx = x + tw + 2 * pad > left + width ? x - tw - 2 * pad : x;
+    ctx.fillRect(tx, top, tw + 2 * pad, 14 * devicePixelRatio);
+    ctx.fillStyle = cssVar('--panel', '#fff');
+    ctx.fillText(m.label, tx + pad, top + 1.5 * devicePixelRatio);
+    shown.push(m.label);
+  }
+  ctx.restore();
+  box.dataset.marks = shown.join(',');
+}
