@@ -102,6 +102,7 @@ export function makeChart(box, spec, ctx) {
       }],
     },
   }, drawn, box);
+  box.dataset.last = String(raw[0].length ? raw[0][raw[0].length - 1] : '');
   plot.over.title = 'Click: open the tree here, or set moment A or B. Drag: zoom in.';
   // uPlot measures its plot area once and again only on a window scroll
   // or resize; anything above that changes height (a message, a wrapped
@@ -125,6 +126,7 @@ export function makeChart(box, spec, ctx) {
       raw = data; // the legend's values read it
       plot.setData(spec.stacked ? stackColumns(data) : data, true);
       box.dataset.points = String(data[0].length);
+      box.dataset.last = String(data[0].length ? data[0][data[0].length - 1] : '');
     },
     resize() {
       plot.setSize({ width: chartWidth(box), height: spec.height || 170 });
@@ -166,7 +168,7 @@ function drawMarks(u, box, marks) {
   const { left, top, width, height } = u.bbox;
   const shown = [];
   ctx.save();
-  ctx.font = `${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
+  ctx.font = `600 ${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
   ctx.textBaseline = 'top';
   for (const m of marks) {
     const x = Math.round(u.valToPos(m.t, 'x', true));
@@ -181,11 +183,12 @@ function drawMarks(u, box, marks) {
     ctx.lineTo(x, top + height);
     ctx.stroke();
     const tw = ctx.measureText(m.label).width;
-    const pad = 3 * devicePixelRatio;
-    const tx = x + tw + 2 * pad > left + width ? x - tw - 2 * pad : x;
-    ctx.fillRect(tx, top, tw + 2 * pad, 14 * devicePixelRatio);
+    const pad = 4 * devicePixelRatio;
+    const bw = tw + 2 * pad; // the label sits centred on its line, inside the plot
+    const tx = Math.min(Math.max(x - bw / 2, left), left + width - bw);
+    ctx.fillRect(tx, top, bw, 15 * devicePixelRatio);
     ctx.fillStyle = cssVar('--panel', '#fff');
-    ctx.fillText(m.label, tx + pad, top + 1.5 * devicePixelRatio);
+    ctx.fillText(m.label, tx + pad, top + 2 * devicePixelRatio);
     shown.push(m.label);
   }
   ctx.restore();
