@@ -5,7 +5,14 @@
 // all of them), selects a range by dragging (zoom), draws the picked moments
 // as vertical lines, and reports clicks with the time under the pointer.
 
-import { localTime } from './util.js';
+import { bytes, localTime, num } from './util.js';
+import { TOP_N } from './history.js';
+
+const MAX_FS = 8; // filesystems drawn (the fullest)
+
+const column = (xs, map) => xs.map((t) => (map && map.has(t) ? map.get(t) : null));
+const obj = (v) => (v && typeof v === 'object' && !Array.isArray(v) ? v : {});
+const pos = (v) => (Number.isFinite(Number(v)) && Number(v) > 0 ? Number(v) : 0);
 
 // Series colours: distinct in light and dark, none of them the red and
 // green that mean offline and online elsewhere in the page.
@@ -193,4 +200,92 @@ function drawMarks(u, box, marks) {
   }
   ctx.restore();
   box.dataset.marks = shown.join(',');
+}
+
+/**
+ * chartSpecs turns the fetched series (history.js fetchAll: Maps from
+ * unix seconds to values, the snapshot at the range's end, the top
+ * processes) into chart descriptions for makeChart, aligned on the union of
+ * the host series' times.
+ */
+export function chartSpecs(d) {
+  const times = new Set();
+  for (const m of [d.cpu, d.mem, d.swap, ...d.load, ...d.fs.values()]) for (const t of m.keys()) times.add(t);
+  const xs = Array.from(times).sort((a, b) => a - b);
+  const sys = obj(d.meta && d.meta.system);
+  const memTotal = pos(obj(sys.memory).total_bytes);
+  const swapTotal = pos(obj(sys.swap).total_bytes);
+  const threads = pos(obj(sys.cpu).logical_threads);
+  const pct = (v) => `${num(v, v < 10 ? 1 : 0)} %`;
+  const upTo = (max, floor) => (lo, hi) => [0, max > 0 ? Math.max(max, hi) : Math.max(hi * 1.1, floor)];
+  const bar = cssVar('--bar') || '#3b7be8';
+  const out = [];
+
+  out.push({ id: 'cpu', kind: '%', title: 'CPU usage (all cores)', data: [xs, column(xs, d.cpu)],
+    series: [{ label: 'CPU', color: bar, fill: true, fmt: (v) => `${num(v, 1)} %` }],
+    yRange: () => [0, 100], axisFmt: pct });
+
+  const memSeries = [{ label: 'used', color: bar, fill: true, fmt: bytes }];
+  const memData = [xs, column(xs, d.mem)];
+  if (memTotal) {
+    memSeries.push({ label: 'total', color: cssVar('--muted') || '#888', dash: true, fmt: bytes });
+    memData.push(xs.map(() => memTotal));
+  }
+  out.push({ id: 'bytes', kind: 'bytes', title: memTotal ? `Memory used of ${bytes(memTotal)}` : 'Memory used', data: memData,
+    series: memSeries, yRange: upTo(memTotal * 1.02, 1), axisFmt: bytes });
+
+  const procChart = (id, list, key, title, fmt, other, yRange, axisFmt = fmt) => {
+    const series = [];
+    const data = [xs];
+    list.forEach((p, i) => {
+      const m = d.proc.get(`${p.pid}/${p.create_time || ''}`);
+      if (!m || m[key].size === 0) return;
+      series.push({ label: `${p.name || '?'} (${p.pid})`, color: PALETTE[i % PALETTE.length], fmt });
+      data.push(column(xs, m[key]));
+    });
+    if (other && series.length) {
+      const col = xs.map((t, j) => {
+        const total = other(t);
+        if (total == null) return null;
+        let sum = 0;
+        for (let k = 1; k < data.length; k++) sum += data[k][j] ?? 0;
+        return Math.max(0, total - sum);
+      });
+      series.push({ label: 'other', color: OTHER_COLOR, fmt });
+      data.push(col);
+    }
+    return { id, kind: id, title, stacked: true, data, series, yRange, axisFmt,
+      empty: series.length === 0 ? 'No history for the top processes in this range (only the busiest and largest of each snapshot are recorded).' : '' };
+  };
+  const cpuOther = threads ? (t) => (d.cpu.has(t) ? (d.cpu.get(t) * threads) : null) : null;
+  out.push(procChart('proc-cpu', d.top.cpu, 'cpu', `Top ${TOP_N} processes by CPU (% of one core)`, (v) => `${num(v, 1)} %`, cpuOther,
+    (lo, hi) => [0, Math.max(hi * 1.1, 10)], pct));
+  const memOther = (t) => (d.mem.has(t) ? d.mem.get(t) : null);
+  out.push(procChart('proc-mem', d.top.mem, 'mem', `Top ${TOP_N} processes by memory (resident)`, bytes, memOther, upTo(memTotal * 1.02, 1)));
+
+  const loadColors = [bar, '#e08a2e', '#8e5bd6'];
+  out.push({ id: 'load', kind: 'load', title: threads ? `Load average (${threads} CPUs)` : 'Load average',
+    data: [xs, ...d.load.map((m) => column(xs, m))],
+    series: ['1 min', '5 min', '15 min'].map((label, i) => ({ label, color: loadColors[i], fill: i === 0, fmt: (v) => num(v, 2) })),
+    yRange: (lo, hi) => [0, Math.max(hi * 1.15, 1)], axisFmt: (v) => num(v, v < 10 ? 1 : 0) });
+
+  out.push({ id: 'swap', kind: 'swap', title: swapTotal ? `Swap used of ${bytes(swapTotal)}` : 'Swap used (no swap)',
+    data: [xs, column(xs, d.swap)], series: [{ label: 'used', color: '#c2549d', fill: true, fmt: bytes }],
+    yRange: upTo(swapTotal, 1024 * 1024), axisFmt: bytes });
+
+  // Used % against each filesystem's size in the snapshot at the range's
+  // end (sizes rarely change; history stores used bytes only).
+  const sizes = new Map();
+  for (const f of Array.isArray(sys.filesystems) ? sys.filesystems : []) {
+    if (f && typeof f.mountpoint === 'string' && pos(f.total_bytes)) sizes.set(f.mountpoint, pos(f.total_bytes));
+  }
+  const lastOf = (m) => { let t = -Infinity; let v = 0; for (const [k, x] of m) if (k > t) { t = k; v = x; } return v; };
+  const mounts = Array.from(d.fs.keys()).filter((mp) => sizes.has(mp))
+    .sort((a, b) => lastOf(d.fs.get(b)) / sizes.get(b) - lastOf(d.fs.get(a)) / sizes.get(a) || (a < b ? -1 : 1)).slice(0, MAX_FS);
+  out.push({ id: 'fs', kind: 'fs', title: d.fs.size > mounts.length && mounts.length === MAX_FS ? `Filesystems used (the ${MAX_FS} fullest)` : 'Filesystems used',
+    data: [xs, ...mounts.map((mp) => column(xs, d.fs.get(mp)).map((v) => (v == null ? null : (100 * v) / sizes.get(mp))))],
+    series: mounts.map((mp, i) => ({ label: mp, color: PALETTE[i % PALETTE.length], fmt: (v) => `${num(v, 1)} %` })),
+    yRange: () => [0, 100], axisFmt: pct,
+    empty: mounts.length ? '' : 'No filesystem history in this range.' });
+  return out;
 }
