@@ -101,7 +101,7 @@ func TestOutageRealAggregator(t *testing.T) {
 	startAggregator(t, agg, addr, storage)
 	st := drained(t, p, 30*time.Second, storedN)
 	p.stop(t, 15*time.Second)
-	queued, sent, failed, dropped := st.queued, st.sent, st.failed, st.dropped
+	queued, sent, failed, dropped, storedThen := st.queued, st.sent, st.failed, st.dropped, st.stored
 	refs := list()
 
 	seen := map[string]bool{}
@@ -132,11 +132,11 @@ func TestOutageRealAggregator(t *testing.T) {
 	t.Logf("real aggregator killed (SIGKILL) for %s at %s interval: queued %d, stored %d, duplicates stored %d, "+
 		"acknowledged %d (incl. 200 for resends), dropped %d, failed attempts %d, lost %d, "+
 		"timeline gaps > 1.5 intervals %d (largest %s)",
-		down, interval, queued, stored, dups, sent, dropped, failed, queued-stored-dropped, gaps, maxGap)
+		down, interval, queued, stored, dups, sent, dropped, failed, queued-storedThen-dropped, gaps, maxGap)
 	if dups != 0 {
 		t.Errorf("%d duplicate snapshots stored", dups)
 	}
-	if lost := queued - stored - dropped; lost != 0 || dropped != 0 {
+	if lost := queued - storedThen - dropped; lost != 0 || dropped != 0 {
 		t.Errorf("lost %d, dropped %d", lost, dropped)
 	}
 	if failed == 0 {
