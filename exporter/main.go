@@ -126,7 +126,7 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 			return err
 		}
 		pusher, err = push.New(push.Options{
-			URL: cfg.PushURL, APIKey: key, EnrollmentToken: token, Hostname: hostname,
+			URLs: cfg.PushURLs, APIKey: key, EnrollmentToken: token, Hostname: hostname,
 			Queue: q, Client: push.NewClient(cfg.PushTimeout),
 			Logger: logger.With("component", "push"), Registerer: reg,
 			UserAgent: "procscope-exporter/" + version.Version,
@@ -139,7 +139,7 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 		if tokenSource == "" {
 			tokenSource = "none"
 		}
-		logger.Info("pushing snapshots", "url", cfg.PushURL, "hostname", hostname, "interval", cfg.PushInterval,
+		logger.Info("pushing snapshots", "url", cfg.PushURL, "fallback_urls", cfg.PushURLs[1:], "hostname", hostname, "interval", cfg.PushInterval,
 			"api_key_source", string(source), "enrollment_token_source", string(tokenSource),
 			"queue_dir", queueDir, "queue_bound", cfg.QueueSize(),
 			"queued_from_last_run", q.Len(), "dropped_over_bound", dropped)

@@ -74,7 +74,11 @@ type Config struct {
 	Web           *web.FlagConfig
 	TelemetryPath string
 
-	PushURL          string // "" disables pushing
+	// PushURLs are the aggregator ingest URLs in order of preference (the
+	// sender fails over to the next on a network error, timeout or 5xx);
+	// none disables pushing. PushURL is the first, "" when none.
+	PushURLs         []string
+	PushURL          string
 	PushInterval     time.Duration
 	PushTimeout      time.Duration
 	PushFlushTimeout time.Duration
@@ -156,8 +160,9 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	c.Web = kingpinflag.AddFlags(app, DefaultListenAddress)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").
 		Default("/metrics").IsSetByUser(&set.telemetryPath).StringVar(&c.TelemetryPath)
-	app.Flag("push.url", `Aggregator ingest URL; "" disables pushing.`).
-		Default(DefaultPushURL).IsSetByUser(&set.pushURL).StringVar(&c.PushURL)
+	app.Flag("push.url", `Aggregator ingest URL; "" disables pushing. Repeatable: snapshots go to the first URL `+
+		`and fail over to the next on a network error, timeout or 5xx (the first is tried again every minute).`).
+		Default(DefaultPushURL).IsSetByUser(&set.pushURL).StringsVar(&c.PushURLs)
 	durationFlag(app, "push.interval", "Time between two walks (one walk feeds both the push and /metrics).", DefaultInterval.String(), &c.PushInterval, &set.pushInterval)
 	app.Flag("push.api-key-file", "File holding this host's API key (else env "+APIKeyEnv+
 		", else the config file, else a key generated under --state.dir).").
@@ -255,6 +260,12 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 		c.EnrollmentToken, c.EnrollmentTokenFile, set.tokenFile, tokenFileFlag); err != nil {
 		return nil, err
 	}
+	if len(c.PushURLs) == 1 && c.PushURLs[0] == "" {
+		c.PushURLs = nil // --push.url="" disables pushing
+	}
+	if len(c.PushURLs) > 0 {
+		c.PushURL = c.PushURLs[0]
+	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -302,20 +313,26 @@ func newGroup(name, pattern string) (ProcessGroup, error) {
 
 func (c *Config) validate() error {
 	var errs []error
-	if c.PushURL != "" {
-		u, err := url.Parse(c.PushURL)
+	seenURL := map[string]bool{}
+	for _, pu := range c.PushURLs {
+		u, err := url.Parse(pu)
 		switch {
+		case pu == "":
+			errs = append(errs, errors.New(`--push.url "": an empty URL disables pushing only when it is the only one`))
 		case err != nil:
 			errs = append(errs, fmt.Errorf("--push.url: %w", err))
 		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, fmt.Errorf("--push.url %q: scheme must be http or https", c.PushURL))
+			errs = append(errs, fmt.Errorf("--push.url %q: scheme must be http or https", pu))
 		case u.Host == "":
-			errs = append(errs, fmt.Errorf("--push.url %q: no host", c.PushURL))
+			errs = append(errs, fmt.Errorf("--push.url %q: no host", pu))
 		case u.User != nil:
 			// The key goes in X-API-KEY; credentials in the URL would be
 			// logged with it.
 			errs = append(errs, fmt.Errorf("--push.url: must not contain user:password"))
+		case seenURL[pu]:
+			errs = append(errs, fmt.Errorf("--push.url %q: given twice", pu))
 		}
+		seenURL[pu] = true
 	}
 	if c.PushInterval < MinInterval {
 		errs = append(errs, fmt.Errorf("--push.interval %s: must be at least %s", c.PushInterval, MinInterval))

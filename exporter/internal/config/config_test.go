@@ -492,3 +492,65 @@ func TestEnrollmentToken(t *testing.T) {
 		t.Errorf("file variable: %q", tok)
 	}
 }
+
+// TestPushURLs: --push.url repeats, push_urls lists several in the file,
+// the single forms keep working, and "" alone still disables pushing.
+func TestPushURLs(t *testing.T) {
+	const a, b = "http://a:1/api/v1/ingest", "http://b:1/api/v1/ingest"
+	f := func(args []string, file, want string) {
+		t.Helper()
+		if file != "" {
+			args = append(args, "--config.file="+writeFile(t, "c.yml", file))
+		}
+		c, err := Parse(args, noEnv)
+		if err != nil {
+			t.Errorf("%v %q: %v", args, file, err)
+			return
+		}
+		if got := strings.Join(c.PushURLs, " "); got != want || c.PushURL != strings.Split(want, " ")[0] {
+			t.Errorf("%v %q: urls %q (first %q), want %q", args, file, got, c.PushURL, want)
+		}
+	}
+	f(nil, "", DefaultPushURL)
+	f([]string{"--push.url=" + a}, "", a)
+	f([]string{"--push.url=" + a, "--push.url=" + b}, "", a+" "+b)
+	f([]string{"--push.url="}, "", "")
+	f(nil, "push_urls: ["+a+", "+b+"]\n", a+" "+b)
+	f(nil, "push_url: "+b+"\n", b)
+	f(nil, "backend_url: "+b+"\n", b)
+	f(nil, "push_url: \"\"\n", "")
+	// The command line replaces the file's list, it does not add to it.
+	f([]string{"--push.url=" + b}, "push_urls: ["+a+"]\n", b)
+
+	bad := func(args []string, file, wantErr string) {
+		t.Helper()
+		if file != "" {
+			args = append(args, "--config.file="+writeFile(t, "c.yml", file))
+		}
+		_, err := Parse(args, noEnv)
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%v %q: error %v, want %q", args, file, err, wantErr)
+		}
+	}
+	bad([]string{"--push.url=" + a, "--push.url=" + a}, "", "given twice")
+	bad([]string{"--push.url=" + a, "--push.url="}, "", "only when it is the only one")
+	bad([]string{"--push.url=" + a, "--push.url=ftp://x/y"}, "", "scheme")
+	bad(nil, "push_urls: []\n", "empty list")
+	bad(nil, "push_urls: ["+a+"]\npush_url: "+b+"\n", "keep one")
+	bad(nil, "push_urls: ["+a+"]\nbackend_url: "+b+"\n", "keep one")
+	bad(nil, "push_urls: ["+a+", http://u:p@b/]\n", "user:password")
+}
+
+// TestPushURLsFromEnv: the variable of a repeatable flag holds one value
+// per line, as kingpin reads it.
+func TestPushURLsFromEnv(t *testing.T) {
+	const a, b = "http://a:1/api/v1/ingest", "http://b:1/api/v1/ingest"
+	t.Setenv(EnvName("push.url"), a+"\n"+b)
+	c, err := Parse(nil, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.PushURLs, " ") != a+" "+b {
+		t.Errorf("urls %q", c.PushURLs)
+	}
+}

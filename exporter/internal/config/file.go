@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -23,6 +24,7 @@ const maxFileSize = 1 << 20
 // silently fall back to a default.
 type file struct {
 	PushURL             *string           `yaml:"push_url"`
+	PushURLs            []string          `yaml:"push_urls"`
 	PushInterval        *time.Duration    `yaml:"push_interval"`
 	PushTimeout         *time.Duration    `yaml:"push_timeout"`
 	PushFlushTimeout    *time.Duration    `yaml:"push_flush_timeout"`
@@ -139,9 +141,22 @@ func (f *file) apply(c *Config, set setFlags) error {
 		return both("enrollment_token", "enrollment_token_file")
 	}
 
+	if f.PushURLs != nil && (f.PushURL != nil || f.BackendURL != nil) {
+		if f.PushURL != nil {
+			return both("push_urls", "push_url")
+		}
+		return both("push_urls", "backend_url")
+	}
+	if f.PushURLs != nil && len(f.PushURLs) == 0 {
+		return errors.New(`push_urls: empty list; to disable pushing write push_url: ""`)
+	}
 	pushURL := firstNonNil(f.PushURL, f.BackendURL)
-	if pushURL != nil && !set.pushURL {
-		c.PushURL = *pushURL
+	switch {
+	case set.pushURL:
+	case f.PushURLs != nil:
+		c.PushURLs = slices.Clone(f.PushURLs)
+	case pushURL != nil:
+		c.PushURLs = []string{*pushURL}
 	}
 	if f.IntervalSec != nil {
 		d, err := secondsToDuration("interval_sec", *f.IntervalSec)

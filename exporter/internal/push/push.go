@@ -7,8 +7,15 @@
 // is not a snapshot's fault: the queue is kept and retried once a minute
 // until someone fixes the host's key at either end.
 //
-// The API key and the enrolment token go only to the configured URL:
+// The API key and the enrolment token go only to the configured URLs:
 // redirects are never followed.
+//
+// Several URLs (aggregators sharing one PostgreSQL, or independent ones)
+// are tried in order: a network error, a timeout or a 5xx moves the sender
+// to the next one (a failover, see failover.go), and the first, preferred,
+// URL is tried again every PreferredRetry. A 4xx never fails over: a refused
+// key or a rejected snapshot is the host's problem, the same at every
+// aggregator.
 //
 // A retried snapshot is sent byte for byte as first encoded, so its
 // captured_at is unchanged and the aggregator's idempotency on
@@ -63,7 +70,10 @@ const (
 
 // Options configures a Pusher.
 type Options struct {
+	// URL is the one aggregator ingest URL; URLs, when given, replaces it
+	// with several in order of preference.
 	URL    string
+	URLs   []string
 	APIKey string
 	// EnrollmentToken, if set, goes with every push as X-Enrollment-Token:
 	// an aggregator in token mode needs it for a host it does not know.
@@ -85,6 +95,9 @@ type Options struct {
 	// SummaryInterval spaces the log lines that sum up an outage
 	// (DefaultSummaryInterval).
 	SummaryInterval time.Duration
+	// PreferredRetry is how long the sender stays on a fallback URL before
+	// it tries the first URL again (DefaultPreferredRetry).
+	PreferredRetry time.Duration
 }
 
 // Pusher owns the sending side of the queue.
@@ -94,8 +107,9 @@ type Pusher struct {
 	log  *slog.Logger
 	wake chan struct{}
 
-	sent, failed, dropped, queued prometheus.Counter
-	lastSuccess                   prometheus.Gauge
+	sent, failed, dropped, queued, failovers prometheus.Counter
+	lastSuccess                              prometheus.Gauge
+	targetActive                             *prometheus.GaugeVec
 
 	// sendMu makes Run and Flush exclusive: one request in flight at most,
 	// so snapshots arrive in order.
@@ -105,9 +119,10 @@ type Pusher struct {
 	logged  map[string]bool
 	outage  outage
 	attempt int
-	// urlHint is the URL the user probably meant when the configured one
-	// lacks the ingest path ("" when it has it).
-	urlHint string
+	// targets are the configured URLs in order of preference; cur is the
+	// one being sent to. See failover.go.
+	targets []target
+	fo      failoverState
 	// clockWarned: the clock warning was given for the current skew.
 	clockWarned bool
 }
@@ -142,7 +157,10 @@ func NewClient(timeout time.Duration) *http.Client {
 
 // New builds a Pusher and registers its metrics.
 func New(o Options) (*Pusher, error) {
-	if o.Queue == nil || o.URL == "" {
+	if len(o.URLs) == 0 && o.URL != "" {
+		o.URLs = []string{o.URL}
+	}
+	if o.Queue == nil || len(o.URLs) == 0 {
 		return nil, errors.New("push: queue and url are required")
 	}
 	if o.Client == nil {
@@ -163,22 +181,28 @@ func New(o Options) (*Pusher, error) {
 	if o.SummaryInterval <= 0 {
 		o.SummaryInterval = DefaultSummaryInterval
 	}
+	if o.PreferredRetry <= 0 {
+		o.PreferredRetry = DefaultPreferredRetry
+	}
 	// A copy, so the caller's client keeps its own policy; ours never
 	// follows a redirect, whoever built the client.
 	c := *o.Client
 	c.CheckRedirect = noRedirect
 	o.Client = &c
-	u, err := url.Parse(o.URL)
+	targets, err := newTargets(o.URLs)
 	if err != nil {
-		return nil, fmt.Errorf("push: url: %w", err)
+		return nil, err
 	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		o.Logger.Warn("pushing over plain http to a host that is not this machine: the API key and any enrolment token "+
-			"travel in clear text; use an https:// --push.url (TLS at the aggregator with its --web.config.file, or a TLS proxy)",
-			"url", o.URL)
+	for _, t := range targets {
+		if t.plainRemote {
+			o.Logger.Warn("pushing over plain http to a host that is not this machine: the API key and any enrolment token "+
+				"travel in clear text; use an https:// --push.url (TLS at the aggregator with its --web.config.file, or a TLS proxy)",
+				"url", t.url)
+		}
 	}
+	o.URL = o.URLs[0]
 	p := &Pusher{
-		o: o, q: o.Queue, log: o.Logger, wake: make(chan struct{}, 1), logged: map[string]bool{}, urlHint: ingestURLHint(u),
+		o: o, q: o.Queue, log: o.Logger, wake: make(chan struct{}, 1), logged: map[string]bool{}, targets: targets,
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "procscope_push_snapshots_sent_total",
 			Help: "Snapshots the aggregator acknowledged (201 stored, or 200 already stored).",
@@ -199,9 +223,18 @@ func New(o Options) (*Pusher, error) {
 			Name: "procscope_push_last_success_timestamp_seconds",
 			Help: "Unix time of the last snapshot the aggregator acknowledged.",
 		}),
+		failovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "procscope_push_failovers_total",
+			Help: "Moves from one --push.url to the next after a network error, timeout or 5xx.",
+		}),
+		targetActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "procscope_push_target_active",
+			Help: "1 for the --push.url snapshots are being sent to, 0 for the other configured ones.",
+		}, []string{"url"}),
 	}
+	p.setActive(0)
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.sent, p.failed, p.dropped, p.queued, p.lastSuccess,
+		for _, c := range []prometheus.Collector{p.sent, p.failed, p.dropped, p.queued, p.lastSuccess, p.failovers, p.targetActive,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "procscope_push_queue_snapshots",
 				Help: "Snapshots waiting in the on-disk queue.",
@@ -217,8 +250,10 @@ func New(o Options) (*Pusher, error) {
 
 // Stats is a point-in-time view of the counters, for logs and tests.
 type Stats struct {
-	Queued, Sent, Failed, Dropped float64
-	Waiting                       int
+	Queued, Sent, Failed, Dropped, Failovers float64
+	Waiting                                  int
+	// Target is the URL being sent to.
+	Target string
 }
 
 // Stats reads the counters.
@@ -226,7 +261,8 @@ func (p *Pusher) Stats() Stats {
 	return Stats{
 		Queued: counterValue(p.queued), Sent: counterValue(p.sent),
 		Failed: counterValue(p.failed), Dropped: counterValue(p.dropped),
-		Waiting: p.q.Len(),
+		Failovers: counterValue(p.failovers),
+		Waiting:   p.q.Len(), Target: p.activeURL(),
 	}
 }
 
@@ -317,9 +353,11 @@ func (p *Pusher) sendNext(ctx context.Context) (wait time.Duration, empty bool) 
 		p.log.Error("dropping unreadable queued snapshot", "err", err)
 		return 0, false
 	}
+	p.maybeProbePreferred(time.Now())
 	res := p.post(ctx, data)
 	switch res.kind {
 	case delivered:
+		p.noteDelivered()
 		// Counters first: whoever sees the queue empty sees them counted.
 		p.sent.Inc()
 		p.lastSuccess.SetToCurrentTime()
@@ -352,6 +390,9 @@ func (p *Pusher) sendNext(ctx context.Context) (wait time.Duration, empty bool) 
 		return 0, false
 	}
 	p.failed.Inc()
+	if wait, ok := p.failover(res, time.Now()); ok {
+		return wait, false
+	}
 	first := p.noteFailure(res)
 	if res.kind == refused {
 		p.logRefused(res)
@@ -362,12 +403,12 @@ func (p *Pusher) sendNext(ctx context.Context) (wait time.Duration, empty bool) 
 		hinted = true
 		p.logOnce("redirect "+res.location, slog.LevelError, "aggregator answered with a redirect, which is never followed "+
 			"(it would send the API key to another URL); set --push.url to the final URL", "status", res.status,
-			"location", res.location, "url", p.o.URL)
+			"location", res.location, "url", p.activeURL())
 	}
-	if (res.status == http.StatusMethodNotAllowed || res.status == http.StatusNotFound) && p.urlHint != "" {
+	if hint := p.targets[p.fo.cur].hint; (res.status == http.StatusMethodNotAllowed || res.status == http.StatusNotFound) && hint != "" {
 		hinted = true
-		p.logOnce("url", slog.LevelError, "aggregator does not take snapshots at --push.url; did you mean "+p.urlHint+"?",
-			"status", res.status, "url", p.o.URL)
+		p.logOnce("url "+p.activeURL(), slog.LevelError, "aggregator does not take snapshots at --push.url; did you mean "+hint+"?",
+			"status", res.status, "url", p.activeURL())
 	}
 	switch {
 	case first && !hinted:
@@ -548,7 +589,7 @@ func (p *Pusher) checkClock(date string, now time.Time) {
 }
 
 func (p *Pusher) post(ctx context.Context, gz []byte) result {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.o.URL, bytes.NewReader(gz))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.activeURL(), bytes.NewReader(gz))
 	if err != nil {
 		return result{kind: retry, err: err, retryAfter: -1}
 	}

@@ -38,6 +38,22 @@ type receiver struct {
 	reqs    int
 	tokens  []string                                // X-Enrollment-Token of every request
 	respond func(n int, w http.ResponseWriter) bool // n = request number from 1; true = handled
+	// order, if set, records every stored snapshot across several
+	// receivers in the order they were stored.
+	order *arrivals
+}
+
+// arrivals is the order of stored snapshots across receivers.
+type arrivals struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (a *arrivals) add(s string) { a.mu.Lock(); a.got = append(a.got, s); a.mu.Unlock() }
+func (a *arrivals) list() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.got...)
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -93,6 +109,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		}
 		r.seen[s.CapturedAt] = true
 		r.got = append(r.got, s.CapturedAt)
+		if r.order != nil {
+			r.order.add(s.CapturedAt)
+		}
 	}
 	r.mu.Unlock()
 	if dup {
