@@ -208,7 +208,8 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 		cancel()
 		st := pusher.Stats()
 		logger.Info("flushed push queue", "took", time.Since(t), "left_on_disk", left,
-			"queued", st.Queued, "sent", st.Sent, "failed_attempts", st.Failed, "dropped", st.Dropped)
+			"queued", st.Queued, "sent", st.Sent, "failed_attempts", st.Failed, "dropped", st.Dropped,
+			"failovers", st.Failovers, "push_url", st.Target)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_ = srv.Shutdown(sctx)
