@@ -61,6 +61,7 @@ type serveFlags struct {
 	enroll            *enrollFlags // enroll.go
 	allowedHosts      *[]string
 	streamsPerClient  *int
+	historyURL        *historyURLFlags // historyurl.go
 }
 
 func addServeFlags(app *kingpin.Application) *serveFlags {
@@ -114,6 +115,7 @@ func addServeFlags(app *kingpin.Application) *serveFlags {
 			Strings(),
 		streamsPerClient: cli.Int(app.Flag("web.max-streams-per-client", "Live streams (UI tabs) one client address may hold open at once; more get 429.").
 			Default("16")),
+		historyURL: addHistoryURLFlags(app),
 	}
 }
 
@@ -177,6 +179,9 @@ func (f *serveFlags) check() error {
 		return errors.New("--remote-write.url needs history (drop --no-history)")
 	}
 	if _, err := api.NormalizeAllowedHosts(*f.allowedHosts); err != nil {
+		return err
+	}
+	if err := f.historyURL.check(*f.history); err != nil {
 		return err
 	}
 	if *f.pprofAddress != "" {
@@ -351,19 +356,18 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 		if topK == 0 {
 			topK = -1 // history.Options: 0 means the default, negative none
 		}
-		h, err = history.Open(filepath.Join(storagePath, "history"), history.Options{
+		h, err = openHistory(f.historyURL, filepath.Join(storagePath, "history"), hist, history.Options{
 			Retention:      time.Duration(*f.retention),
 			TopK:           topK,
 			RemoteWriteURL: *f.remoteWriteURL,
 			Logger:         logger.With("component", "history"),
-		})
+		}, logger.With("component", "history"))
 		if err != nil {
 			logger.Error("opening history", "path", filepath.Join(storagePath, "history"), "err", err)
 			shutdownServer(logger, srv, a, *f.shutdownTimeout)
 			_ = st.Close()
 			return exitFailed
 		}
-		hist.SetHistory(h)
 	}
 	lazy.Set(st)
 	logger.Info("storage open, ready", "path", storagePath, "duration", time.Since(openStart))

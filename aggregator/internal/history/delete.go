@@ -23,6 +23,9 @@ func (h *History) DeleteHost(hostname string) (n int, err error) {
 		return 0, err
 	}
 	h.names.forget(hostname)
+	if h.storage == nil {
+		return 0, nil // remote only: the samples are the TSDB's
+	}
 	tfs := storage.NewTagFilters()
 	if err := tfs.Add([]byte(LabelHostname), []byte(capLabelFor(LabelHostname, hostname)), false, false); err != nil {
 		return 0, fmt.Errorf("history: filter: %w", err)

@@ -236,6 +236,13 @@ func (h *History) Add(req *store.IngestRequest) {
 		h.dropped.Add(uint64(len(rows)))
 		return
 	}
+	if h.storage == nil {
+		// Remote only (OpenRemoteOnly): remote write is the whole sink.
+		if h.remote != nil {
+			h.remote.enqueue(samples)
+		}
+		return
+	}
 	select {
 	case h.queue <- job{rows: rows}:
 	default:
@@ -274,6 +281,9 @@ func (h *History) buildRows(req *store.IngestRequest) ([]storage.MetricRow, []sa
 // queued rows must not recreate the series it deletes); ingest does not
 // need it (flushLoop makes rows searchable within flushEvery).
 func (h *History) Flush(timeout time.Duration) error {
+	if h.storage == nil {
+		return nil
+	}
 	done := make(chan struct{})
 	h.mu.RLock()
 	if h.closed {
@@ -462,6 +472,13 @@ func (h *History) Close() (err error) {
 	}
 	h.closed = true
 	h.closing.Store(true) // the writer drains what is queued without resting
+	if h.storage == nil {
+		h.mu.Unlock()
+		if h.remote != nil {
+			h.remote.stop(5 * time.Second)
+		}
+		return nil
+	}
 	close(h.queue)
 	h.mu.Unlock()
 	<-h.done

@@ -51,7 +51,10 @@ var hostMetrics = map[string]string{
 // (history disabled): the series routes then answer 404 and the snapshot
 // routes, which only need the store, keep working.
 type Handler struct {
-	hist   atomic.Pointer[History]
+	hist atomic.Pointer[History]
+	// reader, when set (SetReader), serves the series routes instead of
+	// hist's embedded storage: a remote query API.
+	reader atomic.Pointer[readerBox]
 	store  store.Store
 	logger *slog.Logger
 	now    func() time.Time
@@ -72,6 +75,31 @@ func NewHandler(h *History, st store.Store, logger *slog.Logger) *Handler {
 // SetHistory sets (or, with nil, removes) the history the routes read and
 // OnIngest writes.
 func (hd *Handler) SetHistory(h *History) { hd.hist.Store(h) }
+
+type readerBox struct{ r Reader }
+
+// SetReader makes the series routes read from r (a RemoteReader) rather
+// than from the history's embedded storage; nil undoes it. OnIngest still
+// writes to the History.
+func (hd *Handler) SetReader(r Reader) {
+	if r == nil {
+		hd.reader.Store(nil)
+		return
+	}
+	hd.reader.Store(&readerBox{r: r})
+}
+
+// seriesReader is what the series routes read: the reader if set, else
+// the embedded storage; nil while history is off or not open yet.
+func (hd *Handler) seriesReader() Reader {
+	if b := hd.reader.Load(); b != nil {
+		return b.r
+	}
+	if h := hd.hist.Load(); h != nil && h.storage != nil {
+		return h
+	}
+	return nil
+}
 
 // OnIngest is the API's ingest hook: it records the series of a snapshot
 // that was newly stored. A repeated ingest (Created false) stored nothing
@@ -274,7 +302,7 @@ type SeriesResponse struct {
 // query reads one metric's series for the routes, folded so that the
 // answer is bounded: at most maxPoints+1 points a series and
 // maxAnswerPoints in all (a 400 beyond), at most maxSeriesPerQuery series.
-func (hd *Handler) query(ctx context.Context, h *History, metric string, match map[string]string, p seriesParams) ([]Series, int64, error) {
+func (hd *Handler) query(ctx context.Context, h Reader, metric string, match map[string]string, p seriesParams) ([]Series, int64, error) {
 	series, step, err := h.QueryWith(ctx, metric, match, p.from, p.to, QueryOptions{
 		Step: p.step, Agg: p.agg,
 		MaxRaw: maxPoints, AutoStep: autoStep(p.from, p.to),
@@ -285,6 +313,9 @@ func (hd *Handler) query(ctx context.Context, h *History, metric string, match m
 		return nil, 0, httpapi.BadRequest("the answer would hold more than %d points: ask for a shorter range or a larger step", maxAnswerPoints)
 	case errors.Is(err, ErrTooManySeries):
 		return nil, 0, httpapi.BadRequest("more than %d series match: ask for a shorter range", maxSeriesPerQuery)
+	case errors.Is(err, ErrRemote):
+		hd.logger.Warn("history query failed", "err", err)
+		return nil, 0, httpapi.Errorf(httpapi.KindUnavailable, "history is read from an external TSDB that failed to answer; try again, or see the aggregator's log")
 	}
 	return series, step, err
 }
@@ -316,7 +347,7 @@ func (hd *Handler) hostSeries(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := hd.hist.Load()
+	h := hd.seriesReader()
 	if h == nil {
 		return nil, httpapi.NotFound("history is disabled on this aggregator")
 	}
@@ -395,7 +426,7 @@ func (hd *Handler) processSeries(r *http.Request) (any, error) {
 	if ct := q.Get("create_time"); ct != "" {
 		match[LabelCreateTime] = ct
 	}
-	h := hd.hist.Load()
+	h := hd.seriesReader()
 	if h == nil {
 		return nil, httpapi.NotFound("history is disabled on this aggregator")
 	}

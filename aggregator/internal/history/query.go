@@ -108,6 +108,9 @@ func (h *History) QueryWith(ctx context.Context, metric string, match map[string
 	if h.closed {
 		return nil, 0, errors.New("history: closed")
 	}
+	if h.storage == nil {
+		return nil, 0, errors.New("history: no embedded storage (history is read from --history.url)")
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			out, step, err = nil, 0, fmt.Errorf("history: search: %v", r)
@@ -177,7 +180,6 @@ func (h *History) QueryWith(ctx context.Context, metric string, match map[string
 		return nil, 0, err
 	}
 
-	slices.SortFunc(f.series, func(a, b *seriesAcc) int { return strings.Compare(a.name, b.name) }) // stable output order between calls
 	out = make([]Series, 0, len(f.series))
 	for _, a := range f.series {
 		if len(a.pts) == 0 {
@@ -190,7 +192,7 @@ func (h *History) QueryWith(ctx context.Context, metric string, match map[string
 		}
 		out = append(out, Series{Labels: a.labels, Points: a.pts})
 	}
-	return out, f.step, nil
+	return sortSeries(out), f.step, nil
 }
 
 // seriesAcc is one series being read: its answer so far (raw points, or
