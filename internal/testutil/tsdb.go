@@ -149,3 +149,6 @@ func startTSDB(t testing.TB, bin string, args []string, base, write, ready strin
 
 // String names the database for test logs.
 func (d *TSDB) String() string { return fmt.Sprintf("%s (pid %d)", d.URL, d.cmd.Process.Pid) }
+
+// PID is the database's process id (a test may SIGKILL it).
+func (d *TSDB) PID() int { return d.cmd.Process.Pid }
