@@ -134,6 +134,13 @@ func TestBadFlagValues(t *testing.T) {
 	f("--hosts.enroll-rate=-1", `--hosts.enroll-rate=-1: must not be negative`)
 	f("--web.max-streams-per-client=many", `--web.max-streams-per-client="many": not an integer`)
 	f("--web.max-streams-per-client=0", `--web.max-streams-per-client=0: must be positive`)
+	f("--history.url=ftp://tsdb", `--history.url=ftp://tsdb: want http(s)://host[/path]`)
+	f("--history.timeout=soon", `--history.timeout="soon": not a duration`)
+	f("--history.timeout=0s", `--history.timeout=0s: must be positive`)
+	f("--history.max-answer-bytes=big", `--history.max-answer-bytes="big": not a size`)
+	f("--history.max-answer-bytes=0B", `--history.max-answer-bytes=0B: must be positive`)
+	f("--history.bearer-token-file=/nonexistent", `need --history.url`)
+	f("--history.basic-auth-file=/nonexistent", `need --history.url`)
 
 	// Every flag that is not free text is covered above: a new flag
 	// fails here until its bad values are.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -55,7 +56,10 @@ func (f *historyURLFlags) check(historyOn bool) error {
 	case *f.maxAnswerBytes <= 0:
 		return fmt.Errorf("--history.max-answer-bytes=%s: must be positive", *f.maxAnswerBytes)
 	}
-	return nil
+	// The URL and the files, now: a mistake is a usage error found before
+	// storage is touched. Nothing is contacted.
+	_, err := f.reader(slog.New(slog.DiscardHandler))
+	return err
 }
 
 // reader builds the remote reader, nil without --history.url. The
@@ -83,7 +87,20 @@ func (f *historyURLFlags) reader(logger *slog.Logger) (*history.RemoteReader, er
 		}
 		o.BearerToken = s
 	}
-	return history.NewRemoteReader(o)
+	rr, err := history.NewRemoteReader(o)
+	if err != nil {
+		return nil, fmt.Errorf("--history.url=%s: %w", redactURL(*f.url), err)
+	}
+	return rr, nil
+}
+
+// redactURL hides a password in a URL given by mistake.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
 }
 
 // readSecretFile reads a small secret file, without its trailing newline.

@@ -86,19 +86,19 @@ type RemoteReader struct {
 func NewRemoteReader(o RemoteOptions) (*RemoteReader, error) {
 	u, err := url.Parse(o.URL)
 	if err != nil {
-		return nil, fmt.Errorf("history: invalid --history.url: %w", err)
+		return nil, fmt.Errorf("invalid URL: %w", err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("history: --history.url %q must be http(s)://host[/path]", u.Redacted())
+		return nil, errors.New("want http(s)://host[/path]")
 	}
 	if u.User != nil {
-		return nil, errors.New("history: --history.url must not hold user:password; use --history.basic-auth-file")
+		return nil, errors.New("must not hold user:password; use --history.basic-auth-file")
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("history: --history.url %q: no query or fragment, only the base of /api/v1/query_range", u.Redacted())
+		return nil, errors.New("no query or fragment, only the base of /api/v1/query_range")
 	}
 	if o.BearerToken != "" && o.BasicAuthUser != "" {
-		return nil, errors.New("history: basic auth and a bearer token for --history.url: keep one")
+		return nil, errors.New("basic auth and a bearer token: keep one")
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	if o.Timeout <= 0 {
