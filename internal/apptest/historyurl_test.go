@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,11 +23,20 @@ import (
 // TestHistoryFromVictoriaMetrics: the aggregator forwards history by
 // remote write to a real VictoriaMetrics and, with --history.url, reads
 // it back from there: the real exporter pushes, the series route answers
-// with exactly the samples VictoriaMetrics holds, the embedded store is
-// never created, and with VictoriaMetrics gone the route says so (503)
-// instead of answering from anywhere else.
+// with exactly the samples the TSDB holds, the embedded store is never
+// created, and with the TSDB gone the route says so (503) instead of
+// answering from anywhere else.
 func TestHistoryFromVictoriaMetrics(t *testing.T) {
-	vm := testutil.StartVictoriaMetrics(t)
+	testHistoryFromTSDB(t, testutil.StartVictoriaMetrics(t))
+}
+
+// TestHistoryFromPrometheus is the same with Prometheus 2.42 as the
+// remote write receiver and query API.
+func TestHistoryFromPrometheus(t *testing.T) {
+	testHistoryFromTSDB(t, testutil.StartPrometheus(t))
+}
+
+func testHistoryFromTSDB(t *testing.T, vm *testutil.TSDB) {
 	storage := t.TempDir()
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("t0ken-not-logged\n"), 0o600); err != nil {
@@ -39,13 +49,7 @@ func TestHistoryFromVictoriaMetrics(t *testing.T) {
 	}
 	defer agg.Kill()
 
-	exp := filepath.Join(t.TempDir(), "procscope-exporter")
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	if err := testutil.Build(ctx, "./exporter", exp, false); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exp, "--web.listen-address=127.0.0.1:0", "--push.url="+agg.URL+"/api/v1/ingest",
+	cmd := exec.Command(exporterBinary(t), "--web.listen-address=127.0.0.1:0", "--push.url="+agg.URL+"/api/v1/ingest",
 		"--push.interval=200ms", "--state.dir="+t.TempDir(), "--collect.sample-window=0", "--collect.top-n=30")
 	cmd.Env = append(os.Environ(), "PROCSCOPE_API_KEY=history-url-e2e-key")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -86,7 +90,7 @@ func TestHistoryFromVictoriaMetrics(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no history from VictoriaMetrics: %d %+v\naggregator:\n%s\nvictoria-metrics:\n%s", status, a, agg.Log(), vm.Log())
+			t.Fatalf("no history from the TSDB: %d %+v\naggregator:\n%s\nvictoria-metrics:\n%s", status, a, agg.Log(), vm.Log())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -108,7 +112,7 @@ func TestHistoryFromVictoriaMetrics(t *testing.T) {
 	err = json.NewDecoder(resp.Body).Decode(&direct)
 	_ = resp.Body.Close()
 	if err != nil || len(direct.Data.Result) != 1 {
-		t.Fatalf("victoria-metrics answered %+v, %v", direct, err)
+		t.Fatalf("the TSDB answered %+v, %v", direct, err)
 	}
 	inVM := map[int64]bool{}
 	for _, v := range direct.Data.Result[0].Values {
@@ -116,10 +120,10 @@ func TestHistoryFromVictoriaMetrics(t *testing.T) {
 	}
 	for _, v := range ans.Series[0].Values {
 		if !inVM[int64(v[0]*1000+0.5)] {
-			t.Errorf("point at %v is not a sample of victoria-metrics", v[0])
+			t.Errorf("point at %v is not a sample of the TSDB", v[0])
 		}
 	}
-	t.Logf("series route: %d points, all among victoria-metrics' %d samples", len(ans.Series[0].Values), len(inVM))
+	t.Logf("series route: %d points, all among the %d samples of %s", len(ans.Series[0].Values), len(inVM), vm)
 
 	if _, err := os.Stat(filepath.Join(storage, "history")); !os.IsNotExist(err) {
 		t.Errorf("the embedded history store exists (%v): it must not be opened with --history.url", err)
@@ -141,10 +145,33 @@ func TestHistoryFromVictoriaMetrics(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("with victoria-metrics down the route answered %d %s", status, a.raw)
+			t.Fatalf("with the TSDB down the route answered %d %s", status, a.raw)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+var (
+	exporterOnce sync.Once
+	exporterBin  string
+	exporterErr  error
+)
+
+// exporterBinary builds the exporter once for this package's tests (into
+// the aggregator's build directory, removed by TestMain).
+func exporterBinary(t *testing.T) string {
+	t.Helper()
+	agg := binary(t)
+	exporterOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+		defer cancel()
+		exporterBin = filepath.Join(filepath.Dir(agg), "procscope-exporter")
+		exporterErr = testutil.Build(ctx, "./exporter", exporterBin, false)
+	})
+	if exporterErr != nil {
+		t.Fatal(exporterErr)
+	}
+	return exporterBin
 }
 
 type seriesAnswer struct {
