@@ -14,10 +14,10 @@ export const STEP_TIMEOUT = 10000; // ms, any single wait in a test
  * and waits (bounded) for its "Listening on" line and /-/ready.
  * It runs in its own process group, so stopAggregator ends it and nothing else.
  */
-export async function startAggregator(bin, { timeoutMs = 30000, log = () => {} } = {}) {
+export async function startAggregator(bin, { timeoutMs = 30000, log = () => {}, args = [] } = {}) {
   if (!existsSync(bin)) throw new Error(`aggregator binary ${bin} not found: run \`make build\` first`);
   const dir = mkdtempSync(join(tmpdir(), 'procscope-webtest-'));
-  const child = spawn(bin, ['--web.listen-address=127.0.0.1:0', `--storage.path=${dir}`, '--log.level=info'], {
+  const child = spawn(bin, ['--web.listen-address=127.0.0.1:0', `--storage.path=${dir}`, '--log.level=info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
