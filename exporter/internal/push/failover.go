@@ -48,7 +48,8 @@ type failoverState struct {
 	// whether it is back; fallback is where to return if it is not.
 	probing  bool
 	fallback int
-	// left is when the sender last left the preferred target or probed it.
+	// left is when the sender last left the preferred target or a probe
+	// of it failed.
 	left time.Time
 	// failedInRow counts targets that failed one after another since the
 	// last delivery: once every target has failed, the sender backs off
@@ -56,12 +57,14 @@ type failoverState struct {
 	failedInRow int
 }
 
+// activeURL is the URL requests go to; for the sender only.
 func (p *Pusher) activeURL() string { return p.targets[p.fo.cur].url }
 
 // setActive points the sender, and procscope_push_target_active, at
 // target i. The label set is the configured URLs, so it stays bounded.
 func (p *Pusher) setActive(i int) {
 	p.fo.cur = i
+	p.active.Store(int32(i))
 	for j, t := range p.targets {
 		v := 0.0
 		if j == i {
@@ -114,7 +117,10 @@ func (p *Pusher) failover(res result, now time.Time) (wait time.Duration, ok boo
 		return 0, false
 	}
 	if f.probing {
-		f.probing = false
+		// The next probe a whole PreferredRetry from now, not from when
+		// this one started: a preferred target that hangs until the
+		// timeout must not take every other request.
+		f.probing, f.left = false, now
 		p.setActive(f.fallback)
 		p.log.Debug("the preferred push target still fails, staying on the fallback", "preferred", p.targets[0].url,
 			"fallback", p.activeURL(), "err", res.describe())

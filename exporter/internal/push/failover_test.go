@@ -99,7 +99,14 @@ var failureModes = map[string]func(r *receiver) (heal func()){
 func TestFailoverEverySnapshotOnceInOrder(t *testing.T) {
 	for name, fail := range failureModes {
 		t.Run(name, func(t *testing.T) {
-			x := newPair(t, 300*time.Millisecond, 100*time.Millisecond)
+			// The request timeout is what a hung aggregator costs; it is
+			// generous so that a slow but healthy answer on a loaded
+			// machine never counts as a failure.
+			timeout := 5 * time.Second
+			if name == "hang" {
+				timeout = 2 * time.Second
+			}
+			x := newPair(t, timeout, 100*time.Millisecond)
 			stop := run(x.p)
 			defer stop()
 
@@ -110,7 +117,7 @@ func TestFailoverEverySnapshotOnceInOrder(t *testing.T) {
 			heal := func() { once.Do(healOnce) }
 			defer heal()
 			x.enqueue(t, 5, 15)
-			waitFor(t, "the backlog at the second", func() bool { return x.p.Stats().Waiting == 0 })
+			waitForLong(t, "the backlog at the second", func() bool { return x.p.Stats().Waiting == 0 })
 			if got := len(x.b.received()); got != 10 {
 				t.Fatalf("second receiver has %d, want 10", got)
 			}
@@ -215,5 +222,18 @@ func TestNewTargets(t *testing.T) {
 	}
 	if ts[0].plainRemote || !ts[1].plainRemote || ts[0].hint != "" || ts[1].hint != "http://agg.example:8000/api/v1/ingest" {
 		t.Errorf("%+v", ts)
+	}
+}
+
+// waitForLong polls cond for up to 60 s: a hung preferred target costs a
+// request timeout at each probe.
+func waitForLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -38,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,6 +124,8 @@ type Pusher struct {
 	// one being sent to. See failover.go.
 	targets []target
 	fo      failoverState
+	// active mirrors fo.cur for Stats, which other goroutines call.
+	active atomic.Int32
 	// clockWarned: the clock warning was given for the current skew.
 	clockWarned bool
 }
@@ -262,7 +265,7 @@ func (p *Pusher) Stats() Stats {
 		Queued: counterValue(p.queued), Sent: counterValue(p.sent),
 		Failed: counterValue(p.failed), Dropped: counterValue(p.dropped),
 		Failovers: counterValue(p.failovers),
-		Waiting:   p.q.Len(), Target: p.activeURL(),
+		Waiting:   p.q.Len(), Target: p.targets[p.active.Load()].url,
 	}
 }
 
