@@ -104,7 +104,10 @@ func TestFailoverRealAggregators(t *testing.T) {
 		}
 		return inA
 	}
-	st := drained(t, p, 30*time.Second, func() int { return len(union()) })
+	// all is what was stored at the moment the counters st describe (the
+	// exporter walks on until it stops).
+	var all map[string]bool
+	st := drained(t, p, 30*time.Second, func() int { all = union(); return len(all) })
 	p.stop(t, 15*time.Second)
 
 	inA, dupsA := storedSnapshots(t, addrA2, host, start)
@@ -115,7 +118,6 @@ func TestFailoverRealAggregators(t *testing.T) {
 			both++
 		}
 	}
-	all := union()
 	lost := st.queued - len(all) - st.dropped
 	t.Logf("failover, first aggregator SIGKILLed: queued %d, stored first %d + second %d (in both %d), "+
 		"acknowledged %d, dropped %d, failed attempts %d, lost %d",
