@@ -14,6 +14,9 @@ var (
 		[]string{"result"}, nil)
 	remoteRetriesDesc = prometheus.NewDesc("procscope_aggregator_history_remote_write_retries_total",
 		"Remote write requests retried after a network error, 5xx or 429.", nil, nil)
+	remoteReadDesc = prometheus.NewDesc("procscope_aggregator_history_remote_read_requests_total",
+		"Requests to the --history.url query API by outcome: ok, or error (unreachable, an error answer, over a limit).",
+		[]string{"result"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -21,11 +24,19 @@ func (hd *Handler) Describe(ch chan<- *prometheus.Desc) {
 	ch <- samplesDesc
 	ch <- remoteDesc
 	ch <- remoteRetriesDesc
+	ch <- remoteReadDesc
 }
 
 // Collect implements prometheus.Collector: the counters of the history in
 // use (none while it is not open or turned off).
 func (hd *Handler) Collect(ch chan<- prometheus.Metric) {
+	if b := hd.reader.Load(); b != nil {
+		if rr, ok := b.r.(*RemoteReader); ok {
+			n, failed := rr.requests.Load(), rr.failures.Load()
+			ch <- prometheus.MustNewConstMetric(remoteReadDesc, prometheus.CounterValue, float64(n-min(failed, n)), "ok")
+			ch <- prometheus.MustNewConstMetric(remoteReadDesc, prometheus.CounterValue, float64(failed), "error")
+		}
+	}
 	h := hd.hist.Load()
 	if h == nil {
 		return

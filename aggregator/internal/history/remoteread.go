@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -73,6 +74,10 @@ type RemoteReader struct {
 	client *http.Client
 	log    *slog.Logger
 	sem    chan struct{} // bounds concurrent requests to the TSDB
+
+	// requests and failures count the requests to the TSDB, for the
+	// aggregator's /metrics.
+	requests, failures atomic.Uint64
 
 	mu sync.Mutex
 	// closed: the engine's range selectors include their start
@@ -431,7 +436,13 @@ type promResponse struct {
 
 // do POSTs the query (a long selector fits no URL limit) and decodes the
 // answer into series without __name__, bounded in bytes and in series.
-func (r *RemoteReader) do(ctx context.Context, path string, v url.Values, opts QueryOptions) ([]Series, error) {
+func (r *RemoteReader) do(ctx context.Context, path string, v url.Values, opts QueryOptions) (out []Series, err error) {
+	r.requests.Add(1)
+	defer func() {
+		if err != nil {
+			r.failures.Add(1)
+		}
+	}()
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -484,7 +495,7 @@ func (r *RemoteReader) do(ctx context.Context, path string, v url.Values, opts Q
 	if len(pr.Data.Result) > opts.MaxSeries {
 		return nil, fmt.Errorf("%w (more than %d)", ErrTooManySeries, opts.MaxSeries)
 	}
-	out := make([]Series, 0, len(pr.Data.Result))
+	out = make([]Series, 0, len(pr.Data.Result))
 	for _, res := range pr.Data.Result {
 		delete(res.Metric, labelName)
 		s := Series{Labels: res.Metric}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
 	"github.com/procscope/procscope/internal/testutil"
@@ -278,6 +280,19 @@ func TestRemoteReaderBounds(t *testing.T) {
 	status, body := get(t, seriesServer(t, hd)+"/api/v1/hosts/h/series?from=0&to=10")
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, `"error":"history is read from an external TSDB`) {
 		t.Errorf("route: %d %s", status, body)
+	}
+	// Counted on the aggregator's /metrics: one probe answered, the
+	// queries after it failed (too big, too many, an error, unreachable x2).
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(hd)
+	want := `
+# HELP procscope_aggregator_history_remote_read_requests_total Requests to the --history.url query API by outcome: ok, or error (unreachable, an error answer, over a limit).
+# TYPE procscope_aggregator_history_remote_read_requests_total counter
+procscope_aggregator_history_remote_read_requests_total{result="error"} 5
+procscope_aggregator_history_remote_read_requests_total{result="ok"} 1
+`
+	if err := promtestutil.GatherAndCompare(reg, strings.NewReader(want), "procscope_aggregator_history_remote_read_requests_total"); err != nil {
+		t.Error(err)
 	}
 }
 
