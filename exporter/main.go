@@ -89,6 +89,7 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	coll, err := collector.New(collector.Options{
 		ProcRoot: cfg.ProcRoot, SysRoot: cfg.SysRoot, RootFS: cfg.RootFS,
 		SampleWindow: window, CollectCmdline: cfg.CollectCmdline, Logger: logger.With("component", "collector"),
+		SkipAttribution: !cfg.CollectCgroup, SkipIO: !cfg.CollectProcessIO,
 	})
 	if err != nil {
 		return fmt.Errorf("collector: %w", err)

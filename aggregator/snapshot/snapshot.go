@@ -44,6 +44,22 @@ type Process struct {
 	NumThreads    int32   `json:"num_threads,omitempty"`
 	CreateTime    string  `json:"create_time,omitempty"` // RFC 3339
 	MemoryPercent float64 `json:"memory_percent,omitempty"`
+
+	// Attribution, from the process's cgroup path (absent when the path
+	// names none, and from the original agent). Unit is the innermost
+	// systemd .service or .scope with its slice,
+	// e.g. "system.slice/nginx.service"; ContainerID the 64-hex id of a
+	// docker, containerd, CRI-O or podman container; PodUID the
+	// Kubernetes pod's UID.
+	Unit        string `json:"unit,omitempty"`
+	ContainerID string `json:"container_id,omitempty"`
+	PodUID      string `json:"pod_uid,omitempty"`
+	// ReadBytesPerSec and WriteBytesPerSec are the process's storage I/O
+	// over the last interval (/proc/PID/io read_bytes and write_bytes).
+	// nil (absent) means unknown: the kernel refused it, the platform has
+	// no such figure, or the exporter is older; 0 means no I/O.
+	ReadBytesPerSec  *float64 `json:"read_bytes_per_sec,omitempty"`
+	WriteBytesPerSec *float64 `json:"write_bytes_per_sec,omitempty"`
 }
 
 // SystemInfo is what the System Details tab shows. Exporters marshal it into
@@ -61,6 +77,12 @@ type SystemInfo struct {
 	// ProcessCount is the number of processes on the host, which can be more
 	// than len(Processes) when the exporter sends only the top N.
 	ProcessCount int `json:"process_count"`
+	// ForksSinceLast is how many processes (and threads) the host created
+	// since the exporter's previous snapshot, from /proc/stat's
+	// "processes" counter: it counts those that started and ended between
+	// two walks, which no process table shows. Absent on the first
+	// snapshot, off Linux, and from older exporters.
+	ForksSinceLast *uint64 `json:"forks_since_last,omitempty"`
 	// Exporter names the software and version that collected this snapshot,
 	// e.g. "procscope-exporter 0.1.0".
 	Exporter string `json:"exporter,omitempty"`

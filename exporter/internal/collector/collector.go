@@ -45,6 +45,12 @@ type Options struct {
 	// CollectCmdline fills Process.Cmdline (scrubbed of secrets).
 	// Off by default: command lines are sensitive and large.
 	CollectCmdline bool
+	// SkipAttribution leaves out each process's cgroup, unit, container
+	// and pod (Linux reads /proc/PID/cgroup once per process).
+	SkipAttribution bool
+	// SkipIO leaves out each process's disk I/O rates (Linux reads
+	// /proc/PID/io every walk).
+	SkipIO bool
 	// Logger receives debug details; nil discards them.
 	Logger *slog.Logger
 }

@@ -198,6 +198,12 @@ func TestHeldFDs(t *testing.T) {
 					t.Fatal("a cmdline fd is held without its stat fd")
 				}
 			}
+			if st.ioFD > 0 {
+				held++
+				if st.fd == 0 {
+					t.Fatal("an io fd is held without its stat fd")
+				}
+			}
 		}
 		if held != p.openFDs || held > p.fdBudget {
 			t.Fatalf("%d fds held in state, counter says %d, budget %d", held, p.openFDs, p.fdBudget)

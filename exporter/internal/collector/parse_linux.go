@@ -288,3 +288,37 @@ func parseOSRelease(b []byte) map[string]string {
 	}
 	return out
 }
+
+// parseIO reads read_bytes and write_bytes from /proc/PID/io: the bytes
+// the process made the storage layer fetch and send (page cache hits and
+// writes later cancelled by truncation included, as iotop shows them).
+// false when either line is missing.
+func parseIO(b []byte) (read, write uint64, ok bool) {
+	var haveR, haveW bool
+	for len(b) > 0 {
+		line := b
+		if i := indexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		var dst *uint64
+		switch {
+		case len(line) > 12 && string(line[:12]) == "read_bytes: ":
+			dst, haveR, line = &read, true, line[12:]
+		case len(line) > 13 && string(line[:13]) == "write_bytes: ":
+			dst, haveW, line = &write, true, line[13:]
+		default:
+			continue
+		}
+		var v uint64
+		for _, c := range line {
+			if c < '0' || c > '9' || v > (1<<64-1)/10-10 {
+				return 0, 0, false
+			}
+			v = v*10 + uint64(c-'0')
+		}
+		*dst = v
+	}
+	return read, write, haveR && haveW
+}

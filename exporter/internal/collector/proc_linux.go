@@ -51,6 +51,20 @@ type procState struct {
 	// only ever used after fd read this same process: it is closed
 	// whenever fd has to be reopened by path.
 	cmdFD int32
+	// ioFD is fd+1 of the open /proc/PID/io, under the same rule as cmdFD.
+	ioFD int32
+	// attr is the process's attribution, read once (attrRead) from its
+	// cgroup and shared by every process of the same cgroup.
+	attr     *Attribution
+	attrRead bool
+	// ioDenied: the kernel refused /proc/PID/io (EACCES: another user's
+	// process and no CAP_SYS_PTRACE), which does not change while the
+	// process lives, so it is not asked again.
+	ioDenied bool
+	ioKnown  bool
+	ioRead   uint64
+	ioWrite  uint64
+	ioAt     int64 // Unix ns of the walk that read ioRead and ioWrite
 }
 
 // platform is the Linux half of a Collector.
@@ -66,7 +80,21 @@ type platform struct {
 	pathBuf []byte
 	fileBuf []byte
 	cmdBuf  []byte
+	ioBuf   []byte
+	cgBuf   []byte
 	pids    []int32
+	// rates backs the I/O rate pointers of one walk's processes: one
+	// allocation a walk instead of two a process.
+	rates []float64
+	// attrs interns attributions by cgroup path: a host has far fewer
+	// cgroups than processes.
+	attrs map[string]*Attribution
+	// forks is /proc/stat's "processes" counter at the previous walk.
+	forks     uint64
+	forksRead bool
+	// ioEveryWalk reads every io file every walk (the benchmark's worst
+	// case, every process busy).
+	ioEveryWalk bool
 
 	state    map[int32]procState
 	gen      uint32
@@ -105,7 +133,10 @@ func newPlatform(opts Options, logger *slog.Logger) (*platform, error) {
 		dirBuf:   make([]byte, 32<<10),
 		pathBuf:  make([]byte, 0, 64),
 		fileBuf:  make([]byte, 4096),
+		ioBuf:    make([]byte, 512),
+		cgBuf:    make([]byte, 1024),
 		state:    map[int32]procState{},
+		attrs:    map[string]*Attribution{},
 		users:    newUserCache(opts.RootFS, logger),
 		stuck:    map[string]bool{},
 		now:      time.Now,
@@ -165,16 +196,16 @@ const procSuperMagic = 0x9fa0
 // closeAll releases every held fd.
 func (p *platform) closeAll() {
 	for pid, st := range p.state {
-		if st.fd > 0 || st.cmdFD > 0 {
+		if st.fd > 0 || st.cmdFD > 0 || st.ioFD > 0 {
 			p.closeFD(&st)
 			p.state[pid] = st
 		}
 	}
 }
 
-// closeFD closes both held fds of a process.
+// closeFD closes every held fd of a process.
 func (p *platform) closeFD(st *procState) {
-	for _, fd := range []*int32{&st.fd, &st.cmdFD} {
+	for _, fd := range []*int32{&st.fd, &st.cmdFD, &st.ioFD} {
 		if *fd > 0 {
 			_ = syscall.Close(int(*fd - 1))
 			*fd = 0
@@ -218,6 +249,15 @@ func (p *platform) readProcesses(w *Walk) error {
 	}
 	p.gen++
 	procs := make([]Process, 0, max(len(p.pids), p.lastN))
+	if !p.opts.SkipIO {
+		// Never grown during the walk: the pointers handed out stay valid.
+		p.rates = make([]float64, 0, 2*len(p.pids))
+	}
+	if len(p.attrs) > maxAttrs {
+		// Cgroups come and go with containers; processes still holding
+		// an entry keep it through their procState.
+		clear(p.attrs)
+	}
 	for _, pid := range p.pids {
 		pr, ok := p.readOne(dirfd, pid, now, dt)
 		if !ok {
@@ -252,7 +292,7 @@ func (p *platform) readOne(dirfd int, pid int32, now time.Time, dt time.Duration
 	}
 	// Keep what happened to the held fd; the entry is dropped (and its fd
 	// closed) at the end of the walk, as it was not marked seen.
-	if seen || st.fd > 0 {
+	if seen || st.fd > 0 || st.ioFD > 0 {
 		p.state[pid] = st
 	}
 	return Process{}, false
@@ -298,7 +338,16 @@ func (p *platform) fill(dirfd int, pid int32, st procState, seen bool, s procSta
 		}
 	}
 
+	if !st.attrRead && !p.opts.SkipAttribution {
+		st.attrRead = true
+		st.attr = p.readAttribution(dirfd, pid)
+	}
 	ticks := s.UTime + s.STime
+	var readRate, writeRate *float64
+	if !p.opts.SkipIO && !st.ioDenied {
+		readRate, writeRate = p.ioRates(dirfd, pid, &st, seen, ticks, start, now)
+	}
+
 	cpuSec := float64(ticks) / p.clkTck
 	var pct float64
 	if seen {
@@ -335,7 +384,117 @@ func (p *platform) fill(dirfd int, pid int32, st procState, seen bool, s procSta
 	if p.opts.CollectCmdline {
 		pr.Cmdline = st.cmdline
 	}
+	if st.attr != nil {
+		pr.Unit, pr.ContainerID, pr.PodUID = st.attr.Unit, st.attr.ContainerID, st.attr.PodUID
+		pr.Cgroup = st.attr.Cgroup
+	}
+	pr.ReadBytesPerSec, pr.WriteBytesPerSec = readRate, writeRate
 	return pr
+}
+
+// maxAttrs bounds the interned attributions between clears.
+const maxAttrs = 1 << 14
+
+// readAttribution reads /proc/PID/cgroup once for a new process; nil when
+// it cannot be read (the process is ending, or an OS without cgroups) or
+// names nothing.
+func (p *platform) readAttribution(dirfd int, pid int32) *Attribution {
+	b, _, _, err := p.readPIDFile(dirfd, pid, "cgroup", &p.cgBuf, 64<<10, false, false)
+	if err != nil {
+		return nil
+	}
+	path := cgroupPath(b)
+	if path == "" || path == "/" {
+		return nil
+	}
+	if a, ok := p.attrs[path]; ok {
+		return a
+	}
+	a := attribute(path)
+	p.attrs[a.Cgroup] = &a
+	return &a
+}
+
+// ioRates returns the read and write bytes per second of a process since
+// its io file was last read; nil for unknown: the kernel refused the file,
+// the process is new and started before the last walk (its bytes span
+// more than the interval), or a counter went back.
+//
+// A process that used no CPU time since the last read (most of a server's
+// processes in any interval) is not read again and shows 0: issuing I/O
+// costs CPU time, so its counters did not move, except for I/O that cost
+// under one clock tick, which is then counted the next time the process
+// runs, spread over the time since the last read. Reading every io file
+// every walk cost the walk 1.5x (docs/performance.md, "Exporter walk").
+func (p *platform) ioRates(dirfd int, pid int32, st *procState, seen bool, ticks uint64, start, now time.Time) (*float64, *float64) {
+	if seen && st.ioKnown && ticks == st.cpuTicks && !p.ioEveryWalk {
+		return p.rate(0, 0)
+	}
+	b, err := p.readIO(dirfd, pid, st)
+	if err != nil {
+		if err == syscall.EACCES || err == syscall.EPERM {
+			st.ioDenied = true
+		}
+		st.ioKnown = false
+		return nil, nil
+	}
+	rb, wb, ok := parseIO(b)
+	if !ok {
+		st.ioKnown = false
+		return nil, nil
+	}
+	var span time.Duration
+	var r0, w0 uint64
+	switch {
+	case seen && st.ioKnown && rb >= st.ioRead && wb >= st.ioWrite:
+		span, r0, w0 = now.Sub(time.Unix(0, st.ioAt)), st.ioRead, st.ioWrite
+	case !seen && !p.prevWalk.IsZero() && start.After(p.prevWalk):
+		span = now.Sub(p.prevWalk)
+	}
+	st.ioRead, st.ioWrite, st.ioKnown, st.ioAt = rb, wb, true, now.UnixNano()
+	if span <= 0 {
+		return nil, nil
+	}
+	secs := span.Seconds()
+	return p.rate(float64(rb-r0)/secs, float64(wb-w0)/secs)
+}
+
+// rate hands out two rates from the walk's slab.
+func (p *platform) rate(r, w float64) (*float64, *float64) {
+	if len(p.rates)+2 > cap(p.rates) {
+		return nil, nil
+	}
+	p.rates = append(p.rates, r, w)
+	n := len(p.rates)
+	return &p.rates[n-2], &p.rates[n-1]
+}
+
+// readIO reads /proc/PID/io through the held fd when there is one, else
+// by path, keeping the fd when the process's stat fd is held (which
+// proves the PID still names the same process).
+func (p *platform) readIO(dirfd int, pid int32, st *procState) ([]byte, error) {
+	if st.ioFD > 0 {
+		n, err := syscall.Pread(int(st.ioFD-1), p.ioBuf, 0)
+		if err == nil && n > 0 {
+			return p.ioBuf[:n], nil
+		}
+		_ = syscall.Close(int(st.ioFD - 1))
+		st.ioFD = 0
+		p.openFDs--
+		if err != nil {
+			return nil, err
+		}
+	}
+	keep := st.fd > 0 && p.openFDs < p.fdBudget
+	b, _, fd, err := p.readPIDFile(dirfd, pid, "io", &p.ioBuf, len(p.ioBuf), false, keep)
+	if err != nil {
+		return nil, err
+	}
+	if fd >= 0 {
+		st.ioFD = int32(fd + 1)
+		p.openFDs++
+	}
+	return b, nil
 }
 
 // readStat reads /proc/PID/stat and the process's uid, through the held

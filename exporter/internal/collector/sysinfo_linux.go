@@ -246,6 +246,7 @@ func (p *platform) readCPUTimes(w *Walk) (map[string]float64, error) {
 	}
 	p.bootTime = time.Unix(int64(s.BootTime), 0)
 	w.BootTime = p.bootTime
+	w.System.ForksSinceLast = p.forksSince(s.ProcessCreated)
 	mhz := sysfsCurMHz(filepath.Join(p.opts.SysRoot, "devices/system/cpu"))
 	if mhz == 0 {
 		// No cpufreq (VMs): cpuinfo's "cpu MHz" is the current clock.
@@ -257,6 +258,19 @@ func (p *platform) readCPUTimes(w *Walk) (map[string]float64, error) {
 		w.System.CPU.CurrentMHz = mhz
 	}
 	return secs, nil
+}
+
+// forksSince is the growth of /proc/stat's "processes" counter since the
+// last walk; nil on the first walk or when it went back (another boot, or
+// a proc root that is not the same host's any more).
+func (p *platform) forksSince(n uint64) *uint64 {
+	prev, had := p.forks, p.forksRead
+	p.forks, p.forksRead = n, true
+	if !had || n < prev {
+		return nil
+	}
+	d := n - prev
+	return &d
 }
 
 // cpuSecondsFrom is the host's CPU seconds by mode (cpuModes) from the

@@ -25,6 +25,9 @@ type Process struct {
 	// StartTime is when the process started; with PID it identifies a
 	// process across walks (a reused PID has another start time).
 	StartTime time.Time
+	// Cgroup is the process's cgroup path ("" when unknown), for
+	// /metrics; the wire carries what it means (Unit, ContainerID, PodUID).
+	Cgroup string
 	// State is the one-word state used for "processes by state" metrics:
 	// running, sleeping, disk-sleep, stopped, zombie, idle, other.
 	State string

@@ -44,6 +44,7 @@ const (
 	DefaultQueueMaxAge   = 10 * time.Minute
 	DefaultFlushTimeout  = 5 * time.Second
 	DefaultPushTimeout   = 10 * time.Second
+	DefaultMaxUnits      = 200
 
 	// APIKeyEnv is the environment variable holding the host's API key.
 	// Secrets come from files or the environment, never from a flag value
@@ -109,6 +110,13 @@ type Config struct {
 
 	MetricsTopN   int
 	ProcessGroups []ProcessGroup
+
+	// CollectCgroup and CollectProcessIO turn attribution (unit,
+	// container, pod) and per-process disk I/O on; MetricsMaxUnits bounds
+	// /metrics' per-unit series (the rest are summed as unit="other").
+	CollectCgroup    bool
+	CollectProcessIO bool
+	MetricsMaxUnits  int
 
 	Log *promslog.Config
 }
@@ -190,6 +198,9 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	intFlag(app, "collect.top-n", "Send only the top N processes of each snapshot (0 = all).", "0", &c.CollectTopN, &set.topN)
 	durationFlag(app, "collect.sample-window", "Priming window of the very first walk, so its CPU% is not empty.", DefaultSampleWindow.String(), &c.CollectSampleWindow, &set.sampleWindow)
 	intFlag(app, "metrics.top-n", "Number of processes reported by CPU and by memory in /metrics.", fmt.Sprint(DefaultMetricsTopN), &c.MetricsTopN, &set.metricsTopN)
+	cli.BoolVar(app.Flag("collect.cgroup", "Send each process's systemd unit, container id and pod UID, from its cgroup (Linux).").Default("true"), &c.CollectCgroup)
+	cli.BoolVar(app.Flag("collect.process-io", "Send each process's disk read and write bytes per second (Linux, /proc/PID/io).").Default("true"), &c.CollectProcessIO)
+	cli.IntVar(app.Flag("metrics.max-units", "Most units and containers with series of their own in /metrics; the rest are summed as unit=\"other\".").Default(fmt.Sprint(DefaultMaxUnits)), &c.MetricsMaxUnits)
 	app.Flag("metrics.process-group", "Process group NAME=REGEX over process names (repeatable); replaces the config file's groups.").
 		PlaceHolder("NAME=REGEX").IsSetByUser(&set.groups).StringsVar(&groupSpecs)
 	promslogflag.AddFlags(app, c.Log)
@@ -357,6 +368,9 @@ func (c *Config) validate() error {
 	}
 	if c.CollectSampleWindow < 0 || c.CollectSampleWindow > 10*time.Second {
 		errs = append(errs, fmt.Errorf("--collect.sample-window %s: must be between 0 and 10s", c.CollectSampleWindow))
+	}
+	if c.MetricsMaxUnits < 1 || c.MetricsMaxUnits > MaxMetricsTopN*10 {
+		errs = append(errs, fmt.Errorf("--metrics.max-units %d: must be between 1 and %d", c.MetricsMaxUnits, MaxMetricsTopN*10))
 	}
 	if c.MetricsTopN < 0 || c.MetricsTopN > MaxMetricsTopN {
 		errs = append(errs, fmt.Errorf("--metrics.top-n %d: must be between 0 and %d", c.MetricsTopN, MaxMetricsTopN))
