@@ -50,6 +50,26 @@ func appendProcess(b []byte, p *snapshot.Process) []byte {
 		b = append(b, `,"memory_percent":`...)
 		b = appendFloat(b, p.MemoryPercent)
 	}
+	if p.Unit != "" {
+		b = append(b, `,"unit":`...)
+		b = appendString(b, p.Unit)
+	}
+	if p.ContainerID != "" {
+		b = append(b, `,"container_id":`...)
+		b = appendString(b, p.ContainerID)
+	}
+	if p.PodUID != "" {
+		b = append(b, `,"pod_uid":`...)
+		b = appendString(b, p.PodUID)
+	}
+	if p.ReadBytesPerSec != nil {
+		b = append(b, `,"read_bytes_per_sec":`...)
+		b = appendFloat(b, *p.ReadBytesPerSec)
+	}
+	if p.WriteBytesPerSec != nil {
+		b = append(b, `,"write_bytes_per_sec":`...)
+		b = appendFloat(b, *p.WriteBytesPerSec)
+	}
 	b = append(b, '}')
 	return b
 }

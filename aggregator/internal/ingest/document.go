@@ -139,8 +139,9 @@ type decoder struct {
 	scratch []byte
 	// chunk holds the text of strings handed out (see makeString).
 	chunk []byte
-	// cmdlines backs the Process.Cmdline pointers.
+	// cmdlines backs the Process.Cmdline pointers, floats the I/O rates.
 	cmdlines []string
+	floats   []float64
 }
 
 func (d *decoder) syntax(format string, args ...any) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -26,6 +27,7 @@ func FuzzDecode(f *testing.F) {
 		body(`null`),
 		body(`[` + okProc + `,` + okProc + `]`),
 		body(`[{"pid":1.0}]`),
+		body(`[{"pid":1,"ppid":0,"name":"a","cpu_percent":0,"memory_mb":0,"unit":"a.service","container_id":"c","pod_uid":"p","read_bytes_per_sec":1.5,"write_bytes_per_sec":null}]`),
 		"{\"hostname\":\"\xff\xfe\",\"captured_at\":\"2026-11-25T17:00:00+05:00\",\"system_info\":{},\"processes\":[]}",
 		`{"hostname":"a\ud800","captured_at":"2026-11-25T17:00:00Z","system_info":{"a":[1,{"b":"\u0000"}]},"processes":[]}`,
 		`{"processes":[{"pid":1,"ppid":1,"name":"x","cpu_percent":1e308,"memory_mb":-0}],"hostname":"z"}`,
@@ -85,8 +87,14 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("bad process %+v", p)
 			}
 			pids[p.PID] = true
-			if !utf8.ValidString(p.Name) || (p.Cmdline != nil && !utf8.ValidString(*p.Cmdline)) {
+			if !utf8.ValidString(p.Name) || (p.Cmdline != nil && !utf8.ValidString(*p.Cmdline)) ||
+				!utf8.ValidString(p.Unit) || !utf8.ValidString(p.ContainerID) || !utf8.ValidString(p.PodUID) {
 				t.Fatalf("invalid UTF-8 kept in %+v", p)
+			}
+			for _, r := range []*float64{p.ReadBytesPerSec, p.WriteBytesPerSec} {
+				if r != nil && (*r < 0 || math.IsInf(*r, 0) || math.IsNaN(*r)) {
+					t.Fatalf("bad I/O rate %v in %+v", *r, p)
+				}
 			}
 		}
 		// Without HTML escaping: json.Marshal would rewrite "&" in

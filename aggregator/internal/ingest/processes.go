@@ -112,6 +112,11 @@ const (
 	pThreads
 	pCreate
 	pMemPct
+	pUnit
+	pContainer
+	pPod
+	pRead
+	pWrite
 )
 
 // process reads one process object. Most of an ingest body's bytes are
@@ -202,6 +207,28 @@ func (d *decoder) process(p *snapshot.Process, i int) error {
 				}
 			}
 			p.NumThreads = int32(v)
+		case pRead, pWrite:
+			// Optional and nullable: null or absent is "unknown", which
+			// is not 0 (docs/api.md).
+			if d.isNull() {
+				seen &^= bit
+				continue
+			}
+			v, ok := d.fastFloat()
+			if !ok {
+				var err error
+				if v, ok, err = d.nonNegFloat(i, kname); err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+			}
+			if bit == pRead {
+				p.ReadBytesPerSec = d.floatPtr(v)
+			} else {
+				p.WriteBytesPerSec = d.floatPtr(v)
+			}
 		case pCPU, pMem, pMemPct:
 			v, ok := d.fastFloat()
 			if !ok {
@@ -224,7 +251,7 @@ func (d *decoder) process(p *snapshot.Process, i int) error {
 			default:
 				p.MemoryPercent = v
 			}
-		case pName, pCmdline, pUsername, pStatus, pCreate:
+		case pName, pCmdline, pUsername, pStatus, pCreate, pUnit, pContainer, pPod:
 			if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 				if bit != pName && d.isNull() {
 					// null for an optional field means "not sent".
@@ -264,6 +291,12 @@ func (d *decoder) process(p *snapshot.Process, i int) error {
 				p.Cmdline = &d.cmdlines[len(d.cmdlines)-1]
 			case pUsername:
 				p.Username = d.makeString(b)
+			case pUnit:
+				p.Unit = d.makeString(b)
+			case pContainer:
+				p.ContainerID = d.makeString(b)
+			case pPod:
+				p.PodUID = d.makeString(b)
 			case pStatus:
 				p.Status = status(b)
 				if p.Status == "" {
@@ -434,11 +467,71 @@ func (d *decoder) fastFields(p *snapshot.Process) bool {
 			i = d.pos
 		}
 	}
+	// Attribution and I/O, in declaration order, each optional.
+	for _, f := range [...]struct {
+		key string
+		dst *string
+	}{{`,"unit":`, &p.Unit}, {`,"container_id":`, &p.ContainerID}, {`,"pod_uid":`, &p.PodUID}} {
+		if len(data)-i >= len(f.key) && string(data[i:i+len(f.key)]) == f.key {
+			d.pos = i + len(f.key)
+			if b, ok = d.fastStr(); !ok {
+				return false
+			}
+			*f.dst = d.makeString(b)
+			i = d.pos
+		}
+	}
+	for _, f := range [...]struct {
+		key string
+		dst **float64
+	}{{`,"read_bytes_per_sec":`, &p.ReadBytesPerSec}, {`,"write_bytes_per_sec":`, &p.WriteBytesPerSec}} {
+		if len(data)-i >= len(f.key) && string(data[i:i+len(f.key)]) == f.key {
+			v, j, ok := d.fullFloatAt(i + len(f.key))
+			if !ok {
+				return false
+			}
+			*f.dst, i = d.floatPtr(v), j
+		}
+	}
 	if i >= len(data) || data[i] != '}' {
 		return false
 	}
 	d.pos = i + 1
 	return true
+}
+
+// fullFloatAt reads a non-negative number at data[i:] for fastFields:
+// floatAt's short decimals, else strconv for the full-precision floats
+// exporters send (what nonNegFloat reads, minus the error reporting; an
+// unusual number goes to the general path). It moves d.pos.
+func (d *decoder) fullFloatAt(i int) (float64, int, bool) {
+	data := d.data
+	if v, j, ok := floatAt(data, i); ok {
+		return v, j, true
+	}
+	d.pos = i
+	if d.pos >= len(data) || data[d.pos] < '0' || data[d.pos] > '9' {
+		return 0, 0, false
+	}
+	num, _, err := d.number()
+	if err != nil {
+		return 0, 0, false
+	}
+	v, err := strconv.ParseFloat(string(num), 64)
+	if err != nil || math.IsInf(v, 0) {
+		return 0, 0, false
+	}
+	return v, d.pos, true
+}
+
+// floatPtr returns a pointer to v from a slab, as cmdlines are: one
+// allocation per 256 values rather than one each.
+func (d *decoder) floatPtr(v float64) *float64 {
+	if len(d.floats) == cap(d.floats) {
+		d.floats = make([]float64, 0, max(256, cap(d.floats)*2))
+	}
+	d.floats = append(d.floats, v)
+	return &d.floats[len(d.floats)-1]
 }
 
 // fastStr reads the string at the current byte for fastFields; false if
@@ -477,6 +570,16 @@ func processField(key []byte) (int, string) {
 		return pCreate, "create_time"
 	case "memory_percent":
 		return pMemPct, "memory_percent"
+	case "unit":
+		return pUnit, "unit"
+	case "container_id":
+		return pContainer, "container_id"
+	case "pod_uid":
+		return pPod, "pod_uid"
+	case "read_bytes_per_sec":
+		return pRead, "read_bytes_per_sec"
+	case "write_bytes_per_sec":
+		return pWrite, "write_bytes_per_sec"
 	}
 	return 0, ""
 }

@@ -17,9 +17,10 @@ import (
 // is actually taken.
 func TestFastProcessTakesExporterLayout(t *testing.T) {
 	for name, in := range map[string][]byte{
-		"evolve":   evolveBody(t, "web-1", 300, 3),
-		"cmdline":  gen.Body(300, "web-1", "2026-11-25T17:00:00.123Z", true),
-		"exporter": exporterBody(t),
+		"evolve":     evolveBody(t, "web-1", 300, 3),
+		"cmdline":    gen.Body(300, "web-1", "2026-11-25T17:00:00.123Z", true),
+		"exporter":   exporterBody(t),
+		"attributed": attributedBody(t),
 	} {
 		var s snapshot.Snapshot
 		if err := json.Unmarshal(in, &s); err != nil {
