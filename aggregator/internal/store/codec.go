@@ -326,16 +326,21 @@ func encodeFull(procs []snapshot.Process) []byte {
 	e := &rowEncoder{t: t}
 	body := make([]byte, 0, len(procs)*24)
 	var prev int64
+	var x extEncoder
 	for i := range procs {
 		p := &procs[i]
 		body = appendVarint(body, p.PID-prev)
 		prev = p.PID
 		body = e.appendAllFields(body, p)
 		e.ratio.observe(p)
+		if hasExt(p) {
+			x.add(i, p, extDiff(p, nil))
+		}
 	}
 	out := appendUvarint(make([]byte, 0, len(body)+len(t.list)*16+8), uint64(len(procs)))
 	out = t.appendTo(out)
-	return append(out, body...)
+	out = append(out, body...)
+	return x.appendTo(out)
 }
 
 // baseIndex maps a keyframe's PIDs to row positions.
@@ -355,6 +360,7 @@ func encodeDelta(procs, base []snapshot.Process, idx map[int64]int) []byte {
 	e := &rowEncoder{t: t}
 	body := make([]byte, 0, len(procs)+64)
 	prev := -1
+	var x extEncoder
 	for i := range procs {
 		p := &procs[i]
 		j := prev + 1
@@ -366,12 +372,18 @@ func encodeDelta(procs, base []snapshot.Process, idx map[int64]int) []byte {
 				body = appendVarint(body, p.PID)
 				body = e.appendAllFields(body, p)
 				e.ratio.observe(p)
+				if hasExt(p) {
+					x.add(i, p, extDiff(p, nil))
+				}
 				continue
 			}
 			kind = rowSkip
 			j = k
 		}
 		b := &base[j]
+		if hasExt(p) || hasExt(b) {
+			x.add(i, p, extDiff(p, b))
+		}
 		var mask uint64
 		if p.PPID != b.PPID {
 			mask |= fPPID
@@ -442,7 +454,8 @@ func encodeDelta(procs, base []snapshot.Process, idx map[int64]int) []byte {
 	}
 	out := appendUvarint(make([]byte, 0, len(body)+len(t.list)*16+8), uint64(len(procs)))
 	out = t.appendTo(out)
-	return append(out, body...)
+	out = append(out, body...)
+	return x.appendTo(out)
 }
 
 func sameCmdline(a, b *string) bool {
@@ -492,7 +505,11 @@ func (r *reader) float() float64 { return r.floatPred(0) }
 
 // floatPred reads appendFloatPred's output.
 func (r *reader) floatPred(pred float64) float64 {
-	tag := r.uvarint()
+	return r.floatTag(r.uvarint(), pred)
+}
+
+// floatTag reads the rest of a float whose tag was read.
+func (r *reader) floatTag(tag uint64, pred float64) float64 {
 	k := tag & 15
 	switch {
 	case tag == 14:
@@ -652,7 +669,9 @@ func decodeFull(raw []byte) ([]snapshot.Process, error) {
 		d.ratio.observe(p)
 	}
 	if len(r.b) != 0 {
-		return nil, errCorrupt
+		if err := decodeExt(r, out); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -729,7 +748,9 @@ func decodeDelta(raw []byte, base []snapshot.Process) ([]snapshot.Process, error
 		d.ratio.observe(p)
 	}
 	if len(r.b) != 0 {
-		return nil, errCorrupt
+		if err := decodeExt(r, out); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -208,7 +208,11 @@ func equalProcs(a, b []snapshot.Process) bool {
 		if !sameCmdline(x.Cmdline, y.Cmdline) {
 			return false
 		}
+		if !sameRate(x.ReadBytesPerSec, y.ReadBytesPerSec) || !sameRate(x.WriteBytesPerSec, y.WriteBytesPerSec) {
+			return false
+		}
 		x.Cmdline, y.Cmdline = nil, nil
+		x.ReadBytesPerSec, y.ReadBytesPerSec, x.WriteBytesPerSec, y.WriteBytesPerSec = nil, nil, nil, nil
 		if x != y || math.Float64bits(x.CPUPercent) != math.Float64bits(y.CPUPercent) {
 			return false
 		}
@@ -225,6 +229,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(encodeFull(cur.Processes))
 	f.Add(encodeDelta(cur.Processes, base.Processes, baseIndex(base.Processes)))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	ext := append([]snapshot.Process(nil), cur.Processes...)
+	addExt(ext, rand.New(rand.NewPCG(1, 1)), 3)
+	f.Add(encodeFull(ext))
+	f.Add(encodeDelta(ext, base.Processes, baseIndex(base.Processes)))
 	toks := sysTokens(base.SystemInfo)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = decodeFull(b)

@@ -72,7 +72,7 @@ func TestFixtureAttributionIOForks(t *testing.T) {
 		if f == nil {
 			return "absent"
 		}
-		return strconv.Itoa(int(*f))
+		return strconv.FormatFloat(*f, 'f', -1, 64)
 	}
 	got := map[int64]row{}
 	for _, p := range w2.Processes {
@@ -111,7 +111,7 @@ func TestFixtureAttributionIOForks(t *testing.T) {
 	for i, w := range []*Walk{w3, w4} {
 		for _, p := range w.Processes {
 			if p.PID == 1401 {
-				if got, want := rate(p.WriteBytesPerSec), []string{"0", "6826"}[i]; got != want {
+				if got, want := rate(p.WriteBytesPerSec), []string{"0", "6827"}[i]; got != want {
 					t.Errorf("walk %d: 1401 writes %s/s, want %s", i+3, got, want)
 				}
 			}

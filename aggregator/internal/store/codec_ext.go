@@ -1,0 +1,202 @@
+package store
+
+// The attribution and I/O fields of a process (unit, container_id,
+// pod_uid, read/write_bytes_per_sec, issue 15) ride in an optional trailer
+// after the rows of a keyframe or delta, with its own string table: a
+// blob without it (every blob stored before these fields existed, and
+// every blob of an exporter that does not send them) is byte for byte
+// what it was, and reads back without them. The blob kinds do not change.
+//
+// Trailer: string table, entry count, then column by column: each entry's
+// row position as a gap from the previous entry's, each entry's mask of
+// the fields it has, then every unit, container, pod, read and write rate
+// of the entries whose mask has it. A keyframe lists the rows that have any field; a
+// delta the rows whose fields differ from their base row's (a new row's
+// from none). Strings are table ids ("" is a value, meaning absent);
+// rates are appendFloat's encoding or extAbsent for absent (null), which
+// is not 0.
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/procscope/procscope/aggregator/snapshot"
+)
+
+const (
+	xUnit = 1 << iota
+	xContainer
+	xPod
+	xRead
+	xWrite
+	xAll = xUnit | xContainer | xPod | xRead | xWrite
+)
+
+// extAbsent is a float tag appendFloat never writes (its low nibble is a
+// power of ten 0-9, 14 or 15): an absent rate.
+const extAbsent = 13
+
+func hasExt(p *snapshot.Process) bool {
+	return p.Unit != "" || p.ContainerID != "" || p.PodUID != "" || p.ReadBytesPerSec != nil || p.WriteBytesPerSec != nil
+}
+
+func sameRate(a, b *float64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return math.Float64bits(*a) == math.Float64bits(*b)
+}
+
+// extDiff is the mask of fields of p that differ from b's (b nil: from a
+// process without any).
+func extDiff(p, b *snapshot.Process) uint64 {
+	var z snapshot.Process
+	if b == nil {
+		b = &z
+	}
+	var m uint64
+	if p.Unit != b.Unit {
+		m |= xUnit
+	}
+	if p.ContainerID != b.ContainerID {
+		m |= xContainer
+	}
+	if p.PodUID != b.PodUID {
+		m |= xPod
+	}
+	if !sameRate(p.ReadBytesPerSec, b.ReadBytesPerSec) {
+		m |= xRead
+	}
+	if !sameRate(p.WriteBytesPerSec, b.WriteBytesPerSec) {
+		m |= xWrite
+	}
+	return m
+}
+
+func appendRate(b []byte, r *float64) []byte {
+	if r == nil {
+		return binary.AppendUvarint(b, extAbsent)
+	}
+	return appendFloat(b, *r)
+}
+
+// extEncoder collects a blob's trailer entries while its rows are written,
+// column by column (gaps, masks, then each field), so that runs of equal
+// masks and of zero rates are what the compressor sees.
+type extEncoder struct {
+	t    *strTable
+	cols [2 + 5][]byte
+	n    uint64
+	last int
+}
+
+// add records row i (in output order) when mask is not 0.
+func (e *extEncoder) add(i int, p *snapshot.Process, mask uint64) {
+	if mask == 0 {
+		return
+	}
+	if e.t == nil {
+		e.t = newStrTable(8)
+		e.last = -1
+	}
+	c := &e.cols
+	c[0] = binary.AppendUvarint(c[0], uint64(i-e.last-1))
+	e.last = i
+	e.n++
+	c[1] = binary.AppendUvarint(c[1], mask)
+	if mask&xUnit != 0 {
+		c[2] = binary.AppendUvarint(c[2], e.t.id(p.Unit))
+	}
+	if mask&xContainer != 0 {
+		c[3] = binary.AppendUvarint(c[3], e.t.id(p.ContainerID))
+	}
+	if mask&xPod != 0 {
+		c[4] = binary.AppendUvarint(c[4], e.t.id(p.PodUID))
+	}
+	if mask&xRead != 0 {
+		c[5] = appendRate(c[5], p.ReadBytesPerSec)
+	}
+	if mask&xWrite != 0 {
+		c[6] = appendRate(c[6], p.WriteBytesPerSec)
+	}
+}
+
+// appendTo writes the trailer, nothing when no row had an entry.
+func (e *extEncoder) appendTo(out []byte) []byte {
+	if e.n == 0 {
+		return out
+	}
+	out = e.t.appendTo(out)
+	out = binary.AppendUvarint(out, e.n)
+	for _, c := range e.cols {
+		out = append(out, c...)
+	}
+	return out
+}
+
+// rate reads appendRate's output into a slab.
+func (r *reader) rate(slab *[]float64) *float64 {
+	tag := r.uvarint()
+	if tag == extAbsent || r.err != nil {
+		return nil
+	}
+	v := r.floatTag(tag, 0)
+	if len(*slab) == cap(*slab) {
+		*slab = make([]float64, 0, max(64, 2*cap(*slab)))
+	}
+	*slab = append(*slab, v)
+	return &(*slab)[len(*slab)-1]
+}
+
+// decodeExt applies a trailer (what remains of r) to out.
+func decodeExt(r *reader, out []snapshot.Process) error {
+	tab := r.readStrings()
+	n := r.count()
+	if r.err != nil {
+		return r.err
+	}
+	rows := make([]int, n)
+	masks := make([]uint64, n)
+	i := -1
+	for k := range rows {
+		i += 1 + int(r.uvarint())
+		if r.err != nil || i < 0 || i >= len(out) {
+			return errCorrupt
+		}
+		rows[k] = i
+	}
+	for k := range masks {
+		masks[k] = r.uvarint()
+		if r.err != nil || masks[k] == 0 || masks[k]&^xAll != 0 {
+			return errCorrupt
+		}
+	}
+	var slab []float64
+	for bit := uint64(xUnit); bit <= xWrite; bit <<= 1 {
+		for k, m := range masks {
+			if m&bit == 0 {
+				continue
+			}
+			p := &out[rows[k]]
+			switch bit {
+			case xUnit:
+				p.Unit = r.str(tab)
+			case xContainer:
+				p.ContainerID = r.str(tab)
+			case xPod:
+				p.PodUID = r.str(tab)
+			case xRead:
+				p.ReadBytesPerSec = r.rate(&slab)
+			case xWrite:
+				p.WriteBytesPerSec = r.rate(&slab)
+			}
+		}
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if len(r.b) != 0 {
+		return errCorrupt
+	}
+	return nil
+}
