@@ -18,6 +18,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -27,7 +28,9 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/procscope/procscope/aggregator/internal/api"
+	"github.com/procscope/procscope/aggregator/internal/events"
 	"github.com/procscope/procscope/aggregator/internal/history"
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
 	"github.com/procscope/procscope/aggregator/internal/store"
 	"github.com/procscope/procscope/internal/cli"
 	procweb "github.com/procscope/procscope/web"
@@ -62,6 +65,7 @@ type serveFlags struct {
 	allowedHosts      *[]string
 	streamsPerClient  *int
 	historyURL        *historyURLFlags // historyurl.go
+	restartWindow     *time.Duration   // events.restart-window (issue 15)
 }
 
 func addServeFlags(app *kingpin.Application) *serveFlags {
@@ -75,6 +79,8 @@ func addServeFlags(app *kingpin.Application) *serveFlags {
 			Default("1m")),
 		idleTimeout: cli.Duration(app.Flag("web.idle-timeout", "How long an idle keep-alive connection stays open.").
 			Default("2m")),
+		restartWindow: cli.Duration(app.Flag("events.restart-window", "A process that exits and comes back (same name under the same parent or unit) within this window is recorded as restarted.").
+			Default(events.DefaultRestartWindow.String())),
 		retentionRaw: cli.LongDuration(app.Flag("storage.retention.raw", "Keep every snapshot this long; older ones are thinned.").
 			Default("24h")),
 		retention: cli.LongDuration(app.Flag("storage.retention", "Delete snapshots older than this.").
@@ -166,6 +172,7 @@ func (f *serveFlags) check() error {
 		num("ingest.max-processes", int64(*f.maxProcesses), *f.maxProcesses > 0, "must be positive"),
 		num("ingest.max-concurrent", int64(*f.maxConcurrent), *f.maxConcurrent > 0, "must be positive"),
 		num("history.top-k", int64(*f.historyTopK), *f.historyTopK >= 0 && *f.historyTopK <= 1000, "must be between 0 and 1000"),
+		dur("events.restart-window", *f.restartWindow, *f.restartWindow > 0 && *f.restartWindow <= 24*time.Hour, "must be more than 0 and at most 24h"),
 		num("web.max-streams-per-client", int64(*f.streamsPerClient), *f.streamsPerClient > 0, "must be positive"),
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -269,11 +276,20 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 	// History routes are mounted now and answer once history opens below.
 	hist := history.NewHandler(nil, lazy, logger.With("component", "history"))
 	reg.MustRegister(hist) // history's written/dropped sample counters
+	// Lifecycle events: derived on ingest once storage is open.
+	evLazy := new(events.Lazy)
+	evRoutes := events.NewHandler(evLazy.EventStore, httpapi.Adapter{Log: logger, NoStore: true})
 	a, err := api.New(api.Options{
-		OnIngest: hist.OnIngest,
-		Mount:    hist.Mount,
-		Logger:   logger,
-		Store:    lazy,
+		OnIngest: func(ctx context.Context, req *store.IngestRequest, res store.IngestResult) {
+			hist.OnIngest(ctx, req, res)
+			evLazy.OnIngest(ctx, req, res)
+		},
+		Mount: func(r chi.Router) {
+			hist.Mount(r)
+			evRoutes.Mount(r)
+		},
+		Logger: logger,
+		Store:  lazy,
 		Limits: api.Limits{
 			MaxWireBytes:     int64(*f.maxWire),
 			MaxDecodedBytes:  int64(*f.maxDecoded),
@@ -369,6 +385,14 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 			return exitFailed
 		}
 	}
+	tracker := events.New(st, st, events.Options{RestartWindow: *f.restartWindow, Logger: logger.With("component", "events")})
+	evCtx, stopEvents := context.WithCancel(context.Background())
+	evDone := make(chan struct{})
+	go func() {
+		defer close(evDone)
+		tracker.Run(evCtx)
+	}()
+	evLazy.Set(tracker)
 	lazy.Set(st)
 	logger.Info("storage open, ready", "path", storagePath, "duration", time.Since(openStart))
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -395,6 +419,8 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 	shutdownServer(logger, srv, a, *f.shutdownTimeout)
 	stopWatch()
 	<-watchDone
+	stopEvents() // stores what is queued, before storage closes
+	<-evDone
 	if h != nil {
 		// After the server: no ingest can add to it any more.
 		if err := h.Close(); err != nil {

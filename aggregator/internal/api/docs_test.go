@@ -12,7 +12,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/procscope/procscope/aggregator/internal/events"
 	"github.com/procscope/procscope/aggregator/internal/history"
+	"github.com/procscope/procscope/aggregator/internal/httpapi"
+	"github.com/procscope/procscope/aggregator/internal/store"
 )
 
 // docRouteRE finds the endpoint headings of docs/api.md: "### GET /path".
@@ -25,12 +28,16 @@ var docRouteRE = regexp.MustCompile(`(?m)^### ([A-Z]+) (/\S*)$`)
 func TestAPIDocumentsEveryRoute(t *testing.T) {
 	lazy := new(LazyStore)
 	hist := history.NewHandler(nil, lazy, slog.New(slog.DiscardHandler))
+	evRoutes := events.NewHandler(func() store.EventStore { return nil }, httpapi.Adapter{})
 	a, err := New(Options{
 		OnIngest: hist.OnIngest,
-		Mount:    hist.Mount,
-		Logger:   slog.New(slog.DiscardHandler),
-		Store:    lazy,
-		UI:       http.NotFoundHandler(),
+		Mount: func(r chi.Router) {
+			hist.Mount(r)
+			evRoutes.Mount(r)
+		},
+		Logger: slog.New(slog.DiscardHandler),
+		Store:  lazy,
+		UI:     http.NotFoundHandler(),
 	})
 	if err != nil {
 		t.Fatal(err)
