@@ -104,6 +104,7 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	mc.SetHostname(hostname)
+	mc.SetMaxUnits(cfg.MetricsMaxUnits)
 	reg, err := metrics.NewRegistry(mc)
 	if err != nil {
 		return err

@@ -390,6 +390,9 @@ func (p *platform) fill(dirfd int, pid int32, st procState, seen bool, s procSta
 		pr.Cgroup = st.attr.Cgroup
 	}
 	pr.ReadBytesPerSec, pr.WriteBytesPerSec = readRate, writeRate
+	if st.ioKnown {
+		pr.IOReadBytes, pr.IOWriteBytes, pr.IOKnown = st.ioRead, st.ioWrite, true
+	}
 	return pr
 }
 

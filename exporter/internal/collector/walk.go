@@ -28,6 +28,11 @@ type Process struct {
 	// Cgroup is the process's cgroup path ("" when unknown), for
 	// /metrics; the wire carries what it means (Unit, ContainerID, PodUID).
 	Cgroup string
+	// IOReadBytes and IOWriteBytes are the cumulative read_bytes and
+	// write_bytes of /proc/PID/io as last read (see ReadBytesPerSec for
+	// when that is), valid when IOKnown.
+	IOReadBytes, IOWriteBytes uint64
+	IOKnown                   bool
 	// State is the one-word state used for "processes by state" metrics:
 	// running, sleeping, disk-sleep, stopped, zombie, idle, other.
 	State string

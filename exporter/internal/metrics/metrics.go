@@ -89,6 +89,7 @@ var allDescs = []*prometheus.Desc{
 	descLoad1, descLoad5, descLoad15, descFSSize, descFSAvail, descNetRx, descNetTx, descBootTime,
 	descProcesses, descTopCPU, descTopMem, descGroupCount, descGroupCPU, descGroupMem,
 	descPartDur, descPartOK, descWalkDur, descWalkSkipped, descWalks, descWalkTime, descHostInfo,
+	descUnitProcs, descUnitCPU, descUnitMem, descUnitRead, descUnitWrite, descUnitStarts, descUnitExits, descForks,
 }
 
 // Collector is a prometheus.Collector over the latest walk.
@@ -109,6 +110,7 @@ type Collector struct {
 	skipped  float64
 	walks    float64
 	matches  map[string]uint64 // name -> bitmask of matching groups
+	units    *unitState
 }
 
 // procKey identifies a process across walks: a reused PID has another
@@ -131,7 +133,16 @@ func New(topN int, groups []Group) (*Collector, error) {
 		return nil, fmt.Errorf("%d process groups: at most %d", len(groups), maxGroups)
 	}
 	return &Collector{topN: topN, groups: groups, prev: map[procKey]float64{},
-		groupCPU: make([]float64, len(groups)), matches: map[string]uint64{}}, nil
+		groupCPU: make([]float64, len(groups)), matches: map[string]uint64{}, units: newUnitState(DefaultMaxUnits)}, nil
+}
+
+// SetMaxUnits bounds the units and containers with series of their own
+// (--metrics.max-units); the rest are summed as unit="other". Call it
+// before the first Update.
+func (c *Collector) SetMaxUnits(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.units = newUnitState(max(n, 1))
 }
 
 // SetHostname sets the hostname reported by procscope_host_info: the one
@@ -313,6 +324,8 @@ func (c *Collector) Update(w *collector.Walk, walkDuration time.Duration) {
 			gauge(descGroupMem, mem[g], grp.Name)
 		}
 	}
+
+	c.units.update(w, gauge, counter)
 
 	// The walk itself.
 	clear(seen)

@@ -37,6 +37,16 @@ func proc(pid, ppid int64, name string, cpu float64, rss uint64, cpuSec float64,
 // fixtureWalk is a small host with hostile process names and the edge
 // cases /metrics must survive (duplicate mounts, a failed part).
 func fixtureWalk() *collector.Walk {
+	w := fixtureWalkBare()
+	// Attribution, hostile unit included.
+	for i, u := range map[int]string{0: "init.scope", 2: "system.slice/nginx.service", 3: "system.slice/nginx.service", 5: "system.slice/evil\"unit\n.service"} {
+		w.Processes[i].Unit = u
+	}
+	w.Processes[4].ContainerID = "3f1c9a1b2c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7"
+	return w
+}
+
+func fixtureWalkBare() *collector.Walk {
 	return &collector.Walk{
 		Time: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC),
 		System: snapshot.SystemInfo{
