@@ -13,8 +13,7 @@ package store
 // of the entries whose mask has it. A keyframe lists the rows that have any field; a
 // delta the rows whose fields differ from their base row's (a new row's
 // from none). Strings are table ids ("" is a value, meaning absent);
-// rates are appendFloat's encoding or extAbsent for absent (null), which
-// is not 0.
+// rates are appendRate's.
 
 import (
 	"encoding/binary"
@@ -32,9 +31,14 @@ const (
 	xAll = xUnit | xContainer | xPod | xRead | xWrite
 )
 
-// extAbsent is a float tag appendFloat never writes (its low nibble is a
-// power of ten 0-9, 14 or 15): an absent rate.
-const extAbsent = 13
+// Rates are stored as uvarint(m<<4 | e) meaning m*10^e for whole numbers
+// (exporters send three significant digits, so m < 1000 and this is two
+// bytes), rateRaw and the 8 raw bytes of anything else, rateAbsent for
+// absent (null), which is not 0.
+const (
+	rateRaw    = 14
+	rateAbsent = 15
+)
 
 func hasExt(p *snapshot.Process) bool {
 	return p.Unit != "" || p.ContainerID != "" || p.PodUID != "" || p.ReadBytesPerSec != nil || p.WriteBytesPerSec != nil
@@ -75,9 +79,18 @@ func extDiff(p, b *snapshot.Process) uint64 {
 
 func appendRate(b []byte, r *float64) []byte {
 	if r == nil {
-		return binary.AppendUvarint(b, extAbsent)
+		return binary.AppendUvarint(b, rateAbsent)
 	}
-	return appendFloat(b, *r)
+	v := *r
+	if v >= 0 && v < 1<<53 && v == math.Trunc(v) && !math.Signbit(v) {
+		m, e := uint64(v), uint64(0)
+		for m >= 10 && m%10 == 0 && e < rateRaw-1 {
+			m, e = m/10, e+1
+		}
+		return binary.AppendUvarint(b, m<<4|e)
+	}
+	b = binary.AppendUvarint(b, rateRaw)
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
 }
 
 // extEncoder collects a blob's trailer entries while its rows are written,
@@ -137,10 +150,24 @@ func (e *extEncoder) appendTo(out []byte) []byte {
 // rate reads appendRate's output into a slab.
 func (r *reader) rate(slab *[]float64) *float64 {
 	tag := r.uvarint()
-	if tag == extAbsent || r.err != nil {
+	if tag == rateAbsent || r.err != nil {
 		return nil
 	}
-	v := r.floatTag(tag, 0)
+	var v float64
+	switch e := tag & 15; {
+	case tag == rateRaw:
+		if len(r.b) < 8 {
+			r.fail()
+			return nil
+		}
+		v = math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+		r.b = r.b[8:]
+	case e < rateRaw:
+		v = float64(tag>>4) * math.Pow10(int(e))
+	default:
+		r.fail()
+		return nil
+	}
 	if len(*slab) == cap(*slab) {
 		*slab = make([]float64, 0, max(64, 2*cap(*slab)))
 	}

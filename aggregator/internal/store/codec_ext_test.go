@@ -126,3 +126,20 @@ func TestCodecExtAbsentIsNotZero(t *testing.T) {
 		t.Fatalf("rates read back as %+v", got)
 	}
 }
+
+// TestCodecRates: every rate reads back bit for bit, short or not.
+func TestCodecRates(t *testing.T) {
+	t.Parallel()
+	var procs []snapshot.Process
+	for i, v := range []float64{0, 1, 10, 999, 1230, 4190000, 1e15, 1<<53 - 1, 1 << 53, 2.5, 1e300, 123456789} {
+		v := v
+		procs = append(procs, snapshot.Process{PID: int64(i + 1), ReadBytesPerSec: &v})
+	}
+	got, err := decodeFull(encodeFull(procs))
+	if err != nil || !equalProcs(got, procs) {
+		t.Fatalf("rates read back as %v, %v", got, err)
+	}
+	if n := len(appendRate(nil, procs[5].ReadBytesPerSec)); n != 2 {
+		t.Errorf("4,190,000 takes %d bytes, want 2", n)
+	}
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -13,7 +14,8 @@ import (
 // adds: a unit on 85% of processes (one per name), a container on a
 // tenth, a pod on half of those, I/O rates in whole bytes per second on
 // the busy processes (the ones with CPU%), 0 on the idle ones, absent on
-// a ninth (other users' processes, when the exporter is not root).
+// a ninth (other users' processes, when the exporter is not root). Rates
+// have three significant digits, as the exporter sends them.
 func withAttribution(procs []snapshot.Process, rng *rand.Rand) {
 	zero := 0.0
 	for i := range procs {
@@ -32,10 +34,19 @@ func withAttribution(procs []snapshot.Process, rng *rand.Rand) {
 		}
 		p.ReadBytesPerSec, p.WriteBytesPerSec = &zero, &zero
 		if p.CPUPercent > 0 && rng.IntN(3) == 0 {
-			r, w := float64(rng.IntN(4<<20)), float64(rng.IntN(1<<20))
+			r, w := sig3(float64(rng.IntN(4<<20))), sig3(float64(rng.IntN(1<<20)))
 			p.ReadBytesPerSec, p.WriteBytesPerSec = &r, &w
 		}
 	}
+}
+
+// sig3 is the exporter's roundRate (exporter/internal/collector).
+func sig3(v float64) float64 {
+	if v < 1000 {
+		return math.Round(v)
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v))-2)
+	return math.Round(v/p) * p
 }
 
 // compactExtRun stores n snapshots of compactRun's host, with or without

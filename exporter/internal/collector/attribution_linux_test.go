@@ -84,7 +84,7 @@ func TestFixtureAttributionIOForks(t *testing.T) {
 		15:   {"", "", "", "absent", "absent"},
 		1200: {"", "", "", "absent", "absent"},
 		1300: {"", "", "", "absent", "absent"},
-		1400: {"", id, "8a9b0c1d-2e3f-4a5b-8c7d-9e0f1a2b3c4d", "0", "10240"},
+		1400: {"", id, "8a9b0c1d-2e3f-4a5b-8c7d-9e0f1a2b3c4d", "0", "10200"},
 		1401: {"system.slice/app.service", "", "", "0", "0"},
 		1600: {"system.slice/postgresql@15-main.service", "", "", "absent", "absent"},
 	}
@@ -111,7 +111,7 @@ func TestFixtureAttributionIOForks(t *testing.T) {
 	for i, w := range []*Walk{w3, w4} {
 		for _, p := range w.Processes {
 			if p.PID == 1401 {
-				if got, want := rate(p.WriteBytesPerSec), []string{"0", "6827"}[i]; got != want {
+				if got, want := rate(p.WriteBytesPerSec), []string{"0", "6830"}[i]; got != want {
 					t.Errorf("walk %d: 1401 writes %s/s, want %s", i+3, got, want)
 				}
 			}
@@ -120,6 +120,15 @@ func TestFixtureAttributionIOForks(t *testing.T) {
 	// Two processes of one cgroup share one Attribution.
 	if a, b := c.plat.state[1401].attr, c.plat.attrs["/system.slice/app.service"]; a == nil || a != b {
 		t.Errorf("attribution of 1401 not interned: %p %p", a, b)
+	}
+}
+
+func TestRoundRate(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[float64]float64{0: 0, 0.4: 0, 999.5: 1000, 1234: 1230, 6826.67: 6830, 1234567: 1230000, 4194303: 4190000, 9996: 10000} {
+		if got := roundRate(in); got != want {
+			t.Errorf("roundRate(%v) = %v, want %v", in, got, want)
+		}
 	}
 }
 

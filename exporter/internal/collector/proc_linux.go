@@ -459,10 +459,22 @@ func (p *platform) ioRates(dirfd int, pid int32, st *procState, seen bool, ticks
 	if span <= 0 {
 		return nil, nil
 	}
-	// Whole bytes per second: the fraction is noise, and whole numbers
-	// cost the aggregator's store a few bytes instead of eight.
 	secs := span.Seconds()
-	return p.rate(math.Round(float64(rb-r0)/secs), math.Round(float64(wb-w0)/secs))
+	return p.rate(roundRate(float64(rb-r0)/secs), roundRate(float64(wb-w0)/secs))
+}
+
+// roundRate keeps three significant digits of a rate, in whole bytes per
+// second (1,234,567 B/s is sent as 1,230,000): what a person reads of a
+// rate (iotop shows as much), and the aggregator stores such a number in
+// two bytes where an exact one takes four or more, which kept the store
+// within its growth budget (docs/performance.md, "Snapshot store"). The
+// exact cumulative bytes are /metrics' counters.
+func roundRate(v float64) float64 {
+	if v < 1000 {
+		return math.Round(v)
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v))-2)
+	return math.Round(v/p) * p
 }
 
 // rate hands out two rates from the walk's slab.
