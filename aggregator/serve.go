@@ -399,7 +399,7 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		w := &deletionWatcher{st: st, forget: a.ForgetHost, hist: h, histDir: filepath.Join(storagePath, "history"),
+		w := &deletionWatcher{st: st, forget: func(host string) { a.ForgetHost(host); tracker.Forget(host) }, hist: h, histDir: filepath.Join(storagePath, "history"),
 			log: logger.With("component", "deletions")}
 		w.run(watchCtx, deletionPoll)
 	}()

@@ -90,3 +90,17 @@ func TestDeriveWithoutCreateTime(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestForget: a deleted host's table is forgotten, so a host of the same
+// name enrolled again starts from a baseline instead of "exiting" all of
+// the old host's processes.
+func TestForget(t *testing.T) {
+	t.Parallel()
+	tr := New(nil, nil, Options{})
+	ctx := context.Background()
+	tr.Derive(ctx, req("h", t0, pr(5, 1, "old", "", "")))
+	tr.Forget("h")
+	if got := tr.Derive(ctx, req("h", t0.Add(time.Second), pr(9, 1, "new", "", ""))); len(got) != 0 {
+		t.Errorf("after Forget: %q", summary(got))
+	}
+}
