@@ -1,0 +1,88 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Several aggregators on one database learn of each other's writes
+// through LISTEN/NOTIFY: procscope_ingest notifies procscope_snapshots
+// when it stores a snapshot, DeleteHost and ResetKey notify
+// procscope_hosts. Notifications are sent at commit, so a listener never
+// hears of a snapshot it cannot read yet.
+
+// NewSnapshot is a snapshot another aggregator stored.
+type NewSnapshot struct {
+	SnapshotID int64
+	Hostname   string
+	CapturedAt time.Time
+}
+
+// Listen delivers, until ctx ends, the snapshots other aggregators store
+// (onSnapshot) and the hosts they delete or reset (onHost, after this
+// store dropped its own caches of the host). It holds one connection of
+// its own and reconnects after a failure; what is notified while it is
+// disconnected is not delivered (the live stream only misses events).
+func (s *Postgres) Listen(ctx context.Context, onSnapshot func(NewSnapshot), onHost func(hostname string)) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, onSnapshot, onHost, func() { backoff = 100 * time.Millisecond })
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("listening for other aggregators' snapshots failed, reconnecting", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (s *Postgres) listenOnce(ctx context.Context, onSnapshot func(NewSnapshot), onHost func(string), connected func()) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN procscope_snapshots; LISTEN procscope_hosts"); err != nil {
+		return err
+	}
+	connected()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		switch n.Channel {
+		case "procscope_hosts":
+			s.forgetHost(n.Payload)
+			if onHost != nil {
+				onHost(n.Payload)
+			}
+		case "procscope_snapshots":
+			var p struct {
+				ID     int64  `json:"id"`
+				Host   string `json:"host"`
+				MS     int64  `json:"ms"`
+				Origin string `json:"origin"`
+			}
+			if json.Unmarshal([]byte(n.Payload), &p) != nil || p.Origin == s.origin {
+				continue // our own: the API announced it already
+			}
+			// Another process's keyframe may now be the host's newest;
+			// ours stays a valid base, nothing to drop.
+			if onSnapshot != nil {
+				onSnapshot(NewSnapshot{SnapshotID: p.ID, Hostname: p.Host, CapturedAt: msTime(p.MS)})
+			}
+		}
+	}
+}
