@@ -27,7 +27,7 @@ import (
 const deletionPoll = 2 * time.Second
 
 type deletionWatcher struct {
-	st     *store.SQLite
+	st     deletionStore
 	forget func(hostname string) // the API's per-host memory
 	hist   *history.History      // nil without history
 	// histDir is where history lives; without hist, a deletion is kept

@@ -50,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	promslogflag.AddFlags(app, logCfg)
 	storagePath := app.Flag("storage.path", "Directory of the snapshot database (created if missing).").
 		Default("./data").String()
+	postgresURL := app.Flag("storage.postgres-url", "Store snapshots, hosts and keys in this PostgreSQL database (postgres://USER@HOST:PORT/DATABASE?sslmode=...) instead of SQLite under --storage.path; several aggregators may share it. Give the password by PGPASSWORD, a PGPASSFILE or this flag's environment variable, never on the command line.").
+		PlaceHolder("URL").Default("").String()
 	shared := flagNames(app)
 	sf := addServeFlags(app)
 	var serverOnly []string
@@ -72,6 +74,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	resetCmd := hostsCmd.Command("reset-key", "Unbind a host's API key, at once (a running server needs no restart): the next ingest for the host binds the key it carries, whatever it is.")
 	resetName := resetCmd.Arg("name", "Hostname, exactly as shown by `hosts list`.").Required().String()
 
+	storageCmd := app.Command("storage", "Move the snapshot store (only --storage.path and --log.* apply).")
+	copyCmd := storageCmd.Command("copy", "Copy the SQLite store under --storage.path into PostgreSQL: hosts, key hashes and every snapshot, ids kept; resumable (run it again to copy what is new).")
+	copyTo := copyCmd.Flag("to", "Destination: postgres://USER@HOST:PORT/DATABASE (the password from $PGPASSWORD or a PGPASSFILE, not here).").
+		PlaceHolder("URL").Default("").String()
+
 	var exited bool
 	app.Terminate(func(int) { exited = true }) // --help and --version
 	cmd, given, err := cli.Parse(app, args)
@@ -93,6 +100,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	if err := checkPostgresURL(*postgresURL, flagInArgs(args, "storage.postgres-url")); err != nil {
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: %v\n", err)
+		return exitUsage
+	}
+	sf.postgresURL = *postgresURL
+	if *postgresURL != "" && (strings.HasPrefix(cmd, "hosts") || cmd == copyCmd.FullCommand()) {
+		_, _ = fmt.Fprintln(stderr, "procscope-aggregator: `hosts` commands administer the SQLite store only, not --storage.postgres-url; use SQL on the database meanwhile (see docs/scaling.md)")
+		return exitUsage
+	}
 	logger := promslog.New(logCfg)
 
 	switch cmd {
@@ -106,6 +122,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return hostsDelete(stdout, stderr, logger, *storagePath, *deleteName)
 	case resetCmd.FullCommand():
 		return hostsResetKey(stdout, stderr, logger, *storagePath, *resetName)
+	case copyCmd.FullCommand():
+		return storageCopy(stdout, stderr, logger, *storagePath, *copyTo, flagInArgs(args, "to"))
 	}
 	_, _ = fmt.Fprintf(stderr, "procscope-aggregator: unknown command %q\n", strings.TrimSpace(cmd))
 	return exitUsage

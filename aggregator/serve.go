@@ -66,6 +66,7 @@ type serveFlags struct {
 	streamsPerClient  *int
 	historyURL        *historyURLFlags // historyurl.go
 	restartWindow     *time.Duration   // events.restart-window (issue 15)
+	postgresURL       string           // --storage.postgres-url, a shared flag (main.go)
 }
 
 func addServeFlags(app *kingpin.Application) *serveFlags {
@@ -350,19 +351,21 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 
 	// Storage opens while the port already answers 503.
 	openStart := time.Now()
-	if err := checkStorage(storagePath); err != nil {
-		logger.Error("storage is not usable", "err", err)
-		shutdownServer(logger, srv, a, *f.shutdownTimeout)
-		return exitFailed
+	if f.postgresURL == "" || *f.history {
+		if err := checkStorage(storagePath); err != nil {
+			logger.Error("storage is not usable", "err", err)
+			shutdownServer(logger, srv, a, *f.shutdownTimeout)
+			return exitFailed
+		}
 	}
-	st, err := store.OpenSQLite(ctx, storagePath, store.Options{
+	st, pg, err := openStore(ctx, storagePath, f.postgresURL, store.Options{
 		Logger:         logger.With("component", "store"),
 		RetentionRaw:   time.Duration(*f.retentionRaw),
 		Retention:      time.Duration(*f.retention),
 		CommitInterval: commitInterval(*f.commitInterval),
 	})
 	if err != nil {
-		logger.Error("opening storage", "path", storagePath, "err", err)
+		logger.Error("opening storage", "path", storeName(storagePath, f.postgresURL), "err", err)
 		shutdownServer(logger, srv, a, *f.shutdownTimeout)
 		return exitFailed
 	}
@@ -394,9 +397,10 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 	}()
 	evLazy.Set(tracker)
 	lazy.Set(st)
-	logger.Info("storage open, ready", "path", storagePath, "duration", time.Since(openStart))
+	logger.Info("storage open, ready", "path", storeName(storagePath, f.postgresURL), "duration", time.Since(openStart))
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
+	listenDone := listenOthers(watchCtx, pg, a)
 	go func() {
 		defer close(watchDone)
 		w := &deletionWatcher{st: st, forget: func(host string) { a.ForgetHost(host); tracker.Forget(host) }, hist: h, histDir: filepath.Join(storagePath, "history"),
@@ -421,6 +425,7 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 	<-watchDone
 	stopEvents() // stores what is queued, before storage closes
 	<-evDone
+	<-listenDone
 	if h != nil {
 		// After the server: no ingest can add to it any more.
 		if err := h.Close(); err != nil {
