@@ -143,6 +143,8 @@ func TestBadFlagValues(t *testing.T) {
 	f("--history.max-answer-bytes=0B", `--history.max-answer-bytes=0B: must be positive`)
 	f("--history.bearer-token-file=/nonexistent", `need --history.url`)
 	f("--history.basic-auth-file=/nonexistent", `need --history.url`)
+	f("--storage.postgres-url=mysql://db/x", `--storage.postgres-url: not a postgres://USER@HOST:PORT/DATABASE URL`)
+	f("--storage.postgres-url=postgres://u:hunter2@db/x", `--storage.postgres-url carries a password`)
 
 	// Every flag that is not free text is covered above: a new flag
 	// fails here until its bad values are.

@@ -46,6 +46,9 @@ type config struct {
 	// starts (after the bodies are prepared) and ends (before the
 	// read-back), so that CPU time is counted for the push alone.
 	pushStart, pushDone func()
+	// onPushStart and onPushDone, when set, are called with them by
+	// runOnce (which sets pushStart and pushDone itself).
+	onPushStart, onPushDone func()
 	// prepared, when set, holds the bodies already (made once for several
 	// runs of the same workload); otherwise load prepares them.
 	prepared *workload

@@ -68,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	spawn := fs.Bool("spawn", false, "build the aggregator and start it on a temp dir and a free port (ignores -url)")
 	compare := fs.Bool("compare-history", false, "with -spawn: run twice in a row, history on (the default) then --no-history, each on a fresh store, and print the ratio")
 	rounds := fs.Int("rounds", 1, "with -spawn: repeat the run(s) this many times (with -compare-history alternating which goes first) and sum them up")
+	comparePG := fs.Bool("compare-postgres", false, "with -spawn: run SQLite with one aggregator, PostgreSQL with one and with two aggregators (hosts split between them), all --no-history, on a PostgreSQL cluster of its own; print snapshots/s, latency, CPU per snapshot of the aggregators and of PostgreSQL, and bytes per snapshot in PostgreSQL")
 	profile := fs.String("cpuprofile", "", "with -spawn: write the aggregator's CPU profile of the push phase to this file (.0, .1, ... suffixes, one a run, with -compare-history or -rounds)")
 	fs.IntVar(&cfg.hosts, "hosts", 200, "simulated hosts")
 	fs.Float64Var(&cfg.rate, "rate", 2000, "snapshots per second, all hosts together")
@@ -179,6 +180,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	_, _ = fmt.Fprintf(stdout, "prepared %d %s bodies (%.1f KiB gzip each, %.0f MiB) of %d hosts in %s\n",
 		wn, cfg.workload, float64(wb)/1024/float64(max(wn, 1)), float64(wb)/(1<<20), cfg.hosts, time.Since(prepStart).Round(time.Millisecond))
 	cfg.prepared = w
+	if *comparePG {
+		return comparePostgres(ctx, bin, tmp, extra, *rounds, *warmup, cfg, stdout, stderr)
+	}
 	setups := []spawnSetup{{name: "history on (default)", args: extra}}
 	if *compare {
 		setups = append(setups, spawnSetup{name: "history off", args: append(slices.Clone(extra), "--no-history")})
@@ -409,10 +413,16 @@ func runOnce(ctx context.Context, cfg config, stdout io.Writer) (*runResult, err
 	cfg.pushStart = func() {
 		aggCPU0, selfCPU0 = aggCPU(cfg.pid), testutil.SelfCPU()
 		commits0 = scrapeCommits(ctx, cfg.url)
+		if cfg.onPushStart != nil {
+			cfg.onPushStart()
+		}
 	}
 	cfg.pushDone = func() {
 		aggPush, selfPush = aggCPU(cfg.pid)-aggCPU0, testutil.SelfCPU()-selfCPU0
 		commits1 = scrapeCommits(ctx, cfg.url)
+		if cfg.onPushDone != nil {
+			cfg.onPushDone()
+		}
 	}
 	res, err := load(ctx, cfg, stdout)
 	if err != nil {
