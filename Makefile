@@ -16,7 +16,7 @@ CROSS     := linux/amd64 linux/arm64 windows/amd64 windows/arm64 darwin/amd64 da
 LISTEN    ?= 127.0.0.1:8000
 EXPORTER_LISTEN ?= 127.0.0.1:9717
 
-.PHONY: all build run test vet lint gotest cross webtest bench fuzz load soak release docker clean
+.PHONY: all build run test vet lint gotest cross webtest bench fuzz load load-postgres soak release docker clean
 
 all: build
 
@@ -157,6 +157,14 @@ SOAK_WARMUP   ?= 10m
 soak:
 	$(GO) run ./tools/soak -duration $(SOAK_DURATION) -rate $(SOAK_RATE) -hosts $(SOAK_HOSTS) -warmup $(SOAK_WARMUP) \
 	  -csv docs/soak.csv -png docs/soak.png
+
+# load-postgres: the same workload against SQLite with one aggregator,
+# PostgreSQL with one and with two aggregators (hosts split between them),
+# --no-history, on a PostgreSQL cluster of its own (fsync on, loopback, free
+# port): snapshots/s, latency, aggregator and PostgreSQL CPU per snapshot,
+# bytes per snapshot in PostgreSQL (docs/performance.md, docs/scaling.md).
+load-postgres:
+	$(GO) run ./tools/loadgen -spawn -compare-postgres -rounds $(LOAD_ROUNDS) -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOAD_DURATION) -warmup $(LOAD_WARMUP)
 
 clean:
 	rm -rf $(BIN)

@@ -55,7 +55,7 @@ var (
 
 // TestMain removes the shared build directory after every test ran.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testutil.PostgresMain(m) // and stops the PostgreSQL cluster, if a test started one
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}

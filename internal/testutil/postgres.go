@@ -252,8 +252,9 @@ func (p *Postgres) Stop() {
 }
 
 // GroupCPU is the CPU time of the postmaster and its backends so far: the
-// live processes of its group plus what exited children left in the
-// postmaster's cutime/cstime.
+// postmaster, its live children (each backend calls setsid, so they are
+// found by parent, not by process group) and what exited children left in
+// the postmaster's cutime/cstime.
 func (p *Postgres) GroupCPU() (time.Duration, error) {
 	pgid := p.PID()
 	entries, err := os.ReadDir("/proc")
@@ -275,7 +276,7 @@ func (p *Postgres) GroupCPU() (time.Duration, error) {
 		if len(f) < 15 {
 			continue
 		}
-		if g, _ := strconv.Atoi(f[2]); g != pgid {
+		if ppid, _ := strconv.Atoi(f[1]); ppid != pgid && pid != pgid {
 			continue
 		}
 		d, err := parseStat(s)

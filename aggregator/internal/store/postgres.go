@@ -51,6 +51,8 @@ type Postgres struct {
 	closed    atomic.Bool
 	quit      chan struct{}
 	pruneDone chan struct{}
+	notes     chan string // announcements of stored snapshots (postgres_notify.go)
+	notesDone chan struct{}
 
 	pruned    atomic.Int64
 	commits   atomic.Int64
@@ -115,9 +117,12 @@ func OpenPostgres(ctx context.Context, url string, opts Options) (*Postgres, err
 		encodeSem: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		quit:      make(chan struct{}),
 		pruneDone: make(chan struct{}),
+		notes:     make(chan string, 4096),
+		notesDone: make(chan struct{}),
 	}
 	s.pruneLate.Store(math.MaxInt64)
 	go s.pruneLoop()
+	go s.announceLoop()
 	return s, nil
 }
 
@@ -191,6 +196,7 @@ func (s *Postgres) Close() error {
 	for range cap(s.encodeSem) {
 		s.encodeSem <- struct{}{}
 	}
+	<-s.notesDone
 	s.pool.Close()
 	return nil
 }

@@ -62,9 +62,9 @@ func (s *Postgres) Ingest(ctx context.Context, req *IngestRequest) (IngestResult
 		var status string
 		var id, hostID *int64
 		err := s.pool.QueryRow(ctx, `SELECT o_status, o_snapshot_id, o_host_id FROM procscope_ingest(
-			$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			$1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			req.Hostname, req.KeyHash[:], req.CapturedAt.UnixMilli(), len(req.Processes), baseID,
-			sysBlob, procBlob, req.ReceivedAt.UnixMilli(), req.NoCreate, req.MaxHosts, s.origin).
+			sysBlob, procBlob, req.ReceivedAt.UnixMilli(), req.NoCreate, req.MaxHosts).
 			Scan(&status, &id, &hostID)
 		if err != nil {
 			if s.closed.Load() {
@@ -84,6 +84,7 @@ func (s *Postgres) Ingest(ctx context.Context, req *IngestRequest) (IngestResult
 				s.bases.Store(req.Hostname, kf)
 			}
 			s.notePruneWork(req.CapturedAt.UnixMilli())
+			s.announce(*id, req.Hostname, req.CapturedAt.UnixMilli())
 			return IngestResult{SnapshotID: *id, Created: true}, nil
 		case "exists":
 			return IngestResult{SnapshotID: *id, Created: false}, nil

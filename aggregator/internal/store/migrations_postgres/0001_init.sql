@@ -62,7 +62,7 @@ CREATE TABLE deleted_hosts (
 CREATE FUNCTION procscope_ingest(
     p_hostname text, p_key bytea, p_captured bigint, p_count integer,
     p_base bigint, p_sys bytea, p_procs bytea, p_received bigint,
-    p_no_create boolean, p_max_hosts integer, p_origin text,
+    p_no_create boolean, p_max_hosts integer,
     OUT o_status text, OUT o_snapshot_id bigint, OUT o_host_id bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -135,10 +135,6 @@ BEGIN
             ON CONFLICT (host_id, captured_ms) DO NOTHING RETURNING id INTO o_snapshot_id;
         IF FOUND THEN
             o_status := 'created';
-            -- Delivered at commit, to every aggregator listening: their
-            -- live streams announce it.
-            PERFORM pg_notify('procscope_snapshots', json_build_object(
-                'id', o_snapshot_id, 'host', p_hostname, 'ms', p_captured, 'origin', p_origin)::text);
         END IF;
     END IF;
     IF o_status IS NULL THEN
