@@ -49,8 +49,8 @@ func printable(s string) string {
 	return s
 }
 
-func hostsList(stdout, stderr io.Writer, logger *slog.Logger, dir string) int {
-	st, code := openForAdmin(stderr, logger, dir)
+func hostsList(stdout, stderr io.Writer, logger *slog.Logger, loc storageLoc) int {
+	st, code := openAdmin(stderr, logger, loc)
 	if st == nil {
 		return code
 	}
@@ -91,11 +91,11 @@ func checkName(stderr io.Writer, name string) bool {
 	return true
 }
 
-func hostsDelete(stdout, stderr io.Writer, logger *slog.Logger, dir, name string) int {
+func hostsDelete(stdout, stderr io.Writer, logger *slog.Logger, loc storageLoc, name string) int {
 	if !checkName(stderr, name) {
 		return 2
 	}
-	st, code := openForAdmin(stderr, logger, dir)
+	st, code := openAdmin(stderr, logger, loc)
 	if st == nil {
 		return code
 	}
@@ -104,7 +104,7 @@ func hostsDelete(stdout, stderr io.Writer, logger *slog.Logger, dir, name string
 		return adminError(stderr, name, "deleting", err)
 	}
 	_, _ = fmt.Fprintf(stdout, "deleted host %s and all its snapshots\n", printable(name))
-	code = deleteHistory(stdout, stderr, st, dir, name)
+	code = deleteHistory(stdout, stderr, st, loc.dir, name)
 	if err := st.Close(); err != nil {
 		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: closing storage: %v\n", err)
 		return 1
@@ -112,11 +112,11 @@ func hostsDelete(stdout, stderr io.Writer, logger *slog.Logger, dir, name string
 	return code
 }
 
-func hostsResetKey(stdout, stderr io.Writer, logger *slog.Logger, dir, name string) int {
+func hostsResetKey(stdout, stderr io.Writer, logger *slog.Logger, loc storageLoc, name string) int {
 	if !checkName(stderr, name) {
 		return 2
 	}
-	st, code := openForAdmin(stderr, logger, dir)
+	st, code := openAdmin(stderr, logger, loc)
 	if st == nil {
 		return code
 	}

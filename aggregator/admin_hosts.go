@@ -20,7 +20,7 @@ import (
 // once: only its SHA-256 is stored, like every key. It works while the
 // server runs (another connection to the WAL database; the server reads
 // hosts from the database, not from a cache that could miss it).
-func hostsAdd(stdout, stderr io.Writer, logger *slog.Logger, dir, name string) int {
+func hostsAdd(stdout, stderr io.Writer, logger *slog.Logger, loc storageLoc, name string) int {
 	if !checkName(stderr, name) {
 		return 2
 	}
@@ -30,7 +30,7 @@ func hostsAdd(stdout, stderr io.Writer, logger *slog.Logger, dir, name string) i
 		return 1
 	}
 	key := hex.EncodeToString(b[:])
-	st, code := openForAdmin(stderr, logger, dir)
+	st, code := openAdmin(stderr, logger, loc)
 	if st == nil {
 		return code
 	}
@@ -55,7 +55,7 @@ and start the exporter with --push.api-key-file=/etc/procscope/exporter-api-key 
 // recorded (the one just deleted, and any a running server did not get to)
 // when no server holds the history store; otherwise the server does it
 // within seconds, or at its next start.
-func deleteHistory(stdout, stderr io.Writer, st *store.SQLite, dir, name string) int {
+func deleteHistory(stdout, stderr io.Writer, st deletionStore, dir, name string) int {
 	histDir := filepath.Join(dir, "history")
 	if _, err := os.Stat(histDir); err != nil {
 		// No history store: nothing to delete, now or later.
@@ -91,7 +91,7 @@ func deleteHistory(stdout, stderr io.Writer, st *store.SQLite, dir, name string)
 
 // forgetDeletions runs del (if any) for every recorded host deletion and
 // then forgets it.
-func forgetDeletions(stderr io.Writer, st *store.SQLite, del func(store.HostDeletion) error) int {
+func forgetDeletions(stderr io.Writer, st deletionStore, del func(store.HostDeletion) error) int {
 	ctx := context.Background()
 	var after int64
 	for range 10_000 { // bounded: each round forgets what it listed

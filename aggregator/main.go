@@ -65,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// older scripts keeps working; its flags are the top-level ones.
 	serveCmd := app.Command("serve", "Serve the API and the web UI (the default command; it takes the flags above).").Default()
 
-	hostsCmd := app.Command("hosts", "Administer hosts (only --storage.path and --log.* apply).")
+	hostsCmd := app.Command("hosts", "Administer hosts (only --storage.path, --storage.postgres-url and --log.* apply).")
 	listCmd := hostsCmd.Command("list", "List hosts with last seen time and latest snapshot.")
 	addCmd := hostsCmd.Command("add", "Create a host and print its new API key, once (for closed or token enrollment).")
 	addName := addCmd.Arg("name", "Hostname, exactly as its exporter reports it.").Required().String()
@@ -105,23 +105,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	sf.postgresURL = *postgresURL
-	if *postgresURL != "" && (strings.HasPrefix(cmd, "hosts") || cmd == copyCmd.FullCommand()) {
-		_, _ = fmt.Fprintln(stderr, "procscope-aggregator: `hosts` commands administer the SQLite store only, not --storage.postgres-url; use SQL on the database meanwhile (see docs/scaling.md)")
+	if *postgresURL != "" && cmd == copyCmd.FullCommand() {
+		_, _ = fmt.Fprintln(stderr, "procscope-aggregator: storage copy reads the SQLite store under --storage.path: drop --storage.postgres-url (and its variable) and give the destination with --to")
 		return exitUsage
 	}
+	loc := storageLoc{dir: *storagePath, pgURL: *postgresURL}
 	logger := promslog.New(logCfg)
 
 	switch cmd {
 	case serveCmd.FullCommand():
 		return serve(stderr, logger, *storagePath, sf)
 	case listCmd.FullCommand():
-		return hostsList(stdout, stderr, logger, *storagePath)
+		return hostsList(stdout, stderr, logger, loc)
 	case addCmd.FullCommand():
-		return hostsAdd(stdout, stderr, logger, *storagePath, *addName)
+		return hostsAdd(stdout, stderr, logger, loc, *addName)
 	case deleteCmd.FullCommand():
-		return hostsDelete(stdout, stderr, logger, *storagePath, *deleteName)
+		return hostsDelete(stdout, stderr, logger, loc, *deleteName)
 	case resetCmd.FullCommand():
-		return hostsResetKey(stdout, stderr, logger, *storagePath, *resetName)
+		return hostsResetKey(stdout, stderr, logger, loc, *resetName)
 	case copyCmd.FullCommand():
 		return storageCopy(stdout, stderr, logger, *storagePath, *copyTo, flagInArgs(args, "to"))
 	}

@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/procscope/procscope/aggregator/internal/api"
 	"github.com/procscope/procscope/aggregator/internal/store"
@@ -58,6 +62,37 @@ func flagInArgs(args []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// storageLoc is where the admin commands find the store.
+type storageLoc struct{ dir, pgURL string }
+
+// adminStore is what the `hosts` commands need of either store.
+type adminStore interface {
+	store.Store
+	deletionStore
+	AddHost(ctx context.Context, hostname string, keyHash [32]byte) error
+}
+
+// openAdmin opens the store the `hosts` commands administer: PostgreSQL
+// with --storage.postgres-url (several servers may run on it meanwhile),
+// else the SQLite store under --storage.path (openForAdmin).
+func openAdmin(stderr io.Writer, logger *slog.Logger, loc storageLoc) (adminStore, int) {
+	if loc.pgURL == "" {
+		st, code := openForAdmin(stderr, logger, loc.dir)
+		if st == nil {
+			return nil, code
+		}
+		return st, code
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := store.OpenPostgres(ctx, loc.pgURL, store.Options{Logger: logger, PruneInterval: -1})
+	if err != nil {
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: opening %s: %v\n", storeName("", loc.pgURL), err)
+		return nil, exitFailed
+	}
+	return st, 0
 }
 
 // openStore opens PostgreSQL when pgURL is set (pg is then the same
