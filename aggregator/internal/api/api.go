@@ -133,6 +133,7 @@ type API struct {
 	// fastGunzip: gzip bodies go through libdeflate first.
 	fastGunzip bool
 	seen       *intervals
+	fleet      *fleet
 	enroll     *enroller
 	// json answers the read routes (httpapi's one convention).
 	json    httpapi.Adapter
@@ -206,6 +207,7 @@ func New(opts Options) (*API, error) {
 		ingestQ:       make(chan struct{}, opts.Limits.MaxConcurrent),
 		inflight:      &byteBudget{max: opts.Limits.MaxInflightBytes},
 		seen:          newIntervals(),
+		fleet:         newFleet(),
 		json:          httpapi.Adapter{Log: opts.Logger},
 	}
 	if a.enroll, err = newEnroller(opts.Enrollment, opts.Now); err != nil {
@@ -280,6 +282,7 @@ func (a *API) routes() http.Handler {
 		r.Route("/api/v1", func(r chi.Router) {
 			r.Use(a.requireStore)
 			r.With(httpapi.Route("hosts")).Get("/hosts", a.json.Handle(a.hosts))
+			r.With(httpapi.Route("fleet")).Get("/fleet", a.json.Handle(a.fleetHandler))
 			r.With(httpapi.Route("latest")).Get("/snapshots/latest", a.json.Handle(a.latest))
 			r.With(httpapi.Route("snapshot_at")).Get("/snapshots/at", a.json.Handle(a.snapshotAt))
 			r.With(httpapi.Route("snapshot")).Get("/snapshots/{id}", a.json.Handle(a.snapshot))

@@ -8,6 +8,7 @@ package api
 func (a *API) ForgetHost(hostname string) {
 	a.seen.forget(hostname)
 	a.stream.forget(hostname)
+	a.fleet.forget(hostname)
 }
 
 func (iv *intervals) forget(host string) {

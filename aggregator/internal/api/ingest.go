@@ -304,6 +304,7 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 		a.seen.observe(req.Hostname, req.CapturedAt)
 		a.stream.publish(streamEvent{SnapshotID: res.SnapshotID, CapturedAt: snap.CapturedAt, Hostname: req.Hostname}, req.CapturedAt)
 	}
+	a.fleet.observe(req, res)
 	if a.opts.OnIngest != nil {
 		a.opts.OnIngest(r.Context(), req, res)
 	}
