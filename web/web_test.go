@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -180,5 +182,49 @@ func TestLoadWithoutIndexFails(t *testing.T) {
 	_, err := load(fstest.MapFS{"ui/static/a.css": {Data: []byte("a{}")}})
 	if err == nil {
 		t.Fatal("load without ui/index.html succeeded")
+	}
+}
+
+// TestGzip: text assets go out gzip-compressed to clients that accept it,
+// with their own ETag and Vary, and plain to the others.
+func TestGzip(t *testing.T) {
+	h := Handler()
+	for _, target := range []string{"/", "/static/app.css", "/static/js/main.js"} {
+		plain := get(t, h, http.MethodGet, target, nil)
+		pb := body(t, plain)
+		if plain.Header.Get("Content-Encoding") != "" {
+			t.Errorf("%s: Content-Encoding %q without Accept-Encoding", target, plain.Header.Get("Content-Encoding"))
+		}
+		r := get(t, h, http.MethodGet, target, map[string]string{"Accept-Encoding": "br, gzip;q=0.8"})
+		if r.Header.Get("Content-Encoding") != "gzip" || !strings.Contains(r.Header.Get("Vary"), "Accept-Encoding") {
+			t.Fatalf("%s: Content-Encoding %q Vary %q", target, r.Header.Get("Content-Encoding"), r.Header.Get("Vary"))
+		}
+		if r.Header.Get("ETag") == plain.Header.Get("ETag") {
+			t.Errorf("%s: the gzip and plain bodies share the ETag %s", target, r.Header.Get("ETag"))
+		}
+		raw, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(zr)
+		if err != nil || string(b) != pb {
+			t.Fatalf("%s: gunzipped body differs (%v)", target, err)
+		}
+		if len(raw) >= len(pb)/2 {
+			t.Errorf("%s: %d bytes compressed of %d", target, len(raw), len(pb))
+		}
+		// A revalidation with the gzip ETag is a 304.
+		nm := get(t, h, http.MethodGet, target, map[string]string{"Accept-Encoding": "gzip", "If-None-Match": r.Header.Get("ETag")})
+		if nm.StatusCode != http.StatusNotModified {
+			t.Errorf("%s: revalidation status %d", target, nm.StatusCode)
+		}
+		refused := get(t, h, http.MethodGet, target, map[string]string{"Accept-Encoding": "gzip;q=0, identity"})
+		if refused.Header.Get("Content-Encoding") != "" {
+			t.Errorf("%s: gzip sent although refused with q=0", target)
+		}
 	}
 }
