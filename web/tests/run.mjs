@@ -4,7 +4,9 @@
 // `make build`) on 127.0.0.1:0 with a temporary storage dir, then runs the
 // tests with node's test runner: tree.test.mjs (pure logic) and
 // ui.test.mjs (Debian's Chromium through playwright-core, data ingested
-// through the real POST /api/v1/ingest). The aggregator is stopped by its
+// through the real POST /api/v1/ingest) and fleet.test.mjs (which starts
+// its own aggregator, as it stops it). `node run.mjs fleet.test.mjs` runs
+// one file. The aggregator is stopped by its
 // process group id at the end, on failure too.
 //
 // Without /usr/bin/chromium the browser tests are skipped loudly, unless
@@ -16,14 +18,14 @@ import { fileURLToPath } from 'node:url';
 import { CHROMIUM, startAggregator, stopAggregator } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const TOTAL_TIMEOUT_MS = 10 * 60 * 1000;
+const TOTAL_TIMEOUT_MS = 20 * 60 * 1000;
 const artifacts = join(here, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
 
 const extra = []; // e.g. --test-name-pattern=benchmark from the command line
 function runTests(files, env) {
   return new Promise((res) => {
-    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=420000', ...extra, ...files], {
+    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=480000', ...extra, ...files], {
       cwd: here,
       stdio: 'inherit',
       env: { ...process.env, ...env },
@@ -77,7 +79,7 @@ try {
   // One runner per file, in this order: node's runner would order them by
   // name, and procview's hosts must not show up in ui's exact host list.
   code = 0;
-  for (const f of only.length ? only : ['tree.test.mjs', 'ui.test.mjs', 'procview.test.mjs', 'history.test.mjs', 'tsdb.test.mjs']) {
+  for (const f of only.length ? only : ['tree.test.mjs', 'ui.test.mjs', 'procview.test.mjs', 'history.test.mjs', 'tsdb.test.mjs', 'fleet.test.mjs']) {
     const c = await runTests([f], { PROCSCOPE_BASE: agg.base, PROCSCOPE_AGGREGATOR: bin });
     if (c !== 0) code = c;
   }

@@ -317,7 +317,8 @@ func (a *API) fleetHandler(r *http.Request) (any, error) {
 	a.fleet.mu.Unlock()
 	// Online needs the intervals' lock: taken after the fleet's, never inside.
 	for i := range rows {
-		rows[i].online = now.Sub(rows[i].h.lastSeen) <= a.seen.window(rows[i].name, a.opts.OnlineWindow)
+		// A host that never sent a snapshot is not online, whenever it was made.
+		rows[i].online = rows[i].h.snapID > 0 && now.Sub(rows[i].h.lastSeen) <= a.seen.window(rows[i].name, a.opts.OnlineWindow)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].name < rows[j].name })
 	return fleetList{now: now, rows: rows}, nil

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -103,6 +104,10 @@ func TestFleetSeed(t *testing.T) {
 	mustStatus(t, e.ingest("k1", sysSnap("old", "2026-11-25T17:00:00Z", 33, 8000, 4000, twoFS)), http.StatusCreated)
 	mustStatus(t, e.ingest("k2", sysSnap("busy", "2026-11-25T17:00:00Z", 10, 8000, 4000, twoFS)), http.StatusCreated)
 
+	// Registered by `hosts add`, never pushed: listed, never online.
+	if err := e.st.AddHost(context.Background(), "quiet", [32]byte{1}); err != nil {
+		t.Fatal(err)
+	}
 	// The same store behind a new API: the server restarted.
 	a, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -115,10 +120,13 @@ func TestFleetSeed(t *testing.T) {
 	// One host pushes before anyone asks: its fresher numbers stay.
 	mustStatus(t, e2.ingest("k2", sysSnap("busy", "2026-11-25T17:00:10Z", 99, 8000, 4000, twoFS)), http.StatusCreated)
 	f := e2.fleet()
-	if len(f.Hosts) != 2 {
-		t.Fatalf("hosts %+v, want 2", f.Hosts)
+	if len(f.Hosts) != 3 {
+		t.Fatalf("hosts %+v, want 3", f.Hosts)
 	}
-	busy, old := f.Hosts[0], f.Hosts[1]
+	busy, old, quiet := f.Hosts[0], f.Hosts[1], f.Hosts[2]
+	if quiet.Hostname != "quiet" || quiet.Online || quiet.LatestSnapshotID != nil || quiet.CPUPercent != nil {
+		t.Errorf("a host without snapshots: %+v", quiet)
+	}
 	if old.Hostname != "old" || old.CPUPercent == nil || *old.CPUPercent != 33 || old.BusiestFS == nil || old.BusiestFS.Mountpoint != "/var" || old.Exporter == "" {
 		t.Errorf("seeded host: %+v", old)
 	}

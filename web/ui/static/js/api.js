@@ -11,14 +11,37 @@ export class ApiError extends Error {
   }
 }
 
+let reachListener = () => {};
+
+/**
+ * onReachability registers fn(ok) to hear, after every request, whether
+ * the server answered: false when the network failed or a proxy said the
+ * aggregator is gone (502, 503, 504), true for any other answer.
+ */
+export function onReachability(fn) {
+  reachListener = fn;
+}
+
+/** UNREACHABLE is the message of a request the server never answered. */
+export const UNREACHABLE = 'the server is unreachable';
+
 /** getJSON fetches one endpoint; signal aborts it (e.g. on host switch). */
-export async function getJSON(path, signal) {
+export async function getJSON(path, signal, timeoutMs = TIMEOUT_MS) {
   const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(new Error('request timed out')), TIMEOUT_MS);
+  const timer = setTimeout(() => ctl.abort(new ApiError(0, `${UNREACHABLE} (no answer in ${timeoutMs / 1000} s)`)), timeoutMs);
   const onAbort = () => ctl.abort(signal.reason);
   if (signal) signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const res = await fetch(path, { signal: ctl.signal, headers: { Accept: 'application/json' }, cache: 'no-store' });
+    let res;
+    try {
+      res = await fetch(path, { signal: ctl.signal, headers: { Accept: 'application/json' }, cache: 'no-store' });
+    } catch (err) {
+      if (signal && signal.aborted) throw err;
+      // fetch says "Failed to fetch" and nothing more: say what it means.
+      reachListener(false);
+      throw ctl.signal.aborted && ctl.signal.reason instanceof ApiError ? ctl.signal.reason : new ApiError(0, UNREACHABLE);
+    }
+    reachListener(![502, 503, 504].includes(res.status));
     if (!res.ok) {
       let msg = `${res.status} ${res.statusText}`;
       try {
@@ -39,6 +62,7 @@ export async function getJSON(path, signal) {
 const q = encodeURIComponent;
 
 export const hostsURL = () => 'api/v1/hosts';
+export const fleetURL = () => 'api/v1/fleet';
 export const latestURL = (host) => `api/v1/snapshots/latest?hostname=${q(host)}`;
 export const processesURL = (id) => `api/v1/snapshots/${q(id)}/processes`;
-export const streamURL = (host) => `api/v1/stream?hostname=${q(host)}`;
+export const streamURL = (host) => (host ? `api/v1/stream?hostname=${q(host)}` : 'api/v1/stream');

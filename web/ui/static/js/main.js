@@ -1,13 +1,19 @@
 // main.js: wires the page. State that names a view (host, tab, search,
-// view, sort) lives in the URL, so a link opens the same view; preferences
-// (auto refresh, interval) live in localStorage.
+// view, sort, the fleet's filter and sort) lives in the URL, so a link
+// opens the same view; preferences (auto refresh, interval, theme) live in
+// localStorage. Without a host in the URL the page is the fleet overview.
+//
+// Reachability: every API answer tells api.js whether the server is there;
+// when it is not, the page says so at once, greys what it shows (data from
+// the last answer), marks host status unknown and retries every 2 s.
 //
 // Live updates: an EventSource on /api/v1/stream tells us a host has a new
 // snapshot and we fetch it at once. When the stream fails (an older server,
 // a proxy that buffers), we poll the latest snapshot at the chosen interval.
 
-import { h, ago, localTime } from './util.js';
-import { getJSON, hostsURL, latestURL, processesURL, streamURL } from './api.js';
+import { h, ago, localTime, clockTime } from './util.js';
+import { getJSON, fleetURL, latestURL, processesURL, streamURL, onReachability } from './api.js';
+import { FleetView, statusText } from './fleet.js';
 import { ProcView } from './procview.js';
 import { Changes } from './changes.js';
 import { renderSystem } from './system.js';
@@ -16,6 +22,9 @@ import { HistoryView, atURL, snapshotsURL, snapshotURL, processHistory } from '.
 
 const $ = (id) => document.getElementById(id);
 const HOSTS_EVERY_MS = 15000; // online/offline and last-seen refresh
+const FLEET_MIN_GAP_MS = 2000; // live fleet updates: at most one fetch per gap
+const RETRY_MS = 2000; // server unreachable: try again this often
+const SIDEBAR_MAX = 200; // host switcher rows drawn; the filter finds the rest
 const MIN_INTERVAL = 1;
 const MAX_INTERVAL = 3600;
 
@@ -44,6 +53,12 @@ const state = {
   pastSeq: 0,
   pauseLatest: null, // latest snapshot id known when the past was opened
   conn: { text: '', cls: 'off' }, // what the live connection is doing
+  fleet: null, // the last GET /api/v1/fleet answer
+  fleetSeq: 0,
+  fleetTimer: 0,
+  fleetLast: 0, // when the last fleet fetch started (ms)
+  server: { ok: true, dataAt: 0, retry: 0 }, // reachability; dataAt: last answer
+  host404: false, // the selected host has no latest snapshot
 };
 
 const view = new ProcView({
@@ -62,6 +77,11 @@ const view = new ProcView({
 // What changed (Processes tab and time-travel banner): changes.js.
 const changes = new Changes(view, { host: () => state.host, backToLive: () => backToLive() });
 view.onShown = (meta) => changes.shownChanged(meta);
+
+const fleetView = new FleetView($('panel-fleet'), {
+  onOpen: (host) => selectHost(host, true),
+  onChange: () => writeURL(false),
+});
 
 const hist = new HistoryView($('panel-history'), {
   onPick: (t) => pickTime(t),
@@ -84,6 +104,9 @@ function readURL() {
   const dir = p.get('dir');
   state.desc = dir === 'desc' ? true : dir === 'asc' ? false : undefined;
   hist.setURLParams(p);
+  const fdir = p.get('fdir');
+  fleetView.setSort(p.get('fsort') ?? 'problems', fdir === 'desc' ? true : fdir === 'asc' ? false : undefined);
+  fleetView.setFilter(p.get('fq') ?? '', p.get('fshow') ?? 'all');
 }
 
 function writeURL(push) {
@@ -95,7 +118,8 @@ function writeURL(push) {
   if (state.view !== 'tree') p.set('view', state.view);
   if (state.sort !== 'cpu') p.set('sort', state.sort);
   if (state.desc !== undefined) p.set('dir', state.desc ? 'desc' : 'asc');
-  for (const [k, v] of Object.entries(hist.urlParams())) p.set(k, v);
+  if (state.host) for (const [k, v] of Object.entries(hist.urlParams())) p.set(k, v);
+  else for (const [k, v] of Object.entries(fleetView.urlParams())) p.set(k, v);
   const s = p.toString();
   const url = `${location.pathname}${s ? `?${s}` : ''}`;
   if (url === `${location.pathname}${location.search}`) return;
@@ -107,6 +131,7 @@ function readPrefs() {
   try {
     const v = JSON.parse(localStorage.getItem('procscope.prefs') || '{}');
     if (typeof v.auto === 'boolean') state.auto = v.auto;
+    if (['light', 'dark'].includes(v.theme)) state.theme = v.theme;
     const n = Number(v.interval);
     if (Number.isInteger(n) && n >= MIN_INTERVAL && n <= MAX_INTERVAL) state.interval = n;
   } catch {
@@ -116,7 +141,7 @@ function readPrefs() {
 
 function savePrefs() {
   try {
-    localStorage.setItem('procscope.prefs', JSON.stringify({ auto: state.auto, interval: state.interval }));
+    localStorage.setItem('procscope.prefs', JSON.stringify({ auto: state.auto, interval: state.interval, theme: state.theme }));
   } catch {
     // not remembered
   }
@@ -133,74 +158,191 @@ function showError(msg) {
 
 // ---- hosts ----
 
+/** loadHosts fetches the fleet: the home table, the switcher, host status. */
 async function loadHosts() {
+  const seq = ++state.fleetSeq;
+  state.fleetLast = Date.now();
   try {
-    const hosts = await getJSON(hostsURL());
-    state.hosts = Array.isArray(hosts) ? hosts : [];
+    const fleet = await getJSON(fleetURL(), undefined, 8000);
+    if (seq !== state.fleetSeq) return;
+    state.fleet = fleet;
+    state.hosts = Array.isArray(fleet?.hosts) ? fleet.hosts : [];
+    fleetView.setData(fleet);
     renderHosts();
-    if (!state.host && state.hosts.length > 0) selectHost(state.hosts[0].hostname, false);
+    renderHostState();
     if (state.lastError.startsWith('hosts:')) showError('');
   } catch (err) {
+    if (seq !== state.fleetSeq || err.status === 0) return; // unreachable: the banner says it
     showError(`hosts: cannot load the host list: ${err.message}`);
   }
 }
 
+/** scheduleFleet fetches the fleet soon, at most once per FLEET_MIN_GAP_MS. */
+function scheduleFleet() {
+  if (state.fleetTimer) return;
+  const wait = Math.max(0, state.fleetLast + FLEET_MIN_GAP_MS - Date.now());
+  state.fleetTimer = setTimeout(() => {
+    state.fleetTimer = 0;
+    loadHosts();
+  }, wait);
+}
+
+const hostEntry = (name) => state.hosts.find((ho) => ho.hostname === name);
+
 function renderHosts() {
   const ul = $('hosts');
-  const now = Date.now();
-  $('host-count').textContent = state.hosts.length ? `(${state.hosts.length})` : '';
+  const now = fleetView.now();
+  const stale = !state.server.ok;
+  $('host-count').textContent = state.hosts.length ? `(${state.hosts.length.toLocaleString('en-US')})` : '';
   if (state.hosts.length === 0) {
-    ul.replaceChildren(h('li', { class: 'muted' }, 'No host has reported yet. Start an exporter pointed at this server.'));
+    ul.replaceChildren(h('li', { class: 'muted' }, state.fleet ? 'No host has reported yet. Start an exporter pointed at this server.' : 'Loading hosts…'));
+    $('hosts-more').hidden = true;
     return;
   }
+  const q = $('host-filter').value.trim().toLowerCase();
+  const match = q ? state.hosts.filter((ho) => ho.hostname.toLowerCase().includes(q)) : state.hosts;
+  // Drawn: the first SIDEBAR_MAX matches, and the selected host wherever it is.
+  let shown = match.slice(0, SIDEBAR_MAX);
+  if (state.host && !shown.some((ho) => ho.hostname === state.host)) {
+    const sel = hostEntry(state.host);
+    if (sel && (!q || sel.hostname.toLowerCase().includes(q))) shown = [sel, ...shown];
+  }
+  const more = match.length - shown.length;
+  $('hosts-more').hidden = more <= 0 && match.length > 0;
+  $('hosts-more').textContent = match.length === 0 ? 'No host matches.' : `${more.toLocaleString('en-US')} more: type to narrow the list`;
   // The list is redrawn every few seconds (relative times): keep keyboard
   // focus on the same host across the redraw.
   const focused = ul.contains(document.activeElement) ? document.activeElement.dataset.host : undefined;
-  ul.replaceChildren(...state.hosts.map((ho) => {
-    const online = ho.online === undefined ? null : !!ho.online;
+  ul.replaceChildren(...shown.map((ho) => {
+    const st = statusText(ho, stale, now);
     const sel = ho.hostname === state.host;
     return h('li', null, h('button', {
       type: 'button',
       class: `host${sel ? ' sel' : ''}`,
       'aria-current': sel ? 'true' : false,
-      title: `${ho.hostname}\nlast seen ${localTime(ho.last_seen)}${ho.os ? `\n${ho.os}` : ''}`,
+      title: `${ho.hostname}\n${st.title}\nlast seen ${localTime(ho.last_seen)}${ho.os ? `\n${ho.os}` : ''}`,
       dataset: { host: ho.hostname },
       onclick: () => selectHost(ho.hostname, true),
     },
-    h('span', { class: `dot ${online === null ? 'unknown' : online ? 'on' : 'off'}`, 'aria-label': online === null ? '' : online ? 'online' : 'offline', role: 'img' }),
+    h('span', { class: `dot ${st.cls}`, 'aria-label': st.text, role: 'img' }),
     h('span', { class: 'hn' }, ho.hostname),
-    h('span', { class: 'seen' }, `${online === false ? 'offline · ' : ''}${ago(ho.last_seen, now)}`)));
+    h('span', { class: `seen${ho.online || stale ? '' : ' off'}` }, ago(ho.last_seen, now))));
   }));
   if (focused !== undefined) {
     for (const b of ul.querySelectorAll('button.host')) if (b.dataset.host === focused) b.focus();
   }
 }
 
+/**
+ * renderHostState says, on a host's pages, what is known of the host:
+ * offline since when (not "live"), unknown while the server is
+ * unreachable, and one empty state per situation (unknown host, no
+ * snapshot yet) instead of empty panels.
+ */
+function renderHostState() {
+  const badge = $('host-state');
+  const ho = state.host ? hostEntry(state.host) : null;
+  if (!state.host || !ho) badge.hidden = true;
+  else if (!state.server.ok) {
+    badge.hidden = false;
+    badge.className = 'host-state unknown';
+    badge.textContent = 'status unknown';
+    badge.title = 'The server is unreachable';
+  } else if (!ho.online) {
+    badge.hidden = false;
+    badge.className = 'host-state off';
+    badge.textContent = `offline since ${clockTime(ho.last_seen)}`;
+    badge.title = `offline since ${localTime(ho.last_seen)} (${ago(ho.last_seen, fleetView.now())}): no snapshot accepted since`;
+  } else badge.hidden = true;
+  let msg = '';
+  if (state.host && state.host404) {
+    if (state.fleet && !ho) msg = `Unknown host “${state.host}”: no exporter has reported under this name. Pick a host from the list or the fleet overview.`;
+    else msg = `No snapshot of ${state.host} yet: the host is registered but its exporter has not pushed one. This page fills in when it does.`;
+  }
+  const el = $('host-empty');
+  el.textContent = msg;
+  state.hostEmpty = msg !== '';
+  showPanels();
+  renderLive();
+}
+
 function selectHost(name, push) {
-  if (name === state.host && state.latest) return;
+  if (name === state.host && (state.latest || !name)) {
+    closeDrawer();
+    return;
+  }
   state.host = name;
   state.past = null;
   state.atId = 0;
   state.latest = null;
   state.procSnapshot = 0;
+  state.host404 = false;
   writeURL(push);
   applyHost();
+  closeDrawer();
 }
 
 function applyHost() {
   renderHosts();
-  $('host-title').textContent = state.host || 'No host selected';
-  document.title = state.host ? `${state.host} · procscope` : 'procscope';
+  $('host-title').textContent = state.host || 'Fleet';
+  document.title = state.host ? `${state.host} · procscope` : 'Fleet · procscope';
   $('snap-meta').textContent = '';
   view.setHost(state.host);
   hist.setHost(state.host);
   renderSystem($('panel-system'), null);
   renderPast();
+  renderHostState();
   connectLive();
   if (!state.host) return;
   if (state.atId) openSnapshotId(state.atId);
   else refresh();
   if (state.tab === 'history') hist.load();
+}
+
+/** showPanels shows the fleet, a host's empty state or its current tab. */
+function showPanels() {
+  const fleet = !state.host;
+  const empty = !fleet && state.hostEmpty;
+  $('panel-fleet').hidden = !fleet;
+  $('app').classList.toggle('is-fleet', fleet);
+  document.querySelector('.tabs').hidden = fleet || empty;
+  $('host-empty').hidden = !empty;
+  $('panel-system').hidden = fleet || empty || state.tab !== 'system';
+  $('panel-processes').hidden = fleet || empty || state.tab !== 'processes';
+  $('panel-history').hidden = fleet || empty || state.tab !== 'history';
+}
+
+// ---- reachability ----
+
+function markReachable(ok) {
+  if (ok) {
+    state.server.dataAt = Date.now();
+    if (state.server.ok) return;
+    state.server.ok = true;
+    clearInterval(state.server.retry);
+    state.server.retry = 0;
+    $('conn-banner').hidden = true;
+    document.body.classList.remove('stale');
+    fleetView.setStale(false);
+    renderHosts();
+    renderHostState();
+    connectLive();
+    loadHosts();
+    if (state.host && !state.past) refresh();
+    return;
+  }
+  if (!state.server.ok) return;
+  state.server.ok = false;
+  const el = $('conn-banner');
+  const from = state.server.dataAt ? clockTime(state.server.dataAt) : '—';
+  el.textContent = `Server unreachable, showing data from ${from}, retrying every ${RETRY_MS / 1000} s…`;
+  el.title = state.server.dataAt ? `last answer at ${localTime(new Date(state.server.dataAt).toISOString())}` : '';
+  el.hidden = false;
+  document.body.classList.add('stale');
+  fleetView.setStale(true);
+  renderHosts();
+  renderHostState();
+  state.server.retry = setInterval(loadHosts, RETRY_MS);
 }
 
 // ---- snapshots ----
@@ -220,6 +362,10 @@ async function refresh() {
     // Looking at the past (or about to, from an ?at= link): the view stays put.
     if (state.past) noteNewData();
     if (state.past || state.atId) return;
+    if (state.host404) {
+      state.host404 = false;
+      renderHostState();
+    }
     renderMeta();
     renderSystem($('panel-system'), latest);
     if (latest.snapshot_id !== state.procSnapshot) {
@@ -234,7 +380,10 @@ async function refresh() {
     if (ctl.signal.aborted || seq !== state.loadSeq) return;
     if (err.status === 404) {
       view.setData([]);
-      showError(`${host}: no snapshot yet`);
+      state.host404 = true;
+      renderHostState();
+    } else if (err.status === 0) {
+      // unreachable: the connection banner says it
     } else {
       showError(`${host}: cannot load the latest snapshot: ${err.message}`);
     }
@@ -249,7 +398,14 @@ function renderMeta() {
     $('snap-meta').textContent = '';
     return;
   }
-  $('snap-meta').textContent = `snapshot ${l.snapshot_id} · captured ${localTime(l.captured_at)} (${ago(l.captured_at)})`;
+  setMeta(l, true);
+}
+
+/** setMeta: "snapshot 42 · captured 17:00:02 (12s ago)", the full time on hover. */
+function setMeta(l, withAgo) {
+  const el = $('snap-meta');
+  el.textContent = `snapshot ${l.snapshot_id} · captured ${clockTime(l.captured_at)}${withAgo ? ` (${ago(l.captured_at)})` : ''}`;
+  el.title = `captured ${localTime(l.captured_at)} (${l.captured_at})`;
 }
 
 // ---- live updates ----
@@ -263,15 +419,24 @@ function setLive(text, cls) {
 // past: then nothing on screen is live, whatever the stream is doing.
 function renderLive() {
   const el = $('live');
-  const { text, cls } = state.past ? { text: 'paused (viewing the past)', cls: 'paused' } : state.conn;
+  const ho = state.host ? hostEntry(state.host) : null;
+  let { text, cls } = state.conn;
+  let title = '';
+  if (state.past) ({ text, cls } = { text: 'paused (viewing the past)', cls: 'paused' });
+  else if (!state.server.ok) ({ text, cls } = { text: 'server unreachable', cls: 'down' });
+  else if (ho && !ho.online) {
+    ({ text, cls } = { text: `host offline since ${clockTime(ho.last_seen)}`, cls: 'off' });
+    title = localTime(ho.last_seen);
+  }
+  el.title = title;
   el.textContent = text;
   el.className = `live ${cls}`;
 }
 
 function connectLive() {
   disconnectLive();
-  if (!state.auto || !state.host) {
-    setLive(state.auto ? '' : 'auto refresh off', 'off');
+  if (!state.auto) {
+    setLive('auto refresh off', 'off');
     return;
   }
   if (typeof EventSource === 'undefined') {
@@ -286,7 +451,9 @@ function connectLive() {
     state.streamOK = true;
     stopPolling();
     setLive('live', 'on');
-    refresh(); // catch up on anything ingested while not connected
+    // catch up on anything ingested while not connected
+    if (state.host) refresh();
+    else scheduleFleet();
   };
   es.onmessage = (ev) => {
     if (state.es !== es) return;
@@ -296,6 +463,10 @@ function connectLive() {
     } catch {
       return;
     }
+    if (!state.host) {
+      scheduleFleet(); // the fleet view hears every host
+      return;
+    }
     if (msg && msg.hostname !== undefined && msg.hostname !== state.host) return;
     if (msg && msg.snapshot_id !== undefined && msg.snapshot_id === state.procSnapshot) return;
     refresh();
@@ -303,6 +474,9 @@ function connectLive() {
   es.onerror = () => {
     if (state.es !== es) return;
     state.streamOK = false;
+    // The stream breaks first when the server goes away: ask at once
+    // whether it is still there (the banner shows within a second).
+    if (state.server.ok) scheduleFleet();
     // CONNECTING: the browser retries by itself; poll meanwhile so nothing
     // waits on it. CLOSED (e.g. the server has no stream endpoint): poll.
     startPolling();
@@ -321,7 +495,7 @@ function disconnectLive() {
 function startPolling() {
   if (state.pollTimer || !state.auto) return;
   setLive(`polling every ${state.interval} s`, 'poll');
-  state.pollTimer = setInterval(refresh, state.interval * 1000);
+  state.pollTimer = setInterval(() => (state.host ? refresh() : loadHosts()), state.interval * 1000);
 }
 
 function stopPolling() {
@@ -348,6 +522,7 @@ function renderPast() {
   }
   el.hidden = false;
   $('past-text').textContent = `You are looking at the past: snapshot ${state.past.snapshot_id}, captured ${localTime(state.past.captured_at)} (${ago(state.past.captured_at)}).`;
+  $('past-text').title = state.past.captured_at;
 }
 
 // noteNewData shows the "new data" hint when the latest snapshot is no
@@ -379,7 +554,7 @@ async function openPast(meta, push = true, keepDiff = false) {
     state.procSnapshot = meta.snapshot_id;
     view.setData(Array.isArray(procs) ? procs : [], meta);
     renderSystem($('panel-system'), meta);
-    $('snap-meta').textContent = `snapshot ${meta.snapshot_id} · captured ${localTime(meta.captured_at)}`;
+    setMeta(meta, false);
     renderPast();
     takePendingSelect();
     writeURL(push);
@@ -476,9 +651,7 @@ function setTab(tab, push) {
     b.setAttribute('aria-selected', on ? 'true' : 'false');
     b.tabIndex = on ? 0 : -1;
   }
-  $('panel-system').hidden = state.tab !== 'system';
-  $('panel-processes').hidden = state.tab !== 'processes';
-  $('panel-history').hidden = state.tab !== 'history';
+  showPanels();
   if (state.tab === 'processes') view.resized();
   if (state.tab === 'history' && state.host && hist.host === state.host) hist.load();
   writeURL(push);
@@ -593,16 +766,48 @@ function bind() {
   document.addEventListener('keydown', (e) => {
     const t = e.target;
     const typing = t instanceof HTMLInputElement || t instanceof HTMLSelectElement || t instanceof HTMLTextAreaElement;
-    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    // defaultPrevented: the process list used the key (h, j, k, l...).
+    if (typing || e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented || $('help').open) return;
     if (e.key === '/') {
-      setTab('processes', false);
-      search.focus();
-      search.select();
+      if (!state.host) {
+        $('fleet-filter').focus();
+      } else {
+        setTab('processes', false);
+        search.focus();
+        search.select();
+      }
       e.preventDefault();
     } else if (e.key === 'r') {
-      refresh();
+      if (state.host) refresh();
+      else loadHosts();
+    } else if (e.key === '?') {
+      $('help').showModal();
+      e.preventDefault();
+    } else if (e.key === '+' && state.host && state.tab === 'processes') {
+      view.expandAll();
+      e.preventDefault();
+    } else if (e.key === '-' && state.host && state.tab === 'processes') {
+      view.collapseAll();
+      e.preventDefault();
+    } else if (e.key === 'g') {
+      selectHost('', true);
+    } else if (e.key === 'h' && !t.closest?.('#grid')) {
+      openDrawer();
+      $('host-filter').focus();
+      e.preventDefault();
     }
   });
+  bindHostSwitcher();
+  bindTheme();
+  bindDrawer();
+  bindSortableHead();
+  for (const id of ['brand', 'nav-fleet']) {
+    $(id).addEventListener('click', (e) => {
+      if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+      e.preventDefault();
+      selectHost('', true);
+    });
+  }
   window.addEventListener('popstate', applyURL);
   window.addEventListener('resize', () => {
     if (state.tab === 'history') hist.resized();
@@ -612,6 +817,7 @@ function bind() {
   setInterval(() => {
     renderHosts();
     renderMeta();
+    if (!state.host && state.fleet) fleetView.render();
   }, 5000);
   // Online/offline needs a fresh host list now and then; with Auto off the
   // page fetches nothing by itself, as before.
@@ -620,6 +826,115 @@ function bind() {
   }, HOSTS_EVERY_MS);
 }
 
+// ---- host switcher, theme, phone drawer, sortable headers ----
+
+function bindHostSwitcher() {
+  const f = $('host-filter');
+  f.addEventListener('input', () => renderHosts());
+  f.addEventListener('keydown', (e) => {
+    const first = $('hosts').querySelector('button.host');
+    if (e.key === 'Enter' && first) {
+      first.click();
+      e.preventDefault();
+    } else if (e.key === 'ArrowDown' && first) {
+      first.focus();
+      e.preventDefault();
+    } else if (e.key === 'Escape') {
+      if (f.value) {
+        f.value = '';
+        renderHosts();
+      } else closeDrawer();
+      e.preventDefault();
+    }
+  });
+  // Up and down move between hosts in the list.
+  $('hosts').addEventListener('keydown', (e) => {
+    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
+    const all = [...$('hosts').querySelectorAll('button.host')];
+    const i = all.indexOf(document.activeElement);
+    if (i < 0) return;
+    if (e.key === 'ArrowUp' && i === 0) f.focus();
+    else all[Math.min(all.length - 1, Math.max(0, i + (e.key === 'ArrowDown' ? 1 : -1)))].focus();
+    e.preventDefault();
+  });
+}
+
+const THEMES = ['auto', 'light', 'dark'];
+
+/** applyTheme: "auto" follows the OS (prefers-color-scheme); the others win over it. */
+function applyTheme() {
+  const t = state.theme || 'auto';
+  if (t === 'auto') delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = t;
+  const b = $('theme');
+  b.textContent = `Theme: ${t}`;
+  b.title = t === 'auto' ? 'Colours follow the system setting; click for light, then dark' : `Colours: ${t}, remembered; click for the next (auto follows the system)`;
+  hist.resized?.();
+}
+
+function bindTheme() {
+  applyTheme();
+  $('theme').addEventListener('click', () => {
+    state.theme = THEMES[(THEMES.indexOf(state.theme || 'auto') + 1) % THEMES.length];
+    if (state.theme === 'auto') state.theme = undefined;
+    savePrefs();
+    applyTheme();
+    if (state.tab === 'history' && state.host) hist.load();
+  });
+}
+
+// On phones (<= 600 px, fleet.css) the host list is a drawer.
+function openDrawer() {
+  $('app').classList.add('drawer-open');
+  $('drawer-btn').setAttribute('aria-expanded', 'true');
+  $('scrim').hidden = !matchMedia('(max-width: 600px)').matches;
+}
+
+function closeDrawer() {
+  if (!$('app').classList.contains('drawer-open')) return;
+  $('app').classList.remove('drawer-open');
+  $('drawer-btn').setAttribute('aria-expanded', 'false');
+  $('scrim').hidden = true;
+}
+
+function bindDrawer() {
+  $('drawer-btn').addEventListener('click', () => {
+    if ($('app').classList.contains('drawer-open')) closeDrawer();
+    else {
+      openDrawer();
+      $('host-filter').focus();
+    }
+  });
+  $('scrim').addEventListener('click', closeDrawer);
+  $('sidebar').addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') closeDrawer();
+  });
+}
+
+/**
+ * bindSortableHead makes the process list's column headers reachable by
+ * Tab and sortable with Enter or Space, as a click sorts them. The headers
+ * are redrawn by procview.js, so they are marked up whenever they change.
+ */
+function bindSortableHead() {
+  const head = $('grid-head');
+  const mark = () => {
+    for (const c of head.querySelectorAll('[data-sort]')) {
+      if (c.tabIndex !== 0) c.tabIndex = 0;
+    }
+  };
+  mark();
+  new MutationObserver(mark).observe(head, { childList: true });
+  head.addEventListener('keydown', (e) => {
+    const c = e.target.closest('[data-sort]');
+    if (!c || (e.key !== 'Enter' && e.key !== ' ')) return;
+    c.click();
+    e.preventDefault();
+    e.stopPropagation();
+  });
+}
+
+onReachability(markReachable);
 readPrefs();
 bind();
 applyURL();

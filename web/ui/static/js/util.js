@@ -84,10 +84,21 @@ export function localTime(iso) {
   return `${t.getFullYear()}-${two(t.getMonth() + 1)}-${two(t.getDate())} ${two(t.getHours())}:${two(t.getMinutes())}:${two(t.getSeconds())}`;
 }
 
-/** shortStart shows a process start: time of day if today, else the date. */
+/** clockTime is the local time of day "HH:MM:SS" of an RFC 3339 time or ms. */
+export function clockTime(t) {
+  const d = new Date(t);
+  if (t === undefined || t === null || t === '' || Number.isNaN(d.getTime())) return '—';
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
+/**
+ * shortStart shows a process start as its age, short enough for a narrow
+ * column: "45s", "12m", "5h 3m", "3d 4h" (the full time goes in a title).
+ */
 export function shortStart(iso, now = new Date()) {
-  const t = new Date(iso);
-  if (!iso || Number.isNaN(t.getTime())) return '';
-  if (t.toDateString() === now.toDateString()) return `${two(t.getHours())}:${two(t.getMinutes())}:${two(t.getSeconds())}`;
-  return `${t.getFullYear()}-${two(t.getMonth() + 1)}-${two(t.getDate())}`;
+  const t = Date.parse(iso);
+  if (!iso || !Number.isFinite(t)) return '';
+  const s = Math.max(0, (Number(now) - t) / 1000);
+  if (s < 3600) return s < 60 ? `${Math.floor(s)}s` : `${Math.floor(s / 60)}m`;
+  return duration(s);
 }
