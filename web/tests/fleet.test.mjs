@@ -170,7 +170,7 @@ test('the home page is the fleet: every host, problems first, bars, sort and fil
   await page.keyboard.press('Enter');
   assert.equal(await page.getAttribute('#fleet-table th.f-cpu', 'aria-sort'), 'descending');
   let cpus = (await fleetRows(page)).map((x) => pct(x.cpu));
-  assert.equal(cpus[0], 97.5);
+  assert.ok(cpus[0] >= 97.5, `the busiest first: ${cpus[0]}`);
   assert.ok(cpus.every((v, i) => i === 0 || v <= cpus[i - 1]), 'CPU descending');
   await page.keyboard.press(' ');
   assert.equal(await page.getAttribute('#fleet-table th.f-cpu', 'aria-sort'), 'ascending');

@@ -5,7 +5,7 @@
 // Rows are kept per host and updated in place, so a live update of 1,000
 // hosts rewrites the cells that changed, not the table.
 
-import { h, bytes, num, ago, localTime } from './util.js';
+import { h, bytes, num, ago, localTime, shortStart } from './util.js';
 
 // Thresholds (docs/ui.md): a share used at or above WARN is amber, at or
 // above CRIT red; the same as the System tab's bars. Load is judged per
@@ -57,7 +57,7 @@ const COLUMNS = [
 ];
 
 const SORTERS = {
-  problems: (a, b) => b.sev - a.sev || worst(b) - worst(a) || byName(a, b),
+  problems: (a, b) => b.sev - a.sev || b.w - a.w || byName(a, b),
   status: (a, b) => b.sev - a.sev || byName(a, b),
   host: (a, b) => byName(a, b),
   cpu: (a, b) => numDesc(a.m.cpu, b.m.cpu) || byName(a, b),
@@ -66,14 +66,16 @@ const SORTERS = {
   load: (a, b) => numDesc(a.m.load, b.m.load) || byName(a, b),
   procs: (a, b) => numDesc(a.ho.process_count, b.ho.process_count) || byName(a, b),
   exporter: (a, b) => (a.ho.exporter || '').localeCompare(b.ho.exporter || '') || byName(a, b),
-  seen: (a, b) => (Date.parse(a.ho.last_seen) || 0) - (Date.parse(b.ho.last_seen) || 0) || byName(a, b),
+  seen: (a, b) => a.seen - b.seen || byName(a, b),
 };
 // The first click on these sorts ascending; on the others, biggest first.
 const ASC_FIRST = new Set(['host', 'exporter', 'seen']);
 
-function worst(x) {
-  const v = [x.m.cpu, x.m.mem, x.m.fs, x.m.load / LOAD_CRIT].filter(Number.isFinite);
-  return v.length ? Math.max(...v) : -1;
+/** worst is the highest share of a host (load counted against LOAD_CRIT), -1 when none. */
+function worst(m) {
+  let w = -1;
+  for (const v of [m.cpu, m.mem, m.fs, m.load / LOAD_CRIT]) if (Number.isFinite(v) && v > w) w = v;
+  return w;
 }
 const byName = (a, b) => (a.ho.hostname < b.ho.hostname ? -1 : a.ho.hostname > b.ho.hostname ? 1 : 0);
 function numDesc(x, y) {
@@ -88,7 +90,7 @@ export function statusText(ho, stale, now = Date.now()) {
   if (stale) return { text: 'unknown', cls: 'unknown', title: 'The server is unreachable: the status is not known' };
   if (ho.latest_snapshot_id == null) return { text: 'no data', cls: 'nodata', title: 'Registered, no snapshot yet' };
   if (!ho.online) {
-    return { text: `offline ${ago(ho.last_seen, now).replace(' ago', '')}`, cls: 'off', title: `offline since ${localTime(ho.last_seen)}` };
+    return { text: `offline ${shortStart(ho.last_seen, now)}`, cls: 'off', title: `offline since ${localTime(ho.last_seen)} (${ago(ho.last_seen, now)})` };
   }
   return { text: 'online', cls: 'on', title: `last snapshot ${localTime(ho.latest_captured_at)}` };
 }
@@ -247,7 +249,8 @@ export class FleetView {
       if (ho.online) online++;
       else offline++;
       if (sev > 0 && !this.stale) problems++;
-      if (this.matches(ho, sev)) items.push({ ho, m, sev });
+      // Computed once here, not in every comparison of the sort.
+      if (this.matches(ho, sev)) items.push({ ho, m, sev, w: worst(m), seen: Date.parse(ho.last_seen) || 0 });
     }
     // Each sorter gives its natural order (biggest or worst first, names
     // A to Z, oldest first); the other direction reverses it.
@@ -366,7 +369,7 @@ export class FleetView {
     setText(r, 'pc', r.procs, isNum(ho.process_count) ? ho.process_count.toLocaleString('en-US') : nodata ? '' : '—');
     setText(r, 'ex', r.exp, (ho.exporter || '').replace(/^procscope-exporter /, ''));
     setAttr(r, 'ext', r.exp, 'title', ho.exporter || '');
-    setText(r, 'sn', r.seen, ago(ho.last_seen, now));
+    setText(r, 'sn', r.seen, `${shortStart(ho.last_seen, now)} ago`);
     setAttr(r, 'snt', r.seen, 'title', localTime(ho.last_seen));
   }
 }

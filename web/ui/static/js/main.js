@@ -11,7 +11,7 @@
 // snapshot and we fetch it at once. When the stream fails (an older server,
 // a proxy that buffers), we poll the latest snapshot at the chosen interval.
 
-import { h, ago, localTime, clockTime } from './util.js';
+import { h, ago, localTime, clockTime, shortStart } from './util.js';
 import { getJSON, fleetURL, latestURL, processesURL, streamURL, onReachability } from './api.js';
 import { FleetView, statusText } from './fleet.js';
 import { ProcView } from './procview.js';
@@ -226,7 +226,7 @@ function renderHosts() {
     },
     h('span', { class: `dot ${st.cls}`, 'aria-label': st.text, role: 'img' }),
     h('span', { class: 'hn' }, ho.hostname),
-    h('span', { class: `seen${ho.online || stale ? '' : ' off'}` }, ago(ho.last_seen, now))));
+    h('span', { class: `seen${ho.online || stale ? '' : ' off'}` }, `${shortStart(ho.last_seen, now)} ago`)));
   }));
   if (focused !== undefined) {
     for (const b of ul.querySelectorAll('button.host')) if (b.dataset.host === focused) b.focus();
