@@ -373,6 +373,9 @@ async function refresh() {
       if (seq !== state.loadSeq || state.past || state.atId) return;
       state.procSnapshot = latest.snapshot_id;
       view.setData(Array.isArray(procs) ? procs : [], latest);
+      // A host said offline that just sent a snapshot is back: say so soon.
+      const ho = hostEntry(host);
+      if (ho && !ho.online) scheduleFleet();
       takePendingSelect();
     }
     showError('');
@@ -429,6 +432,9 @@ function renderLive() {
     title = localTime(ho.last_seen);
   }
   el.title = title;
+  // What the connection itself does, whatever the text says about the host.
+  el.dataset.stream = state.conn.cls;
+  el.dataset.conn = state.past ? text : state.conn.text;
   el.textContent = text;
   el.className = `live ${cls}`;
 }
@@ -476,7 +482,7 @@ function connectLive() {
     state.streamOK = false;
     // The stream breaks first when the server goes away: ask at once
     // whether it is still there (the banner shows within a second).
-    if (state.server.ok) scheduleFleet();
+    if (state.server.ok && Date.now() - state.fleetLast > 500) loadHosts();
     // CONNECTING: the browser retries by itself; poll meanwhile so nothing
     // waits on it. CLOSED (e.g. the server has no stream endpoint): poll.
     startPolling();
