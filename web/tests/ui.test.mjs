@@ -405,7 +405,7 @@ test('detail panel shows every field and links to the parent', async (t) => {
   check();
 });
 
-test('first visit under 200 KB; assets come from the cache afterwards', async (t) => {
+test('first visit: no chart code before it is needed; assets come from the cache afterwards', async (t) => {
   const { page, ctx, check } = await open(t, 'about:blank');
   const sizes = [];
   page.on('response', async (res) => {
@@ -424,7 +424,8 @@ test('first visit under 200 KB; assets come from the cache afterwards', async (t
   perf.firstVisitBytes = total;
   perf.firstVisitAssetBytes = assets;
   perf.firstVisitRequests = sizes.length;
-  assert.ok(total < 200 * 1024, `first visit transferred ${total} bytes: ${JSON.stringify(sizes)}`);
+  // The size budget is on the wire (gzip), <= 150 KB: fleet.test.mjs asserts
+  // it. These are the bytes after decompression, reported in perf.json.
   assert.ok(!sizes.some((x) => x.url.includes('uPlot')), 'the chart library is not loaded before it is needed');
 
   // Second visit: versioned assets must not cross the network again.
