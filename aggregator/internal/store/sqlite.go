@@ -33,6 +33,10 @@ const DBFile = "procscope.db"
 // ErrClosed is returned by every method once Close was called.
 var ErrClosed = errors.New("store is closed")
 
+// ErrNewerSchema: the database was written by a newer binary (its schema
+// version is above this program's migrations); it is left untouched.
+var ErrNewerSchema = errors.New("database is newer than this program")
+
 // ErrInvalid wraps requests the store refuses (answer 400): the HTTP layer
 // validates first, the store checks again what its own invariants need.
 var ErrInvalid = errors.New("invalid snapshot")
@@ -201,6 +205,9 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 		return nil, fmt.Errorf("create database file: %w", err)
 	}
 	_ = dbf.Close()
+	if err := checkNotNewer(ctx, path); err != nil {
+		return nil, err
+	}
 
 	// synchronous=FULL in WAL mode fsyncs the WAL on every commit. NORMAL
 	// would already survive a kill -9 (a commit is in the OS page cache once
@@ -355,7 +362,8 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if current > len(migs) {
-		return fmt.Errorf("database schema version %d is newer than this program's (%d): refusing to open it", current, len(migs))
+		return fmt.Errorf("%w: database schema version %d is newer than this program's (%d), no downgrade: run a procscope-aggregator of that version or newer, or restore a backup this version made (docs/operations.md, \"Upgrades\")",
+			ErrNewerSchema, current, len(migs))
 	}
 	for _, m := range migs[current:] {
 		body, err := migrationFS.ReadFile(m.name)
