@@ -74,7 +74,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	resetCmd := hostsCmd.Command("reset-key", "Unbind a host's API key, at once (a running server needs no restart): the next ingest for the host binds the key it carries, whatever it is.")
 	resetName := resetCmd.Arg("name", "Hostname, exactly as shown by `hosts list`.").Required().String()
 
-	storageCmd := app.Command("storage", "Move the snapshot store (only --storage.path and --log.* apply).")
+	backupCmdline := app.Command("backup", "Copy the database and the history store to a new directory, while the server runs or not (only --storage.path and --log.* apply). Restore: start the aggregator with --storage.path on it.")
+	backupTo := backupCmdline.Flag("to", "The backup's directory; it must not exist (it appears, complete, at the end).").PlaceHolder("DIR").String()
+	storageCmd := app.Command("storage", "Look after or move the storage (only --storage.path and --log.* apply).")
+	checkCmd := storageCmd.Command("check", "Verify a store offline (the server stopped): the database's integrity, every snapshot's blobs, the history store; exit 1 on damage.")
 	copyCmd := storageCmd.Command("copy", "Copy the SQLite store under --storage.path into PostgreSQL: hosts, key hashes and every snapshot, ids kept; resumable (run it again to copy what is new).")
 	copyTo := copyCmd.Flag("to", "Destination: postgres://USER@HOST:PORT/DATABASE (the password from $PGPASSWORD or a PGPASSFILE, not here).").
 		PlaceHolder("URL").Default("").String()
@@ -109,6 +112,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stderr, "procscope-aggregator: storage copy reads the SQLite store under --storage.path: drop --storage.postgres-url (and its variable) and give the destination with --to")
 		return exitUsage
 	}
+	if *postgresURL != "" && (cmd == backupCmdline.FullCommand() || cmd == checkCmd.FullCommand()) {
+		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: `%s` works on the SQLite store under --storage.path; a PostgreSQL store is backed up and checked with PostgreSQL's own tools (pg_dump, pg_basebackup, amcheck)\n", cmd)
+		return exitUsage
+	}
 	loc := storageLoc{dir: *storagePath, pgURL: *postgresURL}
 	logger := promslog.New(logCfg)
 
@@ -125,6 +132,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return hostsResetKey(stdout, stderr, logger, loc, *resetName)
 	case copyCmd.FullCommand():
 		return storageCopy(stdout, stderr, logger, *storagePath, *copyTo, flagInArgs(args, "to"))
+	case backupCmdline.FullCommand():
+		return backupCmd(stdout, stderr, logger, *storagePath, *backupTo)
+	case checkCmd.FullCommand():
+		return storageCheck(stdout, stderr, logger, *storagePath)
 	}
 	_, _ = fmt.Fprintf(stderr, "procscope-aggregator: unknown command %q\n", strings.TrimSpace(cmd))
 	return exitUsage

@@ -397,6 +397,7 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 	}()
 	evLazy.Set(tracker)
 	lazy.Set(st)
+	adminSock := startAdminSocket(storagePath, h, logger.With("component", "admin")) // admin_socket.go
 	logger.Info("storage open, ready", "path", storeName(storagePath, f.postgresURL), "duration", time.Since(openStart))
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
@@ -426,6 +427,7 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 	stopEvents() // stores what is queued, before storage closes
 	<-evDone
 	<-listenDone
+	adminSock.close() // before history: it releases backup snapshots
 	if h != nil {
 		// After the server: no ingest can add to it any more.
 		if err := h.Close(); err != nil {

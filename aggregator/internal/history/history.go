@@ -193,6 +193,10 @@ func open(dir string, opts Options) (h *History, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := deleteLeftoverSnapshots(s, opts.Logger); err != nil {
+		s.MustClose()
+		return nil, err
+	}
 
 	h = &History{
 		storage: s,

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
 )
 
 // Backups. VictoriaMetrics makes an instant snapshot of its storage with
@@ -153,4 +156,22 @@ func syncPath(p string) error {
 		err = cerr
 	}
 	return err
+}
+
+// deleteLeftoverSnapshots deletes the snapshots a backup left when the
+// process holding the store died before it could release them: only the
+// holder takes snapshots, and none outlives its process.
+func deleteLeftoverSnapshots(s *storage.Storage, log *slog.Logger) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("history: delete leftover snapshots: %v", r)
+		}
+	}()
+	for _, name := range s.MustListSnapshots() {
+		if err := s.DeleteSnapshot(name); err != nil {
+			return err
+		}
+		log.Info("deleted a history snapshot left by an interrupted backup", "snapshot", name)
+	}
+	return nil
 }

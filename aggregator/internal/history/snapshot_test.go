@@ -56,3 +56,28 @@ func TestSnapshotCopyOpens(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot its process never released (killed mid-backup) is deleted
+// when the store opens again.
+func TestLeftoverSnapshotDeletedAtOpen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "history")
+	h, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Add(testRequest("web-1", time.Now().Add(-time.Minute), 1, nil))
+	snap, _, err := h.Snapshot(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(snap); err != nil {
+		t.Fatal(err)
+	}
+	openTest(t, dir, Options{})
+	if _, err := os.Stat(snap); !os.IsNotExist(err) {
+		t.Fatalf("leftover snapshot %s not deleted at open: %v", snap, err)
+	}
+}
