@@ -67,6 +67,7 @@ type serveFlags struct {
 	historyURL        *historyURLFlags // historyurl.go
 	restartWindow     *time.Duration   // events.restart-window (issue 15)
 	postgresURL       string           // --storage.postgres-url, a shared flag (main.go)
+	quickCheck        *bool
 }
 
 func addServeFlags(app *kingpin.Application) *serveFlags {
@@ -120,6 +121,8 @@ func addServeFlags(app *kingpin.Application) *serveFlags {
 		enroll: addEnrollFlags(app),
 		allowedHosts: app.Flag("web.allowed-hosts", "Without basic auth, the UI and read API answer only Host headers that are IP addresses, localhost, or one of these names (against DNS rebinding). Repeatable or comma-separated; *.example.com allows subdomains.").PlaceHolder("HOST").
 			Strings(),
+		quickCheck: cli.Bool(app.Flag("storage.quick-check", "Check every page of the database at start (SQLite's quick_check) and refuse to start on damage, naming the file and the way out (--no-storage.quick-check skips it).").
+			Default("true")),
 		streamsPerClient: cli.Int(app.Flag("web.max-streams-per-client", "Live streams (UI tabs) one client address may hold open at once; more get 429.").
 			Default("16")),
 		historyURL: addHistoryURLFlags(app),
@@ -364,8 +367,17 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 		Retention:      time.Duration(*f.retention),
 		CommitInterval: commitInterval(*f.commitInterval),
 	})
+	if sq, ok := st.(*store.SQLite); ok && err == nil && *f.quickCheck { // PostgreSQL checks its own pages
+		if err = sq.QuickCheck(ctx); err != nil {
+			_ = st.Close()
+		}
+	}
 	if err != nil {
-		logger.Error("opening storage", "path", storeName(storagePath, f.postgresURL), "err", err)
+		if store.IsCorrupt(err) { // admin_check.go
+			logger.Error("the database is damaged: refusing to start: "+databaseRecovery(storagePath), "path", filepath.Join(storagePath, store.DBFile), "err", err)
+		} else {
+			logger.Error("opening storage", "path", storeName(storagePath, f.postgresURL), "err", err)
+		}
 		shutdownServer(logger, srv, a, *f.shutdownTimeout)
 		return exitFailed
 	}
@@ -381,6 +393,12 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 			RemoteWriteURL: *f.remoteWriteURL,
 			Logger:         logger.With("component", "history"),
 		}, logger.With("component", "history"))
+		if errors.Is(err, history.ErrDamaged) {
+			logger.Error("the history store is damaged: refusing to start: "+historyRecovery(storagePath), "path", filepath.Join(storagePath, "history"), "err", err)
+			shutdownServer(logger, srv, a, *f.shutdownTimeout)
+			_ = st.Close()
+			return exitFailed
+		}
 		if err != nil {
 			logger.Error("opening history", "path", filepath.Join(storagePath, "history"), "err", err)
 			shutdownServer(logger, srv, a, *f.shutdownTimeout)

@@ -174,6 +174,9 @@ func open(dir string, opts Options) (h *History, err error) {
 		return nil, fmt.Errorf("history: %w", err)
 	}
 
+	if err := verifyParts(dir); err != nil {
+		return nil, err
+	}
 	var s *storage.Storage
 	func() {
 		defer func() {
