@@ -179,7 +179,9 @@ func backupHistory(ctx context.Context, stdout io.Writer, logger *slog.Logger, s
 			}
 			return fmt.Errorf("a process holds the history store %s but %s: stop it and run backup again", histDir, why)
 		}
-		h, err := history.Open(histDir, history.Options{Logger: logger})
+		// MinFreeBytes 1: a snapshot is hard links, and the disk of a
+		// store that needs a backup may well be nearly full.
+		h, err := history.Open(histDir, history.Options{Logger: logger, MinFreeBytes: 1})
 		if err != nil {
 			return err
 		}

@@ -83,7 +83,9 @@ func storageCheck(stdout, stderr io.Writer, _ *slog.Logger, dir string) int {
 
 func checkHistory(dir string) (history.CheckReport, error) {
 	// Its open and close lines would only add noise to the report.
-	h, err := history.Open(dir, history.Options{Logger: slog.New(slog.DiscardHandler)})
+	// MinFreeBytes 1: reading needs no free space, and a store on a
+	// full disk is what may need checking.
+	h, err := history.Open(dir, history.Options{Logger: slog.New(slog.DiscardHandler), MinFreeBytes: 1})
 	if err != nil {
 		return history.CheckReport{}, err
 	}

@@ -68,6 +68,7 @@ type serveFlags struct {
 	restartWindow     *time.Duration   // events.restart-window (issue 15)
 	postgresURL       string           // --storage.postgres-url, a shared flag (main.go)
 	quickCheck        *bool
+	minFree    *units.Base2Bytes
 }
 
 func addServeFlags(app *kingpin.Application) *serveFlags {
@@ -123,6 +124,8 @@ func addServeFlags(app *kingpin.Application) *serveFlags {
 			Strings(),
 		quickCheck: cli.Bool(app.Flag("storage.quick-check", "Check every page of the database at start (SQLite's quick_check) and refuse to start on damage, naming the file and the way out (--no-storage.quick-check skips it).").
 			Default("true")),
+		minFree: cli.Bytes(app.Flag("storage.min-free-disk-space", "Below this much free space under --storage.path, ingests get 503 (storage full; exporters keep their queue and send again) and the history store turns read-only, so that neither fails half-way on a full disk; history also refuses to open with less.").
+			Default("64MiB")),
 		streamsPerClient: cli.Int(app.Flag("web.max-streams-per-client", "Live streams (UI tabs) one client address may hold open at once; more get 429.").
 			Default("16")),
 		historyURL: addHistoryURLFlags(app),
@@ -177,6 +180,7 @@ func (f *serveFlags) check() error {
 		num("ingest.max-concurrent", int64(*f.maxConcurrent), *f.maxConcurrent > 0, "must be positive"),
 		num("history.top-k", int64(*f.historyTopK), *f.historyTopK >= 0 && *f.historyTopK <= 1000, "must be between 0 and 1000"),
 		dur("events.restart-window", *f.restartWindow, *f.restartWindow > 0 && *f.restartWindow <= 24*time.Hour, "must be more than 0 and at most 24h"),
+		size("storage.min-free-disk-space", *f.minFree, *f.minFree > 0, "must be positive"),
 		num("web.max-streams-per-client", int64(*f.streamsPerClient), *f.streamsPerClient > 0, "must be positive"),
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -366,6 +370,7 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 		RetentionRaw:   time.Duration(*f.retentionRaw),
 		Retention:      time.Duration(*f.retention),
 		CommitInterval: commitInterval(*f.commitInterval),
+		MinFreeBytes:   int64(*f.minFree),
 	})
 	if sq, ok := st.(*store.SQLite); ok && err == nil && *f.quickCheck { // PostgreSQL checks its own pages
 		if err = sq.QuickCheck(ctx); err != nil {
@@ -391,6 +396,7 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 			Retention:      time.Duration(*f.retention),
 			TopK:           topK,
 			RemoteWriteURL: *f.remoteWriteURL,
+			MinFreeBytes:   int64(*f.minFree),
 			Logger:         logger.With("component", "history"),
 		}, logger.With("component", "history"))
 		if errors.Is(err, history.ErrDamaged) {

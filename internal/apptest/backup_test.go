@@ -29,6 +29,7 @@ type pusher struct {
 	mu    sync.Mutex
 	acked []sent
 	stop  chan struct{}
+	once  sync.Once
 	wg    sync.WaitGroup
 }
 
@@ -73,7 +74,7 @@ func (p *pusher) soFar() []sent {
 }
 
 func (p *pusher) halt() {
-	close(p.stop)
+	p.once.Do(func() { close(p.stop) })
 	p.wg.Wait()
 }
 

@@ -290,6 +290,12 @@ func (a *API) ingestInner(w http.ResponseWriter, r *http.Request) (code int, wir
 			// the fault and carries no internals.
 			return fail(httpapi.New(httpapi.KindBadRequest, err.Error()))
 		}
+		if errors.Is(err, store.ErrStorageFull) {
+			// Logged once by the store; the exporter keeps the snapshot
+			// queued and sends it again.
+			return fail(&httpapi.Error{Kind: httpapi.KindUnavailable, RetryAfter: storageFullRetry,
+				Msg: "the aggregator's storage is full: the snapshot was not stored; send it again later"})
+		}
 		if r.Context().Err() != nil {
 			// The client went away; it will retry (ingest is idempotent).
 			return fail(httpapi.New(httpapi.KindUnavailable, "request cancelled"))

@@ -88,12 +88,14 @@ var (
 		"Transactions the store's writer committed (one fsync each); writes per commit is the group-commit batch size.", nil, nil)
 	commitWritesDesc = prometheus.NewDesc(Namespace+"_store_committed_writes_total",
 		"Writes (ingests and admin changes) the committed transactions carried.", nil, nil)
+	storageFullDesc = prometheus.NewDesc(Namespace+"_storage_full",
+		"1 while ingests are refused (503) because the file system of the snapshot database is full, 0 otherwise.", nil, nil)
 	storeUpDesc = prometheus.NewDesc(Namespace+"_store_up",
 		"1 when the store is open and answered this scrape, 0 otherwise.", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{hostsDesc, lastSeenDesc, dbSizeDesc, prunedDesc, snapshotsDesc, commitsDesc, commitWritesDesc, storeUpDesc} {
+	for _, d := range []*prometheus.Desc{hostsDesc, lastSeenDesc, dbSizeDesc, prunedDesc, snapshotsDesc, commitsDesc, commitWritesDesc, storeUpDesc, storageFullDesc} {
 		ch <- d
 	}
 }
@@ -117,6 +119,13 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(storeUpDesc, prometheus.GaugeValue, 1)
+	if f, ok := st.(interface{ Full() bool }); ok {
+		full := 0.0
+		if f.Full() {
+			full = 1
+		}
+		ch <- prometheus.MustNewConstMetric(storageFullDesc, prometheus.GaugeValue, full)
+	}
 	ch <- prometheus.MustNewConstMetric(hostsDesc, prometheus.GaugeValue, float64(len(hosts)))
 	ch <- prometheus.MustNewConstMetric(dbSizeDesc, prometheus.GaugeValue, float64(stats.DatabaseBytes))
 	ch <- prometheus.MustNewConstMetric(prunedDesc, prometheus.CounterValue, float64(stats.RowsPruned))

@@ -88,6 +88,7 @@ type History struct {
 	flushQuit, flushDone chan struct{} // stop and wait for flushLoop
 	closing              atomic.Bool   // Close has begun
 
+	wasReadOnly atomic.Bool // full.go
 	rowsWritten atomic.Uint64
 	dropped     atomic.Uint64
 	writeErrors atomic.Uint64
@@ -235,6 +236,10 @@ func (h *History) Dir() string { return h.dir }
 func (h *History) Add(req *store.IngestRequest) {
 	rows, samples := h.buildRows(req)
 	if len(rows) == 0 {
+		return
+	}
+	if h.readOnly() { // full.go
+		h.dropped.Add(uint64(len(rows)))
 		return
 	}
 	h.mu.RLock()

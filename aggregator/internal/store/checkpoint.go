@@ -41,7 +41,9 @@ func (s *SQLite) checkpointLoop() {
 		err := s.ckdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done)
 		cancel()
 		if err != nil {
-			s.log.Warn("wal checkpoint failed", "err", err)
+			if !isFull(err) { // a full disk is the writer's to report, once
+				s.log.Warn("wal checkpoint failed", "err", err)
+			}
 			continue
 		}
 		if logFrames > 0 {
@@ -61,7 +63,7 @@ func (s *SQLite) finishCheckpoint() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var busy, logFrames, done int
-	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done); err != nil {
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done); err != nil && !isFull(err) {
 		s.log.Warn("wal checkpoint failed", "err", err)
 	}
 }

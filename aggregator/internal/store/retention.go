@@ -94,7 +94,7 @@ func (s *SQLite) pruneLoop() {
 		start := time.Now()
 		n, err := s.Prune(ctx)
 		switch {
-		case err != nil && ctx.Err() == nil:
+		case err != nil && ctx.Err() == nil && !isFull(err) && !errors.Is(err, ErrStorageFull):
 			s.log.Error("retention pass failed", "deleted", n, "err", err)
 		case n > 0:
 			s.log.Info("retention pass", "deleted", n, "duration", time.Since(start))

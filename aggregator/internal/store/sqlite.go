@@ -73,6 +73,10 @@ type Options struct {
 	// CacheRows bounds the decoded keyframes kept for readers, counted in
 	// process rows (default 500,000, roughly 100 MB).
 	CacheRows int
+	// MinFreeBytes refuses ingests (ErrStorageFull) while less than this is
+	// free on the database's file system (0: only a write failing for a
+	// full disk does).
+	MinFreeBytes int64
 	// Now is the clock (default time.Now); tests inject one for retention.
 	Now func() time.Time
 
@@ -146,6 +150,9 @@ type SQLite struct {
 	done      chan struct{}
 	closed    atomic.Bool
 
+	full      atomic.Bool // the last write failed for a full disk (full.go)
+	spaceAt   atomic.Int64 // when checkSpace last looked (unix ns)
+	spaceLow  atomic.Bool  // less than MinFreeBytes free then
 	pruned    atomic.Int64
 	commits   atomic.Int64 // transactions the writer committed
 	committed atomic.Int64 // jobs those transactions carried

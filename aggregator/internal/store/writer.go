@@ -247,6 +247,7 @@ func (s *SQLite) runBatch(batch []*job) {
 		}
 	}()
 	failAll := func(err error) {
+		err = s.noteFull(err)
 		for _, j := range batch {
 			if j.err == nil {
 				j.err = err
@@ -283,7 +284,9 @@ func (s *SQLite) runBatch(batch []*job) {
 			j.res, j.err, dirty = s.ingestTx(ctx, tx, j.ingest, j.pre)
 			if j.err != nil && dirty {
 				_ = tx.Rollback()
-				s.log.Error("ingest failed after a write, rolling back its batch", "jobs", len(batch), "err", j.err)
+				if !isFull(j.err) { // a full disk is logged once, by noteFull
+					s.log.Error("ingest failed after a write, rolling back its batch", "jobs", len(batch), "err", j.err)
+				}
 				failAll(fmt.Errorf("batch rolled back: %w", j.err))
 				return
 			}
@@ -309,12 +312,15 @@ func (s *SQLite) runBatch(batch []*job) {
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		s.log.Error("commit failed", "jobs", len(batch), "err", err)
+		if !isFull(err) {
+			s.log.Error("commit failed", "jobs", len(batch), "err", err)
+		}
 		failAll(fmt.Errorf("commit: %w", err))
 		return
 	}
 	s.commits.Add(1)
 	s.committed.Add(int64(len(batch)))
+	s.noteSpace()
 }
 
 // submit hands j to the writer and waits for its answer.
@@ -345,6 +351,9 @@ func (s *SQLite) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, 
 		return IngestResult{}, ErrClosed
 	}
 	if err := checkRequest(req); err != nil {
+		return IngestResult{}, err
+	}
+	if err := s.checkSpace(); err != nil { // full.go
 		return IngestResult{}, err
 	}
 	if req.ReceivedAt.IsZero() {
