@@ -68,7 +68,7 @@ type serveFlags struct {
 	restartWindow     *time.Duration   // events.restart-window (issue 15)
 	postgresURL       string           // --storage.postgres-url, a shared flag (main.go)
 	quickCheck        *bool
-	minFree    *units.Base2Bytes
+	minFree           *units.Base2Bytes
 }
 
 func addServeFlags(app *kingpin.Application) *serveFlags {

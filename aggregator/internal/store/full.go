@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"time"
 	"syscall"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 )

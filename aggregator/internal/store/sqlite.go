@@ -150,7 +150,7 @@ type SQLite struct {
 	done      chan struct{}
 	closed    atomic.Bool
 
-	full      atomic.Bool // the last write failed for a full disk (full.go)
+	full      atomic.Bool  // the last write failed for a full disk (full.go)
 	spaceAt   atomic.Int64 // when checkSpace last looked (unix ns)
 	spaceLow  atomic.Bool  // less than MinFreeBytes free then
 	pruned    atomic.Int64
