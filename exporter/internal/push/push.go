@@ -277,14 +277,22 @@ func (p *Pusher) NoteDropped(n int) { p.dropped.Add(float64(n)) }
 // snapshot to disk and wakes the sender, so a slow or absent aggregator
 // never delays the next walk.
 func (p *Pusher) Enqueue(capturedAt time.Time, gz []byte) error {
+	full := p.q.DiskFullDrops()
 	dropped, err := p.q.Put(capturedAt, gz)
+	n := p.q.DiskFullDrops() - full
+	if n > 0 {
+		p.logOnce("statedir-full", slog.LevelWarn, "push queue directory is full: dropping the oldest queued snapshots to make room for new ones",
+			"dir", p.q.dir, "dropped", n)
+	}
 	if err != nil {
-		p.dropped.Inc()
+		p.dropped.Add(float64(1 + dropped))
 		return err
 	}
 	p.queued.Inc()
 	if dropped > 0 {
 		p.dropped.Add(float64(dropped))
+	}
+	if dropped > int(n) {
 		p.logOnce("overflow", slog.LevelWarn, "push queue full, dropping the oldest snapshots",
 			"bound", p.q.max, "dropped", dropped)
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -34,6 +36,8 @@ type Queue struct {
 	names    []string // sorted, oldest first
 	inflight string   // being sent: never dropped under the sender's feet
 	seq      uint64
+
+	diskFullDrops atomic.Int64
 }
 
 // OpenQueue opens (creating it 0700 if needed) the queue directory, removes
@@ -93,7 +97,49 @@ func (q *Queue) Oldest() (time.Time, bool) {
 // directory, so after Put returns the snapshot survives a crash or power
 // loss. If the queue is then over its bound the oldest snapshots are
 // deleted; dropped says how many.
+//
+// On a full file system (ENOSPC, EDQUOT) it deletes the oldest queued
+// snapshot and tries again, until the new one fits or none is left to
+// delete: the newest data is what a monitor wants. Those count in dropped
+// too, and DiskFullDrops says how many there were.
 func (q *Queue) Put(capturedAt time.Time, data []byte) (dropped int, err error) {
+	for range 100_000 { // bounded: each round deletes a queued file
+		d, err := q.put(capturedAt, data)
+		dropped += d
+		if err == nil || !isDiskFull(err) || !q.dropOldest() {
+			return dropped, err
+		}
+		dropped++
+		q.diskFullDrops.Add(1)
+	}
+	return dropped, errors.New("queue: no room on a full disk")
+}
+
+// DiskFullDrops counts the snapshots Put deleted to make room on a full
+// file system.
+func (q *Queue) DiskFullDrops() int64 { return q.diskFullDrops.Load() }
+
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// dropOldest deletes the oldest queued snapshot not being sent; false
+// when there is none.
+func (q *Queue) dropOldest() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, name := range q.names {
+		if name == q.inflight {
+			continue
+		}
+		_ = os.Remove(filepath.Join(q.dir, name))
+		q.names = slices.Delete(q.names, i, i+1)
+		return true
+	}
+	return false
+}
+
+func (q *Queue) put(capturedAt time.Time, data []byte) (dropped int, err error) {
 	q.mu.Lock()
 	q.seq++
 	seq := q.seq
