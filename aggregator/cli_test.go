@@ -145,6 +145,9 @@ func TestBadFlagValues(t *testing.T) {
 	f("--history.basic-auth-file=/nonexistent", `need --history.url`)
 	f("--storage.postgres-url=mysql://db/x", `--storage.postgres-url: not a postgres://USER@HOST:PORT/DATABASE URL`)
 	f("--storage.postgres-url=postgres://u:hunter2@db/x", `--storage.postgres-url carries a password`)
+	f("--storage.min-free-disk-space=lots", `--storage.min-free-disk-space="lots": not a size`)
+	f("--storage.min-free-disk-space=0B", `--storage.min-free-disk-space=0B: must be positive`)
+	f("--storage.quick-check=maybe", `--storage.quick-check="maybe": not a boolean`)
 
 	// Every flag that is not free text is covered above: a new flag
 	// fails here until its bad values are.
