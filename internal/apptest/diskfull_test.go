@@ -179,9 +179,9 @@ func waitFor(t *testing.T, p *Process, what string, cond func() bool) {
 // every acknowledged snapshot reads back identical.
 func TestDiskFull(t *testing.T) {
 	bin := binary(t)
-	mnt := mountTmpfs(t, "48m")
+	mnt := mountTmpfs(t, "160m")
 	storage := filepath.Join(mnt, "store")
-	p, err := Start(bin, storage, 2*time.Minute, "--storage.min-free-disk-space=6MiB")
+	p, err := Start(bin, storage, 2*time.Minute, "--storage.min-free-disk-space=48MiB")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,10 @@ func TestDiskFull(t *testing.T) {
 	filler := filepath.Join(mnt, "filler")
 	// The disk fills up (another process) to below the margin: ingests
 	// are refused and the history store turns read-only.
-	fill(t, filler, 3<<20)
+	// The margin is room for what is already under way when ingests stop:
+	// the WAL's checkpoint into the database file and the history
+	// store's in-memory parts.
+	fill(t, filler, 24<<20)
 	waitFor(t, p, "history read-only", func() bool {
 		return strings.Contains(p.Log(), "history storage is read-only") || strings.Contains(p.Log(), "to read-only mode")
 	})
