@@ -123,7 +123,7 @@ func (s *adminSocket) serve(c net.Conn) {
 		reply("error unknown command %q", strings.TrimSpace(line))
 		return
 	}
-	if s.hist == nil {
+	if s.hist == nil || s.hist.Dir() == "" { // no history, or remote write only
 		reply("no-history")
 		return
 	}

@@ -25,6 +25,9 @@ func (h *History) Check() (rep CheckReport, err error) {
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	if h.storage == nil {
+		return rep, nil // remote write only: nothing on disk
+	}
 	if h.closed {
 		return rep, fmt.Errorf("history: closed")
 	}

@@ -10,6 +10,9 @@ package history
 // readOnly reports whether the storage refuses writes now, logging a
 // change of state.
 func (h *History) readOnly() bool {
+	if h.storage == nil {
+		return false // remote write only: nothing on disk
+	}
 	ro := h.storage.IsReadOnly()
 	if h.wasReadOnly.Load() != ro && h.wasReadOnly.CompareAndSwap(!ro, ro) {
 		if ro {

@@ -24,6 +24,9 @@ import (
 // caller copies dir (CopySnapshot) and then must call release, which
 // deletes the snapshot (its hard links keep merged-away parts on disk).
 func (h *History) Snapshot(timeout time.Duration) (dir string, release func() error, err error) {
+	if h.storage == nil {
+		return "", nil, errors.New("history: no embedded storage (remote write only)")
+	}
 	if err := h.Flush(timeout); err != nil {
 		return "", nil, err
 	}
