@@ -42,6 +42,12 @@ func checkScaledAggregator(t *testing.T, where, bin string, args []string, env m
 	if ru, err := url.Parse(rw); err != nil || ru.Hostname() != vmHost || ru.Path != "/api/v1/write" {
 		t.Errorf("%s: --remote-write.url=%s, want VictoriaMetrics' %s/api/v1/write", where, rw, vmHost)
 	}
+	// Every replica reads the one history, not its own embedded copy.
+	if hu, ok := argValue(args, "history.url"); !ok {
+		t.Errorf("%s: history is not read from VictoriaMetrics (no --history.url)", where)
+	} else if u, err := url.Parse(hu); err != nil || u.Hostname() != vmHost {
+		t.Errorf("%s: --history.url=%s, want VictoriaMetrics at %s", where, hu, vmHost)
+	}
 }
 
 func TestScaledCompose(t *testing.T) {
