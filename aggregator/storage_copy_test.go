@@ -98,6 +98,15 @@ func TestStorageCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill(t, src, start)
+	// Lifecycle events go along: more than one page of them for web-1.
+	var evs []store.Event
+	for i := range 5100 {
+		evs = append(evs, store.Event{At: start.Add(time.Duration(i/3) * time.Millisecond), Kind: store.EventStarted,
+			PID: int64(1000 + i), PPID: 1, Name: "job<" + fmt.Sprint(i%7) + ">", Unit: "cron.service"})
+	}
+	if err := src.AddEvents(ctx, "web-1", evs); err != nil {
+		t.Fatal(err)
+	}
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +162,19 @@ func TestStorageCopy(t *testing.T) {
 	}
 	if got := getBody(t, b.URL, "/api/v1/snapshots/91/processes"); !strings.HasPrefix(got, "200 [") {
 		t.Fatalf("snapshot 91 from PostgreSQL: %.200s", got)
+	}
+	all := store.EventQuery{From: start.Add(-time.Hour), To: now.Add(time.Hour), Limit: 5000}
+	for _, q := range []store.EventQuery{all, {From: all.From, To: start.Add(time.Second), Q: "job<3", Limit: 5000}} {
+		ea, errA := src.Events(ctx, "web-1", q)
+		eb, errB := dst.Events(ctx, "web-1", q)
+		if errA != nil || errB != nil || len(ea) != len(eb) || len(ea) == 0 {
+			t.Fatalf("events %+v: %d from SQLite (%v), %d from PostgreSQL (%v)", q, len(ea), errA, len(eb), errB)
+		}
+		for i := range ea {
+			if ea[i] != eb[i] {
+				t.Fatalf("event %d differs:\nsqlite:   %+v\npostgres: %+v", i, ea[i], eb[i])
+			}
+		}
 	}
 	dels, err := dst.HostDeletions(ctx, 0)
 	if err != nil || len(dels) != 1 || dels[0].Hostname != "gone" {

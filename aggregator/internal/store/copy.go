@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"time"
 )
 
 // CopyProgress is how far CopyToPostgres got.
@@ -74,6 +76,9 @@ func CopyToPostgres(ctx context.Context, src *SQLite, dst *Postgres, progress fu
 		return p, fmt.Errorf("read hosts: %w", err)
 	}
 	if err := copyDeletions(ctx, src, dst); err != nil {
+		return p, err
+	}
+	if err := copyEvents(ctx, src, dst); err != nil {
 		return p, err
 	}
 
@@ -199,4 +204,38 @@ func copySnapshots(ctx context.Context, src *SQLite, dst *Postgres, cond string,
 		return 0, 0, 0, fmt.Errorf("copy snapshots %d..%d: %w", ids[0], ids[len(ids)-1], err)
 	}
 	return len(ids), ids[len(ids)-1], len(ids) - int(tag.RowsAffected()), nil
+}
+
+// copyEvents copies every host's lifecycle events, newest first, a page at
+// a time. dst ignores events it holds already, so a second run copies
+// nothing twice.
+func copyEvents(ctx context.Context, src *SQLite, dst *Postgres) error {
+	hosts, err := src.Hosts(ctx)
+	if err != nil {
+		return fmt.Errorf("copy events: %w", err)
+	}
+	for _, h := range hosts {
+		to := time.UnixMilli(math.MaxInt64 / 2)
+		for {
+			evs, err := src.Events(ctx, h.Hostname, EventQuery{From: time.UnixMilli(0), To: to, Limit: maxEventsLimit})
+			if err != nil {
+				return fmt.Errorf("copy events of %q: %w", h.Hostname, err)
+			}
+			if err := dst.AddEvents(ctx, h.Hostname, evs); err != nil {
+				return fmt.Errorf("copy events of %q: %w", h.Hostname, err)
+			}
+			if len(evs) < maxEventsLimit {
+				break
+			}
+			// The next page ends at the oldest moment of this one (its
+			// other events there come again and are ignored), or just
+			// before it when a whole page shares that millisecond.
+			next := evs[len(evs)-1].At
+			if !next.Before(to) {
+				next = next.Add(-time.Millisecond)
+			}
+			to = next
+		}
+	}
+	return nil
 }
