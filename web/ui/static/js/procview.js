@@ -6,10 +6,10 @@
 // Expanded state is keyed by pid + start time and kept per host in
 // localStorage, so it survives a refresh, a new snapshot and a reload.
 
-import { h, num, shortStart, localTime } from './util.js';
+import { h, num, bytes, shortStart, localTime } from './util.js';
 import {
   buildModel, sortSiblings, search, flatten, flatList, highlightParts, depthOf, procKey,
-  SORTS, ROOT_CYCLE, ROOT_MISSING_PARENT, ROOT_SELF_PARENT, subtreeTotals, hotPaths,
+  SORTS, ROOT_CYCLE, ROOT_MISSING_PARENT, ROOT_SELF_PARENT, subtreeTotals, hotPaths, ioValue,
 } from './tree.js';
 import { level, ramOf } from './gauge.js';
 
@@ -28,6 +28,8 @@ const COLUMNS = [
   ['cpu', 'CPU%', 'cpu', 'c-num c-cpu c-gauge', 'CPU % of one core (100 = one core busy; Σ: the whole branch of a collapsed row)'],
   ['mem', 'Mem MiB', 'mem', 'c-num c-mem c-gauge', 'Resident memory in MiB (Σ: the whole branch of a collapsed row)'],
   ['ram', '%RAM', 'ram', 'c-num c-ram', 'Resident memory as % of the host\'s RAM'],
+  ['read', 'Read/s', 'read', 'c-num c-io c-read', 'Storage reads per second since the previous snapshot (— : not sent; Σ: the whole branch of a collapsed row)'],
+  ['write', 'Write/s', 'write', 'c-num c-io c-write', 'Storage writes per second since the previous snapshot (— : not sent; Σ: the whole branch of a collapsed row)'],
   ['threads', 'Thr', 'threads', 'c-num c-threads'],
   ['status', 'Status', 'status', 'c-status'],
   ['start', 'Started', 'start', 'c-start'],
@@ -42,6 +44,11 @@ const REASONS = {
 };
 
 const lvlClass = (l) => (l ? ` ${l}` : '');
+
+/** rate formats bytes per second in the UI's binary units; absent is a dash, never 0. */
+export function rate(v) {
+  return v === undefined || v === null || v < 0 ? '—' : bytes(v);
+}
 
 function measure(name, start) {
   try {
@@ -601,6 +608,8 @@ export class ProcView {
     const ownCpu = Number(p.cpu_percent) || 0;
     const ownMem = Number(p.memory_mb) || 0;
     this.fillGauges(row, ownCpu, ownMem, folded ? tot.cpu[i] : null, folded ? tot.mem[i] : null, p.memory_percent, !!p._exited, folded ? tot.size[i] : 0);
+    this.fillIO(row, p._exited ? -1 : ioValue(p, 'read_bytes_per_sec'), p._exited ? -1 : ioValue(p, 'write_bytes_per_sec'),
+      folded ? tot.rd[i] : null, folded ? tot.wr[i] : null);
     if (!sameProc) {
       row._i = i;
       row._dv = this.dataVersion;
@@ -636,6 +645,23 @@ export class ProcView {
     const ramText = Number.isFinite(pct) ? num(pct, pct >= 10 ? 0 : 1) : '';
     if (c.ram.textContent !== ramText) c.ram.textContent = ramText;
     c.ram.className = `c c-num c-ram${exited ? '' : lvlClass(level('ram', pct))}`;
+  }
+
+  // fillIO writes the Read/s and Write/s cells: the own rate and, on a
+  // folded branch, its total (Σ) when that differs.
+  fillIO(row, rd, wr, sumRd, sumWr) {
+    const sig = `${rd}|${wr}|${sumRd}|${sumWr}`;
+    if (row._iosig === sig) return;
+    row._iosig = sig;
+    const one = (cell, own, sum) => {
+      const showSum = sum !== null && sum >= 0 && sum !== own;
+      cell.textContent = showSum ? `Σ${rate(sum)}` : rate(own);
+      cell.classList.toggle('has-sum', showSum);
+      cell.classList.toggle('absent', !showSum && own < 0);
+      cell.title = showSum ? `${rate(sum)}/s: the whole branch (itself ${rate(own)}/s)` : own < 0 ? 'not sent by the exporter' : '';
+    };
+    one(row._cells.read, rd, sumRd);
+    one(row._cells.write, wr, sumWr);
   }
 
   gauge(cell, own, sum, frac, lvl, title) {
@@ -697,6 +723,7 @@ export class ProcView {
     c.start.title = '';
     row._gsig = '';
     this.fillGauges(row, g.ownCpu, g.ownMem, g.cpu, g.mem, undefined, false, g.size + 1);
+    this.fillIO(row, g.ownRd, g.ownWr, g.rd, g.wr);
   }
 
   // fillLabel draws the name (with <mark>s around search hits), a tag saying
@@ -932,8 +959,16 @@ export class ProcView {
     add('Status', p.status);
     add('CPU', `${num(p.cpu_percent, 1)} % of one core`);
     add('Memory', `${num(p.memory_mb, 1)} MiB${p.memory_percent !== undefined ? ` (${num(p.memory_percent, 2)} % of RAM)` : ''}`);
+    const rd = ioValue(p, 'read_bytes_per_sec');
+    const wr = ioValue(p, 'write_bytes_per_sec');
+    add('Disk I/O', rd < 0 && wr < 0 ? '— (not sent: first snapshot of the process, no access to /proc/PID/io, or not Linux)'
+      : `read ${rate(rd)}/s, write ${rate(wr)}/s`);
+    add('Unit', p.unit);
+    add('Container', p.container_id);
+    add('Pod', p.pod_uid);
     if (live && m.children[i].length > 0 && m.tot) {
-      add('Branch', `${num(m.tot.cpu[i], 1)} % CPU, ${num(m.tot.mem[i], 1)} MiB in ${m.tot.size[i]} processes (it and all below it)`);
+      const io = m.tot.rd[i] >= 0 || m.tot.wr[i] >= 0 ? `, read ${rate(m.tot.rd[i])}/s, write ${rate(m.tot.wr[i])}/s` : '';
+      add('Branch', `${num(m.tot.cpu[i], 1)} % CPU, ${num(m.tot.mem[i], 1)} MiB${io} in ${m.tot.size[i]} processes (it and all below it)`);
     }
     if (p._exited) add('Exited', 'since the moment compared with; these are its last values');
     add('Threads', p.num_threads !== undefined ? String(p.num_threads) : undefined);

@@ -112,6 +112,23 @@ const numeric = (field, desc) => (procs) => {
   const sign = desc ? -1 : 1;
   return (a, b) => (v[a] !== v[b] ? sign * (v[a] - v[b]) : procs[a].pid - procs[b].pid);
 };
+// optional reads a rate that may be absent (I/O the kernel did not show):
+// an absent value sorts below 0, so "no I/O" and "unknown" stay apart.
+const optional = (field, desc) => (procs) => {
+  const v = new Float64Array(procs.length);
+  for (let i = 0; i < procs.length; i++) v[i] = ioValue(procs[i], field);
+  const sign = desc ? -1 : 1;
+  return (a, b) => (v[a] !== v[b] ? sign * (v[a] - v[b]) : procs[a].pid - procs[b].pid);
+};
+
+/** ioValue is a process's rate of one I/O field, or -1 when it was not sent. */
+export function ioValue(p, field) {
+  const x = p[field];
+  if (x === undefined || x === null || x === '') return -1;
+  const n = Number(x);
+  return Number.isFinite(n) && n >= 0 ? n : -1;
+}
+
 const textual = (field, desc) => (procs) => {
   const v = new Array(procs.length);
   for (let i = 0; i < procs.length; i++) v[i] = String(procs[i][field] ?? '').toLowerCase();
@@ -133,10 +150,20 @@ export const SORTS = {
   threads: { field: 'num_threads', kind: numeric, desc: true },
   status: { field: 'status', kind: textual, desc: false },
   start: { field: 'create_time', kind: textual, desc: true },
+  read: { field: 'read_bytes_per_sec', kind: optional, desc: true },
+  write: { field: 'write_bytes_per_sec', kind: optional, desc: true },
 };
 
 /** isTotalKey: keys whose tree order follows the subtree total. */
-export const isTotalKey = (key) => key === 'cpu' || key === 'mem';
+export const isTotalKey = (key) => key === 'cpu' || key === 'mem' || key === 'read' || key === 'write';
+
+/** totalOf is the subtree total array a total key sorts by. */
+export function totalOf(tot, key) {
+  if (key === 'mem') return tot.mem;
+  if (key === 'read') return tot.rd;
+  if (key === 'write') return tot.wr;
+  return tot.cpu;
+}
 
 /**
  * comparator returns (a, b) => order for process indexes.
@@ -148,7 +175,7 @@ export function comparator(model, key, desc, byTotal = false) {
   const s = SORTS[key] || SORTS.cpu;
   const d = desc === undefined ? s.desc : desc;
   if (byTotal && isTotalKey(key)) {
-    const v = key === 'cpu' ? subtreeTotals(model).cpu : subtreeTotals(model).mem;
+    const v = totalOf(subtreeTotals(model), key);
     const sign = d ? -1 : 1;
     const procs = model.procs;
     return (a, b) => (v[a] !== v[b] ? sign * (v[a] - v[b]) : procs[a].pid - procs[b].pid);
@@ -174,7 +201,9 @@ export function sortSiblings(model, key, desc, byTotal = false) {
  * subtreeTotals sums CPU and memory of each process and its descendants
  * (once per snapshot, O(n), no recursion). Processes marked _exited (ghost
  * rows of "what changed") count 0: they no longer use anything.
- * @returns {{cpu: Float64Array, mem: Float64Array, size: Int32Array}}
+ * Read and write rates (rd, wr) sum what was sent; a branch where no
+ * process sent one totals -1 (unknown, sorted below 0), not 0.
+ * @returns {{cpu: Float64Array, mem: Float64Array, rd: Float64Array, wr: Float64Array, size: Int32Array}}
  */
 export function subtreeTotals(model) {
   if (model.tot) return model.tot;
@@ -182,6 +211,8 @@ export function subtreeTotals(model) {
   const cpu = new Float64Array(n);
   const mem = new Float64Array(n);
   const size = new Int32Array(n);
+  const rd = new Float64Array(n).fill(-1);
+  const wr = new Float64Array(n).fill(-1);
   // Parents before children (breadth first from the roots); summing in
   // reverse order then adds every child into its parent once.
   const order = new Int32Array(n);
@@ -197,6 +228,10 @@ export function subtreeTotals(model) {
     if (!p._exited) {
       cpu[i] += Number(p.cpu_percent) || 0;
       mem[i] += Number(p.memory_mb) || 0;
+      const r = ioValue(p, 'read_bytes_per_sec');
+      const w = ioValue(p, 'write_bytes_per_sec');
+      if (r >= 0) rd[i] = Math.max(rd[i], 0) + r;
+      if (w >= 0) wr[i] = Math.max(wr[i], 0) + w;
     }
     size[i] += 1;
     const up = parent[i];
@@ -204,9 +239,11 @@ export function subtreeTotals(model) {
       cpu[up] += cpu[i];
       mem[up] += mem[i];
       size[up] += size[i];
+      if (rd[i] >= 0) rd[up] = Math.max(rd[up], 0) + rd[i];
+      if (wr[i] >= 0) wr[up] = Math.max(wr[up], 0) + wr[i];
     }
   }
-  model.tot = { cpu, mem, size };
+  model.tot = { cpu, mem, rd, wr, size };
   return model.tot;
 }
 
@@ -256,7 +293,7 @@ export function arrange(model) {
       const members = byName.get(procs[c].name);
       if (members.length < GROUP_MIN) {
         items.push(c);
-        val.push(key === 'cpu' ? tot.cpu[c] : tot.mem[c]);
+        val.push(totalOf(tot, key)[c]);
         pos.push(k);
         continue;
       }
@@ -268,7 +305,17 @@ export function arrange(model) {
       let ownCpu = 0;
       let ownMem = 0;
       let size = 0;
+      let rd = -1;
+      let wr = -1;
+      let ownRd = -1;
+      let ownWr = -1;
       for (const m of members) {
+        if (tot.rd[m] >= 0) rd = Math.max(rd, 0) + tot.rd[m];
+        if (tot.wr[m] >= 0) wr = Math.max(wr, 0) + tot.wr[m];
+        const r = procs[m]._exited ? -1 : ioValue(procs[m], 'read_bytes_per_sec');
+        const w = procs[m]._exited ? -1 : ioValue(procs[m], 'write_bytes_per_sec');
+        if (r >= 0) ownRd = Math.max(ownRd, 0) + r;
+        if (w >= 0) ownWr = Math.max(ownWr, 0) + w;
         groupOf[m] = g;
         cpu += tot.cpu[m];
         mem += tot.mem[m];
@@ -279,9 +326,9 @@ export function arrange(model) {
         }
       }
       const pkey = parentIdx === -1 ? '' : model.keys[parentIdx];
-      groups.push({ parent: parentIdx, name: procs[c].name, members, cpu, mem, ownCpu, ownMem, size, key: `g:${pkey}:${procs[c].name}` });
+      groups.push({ parent: parentIdx, name: procs[c].name, members, cpu, mem, ownCpu, ownMem, rd, wr, ownRd, ownWr, size, key: `g:${pkey}:${procs[c].name}` });
       items.push(-(g + 1));
-      val.push(key === 'cpu' ? cpu : mem);
+      val.push(key === 'cpu' ? cpu : key === 'mem' ? mem : key === 'read' ? rd : wr);
       pos.push(k);
     }
     const order = items.map((_, k) => k);

@@ -1,0 +1,167 @@
+// Browser tests of issue 15's UI: I/O columns (Read/s, Write/s) in the tree,
+// the flat list and the detail panel, with Unit and Container lines. Data
+// goes through the real POST /api/v1/ingest of the aggregator run.mjs
+// started.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows } from './lib.mjs';
+import { systemInfo } from './fixtures.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ART = join(here, 'artifacts');
+mkdirSync(ART, { recursive: true });
+const BASE = process.env.PROCSCOPE_BASE;
+if (!BASE) throw new Error('PROCSCOPE_BASE is not set: run the tests with `node run.mjs`');
+
+const IO = 'io-host';
+const KEYS = { [IO]: 'key-iohost-0123456789' };
+const BOOT = Date.parse('2026-11-25T08:00:00Z');
+const iso = (ms) => new Date(ms).toISOString();
+const CID = 'a'.repeat(64);
+
+// ioProcesses: nginx (a unit, master + 2 workers writing logs), a
+// container's app reading hard, a shell with no I/O sent (another user's
+// process), an idle process with 0 I/O.
+function ioProcesses() {
+  const P = (pid, ppid, name, cpu, mem, more = {}) => ({
+    pid, ppid, name, cpu_percent: cpu, memory_mb: mem, username: 'root', status: 'sleeping',
+    num_threads: 1, create_time: iso(BOOT + pid * 1000), ...more,
+  });
+  const nginx = 'system.slice/nginx.service';
+  return [
+    P(1, 0, 'systemd', 0.2, 12, { unit: 'init.scope', read_bytes_per_sec: 0, write_bytes_per_sec: 0 }),
+    P(100, 1, 'nginx', 0.1, 8, { unit: nginx, read_bytes_per_sec: 0, write_bytes_per_sec: 1024 }),
+    P(101, 100, 'nginx', 2.0, 20, { unit: nginx, read_bytes_per_sec: 512, write_bytes_per_sec: 1536 }),
+    P(102, 100, 'nginx', 1.0, 20, { unit: nginx, read_bytes_per_sec: 512, write_bytes_per_sec: 2048 }),
+    P(200, 1, 'containerd-shim', 0.1, 10, { unit: 'system.slice/containerd.service', read_bytes_per_sec: 0, write_bytes_per_sec: 0 }),
+    P(201, 200, 'app', 5.0, 300, { unit: `system.slice/docker-${CID}.scope`, container_id: CID, pod_uid: '1234-abcd', read_bytes_per_sec: 3 * 1048576, write_bytes_per_sec: 4096 }),
+    P(300, 1, 'bash', 0.0, 5, { username: 'alice' }),
+    P(400, 1, 'idle', 0.0, 2, { unit: 'system.slice/idle.service', read_bytes_per_sec: 0, write_bytes_per_sec: 0 }),
+  ];
+}
+const IO_N = ioProcesses().length;
+
+const snap = (host, at, processes) => ({ hostname: host, captured_at: iso(at), system_info: systemInfo(host, processes.length), processes });
+
+let browser;
+
+before(async () => {
+  await ingest(BASE, KEYS[IO], snap(IO, Date.now() - 20000, ioProcesses()));
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30000 });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+});
+
+async function open(t, path, { width = 1400, height = 900 } = {}) {
+  const ctx = await browser.newContext({ viewport: { width, height }, baseURL: BASE });
+  ctx.setDefaultTimeout(STEP_TIMEOUT);
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on('dialog', (d) => {
+    problems.push(`dialog: ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
+  });
+  t.after(() => ctx.close());
+  await page.goto(path);
+  return { page, check: () => assert.deepEqual(problems, [], 'the page raised dialogs, errors or CSP violations') };
+}
+
+const url = (params) => `/?${new URLSearchParams(params)}`;
+const wait = (page, pred, what, arg = null) => page.waitForFunction(pred, arg, { timeout: STEP_TIMEOUT }).catch((e) => {
+  throw new Error(`waiting for ${what}: ${e.message}`);
+});
+const waitLoaded = (page, n) => wait(page, (want) => document.getElementById('match-count').textContent === `${want.toLocaleString('en-US')} processes`
+  && document.querySelectorAll('#viewport .row:not([hidden])').length > 0, `${n} processes`, n);
+const rowOf = (page, pid) => page.locator(`#viewport .row:not([hidden]):has(.c-pid:text-is("${pid}"))`);
+
+// io reads the Read/s and Write/s cells of the visible rows, in order.
+async function io(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('#viewport .row:not([hidden])')).map((el) => ({
+    r: Number(el.getAttribute('aria-rowindex')) - 2,
+    pid: el.querySelector('.c-pid').textContent,
+    read: el.querySelector('.c-read').textContent,
+    write: el.querySelector('.c-write').textContent,
+    visible: getComputedStyle(el.querySelector('.c-read')).display !== 'none',
+  })).sort((a, b) => a.r - b.r));
+}
+
+test('I/O columns: rates in binary units, a dash when not sent (never 0), 0 B when sent as 0', async (t) => {
+  const { page, check } = await open(t, url({ host: IO }));
+  await waitLoaded(page, IO_N);
+  await page.click('#expand-all');
+  const cells = Object.fromEntries((await io(page)).map((x) => [x.pid, x]));
+  assert.equal(await page.textContent('#grid-head [data-sort=read]'), 'Read/s');
+  assert.equal(await page.textContent('#grid-head [data-sort=write]'), 'Write/s');
+  assert.ok(cells['201'].visible, 'the columns show at 1400 px');
+  assert.deepEqual([cells['201'].read, cells['201'].write], ['3.0 MiB', '4.0 KiB']);
+  assert.deepEqual([cells['101'].read, cells['101'].write], ['512 B', '1.5 KiB']);
+  assert.deepEqual([cells['300'].read, cells['300'].write], ['—', '—'], 'not sent: a dash');
+  assert.deepEqual([cells['400'].read, cells['400'].write], ['0 B', '0 B'], 'sent as 0: 0 B');
+  // a collapsed branch shows its total: nginx 100 + 101 + 102 writes
+  await rowOf(page, 100).locator('.tog').click();
+  const ng = (await io(page)).find((x) => x.pid === '100');
+  assert.deepEqual([ng.read, ng.write], ['Σ1.0 KiB', 'Σ4.5 KiB']);
+  check();
+});
+
+test('I/O sort: the tree by branch totals, the flat list by own rate, unknown below 0; kept in the URL', async (t) => {
+  const { page, check } = await open(t, url({ host: IO }));
+  await waitLoaded(page, IO_N);
+  await page.click('#grid-head [data-sort=write]');
+  await wait(page, () => location.search.includes('sort=write'), 'sort=write in the URL');
+  await page.click('#expand-all');
+  let r = await rows(page);
+  // systemd's children by their branch's writes: nginx 4.5 KiB, the
+  // container 4 KiB, idle 0, bash unknown
+  assert.deepEqual(r.filter((x) => x.ppid === 1).map((x) => x.pid), [100, 200, 400, 300]);
+  // the flat list by own rate
+  await page.click('#view-flat');
+  r = await rows(page);
+  assert.deepEqual(r.map((x) => x.pid).slice(0, 4), [201, 102, 101, 100]);
+  assert.equal(r[r.length - 1].pid, 300, 'not sent sorts last, after 0');
+  // the sort select offers it too, and a reload keeps it
+  await page.selectOption('#sort', 'read');
+  await wait(page, () => location.search.includes('sort=read'), 'sort=read in the URL');
+  await page.reload();
+  await waitLoaded(page, IO_N);
+  r = await rows(page);
+  assert.equal(r[0].pid, 201, 'the container app reads the most');
+  assert.equal(await page.inputValue('#sort'), 'read');
+  check();
+});
+
+test('detail panel: disk I/O, unit, container and pod lines; "not sent" for a process without them', async (t) => {
+  const { page, check } = await open(t, url({ host: IO }));
+  await waitLoaded(page, IO_N);
+  await page.click('#expand-all');
+  await rowOf(page, 201).locator('.c-user').dblclick();
+  await page.waitForSelector('#detail:not([hidden]) h2');
+  const dl = async () => page.evaluate(() => {
+    const out = {};
+    const dts = document.querySelectorAll('#detail dt');
+    for (const dt of dts) out[dt.textContent] = dt.nextElementSibling.textContent;
+    return out;
+  });
+  let d = await dl();
+  assert.equal(d['Disk I/O'], 'read 3.0 MiB/s, write 4.0 KiB/s');
+  assert.equal(d.Unit, `system.slice/docker-${CID}.scope`);
+  assert.equal(d.Container, CID);
+  assert.equal(d.Pod, '1234-abcd');
+  await rowOf(page, 300).locator('.c-user').click();
+  await wait(page, () => document.querySelector('#detail h2')?.textContent === 'bash', 'the detail of bash');
+  d = await dl();
+  assert.match(d['Disk I/O'], /^— \(not sent/);
+  assert.equal(d.Unit, undefined);
+  assert.equal(d.Container, undefined);
+  check();
+});
