@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows } from './lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, rowCount } from './lib.mjs';
 import { systemInfo } from './fixtures.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -18,7 +18,8 @@ const BASE = process.env.PROCSCOPE_BASE;
 if (!BASE) throw new Error('PROCSCOPE_BASE is not set: run the tests with `node run.mjs`');
 
 const IO = 'io-host';
-const KEYS = { [IO]: 'key-iohost-0123456789' };
+const PLAIN = 'plain-agent';
+const KEYS = { [IO]: 'key-iohost-0123456789', [PLAIN]: 'key-plain-0123456789' };
 const BOOT = Date.parse('2026-11-25T08:00:00Z');
 const iso = (ms) => new Date(ms).toISOString();
 const CID = 'a'.repeat(64);
@@ -51,6 +52,9 @@ let browser;
 
 before(async () => {
   await ingest(BASE, KEYS[IO], snap(IO, Date.now() - 20000, ioProcesses()));
+  // the original agent: no unit, container or I/O fields at all
+  const plain = ioProcesses().map(({ unit, container_id: c, pod_uid: pu, read_bytes_per_sec: r, write_bytes_per_sec: w, ...rest }) => rest);
+  await ingest(BASE, KEYS[PLAIN], snap(PLAIN, Date.now() - 20000, plain));
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30000 });
 });
 
@@ -163,5 +167,94 @@ test('detail panel: disk I/O, unit, container and pod lines; "not sent" for a pr
   assert.match(d['Disk I/O'], /^— \(not sent/);
   assert.equal(d.Unit, undefined);
   assert.equal(d.Container, undefined);
+  check();
+});
+
+// groups reads the unit/container group rows in view.
+async function groups(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('#viewport .row.ugrp:not([hidden])')).map((el) => ({
+    r: Number(el.getAttribute('aria-rowindex')) - 2,
+    name: el.querySelector('.nm').textContent,
+    count: el.querySelector('.count').textContent,
+    expanded: el.getAttribute('aria-expanded'),
+    cpu: el.querySelector('.c-cpu .v').textContent,
+    mem: el.querySelector('.c-mem .v').textContent,
+    read: el.querySelector('.c-read').textContent,
+    write: el.querySelector('.c-write').textContent,
+  })).sort((a, b) => a.r - b.r));
+}
+
+test('group by unit: one folded row per unit with summed CPU, memory, I/O and counts; "(no unit)"; kept in the URL', async (t) => {
+  const { page, check } = await open(t, url({ host: IO }));
+  await waitLoaded(page, IO_N);
+  await page.selectOption('#groupby', 'unit');
+  await wait(page, () => location.search.includes('group=unit'), 'group=unit in the URL');
+  await wait(page, () => document.getElementById('match-count').textContent === '8 processes in 6 unit groups', 'the group count');
+  let g = await groups(page);
+  assert.equal(g.length, 6);
+  // sorted by CPU sums: the container's scope (5.0) leads, nginx (3.1) next
+  assert.deepEqual(g.slice(0, 2).map((x) => x.name), [`system.slice/docker-${CID}.scope`, 'system.slice/nginx.service']);
+  const ng = g.find((x) => x.name === 'system.slice/nginx.service');
+  assert.deepEqual([ng.count, ng.cpu, ng.mem, ng.read, ng.write], ['×3', '3.1', '48.0', '1.0 KiB', '4.5 KiB']);
+  const none = g.find((x) => x.name === '(no unit)');
+  assert.deepEqual([none.count, none.read], ['×1', '—'], 'bash sends no unit and no I/O: a dash, not 0');
+  assert.equal(g.find((x) => x.name === 'system.slice/idle.service').expanded, 'false', 'a group without a top consumer is folded');
+  // nginx holds two of the top 3 CPU consumers: open, its master with both
+  // workers below it (a tree inside the group)
+  assert.equal(ng.expanded, 'true', 'the way to a top consumer is open');
+  let r = await rows(page);
+  const master = r.find((x) => x.pid === 100);
+  assert.equal(master.level, 2);
+  assert.equal(master.ppid, 1, 'the PPID column shows the real parent');
+  assert.deepEqual(r.filter((x) => x.level === 3).map((x) => x.pid).sort(), [101, 102]);
+  // a folded group opens with a click
+  await page.locator('#viewport .row.ugrp:has(.nm:text-is("system.slice/idle.service")) .tog').click();
+  r = await rows(page);
+  assert.equal(r.find((x) => x.pid === 400)?.level, 2, 'idle shows under its group');
+  // flat + grouped: each process directly under its group
+  await page.click('#view-flat');
+  r = await rows(page);
+  const flatNginx = r.filter((x) => [100, 101, 102].includes(x.pid));
+  assert.deepEqual(flatNginx.map((x) => x.level), [2, 2, 2], 'flat: all at one level under the group');
+  // a double click folds a group (Enter too), and opens no detail panel
+  await page.locator('#viewport .row.ugrp:has(.nm:text-is("system.slice/nginx.service")) .label').dblclick();
+  await wait(page, () => !Array.from(document.querySelectorAll('#viewport .row:not([hidden]) .c-pid')).some((c) => c.textContent === '101'), 'nginx folded');
+  assert.ok(await page.isHidden('#detail'));
+  // sorted by write: nginx's 4.5 KiB above the container's 4 KiB
+  await page.click('#grid-head [data-sort=write]');
+  g = await groups(page);
+  assert.deepEqual(g.slice(0, 2).map((x) => x.name), ['system.slice/nginx.service', `system.slice/docker-${CID}.scope`]);
+  // a reload keeps the grouping
+  await page.reload();
+  await wait(page, () => document.getElementById('match-count').textContent.startsWith('8 processes in'), 'grouped after reload');
+  assert.equal(await page.inputValue('#groupby'), 'unit');
+  // none: back to the plain tree
+  await page.selectOption('#groupby', 'none');
+  await waitLoaded(page, IO_N);
+  assert.equal((await groups(page)).length, 0);
+  assert.ok(!(await page.evaluate(() => location.search)).includes('group='));
+  check();
+});
+
+test('group by container: one group per container, the rest in "(no container)"', async (t) => {
+  const { page, check } = await open(t, url({ host: IO, group: 'container' }));
+  await wait(page, () => document.getElementById('match-count').textContent === '8 processes in 2 container groups', 'two container groups');
+  const g = await groups(page);
+  assert.deepEqual(g.map((x) => [x.name, x.count]), [[CID, '×1'], ['(no container)', '×7']]);
+  assert.equal(g[0].read, '3.0 MiB');
+  check();
+});
+
+test('group by on a host whose exporter sends no cgroup data says why instead of one big group', async (t) => {
+  const { page, check } = await open(t, url({ host: PLAIN, group: 'unit' }));
+  await wait(page, () => !document.getElementById('grid-empty').hidden && document.getElementById('grid-empty').textContent.includes('no cgroup data'), 'the empty state');
+  const msg = await page.textContent('#grid-empty');
+  assert.match(msg, /original agent, or --no-collect\.cgroup/);
+  assert.equal(await rowCount(page), 0);
+  // the I/O columns of the original agent: dashes
+  await page.selectOption('#groupby', 'none');
+  await waitLoaded(page, IO_N);
+  const cells = await io(page);
+  assert.ok(cells.length > 0 && cells.every((x) => x.read === '—' && x.write === '—'));
   check();
 });

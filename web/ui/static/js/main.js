@@ -33,6 +33,7 @@ const state = {
   tab: 'processes',
   q: '',
   view: 'tree',
+  group: 'none', // group by: none, unit, container
   sort: 'cpu',
   desc: undefined,
   hosts: [],
@@ -99,6 +100,7 @@ function readURL() {
   state.atId = Number.isSafeInteger(at) && at > 0 ? at : 0;
   state.q = p.get('q') ?? '';
   state.view = p.get('view') === 'flat' ? 'flat' : 'tree';
+  state.group = ['unit', 'container'].includes(p.get('group')) ? p.get('group') : 'none';
   const sort = p.get('sort');
   state.sort = sort && SORTS[sort] ? sort : 'cpu';
   const dir = p.get('dir');
@@ -116,6 +118,7 @@ function writeURL(push) {
   if (state.past) p.set('at', String(state.past.snapshot_id));
   if (state.q) p.set('q', state.q);
   if (state.view !== 'tree') p.set('view', state.view);
+  if (state.group !== 'none') p.set('group', state.group);
   if (state.sort !== 'cpu') p.set('sort', state.sort);
   if (state.desc !== undefined) p.set('dir', state.desc ? 'desc' : 'asc');
   if (state.host) for (const [k, v] of Object.entries(hist.urlParams())) p.set(k, v);
@@ -679,6 +682,13 @@ function setView(v) {
   writeURL(false);
 }
 
+function setGroup(g) {
+  state.group = ['unit', 'container'].includes(g) ? g : 'none';
+  $('groupby').value = state.group;
+  view.setGroupBy(state.group);
+  writeURL(false);
+}
+
 function applyURL() {
   readURL();
   state.past = null; // the URL's `at` (if any) decides, in applyHost
@@ -688,6 +698,7 @@ function applyURL() {
   view.setQuery(state.q);
   view.setSort(state.sort, state.desc);
   setView(state.view);
+  setGroup(state.group);
   setTab(state.tab, false);
   applyHost();
 }
@@ -764,6 +775,7 @@ function bind() {
   $('sort').addEventListener('change', (e) => setSort(e.target.value, undefined));
   $('view-tree').addEventListener('click', () => setView('tree'));
   $('view-flat').addEventListener('click', () => setView('flat'));
+  $('groupby').addEventListener('change', (e) => setGroup(e.target.value));
   $('expand-all').addEventListener('click', () => view.expandAll());
   $('past-live').addEventListener('click', () => backToLive());
   $('past-prev').addEventListener('click', () => stepPast(-1));

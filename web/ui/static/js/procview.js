@@ -9,7 +9,7 @@
 import { h, num, bytes, shortStart, localTime } from './util.js';
 import {
   buildModel, sortSiblings, search, flatten, flatList, highlightParts, depthOf, procKey,
-  SORTS, ROOT_CYCLE, ROOT_MISSING_PARENT, ROOT_SELF_PARENT, subtreeTotals, hotPaths, ioValue,
+  SORTS, ROOT_CYCLE, ROOT_MISSING_PARENT, ROOT_SELF_PARENT, subtreeTotals, hotPaths, ioValue, groupedModel, GROUP_BY,
 } from './tree.js';
 import { level, ramOf } from './gauge.js';
 
@@ -71,6 +71,7 @@ export class ProcView {
     this.query = '';
     this.found = null;
     this.view = 'tree';
+    this.groupBy = 'none'; // or a key of GROUP_BY: unit, container
     this.sortKey = 'cpu';
     this.sortDesc = undefined; // undefined: the key's natural direction
     this.exp = { mode: 'default', ov: new Map() };
@@ -122,7 +123,7 @@ export class ProcView {
     const t0 = performance.now();
     if (meta !== undefined) this.meta = meta;
     this.baseProcs = procs;
-    this.model = buildModel(this.withGhosts(procs));
+    this.model = this.build(this.withGhosts(procs));
     this.ramMiB = ramOf(procs, this.meta);
     this.dataVersion++;
     this.prepare();
@@ -133,6 +134,43 @@ export class ProcView {
     measure('render-tree', t0);
     if (this.detailKey) this.renderDetail();
     if (meta !== undefined && this.onShown) this.onShown(meta);
+  }
+
+  // build makes the model shown: the process tree, or the processes
+  // grouped by unit or container (tree.js groupedModel).
+  build(procs) {
+    if (this.groupBy === 'none') return buildModel(procs);
+    return groupedModel(procs, this.groupBy, this.view === 'flat');
+  }
+
+  /** isTree: rows nest (the tree view, or any view grouped). */
+  isTree() {
+    return this.view === 'tree' || this.groupBy !== 'none';
+  }
+
+  /** setGroupBy groups the processes by unit or container, or not ('none'). */
+  setGroupBy(g) {
+    g = GROUP_BY[g] ? g : 'none';
+    if (g === this.groupBy) return;
+    const t0 = performance.now();
+    this.groupBy = g;
+    this.applyLayout();
+    this.rebuild();
+    measure('group-by', t0);
+  }
+
+  // rebuild makes the model again from the snapshot in hand (grouping or
+  // the view changed what nests under what).
+  rebuild() {
+    if (this.baseProcs) this.setData(this.baseProcs);
+    else this.recompute();
+  }
+
+  applyLayout() {
+    const tree = this.isTree();
+    this.els.grid.classList.toggle('is-flat', !tree);
+    this.els.grid.classList.toggle('is-grouped', this.groupBy !== 'none');
+    this.els.grid.setAttribute('role', tree ? 'treegrid' : 'grid');
   }
 
   setQuery(q) {
@@ -162,8 +200,12 @@ export class ProcView {
     v = v === 'flat' ? 'flat' : 'tree';
     if (v === this.view) return;
     this.view = v;
-    this.els.grid.classList.toggle('is-flat', v === 'flat');
-    this.els.grid.setAttribute('role', v === 'flat' ? 'grid' : 'treegrid');
+    this.applyLayout();
+    if (this.groupBy !== 'none') {
+      // Grouped, flat and tree differ in what nests: build again.
+      this.rebuild();
+      return;
+    }
     this.prepare();
     this.recompute(false);
     // The selected process stays in view: in the tree its ancestors open.
@@ -190,7 +232,7 @@ export class ProcView {
 
   // prepare sorts the model for the current view and finds the hot paths.
   prepare() {
-    const tree = this.view === 'tree';
+    const tree = this.isTree();
     sortSiblings(this.model, this.sortKey, this.sortDesc, tree);
     subtreeTotals(this.model);
     this.hot = tree ? hotPaths(this.model, HOT_TOP) : null;
@@ -291,6 +333,9 @@ export class ProcView {
     if (ov !== undefined) return ov;
     if (this.exp.mode === 'all') return true;
     if (this.exp.mode === 'none') return false;
+    // A unit or container group is folded (its sums show) unless a top
+    // consumer is inside.
+    if (this.model.groupedBy && this.model.procs[i]._group) return !!this.hot && this.hot.proc[i] === 1;
     // By default the roots are open (one level shows at once) and so is
     // the way to the top consumers.
     return d === 0 || (!!this.hot && this.hot.proc[i] === 1);
@@ -387,8 +432,9 @@ export class ProcView {
 
   recompute(draw = true) {
     const m = this.model;
-    if (this.view === 'flat') this.rows = flatList(m, this.sortKey, this.sortDesc, this.found);
+    if (!this.isTree()) this.rows = flatList(m, this.sortKey, this.sortDesc, this.found);
     else this.rows = flatten(m, (i, d) => this.isOpen(i, d), this.found);
+    if (this.noGroupData()) this.rows = { idx: new Int32Array(0), depth: new Int32Array(0), count: 0 };
     const rowOf = new Int32Array(m.n).fill(-1);
     const groupRow = new Int32Array(m.groups ? m.groups.length : 0).fill(-1);
     for (let r = 0; r < this.rows.count; r++) {
@@ -408,13 +454,21 @@ export class ProcView {
     if (draw) this.render();
   }
 
+  // noGroupData: grouped by a field no process of the snapshot has.
+  noGroupData() {
+    return this.loaded && !!this.model.groupedBy && this.model.n > 0 && !this.model.hasField;
+  }
+
   updateCount() {
     const el = this.els.matchCount;
-    const n = (this.model.n - (this.ghosts || 0)).toLocaleString('en-US');
+    const n = (this.model.n - (this.ghosts || 0) - (this.model.nGroups || 0)).toLocaleString('en-US');
     if (!this.loaded) el.textContent = '';
     else if (this.found) {
       const c = this.found.count;
       el.textContent = c === 0 ? 'no matches' : `${c.toLocaleString('en-US')} ${c === 1 ? 'match' : 'matches'} of ${n}`;
+    } else if (this.model.groupedBy && this.model.hasField) {
+      const g = this.model.nGroups;
+      el.textContent = `${n} processes in ${g.toLocaleString('en-US')} ${this.model.groupedBy === 'unit' ? 'unit' : 'container'} ${g === 1 ? 'group' : 'groups'}`;
     } else el.textContent = `${n} processes`;
     el.classList.toggle('none', !!this.found && this.found.count === 0);
   }
@@ -425,7 +479,9 @@ export class ProcView {
     if (!this.host) msg = 'Select a host on the left.';
     else if (!this.loaded) msg = 'Loading processes…';
     else if (this.model.n === 0) msg = 'This snapshot has no processes.';
-    else if (this.found && this.found.count === 0) msg = 'No process matches the search.';
+    else if (this.noGroupData()) {
+      msg = `No process of this snapshot has a ${this.groupBy === 'unit' ? 'unit' : 'container id'} to group by: this exporter sends no cgroup data (the original agent, or --no-collect.cgroup). Choose Group: none to see the processes.`;
+    } else if (this.found && this.found.count === 0) msg = 'No process matches the search.';
     e.textContent = msg;
     e.hidden = msg === '';
   }
@@ -541,7 +597,11 @@ export class ProcView {
       return;
     }
     const p = m.procs[i];
-    const tree = this.view === 'tree';
+    if (p._group) {
+      this.fillUnitGroup(row, r, selected, i, d, p);
+      return;
+    }
+    const tree = this.isTree();
     const sameProc = row._i === i && row._dv === this.dataVersion;
     if (row._k !== r) {
       row.id = `row-${r}`;
@@ -558,7 +618,8 @@ export class ProcView {
     }
     if (row._grp) {
       row._grp = false;
-      row.classList.remove('grp');
+      row.classList.remove('grp', 'ugrp');
+      row._ugsig = '';
       row._i = -1;
     }
     const match = !!this.found && this.found.match[i] === 1;
@@ -615,7 +676,7 @@ export class ProcView {
       row._dv = this.dataVersion;
       const c = row._cells;
       c.pid.textContent = String(p.pid);
-      c.ppid.textContent = String(p.ppid);
+      c.ppid.textContent = String(p._ppid ?? p.ppid);
       c.user.textContent = p.username ?? '';
       c.threads.textContent = p.num_threads ? String(p.num_threads) : '';
       c.status.textContent = p.status ?? '';
@@ -698,6 +759,7 @@ export class ProcView {
     row._mark = '';
     row._labelDirty = true;
     row._grp = true;
+    row._ugsig = '';
     row._i = -1;
     row.classList.add('grp');
     const open = this.isOpen(i, d);
@@ -724,6 +786,65 @@ export class ProcView {
     row._gsig = '';
     this.fillGauges(row, g.ownCpu, g.ownMem, g.cpu, g.mem, undefined, false, g.size + 1);
     this.fillIO(row, g.ownRd, g.ownWr, g.rd, g.wr);
+  }
+
+  // fillUnitGroup draws the row of a unit or container group: its name,
+  // how many processes it holds, and their summed CPU, memory and I/O.
+  fillUnitGroup(row, r, selected, i, d, p) {
+    const m = this.model;
+    if (row._k !== r) {
+      row.id = `row-${r}`;
+      row.setAttribute('aria-rowindex', String(r + 2));
+      row.style.transform = `translateY(${r * ROW_H}px)`;
+    }
+    row._k = r;
+    row._v = this.version;
+    if (row.hidden) row.hidden = false;
+    if (row._sel !== selected) {
+      row._sel = selected;
+      row.classList.toggle('sel', selected);
+      row.setAttribute('aria-selected', selected ? 'true' : 'false');
+    }
+    for (const cls of ['match', 'dim', 'started', 'exited']) row.classList.remove(cls);
+    row._match = false;
+    row._dim = false;
+    row._mark = '';
+    row._labelDirty = true;
+    row._grp = true;
+    row._i = -1;
+    row.classList.add('grp', 'ugrp');
+    const open = this.isOpen(i, d);
+    row._level = String(d + 1);
+    row.setAttribute('aria-level', row._level);
+    row._expanded = open ? 'true' : 'false';
+    row.setAttribute('aria-expanded', row._expanded);
+    row._tog.textContent = open ? '▼' : '▶';
+    row._tog.classList.remove('leaf');
+    row._indent = 4;
+    row._cells.name.style.paddingLeft = '4px';
+    const tot = subtreeTotals(m);
+    const count = tot.size[i] - 1;
+    const what = p._group === 'unit' ? 'unit' : 'container';
+    const q = this.found ? this.found.q : '';
+    // Drawn again only when it changed: a label rebuilt between the two
+    // clicks of a double click loses the double click.
+    const lsig = `${p.name}|${count}|${q}`;
+    if (row._ugsig !== lsig) {
+      row._ugsig = lsig;
+      const nameKids = [];
+      for (const [text, hit] of highlightParts(p.name, q)) nameKids.push(hit ? h('mark', null, text) : text);
+      row._label.replaceChildren(h('span', { class: 'nm' }, nameKids), h('span', { class: 'count' }, `×${count}`));
+    }
+    row._label.title = p._value === ''
+      ? `${count} processes without a ${what} (kernel threads, processes outside any ${what}, or not sent)`
+      : `${what} ${p._value}: ${count} processes; CPU, memory and I/O are their sums`;
+    const c = row._cells;
+    for (const k of ['pid', 'ppid', 'user', 'threads', 'status', 'start']) c[k].textContent = '';
+    c.start.title = '';
+    row._gsig = '';
+    row._iosig = '';
+    this.fillGauges(row, tot.cpu[i], tot.mem[i], null, null, undefined, false, 0);
+    this.fillIO(row, tot.rd[i], tot.wr[i], null, null);
   }
 
   // fillLabel draws the name (with <mark>s around search hits), a tag saying
@@ -799,7 +920,7 @@ export class ProcView {
     if (count === 0) return;
     let r = this.selectedRow();
     const page = Math.max(1, Math.floor((this.vpH || 600) / ROW_H) - 1);
-    const tree = this.view === 'tree';
+    const tree = this.isTree();
     const i = r >= 0 ? this.rows.idx[r] : -1;
     const d = r >= 0 ? this.rows.depth[r] : 0;
     const hasKids = tree && r >= 0 && this.hasKids(i);
@@ -842,7 +963,7 @@ export class ProcView {
         }
         break;
       case 'Enter':
-        if (i < 0) this.toggle(i, d);
+        if (i < 0 || this.model.procs[i]._group) this.toggle(i, d);
         else if (r >= 0) this.openDetail();
         break;
       case 'Escape':
@@ -869,7 +990,7 @@ export class ProcView {
       const row = e.target.closest('.row');
       if (!row || row._k < 0) return;
       const r = row._k;
-      if (e.target.closest('.tog') && this.view === 'tree') {
+      if (e.target.closest('.tog') && this.isTree()) {
         const i = this.rows.idx[r];
         if (this.hasKids(i)) this.toggle(i, this.rows.depth[r]);
       }
@@ -886,7 +1007,7 @@ export class ProcView {
       if (!row || row._k < 0 || e.target.closest('.tog')) return;
       this.select(row._k, false);
       const i = this.rows.idx[row._k];
-      if (i < 0) this.toggle(i, this.rows.depth[row._k]);
+      if (i < 0 || this.model.procs[i]._group) this.toggle(i, this.rows.depth[row._k]);
       else this.openDetail();
     });
     head.addEventListener('click', (e) => {
@@ -916,6 +1037,8 @@ export class ProcView {
 
   openDetail() {
     if (this.selKey === null) return;
+    const gi = this.model.keyIndex.get(this.selKey);
+    if (gi !== undefined && this.model.procs[gi]._group) return; // a unit or container row has no details
     this.detailKey = this.selKey;
     this.els.detail.hidden = false;
     this.renderDetail();
@@ -946,15 +1069,15 @@ export class ProcView {
       rows.push(h('dt', null, label), h('dd', extra, value));
     };
     add('PID', String(p.pid));
-    let parentEl = String(p.ppid);
-    if (live && m.parent[i] !== -1) {
+    let parentEl = String(p._ppid ?? p.ppid);
+    if (live && m.parent[i] !== -1 && !m.procs[m.parent[i]]._group) {
       const pp = m.procs[m.parent[i]];
       parentEl = h('button', { type: 'button', class: 'link', onclick: () => this.selectProcess(m.parent[i]) }, `${pp.name} (${pp.pid})`);
     }
     add('Parent', parentEl);
     if (live && m.parent[i] === -1 && REASONS[m.rootReason[i]]) add('Root because', REASONS[m.rootReason[i]][1]);
     if (live) add('Children', String(m.children[i].length));
-    if (live && this.view === 'tree') add('Depth', String(depthOf(m, i)));
+    if (live && this.view === 'tree' && this.groupBy === 'none') add('Depth', String(depthOf(m, i)));
     add('User', p.username);
     add('Status', p.status);
     add('CPU', `${num(p.cpu_percent, 1)} % of one core`);
@@ -1014,7 +1137,7 @@ export class ProcView {
 
   selectProcess(i) {
     let r = this.rowOf[i];
-    if (r < 0 && this.view === 'tree' && !this.found) {
+    if (r < 0 && this.isTree() && !this.found) {
       // Open the ancestors (and group) so the process becomes visible.
       this.openTo(i);
       r = this.rowOf[i];

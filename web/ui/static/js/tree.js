@@ -526,3 +526,62 @@ export function highlightParts(text, q) {
   if (from < text.length || parts.length === 0) parts.push([text.slice(from), false]);
   return parts;
 }
+
+/** Fields processes can be grouped by, and the name of the group of those without it. */
+export const GROUP_BY = {
+  unit: { field: 'unit', none: '(no unit)' },
+  container: { field: 'container_id', none: '(no container)' },
+};
+
+/**
+ * groupedModel builds the tree of processes grouped by unit or container:
+ * one synthetic root per value (marked _group, a negative pid, key
+ * `grp:<by>:<value>`) holding its processes. In the tree (flat false) a
+ * process stays under its parent when the parent is in the same group,
+ * else it hangs from the group; flat, every process hangs from its group.
+ * The rest of this file (totals, sorting by them, folding, search) then
+ * works unchanged, and a group's totals are its subtree's.
+ * Rewired processes are copies keeping the real ppid in _ppid.
+ * @returns the model, with groupedBy, hasField (some process had the field) and nGroups
+ */
+export function groupedModel(procs, by, flat) {
+  const g = GROUP_BY[by];
+  const field = g.field;
+  const byPid = new Map();
+  for (const p of procs) if (!byPid.has(p.pid)) byPid.set(p.pid, p);
+  const gid = new Map(); // value -> synthetic pid
+  const synth = [];
+  let hasField = false;
+  const valueOf = (p) => {
+    const v = p[field];
+    if (typeof v === 'string' && v !== '') {
+      hasField = true;
+      return v;
+    }
+    return '';
+  };
+  const out = new Array(procs.length);
+  for (let k = 0; k < procs.length; k++) {
+    const p = procs[k];
+    const v = valueOf(p);
+    let gp = gid.get(v);
+    if (gp === undefined) {
+      gp = -(synth.length + 1);
+      gid.set(v, gp);
+      synth.push({ pid: gp, ppid: 0, name: v === '' ? g.none : v, _group: by, _value: v });
+    }
+    const parent = flat ? undefined : byPid.get(p.ppid);
+    const keep = parent !== undefined && parent !== p && valueOf(parent) === v;
+    out[k] = keep ? p : { ...p, ppid: gp, _ppid: p.ppid };
+  }
+  const model = buildModel(out.concat(synth));
+  for (let i = procs.length; i < model.n; i++) {
+    const key = `grp:${by}:${model.procs[i]._value}`;
+    model.keys[i] = key;
+    model.keyIndex.set(key, i);
+  }
+  model.groupedBy = by;
+  model.hasField = hasField;
+  model.nGroups = synth.length;
+  return model;
+}
