@@ -19,7 +19,8 @@ if (!BASE) throw new Error('PROCSCOPE_BASE is not set: run the tests with `node 
 
 const IO = 'io-host';
 const PLAIN = 'plain-agent';
-const KEYS = { [IO]: 'key-iohost-0123456789', [PLAIN]: 'key-plain-0123456789' };
+const EV = 'ev-host';
+const KEYS = { [IO]: 'key-iohost-0123456789', [PLAIN]: 'key-plain-0123456789', [EV]: 'key-evhost-0123456789' };
 const BOOT = Date.parse('2026-11-25T08:00:00Z');
 const iso = (ms) => new Date(ms).toISOString();
 const CID = 'a'.repeat(64);
@@ -49,12 +50,33 @@ const IO_N = ioProcesses().length;
 const snap = (host, at, processes) => ({ hostname: host, captured_at: iso(at), system_info: systemInfo(host, processes.length), processes });
 
 let browser;
+const evSnaps = [];
 
 before(async () => {
   await ingest(BASE, KEYS[IO], snap(IO, Date.now() - 20000, ioProcesses()));
   // the original agent: no unit, container or I/O fields at all
   const plain = ioProcesses().map(({ unit, container_id: c, pod_uid: pu, read_bytes_per_sec: r, write_bytes_per_sec: w, ...rest }) => rest);
   await ingest(BASE, KEYS[PLAIN], snap(PLAIN, Date.now() - 20000, plain));
+  // ev-host: three snapshots a minute apart. Between the first two nginx
+  // 100 exits and nginx 200 starts in its unit (a restart), and a cron job
+  // starts; between the last two the job exits.
+  const now = Date.now();
+  const E = (pid, ppid, name, more = {}) => ({ pid, ppid, name, cpu_percent: 1, memory_mb: 10, create_time: iso(now - 600000 + pid), ...more });
+  const ng = 'system.slice/nginx.service';
+  const s1 = [E(1, 0, 'systemd'), E(100, 1, 'nginx', { unit: ng }), E(50, 1, 'sshd', { unit: 'system.slice/ssh.service' })];
+  const s2 = [E(1, 0, 'systemd'), E(200, 1, 'nginx', { unit: ng, create_time: iso(now - 90000) }), E(50, 1, 'sshd', { unit: 'system.slice/ssh.service' }),
+    E(300, 1, 'cron-job', { unit: 'system.slice/cron.service', create_time: iso(now - 80000) })];
+  const s3 = s2.filter((p) => p.pid !== 300);
+  evSnaps.push((await ingest(BASE, KEYS[EV], snap(EV, now - 120000, s1))).snapshot_id);
+  evSnaps.push((await ingest(BASE, KEYS[EV], snap(EV, now - 60000, s2))).snapshot_id);
+  evSnaps.push((await ingest(BASE, KEYS[EV], snap(EV, now - 20000, s3))).snapshot_id);
+  // the aggregator records events as it ingests: poll (bounded) until the four are there
+  for (let k = 0; k < 100; k++) {
+    const res = await fetch(`${BASE}/api/v1/hosts/${EV}/events`, { signal: AbortSignal.timeout(STEP_TIMEOUT) });
+    const body = await res.json();
+    if (res.ok && body.events.length >= 4) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30000 });
 });
 
@@ -256,5 +278,82 @@ test('group by on a host whose exporter sends no cgroup data says why instead of
   await waitLoaded(page, IO_N);
   const cells = await io(page);
   assert.ok(cells.length > 0 && cells.every((x) => x.read === '—' && x.write === '—'));
+  check();
+});
+
+// timeline reads the Events tab's entries in order.
+async function timeline(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('#panel-events .ev')).map((li) => ({
+    kind: li.querySelector('.ev-open').dataset.kind,
+    pid: Number(li.querySelector('.ev-open').dataset.pid),
+    name: li.querySelector('.ev-name').textContent,
+    detail: li.querySelector('.ev-detail').textContent,
+    where: li.querySelector('.ev-where').textContent,
+  })));
+}
+
+test('events tab: starts, exits and restarts newest first; kind filter; the filter box asks the server (q)', async (t) => {
+  const { page, check } = await open(t, url({ host: EV, tab: 'events' }));
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length === 4, 'four events');
+  let ev = await timeline(page);
+  assert.deepEqual(ev[0], { kind: 'exited', pid: 300, name: 'cron-job', detail: ev[0].detail, where: 'system.slice/cron.service' });
+  assert.match(ev[0].detail, /^ran .*last 1\.0 % CPU, 10\.0 MiB$/);
+  assert.deepEqual(ev.slice(1).map((e) => `${e.kind} ${e.pid}`).sort(), ['exited 100', 'restarted 200', 'started 300']);
+  assert.equal(ev.find((e) => e.kind === 'restarted').detail, 'replaces pid 100');
+  assert.equal(await page.textContent('#panel-events .ev-count'), '4 events');
+  // kind filter
+  await page.selectOption('#panel-events .ev-kind', 'restarted');
+  ev = await timeline(page);
+  assert.deepEqual(ev.map((e) => e.pid), [200]);
+  await page.selectOption('#panel-events .ev-kind', 'all');
+  // the filter box: the server's q (name, unit or container)
+  const asked = page.waitForRequest((r) => r.url().includes('/events?') && r.url().includes('q=cron'));
+  await page.fill('#panel-events .ev-q', 'cron');
+  await asked;
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length === 2, 'two cron events');
+  ev = await timeline(page);
+  assert.deepEqual(ev.map((e) => e.kind), ['exited', 'started']);
+  await page.fill('#panel-events .ev-q', 'no-such-thing');
+  await wait(page, () => document.querySelector('#panel-events .ev-empty')?.textContent.includes('matches "no-such-thing"'), 'the empty filter state');
+  check();
+});
+
+test('an event opens the process tree at its moment, the process selected (an exit: just before it exited)', async (t) => {
+  const { page, check } = await open(t, url({ host: EV, tab: 'events' }));
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length === 4, 'four events');
+  await page.click('#panel-events .ev-open[data-kind=restarted]');
+  await wait(page, () => !document.getElementById('panel-processes').hidden && document.querySelector('#detail:not([hidden]) h2')?.textContent === 'nginx', 'nginx 200 selected');
+  assert.match(await page.evaluate(() => location.search), new RegExp(`at=${evSnaps[1]}`), 'the snapshot of the restart');
+  assert.equal(await page.evaluate(() => document.querySelector('#detail dd').textContent), '200');
+  await page.click('#tab-events');
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length === 4, 'four events again');
+  await page.click('#panel-events .ev-open[data-kind=exited][data-pid="300"]');
+  await wait(page, () => document.querySelector('#detail:not([hidden]) h2')?.textContent === 'cron-job', 'the job, before it exited');
+  assert.match(await page.evaluate(() => location.search), new RegExp(`at=${evSnaps[1]}`), 'the snapshot before the exit');
+  check();
+});
+
+test('restarted badge: a process that restarted in the last hour carries it in the tree; one events request for the host view', async (t) => {
+  const { page, check } = await open(t, url({ host: EV }));
+  const asked = [];
+  page.on('request', (r) => {
+    if (r.url().includes('/events?')) asked.push(r.url());
+  });
+  await wait(page, () => document.querySelector('#viewport .row:not([hidden]) .badge-restarted') !== null, 'the restarted badge');
+  const who = await page.evaluate(() => Array.from(document.querySelectorAll('#viewport .row:not([hidden])'))
+    .filter((r) => r.querySelector('.badge-restarted')).map((r) => r.querySelector('.c-pid').textContent));
+  assert.deepEqual(who, ['200']);
+  assert.match(await page.getAttribute('#viewport .badge-restarted', 'title'), /replaces pid 100/);
+  // a refresh within the minute asks nothing more
+  await page.click('#refresh');
+  await page.waitForLoadState('networkidle').catch(() => {});
+  assert.ok(asked.length <= 1, `events asked ${asked.length} times`);
+  check();
+});
+
+test('events tab on a host with one snapshot says why it is empty', async (t) => {
+  const { page, check } = await open(t, url({ host: IO, tab: 'events' }));
+  await wait(page, () => document.querySelector('#panel-events .ev-empty:not([hidden])')?.textContent.includes('a host needs two'), 'the empty state');
+  assert.match(await page.textContent('#panel-events .ev-empty'), /No process started, exited or restarted in the last 1h/);
   check();
 });

@@ -19,6 +19,7 @@ import { Changes } from './changes.js';
 import { renderSystem } from './system.js';
 import { SORTS } from './tree.js';
 import { HistoryView, atURL, snapshotsURL, snapshotURL, processHistory } from './history.js';
+import { EventsView } from './events.js';
 
 const $ = (id) => document.getElementById(id);
 const HOSTS_EVERY_MS = 15000; // online/offline and last-seen refresh
@@ -90,12 +91,21 @@ const hist = new HistoryView($('panel-history'), {
   onRange: () => writeURL(true),
 });
 
+// Events tab (events.js): an entry opens the tree at its moment.
+const events = new EventsView($('panel-events'), {
+  onOpen: (t, pid) => {
+    state.pendingSelect = pid;
+    setTab('processes', true);
+    pickTime(t);
+  },
+});
+
 // ---- URL state ----
 
 function readURL() {
   const p = new URLSearchParams(location.search);
   state.host = p.get('host') ?? '';
-  state.tab = ['system', 'history'].includes(p.get('tab')) ? p.get('tab') : 'processes';
+  state.tab = ['system', 'history', 'events'].includes(p.get('tab')) ? p.get('tab') : 'processes';
   const at = Number(p.get('at'));
   state.atId = Number.isSafeInteger(at) && at > 0 ? at : 0;
   state.q = p.get('q') ?? '';
@@ -292,6 +302,7 @@ function applyHost() {
   $('snap-meta').textContent = '';
   view.setHost(state.host);
   hist.setHost(state.host);
+  events.setHost(state.host);
   renderSystem($('panel-system'), null);
   renderPast();
   renderHostState();
@@ -300,6 +311,7 @@ function applyHost() {
   if (state.atId) openSnapshotId(state.atId);
   else refresh();
   if (state.tab === 'history') hist.load();
+  if (state.tab === 'events') events.load();
 }
 
 /** showPanels shows the fleet, a host's empty state or its current tab. */
@@ -313,6 +325,7 @@ function showPanels() {
   $('panel-system').hidden = fleet || empty || state.tab !== 'system';
   $('panel-processes').hidden = fleet || empty || state.tab !== 'processes';
   $('panel-history').hidden = fleet || empty || state.tab !== 'history';
+  $('panel-events').hidden = fleet || empty || state.tab !== 'events';
 }
 
 // ---- reachability ----
@@ -380,6 +393,9 @@ async function refresh() {
       const ho = hostEntry(host);
       if (ho && !ho.online) scheduleFleet();
       takePendingSelect();
+      events.restarts(host).then((m) => {
+        if (host === state.host) view.setRestarts(m);
+      });
     }
     showError('');
   } catch (err) {
@@ -654,13 +670,14 @@ function takePendingSelect() {
 // ---- tabs, search, sort ----
 
 function setTab(tab, push) {
-  state.tab = ['system', 'history'].includes(tab) ? tab : 'processes';
+  state.tab = ['system', 'history', 'events'].includes(tab) ? tab : 'processes';
   for (const b of document.querySelectorAll('[role=tab]')) {
     const on = b.dataset.tab === state.tab;
     b.setAttribute('aria-selected', on ? 'true' : 'false');
     b.tabIndex = on ? 0 : -1;
   }
   showPanels();
+  if (state.tab === 'events' && state.host) events.load();
   if (state.tab === 'processes') view.resized();
   if (state.tab === 'history' && state.host && hist.host === state.host) hist.load();
   writeURL(push);
@@ -736,8 +753,8 @@ function bind() {
     b.addEventListener('click', () => setTab(b.dataset.tab, true));
     b.addEventListener('keydown', (e) => {
       if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
-        const tabs = ['system', 'processes', 'history'];
-        const next = tabs[(tabs.indexOf(state.tab) + (e.key === 'ArrowRight' ? 1 : 2)) % 3];
+        const tabs = ['system', 'processes', 'history', 'events'];
+        const next = tabs[(tabs.indexOf(state.tab) + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
         setTab(next, true);
         $(`tab-${next}`).focus();
         e.preventDefault();

@@ -258,6 +258,17 @@ export class ProcView {
     this.els.viewport.scrollTop = top;
   }
 
+  /**
+   * setRestarts marks processes that restarted lately (events.js): Map
+   * pid -> the restarted event; a badge shows when the name matches too.
+   */
+  setRestarts(map) {
+    this.restarts = map && map.size ? map : null;
+    this.dataVersion++; // every label is drawn again
+    this.version++;
+    this.render();
+  }
+
   /** setMarks marks started processes and adds exited ones as ghost rows. */
   setMarks(diff) {
     this.marks = diff || null;
@@ -856,6 +867,10 @@ export class ProcView {
     const kids = [h('span', { class: 'nm' }, nameKids)];
     if (mark === 'new') kids.push(h('span', { class: 'badge badge-new', title: 'started since the moment compared with' }, 'new'));
     if (mark === 'exited') kids.push(h('span', { class: 'badge badge-exited', title: 'exited since the moment compared with: shown from its last snapshot' }, 'exited'));
+    const rs = this.restarts ? this.restarts.get(p.pid) : undefined;
+    if (rs && rs.name === p.name && !p._group) {
+      kids.push(h('span', { class: 'badge badge-restarted', title: `restarted ${localTime(rs.at)}: replaces pid ${rs.prev_pid}, which exited` }, 'restarted'));
+    }
     if (reason) kids.push(h('span', { class: `tag tag-${reason[0].replace(/[^a-z]/g, '')}`, title: `${reason[0]}: ${reason[1]}` }, reason[0]));
     if (p.cmdline) {
       const cmd = p.cmdline.length > CMD_PREVIEW ? `${p.cmdline.slice(0, CMD_PREVIEW)}…` : p.cmdline;
