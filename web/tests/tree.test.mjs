@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   buildModel, sortSiblings, search, flatten, flatList, highlightParts, procKey, subtreeTotals, arrange, hotPaths,
+  groupedModel, ioValue,
   ROOT_CYCLE, ROOT_SELF_PARENT, ROOT_MISSING_PARENT, ROOT_NORMAL,
 } from '../ui/static/js/tree.js';
 
@@ -232,4 +233,51 @@ test('gauge levels and the RAM %RAM is a share of', async () => {
   assert.equal(ramOf([], { system: { memory: { total_bytes: 32 * 1024 * 1024 * 1024 } } }), 32768);
   assert.equal(ramOf([{ memory_mb: 100, memory_percent: 0.5 }, { memory_mb: 1000, memory_percent: 5 }], null), 20000);
   assert.equal(ramOf([{ memory_mb: 100 }], {}), 0);
+});
+
+test('I/O totals: absent rates stay unknown (-1), 0 is a rate, sums skip the unknown', () => {
+  const m = buildModel([
+    P(1, 0, 'a', { read_bytes_per_sec: 0 }),
+    P(2, 1, 'b', { read_bytes_per_sec: 100, write_bytes_per_sec: 5 }),
+    P(3, 1, 'c'),
+    P(4, 3, 'd'),
+  ]);
+  const t = subtreeTotals(m);
+  assert.deepEqual(Array.from(t.rd), [100, 100, -1, -1]);
+  assert.deepEqual(Array.from(t.wr), [5, 5, -1, -1]);
+  assert.equal(ioValue({ read_bytes_per_sec: null }, 'read_bytes_per_sec'), -1);
+  assert.equal(ioValue({ read_bytes_per_sec: 0 }, 'read_bytes_per_sec'), 0);
+  // the tree by write totals: b's branch, then c's unknown one
+  sortSiblings(m, 'write', undefined, true);
+  assert.deepEqual(m.children[0].map((i) => m.procs[i].pid), [2, 3]);
+  const flat = flatList(m, 'read');
+  assert.deepEqual(pidsOf(m, flat), [2, 1, 3, 4]);
+});
+
+test('groupedModel: one synthetic root per unit; a parent in another unit is replaced by the group; flat hangs all from it', () => {
+  const procs = [
+    P(1, 0, 'systemd', { unit: 'init.scope' }),
+    P(10, 1, 'nginx', { unit: 'nginx.service', cpu_percent: 1 }),
+    P(11, 10, 'nginx', { unit: 'nginx.service', cpu_percent: 2 }),
+    P(20, 1, 'bash'),
+    P(21, 20, 'vim', { unit: 'nginx.service', cpu_percent: 4 }),
+  ];
+  const m = groupedModel(procs, 'unit', false);
+  assert.equal(m.nGroups, 3);
+  assert.ok(m.hasField);
+  const g = (name) => m.procs.findIndex((p) => p._group && p.name === name);
+  const ng = g('nginx.service');
+  assert.deepEqual(m.children[ng].map((i) => m.procs[i].pid).sort(), [10, 21], 'vim hangs from the group: its parent is in none');
+  assert.equal(m.procs[m.parent[m.index.get(11)]].pid, 10, 'a worker stays under its master');
+  assert.equal(m.procs[m.index.get(21)]._ppid, 20, 'the real ppid is kept');
+  assert.equal(m.keys[ng], 'grp:unit:nginx.service');
+  const t = subtreeTotals(m);
+  assert.equal(t.cpu[ng], 7);
+  assert.equal(t.size[ng], 4);
+  assert.ok(g('(no unit)') >= 0);
+  const f = groupedModel(procs, 'unit', true);
+  const fg = f.procs.findIndex((p) => p._group && p.name === 'nginx.service');
+  assert.deepEqual(f.children[fg].map((i) => f.procs[i].pid).sort(), [10, 11, 21]);
+  assert.equal(groupedModel(procs.map(({ unit, ...p }) => p), 'container', false).hasField, false);
+  assert.deepEqual(procs[2], P(11, 10, 'nginx', { unit: 'nginx.service', cpu_percent: 2 }), 'the input is not changed');
 });
