@@ -281,3 +281,12 @@ test('groupedModel: one synthetic root per unit; a parent in another unit is rep
   assert.equal(groupedModel(procs.map(({ unit, ...p }) => p), 'container', false).hasField, false);
   assert.deepEqual(procs[2], P(11, 10, 'nginx', { unit: 'nginx.service', cpu_percent: 2 }), 'the input is not changed');
 });
+
+test('search in a grouped model counts processes only; the group is the way to them', () => {
+  const m = groupedModel([P(1, 0, 'systemd'), P(10, 1, 'nginx', { unit: 'nginx.service' }), P(11, 10, 'nginx', { unit: 'nginx.service' })], 'unit', false);
+  const f = search(m, 'nginx');
+  assert.equal(f.count, 2);
+  const g = m.procs.findIndex((p) => p._group && p.name === 'nginx.service');
+  assert.equal(f.match[g], 0);
+  assert.equal(f.anc[g], 1);
+});

@@ -788,7 +788,7 @@ export class ProcView {
     row._label.title = `${label}: ${g.members.length} processes with this name under one parent, folded until opened`;
     const c = row._cells;
     c.pid.textContent = '';
-    c.ppid.textContent = g.parent === -1 ? '' : String(this.model.procs[g.parent].pid);
+    c.ppid.textContent = g.parent === -1 || this.model.procs[g.parent]._group ? '' : String(this.model.procs[g.parent].pid);
     c.user.textContent = '';
     c.threads.textContent = '';
     c.status.textContent = '';

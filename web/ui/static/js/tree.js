@@ -417,6 +417,7 @@ export function search(model, q) {
   const { nameL, userL, cmdL } = haystacks(model);
   let count = 0;
   for (let i = 0; i < n; i++) {
+    if (procs[i]._group) continue; // a unit/container row is shown as the way to its matches
     if (
       nameL[i].includes(q) ||
       (num >= 0 && (procs[i].pid === num || procs[i].ppid === num)) ||
