@@ -69,9 +69,9 @@ func TestSelfAndThreadCPU(t *testing.T) {
 }
 
 // TestServerDownUp: down is connection refused, up answers again on the
-// same address.
+// same address. Not parallel: this package's other tests start servers on
+// ports the OS picks, and one could take the port while it is down.
 func TestServerDownUp(t *testing.T) {
-	t.Parallel()
 	s := NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	addr := s.Addr()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
