@@ -281,7 +281,7 @@ test('group by on a host whose exporter sends no cgroup data says why instead of
   const { page, check } = await open(t, url({ host: PLAIN, group: 'unit' }));
   await wait(page, () => !document.getElementById('grid-empty').hidden && document.getElementById('grid-empty').textContent.includes('no cgroup data'), 'the empty state');
   const msg = await page.textContent('#grid-empty');
-  assert.match(msg, /original agent, or --no-collect\.cgroup/);
+  assert.match(msg, /original agent, or --collect\.cgroup turned off/);
   assert.equal(await rowCount(page), 0);
   // the I/O columns of the original agent: dashes
   await page.selectOption('#groupby', 'none');

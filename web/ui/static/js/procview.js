@@ -491,7 +491,7 @@ export class ProcView {
     else if (!this.loaded) msg = 'Loading processes…';
     else if (this.model.n === 0) msg = 'This snapshot has no processes.';
     else if (this.noGroupData()) {
-      msg = `No process of this snapshot has a ${this.groupBy === 'unit' ? 'unit' : 'container id'} to group by: this exporter sends no cgroup data (the original agent, or --no-collect.cgroup). Choose Group: none to see the processes.`;
+      msg = `No process of this snapshot has a ${this.groupBy === 'unit' ? 'unit' : 'container id'} to group by: this exporter sends no cgroup data (the original agent, or --collect.cgroup turned off). Choose Group: none to see the processes.`;
     } else if (this.found && this.found.count === 0) msg = 'No process matches the search.';
     e.textContent = msg;
     e.hidden = msg === '';
