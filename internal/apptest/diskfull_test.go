@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,37 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procscope/procscope/internal/testutil"
 	"github.com/procscope/procscope/tools/loadgen/gen"
 )
-
-// mountTmpfs mounts a tmpfs of size on a new directory, unmounted at
-// cleanup (registered before the caller's, so it runs after them). It
-// skips without root or mount rights, unless REQUIRE_E2E=1.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	skip := func(why string) {
-		if os.Getenv("REQUIRE_E2E") == "1" {
-			t.Fatalf("REQUIRE_E2E=1 but %s", why)
-		}
-		t.Skip(why)
-	}
-	if os.Geteuid() != 0 {
-		skip("mounting a tmpfs needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		skip(fmt.Sprintf("mount -t tmpfs: %v %s", err, out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // fill writes filler until the file system of dir has at most leave bytes
 // free (0: until it is full).
@@ -179,7 +150,7 @@ func waitFor(t *testing.T, p *Process, what string, cond func() bool) {
 // every acknowledged snapshot reads back identical.
 func TestDiskFull(t *testing.T) {
 	bin := binary(t)
-	mnt := mountTmpfs(t, "160m")
+	mnt := testutil.MountTmpfs(t, "160m")
 	storage := filepath.Join(mnt, "store")
 	p, err := Start(bin, storage, 2*time.Minute, "--storage.min-free-disk-space=48MiB")
 	if err != nil {

@@ -4,48 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
+	"github.com/procscope/procscope/internal/testutil"
 )
-
-// mountTmpfs mounts a tmpfs of size on a new directory until cleanup; it
-// skips without root, unless REQUIRE_E2E=1.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	skip := func(why string) {
-		if os.Getenv("REQUIRE_E2E") == "1" {
-			t.Fatalf("REQUIRE_E2E=1 but %s", why)
-		}
-		t.Skip(why)
-	}
-	if os.Geteuid() != 0 {
-		skip("mounting a tmpfs needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		skip(fmt.Sprintf("mount: %v %s", err, out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount: %v %s", err, out)
-		}
-	})
-	return dir
-}
 
 // SQLite itself running out of space (no margin configured): the ingest
 // fails with ErrStorageFull, Full() says so, what was acknowledged reads
 // back, and once space is freed the next ingest goes through.
 func TestSQLiteFullDisk(t *testing.T) {
-	mnt := mountTmpfs(t, "8m")
+	mnt := testutil.MountTmpfs(t, "8m")
 	dir := filepath.Join(mnt, "store")
 	s := openTest(t, dir, Options{PruneInterval: -1})
 	ctx := context.Background()

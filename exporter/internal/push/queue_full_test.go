@@ -2,15 +2,13 @@ package push
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/procscope/procscope/internal/testutil"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,27 +16,7 @@ import (
 // deleting the oldest queued snapshots, counted and logged once; the
 // newest are kept. Needs root to mount (REQUIRE_E2E=1 makes it required).
 func TestQueueOnFullDisk(t *testing.T) {
-	skip := func(why string) {
-		if os.Getenv("REQUIRE_E2E") == "1" {
-			t.Fatalf("REQUIRE_E2E=1 but %s", why)
-		}
-		t.Skip(why)
-	}
-	if os.Geteuid() != 0 {
-		skip("mounting a tmpfs needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
-		skip(fmt.Sprintf("mount: %v %s", err, out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount: %v %s", err, out)
-		}
-	})
+	dir := testutil.MountTmpfs(t, "1m")
 	q, _, err := OpenQueue(filepath.Join(dir, "queue"), 10_000)
 	if err != nil {
 		t.Fatal(err)
