@@ -245,12 +245,8 @@ func (s *Postgres) rebase(ctx context.Context, tx pgx.Tx, kf int64) error {
 	if err != nil {
 		return err
 	}
-	type dep struct {
-		id        int64
-		procs, sy []byte
-	}
-	deps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dep, error) {
-		var d dep
+	deps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rebaseDep, error) {
+		var d rebaseDep
 		err := r.Scan(&d.id, &d.procs, &d.sy)
 		return d, err
 	})
@@ -264,7 +260,7 @@ func (s *Postgres) rebase(ctx context.Context, tx pgx.Tx, kf int64) error {
 	if err != nil {
 		return err
 	}
-	decode := func(d dep) ([]snapshot.Process, []byte, error) {
+	decode := func(d rebaseDep) ([]snapshot.Process, []byte, error) {
 		procs, err := decodeProcsAgainst(d.procs, old)
 		if err != nil {
 			return nil, nil, err
@@ -272,30 +268,8 @@ func (s *Postgres) rebase(ctx context.Context, tx pgx.Tx, kf int64) error {
 		sys, err := decodeSysAgainst(d.sy, old)
 		return procs, sys, err
 	}
-	newProcs, newSys, err := decode(deps[0])
-	if err != nil {
-		return fmt.Errorf("snapshot %d: %w", deps[0].id, err)
-	}
-	newID := deps[0].id
-	if _, err := tx.Exec(ctx, "UPDATE snapshots SET base_id = NULL, procs = $1, sys = $2 WHERE id = $3",
-		sealBlob(blobFull, encodeFull(newProcs)), sealBlob(blobFull, newSys), newID); err != nil {
+	return rebaseDeps(deps, decode, func(id int64, base any, procs, sys []byte) error {
+		_, err := tx.Exec(ctx, "UPDATE snapshots SET base_id = $1, procs = $2, sys = $3 WHERE id = $4", base, procs, sys, id)
 		return err
-	}
-	idx := baseIndex(newProcs)
-	toks := sysTokens(newSys)
-	for _, d := range deps[1:] {
-		procs, sys, err := decode(d)
-		if err != nil {
-			return fmt.Errorf("snapshot %d: %w", d.id, err)
-		}
-		sysBlob := sealBlob(blobFull, sys)
-		if raw, ok := encodeSysDelta(toks, sys); ok {
-			sysBlob = sealBlob(blobDelta, raw)
-		}
-		if _, err := tx.Exec(ctx, "UPDATE snapshots SET base_id = $1, procs = $2, sys = $3 WHERE id = $4",
-			newID, sealBlob(blobDelta, encodeDelta(procs, newProcs, idx)), sysBlob, d.id); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }

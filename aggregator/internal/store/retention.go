@@ -298,13 +298,9 @@ func (s *SQLite) rebase(ctx context.Context, tx *sql.Tx, kf int64) error {
 	if err != nil {
 		return err
 	}
-	type dep struct {
-		id        int64
-		procs, sy []byte
-	}
-	var deps []dep
+	var deps []rebaseDep
 	for rows.Next() {
-		var d dep
+		var d rebaseDep
 		if err := rows.Scan(&d.id, &d.procs, &d.sy); err != nil {
 			_ = rows.Close()
 			return err
@@ -322,7 +318,7 @@ func (s *SQLite) rebase(ctx context.Context, tx *sql.Tx, kf int64) error {
 	if err != nil {
 		return err
 	}
-	decode := func(d dep) ([]snapshot.Process, []byte, error) {
+	decode := func(d rebaseDep) ([]snapshot.Process, []byte, error) {
 		procs, err := s.decodeProcs(d.procs, old)
 		if err != nil {
 			return nil, nil, err
@@ -330,13 +326,31 @@ func (s *SQLite) rebase(ctx context.Context, tx *sql.Tx, kf int64) error {
 		sys, err := s.decodeSys(d.sy, old)
 		return procs, sys, err
 	}
+	return rebaseDeps(deps, decode, func(id int64, base any, procs, sys []byte) error {
+		_, err := tx.ExecContext(ctx, "UPDATE snapshots SET base_id = ?, procs = ?, sys = ? WHERE id = ?", base, procs, sys, id)
+		return err
+	})
+}
+
+// rebaseDep is a snapshot stored as a delta against a keyframe about to go.
+type rebaseDep struct {
+	id        int64
+	procs, sy []byte
+}
+
+// rebaseDeps re-encodes the deltas of a keyframe about to go, newest first
+// in deps: the newest becomes a keyframe, the others deltas against it.
+// decode reads a delta against the old keyframe; update stores a
+// snapshot's new base (nil: none) and blobs. Both stores use it with their
+// own SQL.
+func rebaseDeps(deps []rebaseDep, decode func(rebaseDep) ([]snapshot.Process, []byte, error),
+	update func(id int64, base any, procs, sys []byte) error) error {
 	newProcs, newSys, err := decode(deps[0])
 	if err != nil {
 		return fmt.Errorf("snapshot %d: %w", deps[0].id, err)
 	}
 	newID := deps[0].id
-	if _, err := tx.ExecContext(ctx, "UPDATE snapshots SET base_id = NULL, procs = ?, sys = ? WHERE id = ?",
-		sealBlob(blobFull, encodeFull(newProcs)), sealBlob(blobFull, newSys), newID); err != nil {
+	if err := update(newID, nil, sealBlob(blobFull, encodeFull(newProcs)), sealBlob(blobFull, newSys)); err != nil {
 		return err
 	}
 	idx := baseIndex(newProcs)
@@ -350,8 +364,7 @@ func (s *SQLite) rebase(ctx context.Context, tx *sql.Tx, kf int64) error {
 		if raw, ok := encodeSysDelta(toks, sys); ok {
 			sysBlob = sealBlob(blobDelta, raw)
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE snapshots SET base_id = ?, procs = ?, sys = ? WHERE id = ?",
-			newID, sealBlob(blobDelta, encodeDelta(procs, newProcs, idx)), sysBlob, d.id); err != nil {
+		if err := update(d.id, newID, sealBlob(blobDelta, encodeDelta(procs, newProcs, idx)), sysBlob); err != nil {
 			return err
 		}
 	}
