@@ -2,7 +2,7 @@
 // aggregator of its own, started with --remote-write.url and --history.url
 // pointing at a real victoria-metrics single node this test starts on
 // 127.0.0.1 (Debian's package), draws its charts from VictoriaMetrics; with
-// VictoriaMetrics killed it says it cannot load history.
+// VictoriaMetrics killed it says the external TSDB failed to answer.
 //
 // Without /usr/bin/victoria-metrics the test skips loudly, unless
 // REQUIRE_E2E=1, when that is a failure.
@@ -120,15 +120,16 @@ test('history tab: charts served from VictoriaMetrics (--history.url)', { skip: 
   });
   await page.goto(`/?${new URLSearchParams({ host: HOST, tab: 'history' })}`);
   await page.waitForSelector('#panel-history .chart canvas');
-  assert.equal(await page.locator('#panel-history .chart').count(), 2, 'CPU and memory charts');
-  assert.ok(!(await page.textContent('#panel-history')).includes('cannot load'), 'history loaded');
+  assert.ok((await page.locator('#panel-history .chart').count()) >= 2, 'CPU, memory and the other charts');
+  assert.ok(!(await page.textContent('#panel-history')).includes('charts are missing'), 'history loaded');
+  assert.ok(!(await page.textContent('#panel-history')).includes('No charts'), 'history loaded');
   await page.screenshot({ path: join(ART, 'light-history-victoriametrics.png') });
 
   // No VictoriaMetrics, no history: the tab says so rather than showing
   // anything from elsewhere.
   await killVM();
   await page.reload();
-  await page.waitForFunction(() => document.getElementById('panel-history')?.textContent.includes('cannot load history'), null, { timeout: 30000 });
+  await page.waitForFunction(() => document.getElementById('panel-history')?.textContent.includes('external TSDB that failed to answer'), null, { timeout: 30000 });
   assert.deepEqual(errors, []);
   await ctx.close();
 });
