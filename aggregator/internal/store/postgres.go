@@ -535,39 +535,6 @@ func decodeKeyframe(procsBlob, sysBlob []byte) (*frame, error) {
 	return &frame{procs: procs, sys: sys, sysTokens: sysTokens(sys)}, nil
 }
 
-// decodeProcsAgainst decodes a process blob against its keyframe (nil for
-// a keyframe's own blob).
-func decodeProcsAgainst(blob []byte, base *frame) ([]snapshot.Process, error) {
-	kind, raw, err := openBlob(blob)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case kind == blobFull:
-		return decodeFull(raw)
-	case kind == blobDelta && base != nil:
-		return decodeDelta(raw, base.procs)
-	default:
-		return nil, errCorrupt
-	}
-}
-
-// decodeSysAgainst decodes a system_info blob against its keyframe.
-func decodeSysAgainst(blob []byte, base *frame) ([]byte, error) {
-	kind, raw, err := openBlob(blob)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case kind == blobFull:
-		return append([]byte(nil), raw...), nil
-	case kind == blobDelta && base != nil:
-		return decodeSysDelta(raw, base.sysTokens)
-	default:
-		return nil, errCorrupt
-	}
-}
-
 // Stats implements Store. DatabaseBytes is what the store's tables take,
 // indexes and TOAST included.
 func (s *Postgres) Stats(ctx context.Context) (Stats, error) {

@@ -319,11 +319,11 @@ func (s *SQLite) rebase(ctx context.Context, tx *sql.Tx, kf int64) error {
 		return err
 	}
 	decode := func(d rebaseDep) ([]snapshot.Process, []byte, error) {
-		procs, err := s.decodeProcs(d.procs, old)
+		procs, err := decodeProcsAgainst(d.procs, old)
 		if err != nil {
 			return nil, nil, err
 		}
-		sys, err := s.decodeSys(d.sy, old)
+		sys, err := decodeSysAgainst(d.sy, old)
 		return procs, sys, err
 	}
 	return rebaseDeps(deps, decode, func(id int64, base any, procs, sys []byte) error {
@@ -371,9 +371,9 @@ func rebaseDeps(deps []rebaseDep, decode func(rebaseDep) ([]snapshot.Process, []
 	return nil
 }
 
-// decodeProcs decodes a process blob against its keyframe (nil for a
-// keyframe's own blob).
-func (s *SQLite) decodeProcs(blob []byte, base *frame) ([]snapshot.Process, error) {
+// decodeProcsAgainst decodes a process blob against its keyframe (nil for
+// a keyframe's own blob).
+func decodeProcsAgainst(blob []byte, base *frame) ([]snapshot.Process, error) {
 	kind, raw, err := openBlob(blob)
 	if err != nil {
 		return nil, err
@@ -388,8 +388,8 @@ func (s *SQLite) decodeProcs(blob []byte, base *frame) ([]snapshot.Process, erro
 	}
 }
 
-// decodeSys decodes a system_info blob against its keyframe.
-func (s *SQLite) decodeSys(blob []byte, base *frame) ([]byte, error) {
+// decodeSysAgainst decodes a system_info blob against its keyframe.
+func decodeSysAgainst(blob []byte, base *frame) ([]byte, error) {
 	kind, raw, err := openBlob(blob)
 	if err != nil {
 		return nil, err
