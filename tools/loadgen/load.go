@@ -52,6 +52,8 @@ type config struct {
 	// prepared, when set, holds the bodies already (made once for several
 	// runs of the same workload); otherwise load prepares them.
 	prepared *workload
+	// failover: more URLs and the acks file (failover.go).
+	failover failoverFlags
 }
 
 // workload is every body the push sends, pre-compressed, and what is
@@ -296,13 +298,13 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	}
 	hosts := hostsOf(cfg, w)
 	const timeout = 30 * time.Second
-	target, err := newPushTarget(cfg.url+"/api/v1/ingest", timeout)
+	newPoster, err := newPosters(cfg, timeout)
 	if err != nil {
 		return nil, err
 	}
-	conns := make([]*pushConn, len(hosts))
+	conns := make([]poster, len(hosts))
 	for i, h := range hosts {
-		if conns[i], err = newPushConn(target, h.key); err != nil {
+		if conns[i], err = newPoster(h.key); err != nil {
 			return nil, err
 		}
 	}
@@ -377,6 +379,10 @@ func load(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	acks, lat := mergeStats(stats, res)
 	slices.Sort(lat)
 	res.lat = lat
+	printFailover(out, cfg, conns)
+	if err := writeAcks(cfg.failover.acksFile, hosts, acks); err != nil {
+		return res, err
+	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
@@ -519,7 +525,7 @@ type hostStats struct {
 type send struct{ at, lat time.Duration }
 
 // push makes host hi's pushes of the run, each at its due time (see load).
-func push(ctx context.Context, cfg config, h *host, hi int, c *pushConn, sem chan struct{},
+func push(ctx context.Context, cfg config, h *host, hi int, c poster, sem chan struct{},
 	start, base time.Time, period time.Duration, total int, st *hostStats) {
 	n := 0
 	if hi < total {

@@ -87,6 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	warmup := fs.Duration("warmup", 0, "with -spawn: first push this long from other hosts, not counted, so that the measured push meets a running aggregator (0: none, the push meets a process just started)")
 	selfProfile := fs.String("self-cpuprofile", "", "write the load generator's own CPU profile to this file")
 	var extra stringsFlag
+	addFailoverFlags(fs, &cfg.failover)
 	fs.Var(&extra, "aggregator-flag", "with -spawn: one more flag for every spawned aggregator, e.g. -aggregator-flag=--storage.commit-interval=5ms (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -118,6 +119,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.workload != "evolve" && cfg.workload != "rotate" {
 		_, _ = fmt.Fprintf(stderr, "loadgen: -workload must be evolve or rotate, not %q\n", cfg.workload)
+		return 2
+	}
+	if err := cfg.failover.check(*spawn, cfg.url); err != nil {
+		_, _ = fmt.Fprintln(stderr, "loadgen:", err)
 		return 2
 	}
 	if cfg.hostPrefix == "" {
