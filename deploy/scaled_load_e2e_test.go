@@ -103,9 +103,22 @@ func TestScaledTopologyUnderLoad(t *testing.T) {
 		}
 	}
 
+	// Mid-request: A is stopped (SIGSTOP) until pushes wait unread in its
+	// sockets, then SIGKILLed; those pushes must go to B, not be lost.
 	waitStored(a, 40, "killing A")
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waiting := 0
+	for deadline := time.Now().Add(30 * time.Second); waiting < 4; waiting = unreadRequests(t, a.url) {
+		loadgenRunning("A had pushes waiting")
+		if time.Now().After(deadline) {
+			t.Fatalf("no push waited at the stopped A within 30 s (%d)", waiting)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	a.kill()
-	t.Logf("aggregator A (pid %d) SIGKILLed mid-run", a.pid())
+	t.Logf("aggregator A (pid %d) SIGKILLed mid-run, %d pushes unread in its sockets", a.pid(), waiting)
 	waitStored(b, 40, "B took over")
 	a = startAggregatorAt(t, "A again", bins.Aggregator, strings.TrimPrefix(a.url, "http://"), env, flags)
 	waitStored(a, 20, "the hosts came back to the restarted A")
@@ -282,6 +295,34 @@ func vmSamples(t *testing.T, base, host string, at int64) map[int64]float64 {
 		out[int64(ts*1000+0.5)] = f
 	}
 	return out
+}
+
+// unreadRequests counts the established connections to base's
+// 127.0.0.1 port holding bytes the aggregator has not read (Linux
+// /proc/net/tcp: local address, state 01, rx_queue).
+func unreadRequests(t *testing.T, base string) int {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	n := 0
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[1] != local || f[3] != "01" {
+			continue
+		}
+		if _, rx, ok := strings.Cut(f[4], ":"); ok && strings.Trim(rx, "0") != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // storedBy is an aggregator's procscope_aggregator_snapshots_stored_total
