@@ -11,6 +11,11 @@ package main
 // only when both are down. -acks-file records every acknowledged snapshot
 // (hostname, captured_at, id), so that a test can read each one back from
 // every aggregator.
+//
+//	go run ./tools/loadgen -url http://127.0.0.1:8001 -failover-url http://127.0.0.1:8002 -acks-file acks.jsonl
+//
+// deploy/scaled_load_e2e_test.go runs it so against two aggregators on one
+// PostgreSQL while one of them is SIGKILLed and restarted.
 
 import (
 	"bufio"
