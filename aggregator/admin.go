@@ -91,11 +91,17 @@ func checkName(stderr io.Writer, name string) bool {
 	return true
 }
 
-func hostsDelete(stdout, stderr io.Writer, logger *slog.Logger, loc storageLoc, name string) int {
+// openForHost checks the hostname argument of a `hosts` command, then
+// opens the store; with a nil store, code is the exit code.
+func openForHost(stderr io.Writer, logger *slog.Logger, loc storageLoc, name string) (st adminStore, code int) {
 	if !checkName(stderr, name) {
-		return 2
+		return nil, 2
 	}
-	st, code := openAdmin(stderr, logger, loc)
+	return openAdmin(stderr, logger, loc)
+}
+
+func hostsDelete(stdout, stderr io.Writer, logger *slog.Logger, loc storageLoc, name string) int {
+	st, code := openForHost(stderr, logger, loc, name)
 	if st == nil {
 		return code
 	}
@@ -112,19 +118,40 @@ func hostsDelete(stdout, stderr io.Writer, logger *slog.Logger, loc storageLoc, 
 	return code
 }
 
-func hostsResetKey(stdout, stderr io.Writer, logger *slog.Logger, loc storageLoc, name string) int {
-	if !checkName(stderr, name) {
-		return 2
+// hostsResetKey gives a host a new random key, bound at once, and prints
+// it once (like hostsAdd): nobody can take the host over between the
+// reset and its exporter's next push, whatever the enrolment mode. With
+// unbind the host is left without a key instead; the server then admits
+// its next push only as it would a new host's (enroll.go), so that in
+// token and closed mode nobody without the token can claim it.
+func hostsResetKey(stdout, stderr io.Writer, logger *slog.Logger, loc storageLoc, name string, unbind bool) int {
+	var key string
+	var hash *[32]byte
+	if !unbind {
+		k, h, err := newHostKey()
+		if err != nil {
+			_, _ = fmt.Fprintf(stderr, "procscope-aggregator: generating a key: %v\n", err)
+			return 1
+		}
+		key, hash = k, &h
 	}
-	st, code := openAdmin(stderr, logger, loc)
+	st, code := openForHost(stderr, logger, loc, name)
 	if st == nil {
 		return code
 	}
 	defer func() { _ = st.Close() }()
-	if err := st.ResetKey(context.Background(), name); err != nil {
+	if err := st.ResetKey(context.Background(), name, hash); err != nil {
 		return adminError(stderr, name, "resetting the key of", err)
 	}
-	_, _ = fmt.Fprintf(stdout, "host %s has no key now, with immediate effect (a running server needs no restart): the next ingest for it binds the key it carries, whatever it is; install the new key on its exporter and restart that exporter now, before the old one pushes again\n", printable(name))
+	if unbind {
+		_, _ = fmt.Fprintf(stdout, "host %s has no key now (a running aggregator sees it within a second): its next push binds the key it carries if the aggregator's enrollment admits it as a new host: any push in open mode, only one with the enrollment token in token mode, none in closed mode (there, run `hosts reset-key %s` without --unbind)\n",
+			printable(name), printable(name))
+		return 0
+	}
+	_, _ = fmt.Fprintf(stdout, `new API key of host %s, shown only this once (the aggregator keeps only its hash):
+%s
+The old key is refused from now on, by a running aggregator too (within a second, no restart needed).
+%s`, printable(name), key, installHint(name))
 	return 0
 }
 

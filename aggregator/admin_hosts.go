@@ -24,18 +24,17 @@ func hostsAdd(stdout, stderr io.Writer, logger *slog.Logger, loc storageLoc, nam
 	if !checkName(stderr, name) {
 		return 2
 	}
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	key, hash, err := newHostKey()
+	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "procscope-aggregator: generating a key: %v\n", err)
 		return 1
 	}
-	key := hex.EncodeToString(b[:])
 	st, code := openAdmin(stderr, logger, loc)
 	if st == nil {
 		return code
 	}
 	defer func() { _ = st.Close() }()
-	if err := st.AddHost(context.Background(), name, sha256.Sum256([]byte(key))); err != nil {
+	if err := st.AddHost(context.Background(), name, hash); err != nil {
 		if errors.Is(err, store.ErrHostExists) {
 			_, _ = fmt.Fprintf(stderr, "procscope-aggregator: host %s exists already (see `hosts list`); to give it a new key, run `hosts reset-key %s`\n",
 				printable(name), printable(name))
@@ -45,10 +44,26 @@ func hostsAdd(stdout, stderr io.Writer, logger *slog.Logger, loc storageLoc, nam
 	}
 	_, _ = fmt.Fprintf(stdout, `added host %s. Its API key, shown only this once (the aggregator keeps only its hash):
 %s
-Install it on %s: save the key in a file only the exporter can read (e.g. /etc/procscope/exporter-api-key, mode 0600)
-and start the exporter with --push.api-key-file=/etc/procscope/exporter-api-key (or set PROCSCOPE_API_KEY).
-`, printable(name), key, printable(name))
+%s`, printable(name), key, installHint(name))
 	return 0
+}
+
+// newHostKey is a random host key (32 bytes from crypto/rand, hex, as
+// exporters generate theirs) and the SHA-256 the store keeps of it.
+func newHostKey() (string, [32]byte, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", [32]byte{}, err
+	}
+	key := hex.EncodeToString(b[:])
+	return key, sha256.Sum256([]byte(key)), nil
+}
+
+// installHint says how to give a printed key to the host's exporter.
+func installHint(name string) string {
+	return fmt.Sprintf(`Install it on %s: save the key in a file only the exporter can read (e.g. /etc/procscope/exporter-api-key, mode 0600)
+and start the exporter with --push.api-key-file=/etc/procscope/exporter-api-key (or set PROCSCOPE_API_KEY).
+`, printable(name))
 }
 
 // deleteHistory deletes the history series of every deleted host still

@@ -27,8 +27,11 @@ func TestHostsCommandsOnPostgres(t *testing.T) {
 	if code, out, errb := cmd("hosts", "list"); code != 0 || !strings.Contains(out, "web<1>") {
 		t.Fatalf("hosts list: %d %s %s", code, out, errb)
 	}
-	if code, out, errb := cmd("hosts", "reset-key", "web<1>"); code != 0 || !strings.Contains(out, "has no key now") {
+	if code, out, errb := cmd("hosts", "reset-key", "web<1>"); code != 0 || !keyLine.MatchString(out) {
 		t.Fatalf("hosts reset-key: %d %s %s", code, out, errb)
+	}
+	if code, out, errb := cmd("hosts", "reset-key", "--unbind", "web<1>"); code != 0 || !strings.Contains(out, "has no key now") {
+		t.Fatalf("hosts reset-key --unbind: %d %s %s", code, out, errb)
 	}
 	if code, out, errb := cmd("hosts", "delete", "web<1>"); code != 0 || !strings.Contains(out, "deleted host") {
 		t.Fatalf("hosts delete: %d %s %s", code, out, errb)

@@ -71,8 +71,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	addName := addCmd.Arg("name", "Hostname, exactly as its exporter reports it.").Required().String()
 	deleteCmd := hostsCmd.Command("delete", "Delete a host, all its snapshots and its history series.")
 	deleteName := deleteCmd.Arg("name", "Hostname, exactly as shown by `hosts list`.").Required().String()
-	resetCmd := hostsCmd.Command("reset-key", "Unbind a host's API key, at once (a running server needs no restart): the next ingest for the host binds the key it carries, whatever it is.")
+	resetCmd := hostsCmd.Command("reset-key", "Give a host a new random API key and print it, once; the old key is refused at once (a running server needs no restart).")
 	resetName := resetCmd.Arg("name", "Hostname, exactly as shown by `hosts list`.").Required().String()
+	resetUnbind := resetCmd.Flag("unbind", "Instead, leave the host without a key: its next push binds the key it carries if enrollment admits it as it would a new host (open: any push; token: one with the enrollment token; closed: none).").Bool()
 
 	backupCmdline := app.Command("backup", "Copy the database and the history store to a new directory, while the server runs or not (only --storage.path and --log.* apply). Restore: start the aggregator with --storage.path on it.")
 	backupTo := backupCmdline.Flag("to", "The backup's directory; it must not exist (it appears, complete, at the end).").PlaceHolder("DIR").String()
@@ -129,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case deleteCmd.FullCommand():
 		return hostsDelete(stdout, stderr, logger, loc, *deleteName)
 	case resetCmd.FullCommand():
-		return hostsResetKey(stdout, stderr, logger, loc, *resetName)
+		return hostsResetKey(stdout, stderr, logger, loc, *resetName, *resetUnbind)
 	case copyCmd.FullCommand():
 		return storageCopy(stdout, stderr, logger, *storagePath, *copyTo, flagInArgs(args, "to"))
 	case backupCmdline.FullCommand():

@@ -56,7 +56,7 @@ func fill(t *testing.T, st store.Store, start time.Time) {
 	if err := st.DeleteHost(ctx, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.ResetKey(ctx, "zz ☃"); err != nil {
+	if err := st.ResetKey(ctx, "zz ☃", nil); err != nil {
 		t.Fatal(err)
 	}
 }

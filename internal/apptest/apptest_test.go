@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -235,8 +236,10 @@ func TestAdminCommands(t *testing.T) {
 	if code, _, errOut := run("hosts", "delete", "beta", sp); code != 1 || !strings.Contains(errOut, "no host named beta") {
 		t.Fatalf("deleting an unknown host: exit %d %s", code, errOut)
 	}
-	if code, _, _ := run("hosts", "reset-key", "alpha", sp); code != 0 {
-		t.Fatalf("reset-key: exit %d", code)
+	code, out, _ = run("hosts", "reset-key", "alpha", sp)
+	newKey := regexp.MustCompile(`(?m)^[0-9a-f]{64}$`).FindString(out)
+	if code != 0 || newKey == "" {
+		t.Fatalf("reset-key: exit %d, no key printed:\n%s", code, out)
 	}
 	for _, bad := range [][]string{{"hosts"}, {"hosts", "delete"}, {"hosts", "frobnicate"}, {"--no-such-flag"}, {"hosts", "delete", "", sp},
 		{"--web.read-header-timeout=11s", sp}, {"--ingest.max-processes=0", sp}, {"--storage.retention=banana", sp}} {
@@ -262,12 +265,15 @@ func TestAdminCommands(t *testing.T) {
 	if code, _, _ := post(client, p.URL, "wrong", gen.Body(3, "evil\u202ehost", "2026-11-25T17:00:02Z", false)); code != 403 {
 		t.Fatalf("keys must survive the admin commands: %d", code)
 	}
-	// alpha's key was reset: a reinstalled host binds a new key, and the
-	// old one is refused from then on.
-	if code, _, err := post(client, p.URL, "key-alpha-reinstalled", gen.Body(3, "alpha", "2026-11-25T17:00:03Z", false)); err != nil || code != 201 {
-		t.Fatalf("ingest with a new key after reset-key: %d %v", code, err)
+	// alpha's key was reset to the printed one: the old key and any other
+	// are refused (even in open enrolment, the default on loopback), the
+	// printed one works.
+	for _, k := range []string{"key-alpha", "key-alpha-reinstalled"} {
+		if code, _, err := post(client, p.URL, k, gen.Body(3, "alpha", "2026-11-25T17:00:03Z", false)); code != 403 {
+			t.Fatalf("key %q after reset-key: %d %v, want 403", k, code, err)
+		}
 	}
-	if code, _, _ := post(client, p.URL, "key-alpha", gen.Body(3, "alpha", "2026-11-25T17:00:04Z", false)); code != 403 {
-		t.Fatalf("the old key after rebinding: %d, want 403", code)
+	if code, _, err := post(client, p.URL, newKey, gen.Body(3, "alpha", "2026-11-25T17:00:04Z", false)); err != nil || code != 201 {
+		t.Fatalf("ingest with the key reset-key printed: %d %v", code, err)
 	}
 }

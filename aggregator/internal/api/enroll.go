@@ -5,9 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -125,10 +123,12 @@ func (e *enroller) mayCreate(r *http.Request) bool {
 }
 
 // admit decides, once the hostname is known, whether the ingest may go on:
-// nil, ErrKeyMismatch (from CheckKey), an *httpapi.Error (a refusal), or
-// another error.
+// nil, an *httpapi.Error (a refusal), or another error.
 func (e *enroller) admit(r *http.Request, st store.Store, host, key string, keyHash [32]byte) error {
 	state, err := st.CheckKey(r.Context(), host, keyHash)
+	if errors.Is(err, store.ErrKeyMismatch) {
+		return keyMismatch(host)
+	}
 	if err != nil {
 		return err
 	}
@@ -136,32 +136,45 @@ func (e *enroller) admit(r *http.Request, st store.Store, host, key string, keyH
 	case store.KeyMatches:
 		return nil
 	case store.KeyUnbound:
-		// `hosts reset-key`: the administrator let the next key bind.
-		return e.keyLongEnough(host, key)
+		// `hosts reset-key --unbind`, or a database from before reset-key
+		// rotated keys. Binding a key to a host is enrolment, admitted as
+		// for a new host: otherwise whoever pushes first takes it over,
+		// in closed and token mode too.
+		return e.enrol(r, host, key, true)
 	}
+	return e.enrol(r, host, key, false)
+}
+
+// enrol decides whether this request may bind a key to host: create it,
+// or (unbound) bind the host left without a key.
+func (e *enroller) enrol(r *http.Request, host, key string, unbound bool) error {
 	name := strconv.Quote(host)
+	what, fix := "is not enrolled", fmt.Sprintf("run `procscope-aggregator hosts add %s`", shellWord(host))
+	if unbound {
+		what, fix = "has no key (`hosts reset-key --unbind`)", fmt.Sprintf("run `procscope-aggregator hosts reset-key %s`", shellWord(host))
+	}
 	switch e.cfg.Mode {
 	case EnrollClosed:
 		return httpapi.Errorf(httpapi.KindForbidden,
-			"host %s is not enrolled and enrollment is closed: on the aggregator, run `procscope-aggregator hosts add %s` and give this exporter the key it prints (--push.api-key-file), or start the aggregator with --hosts.enrollment=token (new hosts then need its enrollment token) or --hosts.enrollment=open",
-			name, shellWord(host))
+			"host %s %s and enrollment is closed: on the aggregator, %s and give this exporter the key it prints (--push.api-key-file), or start the aggregator with --hosts.enrollment=token (new hosts then need its enrollment token) or --hosts.enrollment=open",
+			name, what, fix)
 	case EnrollToken:
 		if r.Header.Get(EnrollmentTokenHeader) == "" {
 			return httpapi.Errorf(httpapi.KindForbidden,
-				"host %s is not enrolled and this aggregator enrolls new hosts only with its enrollment token: give the exporter the token file (--push.enrollment-token-file, the file of the aggregator's --hosts.enrollment-token-file), or run `procscope-aggregator hosts add %s` on the aggregator",
-				name, shellWord(host))
+				"host %s %s and this aggregator enrolls hosts only with its enrollment token: give the exporter the token file (--push.enrollment-token-file, the file of the aggregator's --hosts.enrollment-token-file), or %s on the aggregator",
+				name, what, fix)
 		}
 		if !e.tokenOK(r) {
 			return httpapi.Errorf(httpapi.KindForbidden,
-				"host %s is not enrolled and the %s header does not match the aggregator's enrollment token: copy the file of its --hosts.enrollment-token-file to the exporter's --push.enrollment-token-file",
-				name, EnrollmentTokenHeader)
+				"host %s %s and the %s header does not match the aggregator's enrollment token: copy the file of its --hosts.enrollment-token-file to the exporter's --push.enrollment-token-file",
+				name, what, EnrollmentTokenHeader)
 		}
 	}
 	if rf := e.keyLongEnough(host, key); rf != nil {
 		return rf
 	}
 	if e.limits != nil {
-		if ok, retry, full := e.limits.allow(enrollClient(r)); !ok {
+		if ok, retry, full := e.limits.allow(clientKey(r)); !ok {
 			msg := fmt.Sprintf("too many new hosts from this address: at most %d new hostnames a minute per client (--hosts.enroll-rate); retry later", e.cfg.RatePerMinute)
 			if full {
 				msg = "too many clients are enrolling new hosts at once; retry later"
@@ -170,6 +183,14 @@ func (e *enroller) admit(r *http.Request, st store.Store, host, key string, keyH
 		}
 	}
 	return nil
+}
+
+// keyMismatch is the refusal of a key another one is bound in place of.
+// It begins as it always did: exporters recognise it.
+func keyMismatch(host string) *httpapi.Error {
+	return httpapi.Errorf(httpapi.KindForbidden,
+		"the API key does not match this host: host %s is bound to another key (`hosts reset-key` replaced it, or a reinstalled exporter made a new one); give this exporter the host's key (--push.api-key-file), e.g. the one `procscope-aggregator hosts reset-key %s` prints on the aggregator",
+		strconv.Quote(host), shellWord(host))
 }
 
 func (e *enroller) keyLongEnough(host, key string) error {
@@ -191,6 +212,10 @@ func (e *enroller) storeRefusal(err error, host string) *httpapi.Error {
 		return httpapi.Errorf(httpapi.KindForbidden,
 			"host %s is not enrolled (it was deleted): run `procscope-aggregator hosts add %s` on the aggregator, or send its enrollment token",
 			strconv.Quote(host), shellWord(host))
+	case errors.Is(err, store.ErrKeyMismatch):
+		// The writer's check: a key replaced after the early one passed,
+		// or a race for a new hostname lost to another key.
+		return keyMismatch(host)
 	case errors.Is(err, store.ErrTooManyHosts):
 		return httpapi.Errorf(httpapi.KindForbidden,
 			"the aggregator holds its maximum of %d hosts (--hosts.max): delete unused ones with `procscope-aggregator hosts delete NAME`, or raise --hosts.max",
@@ -208,27 +233,6 @@ func shellWord(s string) string {
 		}
 	}
 	return s
-}
-
-// enrollClient is the rate limit's client: the TCP peer's address
-// (X-Forwarded-For is not trusted), IPv6 by its /64, which is what one
-// machine or subscriber usually has: otherwise one host could take a new
-// address per attempt.
-func enrollClient(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return host // a Unix socket (systemd): one client
-	}
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.WithZone("").Prefix(64)
-		return p.String()
-	}
-	return a.String()
 }
 
 // enrollLimiter is a token bucket per client address, in a map of bounded

@@ -282,7 +282,7 @@ func TestEnrollShortKey(t *testing.T) {
 	mustStatus(t, e.ingest("TESTKEY123", snap("web-1", "2026-11-25T17:00:00Z", proc1)), http.StatusCreated)
 	mustStatus(t, e.ingest("k", snap("old", "2026-11-25T17:00:00Z", proc1)), http.StatusCreated)
 	// After `hosts reset-key` the key that binds must be long enough too.
-	if err := e.st.ResetKey(context.Background(), "old"); err != nil {
+	if err := e.st.ResetKey(context.Background(), "old", nil); err != nil {
 		t.Fatal(err)
 	}
 	mustStatus(t, e.ingest("k", snap("old", "2026-11-25T17:00:01Z", proc1)), http.StatusForbidden)
@@ -311,8 +311,8 @@ func TestForgetHost(t *testing.T) {
 func TestEnrollClient(t *testing.T) {
 	f := func(remote, want string) {
 		t.Helper()
-		if got := enrollClient(&http.Request{RemoteAddr: remote}); got != want {
-			t.Errorf("enrollClient(%q) = %q, want %q", remote, got, want)
+		if got := clientKey(&http.Request{RemoteAddr: remote}); got != want {
+			t.Errorf("clientKey(%q) = %q, want %q", remote, got, want)
 		}
 	}
 	f("192.0.2.1:5000", "192.0.2.1")

@@ -125,12 +125,12 @@ func (l *LazyStore) DeleteHost(ctx context.Context, hostname string) error {
 }
 
 // ResetKey implements store.Store.
-func (l *LazyStore) ResetKey(ctx context.Context, hostname string) error {
+func (l *LazyStore) ResetKey(ctx context.Context, hostname string, keyHash *[32]byte) error {
 	st, err := l.get()
 	if err != nil {
 		return err
 	}
-	return st.ResetKey(ctx, hostname)
+	return st.ResetKey(ctx, hostname, keyHash)
 }
 
 // Stats implements store.Store.

@@ -28,7 +28,7 @@ func TestIngestNoCreate(t *testing.T) {
 		r = req("web-1", "key-web-1", t0.Add(time.Second))
 		r.NoCreate = true
 		mustIngest(t, s, r)
-		if err := s.ResetKey(ctx, "web-1"); err != nil {
+		if err := s.ResetKey(ctx, "web-1", nil); err != nil {
 			t.Fatal(err)
 		}
 		r = req("web-1", "key-web-1-new", t0.Add(2*time.Second))

@@ -27,7 +27,7 @@ func TestCheckKeyCache(t *testing.T) {
 		}
 
 		// In-process reset: the next CheckKey sees the unbound host at once.
-		if err := s.ResetKey(ctx, "web-1"); err != nil {
+		if err := s.ResetKey(ctx, "web-1", nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.CheckKey(ctx, "web-1", b); err != nil {

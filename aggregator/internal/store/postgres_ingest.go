@@ -210,11 +210,15 @@ func (s *Postgres) DeleteHost(ctx context.Context, hostname string) error {
 }
 
 // ResetKey implements Store.
-func (s *Postgres) ResetKey(ctx context.Context, hostname string) error {
+func (s *Postgres) ResetKey(ctx context.Context, hostname string, keyHash *[32]byte) error {
+	var stored []byte // nil: NULL, unbound
+	if keyHash != nil {
+		stored = keyHash[:]
+	}
 	defer s.keyOK.Delete(hostname)
 	s.keyOK.Delete(hostname)
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, "UPDATE hosts SET key_hash = NULL WHERE hostname = $1", hostname)
+		tag, err := tx.Exec(ctx, "UPDATE hosts SET key_hash = $2 WHERE hostname = $1", hostname, stored)
 		if err != nil {
 			return fmt.Errorf("reset key: %w", err)
 		}

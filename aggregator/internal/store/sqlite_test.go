@@ -321,10 +321,10 @@ func TestResetKey(t *testing.T) {
 		s := be.open(t, Options{})
 		ctx := context.Background()
 		mustIngest(t, s, req("web-1", "old", t0))
-		if err := s.ResetKey(ctx, "web-1"); err != nil {
+		if err := s.ResetKey(ctx, "web-1", nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.ResetKey(ctx, "unknown"); !errors.Is(err, ErrNotFound) {
+		if err := s.ResetKey(ctx, "unknown", nil); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("reset unknown: %v", err)
 		}
 		if n := be.queryInt(t, "SELECT count(*) FROM hosts WHERE hostname = 'web-1' AND key_hash IS NULL"); n != 1 {
@@ -692,7 +692,7 @@ func TestKeyResetByAnotherProcess(t *testing.T) {
 		for range 2 {
 			mustIngest(t, s, h.next())
 		}
-		if err := admin.ResetKey(ctx, "db-1"); err != nil {
+		if err := admin.ResetKey(ctx, "db-1", nil); err != nil {
 			t.Fatal(err)
 		}
 		r := h.next()

@@ -37,8 +37,8 @@ type KeyState uint8
 const (
 	// KeyMatches: the host exists and is bound to this key.
 	KeyMatches KeyState = iota
-	// KeyUnbound: the host exists without a key (after `hosts reset-key`):
-	// its next ingest binds one.
+	// KeyUnbound: the host exists without a key (after `hosts reset-key
+	// --unbind`): its next ingest binds one, if enrolment admits it.
 	KeyUnbound
 	// HostUnknown: no such host; an ingest would create it.
 	HostUnknown
@@ -136,10 +136,13 @@ type Store interface {
 	// records the deletion so that whoever holds the history store also
 	// deletes the host's series (HostDeletions).
 	DeleteHost(ctx context.Context, hostname string) error
-	// ResetKey unbinds a host's key at once (a running server sees it
-	// within keyCheckTTL): the next ingest for the host binds whatever key
-	// it carries, the old one included if the old exporter pushes first.
-	ResetKey(ctx context.Context, hostname string) error
+	// ResetKey binds a host to keyHash at once, replacing its key (`hosts
+	// reset-key`); a running server refuses the old key within
+	// keyCheckTTL, and its ingest transaction at once. A nil keyHash
+	// unbinds the host instead (`hosts reset-key --unbind`): its next
+	// ingest binds the key it carries, which the API admits only as it
+	// would a new host (enrolment).
+	ResetKey(ctx context.Context, hostname string, keyHash *[32]byte) error
 
 	// Stats reports sizes for /metrics.
 	Stats(ctx context.Context) (Stats, error)

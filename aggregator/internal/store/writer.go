@@ -724,12 +724,16 @@ func (s *SQLite) DeleteHost(ctx context.Context, hostname string) error {
 }
 
 // ResetKey implements Store.
-func (s *SQLite) ResetKey(ctx context.Context, hostname string) error {
+func (s *SQLite) ResetKey(ctx context.Context, hostname string, keyHash *[32]byte) error {
+	var stored any // NULL: unbound
+	if keyHash != nil {
+		stored = keyHash[:]
+	}
 	// And again after the commit: a CheckKey racing the transaction may
 	// have read the old key before it committed.
 	defer s.keyOK.Delete(hostname)
 	return s.exec(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE hosts SET key_hash = NULL WHERE hostname = ?", hostname)
+		res, err := tx.ExecContext(ctx, "UPDATE hosts SET key_hash = ? WHERE hostname = ?", stored, hostname)
 		if err != nil {
 			return fmt.Errorf("reset key: %w", err)
 		}
