@@ -125,6 +125,7 @@ func TestBadFlagValues(t *testing.T) {
 	f("--hosts.online-window=soon", `--hosts.online-window="soon": not a duration`)
 	f("--hosts.online-window=0s", `--hosts.online-window=0s: must be positive`)
 	f("--history=maybe", `--history="maybe": not a boolean`)
+	f("--web.trusted-proxies=proxy.example.com", `--web.trusted-proxies: "proxy.example.com" is not a CIDR`)
 	f("--events.restart-window=soon", `--events.restart-window="soon": not a duration`)
 	f("--events.restart-window=0s", `--events.restart-window=0s: must be more than 0 and at most 24h`)
 	f("--history.top-k=five", `--history.top-k="five": not an integer`)

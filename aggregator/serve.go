@@ -63,6 +63,7 @@ type serveFlags struct {
 	pprofAddress      *string
 	enroll            *enrollFlags // enroll.go
 	allowedHosts      *[]string
+	trustedProxies    *[]string
 	streamsPerClient  *int
 	historyURL        *historyURLFlags // historyurl.go
 	restartWindow     *time.Duration   // events.restart-window (issue 15)
@@ -121,6 +122,8 @@ func addServeFlags(app *kingpin.Application) *serveFlags {
 			Hidden().Default("").String(),
 		enroll: addEnrollFlags(app),
 		allowedHosts: app.Flag("web.allowed-hosts", "Without basic auth, the UI and read API answer only Host headers that are IP addresses, localhost, or one of these names (against DNS rebinding). Repeatable or comma-separated; *.example.com allows subdomains.").PlaceHolder("HOST").
+			Strings(),
+		trustedProxies: app.Flag("web.trusted-proxies", "Reverse proxies (CIDRs or addresses) whose X-Forwarded-For names the client of per-client limits (new hostnames a minute, live streams, failed logins): the right-most entry that is not itself a trusted proxy. From other peers the header is ignored. Repeatable or comma-separated; none by default.").PlaceHolder("CIDR").
 			Strings(),
 		quickCheck: cli.Bool(app.Flag("storage.quick-check", "Check every page of the database at start (SQLite's quick_check) and refuse to start on damage, naming the file and the way out (--no-storage.quick-check skips it).").
 			Default("true")),
@@ -196,6 +199,9 @@ func (f *serveFlags) check() error {
 	if _, err := api.NormalizeAllowedHosts(*f.allowedHosts); err != nil {
 		return err
 	}
+	if _, err := api.ParseTrustedProxies(*f.trustedProxies); err != nil {
+		return err
+	}
 	if err := f.historyURL.check(*f.history); err != nil {
 		return err
 	}
@@ -251,7 +257,11 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 	}
 	logger.Info("starting procscope-aggregator", "version", version.Info(), "build_context", version.BuildContext())
 	logger.Log(context.Background(), enrollLevel, enrollMsg, "mode", enroll.Mode)
-	allowedHosts, _ := api.NormalizeAllowedHosts(*f.allowedHosts) // checked above
+	allowedHosts, _ := api.NormalizeAllowedHosts(*f.allowedHosts)   // checked above
+	trustedProxies, _ := api.ParseTrustedProxies(*f.trustedProxies) // checked above
+	if len(trustedProxies) > 0 {
+		logger.Info("per-client limits take the client from X-Forwarded-For of these proxies", "trusted_proxies", trustedProxies)
+	}
 
 	webCfg, err := api.LoadWebConfig(*f.web.WebConfigFile, "")
 	if err != nil {
@@ -312,6 +322,7 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 		UI:                  procweb.Handler(),
 		Auth:                webCfg.BasicAuth(),
 		AllowedHosts:        allowedHosts,
+		TrustedProxies:      trustedProxies,
 		MaxStreamsPerClient: *f.streamsPerClient,
 		Registerer:          reg,
 		Gatherer:            reg,

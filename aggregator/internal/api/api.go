@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -116,6 +117,9 @@ type Options struct {
 	// Enrollment decides who may create hosts and bounds new hosts
 	// (enroll.go). The zero value is open enrolment without limits.
 	Enrollment Enrollment
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client of per-client limits (clientkey.go); none by default.
+	TrustedProxies []netip.Prefix
 }
 
 // API is the aggregator's HTTP handler.
@@ -248,6 +252,8 @@ const IngestPath = "/api/v1/ingest"
 
 func (a *API) routes() http.Handler {
 	r := chi.NewRouter()
+	// First: everything below keys per-client limits on it.
+	r.Use(a.resolveClient)
 	// Trailing slashes: "/api/v1/hosts/" routes like "/api/v1/hosts".
 	r.Use(middleware.StripSlashes)
 	// HEAD works wherever GET does (probes, curl -I).

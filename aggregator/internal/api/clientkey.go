@@ -1,26 +1,151 @@
 package api
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 )
 
-// clientKey names the client a per-client limit applies to: the peer's IP
-// address as the connection shows it, or its /64 for IPv6, since one IPv6
-// host usually holds a whole /64 and would otherwise get 2^64 budgets.
-// X-Forwarded-For is not trusted: behind a reverse proxy every client shares
-// the proxy's budget, which errs on the safe side.
+// Who is the client of a per-client limit (new hostnames a minute, live
+// streams, failed logins)?
+//
+// The TCP peer, unless the peer is a reverse proxy in --web.trusted-proxies
+// (Options.TrustedProxies): behind a proxy every client would otherwise
+// share the proxy's budgets. Then the client is the right-most
+// X-Forwarded-For entry that is not itself a trusted proxy: each proxy
+// appends the address it got the request from, so entries to the left of
+// that one were written by the client and prove nothing. From any other
+// peer the header is ignored, so it cannot be used to spoof addresses.
+// The Forwarded header (RFC 7239) is not read.
+
+// maxForwardedHops bounds the X-Forwarded-For entries looked at: the walk
+// stops at the first untrusted one, so only a chain of trusted proxies
+// goes deeper than one or two.
+const maxForwardedHops = 32
+
+// ParseTrustedProxies reads --web.trusted-proxies: CIDRs or single
+// addresses, repeated or comma-separated.
+func ParseTrustedProxies(entries []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, e := range entries {
+		for _, raw := range strings.Split(e, ",") {
+			s := strings.TrimSpace(raw)
+			if s == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				a, aerr := netip.ParseAddr(s)
+				if aerr != nil || a.Zone() != "" {
+					return nil, fmt.Errorf("--web.trusted-proxies: %q is not a CIDR or an IP address (want e.g. 10.0.0.0/8 or 192.0.2.7)", raw)
+				}
+				a = a.Unmap()
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			if p.Addr().Is4In6() {
+				p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+			}
+			out = append(out, p.Masked())
+		}
+	}
+	return out, nil
+}
+
+type clientCtxKey struct{}
+
+// resolveClient records the client of a request from a trusted proxy for
+// clientKey; without trusted proxies it does nothing.
+func (a *API) resolveClient(next http.Handler) http.Handler {
+	trusted := a.opts.TrustedProxies
+	if len(trusted) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := forwardedClient(trusted, r); ok {
+			r = r.WithContext(context.WithValue(r.Context(), clientCtxKey{}, c))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// forwardedClient is the client a trusted proxy forwarded r for; false
+// when the peer is not a trusted proxy or sent no X-Forwarded-For.
+func forwardedClient(trusted []netip.Prefix, r *http.Request) (netip.Addr, bool) {
+	last, ok := parseAddr(r.RemoteAddr)
+	if !ok || !isTrusted(trusted, last) {
+		return netip.Addr{}, false
+	}
+	values := r.Header.Values("X-Forwarded-For")
+	hops := 0
+	for i := len(values) - 1; i >= 0; i-- {
+		rest := values[i]
+		for rest != "" {
+			entry := rest
+			if j := strings.LastIndexByte(rest, ','); j >= 0 {
+				entry, rest = rest[j+1:], rest[:j]
+			} else {
+				rest = ""
+			}
+			entry = strings.TrimSpace(entry)
+			if entry == "" {
+				continue
+			}
+			if hops++; hops > maxForwardedHops {
+				return last, true
+			}
+			addr, ok := parseAddr(entry)
+			if !ok {
+				// A trusted proxy handed over something that is no
+				// address: it is the client we know.
+				return last, true
+			}
+			if !isTrusted(trusted, addr) {
+				return addr, true
+			}
+			last = addr
+		}
+	}
+	// Every entry is a trusted proxy: the left-most one is the client.
+	return last, hops > 0
+}
+
+func isTrusted(trusted []netip.Prefix, a netip.Addr) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAddr reads an address with or without a port (RemoteAddr, or an
+// X-Forwarded-For entry from a proxy that adds ports), unmapped and
+// without a zone.
+func parseAddr(s string) (netip.Addr, bool) {
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		s = host
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap().WithZone(""), true
+}
+
+// clientKey names the client a per-client limit applies to: its IP
+// address, or its /64 for IPv6, since one IPv6 host usually holds a whole
+// /64 and would otherwise get 2^64 budgets. The client is the TCP peer
+// unless a trusted proxy forwarded the request (resolveClient).
 func clientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+	addr, ok := r.Context().Value(clientCtxKey{}).(netip.Addr)
+	if !ok {
+		if addr, ok = parseAddr(r.RemoteAddr); !ok {
+			return r.RemoteAddr // a Unix socket (systemd): one client
+		}
 	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	addr = addr.Unmap().WithZone("")
 	if addr.Is6() {
 		p, _ := addr.Prefix(64)
 		return p.String()
