@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,4 +59,37 @@ func TestPprofRefusesNonLoopback(t *testing.T) {
 	f("--debug.pprof-address=[::]:6060", "127.0.0.1:PORT")
 	f("--web.allowed-hosts=http://procscope.example.com/", "--web.allowed-hosts")
 	f("--web.max-streams-per-client=0", "--web.max-streams-per-client")
+}
+
+// TestPprofHostGuard: pprof on loopback follows the API's DNS rebinding
+// rule: a Host that is not an IP or localhost gets 403.
+func TestPprofHostGuard(t *testing.T) {
+	var logs bytes.Buffer
+	if err := servePprof(slog.New(slog.NewJSONHandler(&logs, nil)), "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	var line struct {
+		Address string `json:"address"`
+	}
+	if err := json.Unmarshal(logs.Bytes(), &line); err != nil || line.Address == "" {
+		t.Fatalf("no address logged: %q %v", logs.String(), err)
+	}
+	get := func(host string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+line.Address+"/debug/pprof/", nil)
+		req.Host = host
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		return res.StatusCode
+	}
+	if code := get("evil.example:6060"); code != http.StatusForbidden {
+		t.Errorf("Host evil.example: %d, want 403", code)
+	}
+	for _, h := range []string{line.Address, "localhost:6060"} {
+		if code := get(h); code != http.StatusOK {
+			t.Errorf("Host %s: %d, want 200", h, code)
+		}
+	}
 }

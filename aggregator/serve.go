@@ -121,7 +121,7 @@ func addServeFlags(app *kingpin.Application) *serveFlags {
 		pprofAddress: app.Flag("debug.pprof-address", "Serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty).").
 			Hidden().Default("").String(),
 		enroll: addEnrollFlags(app),
-		allowedHosts: app.Flag("web.allowed-hosts", "Without basic auth, the UI and read API answer only Host headers that are IP addresses, localhost, or one of these names (against DNS rebinding). Repeatable or comma-separated; *.example.com allows subdomains.").PlaceHolder("HOST").
+		allowedHosts: app.Flag("web.allowed-hosts", "Without basic auth, the UI, read API and /metrics answer only Host headers that are IP addresses, localhost, or one of these names (against DNS rebinding); so does an open-enrollment push that creates a host. Repeatable or comma-separated; *.example.com allows subdomains.").PlaceHolder("HOST").
 			Strings(),
 		trustedProxies: app.Flag("web.trusted-proxies", "Reverse proxies (CIDRs or addresses) whose X-Forwarded-For names the client of per-client limits (new hostnames a minute, live streams, failed logins): the right-most entry that is not itself a trusted proxy. From other peers the header is ignored. Repeatable or comma-separated; none by default.").PlaceHolder("CIDR").
 			Strings(),
@@ -276,7 +276,7 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 		toolkitFile = webCfg.ToolkitFile
 	}
 	if !webCfg.AuthEnabled() {
-		logger.Info("no basic auth: the UI and read API answer only Host headers that are IP addresses, localhost or listed in --web.allowed-hosts (DNS rebinding protection)",
+		logger.Info("no basic auth: the UI, read API and /metrics answer only Host headers that are IP addresses, localhost or listed in --web.allowed-hosts (DNS rebinding protection)",
 			"allowed_hosts", allowedHosts)
 	}
 
@@ -508,7 +508,9 @@ func servePprof(logger *slog.Logger, addr string) error {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	logger.Info("serving pprof on loopback only", "address", ln.Addr().String())
 	go func() {
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		// Loopback is what DNS rebinding reaches: only an IP or localhost
+		// as Host (an SSH tunnel's), like every route (api.HostGuard).
+		srv := &http.Server{Handler: api.HostGuard(nil, mux), ReadHeaderTimeout: 10 * time.Second}
 		if err := srv.Serve(ln); err != nil {
 			logger.Error("pprof server stopped", "err", err)
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-chi/chi/v5"
 )
 
 func TestHostAllowList(t *testing.T) {
@@ -102,8 +104,17 @@ func TestHostGuard(t *testing.T) {
 		return resp{res.StatusCode, res.Header, string(b)}
 	}
 	e := newEnv(t, func(o *Options) { o.UI = ui })
-	mustStatus(t, req(e, http.MethodPost, "/api/v1/ingest", "evil.example:8000",
-		map[string]string{"X-API-KEY": "k", "Content-Type": "application/json"}, snap("h", "2026-11-25T17:00:00Z", proc1)), http.StatusCreated)
+	ingestHdr := map[string]string{"X-API-KEY": "k", "Content-Type": "application/json"}
+	// Open enrolment: a push that binds a key has no credential, so a name
+	// a web page could rebind is refused; an IP binds, and the host's key
+	// is then a credential by any name.
+	r := req(e, http.MethodPost, "/api/v1/ingest", "evil.example:8000", ingestHdr, snap("h", "2026-11-25T17:00:00Z", proc1))
+	mustStatus(t, r, http.StatusForbidden)
+	if msg := mustJSONError(t, r); !strings.Contains(msg, "--web.allowed-hosts") || !strings.Contains(msg, "DNS rebinding") {
+		t.Errorf("enrolment by a rebindable name: %q", msg)
+	}
+	mustStatus(t, req(e, http.MethodPost, "/api/v1/ingest", "127.0.0.1:8000", ingestHdr, snap("h", "2026-11-25T17:00:00Z", proc1)), http.StatusCreated)
+	mustStatus(t, req(e, http.MethodPost, "/api/v1/ingest", "evil.example:8000", ingestHdr, snap("h", "2026-11-25T17:00:01Z", proc1)), http.StatusCreated)
 	for _, p := range []string{"/", "/index.html", "/api/v1/hosts", "/api/v1/snapshots/latest?hostname=h",
 		"/api/v1/snapshots/1/processes", "/api/v1/stream?hostname=h", "/api/v1/nope"} {
 		for _, host := range []string{"evil.example", "EVIL.example:8000", "localhost.evil.example"} {
@@ -122,11 +133,16 @@ func TestHostGuard(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range []string{"/-/healthy", "/-/ready", "/metrics"} {
+	for _, p := range []string{"/-/healthy", "/-/ready"} {
 		mustStatus(t, req(e, http.MethodGet, p, "prometheus-scrape.example", nil, nil), 200)
 	}
+	// /metrics names every host: like the read API.
+	mustStatus(t, req(e, http.MethodGet, "/metrics", "prometheus-scrape.example", nil, nil), http.StatusForbidden)
+	mustStatus(t, req(e, http.MethodGet, "/metrics", "10.0.0.1:8000", nil, nil), 200)
 
 	allowed := newEnv(t, func(o *Options) { o.UI = ui; o.AllowedHosts = []string{"procscope.example.com"} })
+	mustStatus(t, req(allowed, http.MethodGet, "/metrics", "procscope.example.com", nil, nil), 200)
+	mustStatus(t, req(allowed, http.MethodPost, "/api/v1/ingest", "procscope.example.com", ingestHdr, snap("h2", "2026-11-25T17:00:00Z", proc1)), http.StatusCreated)
 	mustStatus(t, req(allowed, http.MethodGet, "/api/v1/hosts", "Procscope.example.com:8000", nil, nil), 200)
 	mustStatus(t, req(allowed, http.MethodGet, "/", "procscope.example.com", nil, nil), 200)
 	mustStatus(t, req(allowed, http.MethodGet, "/", "other.example.com", nil, nil), http.StatusForbidden)
@@ -137,4 +153,83 @@ func TestHostGuard(t *testing.T) {
 	cred := map[string]string{"Authorization": "Basic YWRtaW46czNjcmV0"} // admin:s3cret
 	mustStatus(t, req(authed, http.MethodGet, "/api/v1/hosts", "aggregator.example", cred, nil), 200)
 	mustStatus(t, req(authed, http.MethodGet, "/", "aggregator.example", map[string]string{"Authorization": cred["Authorization"]}, nil), 200)
+	mustStatus(t, req(authed, http.MethodGet, "/metrics", "aggregator.example", nil, nil), http.StatusUnauthorized)
+	mustStatus(t, req(authed, http.MethodGet, "/metrics", "aggregator.example", cred, nil), 200)
+	// Basic auth does not cover ingest: an open enrolment by a rebindable
+	// name stays refused.
+	mustStatus(t, req(authed, http.MethodPost, "/api/v1/ingest", "aggregator.example", ingestHdr, snap("h", "2026-11-25T17:00:00Z", proc1)), http.StatusForbidden)
+
+	// Token mode: the token is a credential, so any name enrols.
+	const token = "0123456789abcdef0123456789abcdef"
+	tok := newEnv(t, func(o *Options) { o.Enrollment = Enrollment{Mode: EnrollToken, Token: token} })
+	mustStatus(t, req(tok, http.MethodPost, "/api/v1/ingest", "aggregator.example", map[string]string{
+		"X-API-KEY": "k", "Content-Type": "application/json", EnrollmentTokenHeader: token}, snap("h", "2026-11-25T17:00:00Z", proc1)), http.StatusCreated)
+}
+
+// TestHostRuleEveryRoute walks every route the router has (UI and mounted
+// ones included) and sends it a rebindable Host without credentials: each
+// gets the 403 of the DNS rebinding rule, except the health probes and
+// ingest, whose credentials are checked by its handler.
+func TestHostRuleEveryRoute(t *testing.T) {
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ui")) })
+	e := newEnv(t, func(o *Options) {
+		o.UI = ui
+		o.Mount = func(r chi.Router) {
+			r.Get("/hosts/{hostname}/series", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("series")) })
+		}
+	})
+	send := func(method, path, host string) resp {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rq, err := http.NewRequestWithContext(ctx, method, e.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rq.Host = host
+		res, err := e.srv.Client().Do(rq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = res.Body.Close() }()
+		b, _ := io.ReadAll(res.Body)
+		return resp{res.StatusCode, res.Header, string(b)}
+	}
+	fill := strings.NewReplacer("{id}", "1", "{hostname}", "h", "*", "x")
+	routes := 0
+	err := chi.Walk(e.a.handler.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		routes++
+		path := fill.Replace(strings.TrimSuffix(route, "/*") + "/*")
+		if !strings.HasSuffix(route, "/*") {
+			path = fill.Replace(route)
+		}
+		r := send(method, path, "evil.example")
+		switch {
+		case isProbe(path):
+			if r.code == http.StatusForbidden {
+				t.Errorf("%s %s: a probe refused: %s", method, path, r.body)
+			}
+		case path == IngestPath:
+			if r.code != http.StatusUnauthorized {
+				t.Errorf("%s %s without a key: %d, want 401 (the key is its credential)", method, path, r.code)
+			}
+		default:
+			if r.code != http.StatusForbidden || (method != http.MethodHead && !strings.Contains(r.body, "DNS rebinding")) {
+				t.Errorf("%s %s with Host evil.example: %d %s, want the rebinding 403", method, path, r.code, r.body)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if routes < 15 {
+		t.Fatalf("walked only %d routes", routes)
+	}
+	// Paths no route has, and wrong methods, follow the rule too.
+	for _, mp := range [][2]string{{http.MethodGet, "/nope"}, {http.MethodDelete, "/api/v1/hosts"}, {http.MethodGet, "/metrics/"}} {
+		if r := send(mp[0], mp[1], "evil.example"); r.code != http.StatusForbidden {
+			t.Errorf("%s %s: %d, want 403", mp[0], mp[1], r.code)
+		}
+	}
 }

@@ -105,9 +105,9 @@ type Options struct {
 	// Auth, when set, wraps everything except POST /api/v1/ingest (which is
 	// authenticated by host keys) and the health endpoints.
 	Auth func(http.Handler) http.Handler
-	// AllowedHosts (NormalizeAllowedHosts' result) are the Host names the UI
-	// and the read API answer besides IP literals and localhost, when Auth
-	// is nil (DNS rebinding, see allowedhosts.go).
+	// AllowedHosts (NormalizeAllowedHosts' result) are the Host names
+	// answered besides IP literals and localhost by requests without
+	// credentials (DNS rebinding, see allowedhosts.go).
 	AllowedHosts []string
 	// Registerer receives the API's metrics; Gatherer serves /metrics.
 	Registerer prometheus.Registerer
@@ -139,6 +139,8 @@ type API struct {
 	seen       *intervals
 	fleet      *fleet
 	enroll     *enroller
+	// hosts are the Host names that cannot be rebound (allowedhosts.go).
+	allowHosts *hostAllowList
 	// json answers the read routes (httpapi's one convention).
 	json    httpapi.Adapter
 	handler http.Handler
@@ -214,9 +216,11 @@ func New(opts Options) (*API, error) {
 		fleet:         newFleet(),
 		json:          httpapi.Adapter{Log: opts.Logger},
 	}
+	a.allowHosts = newHostAllowList(opts.AllowedHosts)
 	if a.enroll, err = newEnroller(opts.Enrollment, opts.Now); err != nil {
 		return nil, err
 	}
+	a.enroll.hosts = a.allowHosts
 	if ok, err := inflate.Available(); ok {
 		a.fastGunzip = true
 		a.log.Debug("ingest decompresses gzip with libdeflate")
@@ -254,6 +258,8 @@ func (a *API) routes() http.Handler {
 	r := chi.NewRouter()
 	// First: everything below keys per-client limits on it.
 	r.Use(a.resolveClient)
+	// One DNS rebinding rule for every route (allowedhosts.go).
+	r.Use(a.hostRule)
 	// Trailing slashes: "/api/v1/hosts/" routes like "/api/v1/hosts".
 	r.Use(middleware.StripSlashes)
 	// HEAD works wherever GET does (probes, curl -I).
@@ -282,9 +288,6 @@ func (a *API) routes() http.Handler {
 		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelError),
 		}))
-		if a.opts.Auth == nil {
-			r = r.With(newHostAllowList(a.opts.AllowedHosts).hostGuard)
-		}
 		r.Route("/api/v1", func(r chi.Router) {
 			r.Use(a.requireStore)
 			r.With(httpapi.Route("hosts")).Get("/hosts", a.json.Handle(a.hosts))

@@ -164,7 +164,7 @@ func BenchmarkIngestHandler(b *testing.B) {
 		run(b, func(_ *store.SQLite, a *API, n int) error {
 			p := parts[n%hosts]
 			head := p.Head(at(n).Format(snapshot.CapturedAtFormat))
-			req := httptest.NewRequest(http.MethodPost, "/api/v1/ingest", io.MultiReader(bytes.NewReader(head), bytes.NewReader(p.Tail)))
+			req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/api/v1/ingest", io.MultiReader(bytes.NewReader(head), bytes.NewReader(p.Tail)))
 			req.ContentLength = int64(len(head) + len(p.Tail))
 			req.Header.Set("X-API-KEY", "k")
 			req.Header.Set("Content-Type", "application/json")

@@ -71,6 +71,10 @@ type enroller struct {
 	cfg       Enrollment
 	tokenHash [32]byte
 	limits    *enrollLimiter // nil without RatePerMinute
+	// hosts are the Host names a keyless push may enrol through in open
+	// mode (DNS rebinding, allowedhosts.go); by default only IP literals
+	// and localhost.
+	hosts *hostAllowList
 }
 
 func newEnroller(cfg Enrollment, now func() time.Time) (*enroller, error) {
@@ -92,7 +96,7 @@ func newEnroller(cfg Enrollment, now func() time.Time) (*enroller, error) {
 	if cfg.MaxClients == 0 {
 		cfg.MaxClients = 16384
 	}
-	e := &enroller{cfg: cfg, tokenHash: sha256.Sum256([]byte(cfg.Token))}
+	e := &enroller{cfg: cfg, tokenHash: sha256.Sum256([]byte(cfg.Token)), hosts: newHostAllowList(nil)}
 	if cfg.RatePerMinute > 0 {
 		e.limits = newEnrollLimiter(cfg.RatePerMinute, cfg.MaxClients, now)
 	}
@@ -158,6 +162,14 @@ func (e *enroller) enrol(r *http.Request, host, key string, unbound bool) error 
 		return httpapi.Errorf(httpapi.KindForbidden,
 			"host %s %s and enrollment is closed: on the aggregator, %s and give this exporter the key it prints (--push.api-key-file), or start the aggregator with --hosts.enrollment=token (new hosts then need its enrollment token) or --hosts.enrollment=open",
 			name, what, fix)
+	case EnrollOpen:
+		// No credential binds the key: a web page that rebound its name
+		// to the aggregator could claim hosts. Its Host gives it away.
+		if !e.hosts.allowed(r.Host) {
+			return httpapi.Errorf(httpapi.KindForbidden,
+				"host %s %s and enrollment is open, but this push came by the name %q, which a web page could use against the aggregator (DNS rebinding): push to an IP address or localhost, add the name to the aggregator's --web.allowed-hosts, or use --hosts.enrollment=token",
+				name, what, httpapi.Clip(hostOnly(r.Host)))
+		}
 	case EnrollToken:
 		if r.Header.Get(EnrollmentTokenHeader) == "" {
 			return httpapi.Errorf(httpapi.KindForbidden,

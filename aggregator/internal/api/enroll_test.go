@@ -186,6 +186,7 @@ func TestEnrollRatePerClient(t *testing.T) {
 		req := httptest.NewRequest(http.MethodPost, IngestPath, bytes.NewReader(snap(host, fmt.Sprintf("2026-11-25T17:00:%02dZ", n%60), proc1)))
 		req.Header.Set("X-API-KEY", "key-host-"+host)
 		req.RemoteAddr = remote
+		req.Host = "127.0.0.1:8000" // example.com would be a rebindable name
 		rec := httptest.NewRecorder()
 		e.a.ServeHTTP(rec, req)
 		return rec

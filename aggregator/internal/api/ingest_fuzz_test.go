@@ -86,7 +86,7 @@ func FuzzIngestGzip(f *testing.F) {
 				body = gz(t, data)
 			}
 		}
-		req := httptest.NewRequest(http.MethodPost, IngestPath, bytes.NewReader(body))
+		req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1"+IngestPath, bytes.NewReader(body))
 		if mode&8 != 0 {
 			req.ContentLength = -1
 		}

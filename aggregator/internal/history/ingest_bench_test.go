@@ -100,7 +100,7 @@ func (r *ingestRig) run(b *testing.B, bodies [][]byte, workers int) time.Duratio
 	for range workers {
 		wg.Go(func() {
 			for body := range next {
-				req := httptest.NewRequest(http.MethodPost, "/api/v1/ingest", bytes.NewReader(body))
+				req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/api/v1/ingest", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				// Every host binds to the same key on its first ingest.
 				req.Header.Set("X-API-KEY", "bench-key")
