@@ -473,9 +473,8 @@ func (p *Pusher) logRefused(res result) {
 	lower := strings.ToLower(res.msg)
 	switch {
 	case res.status == http.StatusForbidden && strings.Contains(lower, "does not match"):
-		fix = "this exporter's API key is not the one the aggregator has for " + host + ": if this host was reinstalled, run " +
-			"`procscope-aggregator hosts reset-key " + host + "` on the aggregator (the next push binds this exporter's key), " +
-			"else give this exporter the host's key (--push.api-key-file or PROCSCOPE_API_KEY)"
+		fix = "this exporter's API key is not the one the aggregator has for " + host + ": give this exporter the host's key " +
+			"(--push.api-key-file or PROCSCOPE_API_KEY), e.g. the new one `procscope-aggregator hosts reset-key " + host + "` prints on the aggregator"
 	case strings.Contains(lower, "enrol") && p.o.EnrollmentToken == "":
 		fix = "this exporter sends no enrolment token: set --push.enrollment-token-file or PROCSCOPE_ENROLLMENT_TOKEN, " +
 			"or create the host on the aggregator (procscope-aggregator hosts add " + host + ")"
