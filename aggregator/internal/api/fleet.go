@@ -121,7 +121,7 @@ func (fh *fleetHost) readStatic(sys []byte, captured time.Time, numbers bool) {
 		fh.os, fh.exporter, fh.cpus, fh.memTotal, fh.swapTotal, fh.fsTotal = "", "", 0, 0, 0, nil
 		return
 	}
-	fh.os = osLine(v.OS.Name, v.OS.Distro, v.OS.Version, v.OS.Arch)
+	fh.os = clipText(store.OSLine(v.OS.Name, v.OS.Distro, v.OS.Version, v.OS.Arch))
 	fh.exporter = clipText(v.Exporter)
 	fh.cpus = v.CPU.LogicalThreads
 	fh.memTotal, fh.swapTotal = v.Memory.TotalBytes, v.Swap.TotalBytes
@@ -407,27 +407,4 @@ func (r *fleetRow) appendJSON(b []byte) []byte {
 		b = append(b, `,"busiest_fs":null`...)
 	}
 	return append(b, '}')
-}
-
-// osLine is "distro version (name arch)", as GET /api/v1/hosts says it.
-func osLine(name, distro, version, arch string) string {
-	var parts, inner []string
-	for _, p := range []string{distro, version} {
-		if p != "" {
-			parts = append(parts, p)
-		}
-	}
-	for _, p := range []string{name, arch} {
-		if p != "" {
-			inner = append(inner, p)
-		}
-	}
-	out := strings.Join(parts, " ")
-	if len(inner) > 0 {
-		if out != "" {
-			out += " "
-		}
-		out += "(" + strings.Join(inner, " ") + ")"
-	}
-	return clipText(out)
 }

@@ -10,23 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/mattn/go-sqlite3"
 )
 
 // ErrCorrupt marks a database that fails its check: SQLite found a damaged
 // page, or a snapshot's blobs do not decode (their CRC-32C, a length).
 var ErrCorrupt = errors.New("database is damaged")
-
-// IsCorrupt reports whether err is damage rather than, say, a full disk:
-// SQLite's "malformed" and "not a database", or a blob that fails to decode.
-func IsCorrupt(err error) bool {
-	var se sqlite3.Error
-	if errors.As(err, &se) && (se.Code == sqlite3.ErrCorrupt || se.Code == sqlite3.ErrNotADB) {
-		return true
-	}
-	return errors.Is(err, ErrCorrupt) || errors.Is(err, errCorrupt)
-}
 
 // QuickCheck runs PRAGMA quick_check (every page and b-tree, without
 // matching indexes to tables): the server runs it at start so that a

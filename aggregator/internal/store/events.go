@@ -7,9 +7,7 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -77,6 +75,18 @@ type EventStore interface {
 
 var _ EventStore = (*SQLite)(nil)
 
+// eventArgs are the arguments of dialect.addEvent for e.
+func eventArgs(hostID int64, e Event) []any {
+	exited := e.Kind == EventExited
+	var cpu, mem any
+	if exited {
+		cpu, mem = e.CPUPercent, e.MemoryMB
+	}
+	return []any{hostID, e.At.UnixMilli(), int64(e.Kind), e.PID, e.PPID, e.Name,
+		nullStr(e.Unit), nullStr(e.ContainerID), nullInt(e.PrevPID, e.Kind == EventRestarted),
+		nullInt(e.Started.UnixMilli(), exited && !e.Started.IsZero()), cpu, mem}
+}
+
 func nullStr(s string) any {
 	if s == "" {
 		return nil
@@ -97,29 +107,17 @@ func (s *SQLite) AddEvents(ctx context.Context, hostname string, evs []Event) er
 		return nil
 	}
 	return s.exec(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		var id int64
-		err := tx.QueryRowContext(ctx, "SELECT id FROM hosts WHERE hostname = ?", hostname).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
+		id, err := s.hostID(ctx, onSQL[*sql.Tx]{tx}, hostname)
 		if err != nil {
 			return fmt.Errorf("add events: %w", err)
 		}
-		st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO events (host_id, at_ms, kind, pid, ppid, name, unit, container_id,
-			prev_pid, started_ms, cpu_percent, memory_mb) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		st, err := tx.PrepareContext(ctx, s.sql.addEvent)
 		if err != nil {
 			return fmt.Errorf("add events: %w", err)
 		}
 		defer func() { _ = st.Close() }()
 		for _, e := range evs {
-			exited := e.Kind == EventExited
-			var cpu, mem any
-			if exited {
-				cpu, mem = e.CPUPercent, e.MemoryMB
-			}
-			if _, err := st.ExecContext(ctx, id, e.At.UnixMilli(), int64(e.Kind), e.PID, e.PPID, e.Name,
-				nullStr(e.Unit), nullStr(e.ContainerID), nullInt(e.PrevPID, e.Kind == EventRestarted),
-				nullInt(e.Started.UnixMilli(), exited && !e.Started.IsZero()), cpu, mem); err != nil {
+			if _, err := st.ExecContext(ctx, eventArgs(id, e)...); err != nil {
 				return fmt.Errorf("add events: %w", err)
 			}
 		}
@@ -127,72 +125,11 @@ func (s *SQLite) AddEvents(ctx context.Context, hostname string, evs []Event) er
 	})
 }
 
-// maxEventsLimit bounds one answer whatever the caller asks.
-const maxEventsLimit = 10000
-
-// Events implements EventStore.
-func (s *SQLite) Events(ctx context.Context, hostname string, q EventQuery) ([]Event, error) {
-	var id int64
-	err := s.rdb.QueryRowContext(ctx, "SELECT id FROM hosts WHERE hostname = ?", hostname).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("events: %w", err)
-	}
-	limit := q.Limit
-	if limit <= 0 || limit > maxEventsLimit {
-		limit = maxEventsLimit
-	}
-	query := `SELECT at_ms, kind, pid, ppid, name, unit, container_id, prev_pid, started_ms, cpu_percent, memory_mb
-		FROM events WHERE host_id = ? AND at_ms BETWEEN ? AND ?`
-	args := []any{id, q.From.UnixMilli(), q.To.UnixMilli()}
-	if q.Q != "" {
-		// LIKE with its wildcards escaped is a substring test that
-		// ignores ASCII case without lower() on every row; q is a
-		// parameter, never SQL text.
-		query += ` AND (name LIKE ? ESCAPE '\' OR unit LIKE ? ESCAPE '\' OR container_id LIKE ? ESCAPE '\')`
-		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q.Q) + "%"
-		args = append(args, like, like, like)
-	}
-	query += ` ORDER BY at_ms DESC, pid DESC, kind DESC LIMIT ?`
-	args = append(args, limit)
-	rows, err := s.rdb.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("events: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	out := []Event{}
-	for rows.Next() {
-		var e Event
-		var at int64
-		var kind uint8
-		var unit, ctr sql.NullString
-		var prev, started sql.NullInt64
-		var cpu, mem sql.NullFloat64
-		if err := rows.Scan(&at, &kind, &e.PID, &e.PPID, &e.Name, &unit, &ctr, &prev, &started, &cpu, &mem); err != nil {
-			return nil, fmt.Errorf("events: %w", err)
-		}
-		e.At, e.Kind = time.UnixMilli(at).UTC(), EventKind(kind)
-		e.Unit, e.ContainerID, e.PrevPID = unit.String, ctr.String, prev.Int64
-		if started.Valid {
-			e.Started = time.UnixMilli(started.Int64).UTC()
-		}
-		e.CPUPercent, e.MemoryMB = cpu.Float64, mem.Float64
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("events: %w", err)
-	}
-	return out, nil
-}
-
 // PruneEvents implements EventStore.
 func (s *SQLite) PruneEvents(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.exec(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE at_ms < coalesce(
-			(SELECT min(captured_ms) FROM snapshots s WHERE s.host_id = events.host_id), 9223372036854775807)`)
+		res, err := tx.ExecContext(ctx, s.sql.pruneEvents)
 		if err != nil {
 			return fmt.Errorf("prune events: %w", err)
 		}

@@ -6,22 +6,12 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"github.com/mattn/go-sqlite3"
 )
 
 // ErrStorageFull: the file system holding the database is full. Nothing
 // of the failed write was kept (SQLite rolled its transaction back); the
 // HTTP layer answers 503 with Retry-After and exporters send it again.
 var ErrStorageFull = errors.New("storage is full")
-
-func isFull(err error) bool {
-	var se sqlite3.Error
-	if errors.As(err, &se) && (se.Code == sqlite3.ErrFull || errors.Is(se.SystemErrno, syscall.ENOSPC) || errors.Is(se.SystemErrno, syscall.EDQUOT)) {
-		return true
-	}
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
-}
 
 // noteFull turns a full-disk error into ErrStorageFull, logging the first
 // of a run once; other errors pass unchanged.

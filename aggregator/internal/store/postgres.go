@@ -5,11 +5,9 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"math"
 	"path/filepath"
 	"runtime"
@@ -18,12 +16,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
 // Postgres is the Store for several aggregators sharing one PostgreSQL
@@ -38,17 +33,15 @@ import (
 // ingest function verifies the key and that the base is still a keyframe
 // of the host, inside the transaction that stores the snapshot.
 type Postgres struct {
-	log      *slog.Logger
-	opts     Options
-	pool     *pgxpool.Pool
-	cache    *frameCache
-	sysCache *frameCache
+	// core answers the reads (read.go) and holds the keyframe caches.
+	core
+	opts Options
+	pool *pgxpool.Pool
 	// origin names this process in NOTIFY payloads, so that its own
 	// announcements are not published twice.
 	origin string
 
 	encodeSem chan struct{}
-	closed    atomic.Bool
 	quit      chan struct{}
 	pruneDone chan struct{}
 	notes     chan string // announcements of stored snapshots (postgres_notify.go)
@@ -61,7 +54,6 @@ type Postgres struct {
 	prune     pruneState
 
 	bases sync.Map // hostname -> *baseFrame
-	keyOK sync.Map // hostname -> *keyCheck
 }
 
 var _ Store = (*Postgres)(nil)
@@ -108,11 +100,8 @@ func OpenPostgres(ctx context.Context, url string, opts Options) (*Postgres, err
 	o := make([]byte, 8)
 	_, _ = rand.Read(o)
 	s := &Postgres{
-		log:       opts.Logger,
 		opts:      opts,
 		pool:      pool,
-		cache:     newFrameCache(opts.CacheRows),
-		sysCache:  newFrameCache(4096),
 		origin:    hex.EncodeToString(o),
 		encodeSem: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		quit:      make(chan struct{}),
@@ -120,6 +109,13 @@ func OpenPostgres(ctx context.Context, url string, opts Options) (*Postgres, err
 		notes:     make(chan string, 4096),
 		notesDone: make(chan struct{}),
 	}
+	s.init(opts.Logger, postgresSQL, onPG[*pgxpool.Pool]{pool}, func(ctx context.Context) (readTx, error) {
+		tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		if err != nil {
+			return nil, err
+		}
+		return pgReadTx{onPG[pgx.Tx]{tx}}, nil
+	}, opts.CacheRows)
 	s.pruneLate.Store(math.MaxInt64)
 	go s.pruneLoop()
 	go s.announceLoop()
@@ -199,340 +195,6 @@ func (s *Postgres) Close() error {
 	<-s.notesDone
 	s.pool.Close()
 	return nil
-}
-
-// --- reads ---
-
-// pgQuerier is a pool or a transaction.
-type pgQuerier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// readTx is a read-only snapshot: a delta and its keyframe are read as of
-// one moment even while retention re-encodes them.
-func (s *Postgres) readTx(ctx context.Context) (pgx.Tx, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	return s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-}
-
-func endRead(tx pgx.Tx) { _ = tx.Rollback(context.Background()) }
-
-// CheckKey implements Store. A key another aggregator reset or a host it
-// deleted is seen here within keyCheckTTL (the cache's life), and by the
-// ingest itself at once.
-func (s *Postgres) CheckKey(ctx context.Context, hostname string, keyHash [32]byte) (KeyState, error) {
-	if s.closed.Load() {
-		return 0, ErrClosed
-	}
-	if v, ok := s.keyOK.Load(hostname); ok {
-		kc := v.(*keyCheck)
-		if time.Since(kc.at) < keyCheckTTL && keyMatches(kc.hash[:], keyHash) == nil {
-			return KeyMatches, nil
-		}
-	}
-	var stored []byte
-	err := s.pool.QueryRow(ctx, "SELECT key_hash FROM hosts WHERE hostname = $1", hostname).Scan(&stored)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return HostUnknown, nil
-	case err != nil:
-		return 0, fmt.Errorf("check key: %w", err)
-	case stored == nil:
-		return KeyUnbound, nil
-	}
-	if err := keyMatches(stored, keyHash); err != nil {
-		return 0, err
-	}
-	s.keyOK.Store(hostname, &keyCheck{hash: keyHash, at: time.Now()})
-	return KeyMatches, nil
-}
-
-// Hosts implements Store.
-func (s *Postgres) Hosts(ctx context.Context) ([]Host, error) {
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list hosts: %w", err)
-	}
-	defer endRead(tx)
-	rows, err := tx.Query(ctx, `
-		SELECT h.hostname, h.last_seen_ms, s.id, s.captured_ms, s.base_id, s.sys
-		FROM hosts h
-		LEFT JOIN LATERAL (
-			SELECT id, captured_ms, base_id, sys FROM snapshots WHERE host_id = h.id
-			ORDER BY captured_ms DESC, id DESC LIMIT 1) s ON true
-		ORDER BY h.hostname`)
-	if err != nil {
-		return nil, fmt.Errorf("list hosts: %w", err)
-	}
-	type latest struct {
-		base *int64
-		sys  []byte
-	}
-	var out []Host
-	var lat []latest
-	for rows.Next() {
-		var h Host
-		var lastSeen int64
-		var id, captured *int64
-		var l latest
-		if err := rows.Scan(&h.Hostname, &lastSeen, &id, &captured, &l.base, &l.sys); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list hosts: %w", err)
-		}
-		h.LastSeen = msTime(lastSeen)
-		if id != nil {
-			h.LatestSnapshotID = *id
-			h.LatestCapturedAt = msTime(*captured)
-		}
-		out = append(out, h)
-		lat = append(lat, l)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list hosts: %w", err)
-	}
-	for i := range out {
-		if out[i].LatestSnapshotID == 0 {
-			continue
-		}
-		sys, err := s.systemInfo(ctx, tx, lat[i].base, lat[i].sys)
-		if err != nil {
-			s.log.Warn("cannot read latest system_info", "hostname", out[i].Hostname, "snapshot_id", out[i].LatestSnapshotID, "err", err)
-			continue
-		}
-		out[i].OS = osSummary(sys)
-	}
-	return out, nil
-}
-
-const pgMetaColumns = `s.id, h.hostname, s.captured_ms, s.process_count, s.base_id, s.sys`
-
-func (s *Postgres) oneMeta(ctx context.Context, query string, args ...any) (SnapshotMeta, error) {
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		return SnapshotMeta{}, err
-	}
-	defer endRead(tx)
-	var m SnapshotMeta
-	var captured int64
-	var base *int64
-	var sys []byte
-	if err := tx.QueryRow(ctx, query, args...).Scan(&m.ID, &m.Hostname, &captured, &m.ProcessCount, &base, &sys); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return m, ErrNotFound
-		}
-		return m, err
-	}
-	m.CapturedAt = msTime(captured)
-	info, err := s.systemInfo(ctx, tx, base, sys)
-	if err != nil {
-		return m, fmt.Errorf("snapshot %d: %w", m.ID, err)
-	}
-	m.SystemInfo = info
-	return m, nil
-}
-
-// Latest implements Store.
-func (s *Postgres) Latest(ctx context.Context, hostname string) (SnapshotMeta, error) {
-	return s.oneMeta(ctx, `SELECT `+pgMetaColumns+` FROM hosts h JOIN snapshots s ON s.host_id = h.id
-		WHERE h.hostname = $1 ORDER BY s.captured_ms DESC, s.id DESC LIMIT 1`, hostname)
-}
-
-// Snapshot implements Store.
-func (s *Postgres) Snapshot(ctx context.Context, id int64) (SnapshotMeta, error) {
-	return s.oneMeta(ctx, `SELECT `+pgMetaColumns+` FROM snapshots s JOIN hosts h ON h.id = s.host_id
-		WHERE s.id = $1`, id)
-}
-
-// SnapshotAt implements Store.
-func (s *Postgres) SnapshotAt(ctx context.Context, hostname string, t time.Time) (SnapshotMeta, error) {
-	return s.oneMeta(ctx, `SELECT `+pgMetaColumns+` FROM hosts h JOIN snapshots s ON s.host_id = h.id
-		WHERE h.hostname = $1 AND s.captured_ms <= $2 ORDER BY s.captured_ms DESC, s.id DESC LIMIT 1`,
-		hostname, t.UnixMilli())
-}
-
-// SnapshotsBetween implements Store.
-func (s *Postgres) SnapshotsBetween(ctx context.Context, hostname string, from, to time.Time, limit int) ([]SnapshotMeta, error) {
-	if limit <= 0 {
-		return nil, fmt.Errorf("%w: limit must be positive", ErrInvalid)
-	}
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer endRead(tx)
-	rows, err := tx.Query(ctx, `SELECT `+pgMetaColumns+` FROM hosts h JOIN snapshots s ON s.host_id = h.id
-		WHERE h.hostname = $1 AND s.captured_ms BETWEEN $2 AND $3
-		ORDER BY s.captured_ms, s.id LIMIT $4`, hostname, from.UnixMilli(), to.UnixMilli(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
-	}
-	type raw struct {
-		m    SnapshotMeta
-		base *int64
-		sys  []byte
-	}
-	var rs []raw
-	for rows.Next() {
-		var r raw
-		var captured int64
-		if err := rows.Scan(&r.m.ID, &r.m.Hostname, &captured, &r.m.ProcessCount, &r.base, &r.sys); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list snapshots: %w", err)
-		}
-		r.m.CapturedAt = msTime(captured)
-		rs = append(rs, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
-	}
-	out := make([]SnapshotMeta, len(rs))
-	for i, r := range rs {
-		info, err := s.systemInfo(ctx, tx, r.base, r.sys)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %d: %w", r.m.ID, err)
-		}
-		r.m.SystemInfo = info
-		out[i] = r.m
-	}
-	return out, nil
-}
-
-// Processes implements Store (the same sharing rules as SQLite's).
-func (s *Postgres) Processes(ctx context.Context, id int64) ([]snapshot.Process, error) {
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer endRead(tx)
-	var base *int64
-	var blob, sysBlob []byte
-	err = tx.QueryRow(ctx, "SELECT base_id, procs, sys FROM snapshots WHERE id = $1", id).Scan(&base, &blob, &sysBlob)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read snapshot %d: %w", id, err)
-	}
-	if base == nil {
-		f, err := s.keyframe(ctx, tx, id, blob, sysBlob)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %d: %w", id, err)
-		}
-		return append([]snapshot.Process(nil), f.procs...), nil
-	}
-	f, err := s.keyframe(ctx, tx, *base, nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %d: keyframe %d: %w", id, *base, err)
-	}
-	procs, err := decodeProcsAgainst(blob, f)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %d: %w", id, err)
-	}
-	return procs, nil
-}
-
-// keyframe returns keyframe id decoded, from the cache or the database.
-func (s *Postgres) keyframe(ctx context.Context, q pgQuerier, id int64, procs, sys []byte) (*frame, error) {
-	if f := s.cache.get(id); f != nil {
-		return f, nil
-	}
-	if procs == nil || sys == nil {
-		var base *int64
-		err := q.QueryRow(ctx, "SELECT base_id, procs, sys FROM snapshots WHERE id = $1", id).Scan(&base, &procs, &sys)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("%w: keyframe %d is missing", errCorrupt, id)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if base != nil {
-			return nil, fmt.Errorf("%w: snapshot %d is not a keyframe", errCorrupt, id)
-		}
-	}
-	f, err := decodeKeyframe(procs, sys)
-	if err != nil {
-		return nil, err
-	}
-	s.cache.put(id, f)
-	return f, nil
-}
-
-func (s *Postgres) keyframeSys(ctx context.Context, q pgQuerier, id int64) ([][]byte, error) {
-	if f := s.cache.get(id); f != nil {
-		return f.sysTokens, nil
-	}
-	if f := s.sysCache.get(id); f != nil {
-		return f.sysTokens, nil
-	}
-	var base *int64
-	var blob []byte
-	err := q.QueryRow(ctx, "SELECT base_id, sys FROM snapshots WHERE id = $1", id).Scan(&base, &blob)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%w: keyframe %d is missing", errCorrupt, id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	kind, sys, err := openBlob(blob)
-	if err != nil {
-		return nil, err
-	}
-	if base != nil || kind != blobFull {
-		return nil, fmt.Errorf("%w: snapshot %d is not a keyframe", errCorrupt, id)
-	}
-	f := &frame{sys: sys, sysTokens: sysTokens(sys)}
-	s.sysCache.put(id, f)
-	return f.sysTokens, nil
-}
-
-func (s *Postgres) systemInfo(ctx context.Context, q pgQuerier, base *int64, blob []byte) (json.RawMessage, error) {
-	kind, raw, err := openBlob(blob)
-	if err != nil {
-		return nil, err
-	}
-	switch kind {
-	case blobFull:
-		return append([]byte(nil), raw...), nil
-	case blobDelta:
-		if base == nil {
-			return nil, fmt.Errorf("%w: system_info delta without keyframe", errCorrupt)
-		}
-		toks, err := s.keyframeSys(ctx, q, *base)
-		if err != nil {
-			return nil, err
-		}
-		return decodeSysDelta(raw, toks)
-	default:
-		return nil, errCorrupt
-	}
-}
-
-// decodeKeyframe decodes a keyframe's two blobs.
-func decodeKeyframe(procsBlob, sysBlob []byte) (*frame, error) {
-	kind, raw, err := openBlob(procsBlob)
-	if err != nil {
-		return nil, err
-	}
-	if kind != blobFull {
-		return nil, fmt.Errorf("%w: keyframe holds a delta", errCorrupt)
-	}
-	procs, err := decodeFull(raw)
-	if err != nil {
-		return nil, err
-	}
-	kind, sys, err := openBlob(sysBlob)
-	if err != nil {
-		return nil, err
-	}
-	if kind != blobFull {
-		return nil, fmt.Errorf("%w: keyframe system_info is a delta", errCorrupt)
-	}
-	return &frame{procs: procs, sys: sys, sysTokens: sysTokens(sys)}, nil
 }
 
 // Stats implements Store. DatabaseBytes is what the store's tables take,

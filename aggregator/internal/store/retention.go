@@ -29,8 +29,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
@@ -71,35 +73,44 @@ func (s *SQLite) notePruneWork(captured int64) {
 }
 
 func (s *SQLite) pruneLoop() {
-	defer close(s.pruneDone)
-	if s.opts.PruneInterval <= 0 {
+	runPruner(&s.opts, s.log, s.quit, s.pruneDone, s.Prune, func(err error) bool {
+		return isFull(err) || errors.Is(err, ErrStorageFull) // logged once by noteFull
+	})
+}
+
+// runPruner calls prune every PruneInterval until quit closes, then closes
+// done; quiet says which errors are not worth a log line.
+func runPruner(o *Options, log *slog.Logger, quit <-chan struct{}, done chan<- struct{},
+	prune func(context.Context) (int64, error), quiet func(error) bool) {
+	defer close(done)
+	if o.PruneInterval <= 0 {
 		return
 	}
 	// The first pass runs soon after start: a store that was down for a
 	// while has work waiting.
-	t := time.NewTimer(min(s.opts.PruneInterval, 5*time.Second))
+	t := time.NewTimer(min(o.PruneInterval, 5*time.Second))
 	defer t.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		<-s.quit
+		<-quit
 		cancel()
 	}()
 	for {
 		select {
-		case <-s.quit:
+		case <-quit:
 			return
 		case <-t.C:
 		}
 		start := time.Now()
-		n, err := s.Prune(ctx)
+		n, err := prune(ctx)
 		switch {
-		case err != nil && ctx.Err() == nil && !isFull(err) && !errors.Is(err, ErrStorageFull):
-			s.log.Error("retention pass failed", "deleted", n, "err", err)
+		case err != nil && ctx.Err() == nil && !quiet(err):
+			log.Error("retention pass failed", "deleted", n, "err", err)
 		case n > 0:
-			s.log.Info("retention pass", "deleted", n, "duration", time.Since(start))
+			log.Info("retention pass", "deleted", n, "duration", time.Since(start))
 		}
-		t.Reset(s.opts.PruneInterval)
+		t.Reset(o.PruneInterval)
 	}
 }
 
@@ -111,35 +122,45 @@ func (s *SQLite) Prune(ctx context.Context) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	now := s.opts.Now().UnixMilli()
-	rawEdge := now - s.opts.RetentionRaw.Milliseconds()
-	midEdge := now - s.opts.RetentionMid.Milliseconds()
-	oldEdge := now - s.opts.Retention.Milliseconds()
-	if late := s.pruneLate.Swap(math.MaxInt64); late != math.MaxInt64 {
-		for i := range s.prune.done {
-			s.prune.done[i] = min(s.prune.done[i], late)
+	total, err := s.prune.pass(ctx, &s.opts, &s.pruneLate, s.sql, s.db, s.deleteSnapshots)
+	if err != nil {
+		return total, err
+	}
+	// Also after a pass that deleted nothing: DeleteHost frees pages too.
+	return total, s.vacuumSome(ctx)
+}
+
+// pass runs one retention pass: the candidates are read with q, and del
+// deletes them (at most PruneBatch at a time, PrunePause apart). late is
+// the earliest snapshot stored since the last pass (notePruneWork).
+func (p *pruneState) pass(ctx context.Context, o *Options, late *atomic.Int64, d *dialect, q querier,
+	del func(context.Context, []int64) (int64, error)) (int64, error) {
+	now := o.Now().UnixMilli()
+	rawEdge := now - o.RetentionRaw.Milliseconds()
+	midEdge := now - o.RetentionMid.Milliseconds()
+	oldEdge := now - o.Retention.Milliseconds()
+	if l := late.Swap(math.MaxInt64); l != math.MaxInt64 {
+		for i := range p.done {
+			p.done[i] = min(p.done[i], l)
 		}
 	}
 
 	var total int64
 	// Expired snapshots, oldest first.
 	for {
-		// Deltas before keyframes (see the tiers below).
-		ids, err := s.queryIDs(ctx, `SELECT id FROM snapshots WHERE captured_ms < ?
-			ORDER BY base_id IS NULL, captured_ms LIMIT ?`,
-			oldEdge, s.opts.PruneBatch)
+		ids, err := queryIDs(ctx, q, d.expired, oldEdge, o.PruneBatch)
 		if err != nil {
 			return total, err
 		}
-		n, err := s.deleteSnapshots(ctx, ids)
+		n, err := del(ctx, ids)
 		total += n
-		if err != nil || len(ids) < s.opts.PruneBatch {
-			if err != nil {
-				return total, err
-			}
+		if err != nil {
+			return total, err
+		}
+		if len(ids) < o.PruneBatch {
 			break
 		}
-		if err := s.prunePause(ctx); err != nil {
+		if err := prunePause(ctx, o.PrunePause); err != nil {
 			return total, err
 		}
 	}
@@ -149,8 +170,8 @@ func (s *SQLite) Prune(ctx context.Context) (int64, error) {
 		lo, hi   int64
 		progress *int64
 	}{
-		{tierHour, oldEdge, midEdge, &s.prune.done[1]},
-		{tierMid, midEdge, rawEdge, &s.prune.done[0]},
+		{tierHour, oldEdge, midEdge, &p.done[1]},
+		{tierMid, midEdge, rawEdge, &p.done[0]},
 	}
 	for _, tr := range tiers {
 		from := alignDown(max(*tr.progress, tr.lo), tr.t.bucket)
@@ -160,23 +181,19 @@ func (s *SQLite) Prune(ctx context.Context) (int64, error) {
 			// deleted, its deltas in this chunk are gone, and only the
 			// few that survive thinning are re-encoded (not hundreds
 			// that a later batch would delete anyway).
-			ids, err := s.queryIDs(ctx, `SELECT id FROM (
-				SELECT id, base_id IS NULL AS keyframe, row_number() OVER (
-					PARTITION BY host_id, captured_ms / ? ORDER BY captured_ms, id) AS rn
-				FROM snapshots WHERE captured_ms >= ? AND captured_ms < ?)
-				WHERE rn > 1 ORDER BY keyframe, id`, tr.t.bucket.Milliseconds(), from, to)
+			ids, err := queryIDs(ctx, q, d.thin, tr.t.bucket.Milliseconds(), from, to)
 			if err != nil {
 				return total, err
 			}
 			for len(ids) > 0 {
-				batch := ids[:min(len(ids), s.opts.PruneBatch)]
+				batch := ids[:min(len(ids), o.PruneBatch)]
 				ids = ids[len(batch):]
-				n, err := s.deleteSnapshots(ctx, batch)
+				n, err := del(ctx, batch)
 				total += n
 				if err != nil {
 					return total, err
 				}
-				if err := s.prunePause(ctx); err != nil {
+				if err := prunePause(ctx, o.PrunePause); err != nil {
 					return total, err
 				}
 			}
@@ -184,18 +201,14 @@ func (s *SQLite) Prune(ctx context.Context) (int64, error) {
 			from = to
 		}
 	}
-	// Also after a pass that deleted nothing: DeleteHost frees pages too.
-	if err := s.vacuumSome(ctx); err != nil {
-		return total, err
-	}
 	return total, nil
 }
 
-func (s *SQLite) prunePause(ctx context.Context) error {
-	if s.opts.PrunePause <= 0 {
+func prunePause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
 		return ctx.Err()
 	}
-	t := time.NewTimer(s.opts.PrunePause)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -205,21 +218,21 @@ func (s *SQLite) prunePause(ctx context.Context) error {
 	}
 }
 
-func (s *SQLite) queryIDs(ctx context.Context, query string, args ...any) ([]int64, error) {
-	rows, err := s.rdb.QueryContext(ctx, query, args...)
+func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]int64, error) {
+	rs, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("retention query: %w", err)
 	}
-	defer func() { _ = rows.Close() }()
+	defer rs.Close()
 	var ids []int64
-	for rows.Next() {
+	for rs.Next() {
 		var id int64
-		if err := rows.Scan(&id); err != nil {
+		if err := rs.Scan(&id); err != nil {
 			return nil, fmt.Errorf("retention query: %w", err)
 		}
 		ids = append(ids, id)
 	}
-	if err := rows.Err(); err != nil {
+	if err := rs.Err(); err != nil {
 		return nil, fmt.Errorf("retention query: %w", err)
 	}
 	return ids, nil
@@ -233,14 +246,9 @@ func (s *SQLite) deleteSnapshots(ctx context.Context, ids []int64) (int64, error
 	}
 	var deleted int64
 	err := s.exec(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		deleted = 0
-		type victim struct {
-			id, host int64
-			keyframe bool
-		}
 		vs := make([]victim, 0, len(ids))
 		for _, id := range ids {
-			var v victim
+			v := victim{id: id}
 			var base sql.NullInt64
 			err := tx.QueryRowContext(ctx, "SELECT host_id, base_id FROM snapshots WHERE id = ?", id).Scan(&v.host, &base)
 			if errors.Is(err, sql.ErrNoRows) {
@@ -249,86 +257,91 @@ func (s *SQLite) deleteSnapshots(ctx context.Context, ids []int64) (int64, error
 			if err != nil {
 				return fmt.Errorf("retention: %w", err)
 			}
-			v.id, v.keyframe = id, !base.Valid
+			v.keyframe = !base.Valid
 			vs = append(vs, v)
 		}
-		// Deltas first: a keyframe's deltas that die in the same batch then
-		// need no re-encoding.
-		slices.SortStableFunc(vs, func(a, b victim) int {
-			switch {
-			case a.keyframe == b.keyframe:
-				return 0
-			case a.keyframe:
-				return 1
-			default:
-				return -1
+		var err error
+		deleted, err = s.deleteVictims(ctx, onSQL[*sql.Tx]{tx}, vs, func(v victim) {
+			if st := s.w.hosts[v.host]; st != nil && st.keyID == v.id {
+				s.dropState(v.host)
 			}
 		})
-		for _, v := range vs {
-			if v.keyframe {
-				if err := s.rebase(ctx, tx, v.id); err != nil {
-					return fmt.Errorf("retention: re-encode deltas of keyframe %d: %w", v.id, err)
-				}
-				if st := s.w.hosts[v.host]; st != nil && st.keyID == v.id {
-					s.dropState(v.host)
-				}
-			}
-			if _, err := tx.ExecContext(ctx, "DELETE FROM snapshots WHERE id = ?", v.id); err != nil {
-				return fmt.Errorf("retention: delete snapshot %d: %w", v.id, err)
-			}
-			deleted++
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return 0, err
 	}
-	for _, id := range ids {
-		s.cache.forget(id)
-		s.sysCache.forget(id)
-	}
+	s.forget(ids)
 	s.pruned.Add(deleted)
+	return deleted, nil
+}
+
+// victim is a snapshot retention deletes.
+type victim struct {
+	id, host int64
+	keyframe bool
+}
+
+// deleteVictims deletes vs in transaction tx, deltas first: a keyframe's
+// deltas that die in the same batch then need no re-encoding, and those
+// that survive are re-encoded (rebase) before the keyframe goes, and gone
+// is told.
+func (c *core) deleteVictims(ctx context.Context, tx querier, vs []victim, gone func(victim)) (int64, error) {
+	slices.SortStableFunc(vs, func(a, b victim) int {
+		switch {
+		case a.keyframe == b.keyframe:
+			return 0
+		case a.keyframe:
+			return 1
+		default:
+			return -1
+		}
+	})
+	var deleted int64
+	for _, v := range vs {
+		if v.keyframe {
+			if err := c.rebase(ctx, tx, v.id); err != nil {
+				return 0, fmt.Errorf("retention: re-encode deltas of keyframe %d: %w", v.id, err)
+			}
+			gone(v)
+		}
+		if err := tx.Exec(ctx, c.sql.deleteSnapshot, v.id); err != nil {
+			return 0, fmt.Errorf("retention: delete snapshot %d: %w", v.id, err)
+		}
+		deleted++
+	}
 	return deleted, nil
 }
 
 // rebase makes keyframe kf deletable: its newest surviving delta becomes a
 // keyframe and the other deltas are re-encoded against it.
-func (s *SQLite) rebase(ctx context.Context, tx *sql.Tx, kf int64) error {
-	rows, err := tx.QueryContext(ctx, "SELECT id, procs, sys FROM snapshots WHERE base_id = ? ORDER BY captured_ms DESC, id DESC", kf)
+func (c *core) rebase(ctx context.Context, tx querier, kf int64) error {
+	rs, err := tx.Query(ctx, c.sql.rebaseDeps, kf)
 	if err != nil {
 		return err
 	}
 	var deps []rebaseDep
-	for rows.Next() {
+	for rs.Next() {
 		var d rebaseDep
-		if err := rows.Scan(&d.id, &d.procs, &d.sy); err != nil {
-			_ = rows.Close()
+		if err := rs.Scan(&d.id, &d.procs, &d.sy); err != nil {
+			rs.Close()
 			return err
 		}
 		deps = append(deps, d)
 	}
-	_ = rows.Close()
-	if err := rows.Err(); err != nil {
+	rs.Close()
+	if err := rs.Err(); err != nil {
 		return err
 	}
 	if len(deps) == 0 {
 		return nil
 	}
-	old, err := s.keyframe(ctx, tx, kf, nil, nil)
+	old, err := c.keyframe(ctx, tx, kf, nil, nil)
 	if err != nil {
 		return err
 	}
-	decode := func(d rebaseDep) ([]snapshot.Process, []byte, error) {
-		procs, err := decodeProcsAgainst(d.procs, old)
-		if err != nil {
-			return nil, nil, err
-		}
-		sys, err := decodeSysAgainst(d.sy, old)
-		return procs, sys, err
-	}
-	return rebaseDeps(deps, decode, func(id int64, base any, procs, sys []byte) error {
-		_, err := tx.ExecContext(ctx, "UPDATE snapshots SET base_id = ?, procs = ?, sys = ? WHERE id = ?", base, procs, sys, id)
-		return err
+	return rebaseDeps(deps, old, func(id int64, base any, procs, sys []byte) error {
+		return tx.Exec(ctx, c.sql.rebaseUpdate, base, procs, sys, id)
 	})
 }
 
@@ -340,11 +353,17 @@ type rebaseDep struct {
 
 // rebaseDeps re-encodes the deltas of a keyframe about to go, newest first
 // in deps: the newest becomes a keyframe, the others deltas against it.
-// decode reads a delta against the old keyframe; update stores a
-// snapshot's new base (nil: none) and blobs. Both stores use it with their
-// own SQL.
-func rebaseDeps(deps []rebaseDep, decode func(rebaseDep) ([]snapshot.Process, []byte, error),
-	update func(id int64, base any, procs, sys []byte) error) error {
+// old is the keyframe; update stores a snapshot's new base (nil: none) and
+// blobs.
+func rebaseDeps(deps []rebaseDep, old *frame, update func(id int64, base any, procs, sys []byte) error) error {
+	decode := func(d rebaseDep) ([]snapshot.Process, []byte, error) {
+		procs, err := decodeProcsAgainst(d.procs, old)
+		if err != nil {
+			return nil, nil, err
+		}
+		sys, err := decodeSysAgainst(d.sy, old)
+		return procs, sys, err
+	}
 	newProcs, newSys, err := decode(deps[0])
 	if err != nil {
 		return fmt.Errorf("snapshot %d: %w", deps[0].id, err)

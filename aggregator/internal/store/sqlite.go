@@ -2,10 +2,8 @@ package store
 
 import (
 	"context"
-	"crypto/subtle"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,10 +19,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/mattn/go-sqlite3"
-
-	"github.com/procscope/procscope/aggregator/snapshot"
 )
 
 // DBFile is the database's file name inside the storage directory.
@@ -133,22 +127,20 @@ func (o *Options) setDefaults() error {
 // SQLite is the embedded Store: one database file, one writer goroutine
 // that group-commits ingests, and a pool of read connections.
 type SQLite struct {
-	log      *slog.Logger
-	opts     Options
-	path     string
-	wdb      *sql.DB // exactly one connection, used only by the writer goroutine
-	rdb      *sql.DB // read-only connections
-	ckdb     *sql.DB // one connection for WAL checkpoints
-	ckDone   chan struct{}
-	ckTail   chan struct{} // the checkpoint loop asks the writer to finish a checkpoint
-	cache    *frameCache   // decoded keyframes
-	sysCache *frameCache   // keyframes' system_info only
+	// core answers the reads (read.go) and holds the keyframe caches.
+	core
+	opts   Options
+	path   string
+	wdb    *sql.DB // exactly one connection, used only by the writer goroutine
+	rdb    *sql.DB // read-only connections
+	ckdb   *sql.DB // one connection for WAL checkpoints
+	ckDone chan struct{}
+	ckTail chan struct{} // the checkpoint loop asks the writer to finish a checkpoint
 
 	jobs      chan *job
 	encodeSem chan struct{} // bounds concurrent encoding in Ingest
 	quit      chan struct{}
 	done      chan struct{}
-	closed    atomic.Bool
 
 	full      atomic.Bool  // the last write failed for a full disk (full.go)
 	spaceAt   atomic.Int64 // when checkSpace last looked (unix ns)
@@ -167,10 +159,6 @@ type SQLite struct {
 	// bases maps hostname to its *baseFrame; written by the writer, read by
 	// Ingest callers to encode before queueing.
 	bases sync.Map
-	// keyOK maps hostname to a *keyCheck: the key hash CheckKey last found
-	// stored for it, so that a host pushing many times a second costs one
-	// query a keyCheckTTL instead of one per ingest.
-	keyOK sync.Map
 }
 
 // keyCheckTTL bounds how long CheckKey trusts a key it found stored. The
@@ -287,7 +275,6 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 	}
 
 	s := &SQLite{
-		log:    opts.Logger,
 		opts:   opts,
 		path:   path,
 		wdb:    wdb,
@@ -295,10 +282,7 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 		ckDone: make(chan struct{}),
 		ckTail: make(chan struct{}, 1),
 		rdb:    rdb,
-		cache:  newFrameCache(opts.CacheRows),
-		// system_info of keyframes alone (about 1 KB each), for listings.
-		sysCache: newFrameCache(4096),
-		jobs:     make(chan *job),
+		jobs:   make(chan *job),
 
 		encodeSem: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		quit:      make(chan struct{}),
@@ -306,6 +290,13 @@ func OpenSQLite(ctx context.Context, dir string, opts Options) (*SQLite, error) 
 
 		pruneDone: make(chan struct{}),
 	}
+	s.init(opts.Logger, sqliteSQL, onSQL[*sql.DB]{rdb}, func(ctx context.Context) (readTx, error) {
+		tx, err := rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		return sqlReadTx{onSQL[*sql.Tx]{tx}}, nil
+	}, opts.CacheRows)
 	s.w.hosts = make(map[int64]*hostState)
 	s.w.rows = make(map[string]hostRow)
 	s.w.dataVersion = -1 // data_version is positive: the first batch starts clean
@@ -422,407 +413,9 @@ func (s *SQLite) Close() error {
 	return errors.Join(errs...)
 }
 
-// --- reads ---
-
-func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
-
-// CheckKey implements Store.
-func (s *SQLite) CheckKey(ctx context.Context, hostname string, keyHash [32]byte) (KeyState, error) {
-	if s.closed.Load() {
-		return 0, ErrClosed
-	}
-	if v, ok := s.keyOK.Load(hostname); ok {
-		kc := v.(*keyCheck)
-		if time.Since(kc.at) < keyCheckTTL && subtle.ConstantTimeCompare(kc.hash[:], keyHash[:]) == 1 {
-			return KeyMatches, nil
-		}
-	}
-	var stored []byte
-	err := s.rdb.QueryRowContext(ctx, "SELECT key_hash FROM hosts WHERE hostname = ?", hostname).Scan(&stored)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return HostUnknown, nil
-	case err != nil:
-		return 0, fmt.Errorf("check key: %w", err)
-	case stored == nil:
-		// `hosts reset-key` unbound it: the next ingest binds a new key.
-		return KeyUnbound, nil
-	}
-	if err := keyMatches(stored, keyHash); err != nil {
-		return 0, err
-	}
-	s.keyOK.Store(hostname, &keyCheck{hash: keyHash, at: time.Now()})
-	return KeyMatches, nil
-}
-
-// Hosts implements Store.
-func (s *SQLite) Hosts(ctx context.Context) ([]Host, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("list hosts: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
-	rows, err := tx.QueryContext(ctx, `
-		SELECT h.hostname, h.last_seen_ms, s.id, s.captured_ms, s.base_id, s.sys
-		FROM hosts h
-		LEFT JOIN snapshots s ON s.id = (
-			SELECT id FROM snapshots WHERE host_id = h.id
-			ORDER BY captured_ms DESC, id DESC LIMIT 1)
-		ORDER BY h.hostname`)
-	if err != nil {
-		return nil, fmt.Errorf("list hosts: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	type latest struct {
-		base sql.NullInt64
-		sys  []byte
-	}
-	var out []Host
-	var lat []latest
-	for rows.Next() {
-		var h Host
-		var lastSeen int64
-		var id, captured sql.NullInt64
-		var l latest
-		if err := rows.Scan(&h.Hostname, &lastSeen, &id, &captured, &l.base, &l.sys); err != nil {
-			return nil, fmt.Errorf("list hosts: %w", err)
-		}
-		h.LastSeen = msTime(lastSeen)
-		if id.Valid {
-			h.LatestSnapshotID = id.Int64
-			h.LatestCapturedAt = msTime(captured.Int64)
-		}
-		out = append(out, h)
-		lat = append(lat, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list hosts: %w", err)
-	}
-	_ = rows.Close()
-	for i := range out {
-		if out[i].LatestSnapshotID == 0 {
-			continue
-		}
-		sys, err := s.systemInfo(ctx, tx, lat[i].base, lat[i].sys)
-		if err != nil {
-			s.log.Warn("cannot read latest system_info", "hostname", out[i].Hostname, "snapshot_id", out[i].LatestSnapshotID, "err", err)
-			continue
-		}
-		out[i].OS = osSummary(sys)
-	}
-	return out, nil
-}
-
-// osSummary is "distro version (name arch)" from a system_info document,
-// or "" when it has none of those fields.
-func osSummary(sys []byte) string {
-	var v struct {
-		OS struct {
-			Name    string `json:"name"`
-			Distro  string `json:"distro"`
-			Version string `json:"version"`
-			Arch    string `json:"arch"`
-		} `json:"os"`
-	}
-	if json.Unmarshal(sys, &v) != nil {
-		return ""
-	}
-	o := v.OS
-	var parts []string
-	for _, p := range []string{o.Distro, o.Version} {
-		if p != "" {
-			parts = append(parts, p)
-		}
-	}
-	var inner []string
-	for _, p := range []string{o.Name, o.Arch} {
-		if p != "" {
-			inner = append(inner, p)
-		}
-	}
-	out := strings.Join(parts, " ")
-	if len(inner) > 0 {
-		if out != "" {
-			out += " "
-		}
-		out += "(" + strings.Join(inner, " ") + ")"
-	}
-	return out
-}
-
-const metaColumns = `s.id, h.hostname, s.captured_ms, s.process_count, s.base_id, s.sys`
-
-type metaScanner interface{ Scan(dest ...any) error }
-
-func (s *SQLite) scanMeta(ctx context.Context, tx *sql.Tx, row metaScanner) (SnapshotMeta, error) {
-	var m SnapshotMeta
-	var captured int64
-	var base sql.NullInt64
-	var sys []byte
-	if err := row.Scan(&m.ID, &m.Hostname, &captured, &m.ProcessCount, &base, &sys); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return m, ErrNotFound
-		}
-		return m, err
-	}
-	m.CapturedAt = msTime(captured)
-	info, err := s.systemInfo(ctx, tx, base, sys)
-	if err != nil {
-		return m, fmt.Errorf("snapshot %d: %w", m.ID, err)
-	}
-	m.SystemInfo = info
-	return m, nil
-}
-
-func (s *SQLite) readTx(ctx context.Context) (*sql.Tx, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	return s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-}
-
-func (s *SQLite) oneMeta(ctx context.Context, query string, args ...any) (SnapshotMeta, error) {
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		return SnapshotMeta{}, err
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
-	return s.scanMeta(ctx, tx, tx.QueryRowContext(ctx, query, args...))
-}
-
-// Latest implements Store.
-func (s *SQLite) Latest(ctx context.Context, hostname string) (SnapshotMeta, error) {
-	return s.oneMeta(ctx, `SELECT `+metaColumns+` FROM hosts h JOIN snapshots s ON s.host_id = h.id
-		WHERE h.hostname = ? ORDER BY s.captured_ms DESC, s.id DESC LIMIT 1`, hostname)
-}
-
-// Snapshot implements Store.
-func (s *SQLite) Snapshot(ctx context.Context, id int64) (SnapshotMeta, error) {
-	return s.oneMeta(ctx, `SELECT `+metaColumns+` FROM snapshots s JOIN hosts h ON h.id = s.host_id
-		WHERE s.id = ?`, id)
-}
-
-// SnapshotAt implements Store.
-func (s *SQLite) SnapshotAt(ctx context.Context, hostname string, t time.Time) (SnapshotMeta, error) {
-	return s.oneMeta(ctx, `SELECT `+metaColumns+` FROM hosts h JOIN snapshots s ON s.host_id = h.id
-		WHERE h.hostname = ? AND s.captured_ms <= ? ORDER BY s.captured_ms DESC, s.id DESC LIMIT 1`,
-		hostname, t.UnixMilli())
-}
-
-// SnapshotsBetween implements Store.
-func (s *SQLite) SnapshotsBetween(ctx context.Context, hostname string, from, to time.Time, limit int) ([]SnapshotMeta, error) {
-	if limit <= 0 {
-		return nil, fmt.Errorf("%w: limit must be positive", ErrInvalid)
-	}
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
-	rows, err := tx.QueryContext(ctx, `SELECT `+metaColumns+` FROM hosts h JOIN snapshots s ON s.host_id = h.id
-		WHERE h.hostname = ? AND s.captured_ms BETWEEN ? AND ?
-		ORDER BY s.captured_ms, s.id LIMIT ?`, hostname, from.UnixMilli(), to.UnixMilli(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	type raw struct {
-		m    SnapshotMeta
-		base sql.NullInt64
-		sys  []byte
-	}
-	var rs []raw
-	for rows.Next() {
-		var r raw
-		var captured int64
-		if err := rows.Scan(&r.m.ID, &r.m.Hostname, &captured, &r.m.ProcessCount, &r.base, &r.sys); err != nil {
-			return nil, fmt.Errorf("list snapshots: %w", err)
-		}
-		r.m.CapturedAt = msTime(captured)
-		rs = append(rs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
-	}
-	_ = rows.Close()
-	out := make([]SnapshotMeta, len(rs))
-	for i, r := range rs {
-		info, err := s.systemInfo(ctx, tx, r.base, r.sys)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %d: %w", r.m.ID, err)
-		}
-		r.m.SystemInfo = info
-		out[i] = r.m
-	}
-	return out, nil
-}
-
-// Processes implements Store. The returned slice is the caller's; the
-// strings (and Cmdline pointers) in it may be shared with a cache and must
-// not be modified through the pointers.
-func (s *SQLite) Processes(ctx context.Context, id int64) ([]snapshot.Process, error) {
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
-	var base sql.NullInt64
-	var blob []byte
-	var sysBlob []byte
-	err = tx.QueryRowContext(ctx, "SELECT base_id, procs, sys FROM snapshots WHERE id = ?", id).Scan(&base, &blob, &sysBlob)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read snapshot %d: %w", id, err)
-	}
-	if !base.Valid {
-		// A keyframe: serve it from the cache, or decode and remember it
-		// (deltas of the same keyframe will want it next).
-		f, err := s.keyframe(ctx, tx, id, blob, sysBlob)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %d: %w", id, err)
-		}
-		return append([]snapshot.Process(nil), f.procs...), nil
-	}
-	f, err := s.keyframe(ctx, tx, base.Int64, nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %d: keyframe %d: %w", id, base.Int64, err)
-	}
-	kind, raw, err := openBlob(blob)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %d: %w", id, err)
-	}
-	switch kind {
-	case blobDelta:
-		procs, err := decodeDelta(raw, f.procs)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %d: %w", id, err)
-		}
-		return procs, nil
-	case blobFull:
-		procs, err := decodeFull(raw)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %d: %w", id, err)
-		}
-		return procs, nil
-	default:
-		return nil, fmt.Errorf("snapshot %d: %w", id, errCorrupt)
-	}
-}
-
-// keyframe returns keyframe id decoded, from the cache or from the database
-// (procs/sys are its blobs when the caller already read them).
-func (s *SQLite) keyframe(ctx context.Context, q querier, id int64, procs, sys []byte) (*frame, error) {
-	if f := s.cache.get(id); f != nil {
-		return f, nil
-	}
-	if procs == nil || sys == nil {
-		var base sql.NullInt64
-		err := q.QueryRowContext(ctx, "SELECT base_id, procs, sys FROM snapshots WHERE id = ?", id).Scan(&base, &procs, &sys)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("%w: keyframe %d is missing", errCorrupt, id)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if base.Valid {
-			return nil, fmt.Errorf("%w: snapshot %d is not a keyframe", errCorrupt, id)
-		}
-	}
-	f, err := s.decodeFrame(procs, sys)
-	if err != nil {
-		return nil, err
-	}
-	s.cache.put(id, f)
-	return f, nil
-}
-
+// decodeFrame is decodeKeyframe, for the writer.
 func (s *SQLite) decodeFrame(procsBlob, sysBlob []byte) (*frame, error) {
-	kind, raw, err := openBlob(procsBlob)
-	if err != nil {
-		return nil, err
-	}
-	if kind != blobFull {
-		return nil, fmt.Errorf("%w: keyframe holds a delta", errCorrupt)
-	}
-	procs, err := decodeFull(raw)
-	if err != nil {
-		return nil, err
-	}
-	kind, sys, err := openBlob(sysBlob)
-	if err != nil {
-		return nil, err
-	}
-	if kind != blobFull {
-		return nil, fmt.Errorf("%w: keyframe system_info is a delta", errCorrupt)
-	}
-	return &frame{procs: procs, sys: sys, sysTokens: sysTokens(sys)}, nil
-}
-
-// keyframeSys returns the system_info tokens of keyframe id without
-// decoding its process list: listing hosts or snapshots needs only these.
-func (s *SQLite) keyframeSys(ctx context.Context, q querier, id int64) ([][]byte, error) {
-	if f := s.cache.get(id); f != nil {
-		return f.sysTokens, nil
-	}
-	if f := s.sysCache.get(id); f != nil {
-		return f.sysTokens, nil
-	}
-	var base sql.NullInt64
-	var blob []byte
-	err := q.QueryRowContext(ctx, "SELECT base_id, sys FROM snapshots WHERE id = ?", id).Scan(&base, &blob)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: keyframe %d is missing", errCorrupt, id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	kind, sys, err := openBlob(blob)
-	if err != nil {
-		return nil, err
-	}
-	if base.Valid || kind != blobFull {
-		return nil, fmt.Errorf("%w: snapshot %d is not a keyframe", errCorrupt, id)
-	}
-	f := &frame{sys: sys, sysTokens: sysTokens(sys)}
-	s.sysCache.put(id, f)
-	return f.sysTokens, nil
-}
-
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// systemInfo rebuilds a snapshot's system_info from its blob (and its
-// keyframe's when the blob is a delta).
-func (s *SQLite) systemInfo(ctx context.Context, q querier, base sql.NullInt64, blob []byte) (json.RawMessage, error) {
-	kind, raw, err := openBlob(blob)
-	if err != nil {
-		return nil, err
-	}
-	switch kind {
-	case blobFull:
-		if blob[0]&^blobKindMask == 0 {
-			// Stored raw: do not alias the driver's buffer.
-			raw = append([]byte(nil), raw...)
-		}
-		return raw, nil
-	case blobDelta:
-		if !base.Valid {
-			return nil, fmt.Errorf("%w: system_info delta without keyframe", errCorrupt)
-		}
-		toks, err := s.keyframeSys(ctx, q, base.Int64)
-		if err != nil {
-			return nil, err
-		}
-		return decodeSysDelta(raw, toks)
-	default:
-		return nil, errCorrupt
-	}
+	return decodeKeyframe(procsBlob, sysBlob)
 }
 
 // Stats implements Store.
@@ -846,17 +439,4 @@ func (s *SQLite) Stats(ctx context.Context) (Stats, error) {
 	st.RowsPruned = s.pruned.Load()
 	st.Commits, st.CommittedWrites = s.commits.Load(), s.committed.Load()
 	return st, nil
-}
-
-// isForeignKeyViolation reports a FOREIGN KEY constraint failure.
-func isForeignKeyViolation(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint && se.ExtendedCode == sqlite3.ErrConstraintForeignKey
-}
-
-// isUniqueViolation reports a UNIQUE or PRIMARY KEY constraint failure.
-func isUniqueViolation(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint &&
-		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
 }

@@ -1,9 +1,10 @@
 // Package store keeps what the aggregator was sent: hosts bound to key
 // hashes, and snapshots (system details and compressed process lists).
 //
-// Store is the narrow interface the HTTP layer uses; SQLite (the embedded
-// default, in this package) implements it, and a PostgreSQL implementation
-// can follow without touching the HTTP layer.
+// Store is the narrow interface the HTTP layer uses. SQLite (the embedded
+// default) and Postgres (several aggregators sharing one database)
+// implement it with the same tables and blobs; they read with one piece of
+// code (core.go, read.go) and differ in how they write.
 package store
 
 import (
