@@ -69,12 +69,7 @@ func newFleet() *fleet { return &fleet{hosts: map[string]*fleetHost{}} }
 
 // sysInfoStatic is the part of system_info the fleet reads in full.
 type sysInfoStatic struct {
-	OS struct {
-		Name    string `json:"name"`
-		Distro  string `json:"distro"`
-		Version string `json:"version"`
-		Arch    string `json:"arch"`
-	} `json:"os"`
+	OS  store.OSInfo `json:"os"`
 	CPU struct {
 		LogicalThreads int      `json:"logical_threads"`
 		UsagePercent   *float64 `json:"usage_percent"`
@@ -121,7 +116,7 @@ func (fh *fleetHost) readStatic(sys []byte, captured time.Time, numbers bool) {
 		fh.os, fh.exporter, fh.cpus, fh.memTotal, fh.swapTotal, fh.fsTotal = "", "", 0, 0, 0, nil
 		return
 	}
-	fh.os = clipText(store.OSLine(v.OS.Name, v.OS.Distro, v.OS.Version, v.OS.Arch))
+	fh.os = clipText(v.OS.Line())
 	fh.exporter = clipText(v.Exporter)
 	fh.cpus = v.CPU.LogicalThreads
 	fh.memTotal, fh.swapTotal = v.Memory.TotalBytes, v.Swap.TotalBytes

@@ -126,6 +126,7 @@ type core struct {
 	cache    *frameCache // decoded keyframes
 	sysCache *frameCache // keyframes' system_info only (about 1 KB each), for listings
 	closed   atomic.Bool
+	pruned   atomic.Int64 // snapshots retention deleted since the store was opened
 	// keyOK maps hostname to a *keyCheck: the key hash CheckKey last found
 	// stored for it, so that a host pushing many times a second costs one
 	// query a keyCheckTTL instead of one per ingest.
@@ -146,12 +147,14 @@ func (c *core) readTx(ctx context.Context) (readTx, error) {
 	return c.begin(ctx)
 }
 
-// forget drops deleted snapshots from the keyframe caches.
-func (c *core) forget(ids []int64) {
+// deleted counts n snapshots retention deleted (of ids) and drops them
+// from the keyframe caches.
+func (c *core) deleted(ids []int64, n int64) {
 	for _, id := range ids {
 		c.cache.forget(id)
 		c.sysCache.forget(id)
 	}
+	c.pruned.Add(n)
 }
 
 // dialect is the SQL of one engine.

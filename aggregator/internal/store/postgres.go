@@ -7,12 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,7 +44,6 @@ type Postgres struct {
 	notes     chan string // announcements of stored snapshots (postgres_notify.go)
 	notesDone chan struct{}
 
-	pruned    atomic.Int64
 	commits   atomic.Int64
 	pruneLate atomic.Int64
 	pruneMu   sync.Mutex
@@ -125,16 +121,9 @@ func OpenPostgres(ctx context.Context, url string, opts Options) (*Postgres, err
 // migratePostgres applies the embedded migrations newer than the
 // recorded version, in one transaction, holding an advisory lock.
 func migratePostgres(ctx context.Context, pool *pgxpool.Pool) error {
-	files, err := fs.Glob(pgMigrationFS, "migrations_postgres/*.sql")
+	files, err := migrations(pgMigrationFS, "migrations_postgres")
 	if err != nil {
-		return err
-	}
-	sort.Strings(files)
-	for i, f := range files {
-		num, _, _ := strings.Cut(filepath.Base(f), "_")
-		if v, err := strconv.Atoi(num); err != nil || v != i+1 {
-			return fmt.Errorf("postgres migration %s: must be numbered 1..n without gaps", filepath.Base(f))
-		}
+		return fmt.Errorf("postgres %w", err)
 	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {

@@ -80,7 +80,6 @@ func (s *Postgres) deleteSnapshots(ctx context.Context, conn *pgxpool.Conn, ids 
 	if err != nil {
 		return 0, err
 	}
-	s.forget(ids)
-	s.pruned.Add(deleted)
+	s.deleted(ids, deleted)
 	return deleted, nil
 }

@@ -114,29 +114,32 @@ func (c *core) Hosts(ctx context.Context) ([]Host, error) {
 // or "" when it has none of those fields.
 func osSummary(sys []byte) string {
 	var v struct {
-		OS struct {
-			Name    string `json:"name"`
-			Distro  string `json:"distro"`
-			Version string `json:"version"`
-			Arch    string `json:"arch"`
-		} `json:"os"`
+		OS OSInfo `json:"os"`
 	}
 	if json.Unmarshal(sys, &v) != nil {
 		return ""
 	}
-	return OSLine(v.OS.Name, v.OS.Distro, v.OS.Version, v.OS.Arch)
+	return v.OS.Line()
 }
 
-// OSLine is "distro version (name arch)" leaving out what is empty, the
-// OS summary of GET /api/v1/hosts (docs/api.md).
-func OSLine(name, distro, version, arch string) string {
+// OSInfo is system_info's "os" object, what an OS summary is made of.
+type OSInfo struct {
+	Name    string `json:"name"`
+	Distro  string `json:"distro"`
+	Version string `json:"version"`
+	Arch    string `json:"arch"`
+}
+
+// Line is "distro version (name arch)" leaving out what is empty: the OS
+// summary of GET /api/v1/hosts (docs/api.md).
+func (o OSInfo) Line() string {
 	var parts, inner []string
-	for _, p := range []string{distro, version} {
+	for _, p := range []string{o.Distro, o.Version} {
 		if p != "" {
 			parts = append(parts, p)
 		}
 	}
-	for _, p := range []string{name, arch} {
+	for _, p := range []string{o.Name, o.Arch} {
 		if p != "" {
 			inner = append(inner, p)
 		}

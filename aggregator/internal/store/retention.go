@@ -271,8 +271,7 @@ func (s *SQLite) deleteSnapshots(ctx context.Context, ids []int64) (int64, error
 	if err != nil {
 		return 0, err
 	}
-	s.forget(ids)
-	s.pruned.Add(deleted)
+	s.deleted(ids, deleted)
 	return deleted, nil
 }
 

@@ -6,15 +6,12 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,7 +142,6 @@ type SQLite struct {
 	full      atomic.Bool  // the last write failed for a full disk (full.go)
 	spaceAt   atomic.Int64 // when checkSpace last looked (unix ns)
 	spaceLow  atomic.Bool  // less than MinFreeBytes free then
-	pruned    atomic.Int64
 	commits   atomic.Int64 // transactions the writer committed
 	committed atomic.Int64 // jobs those transactions carried
 	pruneLate atomic.Int64 // earliest captured_ms stored since the last pass
@@ -325,31 +321,10 @@ func escapePath(p string) string {
 // migrate applies the embedded migrations newer than PRAGMA user_version,
 // all in one transaction: a failure leaves the schema as it was.
 func migrate(ctx context.Context, db *sql.DB) error {
-	files, err := fs.Glob(migrationFS, "migrations/*.sql")
+	migs, err := migrations(migrationFS, "migrations")
 	if err != nil {
 		return err
 	}
-	type mig struct {
-		version int
-		name    string
-	}
-	var migs []mig
-	for _, f := range files {
-		base := filepath.Base(f)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return fmt.Errorf("migration %s: name must start with a positive number and '_'", base)
-		}
-		migs = append(migs, mig{v, f})
-	}
-	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
-	for i, m := range migs {
-		if m.version != i+1 {
-			return fmt.Errorf("migrations must be numbered 1..n without gaps, found %d at position %d", m.version, i+1)
-		}
-	}
-
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin migration: %w", err)
@@ -364,12 +339,12 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			ErrNewerSchema, current, len(migs))
 	}
 	for _, m := range migs[current:] {
-		body, err := migrationFS.ReadFile(m.name)
+		body, err := migrationFS.ReadFile(m)
 		if err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			return fmt.Errorf("migration %s: %w", filepath.Base(m.name), err)
+			return fmt.Errorf("migration %s: %w", filepath.Base(m), err)
 		}
 	}
 	if current == len(migs) {
