@@ -76,15 +76,20 @@ func (c *core) Hosts(ctx context.Context) ([]Host, error) {
 	}
 	var out []Host
 	var lat []latest
+	// One set of destinations for every row (see metaScanner).
+	var (
+		hostname string
+		lastSeen int64
+		id       sql.NullInt64
+		captured sql.NullInt64
+		l        latest
+	)
+	dest := []any{&hostname, &lastSeen, &id, &captured, &l.base, &l.sys}
 	for rs.Next() {
-		var h Host
-		var lastSeen int64
-		var id, captured sql.NullInt64
-		var l latest
-		if err := rs.Scan(&h.Hostname, &lastSeen, &id, &captured, &l.base, &l.sys); err != nil {
+		if err := rs.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("list hosts: %w", err)
 		}
-		h.LastSeen = msTime(lastSeen)
+		h := Host{Hostname: hostname, LastSeen: msTime(lastSeen)}
 		if id.Valid {
 			h.LatestSnapshotID = id.Int64
 			h.LatestCapturedAt = msTime(captured.Int64)
@@ -162,12 +167,25 @@ type metaRow struct {
 	sys  []byte
 }
 
-func scanMeta(r row) (metaRow, error) {
-	var mr metaRow
-	var captured int64
-	err := r.Scan(&mr.m.ID, &mr.m.Hostname, &captured, &mr.m.ProcessCount, &mr.base, &mr.sys)
-	mr.m.CapturedAt = msTime(captured)
-	return mr, err
+// metaScanner scans rows of metaColumns. Its destinations are made once
+// for all the rows: the variables a Scan through an interface is given
+// escape to the heap, which per row would cost an allocation a row.
+type metaScanner struct {
+	mr       metaRow
+	captured int64
+	dest     []any
+}
+
+func newMetaScanner() *metaScanner {
+	s := &metaScanner{}
+	s.dest = []any{&s.mr.m.ID, &s.mr.m.Hostname, &s.captured, &s.mr.m.ProcessCount, &s.mr.base, &s.mr.sys}
+	return s
+}
+
+func (s *metaScanner) scan(r row) (metaRow, error) {
+	err := r.Scan(s.dest...)
+	s.mr.m.CapturedAt = msTime(s.captured)
+	return s.mr, err
 }
 
 // meta rebuilds mr's system_info.
@@ -186,7 +204,7 @@ func (c *core) oneMeta(ctx context.Context, query string, args ...any) (Snapshot
 		return SnapshotMeta{}, err
 	}
 	defer tx.end()
-	mr, err := scanMeta(tx.QueryRow(ctx, query, args...))
+	mr, err := newMetaScanner().scan(tx.QueryRow(ctx, query, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return SnapshotMeta{}, ErrNotFound
 	}
@@ -227,8 +245,9 @@ func (c *core) SnapshotsBetween(ctx context.Context, hostname string, from, to t
 	}
 	defer rs.Close()
 	var mrs []metaRow
+	sc := newMetaScanner()
 	for rs.Next() {
-		mr, err := scanMeta(rs)
+		mr, err := sc.scan(rs)
 		if err != nil {
 			return nil, fmt.Errorf("list snapshots: %w", err)
 		}
@@ -425,21 +444,24 @@ func (c *core) Events(ctx context.Context, hostname string, q EventQuery) ([]Eve
 	}
 	defer rs.Close()
 	out := []Event{}
+	// One set of destinations for every row (see metaScanner).
+	var (
+		at, kind, pid, ppid int64
+		name                string
+		unit, ctr           sql.NullString
+		prev, started       sql.NullInt64
+		cpu, mem            sql.NullFloat64
+	)
+	dest := []any{&at, &kind, &pid, &ppid, &name, &unit, &ctr, &prev, &started, &cpu, &mem}
 	for rs.Next() {
-		var e Event
-		var at, kind int64
-		var unit, ctr sql.NullString
-		var prev, started sql.NullInt64
-		var cpu, mem sql.NullFloat64
-		if err := rs.Scan(&at, &kind, &e.PID, &e.PPID, &e.Name, &unit, &ctr, &prev, &started, &cpu, &mem); err != nil {
+		if err := rs.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("events: %w", err)
 		}
-		e.At, e.Kind = msTime(at), EventKind(kind)
-		e.Unit, e.ContainerID, e.PrevPID = unit.String, ctr.String, prev.Int64
+		e := Event{At: msTime(at), Kind: EventKind(kind), PID: pid, PPID: ppid, Name: name,
+			Unit: unit.String, ContainerID: ctr.String, PrevPID: prev.Int64, CPUPercent: cpu.Float64, MemoryMB: mem.Float64}
 		if started.Valid {
 			e.Started = msTime(started.Int64)
 		}
-		e.CPUPercent, e.MemoryMB = cpu.Float64, mem.Float64
 		out = append(out, e)
 	}
 	if err := rs.Err(); err != nil {

@@ -225,8 +225,8 @@ func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]int6
 	}
 	defer rs.Close()
 	var ids []int64
+	var id int64 // one destination for every row (see metaScanner)
 	for rs.Next() {
-		var id int64
 		if err := rs.Scan(&id); err != nil {
 			return nil, fmt.Errorf("retention query: %w", err)
 		}
