@@ -212,12 +212,8 @@ func (t *Tracker) Derive(ctx context.Context, req *store.IngestRequest) []store.
 		if _, ok := now[k]; ok {
 			continue
 		}
-		e := store.Event{At: at, Kind: store.EventExited, PID: k.pid, PPID: p.ppid, Name: p.name, Unit: p.unit,
-			ContainerID: p.ct, CPUPercent: p.cpu, MemoryMB: p.mem}
-		if c, msg := snapshot.ParseTime(p.created); p.created != "" && msg == "" {
-			e.Started = c
-		}
-		evs = append(evs, e)
+		evs = append(evs, store.Event{At: at, Kind: store.EventExited, PID: k.pid, PPID: p.ppid, Name: p.name, Unit: p.unit,
+			ContainerID: p.ct, Started: startedOf(p.created), CPUPercent: p.cpu, MemoryMB: p.mem})
 		hs.exits = append(hs.exits, exit{at: at, pid: k.pid, match: matchKey(p.name, p.ppid, p.unit)})
 	}
 	// Exits older than the window cannot be restarted any more.
@@ -232,7 +228,10 @@ func (t *Tracker) Derive(ctx context.Context, req *store.IngestRequest) []store.
 		if _, ok := hs.procs[k]; ok {
 			continue
 		}
-		e := store.Event{At: at, Kind: store.EventStarted, PID: k.pid, PPID: p.ppid, Name: p.name, Unit: p.unit, ContainerID: p.ct}
+		// Started lets a client tell this process from a later one that
+		// reuses its pid (the UI's "restarted" badge).
+		e := store.Event{At: at, Kind: store.EventStarted, PID: k.pid, PPID: p.ppid, Name: p.name, Unit: p.unit, ContainerID: p.ct,
+			Started: startedOf(p.created)}
 		m := matchKey(p.name, p.ppid, p.unit)
 		for i, x := range hs.exits {
 			if x.match == m && x.pid != k.pid {
@@ -329,6 +328,18 @@ func keyOf(p *snapshot.Process) key {
 		return key{p.PID, p.CreateTime}
 	}
 	return key{p.PID, "\x00" + p.Name}
+}
+
+// startedOf is a process's start time from its create_time (zero when
+// none was sent or it does not parse).
+func startedOf(created string) time.Time {
+	if created == "" {
+		return time.Time{}
+	}
+	if c, msg := snapshot.ParseTime(created); msg == "" {
+		return c
+	}
+	return time.Time{}
 }
 
 func procOf(p *snapshot.Process) proc {

@@ -104,3 +104,29 @@ func TestForget(t *testing.T) {
 		t.Errorf("after Forget: %q", summary(got))
 	}
 }
+
+// TestDeriveStartTime: started and restarted events carry the process's
+// start time (its create_time), so that a client can tell the process
+// that restarted from a later one reusing its pid; none without
+// create_time.
+func TestDeriveStartTime(t *testing.T) {
+	t.Parallel()
+	tr := New(nil, nil, Options{})
+	ctx := context.Background()
+	c := func(d time.Duration) string { return t0.Add(d).Format(snapshot.CapturedAtFormat) }
+	initP := pr(1, 0, "systemd", "", c(-time.Hour))
+	tr.Derive(ctx, req("h", t0, initP, pr(100, 1, "nginx", "nginx.service", c(-time.Minute))))
+	got := tr.Derive(ctx, req("h", t0.Add(2*time.Second), initP,
+		pr(200, 1, "nginx", "nginx.service", c(time.Second)), // restarted
+		pr(300, 1, "job", "", c(1500*time.Millisecond)),      // started
+		pr(400, 1, "old-agent", "", "")))                     // started, no create_time
+	want := map[int64]time.Time{200: t0.Add(time.Second), 300: t0.Add(1500 * time.Millisecond), 400: {}, 100: t0.Add(-time.Minute)}
+	if len(got) != len(want) {
+		t.Fatalf("events %q", summary(got))
+	}
+	for _, e := range got {
+		if !e.Started.Equal(want[e.PID]) {
+			t.Errorf("%s %d: started %v, want %v", e.Kind, e.PID, e.Started, want[e.PID])
+		}
+	}
+}

@@ -147,10 +147,12 @@ func toJSON(e store.Event) EventJSON {
 		cpu, mem := e.CPUPercent, e.MemoryMB
 		j.CPUPercent, j.MemoryMB = &cpu, &mem
 		if !e.Started.IsZero() {
-			j.StartedAt = e.Started.UTC().Format(snapshot.CapturedAtFormat)
 			life := math.Max(0, e.At.Sub(e.Started).Seconds())
 			j.LifetimeSec = &life
 		}
+	}
+	if !e.Started.IsZero() {
+		j.StartedAt = e.Started.UTC().Format(snapshot.CapturedAtFormat)
 	}
 	return j
 }

@@ -118,6 +118,10 @@ func TestEventsRoute(t *testing.T) {
 	if ex.Name != evil.Name || ex.Unit != evil.Unit || *ex.LifetimeSec != 3 || *ex.CPUPercent != 1.5 || *ex.MemoryMB != 20 {
 		t.Errorf("exit %+v", ex)
 	}
+	// A start carries the process's start time too (no lifetime).
+	if st := a.Events[1]; st.StartedAt != evil.CreateTime || st.LifetimeSec != nil || st.CPUPercent != nil {
+		t.Errorf("start %+v", st)
+	}
 	if strings.Contains(body, "<script>") || strings.Contains(body, "\x1b") {
 		t.Errorf("hostile text not escaped: %s", body)
 	}

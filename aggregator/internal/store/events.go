@@ -44,8 +44,9 @@ type Event struct {
 	ContainerID string
 	// PrevPID is the pid that exited, for EventRestarted.
 	PrevPID int64
-	// Started is when the process started (zero when unknown), for
-	// EventExited: its lifetime is At - Started.
+	// Started is when the process started (its create_time; zero when
+	// unknown). For EventExited its lifetime is At - Started; for the
+	// others it tells the process from a later one reusing its pid.
 	Started time.Time
 	// CPUPercent and MemoryMB are the last seen, for EventExited.
 	CPUPercent, MemoryMB float64
@@ -84,7 +85,7 @@ func eventArgs(hostID int64, e Event) []any {
 	}
 	return []any{hostID, e.At.UnixMilli(), int64(e.Kind), e.PID, e.PPID, e.Name,
 		nullStr(e.Unit), nullStr(e.ContainerID), nullInt(e.PrevPID, e.Kind == EventRestarted),
-		nullInt(e.Started.UnixMilli(), exited && !e.Started.IsZero()), cpu, mem}
+		nullInt(e.Started.UnixMilli(), !e.Started.IsZero()), cpu, mem}
 }
 
 func nullStr(s string) any {

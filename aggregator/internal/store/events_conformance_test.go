@@ -20,9 +20,10 @@ func TestEventsBothStores(t *testing.T) {
 		ctx := context.Background()
 		mustIngest(t, s, req("h", "k", t0))
 		evs := []Event{
-			{At: t0, Kind: EventStarted, PID: 10, PPID: 1, Name: "Nginx_1", Unit: "nginx.service"},
+			{At: t0, Kind: EventStarted, PID: 10, PPID: 1, Name: "Nginx_1", Unit: "nginx.service", Started: t0.Add(-time.Second)},
 			{At: t0.Add(time.Second), Kind: EventExited, PID: 11, PPID: 1, Name: "cron", Started: t0.Add(-time.Hour), CPUPercent: 1.5, MemoryMB: 3.25},
-			{At: t0.Add(2 * time.Second), Kind: EventRestarted, PID: 12, PPID: 1, Name: "nginx", PrevPID: 10, ContainerID: "abc"},
+			{At: t0.Add(2 * time.Second), Kind: EventRestarted, PID: 12, PPID: 1, Name: "nginx", PrevPID: 10, ContainerID: "abc", Started: t0.Add(1500 * time.Millisecond)},
+			{At: t0.Add(3 * time.Second), Kind: EventStarted, PID: 13, PPID: 1, Name: "no-create-time"},
 		}
 		if err := ev.AddEvents(ctx, "h", evs); err != nil {
 			t.Fatal(err)
@@ -34,7 +35,7 @@ func TestEventsBothStores(t *testing.T) {
 			t.Fatalf("unknown host: %v", err)
 		}
 		got, err := ev.Events(ctx, "h", EventQuery{From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
-		if err != nil || len(got) != 3 || !reflect.DeepEqual(got[0], evs[2]) || !reflect.DeepEqual(got[1], evs[1]) || !reflect.DeepEqual(got[2], evs[0]) {
+		if err != nil || len(got) != 4 || !reflect.DeepEqual(got[0], evs[3]) || !reflect.DeepEqual(got[1], evs[2]) || !reflect.DeepEqual(got[2], evs[1]) || !reflect.DeepEqual(got[3], evs[0]) {
 			t.Fatalf("events = %+v, %v", got, err)
 		}
 		got, err = ev.Events(ctx, "h", EventQuery{From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Q: "NGINX_"})
