@@ -26,7 +26,11 @@ if (!BASE) throw new Error('PROCSCOPE_BASE is not set: run the tests with `node 
 const IO = 'io-host';
 const PLAIN = 'plain-agent';
 const EV = 'ev-host';
-const KEYS = { [IO]: 'key-iohost-0123456789', [PLAIN]: 'key-plain-0123456789', [EV]: 'key-evhost-0123456789' };
+const REUSE = 'reuse-host';
+const OLD = 'quiet-host';
+const TOPN = 'topn-host';
+const KEYS = { [IO]: 'key-iohost-0123456789', [PLAIN]: 'key-plain-0123456789', [EV]: 'key-evhost-0123456789',
+  [REUSE]: 'key-reuse-0123456789', [OLD]: 'key-quiet-0123456789', [TOPN]: 'key-topn-0123456789' };
 const BOOT = Date.parse('2026-11-25T08:00:00Z');
 const iso = (ms) => new Date(ms).toISOString();
 const CID = 'a'.repeat(64);
@@ -78,12 +82,32 @@ before(async () => {
   evSnaps.push((await ingest(BASE, KEYS[EV], snap(EV, now - 120000, s1))).snapshot_id);
   evSnaps.push((await ingest(BASE, KEYS[EV], snap(EV, now - 60000, s2))).snapshot_id);
   evSnaps.push((await ingest(BASE, KEYS[EV], snap(EV, now - 20000, s3))).snapshot_id);
-  // the aggregator records events as it ingests: poll (bounded) until the four are there
-  for (let k = 0; k < 100; k++) {
-    const res = await fetch(`${BASE}/api/v1/hosts/${EV}/events`, { signal: AbortSignal.timeout(STEP_TIMEOUT) });
-    const body = await res.json();
-    if (res.ok && body.events.length >= 4) break;
-    await new Promise((r) => setTimeout(r, 100));
+  // reuse-host: nginx 100 and redis 500 restart as 200 and 600; then
+  // pid 200 is another nginx (a reused pid: another start time), so only
+  // redis 600 is the process that restarted.
+  const R = (pid, ppid, name, ct, more = {}) => ({ pid, ppid, name, cpu_percent: 1, memory_mb: 10, create_time: iso(ct), ...more });
+  const rd = 'system.slice/redis.service';
+  const r1 = [R(1, 0, 'systemd', now - 900000), R(100, 1, 'nginx', now - 600000, { unit: ng }), R(500, 1, 'redis', now - 600000, { unit: rd })];
+  const r2 = [R(1, 0, 'systemd', now - 900000), R(200, 1, 'nginx', now - 130000, { unit: ng }), R(600, 1, 'redis', now - 125000, { unit: rd })];
+  const r3 = [R(1, 0, 'systemd', now - 900000), R(200, 1, 'nginx', now - 70000, { unit: ng }), R(600, 1, 'redis', now - 125000, { unit: rd })];
+  await ingest(BASE, KEYS[REUSE], snap(REUSE, now - 180000, r1));
+  await ingest(BASE, KEYS[REUSE], snap(REUSE, now - 120000, r2));
+  await ingest(BASE, KEYS[REUSE], snap(REUSE, now - 60000, r3));
+  // quiet-host: two snapshots three hours ago, none since
+  await ingest(BASE, KEYS[OLD], snap(OLD, now - 3 * 3600000, r1));
+  await ingest(BASE, KEYS[OLD], snap(OLD, now - 3 * 3600000 + 60000, r2));
+  // topn-host: an exporter sending its top 3 of 50 processes
+  const cut = (at, procs) => ({ ...snap(TOPN, at, procs), system_info: systemInfo(TOPN, 50) });
+  await ingest(BASE, KEYS[TOPN], cut(now - 60000, r1));
+  await ingest(BASE, KEYS[TOPN], cut(now - 30000, r2));
+  // the aggregator records events as it ingests: poll (bounded) until they are there
+  for (const [host, n] of [[EV, 4], [REUSE, 6]]) {
+    for (let k = 0; k < 100; k++) {
+      const res = await fetch(`${BASE}/api/v1/hosts/${host}/events`, { signal: AbortSignal.timeout(STEP_TIMEOUT) });
+      const body = await res.json();
+      if (res.ok && body.events.length >= n) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30000 });
 });
@@ -361,6 +385,100 @@ test('restarted badge: a process that restarted in the last hour carries it in t
   await shown;
   await wait(page, () => document.querySelector('#viewport .row:not([hidden]) .badge-restarted') !== null, 'the badge after the new snapshot');
   assert.deepEqual(asked, [], 'the restarts were cached for the minute');
+  check();
+});
+
+test('restarted badge: a pid reused by a later process (another start time) carries no badge', async (t) => {
+  // The API names the process: started_at on the restart, from create_time.
+  const body = await (await fetch(`${BASE}/api/v1/hosts/${REUSE}/events`, { signal: AbortSignal.timeout(STEP_TIMEOUT) })).json();
+  const restart200 = body.events.find((e) => e.kind === 'restarted' && e.pid === 200);
+  assert.ok(restart200?.started_at, 'the restarted event carries started_at');
+  assert.ok(body.events.some((e) => e.kind === 'started' && e.pid === 200), 'pid 200 again, another process');
+  const { page, check } = await open(t, url({ host: REUSE }));
+  await waitLoaded(page, 3);
+  await wait(page, () => document.querySelector('#viewport .row:not([hidden]) .badge-restarted') !== null, 'a restarted badge');
+  const who = await page.evaluate(() => Array.from(document.querySelectorAll('#viewport .row:not([hidden])'))
+    .filter((r) => r.querySelector('.badge-restarted')).map((r) => r.querySelector('.c-pid').textContent));
+  // nginx 200 has the name and pid of the restart, not its start time
+  assert.deepEqual(who, ['600']);
+  check();
+});
+
+test('events filters live in the URL: restored on load, back and forward step through them', async (t) => {
+  const asked = [];
+  const { page, check } = await open(t, url({ host: EV, tab: 'events', ekind: 'restarted', eq: 'nginx', ewin: '6h' }));
+  page.on('request', (r) => {
+    if (r.url().includes('/events?')) asked.push(new URL(r.url()));
+  });
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length === 1, 'the one nginx restart');
+  assert.equal(await page.inputValue('#panel-events .ev-kind'), 'restarted');
+  assert.equal(await page.inputValue('#panel-events .ev-q'), 'nginx');
+  assert.equal(await page.inputValue('#panel-events .ev-window'), String(6 * 3600));
+  assert.deepEqual((await timeline(page)).map((e) => `${e.kind} ${e.pid}`), ['restarted 200']);
+  const search = () => page.evaluate(() => Object.fromEntries(new URLSearchParams(location.search)));
+  // a changed filter is written at once; the defaults add nothing
+  await page.selectOption('#panel-events .ev-kind', 'all');
+  await wait(page, () => !location.search.includes('ekind='), 'ekind gone from the URL');
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length === 2, 'nginx: exit and restart');
+  // a run of keystrokes is one step
+  await page.fill('#panel-events .ev-q', 'cro');
+  await wait(page, () => new URLSearchParams(location.search).get('eq') === 'cro', 'eq=cro');
+  await page.fill('#panel-events .ev-q', 'cron');
+  await wait(page, () => new URLSearchParams(location.search).get('eq') === 'cron', 'eq=cron');
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length === 2, 'two cron events');
+  assert.equal(asked.at(-1).searchParams.get('q'), 'cron');
+  const span = Number(asked.at(-1).searchParams.get('to')) - Number(asked.at(-1).searchParams.get('from'));
+  assert.equal(Math.round(span), 6 * 3600 + 60, 'the window from the URL');
+  assert.deepEqual(await search(), { host: EV, tab: 'events', eq: 'cron', ewin: '6h' });
+  // back: the state before the typing (nginx), then the kind filter
+  await page.goBack();
+  await wait(page, () => new URLSearchParams(location.search).get('eq') === 'nginx', 'back to eq=nginx');
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length === 2
+    && Array.from(document.querySelectorAll('#panel-events .ev-name')).every((n) => n.textContent === 'nginx'), 'the nginx events again');
+  assert.equal(await page.inputValue('#panel-events .ev-q'), 'nginx');
+  assert.equal(await page.inputValue('#panel-events .ev-kind'), 'all');
+  await page.goBack();
+  await wait(page, () => new URLSearchParams(location.search).get('ekind') === 'restarted', 'back to ekind=restarted');
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length === 1, 'the restart alone');
+  assert.equal(await page.inputValue('#panel-events .ev-kind'), 'restarted');
+  await page.goForward();
+  await page.goForward();
+  await wait(page, () => new URLSearchParams(location.search).get('eq') === 'cron', 'forward to eq=cron');
+  await wait(page, () => Array.from(document.querySelectorAll('#panel-events .ev-name')).some((n) => n.textContent === 'cron-job'), 'the cron events');
+  assert.equal(await page.inputValue('#panel-events .ev-q'), 'cron');
+  // the window: written, and kept by a reload
+  await page.selectOption('#panel-events .ev-window', String(900));
+  await wait(page, () => new URLSearchParams(location.search).get('ewin') === '15m', 'ewin=15m');
+  await page.reload();
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length === 2, 'the cron events after reload');
+  assert.equal(await page.inputValue('#panel-events .ev-window'), '900');
+  assert.equal(await page.inputValue('#panel-events .ev-q'), 'cron');
+  // nonsense in the URL: the defaults
+  await page.goto(url({ host: EV, tab: 'events', ekind: '<b>x', ewin: '99y' }));
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length === 4, 'all four');
+  assert.equal(await page.inputValue('#panel-events .ev-kind'), 'all');
+  assert.equal(await page.inputValue('#panel-events .ev-window'), '3600');
+  check();
+});
+
+test('events empty states say why: a kind with no match, no snapshot in the window, a top-N exporter', async (t) => {
+  const { page, check } = await open(t, url({ host: EV, tab: 'events', ekind: 'restarted', eq: 'cron' }));
+  const empty = (what) => wait(page, (w) => {
+    const el = document.querySelector('#panel-events .ev-empty');
+    return el && !el.hidden && el.textContent.includes(w);
+  }, what, what);
+  await empty('No restarted event in the last 1h matching "cron"');
+  assert.equal(await page.textContent('#panel-events .ev-count'), '0 events');
+  // a host that went quiet: its snapshots are older than the window
+  await page.goto(url({ host: OLD, tab: 'events' }));
+  await empty('This host sent no snapshot in the last 1h');
+  assert.match(await page.textContent('#panel-events .ev-empty'), /its latest is from [^,]+, \dh \d+m ago\): there was nothing to compare\. Choose a longer window\./);
+  // ... and a longer window shows its events
+  await page.selectOption('#panel-events .ev-window', String(86400));
+  await wait(page, () => document.querySelectorAll('#panel-events .ev').length > 0, 'the quiet host\'s events in 24h');
+  // an exporter sending its top N processes: no events, and why
+  await page.goto(url({ host: TOPN, tab: 'events' }));
+  await empty('sends only its top 3 of 50 processes (--collect.top-n)');
   check();
 });
 

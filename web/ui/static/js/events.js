@@ -4,30 +4,41 @@
 // It also answers which processes restarted in the last hour, for the
 // "restarted" badge of the Processes tab: one request per host, cached,
 // asked again at most once a minute.
+//
+// The filters (kind, text, window) live in the URL as ekind, eq and ewin
+// (main.js writes it through onFilter), so a link or a reload shows the
+// same list and back/forward step through filter changes; a run of
+// keystrokes in the text box is one step.
 
 import { h, localTime, ago, duration } from './util.js';
-import { getJSON } from './api.js';
+import { getJSON, latestURL } from './api.js';
 
 const enc = encodeURIComponent;
 export const eventsURL = (host, from, to, q, limit) =>
   `api/v1/hosts/${enc(host)}/events?from=${from}&to=${to}&limit=${limit}${q ? `&q=${enc(q)}` : ''}`;
 
 const WINDOWS = [['15m', 900], ['1h', 3600], ['6h', 21600], ['24h', 86400], ['7d', 7 * 86400]];
+const DEFAULT_WIN = 3600;
 const KINDS = ['all', 'started', 'exited', 'restarted'];
+const MAX_Q = 256; // the API refuses longer
 const LIMIT = 1000; // entries shown at most (the API's default)
 const BADGE_WINDOW_S = 3600;
 const BADGE_EVERY_MS = 60000;
 const BADGE_LIMIT = 5000;
 
 export class EventsView {
-  /** @param cb {onOpen(unixSeconds, pid)} opens the tree at a moment */
+  /**
+   * @param cb {onOpen(unixSeconds, pid)} opens the tree at a moment;
+   *   {onFilter(push)} a filter changed (main.js writes the URL)
+   */
   constructor(el, cb) {
     this.el = el;
     this.cb = cb;
     this.host = '';
     this.q = '';
     this.kind = 'all';
-    this.win = 3600;
+    this.win = DEFAULT_WIN;
+    this.typing = false; // the text box changed since the last other step
     this.seq = 0;
     this.data = null;
     this.error = '';
@@ -36,18 +47,23 @@ export class EventsView {
   }
 
   build() {
-    this.qEl = h('input', { type: 'search', class: 'ev-q', placeholder: 'Filter by name, unit or container', 'aria-label': 'Filter events', autocomplete: 'off', spellcheck: 'false' });
-    let timer = 0;
+    this.qEl = h('input', { type: 'search', class: 'ev-q', placeholder: 'Filter by name, unit or container', 'aria-label': 'Filter events', autocomplete: 'off', spellcheck: 'false', maxlength: String(MAX_Q) });
+    this.qTimer = 0;
     this.qEl.addEventListener('input', () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        this.q = this.qEl.value.trim();
+      clearTimeout(this.qTimer);
+      this.qTimer = setTimeout(() => {
+        const q = this.qEl.value.trim();
+        if (q === this.q) return;
+        this.q = q;
+        this.filtered(!this.typing);
+        this.typing = true;
         this.load();
       }, 250);
     });
-    this.kindEl = h('select', { class: 'ev-kind', 'aria-label': 'Kind of event', onchange: () => { this.kind = this.kindEl.value; this.render(); } },
+    this.qEl.addEventListener('change', () => { this.typing = false; });
+    this.kindEl = h('select', { class: 'ev-kind', 'aria-label': 'Kind of event', onchange: () => { this.kind = this.kindEl.value; this.filtered(true); this.render(); } },
       KINDS.map((k) => h('option', { value: k }, k === 'all' ? 'all kinds' : k)));
-    this.winEl = h('select', { class: 'ev-window', 'aria-label': 'Time window', onchange: () => { this.win = Number(this.winEl.value); this.load(); } },
+    this.winEl = h('select', { class: 'ev-window', 'aria-label': 'Time window', onchange: () => { this.win = Number(this.winEl.value); this.filtered(true); this.load(); } },
       WINDOWS.map(([label, s]) => h('option', { value: String(s), selected: s === this.win }, `last ${label}`)));
     this.countEl = h('span', { class: 'match-count ev-count', 'aria-live': 'polite' });
     this.listEl = h('ol', { class: 'ev-list', 'aria-label': 'Process events, newest first' });
@@ -58,10 +74,44 @@ export class EventsView {
       h('div', { class: 'ev-box' }, this.emptyEl, this.listEl));
   }
 
+  // filtered tells main.js a filter changed: push a history entry, or
+  // replace the current one (the keystrokes after the first of a run).
+  filtered(push) {
+    if (push) this.typing = false;
+    this.cb.onFilter?.(push);
+  }
+
+  /** urlParams names the filters for the URL; the defaults add nothing. */
+  urlParams() {
+    const o = {};
+    if (this.kind !== 'all') o.ekind = this.kind;
+    if (this.q) o.eq = this.q;
+    if (this.win !== DEFAULT_WIN) o.ewin = WINDOWS.find(([, s]) => s === this.win)[0];
+    return o;
+  }
+
+  /**
+   * setURLParams restores the filters from the URL (a load, back or
+   * forward) without loading; what it does not know is the default.
+   */
+  setURLParams(p) {
+    const kind = p.get('ekind');
+    this.kind = KINDS.includes(kind) ? kind : 'all';
+    this.q = (p.get('eq') ?? '').trim().slice(0, MAX_Q);
+    this.win = WINDOWS.find(([label]) => label === p.get('ewin'))?.[1] ?? DEFAULT_WIN;
+    clearTimeout(this.qTimer); // a pending keystroke would undo the step
+    this.typing = false;
+    this.kindEl.value = this.kind;
+    this.winEl.value = String(this.win);
+    if (this.qEl.value.trim() !== this.q) this.qEl.value = this.q;
+    if (this.data) this.render(); // the kind at once; the rest when loaded
+  }
+
   setHost(host) {
     if (host === this.host) return;
     this.host = host;
     this.data = null;
+    this.latest = null;
     this.error = '';
     this.seq++;
     this.render();
@@ -75,8 +125,13 @@ export class EventsView {
     const to = Date.now() / 1000;
     try {
       const res = await getJSON(eventsURL(host, (to - this.win).toFixed(3), (to + 60).toFixed(3), this.q, LIMIT));
+      // Nothing at all: the latest snapshot says why (none in the window,
+      // or only the top N processes sent). One small request, only then.
+      const latest = Array.isArray(res.events) && res.events.length === 0 && !this.q
+        ? await getJSON(latestURL(host)).catch(() => null) : null;
       if (seq !== this.seq) return;
       this.data = res;
+      this.latest = latest;
       this.error = '';
     } catch (err) {
       if (seq !== this.seq) return;
@@ -98,14 +153,28 @@ export class EventsView {
     else if (this.error) empty = this.error;
     else if (!d) empty = 'Loading events…';
     else if (all.length === 0 && this.q) empty = `No event in the last ${winLabel} matches "${this.q}" (name, unit or container).`;
-    else if (all.length === 0) {
-      empty = `No process started, exited or restarted in the last ${winLabel}. Events come from comparing consecutive snapshots: a host needs two, and a snapshot cut to the top N processes is not compared.`;
-    } else if (shown.length === 0) empty = `No ${this.kind} event in the last ${winLabel}${this.q ? ` matching "${this.q}"` : ''}.`;
+    else if (all.length === 0) empty = this.whyNone(winLabel); else if (shown.length === 0) empty = `No ${this.kind} event in the last ${winLabel}${this.q ? ` matching "${this.q}"` : ''}.`;
     this.emptyEl.textContent = empty;
     this.emptyEl.hidden = empty === '';
     this.countEl.textContent = d && !this.error ? `${shown.length.toLocaleString('en-US')} ${shown.length === 1 ? 'event' : 'events'}${d.truncated ? ` (the newest ${LIMIT}: narrow the window or filter)` : ''}` : '';
     const now = Date.now();
     this.listEl.replaceChildren(...shown.map((e) => this.entry(e, now)));
+  }
+
+  // whyNone says why a window holds no event at all: the host sent no
+  // snapshot in it, or sends only its top N processes (an exit cannot be
+  // told from a process left out), or nothing happened.
+  whyNone(winLabel) {
+    const l = this.latest;
+    const at = l ? Date.parse(l.captured_at) : NaN;
+    if (Number.isFinite(at) && at < Date.now() - this.win * 1000) {
+      return `This host sent no snapshot in the last ${winLabel} (its latest is from ${localTime(l.captured_at)}, ${ago(l.captured_at, Date.now())}): there was nothing to compare. Choose a longer window.`;
+    }
+    const onHost = l && l.system ? Number(l.system.process_count) : NaN;
+    if (l && Number.isFinite(onHost) && onHost > Number(l.process_count)) {
+      return `No events: this host's exporter sends only its top ${Number(l.process_count).toLocaleString('en-US')} of ${onHost.toLocaleString('en-US')} processes (--collect.top-n), and a process left out cannot be told from one that exited, so its snapshots are not compared. Send every process to see starts, exits and restarts.`;
+    }
+    return `No process started, exited or restarted in the last ${winLabel}. Events come from comparing consecutive snapshots: a host needs two.`;
   }
 
   entry(e, now) {
@@ -136,7 +205,8 @@ export class EventsView {
 
   /**
    * restarts resolves to the processes of host that restarted in the last
-   * hour: Map pid -> event. Cached per host for a minute; failures give an
+   * hour: Map pid -> the newest restarted event of that pid (sameProcess
+   * says whether it is still the process shown with that pid). Cached per host for a minute; failures give an
    * empty map (the badge is a hint, never an error).
    */
   restarts(host) {
@@ -165,4 +235,19 @@ export class EventsView {
       });
     return b.pending;
   }
+}
+
+/**
+ * sameProcess says whether event e (restarted, started) is about process p
+ * of a snapshot: the same pid and start time (the event's started_at, the
+ * process's create_time, both at millisecond precision), so a pid reused
+ * by a later process is another process. Without both times (an older
+ * aggregator or exporter) the same pid and name count.
+ */
+export function sameProcess(e, p) {
+  if (!e || !p || e.pid !== p.pid) return false;
+  const a = e.started_at ? Date.parse(e.started_at) : NaN;
+  const b = p.create_time ? Date.parse(p.create_time) : NaN;
+  if (Number.isFinite(a) && Number.isFinite(b)) return a === b;
+  return e.name === p.name;
 }

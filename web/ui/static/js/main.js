@@ -98,6 +98,7 @@ const events = new EventsView($('panel-events'), {
     setTab('processes', true);
     pickTime(t);
   },
+  onFilter: (push) => writeURL(push),
 });
 
 // ---- URL state ----
@@ -116,6 +117,7 @@ function readURL() {
   const dir = p.get('dir');
   state.desc = dir === 'desc' ? true : dir === 'asc' ? false : undefined;
   hist.setURLParams(p);
+  events.setURLParams(p);
   const fdir = p.get('fdir');
   fleetView.setSort(p.get('fsort') ?? 'problems', fdir === 'desc' ? true : fdir === 'asc' ? false : undefined);
   fleetView.setFilter(p.get('fq') ?? '', p.get('fshow') ?? 'all');
@@ -131,7 +133,7 @@ function writeURL(push) {
   if (state.group !== 'none') p.set('group', state.group);
   if (state.sort !== 'cpu') p.set('sort', state.sort);
   if (state.desc !== undefined) p.set('dir', state.desc ? 'desc' : 'asc');
-  if (state.host) for (const [k, v] of Object.entries(hist.urlParams())) p.set(k, v);
+  if (state.host) for (const [k, v] of Object.entries({ ...hist.urlParams(), ...events.urlParams() })) p.set(k, v);
   else for (const [k, v] of Object.entries(fleetView.urlParams())) p.set(k, v);
   const s = p.toString();
   const url = `${location.pathname}${s ? `?${s}` : ''}`;

@@ -12,6 +12,7 @@ import {
   SORTS, ROOT_CYCLE, ROOT_MISSING_PARENT, ROOT_SELF_PARENT, subtreeTotals, hotPaths, ioValue, groupedModel, GROUP_BY,
 } from './tree.js';
 import { level, ramOf } from './gauge.js';
+import { sameProcess } from './events.js';
 
 const ROW_H = 24; // px; must match --row-h in app.css
 const OVERSCAN = 8; // rows drawn above and below the viewport
@@ -260,7 +261,8 @@ export class ProcView {
 
   /**
    * setRestarts marks processes that restarted lately (events.js): Map
-   * pid -> the restarted event; a badge shows when the name matches too.
+   * pid -> the restarted event; a badge shows when it is the same process
+   * (pid and start time: events.js sameProcess).
    */
   setRestarts(map) {
     this.restarts = map && map.size ? map : null;
@@ -868,7 +870,7 @@ export class ProcView {
     if (mark === 'new') kids.push(h('span', { class: 'badge badge-new', title: 'started since the moment compared with' }, 'new'));
     if (mark === 'exited') kids.push(h('span', { class: 'badge badge-exited', title: 'exited since the moment compared with: shown from its last snapshot' }, 'exited'));
     const rs = this.restarts ? this.restarts.get(p.pid) : undefined;
-    if (rs && rs.name === p.name && !p._group) {
+    if (rs && sameProcess(rs, p) && !p._group) {
       kids.push(h('span', { class: 'badge badge-restarted', title: `restarted ${localTime(rs.at)}: replaces pid ${rs.prev_pid}, which exited` }, 'restarted'));
     }
     if (reason) kids.push(h('span', { class: `tag tag-${reason[0].replace(/[^a-z]/g, '')}`, title: `${reason[0]}: ${reason[1]}` }, reason[0]));
