@@ -6,7 +6,7 @@
 // that run.mjs started; data goes in through the real POST /api/v1/ingest.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -16,6 +16,7 @@ import { smallProcesses, snapshot } from './fixtures.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const ART = join(here, 'artifacts');
 const DOCS = join(here, '..', '..', 'docs');
+const AXE = readFileSync(join(here, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 mkdirSync(ART, { recursive: true });
 if (!process.env.PROCSCOPE_BASE) throw new Error('PROCSCOPE_BASE is not set: run the tests with `node run.mjs`');
 // An aggregator of its own (the binary run.mjs uses): the hosts ingested
@@ -284,6 +285,100 @@ test('a click offers open the tree / set A / set B at the nearest snapshot; pick
   await page.click('#tab-history');
   await waitCharts(page);
   await waitFor(page, () => Array.from(document.querySelectorAll('#panel-history .chart:not(.chart-empty)')).every((f) => f.dataset.marks.split(',').includes('viewing')), 'the viewed moment on every chart');
+  check();
+});
+
+/** axe runs axe-core in the page: its serious and critical findings. */
+async function axe(page) {
+  await page.evaluate(AXE);
+  return page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')})`);
+  });
+}
+
+test('the charts work by keyboard: arrows step the crosshair through stored snapshots, Enter opens the menu, Escape closes it', async (t) => {
+  // A fixed range holding exactly the host's 48 snapshots.
+  const from = new Date((snaps[0].t - 2) * 1000).toISOString();
+  const to = new Date((snaps[COUNT - 1].t + 1) * 1000).toISOString();
+  const { page, check } = await open(t, url({ host: HOST, tab: 'history', from, to }));
+  await waitCharts(page);
+  const cpu = '#panel-history .chart[data-chart="%"] .u-over';
+  // Focusable, in the tab order right after the toolbar, and named.
+  assert.equal(await page.getAttribute(cpu, 'role'), 'slider');
+  assert.equal(await page.getAttribute(cpu, 'tabindex'), '0');
+  await page.focus('#cmp-since');
+  await page.keyboard.press('Tab');
+  assert.ok(await page.evaluate((sel) => document.activeElement === document.querySelector(sel), cpu), 'Tab reaches the first chart');
+  const at = (k) => waitFor(page, ([sel, id]) => document.querySelector(sel).getAttribute('aria-valuetext').startsWith(`snapshot ${id} at `),
+    `the keyboard moment at snapshot ${snaps[k].id}`, [cpu, snaps[k].id]);
+  const press = async (key, k) => {
+    await page.keyboard.press(key);
+    await at(k);
+  };
+  await press('End', COUNT - 1);
+  for (let k = COUNT - 2; k >= COUNT - 4; k--) await press('ArrowLeft', k);
+  assert.equal(await page.getAttribute(cpu, 'aria-valuenow'), String(Math.round(snaps[COUNT - 4].t)));
+  // The crosshair is on that snapshot, on every chart: each legend shows
+  // the same time, and the CPU chart's cursor line is at its x.
+  await waitFor(page, () => {
+    const times = Array.from(document.querySelectorAll('#panel-history .chart .u-legend .u-series:first-child .u-value'), (e) => e.textContent);
+    return times.length === 7 && times[0] !== '' && times.every((x) => x === times[0]);
+  }, 'every legend at the keyboard moment');
+  const p = await xOf(page, '%', snaps[COUNT - 4].t);
+  const cursorX = await page.evaluate(() => document.querySelector('#panel-history .chart[data-chart="%"] .u-cursor-x').getBoundingClientRect().left);
+  assert.ok(Math.abs(cursorX - p.x) <= 2, `the crosshair at the snapshot (${cursorX} vs ${p.x})`);
+  // Home, and at the first snapshot a further step stays there.
+  await press('Home', 0);
+  await page.keyboard.press('ArrowLeft');
+  await waitFor(page, (sel) => document.querySelector(sel).getAttribute('aria-valuetext').endsWith('(the first in this range)'), 'the first of the range', cpu);
+  await press('ArrowRight', 1);
+  await press('ArrowRight', 2);
+  // Enter: the menu at that snapshot, focus on its first item.
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#hist-menu [data-act=open]');
+  assert.equal(await page.getAttribute('#hist-menu', 'data-snapshot'), String(snaps[2].id));
+  await waitFor(page, () => document.activeElement?.dataset.act === 'open', 'focus on "Open the tree here"');
+  assert.deepEqual(await page.$$eval('#hist-menu [role=menuitem]', (b) => b.map((x) => x.tagName)), ['BUTTON', 'BUTTON', 'BUTTON']);
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.act), 'a');
+  assert.deepEqual(await axe(page), [], 'axe with a focused chart and the menu open');
+  // Escape: closed, focus back on the chart, the moment kept.
+  await page.keyboard.press('Escape');
+  assert.equal(await page.isVisible('#hist-menu'), false);
+  assert.ok(await page.evaluate((sel) => document.activeElement === document.querySelector(sel), cpu), 'focus back on the chart');
+  // Set A here by keyboard, then B ten snapshots on, from another chart.
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#hist-menu [data-act=a]');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.isVisible('#hist-menu'), false);
+  await waitFor(page, () => Array.from(document.querySelectorAll('#panel-history .chart:not(.chart-empty)')).every((f) => f.dataset.marks === 'A'), 'A on every chart');
+  const load = '#panel-history .chart[data-chart="load"] .u-over';
+  await page.focus(load);
+  const loadAt = (k) => waitFor(page, ([sel, id]) => document.querySelector(sel).getAttribute('aria-valuetext').startsWith(`snapshot ${id} at `),
+    `load chart at snapshot ${snaps[k].id}`, [load, snaps[k].id]);
+  for (let k = 3; k <= 12; k++) {
+    await page.keyboard.press('ArrowRight');
+    await loadAt(k); // from the moment the other chart had
+  }
+  await page.keyboard.press(' ');
+  await page.waitForSelector('#hist-menu [data-act=b]');
+  await page.keyboard.press('End'); // the last item
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.act), 'b');
+  await page.keyboard.press('Enter');
+  await waitFor(page, (id) => (document.querySelector('#diff .diff-title')?.textContent ?? '').includes(`(snapshot ${id})`), 'the diff of A and B', snaps[12].id);
+  assert.match(await page.textContent('#diff .diff-title'), new RegExp(`snapshot ${snaps[2].id}\\).*snapshot ${snaps[12].id}\\)`));
+  assert.ok(await page.evaluate((sel) => document.activeElement === document.querySelector(sel), load), 'focus back on the load chart');
+  // Tab leaves the menu (closed) for the chart it came from.
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#hist-menu [data-act=open]');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.isVisible('#hist-menu'), false);
+  assert.ok(await page.evaluate((sel) => document.activeElement === document.querySelector(sel), load));
+  assert.deepEqual(await axe(page), [], 'axe with a focused chart');
   check();
 });
 

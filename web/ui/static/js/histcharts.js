@@ -4,6 +4,9 @@
 // Every chart of one tab shares a cursor sync key (one crosshair moves across
 // all of them), selects a range by dragging (zoom), draws the picked moments
 // as vertical lines, and reports clicks with the time under the pointer.
+// Each plot area is also a focusable slider over the range: its keys go to
+// ctx.onKey (history.js steps through the stored snapshots) and showAt
+// puts the shared crosshair on a moment.
 
 import { bytes, localTime, num } from './util.js';
 import { TOP_N } from './history.js';
@@ -52,7 +55,8 @@ export function stackColumns(data) {
  *        data (x then one column per series), stacked, yRange(lo, hi),
  *        axisFmt(v)}
  * ctx:  {uPlot, syncKey, window() -> {from, to}, marks() -> [{label, t}],
- *        onZoom(from, to), onClick(t, clientX, clientY)}
+ *        onZoom(from, to), onClick(t, clientX, clientY, chart),
+ *        onKey(chart, event), onBlur(chart, event)}
  */
 export function makeChart(box, spec, ctx) {
   const { uPlot } = ctx;
@@ -121,12 +125,48 @@ export function makeChart(box, spec, ctx) {
     if (downX !== null && Math.abs(e.clientX - downX) > 3) return;
     const rect = plot.over.getBoundingClientRect();
     const t = plot.posToVal(e.clientX - rect.left, 'x');
-    if (Number.isFinite(t)) ctx.onClick(t, e.clientX, e.clientY);
+    if (Number.isFinite(t)) ctx.onClick(t, e.clientX, e.clientY, handle);
   });
-  return {
+  // The keyboard's way in: a slider whose value is the moment under the
+  // crosshair (unix seconds, read out as a time).
+  const over = plot.over;
+  over.tabIndex = 0;
+  over.setAttribute('role', 'slider');
+  over.setAttribute('aria-label', `${spec.title}: moment. Arrow keys step through the stored snapshots, Enter opens the tree there or sets A or B.`);
+  const w0 = ctx.window();
+  over.setAttribute('aria-valuemin', String(Math.floor(w0.from)));
+  over.setAttribute('aria-valuemax', String(Math.ceil(w0.to)));
+  over.setAttribute('aria-valuenow', String(Math.ceil(w0.to)));
+  over.setAttribute('aria-valuetext', 'no moment chosen');
+  over.addEventListener('keydown', (e) => ctx.onKey?.(handle, e));
+  over.addEventListener('blur', (e) => ctx.onBlur?.(handle, e));
+  const handle = {
     plot,
     box,
     spec,
+    over,
+    /**
+     * showAt puts the crosshair (every synced chart's) on moment t and
+     * says it: text for assistive technology. null hides it.
+     */
+    showAt(t, text) {
+      const w = ctx.window();
+      over.setAttribute('aria-valuemin', String(Math.floor(w.from)));
+      over.setAttribute('aria-valuemax', String(Math.ceil(w.to)));
+      if (t == null) {
+        plot.setCursor({ left: -10, top: -10 }, true, true);
+        return;
+      }
+      over.setAttribute('aria-valuenow', String(Math.round(t)));
+      over.setAttribute('aria-valuetext', text);
+      const left = plot.valToPos(t, 'x');
+      if (Number.isFinite(left)) plot.setCursor({ left, top: over.clientHeight / 2 }, true, true);
+    },
+    /** pointAt is the page point of moment t on this chart (for the menu). */
+    pointAt(t) {
+      const r = over.getBoundingClientRect();
+      return { x: r.left + plot.valToPos(t, 'x'), y: r.top + r.height / 2 };
+    },
     /** update redraws with new columns (same series). */
     update(data) {
       spec.data = data;
@@ -145,6 +185,7 @@ export function makeChart(box, spec, ctx) {
       plot.destroy();
     },
   };
+  return handle;
 }
 
 const two = (n) => String(n).padStart(2, '0');

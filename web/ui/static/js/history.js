@@ -10,6 +10,12 @@
 // and B are drawn on every chart. "What changed" lists what started, exited
 // and moved most between two snapshots: a past moment and the latest, A and
 // B, or the last ten minutes; every entry links into the tree of its snapshot.
+//
+// By keyboard: each chart is focusable; Left/Right step the crosshair to the
+// previous/next stored snapshot, Home/End to the first/last of the range,
+// PageUp/PageDown a tenth of the range (snapped), and Enter or Space opens
+// the same menu there. In the menu, arrows move, Escape or Tab closes it and
+// focus goes back to the chart.
 
 import { h, bytes, localTime, num } from './util.js';
 import { ApiError, getJSON, latestURL, processesURL } from './api.js';
@@ -184,6 +190,10 @@ export class HistoryView {
     this.liveTimer = 0;
     this.liveLatest = 0; // snapshot id the live data has caught up with
     this.menuSeq = 0;
+    this.menuFrom = null; // the chart the menu was opened from
+    // The keyboard's moment (a snapshot's time and id), its queued steps,
+    // and the first snapshot of the range it was asked in.
+    this.kb = { t: null, id: 0, busy: 0, queue: Promise.resolve(), first: null, firstKey: '' };
     this.syncKey = `procscope-history-${Math.random().toString(36).slice(2)}`;
     this.build();
   }
@@ -226,7 +236,7 @@ export class HistoryView {
       h('div', { class: 'toolbar toolbar-2' },
         cmpForm,
         this.cmpErr,
-        h('span', { class: 'muted hist-hint' }, 'Click a chart to open the tree or set A or B there; drag to zoom.')),
+        h('span', { class: 'muted hist-hint' }, 'Click a chart to open the tree or set A or B there; drag to zoom. Keyboard: arrows on a chart, then Enter.')),
       h('div', { class: 'charts-wrap' }, this.chartsEl, this.menu),
       this.diff,
     );
@@ -349,6 +359,7 @@ export class HistoryView {
     this.diff.replaceChildren();
     this.marks = { viewing: null, A: null, B: null };
     this.exact = { a: null, b: null };
+    this.kb.t = null;
     this.closeMenu(false);
     this.stopTimers();
     this.seq++;
@@ -501,7 +512,13 @@ export class HistoryView {
       window: () => this.win,
       marks: () => this.markList(),
       onZoom: (a, b) => this.zoomTo(a, b),
-      onClick: (t, x, y) => this.openMenu(t, x, y),
+      onClick: (t, x, y, chart) => this.openMenu(t, x, y, chart),
+      onKey: (chart, e) => this.chartKey(chart, e),
+      onBlur: (chart, e) => {
+        // Focus into the menu or another chart keeps the crosshair.
+        const to = e.relatedTarget;
+        if (!(to && (this.menu.contains(to) || this.chartsEl.contains(to)))) chart.showAt(null);
+      },
     };
     for (const spec of lib.chartSpecs(this.data)) {
       // data-from/data-to say which range this drawing shows (and let the
@@ -639,8 +656,97 @@ export class HistoryView {
     return cands[0];
   }
 
-  async openMenu(t, clientX, clientY) {
+  // ---- the keyboard ----
+
+  // chartKey moves the keyboard's moment from snapshot to snapshot, or
+  // opens the menu there. Steps are queued (each asks the server for the
+  // neighbouring snapshot), at most a few ahead so a held key cannot run
+  // away.
+  chartKey(chart, e) {
+    const steps = { ArrowLeft: 'prev', ArrowDown: 'prev', ArrowRight: 'next', ArrowUp: 'next', Home: 'first', End: 'last', PageUp: 'back', PageDown: 'fwd' };
+    if (e.key === 'Escape' && !this.menu.hidden) {
+      // The menu still looking for its snapshot (or saying it found none).
+      e.preventDefault();
+      this.closeMenu(true);
+      return;
+    }
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      this.kb.queue = this.kb.queue.then(async () => {
+        if (this.kb.t == null || this.kb.t < this.win.from || this.kb.t > this.win.to) await this.kbMove(chart, 'last');
+        if (this.kb.t == null) return;
+        const p = chart.pointAt(this.kb.t);
+        await this.openMenu(this.kb.t, p.x, p.y, chart);
+      }).catch(() => {});
+      return;
+    }
+    const how = steps[e.key];
+    if (!how || e.altKey || e.ctrlKey || e.metaKey) return;
+    e.preventDefault();
+    if (this.kb.busy >= 3) return;
+    this.kb.busy++;
+    this.kb.queue = this.kb.queue.then(() => this.kbMove(chart, how)).catch(() => {}).finally(() => { this.kb.busy--; });
+  }
+
+  // kbMove finds the snapshot a step asks for and puts the crosshair on
+  // it; at an end of the range it stays.
+  async kbMove(chart, how) {
+    const host = this.host;
+    const seq = this.seq;
+    const { from, to } = this.win;
+    let t = this.kb.t;
+    if (t == null || t < from || t > to) {
+      // No moment yet (or the range moved): start from an end.
+      how = how === 'prev' || how === 'back' || how === 'last' ? 'last' : 'first';
+    }
+    const first = (a, b) => getJSON(snapshotsURL(host, a.toFixed(3), b.toFixed(3), 1)).then((l) => (Array.isArray(l) && l.length ? l[0] : null));
+    const atOrBefore = (x) => getJSON(atURL(host, x.toFixed(3))).catch((err) => { if (err.status === 404) return null; throw err; });
+    let meta = null;
+    try {
+      // The range's first snapshot (asked once per range): nothing is
+      // asked for before it, which would be a 404 when it is the host's
+      // first.
+      const key = `${host}|${from}|${to}`;
+      if (this.kb.firstKey !== key) {
+        this.kb.first = await first(from, to);
+        this.kb.firstKey = key;
+      }
+      const f = this.kb.first;
+      const ft = f ? unix(f.captured_at) : Infinity;
+      if (how === 'first') meta = f;
+      else if (how === 'last') meta = f ? await atOrBefore(to) : null;
+      else if (how === 'next') meta = await first(t + 0.001, to);
+      else if (how === 'prev') meta = t > ft ? await atOrBefore(t - 0.001) : null;
+      else {
+        const jump = (to - from) / 10;
+        const target = Math.min(to, Math.max(from, t + (how === 'fwd' ? jump : -jump)));
+        meta = target <= ft ? f : await this.snap(target);
+      }
+    } catch (err) {
+      chart.over.setAttribute('aria-valuetext', `cannot find a snapshot: ${errText(err)}`);
+      return;
+    }
+    if (seq !== this.seq || host !== this.host) return;
+    const at = meta ? unix(meta.captured_at) : NaN;
+    if (!(at >= from && at <= to)) {
+      // Nothing further that way: say so, stay put.
+      if (t != null) chart.over.setAttribute('aria-valuetext', `${this.kbText(this.kb.id, t)} (${how === 'next' || how === 'fwd' || how === 'last' ? 'the last' : 'the first'} in this range)`);
+      else chart.over.setAttribute('aria-valuetext', 'no snapshot in this range');
+      return;
+    }
+    this.kb.t = at;
+    this.kb.id = meta.snapshot_id;
+    chart.box.dataset.kbSnapshot = String(meta.snapshot_id);
+    chart.showAt(at, this.kbText(meta.snapshot_id, at));
+  }
+
+  kbText(id, t) {
+    return `snapshot ${id} at ${localTime(new Date(t * 1000).toISOString())}`;
+  }
+
+  async openMenu(t, clientX, clientY, chart = null) {
     const seq = ++this.menuSeq;
+    this.menuFrom = chart;
     const wrap = this.menu.parentElement.getBoundingClientRect();
     const left = Math.min(Math.max(0, clientX - wrap.left + 8), Math.max(0, wrap.width - 240));
     this.menu.style.left = `${left}px`;
@@ -661,6 +767,9 @@ export class HistoryView {
       return;
     }
     const at = unix(meta.captured_at);
+    // The keyboard goes on from the moment the menu was opened at.
+    this.kb.t = at;
+    this.kb.id = meta.snapshot_id;
     const item = (act, label, fn) => h('button', { type: 'button', role: 'menuitem', 'data-act': act, onclick: () => { this.closeMenu(true); fn(); } }, label);
     this.menu.dataset.snapshot = String(meta.snapshot_id);
     this.menu.dataset.time = String(at);
@@ -677,17 +786,26 @@ export class HistoryView {
     this.menuSeq++;
     this.menu.hidden = true;
     this.menu.replaceChildren();
-    if (refocus && this.charts[0]) this.charts[0].plot.over.focus?.();
+    const back = this.menuFrom && this.charts.includes(this.menuFrom) ? this.menuFrom : this.charts[0];
+    this.menuFrom = null;
+    if (refocus && back) {
+      back.over.focus();
+      if (this.kb.t != null) back.showAt(this.kb.t, this.kbText(this.kb.id, this.kb.t));
+    }
   }
 
   menuKey(e) {
     const items = Array.from(this.menu.querySelectorAll('button'));
     const i = items.indexOf(document.activeElement);
-    if (e.key === 'Escape') {
+    if (e.key === 'Escape' || e.key === 'Tab') {
+      // Tab too: a menu is left, not tabbed through.
       this.closeMenu(true);
       e.preventDefault();
     } else if ((e.key === 'ArrowDown' || e.key === 'ArrowUp') && items.length) {
       items[(i + (e.key === 'ArrowDown' ? 1 : items.length - 1)) % items.length].focus();
+      e.preventDefault();
+    } else if ((e.key === 'Home' || e.key === 'End') && items.length) {
+      items[e.key === 'Home' ? 0 : items.length - 1].focus();
       e.preventDefault();
     }
   }
