@@ -9,7 +9,7 @@
 // (1400x900).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, copyFileSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ import { systemInfo, bigProcesses } from './fixtures.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const ART = join(here, 'artifacts');
 mkdirSync(ART, { recursive: true });
+const AXE = readFileSync(join(here, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 const BASE = process.env.PROCSCOPE_BASE;
 if (!BASE) throw new Error('PROCSCOPE_BASE is not set: run the tests with `node run.mjs`');
 
@@ -143,6 +144,17 @@ const wait = (page, pred, what, arg = null) => page.waitForFunction(pred, arg, {
 const waitLoaded = (page, n) => wait(page, (want) => document.getElementById('match-count').textContent === `${want.toLocaleString('en-US')} processes`
   && document.querySelectorAll('#viewport .row:not([hidden])').length > 0, `${n} processes`, n);
 const rowOf = (page, pid) => page.locator(`#viewport .row:not([hidden]):has(.c-pid:text-is("${pid}"))`);
+
+/** axe runs axe-core in the page: its serious and critical findings. */
+async function axe(page) {
+  await page.evaluate(AXE);
+  return page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')})`);
+  });
+}
 
 // io reads the Read/s and Write/s cells of the visible rows, in order.
 async function io(page) {
@@ -401,6 +413,7 @@ test('restarted badge: a pid reused by a later process (another start time) carr
     .filter((r) => r.querySelector('.badge-restarted')).map((r) => r.querySelector('.c-pid').textContent));
   // nginx 200 has the name and pid of the restart, not its start time
   assert.deepEqual(who, ['600']);
+  assert.deepEqual(await axe(page), [], 'axe on the tree with a restarted badge');
   check();
 });
 
@@ -415,6 +428,10 @@ test('events filters live in the URL: restored on load, back and forward step th
   assert.equal(await page.inputValue('#panel-events .ev-q'), 'nginx');
   assert.equal(await page.inputValue('#panel-events .ev-window'), String(6 * 3600));
   assert.deepEqual((await timeline(page)).map((e) => `${e.kind} ${e.pid}`), ['restarted 200']);
+  assert.deepEqual(await axe(page), [], 'axe on the filtered events');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  assert.deepEqual(await axe(page), [], 'axe on the filtered events, dark');
+  await page.emulateMedia({ colorScheme: 'light' });
   const search = () => page.evaluate(() => Object.fromEntries(new URLSearchParams(location.search)));
   // a changed filter is written at once; the defaults add nothing
   await page.selectOption('#panel-events .ev-kind', 'all');
@@ -479,6 +496,7 @@ test('events empty states say why: a kind with no match, no snapshot in the wind
   // an exporter sending its top N processes: no events, and why
   await page.goto(url({ host: TOPN, tab: 'events' }));
   await empty('sends only its top 3 of 50 processes (--collect.top-n)');
+  assert.deepEqual(await axe(page), [], 'axe on an empty state');
   check();
 });
 
