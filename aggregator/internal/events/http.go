@@ -5,7 +5,9 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -118,7 +120,11 @@ func (h *Handler) events(r *http.Request) (any, error) {
 	if len(text) > maxQ {
 		return nil, httpapi.BadRequest("q is longer than %d bytes", maxQ)
 	}
-	evs, err := ev.Events(r.Context(), hostname, store.EventQuery{From: from, To: to, Q: text, Limit: limit + 1})
+	kinds, err := parseKinds(q.Get("kind"))
+	if err != nil {
+		return nil, err
+	}
+	evs, err := ev.Events(r.Context(), hostname, store.EventQuery{From: from, To: to, Q: text, Kinds: kinds, Limit: limit + 1})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, httpapi.NotFound("unknown host %q", hostname)
 	}
@@ -155,6 +161,34 @@ func toJSON(e store.Event) EventJSON {
 		j.StartedAt = e.Started.UTC().Format(snapshot.CapturedAtFormat)
 	}
 	return j
+}
+
+// parseKinds reads kind=: a comma-separated list of started, exited and
+// restarted (none: every kind). Filtering in the store, not here, keeps
+// limit about the kinds asked for (a busy host's restarts are not cut off
+// by its starts).
+func parseKinds(s string) ([]store.EventKind, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []store.EventKind
+	for _, name := range strings.Split(s, ",") {
+		var k store.EventKind
+		switch name {
+		case "started":
+			k = store.EventStarted
+		case "exited":
+			k = store.EventExited
+		case "restarted":
+			k = store.EventRestarted
+		default:
+			return nil, httpapi.BadRequest("invalid kind: want started, exited or restarted (comma-separated)")
+		}
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }
 
 // parseTime accepts RFC 3339 or Unix seconds (fractions allowed), as the

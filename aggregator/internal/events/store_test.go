@@ -131,6 +131,12 @@ func TestEventsRoute(t *testing.T) {
 	if _, body := get("?q=SCRIPT"); !strings.Contains(body, `"pid":66`) {
 		t.Errorf("q: %s", body)
 	}
+	if _, body := get("?kind=started"); !strings.Contains(body, `"kind":"started"`) || strings.Contains(body, `"kind":"exited"`) {
+		t.Errorf("kind=started: %s", body)
+	}
+	if _, body := get("?kind=exited,restarted&limit=1"); !strings.Contains(body, `"kind":"exited"`) || strings.Contains(body, `"truncated":true`) {
+		t.Errorf("kind=exited,restarted: %s", body)
+	}
 	if _, body := get("?q=nothing-like-it"); !strings.Contains(body, `"events":[]`) {
 		t.Errorf("q without match: %s", body)
 	}
@@ -140,7 +146,7 @@ func TestEventsRoute(t *testing.T) {
 	for q, want := range map[string]int{
 		"?limit=0": 400, "?limit=x": 400, "?from=yesterday": 400, "?from=0": 400,
 		"?to=" + t0.Format(time.RFC3339) + "&from=" + t0.Add(time.Hour).Format(time.RFC3339): 400,
-		"?q=" + strings.Repeat("x", 300): 400,
+		"?q=" + strings.Repeat("x", 300): 400, "?kind=died": 400, "?kind=started,": 400,
 	} {
 		if code, body := get(q); code != want || !strings.HasPrefix(body, `{"error":`) {
 			t.Errorf("%s: %d %s", q, code, body)

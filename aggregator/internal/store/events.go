@@ -8,6 +8,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -53,12 +55,31 @@ type Event struct {
 }
 
 // EventQuery selects a host's events with From <= At <= To whose name,
-// unit or container id contains Q (all when Q is ""), newest first, at
-// most Limit of them.
+// unit or container id contains Q (all when Q is "") and whose kind is one
+// of Kinds (all when empty), newest first, at most Limit of them.
 type EventQuery struct {
 	From, To time.Time
 	Q        string
+	Kinds    []EventKind
 	Limit    int
+}
+
+// kindsSQL is the condition for q.Kinds ("" for all). The kinds are
+// numbers of this package's enum, written as SQL integers.
+func (q EventQuery) kindsSQL() string {
+	if len(q.Kinds) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" AND kind IN (")
+	for i, k := range q.Kinds {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(int(k)))
+	}
+	b.WriteByte(')')
+	return b.String()
 }
 
 // EventStore keeps lifecycle events. It is separate from Store so that a

@@ -42,6 +42,14 @@ func TestEventsBothStores(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0].PID != 10 {
 			t.Fatalf("search: %+v, %v", got, err)
 		}
+		got, err = ev.Events(ctx, "h", EventQuery{From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Kinds: []EventKind{EventRestarted, EventExited}})
+		if err != nil || len(got) != 2 || got[0].PID != 12 || got[1].PID != 11 {
+			t.Fatalf("kinds: %+v, %v", got, err)
+		}
+		got, err = ev.Events(ctx, "h", EventQuery{From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Q: "nginx", Kinds: []EventKind{EventStarted}})
+		if err != nil || len(got) != 1 || got[0].PID != 10 {
+			t.Fatalf("kinds and search: %+v, %v", got, err)
+		}
 		if n, err := ev.PruneEvents(ctx); err != nil || n != 0 {
 			t.Fatalf("prune with the snapshot there: %d, %v", n, err)
 		}

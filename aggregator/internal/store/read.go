@@ -438,6 +438,11 @@ func (c *core) Events(ctx context.Context, hostname string, q EventQuery) ([]Eve
 		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q.Q) + "%"
 		query, args = c.sql.eventsSearch, []any{id, q.From.UnixMilli(), q.To.UnixMilli(), like, like, like, limit}
 	}
+	if kinds := q.kindsSQL(); kinds != "" {
+		// The condition holds no placeholder, so the numbered ones of
+		// either dialect stay as they are.
+		query = strings.Replace(query, " ORDER BY", kinds+" ORDER BY", 1)
+	}
 	rs, err := c.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)

@@ -14,8 +14,8 @@ import { h, localTime, ago, duration } from './util.js';
 import { getJSON, latestURL } from './api.js';
 
 const enc = encodeURIComponent;
-export const eventsURL = (host, from, to, q, limit) =>
-  `api/v1/hosts/${enc(host)}/events?from=${from}&to=${to}&limit=${limit}${q ? `&q=${enc(q)}` : ''}`;
+export const eventsURL = (host, from, to, q, limit, kind = '') =>
+  `api/v1/hosts/${enc(host)}/events?from=${from}&to=${to}&limit=${limit}${q ? `&q=${enc(q)}` : ''}${kind ? `&kind=${enc(kind)}` : ''}`;
 
 const WINDOWS = [['15m', 900], ['1h', 3600], ['6h', 21600], ['24h', 86400], ['7d', 7 * 86400]];
 const DEFAULT_WIN = 3600;
@@ -61,7 +61,7 @@ export class EventsView {
       }, 250);
     });
     this.qEl.addEventListener('change', () => { this.typing = false; });
-    this.kindEl = h('select', { class: 'ev-kind', 'aria-label': 'Kind of event', onchange: () => { this.kind = this.kindEl.value; this.filtered(true); this.render(); } },
+    this.kindEl = h('select', { class: 'ev-kind', 'aria-label': 'Kind of event', onchange: () => { this.kind = this.kindEl.value; this.filtered(true); this.load(); } },
       KINDS.map((k) => h('option', { value: k }, k === 'all' ? 'all kinds' : k)));
     this.winEl = h('select', { class: 'ev-window', 'aria-label': 'Time window', onchange: () => { this.win = Number(this.winEl.value); this.filtered(true); this.load(); } },
       WINDOWS.map(([label, s]) => h('option', { value: String(s), selected: s === this.win }, `last ${label}`)));
@@ -124,10 +124,13 @@ export class EventsView {
     const seq = ++this.seq;
     const to = Date.now() / 1000;
     try {
-      const res = await getJSON(eventsURL(host, (to - this.win).toFixed(3), (to + 60).toFixed(3), this.q, LIMIT));
-      // Nothing at all: the latest snapshot says why (none in the window,
-      // or only the top N processes sent). One small request, only then.
-      const latest = Array.isArray(res.events) && res.events.length === 0 && !this.q
+      // The kind is filtered by the server, so that the limit counts only
+      // that kind (render filters again: an older server ignores kind).
+      const kind = this.kind === 'all' ? '' : this.kind;
+      const res = await getJSON(eventsURL(host, (to - this.win).toFixed(3), (to + 60).toFixed(3), this.q, LIMIT, kind));
+      // Nothing: the latest snapshot may say why (none in the window, or
+      // only the top N processes sent). One small request, only then.
+      const latest = Array.isArray(res.events) && res.events.length === 0
         ? await getJSON(latestURL(host)).catch(() => null) : null;
       if (seq !== this.seq) return;
       this.data = res;
@@ -152,8 +155,7 @@ export class EventsView {
     if (!this.host) empty = 'Select a host on the left.';
     else if (this.error) empty = this.error;
     else if (!d) empty = 'Loading events…';
-    else if (all.length === 0 && this.q) empty = `No event in the last ${winLabel} matches "${this.q}" (name, unit or container).`;
-    else if (all.length === 0) empty = this.whyNone(winLabel); else if (shown.length === 0) empty = `No ${this.kind} event in the last ${winLabel}${this.q ? ` matching "${this.q}"` : ''}.`;
+    else if (shown.length === 0) empty = (all.length === 0 && this.whyNone(winLabel)) || this.noMatch(winLabel);
     this.emptyEl.textContent = empty;
     this.emptyEl.hidden = empty === '';
     this.countEl.textContent = d && !this.error ? `${shown.length.toLocaleString('en-US')} ${shown.length === 1 ? 'event' : 'events'}${d.truncated ? ` (the newest ${LIMIT}: narrow the window or filter)` : ''}` : '';
@@ -161,9 +163,17 @@ export class EventsView {
     this.listEl.replaceChildren(...shown.map((e) => this.entry(e, now)));
   }
 
-  // whyNone says why a window holds no event at all: the host sent no
-  // snapshot in it, or sends only its top N processes (an exit cannot be
-  // told from a process left out), or nothing happened.
+  // noMatch says that nothing matched the filters, or that nothing
+  // happened in the window.
+  noMatch(winLabel) {
+    if (this.kind !== 'all') return `No ${this.kind} event in the last ${winLabel}${this.q ? ` matching "${this.q}"` : ''}.`;
+    if (this.q) return `No event in the last ${winLabel} matches "${this.q}" (name, unit or container).`;
+    return `No process started, exited or restarted in the last ${winLabel}. Events come from comparing consecutive snapshots: a host needs two.`;
+  }
+
+  // whyNone says why a window holds no event at all whatever the filters
+  // ('' when nothing says): the host sent no snapshot in it, or sends only
+  // its top N processes (an exit cannot be told from a process left out).
   whyNone(winLabel) {
     const l = this.latest;
     const at = l ? Date.parse(l.captured_at) : NaN;
@@ -174,7 +184,7 @@ export class EventsView {
     if (l && Number.isFinite(onHost) && onHost > Number(l.process_count)) {
       return `No events: this host's exporter sends only its top ${Number(l.process_count).toLocaleString('en-US')} of ${onHost.toLocaleString('en-US')} processes (--collect.top-n), and a process left out cannot be told from one that exited, so its snapshots are not compared. Send every process to see starts, exits and restarts.`;
     }
-    return `No process started, exited or restarted in the last ${winLabel}. Events come from comparing consecutive snapshots: a host needs two.`;
+    return '';
   }
 
   entry(e, now) {
@@ -217,7 +227,7 @@ export class EventsView {
     b.host = host;
     b.at = now;
     const to = now / 1000;
-    b.pending = getJSON(eventsURL(host, (to - BADGE_WINDOW_S).toFixed(3), (to + 60).toFixed(3), '', BADGE_LIMIT))
+    b.pending = getJSON(eventsURL(host, (to - BADGE_WINDOW_S).toFixed(3), (to + 60).toFixed(3), '', BADGE_LIMIT, 'restarted'))
       .then((res) => {
         const map = new Map();
         for (const e of Array.isArray(res.events) ? res.events : []) {
