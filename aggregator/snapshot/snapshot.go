@@ -45,6 +45,19 @@ type Process struct {
 	CreateTime    string  `json:"create_time,omitempty"` // RFC 3339
 	MemoryPercent float64 `json:"memory_percent,omitempty"`
 
+	// ProcessExt holds the optional attribution and I/O fields; it is
+	// nil when a process has none of them (always, from the original
+	// agent). encoding/json promotes its fields, so the wire form is as
+	// if they were declared here: absent when nil, allocated on
+	// unmarshal when any is present. Read them with Ext (nil-safe) and
+	// write them with SetExt.
+	*ProcessExt
+}
+
+// ProcessExt is the part of a Process that few hosts send: most processes
+// of a table have none of it, and a whole table is decoded for every diff
+// and read, so it lives behind one pointer.
+type ProcessExt struct {
 	// Attribution, from the process's cgroup path (absent when the path
 	// names none, and from the original agent). Unit is the innermost
 	// systemd .service or .scope with its slice,
@@ -60,6 +73,29 @@ type Process struct {
 	// no such figure, or the exporter is older; 0 means no I/O.
 	ReadBytesPerSec  *float64 `json:"read_bytes_per_sec,omitempty"`
 	WriteBytesPerSec *float64 `json:"write_bytes_per_sec,omitempty"`
+}
+
+// HasExt reports whether p has any attribution or I/O field.
+func (p *Process) HasExt() bool {
+	return p.ProcessExt != nil && *p.ProcessExt != (ProcessExt{})
+}
+
+// Ext returns p's attribution and I/O fields, zero when it has none.
+func (p *Process) Ext() ProcessExt {
+	if p.ProcessExt == nil {
+		return ProcessExt{}
+	}
+	return *p.ProcessExt
+}
+
+// SetExt sets p's attribution and I/O fields: nil when e is zero, else a
+// new copy (never one shared with another Process).
+func (p *Process) SetExt(e ProcessExt) {
+	if e == (ProcessExt{}) {
+		p.ProcessExt = nil
+		return
+	}
+	p.ProcessExt = &e
 }
 
 // SystemInfo is what the System Details tab shows. Exporters marshal it into

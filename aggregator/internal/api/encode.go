@@ -50,27 +50,35 @@ func appendProcess(b []byte, p *snapshot.Process) []byte {
 		b = append(b, `,"memory_percent":`...)
 		b = appendFloat(b, p.MemoryPercent)
 	}
-	if p.Unit != "" {
-		b = append(b, `,"unit":`...)
-		b = appendString(b, p.Unit)
-	}
-	if p.ContainerID != "" {
-		b = append(b, `,"container_id":`...)
-		b = appendString(b, p.ContainerID)
-	}
-	if p.PodUID != "" {
-		b = append(b, `,"pod_uid":`...)
-		b = appendString(b, p.PodUID)
-	}
-	if p.ReadBytesPerSec != nil {
-		b = append(b, `,"read_bytes_per_sec":`...)
-		b = appendFloat(b, *p.ReadBytesPerSec)
-	}
-	if p.WriteBytesPerSec != nil {
-		b = append(b, `,"write_bytes_per_sec":`...)
-		b = appendFloat(b, *p.WriteBytesPerSec)
+	if x := p.ProcessExt; x != nil {
+		b = appendExt(b, x)
 	}
 	b = append(b, '}')
+	return b
+}
+
+// appendExt writes the attribution and I/O fields that x has.
+func appendExt(b []byte, x *snapshot.ProcessExt) []byte {
+	if x.Unit != "" {
+		b = append(b, `,"unit":`...)
+		b = appendString(b, x.Unit)
+	}
+	if x.ContainerID != "" {
+		b = append(b, `,"container_id":`...)
+		b = appendString(b, x.ContainerID)
+	}
+	if x.PodUID != "" {
+		b = append(b, `,"pod_uid":`...)
+		b = appendString(b, x.PodUID)
+	}
+	if x.ReadBytesPerSec != nil {
+		b = append(b, `,"read_bytes_per_sec":`...)
+		b = appendFloat(b, *x.ReadBytesPerSec)
+	}
+	if x.WriteBytesPerSec != nil {
+		b = append(b, `,"write_bytes_per_sec":`...)
+		b = appendFloat(b, *x.WriteBytesPerSec)
+	}
 	return b
 }
 

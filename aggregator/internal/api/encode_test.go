@@ -25,8 +25,10 @@ func TestAppendProcesses(t *testing.T) {
 		{PID: 5, Name: "n", CPUPercent: 123456789.125, MemoryMB: 5e-324, Username: "root", Status: "running",
 			NumThreads: 7, CreateTime: "2026-11-25T17:00:00.000Z", MemoryPercent: 0.25},
 		{PID: math.MaxInt64, PPID: math.MaxInt64, Name: "max", CPUPercent: 100, MemoryMB: 0.1 + 0.2},
-		{PID: 6, Name: "io", Unit: "system.slice/a<b>\"\x1b.service", ContainerID: "c", PodUID: "p", ReadBytesPerSec: f(0), WriteBytesPerSec: f(2048.3333333333335)},
-		{PID: 7, Name: "io-read-only", ReadBytesPerSec: f(1e21)},
+		{PID: 6, Name: "io", ProcessExt: &snapshot.ProcessExt{Unit: "system.slice/a<b>\"\x1b.service", ContainerID: "c", PodUID: "p",
+			ReadBytesPerSec: f(0), WriteBytesPerSec: f(2048.3333333333335)}},
+		{PID: 7, Name: "io-read-only", ProcessExt: &snapshot.ProcessExt{ReadBytesPerSec: f(1e21)}},
+		{PID: 8, Name: "empty-ext", ProcessExt: &snapshot.ProcessExt{}},
 	}
 	want, err := json.Marshal(procs)
 	if err != nil {

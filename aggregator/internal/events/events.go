@@ -343,7 +343,11 @@ func startedOf(created string) time.Time {
 }
 
 func procOf(p *snapshot.Process) proc {
-	return proc{ppid: p.PPID, name: p.Name, unit: p.Unit, ct: p.ContainerID, created: p.CreateTime, cpu: p.CPUPercent, mem: p.MemoryMB}
+	pr := proc{ppid: p.PPID, name: p.Name, created: p.CreateTime, cpu: p.CPUPercent, mem: p.MemoryMB}
+	if x := p.ProcessExt; x != nil {
+		pr.unit, pr.ct = x.Unit, x.ContainerID
+	}
+	return pr
 }
 
 // matchKey is what a restart has in common with the exit before it: the

@@ -15,7 +15,9 @@ import (
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func pr(pid, ppid int64, name, unit, created string) snapshot.Process {
-	return snapshot.Process{PID: pid, PPID: ppid, Name: name, Unit: unit, CreateTime: created, CPUPercent: 1.5, MemoryMB: 20}
+	p := snapshot.Process{PID: pid, PPID: ppid, Name: name, CreateTime: created, CPUPercent: 1.5, MemoryMB: 20}
+	p.SetExt(snapshot.ProcessExt{Unit: unit})
+	return p
 }
 
 func req(host string, at time.Time, procs ...snapshot.Process) *store.IngestRequest {

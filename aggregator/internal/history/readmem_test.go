@@ -19,13 +19,6 @@ import (
 // or not, so a delta under it is a strict upper bound on the heap's growth.
 const readBudget = 64 << 20
 
-// diffBudget bounds a diff of two 100,000-process snapshots. It decodes
-// three process tables (a keyframe and two snapshots), and each process grew
-// by 64 bytes with attribution and I/O (issue 15): 45-50 MiB became 64-69.
-// Holding those five fields behind one pointer in snapshot.Process would
-// bring it back under readBudget; until then this is the bound.
-const diffBudget = 80 << 20
-
 // allocatedBy returns the bytes the process allocated while f ran. Other
 // goroutines (the storage's background work) count too, which only makes
 // the bound stricter.
@@ -256,8 +249,8 @@ func TestDiffReadMemory(t *testing.T) {
 			if (len(d.CPUChanges) == maxChanges) != c.wantCPU || (len(d.MemoryChanges) == maxChanges) != c.wantMem {
 				t.Errorf("%d CPU and %d memory changes", len(d.CPUChanges), len(d.MemoryChanges))
 			}
-			if alloc > diffBudget {
-				t.Errorf("the request allocated %d bytes, more than %d", alloc, diffBudget)
+			if alloc > readBudget {
+				t.Errorf("the request allocated %d bytes, more than %d", alloc, readBudget)
 			}
 		})
 	}

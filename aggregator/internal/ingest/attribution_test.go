@@ -31,20 +31,19 @@ func attributedBody(tb testing.TB) []byte {
 func attribute(procs []snapshot.Process, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 6))
 	for i := range procs {
-		p := &procs[i]
-		p.Unit = fmt.Sprintf("system.slice/svc-%d.service", i%20)
+		x := snapshot.ProcessExt{Unit: fmt.Sprintf("system.slice/svc-%d.service", i%20)}
 		if i%7 == 0 {
-			p.ContainerID = fmt.Sprintf("%064x", i/7)
-			p.PodUID = fmt.Sprintf("8a9b0c1d-2e3f-4a5b-8c7d-%012x", i/14)
+			x.ContainerID = fmt.Sprintf("%064x", i/7)
+			x.PodUID = fmt.Sprintf("8a9b0c1d-2e3f-4a5b-8c7d-%012x", i/14)
 		}
-		if i%5 == 4 {
-			continue // refused: absent
+		if i%5 != 4 { // else refused: absent
+			rd, wr := 0.0, 0.0
+			if i%10 == 0 {
+				rd, wr = r.Float64()*1e6, float64(r.IntN(100)*4096)/2.0001
+			}
+			x.ReadBytesPerSec, x.WriteBytesPerSec = &rd, &wr
 		}
-		rd, wr := 0.0, 0.0
-		if i%10 == 0 {
-			rd, wr = r.Float64()*1e6, float64(r.IntN(100)*4096)/2.0001
-		}
-		p.ReadBytesPerSec, p.WriteBytesPerSec = &rd, &wr
+		procs[i].SetExt(x)
 	}
 }
 
@@ -58,10 +57,40 @@ func TestDecodeIOAbsentIsNotZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := d.Snapshot.Processes
-	if p[0].ReadBytesPerSec == nil || *p[0].ReadBytesPerSec != 0 || p[0].WriteBytesPerSec != nil {
-		t.Errorf("pid 1: read %v write %v, want 0 and absent", p[0].ReadBytesPerSec, p[0].WriteBytesPerSec)
+	if x := p[0].Ext(); x.ReadBytesPerSec == nil || *x.ReadBytesPerSec != 0 || x.WriteBytesPerSec != nil {
+		t.Errorf("pid 1: read %v write %v, want 0 and absent", x.ReadBytesPerSec, x.WriteBytesPerSec)
 	}
-	if p[1].ReadBytesPerSec != nil || p[1].WriteBytesPerSec != nil {
-		t.Errorf("pid 2: rates %v %v, want both absent", p[1].ReadBytesPerSec, p[1].WriteBytesPerSec)
+	if p[1].ProcessExt != nil {
+		t.Errorf("pid 2: rates %+v, want none (a nil ProcessExt)", *p[1].ProcessExt)
+	}
+}
+
+// TestDecodeExtOnlyWhenSent: a process takes a ProcessExt only when it has
+// a field of it, on the fast path (exporter layout) and the general one
+// (another order), and "" or null for one reads as absent.
+func TestDecodeExtOnlyWhenSent(t *testing.T) {
+	t.Parallel()
+	d, err := Decode([]byte(body(`[{"pid":1,"ppid":0,"name":"a","cpu_percent":0,"memory_mb":0},`+
+		`{"pid":2,"ppid":0,"name":"b","cpu_percent":0,"memory_mb":0,"unit":"","pod_uid":""},`+
+		`{"name":"c","pid":3,"ppid":0,"cpu_percent":0,"memory_mb":0,"unit":"","read_bytes_per_sec":null},`+
+		`{"pid":4,"ppid":0,"name":"d","cpu_percent":0,"memory_mb":0,"container_id":"c4","write_bytes_per_sec":2},`+
+		`{"name":"e","pid":5,"ppid":0,"cpu_percent":0,"memory_mb":0,"pod_uid":"p5","unit":"u5"}]`)), DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := d.Snapshot.Processes
+	for _, i := range []int{0, 1, 2} {
+		if p[i].ProcessExt != nil {
+			t.Errorf("pid %d: %+v, want a nil ProcessExt", p[i].PID, *p[i].ProcessExt)
+		}
+	}
+	if x := p[3].Ext(); x.ContainerID != "c4" || x.WriteBytesPerSec == nil || *x.WriteBytesPerSec != 2 || x.Unit != "" || x.ReadBytesPerSec != nil {
+		t.Errorf("pid 4: %+v", x)
+	}
+	if x := p[4].Ext(); x.Unit != "u5" || x.PodUID != "p5" || x.ContainerID != "" {
+		t.Errorf("pid 5: %+v", x)
+	}
+	if p[3].ProcessExt == p[4].ProcessExt {
+		t.Error("two processes share one ProcessExt")
 	}
 }

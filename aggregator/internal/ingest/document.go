@@ -139,9 +139,11 @@ type decoder struct {
 	scratch []byte
 	// chunk holds the text of strings handed out (see makeString).
 	chunk []byte
-	// cmdlines backs the Process.Cmdline pointers, floats the I/O rates.
+	// cmdlines backs the Process.Cmdline pointers, floats the I/O rates,
+	// exts the ProcessExt pointers.
 	cmdlines []string
 	floats   []float64
+	exts     []snapshot.ProcessExt
 }
 
 func (d *decoder) syntax(format string, args ...any) error {

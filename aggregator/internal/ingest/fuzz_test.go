@@ -83,15 +83,19 @@ func FuzzDecode(f *testing.F) {
 		}
 		pids := map[int64]bool{}
 		for _, p := range s.Processes {
+			if p.ProcessExt != nil && !p.HasExt() {
+				t.Fatalf("a ProcessExt with nothing in it: %+v", p)
+			}
+			x := p.Ext()
 			if p.PID < 0 || p.PPID < 0 || p.CPUPercent < 0 || p.MemoryMB < 0 || pids[p.PID] {
 				t.Fatalf("bad process %+v", p)
 			}
 			pids[p.PID] = true
 			if !utf8.ValidString(p.Name) || (p.Cmdline != nil && !utf8.ValidString(*p.Cmdline)) ||
-				!utf8.ValidString(p.Unit) || !utf8.ValidString(p.ContainerID) || !utf8.ValidString(p.PodUID) {
+				!utf8.ValidString(x.Unit) || !utf8.ValidString(x.ContainerID) || !utf8.ValidString(x.PodUID) {
 				t.Fatalf("invalid UTF-8 kept in %+v", p)
 			}
-			for _, r := range []*float64{p.ReadBytesPerSec, p.WriteBytesPerSec} {
+			for _, r := range []*float64{x.ReadBytesPerSec, x.WriteBytesPerSec} {
 				if r != nil && (*r < 0 || math.IsInf(*r, 0) || math.IsNaN(*r)) {
 					t.Fatalf("bad I/O rate %v in %+v", *r, p)
 				}

@@ -225,9 +225,9 @@ func (d *decoder) process(p *snapshot.Process, i int) error {
 				}
 			}
 			if bit == pRead {
-				p.ReadBytesPerSec = d.floatPtr(v)
+				d.ext(p).ReadBytesPerSec = d.floatPtr(v)
 			} else {
-				p.WriteBytesPerSec = d.floatPtr(v)
+				d.ext(p).WriteBytesPerSec = d.floatPtr(v)
 			}
 		case pCPU, pMem, pMemPct:
 			v, ok := d.fastFloat()
@@ -291,12 +291,8 @@ func (d *decoder) process(p *snapshot.Process, i int) error {
 				p.Cmdline = &d.cmdlines[len(d.cmdlines)-1]
 			case pUsername:
 				p.Username = d.makeString(b)
-			case pUnit:
-				p.Unit = d.makeString(b)
-			case pContainer:
-				p.ContainerID = d.makeString(b)
-			case pPod:
-				p.PodUID = d.makeString(b)
+			case pUnit, pContainer, pPod:
+				d.setExtString(p, bit, b)
 			case pStatus:
 				p.Status = status(b)
 				if p.Status == "" {
@@ -467,30 +463,39 @@ func (d *decoder) fastFields(p *snapshot.Process) bool {
 			i = d.pos
 		}
 	}
+	if i < len(data) && data[i] == '}' {
+		d.pos = i + 1
+		return true
+	}
 	// Attribution and I/O, in declaration order, each optional.
 	for _, f := range [...]struct {
 		key string
-		dst *string
-	}{{`,"unit":`, &p.Unit}, {`,"container_id":`, &p.ContainerID}, {`,"pod_uid":`, &p.PodUID}} {
+		bit int
+	}{{`,"unit":`, pUnit}, {`,"container_id":`, pContainer}, {`,"pod_uid":`, pPod}} {
 		if len(data)-i >= len(f.key) && string(data[i:i+len(f.key)]) == f.key {
 			d.pos = i + len(f.key)
 			if b, ok = d.fastStr(); !ok {
 				return false
 			}
-			*f.dst = d.makeString(b)
+			d.setExtString(p, f.bit, b)
 			i = d.pos
 		}
 	}
 	for _, f := range [...]struct {
 		key string
-		dst **float64
-	}{{`,"read_bytes_per_sec":`, &p.ReadBytesPerSec}, {`,"write_bytes_per_sec":`, &p.WriteBytesPerSec}} {
+		bit int
+	}{{`,"read_bytes_per_sec":`, pRead}, {`,"write_bytes_per_sec":`, pWrite}} {
 		if len(data)-i >= len(f.key) && string(data[i:i+len(f.key)]) == f.key {
 			v, j, ok := d.fullFloatAt(i + len(f.key))
 			if !ok {
 				return false
 			}
-			*f.dst, i = d.floatPtr(v), j
+			if f.bit == pRead {
+				d.ext(p).ReadBytesPerSec = d.floatPtr(v)
+			} else {
+				d.ext(p).WriteBytesPerSec = d.floatPtr(v)
+			}
+			i = j
 		}
 	}
 	if i >= len(data) || data[i] != '}' {
@@ -498,6 +503,38 @@ func (d *decoder) fastFields(p *snapshot.Process) bool {
 	}
 	d.pos = i + 1
 	return true
+}
+
+// ext returns p's ProcessExt, taking a new one from a slab (as cmdlines
+// are) the first time: processes without attribution or I/O keep a nil
+// pointer, so a table of them costs no more than before those fields.
+func (d *decoder) ext(p *snapshot.Process) *snapshot.ProcessExt {
+	if p.ProcessExt == nil {
+		if len(d.exts) == cap(d.exts) {
+			d.exts = make([]snapshot.ProcessExt, 0, max(64, cap(d.exts)*2))
+		}
+		d.exts = d.exts[:len(d.exts)+1]
+		p.ProcessExt = &d.exts[len(d.exts)-1]
+	}
+	return p.ProcessExt
+}
+
+// setExtString sets unit, container_id or pod_uid (bit) to the JSON
+// string b; "" is what an absent field reads as, so it takes no
+// ProcessExt.
+func (d *decoder) setExtString(p *snapshot.Process, bit int, b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	s := d.makeString(b)
+	switch bit {
+	case pUnit:
+		d.ext(p).Unit = s
+	case pContainer:
+		d.ext(p).ContainerID = s
+	default:
+		d.ext(p).PodUID = s
+	}
 }
 
 // fullFloatAt reads a non-negative number at data[i:] for fastFields:

@@ -333,8 +333,8 @@ func encodeFull(procs []snapshot.Process) []byte {
 		prev = p.PID
 		body = e.appendAllFields(body, p)
 		e.ratio.observe(p)
-		if hasExt(p) {
-			x.add(i, p, extDiff(p, nil))
+		if p.HasExt() {
+			x.add(i, p.ProcessExt, extDiff(p.ProcessExt, &snapshot.ProcessExt{}))
 		}
 	}
 	out := appendUvarint(make([]byte, 0, len(body)+len(t.list)*16+8), uint64(len(procs)))
@@ -372,8 +372,8 @@ func encodeDelta(procs, base []snapshot.Process, idx map[int64]int) []byte {
 				body = appendVarint(body, p.PID)
 				body = e.appendAllFields(body, p)
 				e.ratio.observe(p)
-				if hasExt(p) {
-					x.add(i, p, extDiff(p, nil))
+				if p.HasExt() {
+					x.add(i, p.ProcessExt, extDiff(p.ProcessExt, &snapshot.ProcessExt{}))
 				}
 				continue
 			}
@@ -381,8 +381,9 @@ func encodeDelta(procs, base []snapshot.Process, idx map[int64]int) []byte {
 			j = k
 		}
 		b := &base[j]
-		if hasExt(p) || hasExt(b) {
-			x.add(i, p, extDiff(p, b))
+		if p.ProcessExt != b.ProcessExt && (p.HasExt() || b.HasExt()) {
+			pe, be := p.Ext(), b.Ext()
+			x.add(i, &pe, extDiff(&pe, &be))
 		}
 		var mask uint64
 		if p.PPID != b.PPID {

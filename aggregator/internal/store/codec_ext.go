@@ -40,10 +40,6 @@ const (
 	rateAbsent = 15
 )
 
-func hasExt(p *snapshot.Process) bool {
-	return p.Unit != "" || p.ContainerID != "" || p.PodUID != "" || p.ReadBytesPerSec != nil || p.WriteBytesPerSec != nil
-}
-
 func sameRate(a, b *float64) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -51,27 +47,23 @@ func sameRate(a, b *float64) bool {
 	return math.Float64bits(*a) == math.Float64bits(*b)
 }
 
-// extDiff is the mask of fields of p that differ from b's (b nil: from a
+// extDiff is the mask of fields of x that differ from b's (b zero: from a
 // process without any).
-func extDiff(p, b *snapshot.Process) uint64 {
-	var z snapshot.Process
-	if b == nil {
-		b = &z
-	}
+func extDiff(x, b *snapshot.ProcessExt) uint64 {
 	var m uint64
-	if p.Unit != b.Unit {
+	if x.Unit != b.Unit {
 		m |= xUnit
 	}
-	if p.ContainerID != b.ContainerID {
+	if x.ContainerID != b.ContainerID {
 		m |= xContainer
 	}
-	if p.PodUID != b.PodUID {
+	if x.PodUID != b.PodUID {
 		m |= xPod
 	}
-	if !sameRate(p.ReadBytesPerSec, b.ReadBytesPerSec) {
+	if !sameRate(x.ReadBytesPerSec, b.ReadBytesPerSec) {
 		m |= xRead
 	}
-	if !sameRate(p.WriteBytesPerSec, b.WriteBytesPerSec) {
+	if !sameRate(x.WriteBytesPerSec, b.WriteBytesPerSec) {
 		m |= xWrite
 	}
 	return m
@@ -104,7 +96,7 @@ type extEncoder struct {
 }
 
 // add records row i (in output order) when mask is not 0.
-func (e *extEncoder) add(i int, p *snapshot.Process, mask uint64) {
+func (e *extEncoder) add(i int, x *snapshot.ProcessExt, mask uint64) {
 	if mask == 0 {
 		return
 	}
@@ -118,19 +110,19 @@ func (e *extEncoder) add(i int, p *snapshot.Process, mask uint64) {
 	e.n++
 	c[1] = binary.AppendUvarint(c[1], mask)
 	if mask&xUnit != 0 {
-		c[2] = binary.AppendUvarint(c[2], e.t.id(p.Unit))
+		c[2] = binary.AppendUvarint(c[2], e.t.id(x.Unit))
 	}
 	if mask&xContainer != 0 {
-		c[3] = binary.AppendUvarint(c[3], e.t.id(p.ContainerID))
+		c[3] = binary.AppendUvarint(c[3], e.t.id(x.ContainerID))
 	}
 	if mask&xPod != 0 {
-		c[4] = binary.AppendUvarint(c[4], e.t.id(p.PodUID))
+		c[4] = binary.AppendUvarint(c[4], e.t.id(x.PodUID))
 	}
 	if mask&xRead != 0 {
-		c[5] = appendRate(c[5], p.ReadBytesPerSec)
+		c[5] = appendRate(c[5], x.ReadBytesPerSec)
 	}
 	if mask&xWrite != 0 {
-		c[6] = appendRate(c[6], p.WriteBytesPerSec)
+		c[6] = appendRate(c[6], x.WriteBytesPerSec)
 	}
 }
 
@@ -198,24 +190,31 @@ func decodeExt(r *reader, out []snapshot.Process) error {
 			return errCorrupt
 		}
 	}
+	// Each listed row gets a ProcessExt of its own, a copy of what it
+	// had: a delta row still shares its keyframe row's, which the
+	// keyframe (cached, read by others) keeps.
+	exts := make([]snapshot.ProcessExt, n)
+	for k, i := range rows {
+		exts[k] = out[i].Ext()
+	}
 	var slab []float64
 	for bit := uint64(xUnit); bit <= xWrite; bit <<= 1 {
 		for k, m := range masks {
 			if m&bit == 0 {
 				continue
 			}
-			p := &out[rows[k]]
+			x := &exts[k]
 			switch bit {
 			case xUnit:
-				p.Unit = r.str(tab)
+				x.Unit = r.str(tab)
 			case xContainer:
-				p.ContainerID = r.str(tab)
+				x.ContainerID = r.str(tab)
 			case xPod:
-				p.PodUID = r.str(tab)
+				x.PodUID = r.str(tab)
 			case xRead:
-				p.ReadBytesPerSec = r.rate(&slab)
+				x.ReadBytesPerSec = r.rate(&slab)
 			case xWrite:
-				p.WriteBytesPerSec = r.rate(&slab)
+				x.WriteBytesPerSec = r.rate(&slab)
 			}
 		}
 	}
@@ -224,6 +223,15 @@ func decodeExt(r *reader, out []snapshot.Process) error {
 	}
 	if len(r.b) != 0 {
 		return errCorrupt
+	}
+	for k, i := range rows {
+		// A delta may clear every field: nil, as for a process that
+		// never had any.
+		if exts[k] == (snapshot.ProcessExt{}) {
+			out[i].ProcessExt = nil
+		} else {
+			out[i].ProcessExt = &exts[k]
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
@@ -35,7 +36,7 @@ func TestCodecPreExtBlobs(t *testing.T) {
 		t.Fatalf("old delta: %v", err)
 	}
 	for _, p := range append(gotBase, gotCur...) {
-		if hasExt(&p) {
+		if p.ProcessExt != nil {
 			t.Fatalf("old blob read back with attribution or I/O: %+v", p)
 		}
 	}
@@ -51,25 +52,27 @@ func TestCodecPreExtBlobs(t *testing.T) {
 func addExt(procs []snapshot.Process, rng *rand.Rand, step int) {
 	for i := range procs {
 		p := &procs[i]
+		x := p.Ext()
 		if p.PID%3 != 0 {
-			p.Unit = fmt.Sprintf("system.slice/u%d.service", p.PID%17)
+			x.Unit = fmt.Sprintf("system.slice/u%d.service", p.PID%17)
 		}
 		if p.PID%11 == 0 {
-			p.ContainerID = fmt.Sprintf("%064x", p.PID)
-			p.PodUID = "8a9b0c1d-2e3f-4a5b-8c7d-9e0f1a2b3c4d"
+			x.ContainerID = fmt.Sprintf("%064x", p.PID)
+			x.PodUID = "8a9b0c1d-2e3f-4a5b-8c7d-9e0f1a2b3c4d"
 		}
 		if p.PID == int64(step) {
-			p.Unit = ""
+			x.Unit = ""
 		}
 		switch {
 		case p.PID%5 == 0: // refused: absent
 		case rng.IntN(10) == 0:
 			r, w := float64(rng.IntN(1<<20)), float64(rng.IntN(1<<16))/3
-			p.ReadBytesPerSec, p.WriteBytesPerSec = &r, &w
+			x.ReadBytesPerSec, x.WriteBytesPerSec = &r, &w
 		default:
 			z := 0.0
-			p.ReadBytesPerSec, p.WriteBytesPerSec = &z, &z
+			x.ReadBytesPerSec, x.WriteBytesPerSec = &z, &z
 		}
+		p.SetExt(x)
 	}
 }
 
@@ -117,13 +120,15 @@ func TestCodecExtRandom(t *testing.T) {
 func TestCodecExtAbsentIsNotZero(t *testing.T) {
 	t.Parallel()
 	z := 0.0
-	procs := []snapshot.Process{{PID: 1, Name: "a", ReadBytesPerSec: &z}, {PID: 2, Name: "b", Unit: "u.service"}}
+	procs := []snapshot.Process{{PID: 1, Name: "a"}, {PID: 2, Name: "b"}}
+	procs[0].SetExt(snapshot.ProcessExt{ReadBytesPerSec: &z})
+	procs[1].SetExt(snapshot.ProcessExt{Unit: "u.service"})
 	got, err := decodeFull(encodeFull(procs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[0].ReadBytesPerSec == nil || *got[0].ReadBytesPerSec != 0 || got[0].WriteBytesPerSec != nil || got[1].ReadBytesPerSec != nil {
-		t.Fatalf("rates read back as %+v", got)
+	if x, y := got[0].Ext(), got[1].Ext(); x.ReadBytesPerSec == nil || *x.ReadBytesPerSec != 0 || x.WriteBytesPerSec != nil || y.ReadBytesPerSec != nil {
+		t.Fatalf("rates read back as %+v, %+v", x, y)
 	}
 }
 
@@ -133,7 +138,9 @@ func TestCodecRates(t *testing.T) {
 	var procs []snapshot.Process
 	for i, v := range []float64{0, 1, 10, 999, 1230, 4190000, 1e15, 1<<53 - 1, 1 << 53, 2.5, 1e300, 123456789} {
 		v := v
-		procs = append(procs, snapshot.Process{PID: int64(i + 1), ReadBytesPerSec: &v})
+		p := snapshot.Process{PID: int64(i + 1)}
+		p.SetExt(snapshot.ProcessExt{ReadBytesPerSec: &v})
+		procs = append(procs, p)
 	}
 	got, err := decodeFull(encodeFull(procs))
 	if err != nil || !equalProcs(got, procs) {
@@ -141,5 +148,44 @@ func TestCodecRates(t *testing.T) {
 	}
 	if n := len(appendRate(nil, procs[5].ReadBytesPerSec)); n != 2 {
 		t.Errorf("4,190,000 takes %d bytes, want 2", n)
+	}
+}
+
+// TestCodecExtDeltaKeepsKeyframe: a delta row that keeps its keyframe row's
+// attribution shares it, one that changes it gets its own (the decoded
+// keyframe, cached and read by other requests, stays as it was), and one
+// that loses every field reads back with none.
+func TestCodecExtDeltaKeepsKeyframe(t *testing.T) {
+	t.Parallel()
+	r1, r2 := 100.0, 250.0
+	base := []snapshot.Process{{PID: 1, Name: "a"}, {PID: 2, Name: "b"}, {PID: 3, Name: "c"}, {PID: 4, Name: "d"}}
+	base[0].SetExt(snapshot.ProcessExt{Unit: "a.service", ReadBytesPerSec: &r1})
+	base[1].SetExt(snapshot.ProcessExt{Unit: "b.service"})
+	base[2].SetExt(snapshot.ProcessExt{ContainerID: "c3"})
+	cur := slices.Clone(base)
+	cur[0].SetExt(snapshot.ProcessExt{Unit: "a.service", ReadBytesPerSec: &r2}) // rate moved
+	cur[2].SetExt(snapshot.ProcessExt{})                                        // lost its container
+	cur[3].SetExt(snapshot.ProcessExt{PodUID: "p4"})                            // gained a pod
+
+	gotBase, err := decodeFull(encodeFull(base))
+	if err != nil || !equalProcs(gotBase, base) {
+		t.Fatalf("keyframe: %v", err)
+	}
+	before := slices.Clone(gotBase)
+	for i := range before {
+		before[i].SetExt(gotBase[i].Ext()) // a deep copy
+	}
+	got, err := decodeDelta(encodeDelta(cur, base, baseIndex(base)), gotBase)
+	if err != nil || !equalProcs(got, cur) {
+		t.Fatalf("delta: %v: %+v", err, got)
+	}
+	if !equalProcs(gotBase, before) {
+		t.Fatal("decoding a delta changed its keyframe's processes")
+	}
+	if got[1].ProcessExt != gotBase[1].ProcessExt {
+		t.Error("an unchanged row does not share its keyframe row's attribution")
+	}
+	if got[2].ProcessExt != nil {
+		t.Errorf("a row that lost every field reads back with %+v", *got[2].ProcessExt)
 	}
 }

@@ -208,11 +208,15 @@ func equalProcs(a, b []snapshot.Process) bool {
 		if !sameCmdline(x.Cmdline, y.Cmdline) {
 			return false
 		}
-		if !sameRate(x.ReadBytesPerSec, y.ReadBytesPerSec) || !sameRate(x.WriteBytesPerSec, y.WriteBytesPerSec) {
+		// Equal attribution and I/O, and nil on both sides or on neither:
+		// an empty ProcessExt is never stored or read back.
+		xe, ye := x.Ext(), y.Ext()
+		if (x.ProcessExt == nil) != (y.ProcessExt == nil) || xe.Unit != ye.Unit || xe.ContainerID != ye.ContainerID || xe.PodUID != ye.PodUID ||
+			!sameRate(xe.ReadBytesPerSec, ye.ReadBytesPerSec) || !sameRate(xe.WriteBytesPerSec, ye.WriteBytesPerSec) {
 			return false
 		}
 		x.Cmdline, y.Cmdline = nil, nil
-		x.ReadBytesPerSec, y.ReadBytesPerSec, x.WriteBytesPerSec, y.WriteBytesPerSec = nil, nil, nil, nil
+		x.ProcessExt, y.ProcessExt = nil, nil
 		if x != y || math.Float64bits(x.CPUPercent) != math.Float64bits(y.CPUPercent) {
 			return false
 		}

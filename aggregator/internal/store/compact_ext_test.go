@@ -20,23 +20,24 @@ func withAttribution(procs []snapshot.Process, rng *rand.Rand) {
 	zero := 0.0
 	for i := range procs {
 		p := &procs[i]
+		x := p.Ext()
 		if p.PID%7 != 0 {
-			p.Unit = "system.slice/" + p.Name + ".service"
+			x.Unit = "system.slice/" + p.Name + ".service"
 		}
 		if p.PID%10 == 3 {
-			p.ContainerID = fmt.Sprintf("%064x", p.PID*2654435761)
+			x.ContainerID = fmt.Sprintf("%064x", p.PID*2654435761)
 			if p.PID%20 == 3 {
-				p.PodUID = fmt.Sprintf("8a9b0c1d-2e3f-4a5b-8c7d-%012x", p.PID)
+				x.PodUID = fmt.Sprintf("8a9b0c1d-2e3f-4a5b-8c7d-%012x", p.PID)
 			}
 		}
-		if p.PID%9 == 0 {
-			continue
+		if p.PID%9 != 0 {
+			x.ReadBytesPerSec, x.WriteBytesPerSec = &zero, &zero
+			if p.CPUPercent > 0 && rng.IntN(3) == 0 {
+				r, w := sig3(float64(rng.IntN(4<<20))), sig3(float64(rng.IntN(1<<20)))
+				x.ReadBytesPerSec, x.WriteBytesPerSec = &r, &w
+			}
 		}
-		p.ReadBytesPerSec, p.WriteBytesPerSec = &zero, &zero
-		if p.CPUPercent > 0 && rng.IntN(3) == 0 {
-			r, w := sig3(float64(rng.IntN(4<<20))), sig3(float64(rng.IntN(1<<20)))
-			p.ReadBytesPerSec, p.WriteBytesPerSec = &r, &w
-		}
+		p.SetExt(x)
 	}
 }
 

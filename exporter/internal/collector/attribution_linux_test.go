@@ -36,7 +36,7 @@ func TestFixtureAttributionIOForks(t *testing.T) {
 		t.Errorf("first walk forks %d, want absent", *w1.System.ForksSinceLast)
 	}
 	for _, p := range w1.Processes {
-		if p.ReadBytesPerSec != nil || p.WriteBytesPerSec != nil {
+		if p.Ext().ReadBytesPerSec != nil || p.Ext().WriteBytesPerSec != nil {
 			t.Errorf("pid %d: I/O rate on the first walk", p.PID)
 		}
 	}
@@ -76,7 +76,8 @@ func TestFixtureAttributionIOForks(t *testing.T) {
 	}
 	got := map[int64]row{}
 	for _, p := range w2.Processes {
-		got[p.PID] = row{p.Unit, p.ContainerID, p.PodUID, rate(p.ReadBytesPerSec), rate(p.WriteBytesPerSec)}
+		x := p.Ext()
+		got[p.PID] = row{x.Unit, x.ContainerID, x.PodUID, rate(x.ReadBytesPerSec), rate(x.WriteBytesPerSec)}
 	}
 	want := map[int64]row{
 		1:    {"init.scope", "", "", "0", "0"},
@@ -111,7 +112,7 @@ func TestFixtureAttributionIOForks(t *testing.T) {
 	for i, w := range []*Walk{w3, w4} {
 		for _, p := range w.Processes {
 			if p.PID == 1401 {
-				if got, want := rate(p.WriteBytesPerSec), []string{"0", "6830"}[i]; got != want {
+				if got, want := rate(p.Ext().WriteBytesPerSec), []string{"0", "6830"}[i]; got != want {
 					t.Errorf("walk %d: 1401 writes %s/s, want %s", i+3, got, want)
 				}
 			}
@@ -174,13 +175,13 @@ func TestLiveIODenied(t *testing.T) {
 		_, err := os.ReadFile("/proc/" + strconv.Itoa(int(p.PID)) + "/io")
 		if errors.Is(err, fs.ErrPermission) {
 			denied++
-			if p.ReadBytesPerSec != nil || p.WriteBytesPerSec != nil {
-				t.Errorf("pid %d: io refused, yet rates %v %v", p.PID, *p.ReadBytesPerSec, *p.WriteBytesPerSec)
+			if p.Ext().ReadBytesPerSec != nil || p.Ext().WriteBytesPerSec != nil {
+				t.Errorf("pid %d: io refused, yet rates %v %v", p.PID, *p.Ext().ReadBytesPerSec, *p.Ext().WriteBytesPerSec)
 			}
 		}
 		if p.PID == int64(os.Getpid()) {
 			self = true
-			if p.ReadBytesPerSec == nil || p.WriteBytesPerSec == nil {
+			if p.Ext().ReadBytesPerSec == nil || p.Ext().WriteBytesPerSec == nil {
 				t.Errorf("own process without I/O rates")
 			}
 		}

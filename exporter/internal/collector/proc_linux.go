@@ -87,6 +87,9 @@ type platform struct {
 	// rates backs the I/O rate pointers of one walk's processes: one
 	// allocation a walk instead of two a process.
 	rates []float64
+	// exts backs the ProcessExt pointers of one walk's processes, as
+	// rates does the rates.
+	exts []snapshot.ProcessExt
 	// attrs interns attributions by cgroup path: a host has far fewer
 	// cgroups than processes.
 	attrs map[string]*Attribution
@@ -254,6 +257,7 @@ func (p *platform) readProcesses(w *Walk) error {
 		// Never grown during the walk: the pointers handed out stay valid.
 		p.rates = make([]float64, 0, 2*len(p.pids))
 	}
+	p.exts = make([]snapshot.ProcessExt, 0, len(p.pids))
 	if len(p.attrs) > maxAttrs {
 		// Cgroups come and go with containers; processes still holding
 		// an entry keep it through their procState.
@@ -385,11 +389,19 @@ func (p *platform) fill(dirfd int, pid int32, st procState, seen bool, s procSta
 	if p.opts.CollectCmdline {
 		pr.Cmdline = st.cmdline
 	}
+	x := snapshot.ProcessExt{ReadBytesPerSec: readRate, WriteBytesPerSec: writeRate}
 	if st.attr != nil {
-		pr.Unit, pr.ContainerID, pr.PodUID = st.attr.Unit, st.attr.ContainerID, st.attr.PodUID
+		x.Unit, x.ContainerID, x.PodUID = st.attr.Unit, st.attr.ContainerID, st.attr.PodUID
 		pr.Cgroup = st.attr.Cgroup
 	}
-	pr.ReadBytesPerSec, pr.WriteBytesPerSec = readRate, writeRate
+	if x != (snapshot.ProcessExt{}) {
+		if len(p.exts) < cap(p.exts) {
+			p.exts = append(p.exts, x)
+			pr.ProcessExt = &p.exts[len(p.exts)-1]
+		} else {
+			pr.SetExt(x)
+		}
+	}
 	if st.ioKnown {
 		pr.IOReadBytes, pr.IOWriteBytes, pr.IOKnown = st.ioRead, st.ioWrite, true
 	}

@@ -40,9 +40,9 @@ func fixtureWalk() *collector.Walk {
 	w := fixtureWalkBare()
 	// Attribution, hostile unit included.
 	for i, u := range map[int]string{0: "init.scope", 2: "system.slice/nginx.service", 3: "system.slice/nginx.service", 5: "system.slice/evil\"unit\n.service"} {
-		w.Processes[i].Unit = u
+		w.Processes[i].SetExt(snapshot.ProcessExt{Unit: u})
 	}
-	w.Processes[4].ContainerID = "3f1c9a1b2c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7"
+	w.Processes[4].SetExt(snapshot.ProcessExt{ContainerID: "3f1c9a1b2c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7"})
 	return w
 }
 

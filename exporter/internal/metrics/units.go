@@ -121,7 +121,8 @@ func (u *unitState) update(w *collector.Walk, gauge, counter func(*prometheus.De
 	accOf := map[unitKey]*unitAcc{}
 	for i := range w.Processes {
 		p := &w.Processes[i]
-		k := unitKey{label(p.Unit), label(containerLabel(p.ContainerID))}
+		x := p.Ext()
+		k := unitKey{label(x.Unit), label(containerLabel(x.ContainerID))}
 		pk := procKey{p.PID, p.StartTime.UnixNano()}
 		prev, known := u.procs[pk]
 		if known {

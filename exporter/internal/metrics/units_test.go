@@ -27,7 +27,9 @@ func series(t *testing.T, text, name string) float64 {
 }
 
 func withUnit(p collector.Process, unit string, read, write uint64) collector.Process {
-	p.Unit = unit
+	x := p.Ext()
+	x.Unit = unit
+	p.SetExt(x)
 	p.IOReadBytes, p.IOWriteBytes, p.IOKnown = read, write, true
 	return p
 }
