@@ -219,19 +219,14 @@ func (d *decoder) document(out *Decoded) error {
 	}
 	d.pos++
 	seen := 0
-	first := true
-	for {
-		c := d.peek()
-		if c == '}' {
-			d.pos++
+	for first := true; ; first = false {
+		done, err := d.nextMember(first)
+		if err != nil {
+			return err
+		}
+		if done {
 			break
 		}
-		if !first {
-			if err := d.expect(','); err != nil {
-				return err
-			}
-		}
-		first = false
 		key, err := d.key()
 		if err != nil {
 			return err
@@ -368,48 +363,10 @@ func (d *decoder) skipValue(depth int) error {
 	}
 	switch c := d.peek(); c {
 	case '{':
-		d.pos++
-		if d.peek() == '}' {
-			d.pos++
-			return nil
-		}
-		for {
-			if _, err := d.key(); err != nil {
-				return err
-			}
-			if err := d.skipValue(depth + 1); err != nil {
-				return err
-			}
-			switch d.peek() {
-			case ',':
-				d.pos++
-			case '}':
-				d.pos++
-				return nil
-			default:
-				return d.syntax("want ',' or '}'")
-			}
-		}
+		return d.members(func([]byte) error { return d.skipValue(depth + 1) })
 	case '[':
-		d.pos++
-		if d.peek() == ']' {
-			d.pos++
-			return nil
-		}
-		for {
-			if err := d.skipValue(depth + 1); err != nil {
-				return err
-			}
-			switch d.peek() {
-			case ',':
-				d.pos++
-			case ']':
-				d.pos++
-				return nil
-			default:
-				return d.syntax("want ',' or ']'")
-			}
-		}
+		_, err := d.elements(func(int) error { return d.skipValue(depth + 1) })
+		return err
 	case '"':
 		return d.skipString()
 	case 't':
@@ -430,6 +387,74 @@ func (d *decoder) skipValue(depth int) error {
 		}
 		return d.syntax("unexpected character %q", c)
 	}
+}
+
+// members walks an object (the current byte is '{'), the syntax checks and
+// errors of skipValue's (which walks its objects with it); member reads one
+// value after its key.
+func (d *decoder) members(member func(key []byte) error) error {
+	d.pos++ // '{'
+	if d.peek() == '}' {
+		d.pos++
+		return nil
+	}
+	for {
+		key, err := d.key()
+		if err != nil {
+			return err
+		}
+		if err := member(key); err != nil {
+			return err
+		}
+		switch d.peek() {
+		case ',':
+			d.pos++
+		case '}':
+			d.pos++
+			return nil
+		default:
+			return d.syntax("want ',' or '}'")
+		}
+	}
+}
+
+// elements walks an array (the current byte is '['), with the syntax
+// checks and errors of skipValue's (which walks its arrays with it);
+// element reads the value at index i. It returns how many it read.
+func (d *decoder) elements(element func(i int) error) (int, error) {
+	d.pos++ // '['
+	if d.peek() == ']' {
+		d.pos++
+		return 0, nil
+	}
+	for i := 0; ; i++ {
+		if err := element(i); err != nil {
+			return i, err
+		}
+		switch d.peek() {
+		case ',':
+			d.pos++
+		case ']':
+			d.pos++
+			return i + 1, nil
+		default:
+			return i, d.syntax("want ',' or ']'")
+		}
+	}
+}
+
+// nextMember starts the next member of an object whose '{' was read: done
+// at the closing '}' (read), else past the ',' that comes before every
+// member but the first.
+func (d *decoder) nextMember(first bool) (done bool, err error) {
+	if d.peek() == '}' {
+		d.pos++
+		return true, nil
+	}
+	if !first {
+		return false, d.expect(',')
+	}
+	return false, nil
 }
 
 func (d *decoder) literal(lit string) error {

@@ -186,7 +186,13 @@ func (d *decoder) uint(i int, key string, limit int64) (v int64, ok bool, err er
 		return 0, false, err
 	}
 	if !integer {
-		d.bad("processes[%d].%s must be an integer, got %s", i, key, truncateForMsg(string(num)))
+		// Client text kept short, as snapshot.ParseTime does; a number is
+		// ASCII, so a byte count cuts no character.
+		got := string(num)
+		if len(got) > 64 {
+			got = got[:64] + "..."
+		}
+		d.bad("processes[%d].%s must be an integer, got %s", i, key, got)
 		return 0, false, nil
 	}
 	if num[0] == '-' {

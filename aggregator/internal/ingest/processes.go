@@ -139,20 +139,14 @@ func (d *decoder) process(p *snapshot.Process, i int) error {
 	}
 	d.pos++
 	seen := 0
-	first := true
-	for {
-		c := d.peek()
-		if c == '}' {
-			d.pos++
+	for first := true; ; first = false {
+		done, err := d.nextMember(first)
+		if err != nil {
+			return err
+		}
+		if done {
 			break
 		}
-		if !first {
-			if c != ',' {
-				return d.expect(',')
-			}
-			d.pos++
-		}
-		first = false
 		bit, kname := d.fieldKey()
 		if bit == 0 {
 			key, err := d.key()

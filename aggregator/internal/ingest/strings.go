@@ -78,26 +78,11 @@ func (d *decoder) strBytes() ([]byte, error) {
 				d.pos = i
 				return nil, d.syntax("unexpected end of input in a string")
 			}
-			switch e := data[i]; e {
-			case '"', '\\', '/':
-				buf = append(buf, e)
+			switch e := data[i]; {
+			case unescape[e] != 0:
+				buf = append(buf, unescape[e])
 				i++
-			case 'b':
-				buf = append(buf, '\b')
-				i++
-			case 'f':
-				buf = append(buf, '\f')
-				i++
-			case 'n':
-				buf = append(buf, '\n')
-				i++
-			case 'r':
-				buf = append(buf, '\r')
-				i++
-			case 't':
-				buf = append(buf, '\t')
-				i++
-			case 'u':
+			case e == 'u':
 				r, n := hex4(data[i+1:])
 				if n < 0 {
 					d.pos = i
@@ -207,10 +192,10 @@ func (d *decoder) skipString() error {
 				d.pos = i
 				return d.syntax("unexpected end of input in a string")
 			}
-			switch data[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			switch e := data[i+1]; {
+			case unescape[e] != 0:
 				i += 2
-			case 'u':
+			case e == 'u':
 				if _, n := hex4(data[i+2:]); n < 0 {
 					d.pos = i
 					return d.syntax("invalid \\u escape")
@@ -245,15 +230,6 @@ func fixUTF8(dst, b []byte) []byte {
 	return dst
 }
 
-// truncateForMsg keeps client text in error messages short.
-func truncateForMsg(s string) string {
-	const max = 64
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
+// unescape maps the byte after a backslash to what it stands for, 0 for
+// \u (read apart) and for anything that is not an escape.
+var unescape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}

@@ -52,35 +52,6 @@ func keyIs(key []byte, name string) bool {
 	return string(key) == name || bytes.EqualFold(key, []byte(name))
 }
 
-// members walks an object (the current byte is '{') whose values are at
-// nesting depth, as skipValue does with the same errors; member reads one
-// value after its key.
-func (d *decoder) members(depth int, member func(key []byte) error) error {
-	d.pos++ // '{'
-	if d.peek() == '}' {
-		d.pos++
-		return nil
-	}
-	for {
-		key, err := d.key()
-		if err != nil {
-			return err
-		}
-		if err := member(key); err != nil {
-			return err
-		}
-		switch d.peek() {
-		case ',':
-			d.pos++
-		case '}':
-			d.pos++
-			return nil
-		default:
-			return d.syntax("want ',' or '}'")
-		}
-	}
-}
-
 // sysObject reads the system_info object (the current byte is '{') into
 // out, checking its syntax as skipValue(0) does.
 func (d *decoder) sysObject(out *SystemNumbers) error {
@@ -90,7 +61,7 @@ func (d *decoder) sysObject(out *SystemNumbers) error {
 	// array's length), beyond them into zero elements.
 	var fs []FSNumber
 	fsLen := 0
-	err := d.members(1, func(key []byte) error {
+	err := d.members(func(key []byte) error {
 		switch {
 		case keyIs(key, "cpu"):
 			return d.sysGroup(func(k []byte) (*Num, bool) {
@@ -148,7 +119,7 @@ func (d *decoder) sysGroup(field func(key []byte) (*Num, bool), fields ...*Num) 
 	if d.peek() != '{' {
 		return d.skipValue(1)
 	}
-	return d.members(2, func(k []byte) error {
+	return d.members(func(k []byte) error {
 		if dst, ok := field(k); ok {
 			return d.sysNum(2, dst)
 		}
@@ -204,30 +175,20 @@ func (d *decoder) sysFilesystems(fs *[]FSNumber, n *int) error {
 	if d.peek() != '[' {
 		return d.skipValue(1)
 	}
-	d.pos++ // '['
-	if d.peek() == ']' {
-		d.pos++
-		*fs, *n = nil, 0
-		return nil
-	}
-	for i := 0; ; i++ {
+	read, err := d.elements(func(i int) error {
 		if i == len(*fs) {
 			*fs = append(*fs, FSNumber{})
 		}
-		if err := d.sysFilesystem(&(*fs)[i]); err != nil {
-			return err
-		}
-		switch d.peek() {
-		case ',':
-			d.pos++
-		case ']':
-			d.pos++
-			*n = i + 1
-			return nil
-		default:
-			return d.syntax("want ',' or ']'")
-		}
+		return d.sysFilesystem(&(*fs)[i])
+	})
+	if err != nil {
+		return err
 	}
+	if read == 0 {
+		*fs = nil
+	}
+	*n = read
+	return nil
 }
 
 // sysFilesystem reads one element of filesystems into f: an object
@@ -237,7 +198,7 @@ func (d *decoder) sysFilesystem(f *FSNumber) error {
 	if d.peek() != '{' {
 		return d.skipValue(2)
 	}
-	return d.members(3, func(k []byte) error {
+	return d.members(func(k []byte) error {
 		switch {
 		case keyIs(k, "mountpoint"):
 			if d.peek() != '"' {

@@ -610,9 +610,16 @@ type rowDecoder struct {
 	lastStr  string
 }
 
-func newRowDecoder(r *reader) *rowDecoder {
+// openRows reads what a keyframe and a delta start with, the row count
+// and the string table, and makes the rows.
+func openRows(raw []byte) (*rowDecoder, []snapshot.Process, error) {
+	r := &reader{b: raw}
+	n := r.count()
 	tab := r.readStrings()
-	return &rowDecoder{r: r, tab: tab, ptrs: make([]*string, len(tab))}
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	return &rowDecoder{r: r, tab: tab, ptrs: make([]*string, len(tab))}, make([]snapshot.Process, n), nil
 }
 
 func (d *rowDecoder) time() string {
@@ -651,13 +658,11 @@ func (d *rowDecoder) allFields(p *snapshot.Process) {
 
 // decodeFull decodes encodeFull's output.
 func decodeFull(raw []byte) ([]snapshot.Process, error) {
-	r := &reader{b: raw}
-	n := r.count()
-	d := newRowDecoder(r)
-	if r.err != nil {
-		return nil, r.err
+	d, out, err := openRows(raw)
+	if err != nil {
+		return nil, err
 	}
-	out := make([]snapshot.Process, n)
+	r := d.r
 	var prev int64
 	for i := range out {
 		p := &out[i]
@@ -669,24 +674,16 @@ func decodeFull(raw []byte) ([]snapshot.Process, error) {
 		}
 		d.ratio.observe(p)
 	}
-	if len(r.b) != 0 {
-		if err := decodeExt(r, out); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return decodeExt(r, out)
 }
 
 // decodeDelta decodes encodeDelta's output against base.
 func decodeDelta(raw []byte, base []snapshot.Process) ([]snapshot.Process, error) {
-	r := &reader{b: raw}
-	n := r.count()
-	d := newRowDecoder(r)
-	if r.err != nil {
-		return nil, r.err
+	d, out, err := openRows(raw)
+	if err != nil {
+		return nil, err
 	}
-	tab, ptrs := d.tab, d.ptrs
-	out := make([]snapshot.Process, n)
+	r, tab, ptrs := d.r, d.tab, d.ptrs
 	prev := -1
 	for i := range out {
 		p := &out[i]
@@ -748,12 +745,7 @@ func decodeDelta(raw []byte, base []snapshot.Process) ([]snapshot.Process, error
 		}
 		d.ratio.observe(p)
 	}
-	if len(r.b) != 0 {
-		if err := decodeExt(r, out); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return decodeExt(r, out)
 }
 
 // --- system_info ---

@@ -167,12 +167,16 @@ func (r *reader) rate(slab *[]float64) *float64 {
 	return &(*slab)[len(*slab)-1]
 }
 
-// decodeExt applies a trailer (what remains of r) to out.
-func decodeExt(r *reader, out []snapshot.Process) error {
+// decodeExt applies the trailer, if the rows are followed by one (what
+// remains of r), to out, and returns out.
+func decodeExt(r *reader, out []snapshot.Process) ([]snapshot.Process, error) {
+	if len(r.b) == 0 {
+		return out, nil
+	}
 	tab := r.readStrings()
 	n := r.count()
 	if r.err != nil {
-		return r.err
+		return nil, r.err
 	}
 	rows := make([]int, n)
 	masks := make([]uint64, n)
@@ -180,14 +184,14 @@ func decodeExt(r *reader, out []snapshot.Process) error {
 	for k := range rows {
 		i += 1 + int(r.uvarint())
 		if r.err != nil || i < 0 || i >= len(out) {
-			return errCorrupt
+			return nil, errCorrupt
 		}
 		rows[k] = i
 	}
 	for k := range masks {
 		masks[k] = r.uvarint()
 		if r.err != nil || masks[k] == 0 || masks[k]&^xAll != 0 {
-			return errCorrupt
+			return nil, errCorrupt
 		}
 	}
 	// Each listed row gets a ProcessExt of its own, a copy of what it
@@ -219,10 +223,10 @@ func decodeExt(r *reader, out []snapshot.Process) error {
 		}
 	}
 	if r.err != nil {
-		return r.err
+		return nil, r.err
 	}
 	if len(r.b) != 0 {
-		return errCorrupt
+		return nil, errCorrupt
 	}
 	for k, i := range rows {
 		// A delta may clear every field: nil, as for a process that
@@ -233,5 +237,5 @@ func decodeExt(r *reader, out []snapshot.Process) error {
 			out[i].ProcessExt = &exts[k]
 		}
 	}
-	return nil
+	return out, nil
 }
