@@ -443,6 +443,16 @@ func (fj *fastjsonDecoder) process(d *decoder, p *snapshot.Process, i int, v *fa
 // benchDecode times decode on in. Besides wall time it reports cpu-ns/op,
 // the process's CPU time (GC included) per decode: other people's load on
 // the shared machine stretches wall time, much less CPU time.
+// BenchmarkDecodeAttributed is Decode on a body where every process has
+// attribution and most have I/O rates (attributedBody), the case where
+// each process also takes a snapshot.ProcessExt:
+//
+//	go test -run '^$' -bench 'Decode(Attributed|/body=exporter/dec=procscope)' -benchmem ./aggregator/internal/ingest
+func BenchmarkDecodeAttributed(b *testing.B) {
+	in := attributedBody(b)
+	benchDecode(b, in, func() error { _, err := Decode(in, DecodeOptions{}); return err })
+}
+
 func benchDecode(b *testing.B, in []byte, decode func() error) {
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()

@@ -601,7 +601,7 @@ func (r *reader) count() int {
 
 // rowDecoder mirrors rowEncoder.
 type rowDecoder struct {
-	r        *reader
+	r        reader
 	tab      []string
 	ptrs     []*string // one *string per command line string, shared by rows
 	prevTime int64
@@ -610,16 +610,17 @@ type rowDecoder struct {
 	lastStr  string
 }
 
-// openRows reads what a keyframe and a delta start with, the row count
-// and the string table, and makes the rows.
-func openRows(raw []byte) (*rowDecoder, []snapshot.Process, error) {
-	r := &reader{b: raw}
-	n := r.count()
-	tab := r.readStrings()
-	if r.err != nil {
-		return nil, nil, r.err
+// open reads what a keyframe and a delta start with, the row count and
+// the string table, and makes the rows.
+func (d *rowDecoder) open(raw []byte) ([]snapshot.Process, error) {
+	d.r = reader{b: raw}
+	n := d.r.count()
+	d.tab = d.r.readStrings()
+	if d.r.err != nil {
+		return nil, d.r.err
 	}
-	return &rowDecoder{r: r, tab: tab, ptrs: make([]*string, len(tab))}, make([]snapshot.Process, n), nil
+	d.ptrs = make([]*string, len(d.tab))
+	return make([]snapshot.Process, n), nil
 }
 
 func (d *rowDecoder) time() string {
@@ -643,7 +644,7 @@ func (d *rowDecoder) time() string {
 }
 
 func (d *rowDecoder) allFields(p *snapshot.Process) {
-	r := d.r
+	r := &d.r
 	p.PPID = r.varint()
 	p.Name = r.str(d.tab)
 	p.Cmdline = r.cmdline(d.tab, d.ptrs)
@@ -658,11 +659,12 @@ func (d *rowDecoder) allFields(p *snapshot.Process) {
 
 // decodeFull decodes encodeFull's output.
 func decodeFull(raw []byte) ([]snapshot.Process, error) {
-	d, out, err := openRows(raw)
+	var d rowDecoder
+	out, err := d.open(raw)
 	if err != nil {
 		return nil, err
 	}
-	r := d.r
+	r := &d.r
 	var prev int64
 	for i := range out {
 		p := &out[i]
@@ -679,11 +681,12 @@ func decodeFull(raw []byte) ([]snapshot.Process, error) {
 
 // decodeDelta decodes encodeDelta's output against base.
 func decodeDelta(raw []byte, base []snapshot.Process) ([]snapshot.Process, error) {
-	d, out, err := openRows(raw)
+	var d rowDecoder
+	out, err := d.open(raw)
 	if err != nil {
 		return nil, err
 	}
-	r, tab, ptrs := d.r, d.tab, d.ptrs
+	r, tab, ptrs := &d.r, d.tab, d.ptrs
 	prev := -1
 	for i := range out {
 		p := &out[i]
