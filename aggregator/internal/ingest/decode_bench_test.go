@@ -447,7 +447,7 @@ func (fj *fastjsonDecoder) process(d *decoder, p *snapshot.Process, i int, v *fa
 // attribution and most have I/O rates (attributedBody), the case where
 // each process also takes a snapshot.ProcessExt:
 //
-//	go test -run '^$' -bench 'Decode(Attributed|/body=exporter/dec=procscope)' -benchmem ./aggregator/internal/ingest
+//	go test -run '^$' -bench 'DecodeAttributed' -benchmem ./aggregator/internal/ingest
 func BenchmarkDecodeAttributed(b *testing.B) {
 	in := attributedBody(b)
 	benchDecode(b, in, func() error { _, err := Decode(in, DecodeOptions{}); return err })
