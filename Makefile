@@ -13,6 +13,19 @@ VPKG      := github.com/prometheus/common/version
 LDFLAGS   := -s -w -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) \
              -X $(VPKG).Branch=$(BRANCH) -X $(VPKG).BuildUser=procscope -X $(VPKG).BuildDate=$(BUILD_DATE)
 CROSS     := linux/amd64 linux/arm64 windows/amd64 windows/arm64 darwin/amd64 darwin/arm64
+# The aggregator is cgo (SQLite), so it is released for fewer platforms:
+# this machine's, built natively, and every other AGG_PLATFORMS one (AGG_CROSS)
+# with Debian's C cross compiler AGG_CC_<arch>, from the packages AGG_PKGS_<arch>.
+AGG_PLATFORMS ?= linux/amd64 linux/arm64
+AGG_CC_arm64  ?= aarch64-linux-gnu-gcc
+AGG_CC_amd64  ?= x86_64-linux-gnu-gcc
+AGG_PKGS_arm64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+AGG_PKGS_amd64 := gcc-x86-64-linux-gnu libc6-dev-amd64-cross
+NATIVE    := $(shell $(GO) env GOOS)-$(shell $(GO) env GOARCH)
+AGG_CROSS  = $(filter-out $(subst -,/,$(NATIVE)),$(AGG_PLATFORMS))
+os_of      = $(firstword $(subst /, ,$(1)))
+arch_of    = $(lastword $(subst /, ,$(1)))
+agg_cc     = $(AGG_CC_$(call arch_of,$(1)))
 LISTEN    ?= 127.0.0.1:8000
 EXPORTER_LISTEN ?= 127.0.0.1:9717
 
@@ -60,13 +73,26 @@ lint:
 gotest:
 	$(GO) test -count=1 -timeout 20m ./...
 
-# cross: the exporter is pure Go and builds everywhere without cgo.
+# cross: the exporter is pure Go and builds everywhere without cgo. The
+# aggregator is cgo (SQLite): it is compile-checked for each AGG_PLATFORMS
+# platform but this machine's with Debian's C cross compiler (AGG_CC_<arch>),
+# skipped loudly when that is missing, unless REQUIRE_E2E=1 (.ci/run
+# installs it), when it fails instead.
 cross:
 	@set -e; for p in $(CROSS); do \
 	  os=$${p%/*}; arch=$${p#*/}; \
 	  echo "cross exporter $$os/$$arch"; \
 	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -o /dev/null ./exporter; \
 	done
+	@set -e; $(foreach p,$(AGG_CROSS),cc='$(call agg_cc,$(p))'; \
+	  if command -v "$$cc" >/dev/null; then \
+	    echo "cross aggregator $(p) (CC=$$cc)"; \
+	    CC="$$cc" CGO_ENABLED=1 GOOS=$(call os_of,$(p)) GOARCH=$(call arch_of,$(p)) $(GO) build -trimpath -o /dev/null ./aggregator; \
+	  elif [ "$$REQUIRE_E2E" = 1 ]; then \
+	    echo "cross: the aggregator for $(p) needs the C cross compiler $$cc, not found, and REQUIRE_E2E=1 (Debian: apt-get install $(AGG_PKGS_$(call arch_of,$(p))))" >&2; exit 1; \
+	  else \
+	    echo "!!! SKIPPING cross aggregator $(p): C cross compiler $$cc not found (Debian: apt-get install $(AGG_PKGS_$(call arch_of,$(p)))) !!!"; \
+	  fi;)
 
 # webtest drives the real UI in Debian's Chromium with playwright-core.
 # Without node it skips loudly, unless REQUIRE_E2E=1 (then it fails);
@@ -117,19 +143,22 @@ load:
 	$(GO) run ./tools/loadgen -spawn -compare-history -rounds $(LOAD_ROUNDS) -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOAD_DURATION) -warmup $(LOAD_WARMUP) -timeline
 
 # release: VERSION=x.y.z is required. Builds the exporter for every CROSS
-# platform and the aggregator (cgo) for this machine's, all with LDFLAGS
+# platform and the aggregator (cgo) for this machine's and, with the C cross
+# compilers, the other AGG_PLATFORMS (it fails at once, naming the packages,
+# when one is missing: a release never quietly lacks a platform), all with LDFLAGS
 # (the one place the build labels are set; the Dockerfiles take them as a
 # build argument, see docker), then tools/release packs them into DIST:
 # a tarball per binary and platform (binary, LICENSE, README.md, example
 # config), a .deb per linux binary (nfpm: /usr/bin, the deploy/systemd unit,
 # /etc/default conffile) and SHA256SUMS.
 DIST   ?= dist
-NATIVE := $(shell $(GO) env GOOS)-$(shell $(GO) env GOARCH)
 release:
 	@case "$(origin VERSION)" in command*|environment*) ;; \
 	  *) echo "release: give the version: make release VERSION=x.y.z" >&2; exit 2;; esac
 	@echo '$(VERSION)' | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?$$' || \
 	  { echo "release: VERSION=$(VERSION): want x.y.z or x.y.z-pre (tools/release checks the same)" >&2; exit 2; }
+	@$(foreach p,$(AGG_CROSS),command -v '$(call agg_cc,$(p))' >/dev/null || \
+	  { echo "release: the aggregator for $(p) is cgo (SQLite) and needs the C cross compiler $(call agg_cc,$(p)), not found: apt-get install $(AGG_PKGS_$(call arch_of,$(p))) (Debian), or set AGG_CC_$(call arch_of,$(p))" >&2; exit 1; };)
 	rm -rf $(DIST)/build $(DIST)/*.tar.gz $(DIST)/*.deb $(DIST)/SHA256SUMS
 	@set -e; for p in $(CROSS); do \
 	  os=$${p%/*}; arch=$${p#*/}; ext=; [ "$$os" != windows ] || ext=.exe; \
@@ -138,6 +167,8 @@ release:
 	    -o $(DIST)/build/$$os-$$arch/procscope-exporter$$ext ./exporter; \
 	done
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/build/$(NATIVE)/procscope-aggregator ./aggregator
+	$(foreach p,$(AGG_CROSS),CC='$(call agg_cc,$(p))' CGO_ENABLED=1 GOOS=$(call os_of,$(p)) GOARCH=$(call arch_of,$(p)) \
+	  $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/build/$(call os_of,$(p))-$(call arch_of,$(p))/procscope-aggregator ./aggregator;)
 	$(GO) run ./tools/release -version '$(VERSION)' -build $(DIST)/build -out $(DIST)
 
 # docker: both images, with the same LDFLAGS as every other build.

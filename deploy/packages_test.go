@@ -6,15 +6,19 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,33 +39,81 @@ const (
 // short; make release does all six.
 var pkgTestCross = "linux/" + runtime.GOARCH + " windows/arm64"
 
+// crossTarget is the other linux architecture make release builds the
+// aggregator (cgo) for, with Debian's C cross compiler: linux/arm64 on
+// any other machine, linux/amd64 on an arm64 one (the Makefile's
+// AGG_PLATFORMS and AGG_CC_<arch>).
+type crossTarget struct {
+	arch    string
+	cc      string      // the Makefile's AGG_CC_<arch>
+	pkgs    string      // the Debian packages of cc and its libc
+	machine elf.Machine // of its ELF binaries
+	interp  string      // its glibc's dynamic loader
+	qemu    string      // qemu-user's emulator, run with -L sysroot
+	sysroot string      // the cross libc's root
+}
+
+var crossTargets = map[string]crossTarget{
+	"arm64": {"arm64", "aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu libc6-dev-arm64-cross", elf.EM_AARCH64,
+		"/lib/ld-linux-aarch64.so.1", "qemu-aarch64", "/usr/aarch64-linux-gnu"},
+	"amd64": {"amd64", "x86_64-linux-gnu-gcc", "gcc-x86-64-linux-gnu libc6-dev-amd64-cross", elf.EM_X86_64,
+		"/lib64/ld-linux-x86-64.so.2", "qemu-x86_64", "/usr/x86_64-linux-gnu"},
+}
+
+// crossArch is the architecture of crossTarget for this machine.
+func crossArch() string {
+	if runtime.GOARCH == "arm64" {
+		return "amd64"
+	}
+	return "arm64"
+}
+
 var (
-	releaseOnce sync.Once
-	releaseDir  string
-	releaseErr  error
-	releaseLog  []byte
+	releaseOnce  sync.Once
+	releaseDir   string
+	releaseErr   error
+	releaseLog   []byte
+	releaseCross string // the cross-built aggregator's arch, "" when none
 )
 
 // makeRelease runs `make release` once per test binary into a temp dir
-// and returns it: the real target, so its LDFLAGS are what is tested.
-func makeRelease(t *testing.T) string {
+// and returns it and the arch of the cross-built aggregator: the real
+// target, so its LDFLAGS are what is tested. Without the cross compiler
+// the aggregator is released for this machine only (make release would
+// refuse): a loud skip of that part, or with REQUIRE_E2E a failure (.ci/run
+// installs the compiler).
+func makeRelease(t *testing.T) (string, string) {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("SKIPPED: make release builds the aggregator with cgo for linux only")
 	}
 	mk := requireTool(t, "make")
+	ct := crossTargets[crossArch()]
 	releaseOnce.Do(func() {
+		platforms := "linux/" + runtime.GOARCH
+		if _, err := exec.LookPath(ct.cc); err == nil {
+			releaseCross = ct.arch
+			platforms += " linux/" + ct.arch
+		} else if os.Getenv("REQUIRE_E2E") != "" {
+			releaseErr = fmt.Errorf("%s not found (%v) and REQUIRE_E2E is set: apt-get install %s (.ci/run does)", ct.cc, err, ct.pkgs)
+			return
+		}
 		if releaseDir, releaseErr = os.MkdirTemp("", "procscope-release-test-"); releaseErr != nil {
 			return
 		}
-		cmd := exec.Command(mk, "-s", "release", "VERSION="+pkgTestVersion, "DIST="+releaseDir, "CROSS="+pkgTestCross)
+		cmd := exec.Command(mk, "-s", "release", "VERSION="+pkgTestVersion, "DIST="+releaseDir,
+			"CROSS="+pkgTestCross, "AGG_PLATFORMS="+platforms)
 		cmd.Dir = repoRoot
 		releaseLog, releaseErr = cmd.CombinedOutput()
 	})
 	if releaseErr != nil {
 		t.Fatalf("make release: %v\n%s", releaseErr, releaseLog)
 	}
-	return releaseDir // TestMain removes it
+	if releaseCross == "" {
+		t.Logf("!!! SKIPPED the linux/%s aggregator: %s not found; apt-get install %s or set REQUIRE_E2E=1 to make this a failure !!!",
+			ct.arch, ct.cc, ct.pkgs)
+	}
+	return releaseDir, releaseCross // TestMain removes the dir
 }
 
 // gitRevision is the short commit make release stamps, or "" without git.
@@ -74,11 +126,13 @@ func gitRevision(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-// checkVersionOutput checks --version: the release version, the commit
-// and the Go version, none empty or unknown.
-func checkVersionOutput(t *testing.T, bin, version string) {
+// checkVersionOutput checks bin's --version: the release version, the
+// commit and the Go version, none empty or unknown. With emulator (qemu-user
+// and its arguments) bin runs under it.
+func checkVersionOutput(t *testing.T, bin, version string, emulator ...string) {
 	t.Helper()
-	out, err := exec.Command(bin, "--version").CombinedOutput()
+	argv := append(slices.Clone(emulator), bin, "--version")
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s --version: %v\n%s", bin, err, out)
 	}
@@ -123,7 +177,7 @@ func readSums(t *testing.T, path string) map[string]string {
 }
 
 func TestReleaseTarballs(t *testing.T) {
-	dist := makeRelease(t)
+	dist, cross := makeRelease(t)
 	native := "linux-" + runtime.GOARCH
 	// What make release must have made, and what each tarball holds
 	// besides its binary.
@@ -135,6 +189,12 @@ func TestReleaseTarballs(t *testing.T) {
 	debs := []string{
 		"procscope-exporter_" + pkgTestDebVersion + "_" + runtime.GOARCH + ".deb",
 		"procscope-aggregator_" + pkgTestDebVersion + "_" + runtime.GOARCH + ".deb",
+	}
+	if cross != "" {
+		// The aggregator for the other architecture, built with the C
+		// cross compiler: its tarball and its .deb.
+		tarballs["procscope-aggregator-"+pkgTestVersion+".linux-"+cross+".tar.gz"] = "web-config.yml"
+		debs = append(debs, "procscope-aggregator_"+pkgTestDebVersion+"_"+cross+".deb")
 	}
 	var want []string
 	for n := range tarballs {
@@ -208,12 +268,16 @@ func TestReleaseTarballs(t *testing.T) {
 		if b.mode&0o111 == 0 {
 			t.Errorf("%s: %s is not executable (mode %o)", name, bin, b.mode)
 		}
+		arch := strings.TrimSuffix(name[strings.LastIndex(name, "-")+1:], ".tar.gz")
 		switch {
 		case strings.Contains(name, "windows"):
 			if !bytes.HasPrefix(b.data, []byte("MZ")) {
 				t.Errorf("%s: %s is not a Windows executable", name, bin)
 			}
+		case arch != runtime.GOARCH:
+			checkCrossBinary(t, name+": "+bin, b.data, crossTargets[arch])
 		default:
+			checkELFMachine(t, name+": "+bin, b.data, runtime.GOARCH)
 			// This machine's binary: run what the tarball holds.
 			p := filepath.Join(t.TempDir(), bin)
 			if err := os.WriteFile(p, b.data, 0o755); err != nil {
@@ -233,6 +297,146 @@ func TestReleaseTarballs(t *testing.T) {
 			}
 		}
 	}
+
+	// Every .deb says its architecture in its control file, and its
+	// binary is one for that architecture (the cross-built aggregator's
+	// package above all: the native one is installed by TestDebPackages).
+	for _, deb := range debs {
+		arch := strings.TrimSuffix(deb[strings.LastIndex(deb, "_")+1:], ".deb")
+		pkg, _, _ := strings.Cut(deb, "_")
+		control, data := readDeb(t, filepath.Join(dist, deb))
+		fields := debControlFields(string(control))
+		if fields["Package"] != pkg || fields["Version"] != pkgTestDebVersion || fields["Architecture"] != arch {
+			t.Errorf("%s: control says Package %q, Version %q, Architecture %q; want %s, %s, %s",
+				deb, fields["Package"], fields["Version"], fields["Architecture"], pkg, pkgTestDebVersion, arch)
+		}
+		bin, ok := data["./usr/bin/"+pkg]
+		if !ok {
+			t.Errorf("%s: no /usr/bin/%s", deb, pkg)
+			continue
+		}
+		checkELFMachine(t, deb+": /usr/bin/"+pkg, bin.data, arch)
+	}
+}
+
+// elfMachines is the ELF machine of each linux architecture released.
+var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
+// checkELFMachine checks, as file(1) would, that data is a 64-bit
+// little-endian linux ELF executable for arch; it returns the parsed file.
+func checkELFMachine(t *testing.T, what string, data []byte, arch string) *elf.File {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		t.Errorf("%s: not an ELF file: %v", what, err)
+		return nil
+	}
+	want, ok := elfMachines[arch]
+	if !ok {
+		t.Fatalf("%s: no ELF machine known for %s", what, arch)
+	}
+	if f.Machine != want || f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB || f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		t.Errorf("%s: ELF %v %v %v %v, want a %v ELFCLASS64 ELFDATA2LSB executable (linux/%s)",
+			what, f.Machine, f.Class, f.Data, f.Type, want, arch)
+	}
+	return f
+}
+
+// checkCrossBinary checks the cross-built aggregator: an ELF for its
+// architecture, linked against that architecture's glibc (cgo), and when
+// qemu-user is there, its --version run under it with the cross libc.
+func checkCrossBinary(t *testing.T, what string, data []byte, ct crossTarget) {
+	t.Helper()
+	f := checkELFMachine(t, what, data, ct.arch)
+	if f == nil {
+		return
+	}
+	var interp string
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b, err := io.ReadAll(p.Open())
+			if err != nil {
+				t.Fatalf("%s: PT_INTERP: %v", what, err)
+			}
+			interp = string(bytes.TrimRight(b, "\x00"))
+		}
+	}
+	if interp != ct.interp {
+		t.Errorf("%s: dynamic loader %q, want %q (a cgo binary for glibc on linux/%s)", what, interp, ct.interp, ct.arch)
+	}
+	libs, err := f.ImportedLibraries()
+	if err != nil || !slices.Contains(libs, "libc.so.6") {
+		t.Errorf("%s: needs %v (%v), want libc.so.6 among them", what, libs, err)
+	}
+	qemu, err := exec.LookPath(ct.qemu)
+	if err != nil {
+		if os.Getenv("REQUIRE_E2E") != "" {
+			t.Fatalf("%s not found (%v) and REQUIRE_E2E is set: apt-get install qemu-user (.ci/run does)", ct.qemu, err)
+		}
+		t.Logf("!!! SKIPPED running %s under %s: not found; apt-get install qemu-user or set REQUIRE_E2E=1 to make this a failure !!!", what, ct.qemu)
+		return
+	}
+	p := filepath.Join(t.TempDir(), "procscope-aggregator")
+	if err := os.WriteFile(p, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	checkVersionOutput(t, p, pkgTestVersion, qemu, "-L", ct.sysroot)
+}
+
+// readDeb returns a .deb's control file and the files of its data
+// archive: an ar archive of debian-binary, control.tar.gz and data.tar.gz
+// (as nfpm writes it), read here so that no dpkg is needed.
+func readDeb(t *testing.T, path string) ([]byte, map[string]tarFile) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := map[string][]byte{}
+	rest, ok := bytes.CutPrefix(b, []byte("!<arch>\n"))
+	if !ok {
+		t.Fatalf("%s: not an ar archive", path)
+	}
+	for len(rest) >= 60 {
+		hdr := rest[:60]
+		name := strings.TrimSuffix(strings.TrimSpace(string(hdr[:16])), "/")
+		size, err := strconv.Atoi(strings.TrimSpace(string(hdr[48:58])))
+		if err != nil || size < 0 || size > len(rest)-60 || string(hdr[58:60]) != "`\n" {
+			t.Fatalf("%s: bad ar member header %q", path, hdr)
+		}
+		members[name] = rest[60 : 60+size]
+		rest = rest[60+size:]
+		if size%2 == 1 && len(rest) > 0 {
+			rest = rest[1:]
+		}
+	}
+	if string(members["debian-binary"]) != "2.0\n" {
+		t.Errorf("%s: debian-binary %q, want 2.0", path, members["debian-binary"])
+	}
+	ctl, ok := members["control.tar.gz"]
+	if !ok {
+		t.Fatalf("%s: no control.tar.gz (members %v)", path, slices.Sorted(maps.Keys(members)))
+	}
+	data, ok := members["data.tar.gz"]
+	if !ok {
+		t.Fatalf("%s: no data.tar.gz (members %v)", path, slices.Sorted(maps.Keys(members)))
+	}
+	control, ok := readTarGz(t, path+": control.tar.gz", bytes.NewReader(ctl))["./control"]
+	if !ok {
+		t.Fatalf("%s: control.tar.gz has no ./control", path)
+	}
+	return control.data, readTarGz(t, path+": data.tar.gz", bytes.NewReader(data))
+}
+
+// debControlFields is the single-line fields of a control file.
+func debControlFields(control string) map[string]string {
+	fields := map[string]string{}
+	for line := range strings.Lines(control) {
+		if k, v, ok := strings.Cut(strings.TrimRight(line, "\n"), ": "); ok && !strings.HasPrefix(line, " ") {
+			fields[k] = v
+		}
+	}
+	return fields
 }
 
 type tarFile struct {
@@ -247,7 +451,13 @@ func readTarball(t *testing.T, path string) map[string]tarFile {
 		t.Fatal(err)
 	}
 	defer func() { _ = f.Close() }()
-	zr, err := gzip.NewReader(f)
+	return readTarGz(t, path, f)
+}
+
+// readTarGz reads every file of a .tar.gz; what names it in failures.
+func readTarGz(t *testing.T, path string, r io.Reader) map[string]tarFile {
+	t.Helper()
+	zr, err := gzip.NewReader(r)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -315,7 +525,7 @@ func TestDebPackages(t *testing.T) {
 			t.Skip("SKIPPED: " + msg)
 		}
 	}
-	dist := makeRelease(t)
+	dist, _ := makeRelease(t)
 	debs := map[string]string{}
 	for _, n := range names {
 		debs[n] = filepath.Join(dist, n+"_"+pkgTestDebVersion+"_"+runtime.GOARCH+".deb")
@@ -465,4 +675,89 @@ func readFileAbs(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// makeEnv is this process's environment without REQUIRE_E2E, plus extra.
+func makeEnv(extra ...string) []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "REQUIRE_E2E=") })
+	return append(env, extra...)
+}
+
+// TestMakeCrossCompilerMissing: without the aggregator's C cross compiler
+// (named here by AGG_CC_<arch>, so that none is found), make release fails
+// at once and says which packages to install, building nothing, and make
+// cross skips the aggregator loudly, or fails with REQUIRE_E2E=1. No Go
+// build runs (CROSS= leaves the exporter out), so it is quick.
+func TestMakeCrossCompilerMissing(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("SKIPPED: the aggregator is cross-built from linux only")
+	}
+	mk := requireTool(t, "make")
+	ct := crossTargets[crossArch()]
+	const missing = "procscope-no-such-cc"
+	args := []string{"-s", "CROSS=", "AGG_PLATFORMS=linux/" + runtime.GOARCH + " linux/" + ct.arch, "AGG_CC_" + ct.arch + "=" + missing}
+
+	dist := t.TempDir()
+	cmd := exec.Command(mk, append([]string{"release", "VERSION=" + pkgTestVersion, "DIST=" + dist}, args...)...)
+	cmd.Dir, cmd.Env = repoRoot, makeEnv()
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "linux/"+ct.arch) || !strings.Contains(string(out), missing+", not found") ||
+		!strings.Contains(string(out), "apt-get install "+ct.pkgs) {
+		t.Errorf("make release without %s: %v, want a failure naming it and the packages:\n%s", missing, err, out)
+	}
+	if entries, _ := os.ReadDir(dist); len(entries) > 0 {
+		t.Errorf("make release built %v before refusing", entries)
+	}
+
+	for _, tc := range []struct {
+		env  string
+		fail bool
+		want string
+	}{
+		{"", false, "!!! SKIPPING cross aggregator linux/" + ct.arch + ": C cross compiler " + missing + " not found"},
+		{"REQUIRE_E2E=1", true, "REQUIRE_E2E=1 (Debian: apt-get install " + ct.pkgs + ")"},
+	} {
+		cmd := exec.Command(mk, append([]string{"cross"}, args...)...)
+		cmd.Dir, cmd.Env = repoRoot, makeEnv(tc.env)
+		out, err := cmd.CombinedOutput()
+		if (err != nil) != tc.fail || !strings.Contains(string(out), tc.want) {
+			t.Errorf("make cross %s without %s: %v, want failure %v and %q:\n%s", tc.env, missing, err, tc.fail, tc.want, out)
+		}
+	}
+}
+
+// TestMakeCrossBuildsTheAggregator: make cross compiles the aggregator
+// with the cross compiler: given one that exists but fails (false), it
+// fails, so the aggregator is built with it and not merely named.
+func TestMakeCrossBuildsTheAggregator(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("SKIPPED: the aggregator is cross-built from linux only")
+	}
+	mk := requireTool(t, "make")
+	falseCmd := requireTool(t, "false")
+	ct := crossTargets[crossArch()]
+	cmd := exec.Command(mk, "-s", "cross", "CROSS=", "AGG_PLATFORMS=linux/"+runtime.GOARCH+" linux/"+ct.arch, "AGG_CC_"+ct.arch+"="+falseCmd)
+	cmd.Dir, cmd.Env = repoRoot, makeEnv()
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "cross aggregator linux/"+ct.arch+" (CC="+falseCmd+")") {
+		t.Errorf("make cross with AGG_CC_%s=%s: %v, want it to try the build and fail:\n%s", ct.arch, falseCmd, err, out)
+	}
+}
+
+// TestCIInstallsTheCrossToolchain: REQUIRE_E2E makes a missing cross
+// compiler or qemu-user a failure (make cross, the release tests), which
+// is right only because .ci/run installs them.
+func TestCIInstallsTheCrossToolchain(t *testing.T) {
+	run := string(readFile(t, filepath.Join(".ci", "run")))
+	i := strings.Index(run, "\npkgs=(")
+	if i < 0 {
+		t.Fatal(".ci/run: no pkgs=( list")
+	}
+	list, _, _ := strings.Cut(run[i+len("\npkgs=("):], ")")
+	pkgs := strings.Fields(list)
+	for _, p := range append(strings.Fields(crossTargets["arm64"].pkgs), "qemu-user") {
+		if !slices.Contains(pkgs, p) {
+			t.Errorf(".ci/run does not install %s (pkgs: %v)", p, pkgs)
+		}
+	}
 }
