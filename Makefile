@@ -167,7 +167,7 @@ release:
 	    -o $(DIST)/build/$$os-$$arch/procscope-exporter$$ext ./exporter; \
 	done
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/build/$(NATIVE)/procscope-aggregator ./aggregator
-	$(foreach p,$(AGG_CROSS),CC='$(call agg_cc,$(p))' CGO_ENABLED=1 GOOS=$(call os_of,$(p)) GOARCH=$(call arch_of,$(p)) \
+	set -e; $(foreach p,$(AGG_CROSS),CC='$(call agg_cc,$(p))' CGO_ENABLED=1 GOOS=$(call os_of,$(p)) GOARCH=$(call arch_of,$(p)) \
 	  $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/build/$(call os_of,$(p))-$(call arch_of,$(p))/procscope-aggregator ./aggregator;)
 	$(GO) run ./tools/release -version '$(VERSION)' -build $(DIST)/build -out $(DIST)
 
