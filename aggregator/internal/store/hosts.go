@@ -55,6 +55,19 @@ func (s *SQLite) HostDeletions(ctx context.Context, afterID int64) ([]HostDeleti
 		return nil, fmt.Errorf("list host deletions: %w", err)
 	}
 	defer func() { _ = rows.Close() }()
+	return scanDeletions(rows)
+}
+
+// rowSet is what database/sql's and pgx's query results share.
+type rowSet interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanDeletions reads HostDeletions' rows (id, hostname, deleted_ms) of
+// either store.
+func scanDeletions(rows rowSet) ([]HostDeletion, error) {
 	var out []HostDeletion
 	for rows.Next() {
 		var d HostDeletion

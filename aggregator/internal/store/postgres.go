@@ -50,6 +50,8 @@ type Postgres struct {
 	prune     pruneState
 
 	bases sync.Map // hostname -> *baseFrame
+
+	batch pgBatcher // group commit (postgres_ingest.go)
 }
 
 var _ Store = (*Postgres)(nil)
@@ -115,6 +117,7 @@ func OpenPostgres(ctx context.Context, url string, opts Options) (*Postgres, err
 	s.pruneLate.Store(math.MaxInt64)
 	go s.pruneLoop()
 	go s.announceLoop()
+	s.startBatcher()
 	return s, nil
 }
 
@@ -178,6 +181,7 @@ func (s *Postgres) Close() error {
 	}
 	close(s.quit)
 	<-s.pruneDone
+	s.stopBatcher()
 	for range cap(s.encodeSem) {
 		s.encodeSem <- struct{}{}
 	}
@@ -201,6 +205,6 @@ func (s *Postgres) Stats(ctx context.Context) (Stats, error) {
 	}
 	st.RowsPruned = s.pruned.Load()
 	st.Commits = s.commits.Load()
-	st.CommittedWrites = st.Commits
+	st.CommittedWrites = s.batch.writes.Load()
 	return st, nil
 }

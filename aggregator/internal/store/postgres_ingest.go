@@ -4,14 +4,250 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
+// Group commit on PostgreSQL, as the SQLite writer does it: an ingest is
+// encoded by its caller, then queued; pgFlushers goroutines each take
+// what is waiting (up to Options.MaxBatch) and store it by one call of
+// procscope_ingest_batch, one statement and one transaction, so that the
+// commit, the WAL flush and the round trip are paid once per batch. Each
+// caller is answered after the COMMIT (synchronous_commit must stay on: a
+// 2xx means committed). While one batch commits, the next one gathers.
+
+// pgFlushers is how many batches are in flight at once: one commits while
+// the next gathers and is sent.
+const pgFlushers = 2
+
+// pgBatchTimeout bounds one batch's statement; its callers then get the
+// error and their exporters send again.
+const pgBatchTimeout = time.Minute
+
+// pgBatcher is the group commit's state in Postgres.
+type pgBatcher struct {
+	jobs    chan *pgJob
+	stopped chan struct{} // closed once every flusher has returned
+	wg      sync.WaitGroup
+	writes  atomic.Int64 // ingests committed (CommittedWrites)
+	full    atomic.Bool  // the last batch failed for a full disk
+}
+
+// pgJob is one queued ingest: the snapshot encoded against base (nil: a
+// keyframe), and procscope_ingest's answer once done is closed.
+type pgJob struct {
+	req        *IngestRequest
+	base       *baseFrame
+	procs, sys []byte
+
+	status     string
+	id, hostID pgtype.Int8
+	err        error
+	done       chan struct{}
+}
+
+// startBatcher starts the flushers; Close stops them (stopBatcher).
+func (s *Postgres) startBatcher() {
+	s.batch.jobs = make(chan *pgJob, s.opts.MaxBatch)
+	s.batch.stopped = make(chan struct{})
+	for range pgFlushers {
+		s.batch.wg.Add(1)
+		go s.flushLoop()
+	}
+}
+
+// stopBatcher waits for the flushers, which finish the batch in flight
+// and answer what is still queued with ErrClosed; s.quit must be closed.
+func (s *Postgres) stopBatcher() {
+	s.batch.wg.Wait()
+	close(s.batch.stopped)
+}
+
+func (s *Postgres) flushLoop() {
+	defer s.batch.wg.Done()
+	batch := make([]*pgJob, 0, s.opts.MaxBatch)
+	var args pgBatchArgs
+	for {
+		select {
+		case <-s.quit:
+			for {
+				select {
+				case j := <-s.batch.jobs:
+					j.err = ErrClosed
+					close(j.done)
+				default:
+					return
+				}
+			}
+		case j := <-s.batch.jobs:
+			batch = append(batch[:0], j)
+		drain:
+			for len(batch) < cap(batch) {
+				select {
+				case j := <-s.batch.jobs:
+					batch = append(batch, j)
+				default:
+					break drain
+				}
+			}
+			s.runBatch(batch, &args)
+			clear(batch)
+		}
+	}
+}
+
+// pgBatchArgs are procscope_ingest_batch's arrays, reused batch after
+// batch by one flusher.
+type pgBatchArgs struct {
+	hostnames        []string
+	keys, sys, procs [][]byte
+	captured, recv   []int64
+	counts, maxHosts []int32
+	bases            []pgtype.Int8
+	noCreate         []bool
+}
+
+func (a *pgBatchArgs) fill(batch []*pgJob) {
+	a.hostnames, a.keys, a.sys, a.procs = a.hostnames[:0], a.keys[:0], a.sys[:0], a.procs[:0]
+	a.captured, a.recv, a.counts, a.maxHosts = a.captured[:0], a.recv[:0], a.counts[:0], a.maxHosts[:0]
+	a.bases, a.noCreate = a.bases[:0], a.noCreate[:0]
+	for _, j := range batch {
+		r := j.req
+		a.hostnames = append(a.hostnames, r.Hostname)
+		a.keys = append(a.keys, r.KeyHash[:])
+		a.captured = append(a.captured, r.CapturedAt.UnixMilli())
+		a.counts = append(a.counts, int32(len(r.Processes)))
+		base := pgtype.Int8{}
+		if j.base != nil {
+			base = pgtype.Int8{Int64: j.base.keyID, Valid: true}
+		}
+		a.bases = append(a.bases, base)
+		a.sys = append(a.sys, j.sys)
+		a.procs = append(a.procs, j.procs)
+		a.recv = append(a.recv, r.ReceivedAt.UnixMilli())
+		a.noCreate = append(a.noCreate, r.NoCreate)
+		a.maxHosts = append(a.maxHosts, int32(r.MaxHosts))
+	}
+}
+
+// runBatch stores batch in one transaction and answers each job after
+// the COMMIT: the rows are read to the end of the statement, and pgx
+// returns only once PostgreSQL reported the implicit transaction done.
+func (s *Postgres) runBatch(batch []*pgJob, a *pgBatchArgs) {
+	defer func() {
+		for _, j := range batch {
+			close(j.done)
+		}
+		clear(a.keys)
+		clear(a.sys)
+		clear(a.procs)
+	}()
+	a.fill(batch)
+	ctx, cancel := context.WithTimeout(context.Background(), pgBatchTimeout)
+	defer cancel()
+	err := func() error {
+		rows, err := s.pool.Query(ctx, `SELECT o_idx, o_status, o_snapshot_id, o_host_id FROM procscope_ingest_batch(
+			$1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			a.hostnames, a.keys, a.captured, a.counts, a.bases, a.sys, a.procs, a.recv, a.noCreate, a.maxHosts)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var idx int32
+		var status string
+		var id, hostID pgtype.Int8
+		for rows.Next() {
+			if err := rows.Scan(&idx, &status, &id, &hostID); err != nil {
+				return err
+			}
+			if idx < 1 || int(idx) > len(batch) {
+				return fmt.Errorf("procscope_ingest_batch answered for ingest %d of %d", idx, len(batch))
+			}
+			j := batch[idx-1]
+			j.status, j.id, j.hostID = status, id, hostID
+		}
+		rows.Close()
+		return rows.Err()
+	}()
+	if err == nil {
+		for _, j := range batch {
+			if j.status == "" {
+				err = errors.New("procscope_ingest_batch left an ingest unanswered")
+			}
+		}
+	}
+	if err != nil {
+		err = s.noteFull(err)
+		if s.closed.Load() {
+			err = ErrClosed
+		} else if !errors.Is(err, ErrStorageFull) {
+			s.log.Error("storing a batch of snapshots failed, every ingest of it is refused", "snapshots", len(batch), "err", err)
+		}
+		for _, j := range batch {
+			j.status, j.err = "", fmt.Errorf("store snapshot: %w", err)
+		}
+		return
+	}
+	s.commits.Add(1)
+	s.batch.writes.Add(int64(len(batch)))
+	if s.batch.full.CompareAndSwap(true, false) {
+		s.log.Info("storage has space again: ingests are accepted")
+	}
+}
+
+// pgDiskFull is SQLSTATE disk_full.
+const pgDiskFull = "53100"
+
+// noteFull turns PostgreSQL's disk_full into ErrStorageFull (503 with
+// Retry-After: nothing of the batch was kept), logging the first of a run
+// once; other errors pass unchanged.
+func (s *Postgres) noteFull(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != pgDiskFull {
+		return err
+	}
+	if s.batch.full.CompareAndSwap(false, true) {
+		s.log.Error("PostgreSQL's storage is full: ingests are refused with 503 until space is freed; reads go on", "err", err)
+	}
+	return fmt.Errorf("%w: %v", ErrStorageFull, err)
+}
+
+// Full reports whether the last batch failed for a full disk (and none
+// committed since): procscope_aggregator_storage_full.
+func (s *Postgres) Full() bool { return s.batch.full.Load() }
+
+// store queues j and waits for its answer.
+func (s *Postgres) store(ctx context.Context, j *pgJob) error {
+	j.done = make(chan struct{})
+	j.status, j.err = "", nil
+	select {
+	case s.batch.jobs <- j:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.quit:
+		return ErrClosed
+	}
+	select {
+	case <-j.done:
+		return j.err
+	case <-ctx.Done():
+		// The batch may still commit it; a retry then finds it.
+		return ctx.Err()
+	case <-s.batch.stopped:
+		// Queued after the flushers answered the last ones.
+		return ErrClosed
+	}
+}
+
 // Ingest implements Store. The snapshot is encoded here, against the
-// host's keyframe this process last stored or loaded, and stored by one
-// call of procscope_ingest; PostgreSQL commits it before the call returns
-// (synchronous_commit must stay on: a 2xx means committed).
+// host's keyframe this process last stored or loaded, and stored by the
+// group commit; procscope_ingest re-checks the key and the base inside the
+// transaction.
 func (s *Postgres) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, error) {
 	if s.closed.Load() {
 		return IngestResult{}, ErrClosed
@@ -37,17 +273,15 @@ func (s *Postgres) Ingest(ctx context.Context, req *IngestRequest) (IngestResult
 		<-s.encodeSem
 		return IngestResult{}, err
 	}
-	var procBlob, sysBlob []byte
+	j := &pgJob{req: req}
 	if base != nil && base.deltas.Load() < maxDeltas {
-		procBlob, sysBlob = encodeDeltaPair(base, req)
-		if base.keyframeDue(len(procBlob) + len(sysBlob)) {
-			base = nil
+		j.procs, j.sys = encodeDeltaPair(base, req)
+		if !base.keyframeDue(len(j.procs) + len(j.sys)) {
+			j.base = base
 		}
-	} else {
-		base = nil
 	}
-	if base == nil {
-		procBlob, sysBlob = encodeFullPair(req)
+	if j.base == nil {
+		j.procs, j.sys = encodeFullPair(req)
 	}
 	<-s.encodeSem
 
@@ -55,39 +289,25 @@ func (s *Postgres) Ingest(ctx context.Context, req *IngestRequest) (IngestResult
 	// followed by a keyframe, which needs none; a host deleted under us
 	// (retry) is created anew or refused.
 	for range 4 {
-		var baseID *int64
-		if base != nil {
-			baseID = &base.keyID
+		if err := s.store(ctx, j); err != nil {
+			return IngestResult{}, err
 		}
-		var status string
-		var id, hostID *int64
-		err := s.pool.QueryRow(ctx, `SELECT o_status, o_snapshot_id, o_host_id FROM procscope_ingest(
-			$1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			req.Hostname, req.KeyHash[:], req.CapturedAt.UnixMilli(), len(req.Processes), baseID,
-			sysBlob, procBlob, req.ReceivedAt.UnixMilli(), req.NoCreate, req.MaxHosts).
-			Scan(&status, &id, &hostID)
-		if err != nil {
-			if s.closed.Load() {
-				return IngestResult{}, ErrClosed
-			}
-			return IngestResult{}, fmt.Errorf("store snapshot: %w", err)
-		}
-		s.commits.Add(1)
-		switch status {
+		switch j.status {
 		case "created":
-			if base != nil {
-				base.deltas.Add(1)
-				base.sumBytes.Add(int64(len(procBlob) + len(sysBlob)))
+			id := j.id.Int64
+			if j.base != nil {
+				j.base.deltas.Add(1)
+				j.base.sumBytes.Add(int64(len(j.procs) + len(j.sys)))
 			} else {
-				kf := newKeyframe(req, len(procBlob)+len(sysBlob))
-				kf.hostID, kf.keyID = *hostID, *id
+				kf := newKeyframe(req, len(j.procs)+len(j.sys))
+				kf.hostID, kf.keyID = j.hostID.Int64, id
 				s.bases.Store(req.Hostname, kf)
 			}
 			s.notePruneWork(req.CapturedAt.UnixMilli())
-			s.announce(*id, req.Hostname, req.CapturedAt.UnixMilli())
-			return IngestResult{SnapshotID: *id, Created: true}, nil
+			s.announce(id, req.Hostname, req.CapturedAt.UnixMilli())
+			return IngestResult{SnapshotID: id, Created: true}, nil
 		case "exists":
-			return IngestResult{SnapshotID: *id, Created: false}, nil
+			return IngestResult{SnapshotID: j.id.Int64, Created: false}, nil
 		case "key_mismatch":
 			return IngestResult{}, ErrKeyMismatch
 		case "unknown_host":
@@ -95,17 +315,17 @@ func (s *Postgres) Ingest(ctx context.Context, req *IngestRequest) (IngestResult
 		case "too_many_hosts":
 			return IngestResult{}, ErrTooManyHosts
 		case "no_base":
-			if hostID != nil && *hostID == base.hostID {
+			if j.hostID.Valid && j.hostID.Int64 == j.base.hostID {
 				// Retention deleted it (a deleted and re-created host
 				// has another id: no surprise there).
-				s.log.Warn("delta base disappeared, storing a keyframe", "hostname", req.Hostname, "keyframe_id", base.keyID)
+				s.log.Warn("delta base disappeared, storing a keyframe", "hostname", req.Hostname, "keyframe_id", j.base.keyID)
 			}
-			s.bases.CompareAndDelete(req.Hostname, base)
-			base = nil
-			procBlob, sysBlob = encodeFullPair(req)
+			s.bases.CompareAndDelete(req.Hostname, j.base)
+			j.base = nil
+			j.procs, j.sys = encodeFullPair(req)
 		case "retry":
 		default:
-			return IngestResult{}, fmt.Errorf("store snapshot: unexpected status %q", status)
+			return IngestResult{}, fmt.Errorf("store snapshot: unexpected status %q", j.status)
 		}
 	}
 	return IngestResult{}, errors.New("store snapshot: the host changed under every attempt, retry")
@@ -134,31 +354,9 @@ func (s *Postgres) base(ctx context.Context, hostname string) (*baseFrame, error
 		s.log.Error("cannot decode keyframe, starting a new one", "snapshot_id", id, "err", err)
 		return nil, nil
 	}
-	b := &baseFrame{
-		hostname:  hostname,
-		hostID:    hostID,
-		keyID:     id,
-		procs:     f.procs,
-		idx:       baseIndex(f.procs),
-		sysTokens: f.sysTokens,
-		keyBytes:  len(procBlob) + len(sysBlob),
-	}
+	b := keyframeBase(hostname, hostID, id, f, len(procBlob)+len(sysBlob))
 	actual, _ := s.bases.LoadOrStore(hostname, b)
 	return actual.(*baseFrame), nil
-}
-
-func encodeFullPair(req *IngestRequest) (procs, sys []byte) {
-	return sealBlob(blobFull, encodeFull(req.Processes)), sealBlob(blobFull, req.SystemInfo)
-}
-
-func encodeDeltaPair(b *baseFrame, req *IngestRequest) (procs, sys []byte) {
-	procs = sealBlob(blobDelta, encodeDelta(req.Processes, b.procs, b.idx))
-	if raw, ok := encodeSysDelta(b.sysTokens, req.SystemInfo); ok {
-		sys = sealBlob(blobDelta, raw)
-	} else {
-		sys = sealBlob(blobFull, req.SystemInfo)
-	}
-	return procs, sys
 }
 
 func (s *Postgres) notePruneWork(captured int64) {
@@ -263,20 +461,7 @@ func (s *Postgres) HostDeletions(ctx context.Context, afterID int64) ([]HostDele
 		return nil, fmt.Errorf("list host deletions: %w", err)
 	}
 	defer rows.Close()
-	var out []HostDeletion
-	for rows.Next() {
-		var d HostDeletion
-		var ms int64
-		if err := rows.Scan(&d.ID, &d.Hostname, &ms); err != nil {
-			return nil, fmt.Errorf("list host deletions: %w", err)
-		}
-		d.DeletedAt = msTime(ms)
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list host deletions: %w", err)
-	}
-	return out, nil
+	return scanDeletions(rows)
 }
 
 // ForgetHostDeletion is SQLite.ForgetHostDeletion for PostgreSQL.

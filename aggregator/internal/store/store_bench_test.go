@@ -201,7 +201,6 @@ func BenchmarkIngestParallel(b *testing.B) {
 //
 //	go test -run '^$' -bench Keyframe -count 3 ./aggregator/internal/store
 func BenchmarkKeyframe(b *testing.B) {
-	s := openTest(b, b.TempDir(), Options{})
 	req := newFakeHost(3, "web-1", 300).next()
 	for i := range req.Processes {
 		p := &req.Processes[i]
@@ -210,7 +209,7 @@ func BenchmarkKeyframe(b *testing.B) {
 	}
 	b.Run("whole", func(b *testing.B) {
 		for b.Loop() {
-			procs, sys := s.encodeFullBlobs(req)
+			procs, sys := encodeFullPair(req)
 			_ = newKeyframe(req, len(procs)+len(sys))
 		}
 	})

@@ -166,13 +166,13 @@ func (s *SQLite) hostRemoved() {
 	}
 }
 
-// encodeFullBlobs encodes req as a keyframe.
-func (s *SQLite) encodeFullBlobs(req *IngestRequest) (procs, sys []byte) {
+// encodeFullPair encodes req as a keyframe.
+func encodeFullPair(req *IngestRequest) (procs, sys []byte) {
 	return sealBlob(blobFull, encodeFull(req.Processes)), sealBlob(blobFull, req.SystemInfo)
 }
 
-// encodeDeltaBlobs encodes req against b.
-func (s *SQLite) encodeDeltaBlobs(b *baseFrame, req *IngestRequest) (procs, sys []byte) {
+// encodeDeltaPair encodes req against b.
+func encodeDeltaPair(b *baseFrame, req *IngestRequest) (procs, sys []byte) {
 	procs = sealBlob(blobDelta, encodeDelta(req.Processes, b.procs, b.idx))
 	if raw, ok := encodeSysDelta(b.sysTokens, req.SystemInfo); ok {
 		sys = sealBlob(blobDelta, raw)
@@ -180,6 +180,20 @@ func (s *SQLite) encodeDeltaBlobs(b *baseFrame, req *IngestRequest) (procs, sys 
 		sys = sealBlob(blobFull, req.SystemInfo)
 	}
 	return procs, sys
+}
+
+// keyframeBase is the delta base of keyframe id of a host, read back from
+// the database (f decoded from blobs of keyBytes).
+func keyframeBase(hostname string, hostID, id int64, f *frame, keyBytes int) *baseFrame {
+	return &baseFrame{
+		hostname:  hostname,
+		hostID:    hostID,
+		keyID:     id,
+		procs:     f.procs,
+		idx:       baseIndex(f.procs),
+		sysTokens: f.sysTokens,
+		keyBytes:  keyBytes,
+	}
 }
 
 func (s *SQLite) writeLoop() {
@@ -380,11 +394,11 @@ func (s *SQLite) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, 
 	if v, ok := s.bases.Load(req.Hostname); ok {
 		b := v.(*baseFrame)
 		j.pre.base = b
-		j.pre.procs, j.pre.sys = s.encodeDeltaBlobs(b, req)
+		j.pre.procs, j.pre.sys = encodeDeltaPair(b, req)
 		full = b.keyframeDue(len(j.pre.procs) + len(j.pre.sys))
 	}
 	if full {
-		j.pre.fullProcs, j.pre.fullSys = s.encodeFullBlobs(req)
+		j.pre.fullProcs, j.pre.fullSys = encodeFullPair(req)
 		j.pre.keyframe = newKeyframe(req, len(j.pre.fullProcs)+len(j.pre.fullSys))
 	}
 	<-s.encodeSem
@@ -534,7 +548,7 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 		if pre != nil && pre.base == st.baseFrame && pre.procs != nil {
 			procBlob, sysBl = pre.procs, pre.sys
 		} else {
-			procBlob, sysBl = s.encodeDeltaBlobs(st.baseFrame, req)
+			procBlob, sysBl = encodeDeltaPair(st.baseFrame, req)
 		}
 		if !st.keyframeDue(len(procBlob) + len(sysBl)) {
 			baseID = st.keyID
@@ -545,7 +559,7 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 		if pre != nil && pre.fullProcs != nil {
 			procBlob, sysBl, key = pre.fullProcs, pre.fullSys, pre.keyframe
 		} else {
-			procBlob, sysBl = s.encodeFullBlobs(req)
+			procBlob, sysBl = encodeFullPair(req)
 		}
 	}
 	// Insert first: a retry of a stored snapshot (same host and capture
@@ -571,7 +585,7 @@ func (s *SQLite) ingestTx(ctx context.Context, tx *sql.Tx, req *IngestRequest, p
 		s.log.Warn("delta base disappeared, storing a keyframe", "hostname", req.Hostname, "keyframe_id", baseID)
 		s.dropState(hostID)
 		baseID, st, key = nil, nil, nil
-		procBlob, sysBl = s.encodeFullBlobs(req)
+		procBlob, sysBl = encodeFullPair(req)
 		sr, err = s.stmt(ctx, tx, s.stmts.insertSnapshot).ExecContext(ctx,
 			hostID, captured, len(req.Processes), nil, sysBl, procBlob)
 	}
@@ -631,15 +645,7 @@ func (s *SQLite) hostState(ctx context.Context, tx *sql.Tx, hostID int64, hostna
 		s.log.Error("cannot decode keyframe, starting a new one", "snapshot_id", id, "err", err)
 		return nil, nil
 	}
-	st := &hostState{baseFrame: &baseFrame{
-		hostname:  hostname,
-		hostID:    hostID,
-		keyID:     id,
-		procs:     f.procs,
-		idx:       baseIndex(f.procs),
-		sysTokens: f.sysTokens,
-		keyBytes:  len(procBlob) + len(sysBlob),
-	}}
+	st := &hostState{baseFrame: keyframeBase(hostname, hostID, id, f, len(procBlob)+len(sysBlob))}
 	s.setState(st)
 	return st, nil
 }
