@@ -194,8 +194,12 @@ soak:
 # --no-history, on a PostgreSQL cluster of its own (fsync on, loopback, free
 # port): snapshots/s, latency, aggregator and PostgreSQL CPU per snapshot,
 # bytes per snapshot in PostgreSQL (docs/performance.md, docs/scaling.md).
+# One round of 20 s each by default, so that all three set-ups run in one
+# invocation of about five minutes (the same-run baseline); printed as one table.
+LOADPG_ROUNDS   ?= 1
+LOADPG_DURATION ?= 20s
 load-postgres:
-	$(GO) run ./tools/loadgen -spawn -compare-postgres -rounds $(LOAD_ROUNDS) -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOAD_DURATION) -warmup $(LOAD_WARMUP)
+	$(GO) run ./tools/loadgen -spawn -compare-postgres -rounds $(LOADPG_ROUNDS) -hosts $(LOAD_HOSTS) -rate $(LOAD_RATE) -duration $(LOADPG_DURATION) -warmup $(LOAD_WARMUP)
 
 clean:
 	rm -rf $(BIN)

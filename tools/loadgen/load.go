@@ -537,15 +537,9 @@ func push(ctx context.Context, cfg config, h *host, hi int, c poster, sem chan s
 	defer timer.Stop()
 	var atBuf []byte
 	for k := range n {
-		seq := k*cfg.hosts + hi
-		due := start.Add(time.Duration(float64(seq) / cfg.rate * float64(time.Second)))
-		if d := time.Until(due); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				return
-			}
+		due, ok := gen.WaitDue(ctx, timer, start, k*cfg.hosts+hi, cfg.rate)
+		if !ok {
+			return
 		}
 		if sem != nil {
 			select {

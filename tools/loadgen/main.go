@@ -40,6 +40,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"os"
@@ -195,34 +196,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// runs[setup] collects every round of that setup.
 	runs := make([][]*runResult, len(setups))
 	n := 0
-	for round := range *rounds {
-		for k := range setups {
-			// Alternate which set-up goes first, so that a change in the
-			// machine's other load does not always favour the same one.
-			i := k
-			if round%2 == 1 {
-				i = len(setups) - 1 - k
+	for round, i := range alternating(*rounds, len(setups)) {
+		su := setups[i]
+		c := cfg
+		// Every run starts on an empty store; hostnames differ per run too.
+		c.hostPrefix = fmt.Sprintf("%s%d-", cfg.hostPrefix, n)
+		_, _ = fmt.Fprintf(stdout, "\n=== %s, round %d of %d ===\n", su.name, round+1, *rounds)
+		prof := ""
+		if *profile != "" {
+			prof = *profile
+			if n > 0 || len(setups) > 1 || *rounds > 1 {
+				prof = fmt.Sprintf("%s.%d", *profile, n)
 			}
-			su := setups[i]
-			c := cfg
-			// Every run starts on an empty store; hostnames differ per run too.
-			c.hostPrefix = fmt.Sprintf("%s%d-", cfg.hostPrefix, n)
-			_, _ = fmt.Fprintf(stdout, "\n=== %s, round %d of %d ===\n", su.name, round+1, *rounds)
-			prof := ""
-			if *profile != "" {
-				prof = *profile
-				if n > 0 || len(setups) > 1 || *rounds > 1 {
-					prof = fmt.Sprintf("%s.%d", *profile, n)
-				}
-			}
-			r, err := runSpawned(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", n)), su.args, prof, *warmup, c, stdout, stderr)
-			if err != nil {
-				_, _ = fmt.Fprintln(stderr, "loadgen:", err)
-				return 1
-			}
-			runs[i] = append(runs[i], r)
-			n++
 		}
+		r, err := runSpawned(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", n)), su.args, prof, *warmup, c, stdout, stderr)
+		if err != nil {
+			_, _ = fmt.Fprintln(stderr, "loadgen:", err)
+			return 1
+		}
+		runs[i] = append(runs[i], r)
+		n++
 	}
 	code := 0
 	sums := make([]*runSum, len(setups))
@@ -293,6 +286,25 @@ type stringsFlag []string
 
 func (f *stringsFlag) String() string     { return strings.Join(*f, " ") }
 func (f *stringsFlag) Set(v string) error { *f = append(*f, v); return nil }
+
+// alternating yields (round, set-up) for rounds rounds of n set-ups, the
+// order reversed every other round, so that a change in the machine's
+// other load does not always favour the same set-up.
+func alternating(rounds, n int) iter.Seq2[int, int] {
+	return func(yield func(int, int) bool) {
+		for round := range rounds {
+			for k := range n {
+				i := k
+				if round%2 == 1 {
+					i = n - 1 - k
+				}
+				if !yield(round, i) {
+					return
+				}
+			}
+		}
+	}
+}
 
 type spawnSetup struct {
 	name string

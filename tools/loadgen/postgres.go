@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +27,7 @@ import (
 // is this run's own (fsync on, loopback, a free port), and its CPU is its
 // process group's (postmaster and backends) during the push.
 func comparePostgres(ctx context.Context, bin, tmp string, extra []string, rounds int, warmup time.Duration, cfg config, stdout, stderr io.Writer) int {
-	_, _ = fmt.Fprintln(stdout, "starting a PostgreSQL cluster of its own (fsync on)...")
+	_, _ = fmt.Fprintf(stdout, "starting a PostgreSQL cluster of its own (fsync on); load average %s\n", loadAvg())
 	pg, err := testutil.StartPostgres(ctx, testutil.PostgresOptions{Durable: true})
 	if err != nil {
 		_, _ = fmt.Fprintln(stderr, "loadgen:", err)
@@ -44,38 +46,37 @@ func comparePostgres(ctx context.Context, bin, tmp string, extra []string, round
 		sums[i] = &pgSum{}
 	}
 	n := 0
-	for round := range rounds {
-		for k := range setups {
-			i := k
-			if round%2 == 1 {
-				i = len(setups) - 1 - k
+	for round, i := range alternating(rounds, len(setups)) {
+		su := setups[i]
+		c := cfg
+		c.hostPrefix = fmt.Sprintf("%s%d-", cfg.hostPrefix, n)
+		_, _ = fmt.Fprintf(stdout, "\n=== %s, round %d of %d ===\n", su.name, round+1, rounds)
+		var err error
+		if su.pg {
+			err = runPostgresSetup(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", n)), args, pg, su.aggs, warmup, c, sums[i], stdout, stderr)
+		} else {
+			var r *runResult
+			r, err = runSpawned(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", n)), args, "", warmup, c, stdout, stderr)
+			if err == nil {
+				sums[i].add(0, r)
+				sums[i].elapsed += r.res.elapsed
 			}
-			su := setups[i]
-			c := cfg
-			c.hostPrefix = fmt.Sprintf("%s%d-", cfg.hostPrefix, n)
-			_, _ = fmt.Fprintf(stdout, "\n=== %s, round %d of %d ===\n", su.name, round+1, rounds)
-			var err error
-			if su.pg {
-				err = runPostgresSetup(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", n)), args, pg, su.aggs, warmup, c, sums[i], stdout, stderr)
-			} else {
-				var r *runResult
-				r, err = runSpawned(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data%d", n)), args, "", warmup, c, stdout, stderr)
-				if err == nil {
-					sums[i].add(r)
-					sums[i].elapsed += r.res.elapsed
-				}
-			}
-			if err != nil {
-				_, _ = fmt.Fprintln(stderr, "loadgen:", err)
-				return 1
-			}
-			n++
 		}
+		if err != nil {
+			_, _ = fmt.Fprintln(stderr, "loadgen:", err)
+			return 1
+		}
+		n++
 	}
-	_, _ = fmt.Fprintf(stdout, "\nall rounds together (%d hosts, %.0f snapshots/s offered, %s each, --no-history):\n", cfg.hosts, cfg.rate, cfg.duration)
-	code := 0
+	_, _ = fmt.Fprintf(stdout, "\nall rounds together (%d hosts, %.0f snapshots/s offered, %s each, --no-history, load average %s):\n",
+		cfg.hosts, cfg.rate, cfg.duration, loadAvg())
+	names := make([]string, len(setups))
 	for i, su := range setups {
-		sums[i].print(stdout, su.name)
+		names[i] = su.name
+	}
+	printPGTable(stdout, names, sums)
+	code := 0
+	for i := range setups {
 		if sums[i].errors > 0 || sums[i].lost > 0 {
 			code = 1
 		}
@@ -92,18 +93,25 @@ type pgSum struct {
 	acked, errors, lost int
 	elapsed             time.Duration
 	aggUS, pgUS         float64 // µs, all rounds
-	bytes, rows         int64   // PostgreSQL relation sizes and snapshot rows
+	perAggUS            []float64
+	perAggN             []int
+	bytes, rows         int64 // PostgreSQL relation sizes and snapshot rows
 	lat                 []time.Duration
 }
 
-// add counts one aggregator's run (the caller adds the elapsed time: two
+// add counts aggregator i's run (the caller adds the elapsed time: two
 // aggregators push at once).
-func (s *pgSum) add(r *runResult) {
+func (s *pgSum) add(i int, r *runResult) {
 	n := r.res.created + r.res.repeated
 	s.acked += n
 	s.errors += r.res.errors
 	s.lost += r.res.lost
 	s.aggUS += r.aggPushCPU * float64(n)
+	for len(s.perAggUS) <= i {
+		s.perAggUS, s.perAggN = append(s.perAggUS, 0), append(s.perAggN, 0)
+	}
+	s.perAggUS[i] += r.aggPushCPU * float64(n)
+	s.perAggN[i] += n
 	s.lat = append(s.lat, r.res.lat...)
 }
 
@@ -114,20 +122,48 @@ func (s *pgSum) aggCPU() float64 {
 	return s.aggUS / float64(s.acked)
 }
 
-func (s *pgSum) print(w io.Writer, name string) {
-	slices.Sort(s.lat)
-	rate := 0.0
-	if s.elapsed > 0 {
-		rate = float64(s.acked) / s.elapsed.Seconds()
+// printPGTable prints one row per set-up: the figures issue 14 asks for.
+func printPGTable(w io.Writer, names []string, sums []*pgSum) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	_, _ = fmt.Fprintln(tw, "set-up\tacked\tsnapshots/s\tp50\tp99\terrors\tlost\taggregator µs/snapshot (each)\tPostgreSQL µs/snapshot\tbytes/snapshot in PostgreSQL\t")
+	for i, s := range sums {
+		slices.Sort(s.lat)
+		rate := 0.0
+		if s.elapsed > 0 {
+			rate = float64(s.acked) / s.elapsed.Seconds()
+		}
+		agg := fmt.Sprintf("%.0f", s.aggCPU())
+		if len(s.perAggN) > 1 {
+			var each []string
+			for k, n := range s.perAggN {
+				each = append(each, fmt.Sprintf("%.0f", s.perAggUS[k]/float64(max(n, 1))))
+			}
+			agg += " (" + strings.Join(each, ", ") + ")"
+		}
+		pgCPU, bytes := "-", "-"
+		if s.rows > 0 {
+			pgCPU = fmt.Sprintf("%.0f", s.pgUS/float64(max(s.acked, 1)))
+			bytes = fmt.Sprintf("%.0f", float64(s.bytes)/float64(s.rows))
+		}
+		_, _ = fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t\n", names[i], s.acked, rate,
+			quantile(s.lat, .5).Round(100*time.Microsecond), quantile(s.lat, .99).Round(100*time.Microsecond),
+			s.errors, s.lost, agg, pgCPU, bytes)
 	}
-	line := fmt.Sprintf("%s: %d acknowledged, %.0f snapshots/s, p50 %s p99 %s, errors %d, lost %d, aggregator CPU %.0f µs/snapshot",
-		name, s.acked, rate, quantile(s.lat, .5).Round(10*time.Microsecond), quantile(s.lat, .99).Round(10*time.Microsecond),
-		s.errors, s.lost, s.aggCPU())
-	if s.rows > 0 {
-		line += fmt.Sprintf(", PostgreSQL CPU %.0f µs/snapshot, %.0f bytes/snapshot in PostgreSQL",
-			s.pgUS/float64(max(s.acked, 1)), float64(s.bytes)/float64(s.rows))
+	_ = tw.Flush()
+}
+
+// loadAvg is /proc/loadavg's three figures ("?" where there is none):
+// the other load of a shared machine, printed beside the figures.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
 	}
-	_, _ = fmt.Fprintln(w, line)
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // runPostgresSetup runs one round on a fresh database with aggs
@@ -226,8 +262,8 @@ func runPostgresSetup(ctx context.Context, bin, storage string, args []string, p
 	}
 	pgCPU := pg1 - pg0
 	var elapsed time.Duration
-	for _, r := range results {
-		sum.add(r)
+	for i, r := range results {
+		sum.add(i, r)
 		elapsed = max(elapsed, r.res.elapsed)
 	}
 	sum.elapsed += elapsed // concurrent runs: the longest one's time

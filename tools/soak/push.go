@@ -97,17 +97,7 @@ func pushAll(ctx context.Context, ingestURL string, hosts []*soakHost, rate floa
 			timer := time.NewTimer(time.Hour)
 			defer timer.Stop()
 			for k := 0; ; k++ {
-				seq := k*len(hosts) + hi
-				due := start.Add(time.Duration(float64(seq) / rate * float64(time.Second)))
-				if d := time.Until(due); d > 0 {
-					timer.Reset(d)
-					select {
-					case <-timer.C:
-					case <-ctx.Done():
-						return
-					}
-				}
-				if ctx.Err() != nil {
+				if _, ok := gen.WaitDue(ctx, timer, start, k*len(hosts)+hi, rate); !ok {
 					return
 				}
 				at := time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")
