@@ -20,10 +20,10 @@ import (
 
 // Postgres is the Store for several aggregators sharing one PostgreSQL
 // database: the same tables and blob encoding as SQLite, so that every API
-// answer is the same byte for byte. Each ingest is one call of the
-// procscope_ingest function (one round trip, its own transaction), and
-// PostgreSQL's own group commit lets concurrent ingests share a WAL flush:
-// there is no writer goroutine, so any number of processes write at once.
+// answer is the same byte for byte. Concurrent ingests of one process are
+// stored together, one call of procscope_ingest_batch (one round trip, one
+// transaction) per group commit (postgres_ingest.go); any number of
+// processes write at once.
 //
 // What each process keeps in memory (the delta base of each host, the
 // last key CheckKey matched) is a cache that the database re-checks: the

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -248,5 +250,44 @@ func TestPostgresBatchesDoNotDeadlock(t *testing.T) {
 				t.Fatalf("round %d: %s: %s, %v", round, j.req.Hostname, j.status, j.err)
 			}
 		}
+	}
+}
+
+// Announcements go several to a NOTIFY, each payload within PostgreSQL's
+// 8,000 bytes, every snapshot once and in order; a listener reads them
+// back, and the one-snapshot form of earlier versions too.
+func TestPostgresNotesPacked(t *testing.T) {
+	s := &Postgres{origin: "me"}
+	var batch []string
+	for i := range 300 {
+		p, _ := json.Marshal(noteSnapshot{int64(i + 1), strings.Repeat("h", i%60) + "<&\"☃>", int64(i)})
+		batch = append(batch, string(p))
+	}
+	payloads := s.packNotes(batch)
+	if len(payloads) < 2 || len(payloads) > 10 {
+		t.Fatalf("%d payloads for 300 snapshots", len(payloads))
+	}
+	next := int64(1)
+	for _, p := range payloads {
+		if len(p) > 8000 {
+			t.Fatalf("payload of %d bytes", len(p))
+		}
+		var np notePayload
+		if err := json.Unmarshal([]byte(p), &np); err != nil || np.Origin != "me" {
+			t.Fatalf("payload %q: %v", p, err)
+		}
+		for _, sn := range np.Snapshots {
+			if sn.ID != next || !strings.HasSuffix(sn.Host, "<&\"☃>") {
+				t.Fatalf("snapshot %+v, want id %d", sn, next)
+			}
+			next++
+		}
+	}
+	if next != 301 {
+		t.Fatalf("%d snapshots announced, want 300", next-1)
+	}
+	var old notePayload
+	if err := json.Unmarshal([]byte(`{"id":7,"host":"h","ms":5,"origin":"x"}`), &old); err != nil || old.ID != 7 || old.Host != "h" {
+		t.Fatalf("the one-snapshot form read as %+v (%v)", old, err)
 	}
 }
