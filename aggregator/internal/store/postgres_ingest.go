@@ -221,27 +221,15 @@ func (s *Postgres) noteFull(err error) error {
 // committed since): procscope_aggregator_storage_full.
 func (s *Postgres) Full() bool { return s.batch.full.Load() }
 
-// store queues j and waits for its answer.
+// store queues j and waits for its answer (ErrClosed when it was queued
+// after the flushers answered the last ones).
 func (s *Postgres) store(ctx context.Context, j *pgJob) error {
 	j.done = make(chan struct{})
 	j.status, j.err = "", nil
-	select {
-	case s.batch.jobs <- j:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.quit:
-		return ErrClosed
+	if err := handOver(ctx, s.batch.jobs, j, j.done, s.quit, s.batch.stopped); err != nil {
+		return err
 	}
-	select {
-	case <-j.done:
-		return j.err
-	case <-ctx.Done():
-		// The batch may still commit it; a retry then finds it.
-		return ctx.Err()
-	case <-s.batch.stopped:
-		// Queued after the flushers answered the last ones.
-		return ErrClosed
-	}
+	return j.err
 }
 
 // Ingest implements Store. The snapshot is encoded here, against the
@@ -261,12 +249,8 @@ func (s *Postgres) Ingest(ctx context.Context, req *IngestRequest) (IngestResult
 		req = &r
 	}
 	// As in SQLite: encoding is the ingest's CPU, GOMAXPROCS of them at once.
-	select {
-	case s.encodeSem <- struct{}{}:
-	case <-ctx.Done():
-		return IngestResult{}, ctx.Err()
-	case <-s.quit:
-		return IngestResult{}, ErrClosed
+	if err := encodeSlot(ctx, s.encodeSem, s.quit); err != nil {
+		return IngestResult{}, err
 	}
 	base, err := s.base(ctx, req.Hostname)
 	if err != nil {

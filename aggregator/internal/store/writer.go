@@ -343,19 +343,44 @@ func (s *SQLite) submit(ctx context.Context, j *job) error {
 		return ErrClosed
 	}
 	j.done = make(chan struct{})
+	if err := handOver(ctx, s.jobs, j, j.done, s.quit, nil); err != nil {
+		return err
+	}
+	return j.err
+}
+
+// handOver sends j on jobs and waits until done is closed: ctx's error
+// when it ends first (the job may still commit; a retry then finds it,
+// idempotency), ErrClosed when quit is closed before j is taken or stopped
+// (nil: never) before it is answered.
+func handOver[J any](ctx context.Context, jobs chan<- J, j J, done <-chan struct{}, quit, stopped <-chan struct{}) error {
 	select {
-	case s.jobs <- j:
+	case jobs <- j:
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-s.quit:
+	case <-quit:
 		return ErrClosed
 	}
 	select {
-	case <-j.done:
-		return j.err
+	case <-done:
+		return nil
 	case <-ctx.Done():
-		// The job may still commit; a retry then finds it (idempotency).
 		return ctx.Err()
+	case <-stopped:
+		return ErrClosed
+	}
+}
+
+// encodeSlot takes one of sem's slots (GOMAXPROCS encoders at once);
+// release it with <-sem.
+func encodeSlot(ctx context.Context, sem chan struct{}, quit <-chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-quit:
+		return ErrClosed
 	}
 }
 
@@ -382,12 +407,8 @@ func (s *SQLite) Ingest(ctx context.Context, req *IngestRequest) (IngestResult, 
 	// At most GOMAXPROCS callers encode at once: with hundreds of them
 	// runnable, the writer goroutine would wait behind all of them for
 	// CPU, and every ingest would wait for the writer.
-	select {
-	case s.encodeSem <- struct{}{}:
-	case <-ctx.Done():
-		return IngestResult{}, ctx.Err()
-	case <-s.quit:
-		return IngestResult{}, ErrClosed
+	if err := encodeSlot(ctx, s.encodeSem, s.quit); err != nil {
+		return IngestResult{}, err
 	}
 	j.pre = &preEncoded{}
 	full := true
