@@ -431,6 +431,170 @@ test('5,000 processes with branch totals and groups render within budget (benchm
   check();
 });
 
+// ---- live updates (issue 13's steady cost) ----
+
+// liveHost ingests the k8s node under another name (each test its own, so
+// their live snapshots do not meet) and returns a function that pushes the
+// next snapshot with some processes changed: {pid: {cpu_percent...}}.
+async function liveHost(name) {
+  const key = `key-${name}-0123456789`;
+  let at = Date.now() - 60000;
+  let procs = k8sProcesses();
+  const first = await ingest(BASE, key, snap(name, at, procs));
+  const push = async (changes = {}) => {
+    at += 2000;
+    procs = procs.map((p) => (changes[p.pid] ? { ...p, ...changes[p.pid] } : p));
+    return (await ingest(BASE, key, snap(name, at, procs))).snapshot_id;
+  };
+  return { first: first.snapshot_id, push };
+}
+
+const shows = (page, id) => wait(page, (want) => (document.getElementById('snap-meta')?.textContent ?? '').includes(`snapshot ${want} `), `snapshot ${id} on screen`, id);
+
+// countSSE counts, in the page, the stream's messages (window.__sse), so a
+// test knows the page heard of a snapshot whatever it then did about it.
+const countSSE = () => {
+  const ES = window.EventSource;
+  window.__sse = 0;
+  window.EventSource = class extends ES {
+    constructor(...a) {
+      super(...a);
+      this.addEventListener('message', () => {
+        window.__sse++;
+        window.__sseAt = performance.now();
+      });
+    }
+  };
+};
+
+test('a live snapshot that reorders the list moves the rows of the processes on screen and redraws only what changed', async (t) => {
+  const host = 'live-reorder';
+  const { push } = await liveHost(host);
+  const { page, check } = await open(t, url({ host }));
+  await waitLoaded(page, NODE_N);
+  // Tag every drawn row and its name element with the pid they show, and
+  // count from now on the labels and pid cells written again.
+  const before = await page.evaluate(() => {
+    window.__writes = { label: 0, pid: 0 };
+    new MutationObserver((ms) => {
+      for (const m of ms) {
+        const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+        if (el.closest('.label')) window.__writes.label++;
+        if (el.closest('.c-pid')) window.__writes.pid++;
+      }
+    }).observe(document.getElementById('viewport'), { subtree: true, childList: true, characterData: true });
+    return Array.from(document.querySelectorAll('#viewport .row:not([hidden])'), (el) => {
+      const pid = el.querySelector('.c-pid').textContent;
+      el.__pid = pid;
+      const nm = el.querySelector('.nm');
+      if (nm) nm.__pid = pid;
+      return { pid, r: Number(el.getAttribute('aria-rowindex')) };
+    }).filter((x) => x.pid !== '');
+  });
+  // node (800) goes from 61.5 % to 250 %: it overtakes cron's branch.
+  const id = await push({ 800: { cpu_percent: 250 } });
+  await shows(page, id);
+  const after = await page.evaluate(() => Array.from(document.querySelectorAll('#viewport .row:not([hidden])'), (el) => ({
+    pid: el.querySelector('.c-pid').textContent,
+    r: Number(el.getAttribute('aria-rowindex')),
+    sameRow: el.__pid === el.querySelector('.c-pid').textContent,
+    sameName: el.querySelector('.nm')?.__pid === el.querySelector('.c-pid').textContent,
+    cpu: el.querySelector('.c-cpu .v').textContent,
+  })).filter((x) => x.pid !== ''));
+  const rowOfPid = (list, pid) => list.find((x) => x.pid === pid)?.r;
+  assert.ok(rowOfPid(after, '800') < rowOfPid(after, '500'), `node now sorts before cron: ${JSON.stringify(after.slice(0, 12))}`);
+  assert.ok(rowOfPid(before, '800') > rowOfPid(before, '500'), 'it did not before');
+  assert.equal(after.find((x) => x.pid === '800').cpu, '250.0');
+  const stayed = after.filter((x) => before.some((b) => b.pid === x.pid));
+  const moved = stayed.filter((x) => rowOfPid(before, x.pid) !== x.r);
+  assert.ok(moved.length >= 2, `rows moved: ${moved.map((x) => x.pid)}`);
+  assert.deepEqual(stayed.filter((x) => !x.sameRow || !x.sameName).map((x) => x.pid), [],
+    'each process still on screen keeps its row element and its name element');
+  assert.deepEqual(await page.evaluate(() => window.__writes), { label: 0, pid: 0 }, 'no label or pid was written again');
+  check();
+});
+
+test('a hidden tab fetches and draws no live snapshot; shown again, it catches up with one fetch', async (t) => {
+  const host = 'live-hidden';
+  const { push } = await liveHost(host);
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 }, baseURL: BASE });
+  t.after(() => ctx.close());
+  await ctx.addInitScript(countSSE);
+  // The tab's visibility, as the browser would report it for a background tab.
+  await ctx.addInitScript(() => {
+    let vis = 'visible';
+    Object.defineProperty(Document.prototype, 'visibilityState', { configurable: true, get: () => vis });
+    Object.defineProperty(Document.prototype, 'hidden', { configurable: true, get: () => vis === 'hidden' });
+    window.__setVisibility = (v) => {
+      vis = v;
+      document.dispatchEvent(new Event('visibilitychange'));
+    };
+  });
+  const { page, check } = await open(t, url({ host }), { ctx });
+  let fetches = 0;
+  page.on('request', (r) => {
+    if (/\/api\/v1\/snapshots\/\d+\/processes/.test(r.url())) fetches++;
+  });
+  await waitLoaded(page, NODE_N);
+  await wait(page, () => document.getElementById('live').dataset.stream === 'on', 'the stream connected');
+  const shown = await page.textContent('#snap-meta');
+  const before = fetches; // the first load's
+  await page.evaluate(() => window.__setVisibility('hidden'));
+  const heard = await page.evaluate(() => window.__sse);
+  await push({ 800: { cpu_percent: 250 } });
+  const last = await push({ 800: { cpu_percent: 10 } });
+  await wait(page, (n) => window.__sse >= n + 2, 'the page heard both snapshots', heard);
+  // Give a live update every chance to land (it would within milliseconds).
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 500)));
+  assert.equal(fetches - before, 0, 'no process list fetched while hidden');
+  assert.equal(await page.textContent('#snap-meta'), shown, 'the snapshot shown is the one before');
+  await page.evaluate(() => window.__setVisibility('visible'));
+  await shows(page, last);
+  assert.equal(fetches - before, 1, 'shown again: one fetch, of the latest snapshot');
+  check();
+});
+
+test('a live snapshot waits until the user stops scrolling the list', async (t) => {
+  const host = 'live-gesture';
+  const { push } = await liveHost(host);
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 }, baseURL: BASE });
+  t.after(() => ctx.close());
+  await ctx.addInitScript(countSSE);
+  const { page, check } = await open(t, url({ host }), { ctx });
+  await waitLoaded(page, NODE_N);
+  await wait(page, () => document.getElementById('live').dataset.stream === 'on', 'the stream connected');
+  // Wheel over the list every 50 ms, and note when a new snapshot shows.
+  await page.evaluate(() => {
+    const first = Number(/snapshot (\d+)/.exec(document.getElementById('snap-meta').textContent)[1]);
+    window.__wheel = { last: 0, stop: false, shownAt: 0 };
+    const grid = document.getElementById('grid');
+    const tick = () => {
+      if (window.__wheel.stop) return;
+      grid.dispatchEvent(new WheelEvent('wheel', { bubbles: true, deltaY: 1 }));
+      window.__wheel.last = performance.now();
+      setTimeout(tick, 50);
+    };
+    tick();
+    new MutationObserver(() => {
+      const m = /snapshot (\d+)/.exec(document.getElementById('snap-meta').textContent);
+      if (m && Number(m[1]) > first && !window.__wheel.shownAt) window.__wheel.shownAt = performance.now();
+    }).observe(document.getElementById('snap-meta'), { childList: true, characterData: true, subtree: true });
+  });
+  const heard = await page.evaluate(() => window.__sse);
+  const id = await push({ 800: { cpu_percent: 250 } });
+  await wait(page, (n) => window.__sse > n, 'the page heard the snapshot', heard);
+  // The gesture goes on a little after the news came, then stops.
+  await page.evaluate(() => new Promise((r) => setTimeout(() => {
+    window.__wheel.stop = true;
+    r();
+  }, 600)));
+  await shows(page, id);
+  const w = await page.evaluate(() => ({ ...window.__wheel, sseAt: window.__sseAt }));
+  assert.ok(w.sseAt < w.last, 'the snapshot came during the gesture');
+  assert.ok(w.shownAt > w.last, `shown at ${w.shownAt.toFixed(0)} ms, after the last wheel at ${w.last.toFixed(0)} ms`);
+  check();
+});
+
 test('screenshot: a culprit found in the tree (docs/culprit.png with UPDATE_SCREENSHOTS=1)', async (t) => {
   const { page, check } = await open(t, url({ host: NODE }), { width: 1400, height: 900 });
   await waitLoaded(page, NODE_N);

@@ -24,7 +24,7 @@ if (!BASE) throw new Error('PROCSCOPE_BASE is not set: run the tests with `node 
 
 const HOST = 'steady-2000';
 const KEY = 'key-steady-0123456789';
-const PUSHES = 30; // one every 2 s: a minute
+const PUSHES = Number(process.env.STEADY_PUSHES) || 30; // one every 2 s: a minute
 const INTERVAL_MS = 2000;
 
 let browser;
@@ -34,6 +34,56 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
+
+// printProfile writes the profile and prints where the time went: self
+// time by function (and file:line), the largest first.
+function printProfile(prof) {
+  writeFileSync(join(ART, 'steady.cpuprofile'), JSON.stringify(prof));
+  const dt = new Map();
+  for (let k = 0; k < prof.samples.length; k++) dt.set(prof.samples[k], (dt.get(prof.samples[k]) ?? 0) + (prof.timeDeltas[k] ?? 0));
+  const self = new Map();
+  for (const n of prof.nodes) {
+    const f = n.callFrame;
+    const name = `${f.functionName || '(anon)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}`;
+    self.set(name, (self.get(name) ?? 0) + (dt.get(n.id) ?? 0));
+  }
+  const top = [...self].filter(([n]) => !n.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, 30);
+  for (const [n, us] of top) console.log(`profile: ${(us / 1000).toFixed(1).padStart(8)} ms  ${n}`);
+}
+
+// printTrace prints the renderer main thread's self time by event name.
+function printTrace(events) {
+  const main = events.find((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain');
+  if (!main) return;
+  const xs = events.filter((e) => e.pid === main.pid && e.tid === main.tid && e.ph === 'X' && e.dur > 0).sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+  // Self time in thread (CPU) time where the event has it: on a loaded
+  // machine wall time counts the time the thread waited for a core.
+  const self = new Map();
+  const stack = [];
+  const cost = (e) => e.tdur ?? e.dur;
+  for (const e of xs) {
+    while (stack.length && stack[stack.length - 1].ts + stack[stack.length - 1].dur <= e.ts) stack.pop();
+    if (stack.length) self.set(stack[stack.length - 1].name, (self.get(stack[stack.length - 1].name) ?? 0) - cost(e));
+    self.set(e.name, (self.get(e.name) ?? 0) + cost(e));
+    stack.push(e);
+  }
+  const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, 25);
+  for (const [n, us] of top) console.log(`trace: ${(us / 1000).toFixed(1).padStart(8)} ms  ${n}`);
+  // What the layouts laid out: how many, and how many objects each.
+  const lay = xs.filter((e) => e.name === 'Layout');
+  const objs = lay.map((e) => e.args?.beginData?.dirtyObjects ?? 0);
+  const total = lay.map((e) => e.args?.beginData?.totalObjects ?? 0);
+  console.log(`trace: ${lay.length} layouts, dirty objects ${objs.reduce((a, b) => a + b, 0)} (max ${Math.max(0, ...objs)}), of ${Math.max(0, ...total)}; partial ${lay.filter((e) => e.args?.beginData?.partialLayout).length}`);
+  for (const e of lay.filter((x) => (x.args?.beginData?.dirtyObjects ?? 0) > 300).slice(0, 3)) console.log(`trace: layout ${JSON.stringify(e.args).slice(0, 600)}`);
+  const inv = new Map();
+  for (const e of events) {
+    if (e.name !== 'LayoutInvalidationTracking' && e.name !== 'StyleRecalcInvalidationTracking' && e.name !== 'ScheduleStyleInvalidationTracking') continue;
+    const d = e.args?.data ?? {};
+    const k = `${e.name} ${d.reason ?? d.changedAttribute ?? d.changedId ?? ''} ${d.nodeName ?? ''}`;
+    inv.set(k, (inv.get(k) ?? 0) + 1);
+  }
+  for (const [k, v] of [...inv].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`trace: invalidation ${v} ${k}`);
+}
 
 // tick varies the busy processes' CPU and memory, as a live host does.
 function tick(procs, k) {
@@ -54,8 +104,25 @@ test('a live 2,000-process host for a minute: main-thread time and heap within b
 
   const cdp = await ctx.newCDPSession(page);
   await cdp.send('Performance.enable');
-  const metric = async (name) => (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === name)?.value ?? NaN;
-  const busy0 = await metric('TaskDuration');
+  const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
+  // STEADY_PROFILE=1 also records a CPU profile of the minute (it costs
+  // main-thread time itself, so the figure is then not the record):
+  // artifacts/steady.cpuprofile, and the top functions by self time.
+  const profile = process.env.STEADY_PROFILE === '1';
+  if (profile) {
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+    await cdp.send('Profiler.start');
+  }
+  // STEADY_TRACE=1 records a DevTools trace of the minute instead and
+  // prints the main thread's self time by event (Layout, Paint, GC...).
+  const trace = process.env.STEADY_TRACE === '1';
+  const events = [];
+  if (trace) {
+    cdp.on('Tracing.dataCollected', (e) => events.push(...e.value));
+    await cdp.send('Tracing.start', { categories: 'devtools.timeline,disabled-by-default-devtools.timeline,disabled-by-default-devtools.timeline.invalidationTracking,v8,blink', transferMode: 'ReportEvents' });
+  }
+  const m0 = await metrics();
   const start = Date.now();
   let last;
   for (let k = 1; k <= PUSHES; k++) {
@@ -65,22 +132,33 @@ test('a live 2,000-process host for a minute: main-thread time and heap within b
   }
   // The last snapshot is on screen: the page kept up, live.
   await page.waitForFunction((id) => (document.getElementById('snap-meta')?.textContent ?? '').includes(`snapshot ${id} `), last.snapshot_id);
-  const busy = (await metric('TaskDuration')) - busy0;
+  const m1 = await metrics();
+  const spent = (name) => m1[name] - m0[name];
+  const busy = spent('TaskDuration');
+  if (profile) printProfile((await cdp.send('Profiler.stop')).profile);
+  if (trace) {
+    const done = new Promise((r) => cdp.once('Tracing.tracingComplete', r));
+    await cdp.send('Tracing.end');
+    await done;
+    printTrace(events);
+  }
   const minutes = (Date.now() - start) / 60000;
   await cdp.send('HeapProfiler.enable');
   await cdp.send('HeapProfiler.collectGarbage');
-  const heapMB = (await metric('JSHeapUsedSize')) / 1e6;
+  const heapMB = (await metrics()).JSHeapUsedSize / 1e6;
   const result = {
     pushes: PUSHES,
     processes: procs.length,
     minutes: +minutes.toFixed(2),
     mainThreadSecondsPerMinute: +(busy / minutes).toFixed(3),
+    perMinute: Object.fromEntries(['ThreadTime', 'ScriptDuration', 'LayoutDuration', 'RecalcStyleDuration', 'TaskOtherDuration']
+      .map((k) => [k, +(spent(k) / minutes).toFixed(3)])),
     heapMB: +heapMB.toFixed(1),
     budget: { mainThreadSecondsPerMinute: 2, heapMB: 30 },
     loadavg: loadavg()[0],
   };
   writeFileSync(join(ART, 'perf-steady.json'), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`perf: live 2,000-process host: ${result.mainThreadSecondsPerMinute} s of main thread a minute, heap ${result.heapMB} MB (budgets 2 s, 30 MB); load average ${result.loadavg}`);
+  console.log(`perf: live 2,000-process host: ${result.mainThreadSecondsPerMinute} s of main thread a minute, heap ${result.heapMB} MB (budgets 2 s, 30 MB); load average ${result.loadavg}; per minute ${JSON.stringify(result.perMinute)}`);
   assert.deepEqual(errors, []);
   // Budgets with room for a loaded machine: the figure is the record,
   // these catch a page that re-renders far more than it should.

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  buildModel, sortSiblings, search, flatten, flatList, highlightParts, procKey, subtreeTotals, arrange, hotPaths,
+  buildModel, nextModel, sortSiblings, search, flatten, flatList, highlightParts, procKey, subtreeTotals, arrange, hotPaths,
   groupedModel, ioValue,
   ROOT_CYCLE, ROOT_SELF_PARENT, ROOT_MISSING_PARENT, ROOT_NORMAL,
 } from '../ui/static/js/tree.js';
@@ -289,4 +289,68 @@ test('search in a grouped model counts processes only; the group is the way to t
   const g = m.procs.findIndex((p) => p._group && p.name === 'nginx.service');
   assert.equal(f.match[g], 0);
   assert.equal(f.anc[g], 1);
+});
+
+// The view a live update shows: rows (pid, depth) and branch totals.
+function liveView(m) {
+  sortSiblings(m, 'cpu', undefined, true);
+  const hot = hotPaths(m, 3);
+  const rows = flatten(m, (i, d) => (i < 0 ? hot.group[-i - 1] === 1 : d === 0 || hot.proc[i] === 1), null);
+  const tot = subtreeTotals(m);
+  return {
+    rows: pidsOf(m, rows),
+    depth: Array.from(rows.depth.subarray(0, rows.count)),
+    cpu: Array.from(tot.cpu),
+    groups: m.groups.map((g) => `${g.name}:${g.members.length}:${g.cpu.toFixed(3)}`),
+  };
+}
+
+test('nextModel: a live snapshot with the same processes reuses the tree and shows what a fresh build shows', () => {
+  const base = [P(1, 0, 'init'), P(2, 1, 'sh', { cmdline: 'sh -c x' })];
+  for (let k = 0; k < 6; k++) base.push(P(10 + k, 2, 'worker', { cpu_percent: k }));
+  base.push(P(30, 1, 'db', { cpu_percent: 1, username: 'pg' }), P(31, 30, 'db-writer', { cpu_percent: 3 }));
+  let m = buildModel(base);
+  liveView(m);
+  search(m, 'sh'); // the haystacks exist
+  // New numbers, same processes: the order changes (the workers overtake db).
+  const next = base.map((p) => ({ ...p, cpu_percent: p.name === 'worker' ? 20 + p.pid : p.cpu_percent }));
+  const m2 = nextModel(m, next);
+  assert.equal(m2.parent, m.parent, 'the parents are the previous model\'s');
+  assert.equal(m2.keyIndex, m.keyIndex);
+  assert.equal(m2.hay, m.hay, 'names, users and command lines did not change: the search haystacks stay');
+  assert.equal(m2.procs, next);
+  assert.equal(m2.tot, null, 'totals are summed again');
+  assert.deepEqual(liveView(m2), liveView(buildModel(next)));
+  assert.equal(liveView(m2).rows[1], 2, 'sh (the workers\' branch) now leads');
+  // A changed command line keeps the tree but drops the haystacks.
+  const cmd = next.map((p) => (p.pid === 2 ? { ...p, cmdline: 'sh -c y' } : p));
+  const m3 = nextModel(m2, cmd);
+  assert.equal(m3.parent, m.parent);
+  assert.equal(m3.hay, null);
+  assert.equal(search(m3, 'sh -c y').count, 1);
+});
+
+test('nextModel: another process, parent, name or order builds from scratch', () => {
+  const base = [P(1, 0, 'init'), P(2, 1, 'a'), P(3, 1, 'b'), P(4, 3, 'c')];
+  const m = buildModel(base);
+  sortSiblings(m, 'pid');
+  const cases = {
+    started: [...base, P(5, 4, 'd')],
+    exited: base.slice(0, 3),
+    reparented: base.map((p) => (p.pid === 4 ? { ...p, ppid: 2 } : p)),
+    renamed: base.map((p) => (p.pid === 3 ? { ...p, name: 'b2' } : p)),
+    reordered: [base[0], base[2], base[1], base[3]],
+    'pid reused': base.map((p) => (p.pid === 4 ? { ...p, create_time: '2026-12-01T00:00:00Z' } : p)),
+    ghost: base.map((p) => (p.pid === 4 ? { ...p, _exited: true } : p)),
+  };
+  for (const [what, procs] of Object.entries(cases)) {
+    const m2 = nextModel(m, procs);
+    assert.notEqual(m2.parent, m.parent, what);
+    sortSiblings(m2, 'pid');
+    const fresh = buildModel(procs);
+    sortSiblings(fresh, 'pid');
+    assert.deepEqual(pidsOf(m2, flatten(m2, all, null)), pidsOf(fresh, flatten(fresh, all, null)), what);
+  }
+  assert.notEqual(nextModel(null, base).parent, m.parent);
+  assert.equal(nextModel(buildModel([]), []).n, 0);
 });

@@ -28,6 +28,7 @@ const RETRY_MS = 2000; // server unreachable: try again this often
 const SIDEBAR_MAX = 200; // host switcher rows drawn; the filter finds the rest
 const MIN_INTERVAL = 1;
 const MAX_INTERVAL = 3600;
+const LIVE_DEFER_MAX_MS = 2000; // a live update waits for the user's gesture this long at most
 
 const state = {
   host: '',
@@ -61,6 +62,11 @@ const state = {
   fleetLast: 0, // when the last fleet fetch started (ms)
   server: { ok: true, dataAt: 0, retry: 0 }, // reachability; dataAt: last answer
   host404: false, // the selected host has no latest snapshot
+  system: null, // the snapshot meta the System tab shows
+  systemDrawn: false, // the System tab shows state.system
+  missed: false, // a live update came while the tab was hidden
+  deferTimer: 0, // a live update waiting for the user's gesture to end
+  deferSince: 0, // when it started waiting (performance.now())
 };
 
 const view = new ProcView({
@@ -305,7 +311,7 @@ function applyHost() {
   view.setHost(state.host);
   hist.setHost(state.host);
   events.setHost(state.host);
-  renderSystem($('panel-system'), null);
+  showSystem(null);
   renderPast();
   renderHostState();
   connectLive();
@@ -385,7 +391,7 @@ async function refresh() {
       renderHostState();
     }
     renderMeta();
-    renderSystem($('panel-system'), latest);
+    showSystem(latest);
     if (latest.snapshot_id !== state.procSnapshot) {
       const procs = await getJSON(processesURL(latest.snapshot_id), ctl.signal);
       if (seq !== state.loadSeq || state.past || state.atId) return;
@@ -414,6 +420,23 @@ async function refresh() {
   } finally {
     if (state.loadCtl === ctl) state.loadCtl = null;
   }
+}
+
+/**
+ * showSystem gives the System tab the snapshot shown. It is drawn when the
+ * tab is open, else when it opens: a live host would otherwise rebuild a
+ * hidden panel with every snapshot.
+ */
+function showSystem(meta) {
+  state.system = meta;
+  state.systemDrawn = false;
+  if (state.tab === 'system') drawSystem();
+}
+
+function drawSystem() {
+  if (state.systemDrawn) return;
+  state.systemDrawn = true;
+  renderSystem($('panel-system'), state.system);
 }
 
 function renderMeta() {
@@ -479,7 +502,7 @@ function connectLive() {
     stopPolling();
     setLive('live', 'on');
     // catch up on anything ingested while not connected
-    if (state.host) refresh();
+    if (state.host) liveRefresh();
     else scheduleFleet();
   };
   es.onmessage = (ev) => {
@@ -491,12 +514,13 @@ function connectLive() {
       return;
     }
     if (!state.host) {
-      scheduleFleet(); // the fleet view hears every host
+      if (document.visibilityState === 'hidden') state.missed = true;
+      else scheduleFleet(); // the fleet view hears every host
       return;
     }
     if (msg && msg.hostname !== undefined && msg.hostname !== state.host) return;
     if (msg && msg.snapshot_id !== undefined && msg.snapshot_id === state.procSnapshot) return;
-    refresh();
+    liveRefresh();
   };
   es.onerror = () => {
     if (state.es !== es) return;
@@ -510,6 +534,41 @@ function connectLive() {
   };
 }
 
+/**
+ * liveRefresh is refresh for a live update, coalesced: while the tab is
+ * hidden nothing is fetched or drawn (one refresh when it shows again),
+ * and while the user scrolls or clicks in the process list the update
+ * waits until they pause (at most LIVE_DEFER_MAX_MS), so a snapshot never
+ * lands mid-gesture and several land as one.
+ */
+function liveRefresh() {
+  if (document.visibilityState === 'hidden') {
+    state.missed = true;
+    return;
+  }
+  const now = performance.now();
+  const wait = view.busyFor(now);
+  if (wait > 0 && (!state.deferSince || now - state.deferSince < LIVE_DEFER_MAX_MS)) {
+    if (!state.deferSince) state.deferSince = now;
+    clearTimeout(state.deferTimer);
+    state.deferTimer = setTimeout(liveRefresh, wait);
+    return;
+  }
+  clearTimeout(state.deferTimer);
+  state.deferTimer = 0;
+  state.deferSince = 0;
+  refresh();
+}
+
+// The tab shows again: catch up with what was missed while hidden.
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'hidden' || !state.missed) return;
+  state.missed = false;
+  if (!state.auto) return;
+  loadHosts();
+  if (state.host && !state.past) refresh();
+});
+
 function disconnectLive() {
   if (state.es) {
     state.es.close();
@@ -522,7 +581,7 @@ function disconnectLive() {
 function startPolling() {
   if (state.pollTimer || !state.auto) return;
   setLive(`polling every ${state.interval} s`, 'poll');
-  state.pollTimer = setInterval(() => (state.host ? refresh() : loadHosts()), state.interval * 1000);
+  state.pollTimer = setInterval(() => (state.host ? liveRefresh() : loadHosts()), state.interval * 1000);
 }
 
 function stopPolling() {
@@ -580,7 +639,7 @@ async function openPast(meta, push = true, keepDiff = false) {
     state.atId = 0;
     state.procSnapshot = meta.snapshot_id;
     view.setData(Array.isArray(procs) ? procs : [], meta);
-    renderSystem($('panel-system'), meta);
+    showSystem(meta);
     setMeta(meta, false);
     renderPast();
     takePendingSelect();
@@ -679,6 +738,7 @@ function setTab(tab, push) {
     b.tabIndex = on ? 0 : -1;
   }
   showPanels();
+  if (state.tab === 'system') drawSystem();
   if (state.tab === 'events' && state.host) events.load();
   if (state.tab === 'processes') view.resized();
   if (state.tab === 'history' && state.host && hist.host === state.host) hist.load();
@@ -851,7 +911,10 @@ function bind() {
   });
   window.addEventListener('pagehide', () => view.flushSave());
   // Relative times ("12s ago") age even when nothing new arrives.
+  // Hidden, the page neither draws them nor asks for the host list (it
+  // does both when it shows again).
   setInterval(() => {
+    if (document.visibilityState === 'hidden') return;
     renderHosts();
     renderMeta();
     if (!state.host && state.fleet) fleetView.render();
@@ -859,7 +922,9 @@ function bind() {
   // Online/offline needs a fresh host list now and then; with Auto off the
   // page fetches nothing by itself, as before.
   state.hostsTimer = setInterval(() => {
-    if (state.auto) loadHosts();
+    if (!state.auto) return;
+    if (document.visibilityState === 'hidden') state.missed = true;
+    else loadHosts();
   }, HOSTS_EVERY_MS);
 }
 

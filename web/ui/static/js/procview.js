@@ -8,7 +8,7 @@
 
 import { h, num, bytes, shortStart, localTime } from './util.js';
 import {
-  buildModel, sortSiblings, search, flatten, flatList, highlightParts, depthOf, procKey,
+  buildModel, nextModel, sortSiblings, search, flatten, flatList, highlightParts, depthOf, procKey,
   SORTS, ROOT_CYCLE, ROOT_MISSING_PARENT, ROOT_SELF_PARENT, subtreeTotals, hotPaths, ioValue, groupedModel, GROUP_BY,
 } from './tree.js';
 import { level, ramOf } from './gauge.js';
@@ -19,6 +19,7 @@ const OVERSCAN = 8; // rows drawn above and below the viewport
 const MAX_INDENT_LEVELS = 32; // deeper levels stop indenting (the depth is in the title)
 const MAX_OVERRIDES = 20000; // bound on stored expand/collapse choices per host
 const CMD_PREVIEW = 300; // characters of a command line shown in a row
+const QUIET_MS = 300; // a gesture in the list is over after this long without input
 
 // Columns: id, header, sort key, class. The first is the name (tree) column.
 const COLUMNS = [
@@ -46,13 +47,28 @@ const REASONS = {
 
 const lvlClass = (l) => (l ? ` ${l}` : '');
 
+// setText and setTitle write only a changed value: writing the same text
+// again still replaces the text node, and the browser lays out and paints
+// the row again for nothing. The value written is kept on the element.
+function setText(el, s) {
+  if (el._t !== s) el.textContent = (el._t = s);
+}
+
+function setTitle(el, s) {
+  if (el._ti !== s) el.title = (el._ti = s);
+}
+
 /** rate formats bytes per second in the UI's binary units; absent is a dash, never 0. */
 export function rate(v) {
   return v === undefined || v === null || v < 0 ? '—' : bytes(v);
 }
 
+let measured = 0;
+const MAX_MEASURES = 1000; // a live page measures every snapshot: keep the timeline bounded
+
 function measure(name, start) {
   try {
+    if (++measured % MAX_MEASURES === 0) performance.clearMeasures();
     performance.measure(name, { start, end: performance.now() });
   } catch {
     // very old browsers lack the options form; the timing is only a diagnostic
@@ -93,6 +109,7 @@ export class ProcView {
     this.loaded = false;
     this.saveTimer = 0;
     this.rafPending = false;
+    this.touchedAt = -Infinity; // last scroll, click or key in the list (performance.now())
     this.buildHeader();
     this.bindEvents();
   }
@@ -140,7 +157,7 @@ export class ProcView {
   // build makes the model shown: the process tree, or the processes
   // grouped by unit or container (tree.js groupedModel).
   build(procs) {
-    if (this.groupBy === 'none') return buildModel(procs);
+    if (this.groupBy === 'none') return nextModel(this.model, procs);
     return groupedModel(procs, this.groupBy, this.view === 'flat');
   }
 
@@ -265,6 +282,7 @@ export class ProcView {
    * (pid and start time: events.js sameProcess).
    */
   setRestarts(map) {
+    if ((map && map.size ? map : null) === this.restarts) return; // the cached answer again: nothing to draw
     this.restarts = map && map.size ? map : null;
     this.dataVersion++; // every label is drawn again
     this.version++;
@@ -312,6 +330,15 @@ export class ProcView {
   /** focus puts keyboard focus on the list (after '/' search, Escape...). */
   focus() {
     this.els.grid.focus({ preventScroll: true });
+  }
+
+  /**
+   * busyFor says how long (ms) until the user's gesture in the list (a
+   * scroll, a click, a key) is over: 0 when none is going on. Live updates
+   * wait for it (main.js liveRefresh).
+   */
+  busyFor(now = performance.now()) {
+    return Math.max(0, this.touchedAt + QUIET_MS - now);
   }
 
   /** resized redraws after the layout changed (tab shown, window resized). */
@@ -457,10 +484,13 @@ export class ProcView {
     }
     this.rowOf = rowOf;
     this.groupRow = groupRow;
-    this.els.spacer.style.height = `${this.rows.count * ROW_H}px`;
-    // Only the rows in view exist: aria-rowcount tells assistive technology
-    // (and the browser tests) how many the list has in all, header included.
-    this.els.grid.setAttribute('aria-rowcount', String(this.rows.count + 1));
+    if (this.spacerRows !== this.rows.count) {
+      this.spacerRows = this.rows.count;
+      this.els.spacer.style.height = `${this.rows.count * ROW_H}px`;
+      // Only the rows in view exist: aria-rowcount tells assistive technology
+      // (and the browser tests) how many the list has in all, header included.
+      this.els.grid.setAttribute('aria-rowcount', String(this.rows.count + 1));
+    }
     this.version++;
     this.updateCount();
     this.updateEmpty();
@@ -475,14 +505,16 @@ export class ProcView {
   updateCount() {
     const el = this.els.matchCount;
     const n = (this.model.n - (this.ghosts || 0) - (this.model.nGroups || 0)).toLocaleString('en-US');
-    if (!this.loaded) el.textContent = '';
+    let text;
+    if (!this.loaded) text = '';
     else if (this.found) {
       const c = this.found.count;
-      el.textContent = c === 0 ? 'no matches' : `${c.toLocaleString('en-US')} ${c === 1 ? 'match' : 'matches'} of ${n}`;
+      text = c === 0 ? 'no matches' : `${c.toLocaleString('en-US')} ${c === 1 ? 'match' : 'matches'} of ${n}`;
     } else if (this.model.groupedBy && this.model.hasField) {
       const g = this.model.nGroups;
-      el.textContent = `${n} processes in ${g.toLocaleString('en-US')} ${this.model.groupedBy === 'unit' ? 'unit' : 'container'} ${g === 1 ? 'group' : 'groups'}`;
-    } else el.textContent = `${n} processes`;
+      text = `${n} processes in ${g.toLocaleString('en-US')} ${this.model.groupedBy === 'unit' ? 'unit' : 'container'} ${g === 1 ? 'group' : 'groups'}`;
+    } else text = `${n} processes`;
+    setText(el, text);
     el.classList.toggle('none', !!this.found && this.found.count === 0);
   }
 
@@ -495,8 +527,8 @@ export class ProcView {
     else if (this.noGroupData()) {
       msg = `No process of this snapshot has a ${this.groupBy === 'unit' ? 'unit' : 'container id'} to group by: this exporter sends no cgroup data (the original agent, or --collect.cgroup turned off). Choose Group: none to see the processes.`;
     } else if (this.found && this.found.count === 0) msg = 'No process matches the search.';
-    e.textContent = msg;
-    e.hidden = msg === '';
+    setText(e, msg);
+    if (e.hidden !== (msg === '')) e.hidden = msg === '';
   }
 
   // ---- rendering ----
@@ -560,6 +592,7 @@ export class ProcView {
     row._label = label;
     row._k = -1;
     row._v = -1;
+    row._slot = this.pool.length;
     this.els.viewport.appendChild(row);
     return row;
   }
@@ -577,15 +610,39 @@ export class ProcView {
     const need = last - first;
     if (need > this.pool.length) {
       while (this.pool.length < need) this.pool.push(this.makeRow());
-      this.version++; // slot mapping changed with the pool size
     }
+    // A process keeps its row while it stays in view: when a new snapshot
+    // reorders the list (sorted by CPU, it does), a row that moved gets a
+    // new position and nothing else, instead of another process's name,
+    // numbers and label. Rows of processes gone from view take the new ones.
     const len = this.pool.length;
     const used = new Uint8Array(len);
+    const at = new Array(last - first);
+    const keys = new Array(last - first);
+    const next = new Map();
+    const prev = this.rowByKey || next;
+    for (let r = first; r < last; r++) {
+      const key = this.keyOfRow(r);
+      keys[r - first] = key;
+      const row = prev.get(key);
+      if (row !== undefined && !used[row._slot] && !next.has(key)) {
+        used[row._slot] = 1;
+        at[r - first] = row;
+        next.set(key, row);
+      }
+    }
+    let free = 0;
+    for (let r = first; r < last; r++) {
+      if (at[r - first] !== undefined) continue;
+      while (used[free]) free++;
+      used[free] = 1;
+      at[r - first] = this.pool[free];
+      if (!next.has(keys[r - first])) next.set(keys[r - first], this.pool[free]);
+    }
+    this.rowByKey = next;
     const selRow = this.selKey !== null ? this.rowOfKey(this.selKey) : -1;
     for (let r = first; r < last; r++) {
-      const slot = r % len;
-      used[slot] = 1;
-      const row = this.pool[slot];
+      const row = at[r - first];
       if (row._k === r && row._v === this.version) continue;
       this.fillRow(row, r, r === selRow);
     }
@@ -595,12 +652,17 @@ export class ProcView {
         this.pool[s]._k = -1;
       }
     }
-    if (selRow >= first && selRow < last) this.els.grid.setAttribute('aria-activedescendant', `row-${selRow}`);
-    else this.els.grid.removeAttribute('aria-activedescendant');
+    const active = selRow >= first && selRow < last ? `row-${selRow}` : null;
+    if (this.activeId !== active) {
+      this.activeId = active;
+      if (active) this.els.grid.setAttribute('aria-activedescendant', active);
+      else this.els.grid.removeAttribute('aria-activedescendant');
+    }
   }
 
   // fillRow brings one pooled row up to date, touching only what changed:
-  // every DOM write costs style work in the next frame.
+  // every DOM write costs style, layout and paint work in the next frame,
+  // and a live snapshot changes a few numbers of a few rows, not the rows.
   fillRow(row, r, selected) {
     const m = this.model;
     const i = this.rows.idx[r];
@@ -615,7 +677,62 @@ export class ProcView {
       return;
     }
     const tree = this.isTree();
-    const sameProc = row._i === i && row._dv === this.dataVersion;
+    this.place(row, r, selected);
+    if (row._grp) {
+      row._grp = false;
+      row.classList.remove('grp', 'ugrp');
+    }
+    row._i = i;
+    const match = !!this.found && this.found.match[i] === 1;
+    const dim = !!this.found && !match;
+    if (row._match !== match) row.classList.toggle('match', (row._match = match));
+    if (row._dim !== dim) row.classList.toggle('dim', (row._dim = dim));
+    const hasKids = tree && m.children[i].length > 0;
+    const open = hasKids && this.isOpen(i, d);
+    this.setTreeState(row, tree ? String(d + 1) : null, hasKids ? (open ? 'true' : 'false') : null);
+    this.setIndent(row, tree ? 4 + Math.min(d, MAX_INDENT_LEVELS) * 14 : 4);
+    const q = this.found ? this.found.q : '';
+    const reason = tree && m.parent[i] === -1 ? REASONS[m.rootReason[i]] : null;
+    const mark = p._exited ? 'exited' : this.started && this.started.has(m.keys[i]) ? 'new' : '';
+    if (row._mark !== mark) {
+      row._mark = mark;
+      row.classList.toggle('started', mark === 'new');
+      row.classList.toggle('exited', mark === 'exited');
+    }
+    // The label is drawn again only when something it shows changed.
+    const deep = tree && d > MAX_INDENT_LEVELS;
+    const rs = this.restarts ? this.restarts.get(p.pid) : undefined;
+    const lsig = `p\u0001${p.name}\u0001${p.cmdline}\u0001${q}\u0001${reason ? reason[0] : ''}\u0001${mark}\u0001${deep ? d : ''}\u0001${rs ? `${rs.name}|${rs.at}|${rs.prev_pid}` : ''}`;
+    if (row._lsig !== lsig) {
+      row._lsig = lsig;
+      row._deep = deep;
+      this.fillLabel(row, p, q, reason, d, mark);
+    }
+    // Σ: a collapsed branch shows what it holds beside the process's own.
+    const tot = m.tot;
+    const folded = hasKids && !open;
+    const ownCpu = Number(p.cpu_percent) || 0;
+    const ownMem = Number(p.memory_mb) || 0;
+    this.fillGauges(row, ownCpu, ownMem, folded ? tot.cpu[i] : null, folded ? tot.mem[i] : null, p.memory_percent, !!p._exited, folded ? tot.size[i] : 0);
+    this.fillIO(row, p._exited ? -1 : ioValue(p, 'read_bytes_per_sec'), p._exited ? -1 : ioValue(p, 'write_bytes_per_sec'),
+      folded ? tot.rd[i] : null, folded ? tot.wr[i] : null);
+    const c = row._cells;
+    setText(c.pid, String(p.pid));
+    setText(c.ppid, String(p._ppid ?? p.ppid));
+    setText(c.user, p.username ?? '');
+    setText(c.threads, p.num_threads ? String(p.num_threads) : '');
+    setText(c.status, p.status ?? '');
+    if (row._ct !== p.create_time || row._ctAt !== this.dataVersion) {
+      // The age ("45s", "3d 4h") moves on: worked out once per snapshot.
+      row._ct = p.create_time;
+      row._ctAt = this.dataVersion;
+      setText(c.start, shortStart(p.create_time));
+      setTitle(c.start, p.create_time ? localTime(p.create_time) : '');
+    }
+  }
+
+  // place puts a pooled row at list position r, selected or not.
+  place(row, r, selected) {
     if (row._k !== r) {
       row.id = `row-${r}`;
       row.setAttribute('aria-rowindex', String(r + 2));
@@ -629,20 +746,11 @@ export class ProcView {
       row.classList.toggle('sel', selected);
       row.setAttribute('aria-selected', selected ? 'true' : 'false');
     }
-    if (row._grp) {
-      row._grp = false;
-      row.classList.remove('grp', 'ugrp');
-      row._ugsig = '';
-      row._i = -1;
-    }
-    const match = !!this.found && this.found.match[i] === 1;
-    const dim = !!this.found && !match;
-    if (row._match !== match) row.classList.toggle('match', (row._match = match));
-    if (row._dim !== dim) row.classList.toggle('dim', (row._dim = dim));
-    const hasKids = tree && m.children[i].length > 0;
-    const open = hasKids && this.isOpen(i, d);
-    const level = tree ? String(d + 1) : null;
-    const expanded = hasKids ? (open ? 'true' : 'false') : null;
+  }
+
+  // setTreeState writes aria-level, aria-expanded and the toggle (null:
+  // none, as in the flat list and on leaves).
+  setTreeState(row, level, expanded) {
     if (row._level !== level) {
       row._level = level;
       if (level === null) row.removeAttribute('aria-level');
@@ -652,50 +760,45 @@ export class ProcView {
       row._expanded = expanded;
       if (expanded === null) row.removeAttribute('aria-expanded');
       else row.setAttribute('aria-expanded', expanded);
-      row._tog.textContent = hasKids ? (open ? '▼' : '▶') : '';
-      row._tog.classList.toggle('leaf', !hasKids);
+      row._tog.textContent = expanded === null ? '' : expanded === 'true' ? '▼' : '▶';
+      row._tog.classList.toggle('leaf', expanded === null);
     }
-    const indent = tree ? 4 + Math.min(d, MAX_INDENT_LEVELS) * 14 : 4;
+  }
+
+  setIndent(row, indent) {
     if (row._indent !== indent) {
       row._indent = indent;
       row._cells.name.style.paddingLeft = `${indent}px`;
     }
-    const q = this.found ? this.found.q : '';
-    const reason = tree && m.parent[i] === -1 ? REASONS[m.rootReason[i]] : null;
-    const mark = p._exited ? 'exited' : this.started && this.started.has(m.keys[i]) ? 'new' : '';
-    if (row._mark !== mark) {
-      row._mark = mark;
-      row.classList.toggle('started', mark === 'new');
-      row.classList.toggle('exited', mark === 'exited');
-      row._labelDirty = true;
+  }
+
+  // placeGroup draws what the two kinds of group row share: place, no
+  // search or "what changed" marks, always a toggle; it returns whether
+  // the group is open. unit: a unit or container group, else a group of
+  // repeated names.
+  placeGroup(row, r, selected, i, d, unit) {
+    this.place(row, r, selected);
+    if (row._match || row._dim || row._mark) {
+      for (const cls of ['match', 'dim', 'started', 'exited']) row.classList.remove(cls);
+      row._match = false;
+      row._dim = false;
+      row._mark = '';
     }
-    if (!sameProc || row._labelDirty || row._q !== q || row._reason !== reason || row._deep !== (tree && d > MAX_INDENT_LEVELS)) {
-      row._q = q;
-      row._reason = reason;
-      row._deep = tree && d > MAX_INDENT_LEVELS;
-      row._labelDirty = false;
-      this.fillLabel(row, p, q, reason, d, mark);
+    const kind = unit ? 'ugrp' : 'grp';
+    if (row._grp !== kind) {
+      row._grp = kind;
+      row.classList.add('grp');
+      row.classList.toggle('ugrp', unit);
     }
-    // Σ: a collapsed branch shows what it holds beside the process's own.
-    const tot = m.tot;
-    const folded = hasKids && !open;
-    const ownCpu = Number(p.cpu_percent) || 0;
-    const ownMem = Number(p.memory_mb) || 0;
-    this.fillGauges(row, ownCpu, ownMem, folded ? tot.cpu[i] : null, folded ? tot.mem[i] : null, p.memory_percent, !!p._exited, folded ? tot.size[i] : 0);
-    this.fillIO(row, p._exited ? -1 : ioValue(p, 'read_bytes_per_sec'), p._exited ? -1 : ioValue(p, 'write_bytes_per_sec'),
-      folded ? tot.rd[i] : null, folded ? tot.wr[i] : null);
-    if (!sameProc) {
-      row._i = i;
-      row._dv = this.dataVersion;
-      const c = row._cells;
-      c.pid.textContent = String(p.pid);
-      c.ppid.textContent = String(p._ppid ?? p.ppid);
-      c.user.textContent = p.username ?? '';
-      c.threads.textContent = p.num_threads ? String(p.num_threads) : '';
-      c.status.textContent = p.status ?? '';
-      c.start.textContent = shortStart(p.create_time);
-      c.start.title = p.create_time ? localTime(p.create_time) : '';
-    }
+    row._i = -1;
+    row._ct = undefined;
+    const open = this.isOpen(i, d);
+    this.setTreeState(row, String(d + 1), open ? 'true' : 'false');
+    this.setIndent(row, unit ? 4 : 4 + Math.min(d, MAX_INDENT_LEVELS) * 14);
+    const c = row._cells;
+    for (const k of ['pid', 'user', 'threads', 'status', 'start']) setText(c[k], '');
+    setTitle(c.start, '');
+    return open;
   }
 
   // fillGauges writes the CPU, memory and %RAM cells: number, Σ of a
@@ -716,9 +819,9 @@ export class ProcView {
       showCpu ? `${num(sumCpu, 1)} % of one core: ${branch}` : '');
     this.gauge(c.mem, num(mem, 1), showMem ? `Σ${num(sumMem, 1)}` : '', exited || !Number.isFinite(pct) ? 0 : pct / 100, exited ? '' : level('ram', pct),
       showMem ? `${num(sumMem, 1)} MiB: ${branch}` : '');
-    const ramText = Number.isFinite(pct) ? num(pct, pct >= 10 ? 0 : 1) : '';
-    if (c.ram.textContent !== ramText) c.ram.textContent = ramText;
-    c.ram.className = `c c-num c-ram${exited ? '' : lvlClass(level('ram', pct))}`;
+    setText(c.ram, Number.isFinite(pct) ? num(pct, pct >= 10 ? 0 : 1) : '');
+    const cls = `c c-num c-ram${exited ? '' : lvlClass(level('ram', pct))}`;
+    if (c.ram._cls !== cls) c.ram.className = (c.ram._cls = cls);
   }
 
   // fillIO writes the Read/s and Write/s cells: the own rate and, on a
@@ -729,74 +832,44 @@ export class ProcView {
     row._iosig = sig;
     const one = (cell, own, sum) => {
       const showSum = sum !== null && sum >= 0 && sum !== own;
-      cell.textContent = showSum ? `Σ${rate(sum)}` : rate(own);
+      setText(cell, showSum ? `Σ${rate(sum)}` : rate(own));
       cell.classList.toggle('has-sum', showSum);
       cell.classList.toggle('absent', !showSum && own < 0);
-      cell.title = showSum ? `${rate(sum)}/s: the whole branch (itself ${rate(own)}/s)` : own < 0 ? 'not sent by the exporter' : '';
+      setTitle(cell, showSum ? `${rate(sum)}/s: the whole branch (itself ${rate(own)}/s)` : own < 0 ? 'not sent by the exporter' : '');
     };
     one(row._cells.read, rd, sumRd);
     one(row._cells.write, wr, sumWr);
   }
 
   gauge(cell, own, sum, frac, lvl, title) {
-    cell._v.textContent = own;
-    cell._sum.textContent = sum;
+    setText(cell._v, own);
+    setText(cell._sum, sum);
     // Under 5 % a bar would be a speck: none.
     const f = frac >= 0.05 ? Math.min(1, frac) : 0;
-    cell._bar.style.transform = `scaleX(${f})`;
-    cell.classList.toggle('warn', lvl === 'warn');
-    cell.classList.toggle('crit', lvl === 'crit');
-    cell.classList.toggle('has-sum', sum !== '');
-    cell.title = title;
+    if (cell._f !== f) {
+      cell._f = f;
+      cell._bar.style.transform = `scaleX(${f})`;
+    }
+    if (cell._lvl !== lvl) {
+      cell._lvl = lvl;
+      cell.classList.toggle('warn', lvl === 'warn');
+      cell.classList.toggle('crit', lvl === 'crit');
+    }
+    if (cell._hasSum !== (sum !== '')) cell.classList.toggle('has-sum', (cell._hasSum = sum !== ''));
+    setTitle(cell, title);
   }
 
   // fillGroup draws a group row: "containerd-shim ×120" with the sums.
   fillGroup(row, r, selected, i, d) {
     const g = this.model.groups[-i - 1];
-    if (row._k !== r) {
-      row.id = `row-${r}`;
-      row.setAttribute('aria-rowindex', String(r + 2));
-      row.style.transform = `translateY(${r * ROW_H}px)`;
+    this.placeGroup(row, r, selected, i, d, false);
+    const lsig = `g\u0001${g.name}\u0001${g.members.length}`;
+    if (row._lsig !== lsig) {
+      row._lsig = lsig;
+      row._label.replaceChildren(h('span', { class: 'nm' }, g.name === '' ? '(no name)' : g.name), h('span', { class: 'count' }, `×${g.members.length}`));
+      row._label.title = `${g.name} ×${g.members.length}: ${g.members.length} processes with this name under one parent, folded until opened`;
     }
-    row._k = r;
-    row._v = this.version;
-    if (row.hidden) row.hidden = false;
-    if (row._sel !== selected) {
-      row._sel = selected;
-      row.classList.toggle('sel', selected);
-      row.setAttribute('aria-selected', selected ? 'true' : 'false');
-    }
-    for (const cls of ['match', 'dim', 'started', 'exited']) row.classList.remove(cls);
-    row._match = false;
-    row._dim = false;
-    row._mark = '';
-    row._labelDirty = true;
-    row._grp = true;
-    row._ugsig = '';
-    row._i = -1;
-    row.classList.add('grp');
-    const open = this.isOpen(i, d);
-    row._level = String(d + 1);
-    row.setAttribute('aria-level', row._level);
-    row._expanded = open ? 'true' : 'false';
-    row.setAttribute('aria-expanded', row._expanded);
-    row._tog.textContent = open ? '▼' : '▶';
-    row._tog.classList.remove('leaf');
-    const indent = 4 + Math.min(d, MAX_INDENT_LEVELS) * 14;
-    row._indent = indent;
-    row._cells.name.style.paddingLeft = `${indent}px`;
-    const label = `${g.name} ×${g.members.length}`;
-    row._label.replaceChildren(h('span', { class: 'nm' }, g.name === '' ? '(no name)' : g.name), h('span', { class: 'count' }, `×${g.members.length}`));
-    row._label.title = `${label}: ${g.members.length} processes with this name under one parent, folded until opened`;
-    const c = row._cells;
-    c.pid.textContent = '';
-    c.ppid.textContent = g.parent === -1 || this.model.procs[g.parent]._group ? '' : String(this.model.procs[g.parent].pid);
-    c.user.textContent = '';
-    c.threads.textContent = '';
-    c.status.textContent = '';
-    c.start.textContent = '';
-    c.start.title = '';
-    row._gsig = '';
+    setText(row._cells.ppid, g.parent === -1 || this.model.procs[g.parent]._group ? '' : String(this.model.procs[g.parent].pid));
     this.fillGauges(row, g.ownCpu, g.ownMem, g.cpu, g.mem, undefined, false, g.size + 1);
     this.fillIO(row, g.ownRd, g.ownWr, g.rd, g.wr);
   }
@@ -805,57 +878,24 @@ export class ProcView {
   // how many processes it holds, and their summed CPU, memory and I/O.
   fillUnitGroup(row, r, selected, i, d, p) {
     const m = this.model;
-    if (row._k !== r) {
-      row.id = `row-${r}`;
-      row.setAttribute('aria-rowindex', String(r + 2));
-      row.style.transform = `translateY(${r * ROW_H}px)`;
-    }
-    row._k = r;
-    row._v = this.version;
-    if (row.hidden) row.hidden = false;
-    if (row._sel !== selected) {
-      row._sel = selected;
-      row.classList.toggle('sel', selected);
-      row.setAttribute('aria-selected', selected ? 'true' : 'false');
-    }
-    for (const cls of ['match', 'dim', 'started', 'exited']) row.classList.remove(cls);
-    row._match = false;
-    row._dim = false;
-    row._mark = '';
-    row._labelDirty = true;
-    row._grp = true;
-    row._i = -1;
-    row.classList.add('grp', 'ugrp');
-    const open = this.isOpen(i, d);
-    row._level = String(d + 1);
-    row.setAttribute('aria-level', row._level);
-    row._expanded = open ? 'true' : 'false';
-    row.setAttribute('aria-expanded', row._expanded);
-    row._tog.textContent = open ? '▼' : '▶';
-    row._tog.classList.remove('leaf');
-    row._indent = 4;
-    row._cells.name.style.paddingLeft = '4px';
+    this.placeGroup(row, r, selected, i, d, true);
     const tot = subtreeTotals(m);
     const count = tot.size[i] - 1;
     const what = p._group === 'unit' ? 'unit' : 'container';
     const q = this.found ? this.found.q : '';
     // Drawn again only when it changed: a label rebuilt between the two
     // clicks of a double click loses the double click.
-    const lsig = `${p.name}|${count}|${q}`;
-    if (row._ugsig !== lsig) {
-      row._ugsig = lsig;
+    const lsig = `u\u0001${p.name}\u0001${count}\u0001${q}\u0001${p._value}\u0001${what}`;
+    if (row._lsig !== lsig) {
+      row._lsig = lsig;
       const nameKids = [];
       for (const [text, hit] of highlightParts(p.name, q)) nameKids.push(hit ? h('mark', null, text) : text);
       row._label.replaceChildren(h('span', { class: 'nm' }, nameKids), h('span', { class: 'count' }, `×${count}`));
+      row._label.title = p._value === ''
+        ? `${count} processes without a ${what} (kernel threads, processes outside any ${what}, or not sent)`
+        : `${what} ${p._value}: ${count} processes; CPU, memory and I/O are their sums`;
     }
-    row._label.title = p._value === ''
-      ? `${count} processes without a ${what} (kernel threads, processes outside any ${what}, or not sent)`
-      : `${what} ${p._value}: ${count} processes; CPU, memory and I/O are their sums`;
-    const c = row._cells;
-    for (const k of ['pid', 'ppid', 'user', 'threads', 'status', 'start']) c[k].textContent = '';
-    c.start.title = '';
-    row._gsig = '';
-    row._iosig = '';
+    setText(row._cells.ppid, '');
     this.fillGauges(row, tot.cpu[i], tot.mem[i], null, null, undefined, false, 0);
     this.fillIO(row, tot.rd[i], tot.wr[i], null, null);
   }
@@ -999,9 +1039,14 @@ export class ProcView {
   bindEvents() {
     const { viewport, grid, head } = this.els;
     viewport.addEventListener('scroll', () => {
+      this.touchedAt = performance.now();
       this.scrollTop = viewport.scrollTop;
       this.scheduleRender();
     }, { passive: true });
+    const touched = () => {
+      this.touchedAt = performance.now();
+    };
+    for (const ev of ['pointerdown', 'wheel', 'keydown']) grid.addEventListener(ev, touched, { passive: true, capture: true });
     grid.addEventListener('keydown', (e) => this.onKey(e));
     viewport.addEventListener('click', (e) => {
       const row = e.target.closest('.row');

@@ -86,6 +86,53 @@ export function buildModel(procs) {
   return { procs, n, parent, children, roots, rootReason, hay: null, keys, keyIndex, index, tot: null, kids: null, sortedBy: null };
 }
 
+/**
+ * nextModel is buildModel for the next snapshot of a live host. Most
+ * snapshots hold the same processes in the same order with new numbers:
+ * then the tree (parents, children in their last sorted order, keys) is
+ * the previous one's, and only what depends on the numbers (totals, the
+ * order, groups) is computed again; sorting lists that are still in order
+ * is one pass. Any other change builds from scratch.
+ * @param prev the model shown, or null
+ */
+export function nextModel(prev, procs) {
+  if (!sameShape(prev, procs)) return buildModel(procs);
+  const texts = sameTexts(prev.procs, procs);
+  return {
+    ...prev,
+    procs,
+    hay: texts ? prev.hay : null,
+    tot: null,
+    kids: null,
+    sortedBy: null,
+    groups: undefined,
+    groupOf: undefined,
+    groupIndex: undefined,
+    rootKids: undefined,
+  };
+}
+
+// sameShape: the same processes (pid, parent, start, name, ghost or not)
+// at the same indexes, so every structure built from those still holds.
+function sameShape(prev, procs) {
+  if (!prev || prev.groupedBy || prev.n !== procs.length || prev.n === 0) return false;
+  const old = prev.procs;
+  for (let i = 0; i < procs.length; i++) {
+    const a = old[i];
+    const b = procs[i];
+    if (a.pid !== b.pid || a.ppid !== b.ppid || a.create_time !== b.create_time || a.name !== b.name || !a._exited !== !b._exited) return false;
+  }
+  return true;
+}
+
+// sameTexts: the search haystacks (user, command line) still hold.
+function sameTexts(old, procs) {
+  for (let i = 0; i < procs.length; i++) {
+    if (old[i].username !== procs[i].username || old[i].cmdline !== procs[i].cmdline) return false;
+  }
+  return true;
+}
+
 // haystacks lowercases names, users and command lines once per snapshot, so
 // each keystroke costs one pass of indexOf and no allocation.
 function haystacks(model) {
