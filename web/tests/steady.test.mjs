@@ -151,18 +151,23 @@ test('a live 2,000-process host for a minute: main-thread time and heap within b
     processes: procs.length,
     minutes: +minutes.toFixed(2),
     mainThreadSecondsPerMinute: +(busy / minutes).toFixed(3),
+    mainThreadCpuSecondsPerMinute: +(spent('ThreadTime') / minutes).toFixed(3),
     perMinute: Object.fromEntries(['ThreadTime', 'ScriptDuration', 'LayoutDuration', 'RecalcStyleDuration', 'TaskOtherDuration']
       .map((k) => [k, +(spent(k) / minutes).toFixed(3)])),
     heapMB: +heapMB.toFixed(1),
-    budget: { mainThreadSecondsPerMinute: 2, heapMB: 30 },
+    budget: { mainThreadSecondsPerMinute: 2, mainThreadCpuSecondsPerMinute: 2, heapMB: 30 },
     loadavg: loadavg()[0],
   };
   writeFileSync(join(ART, 'perf-steady.json'), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`perf: live 2,000-process host: ${result.mainThreadSecondsPerMinute} s of main thread a minute, heap ${result.heapMB} MB (budgets 2 s, 30 MB); load average ${result.loadavg}; per minute ${JSON.stringify(result.perMinute)}`);
+  console.log(`perf: live 2,000-process host: ${result.mainThreadSecondsPerMinute} s of main thread a minute (${result.mainThreadCpuSecondsPerMinute} s of its CPU), heap ${result.heapMB} MB (budgets 2 s, 30 MB); load average ${result.loadavg}; per minute ${JSON.stringify(result.perMinute)}`);
   assert.deepEqual(errors, []);
-  // Budgets with room for a loaded machine: the figure is the record,
-  // these catch a page that re-renders far more than it should.
-  assert.ok(result.mainThreadSecondsPerMinute <= 10, `${result.mainThreadSecondsPerMinute} s of main thread a minute`);
-  assert.ok(result.heapMB <= 60, `heap ${result.heapMB} MB`);
+  // The heap budget holds as it is. Time is asserted on the main thread's
+  // CPU time (ThreadTime), not its busy wall time (TaskDuration): on the
+  // shared 2-core machine at load averages of 30-100 an idle page showed
+  // 4.9 s of TaskDuration a minute for 0.27 s of CPU, since wall time
+  // counts the waits for a core. The bound is twice the budget, which this
+  // machine's loaded runs meet (2.5-2.7 s); the figure is the record.
+  assert.ok(result.mainThreadCpuSecondsPerMinute <= 4, `${result.mainThreadCpuSecondsPerMinute} s of main-thread CPU a minute`);
+  assert.ok(result.heapMB <= 30, `heap ${result.heapMB} MB`);
   await ctx.close();
 });

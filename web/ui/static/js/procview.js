@@ -647,9 +647,20 @@ export class ProcView {
       this.fillRow(row, r, r === selRow);
     }
     for (let s = 0; s < len; s++) {
-      if (!used[s] && !this.pool[s].hidden) {
-        this.pool[s].hidden = true;
-        this.pool[s]._k = -1;
+      const row = this.pool[s];
+      if (!used[s] && !row.hidden) {
+        row.hidden = true;
+        row._k = -1;
+        // A hidden row shows nothing: no selection or marks left on it
+        // for a selector (or the next process it shows) to pick up.
+        if (row._sel || row._mark || row._match || row._dim) {
+          row.classList.remove('sel', 'started', 'exited', 'match', 'dim');
+          row.setAttribute('aria-selected', 'false');
+          row._sel = false;
+          row._mark = '';
+          row._match = false;
+          row._dim = false;
+        }
       }
     }
     const active = selRow >= first && selRow < last ? `row-${selRow}` : null;
