@@ -713,7 +713,7 @@ export class ProcView {
     // The label is drawn again only when something it shows changed.
     const deep = tree && d > MAX_INDENT_LEVELS;
     const rs = this.restarts ? this.restarts.get(p.pid) : undefined;
-    const lsig = `p\u0001${p.name}\u0001${p.cmdline}\u0001${q}\u0001${reason ? reason[0] : ''}\u0001${mark}\u0001${deep ? d : ''}\u0001${rs ? `${rs.name}|${rs.at}|${rs.prev_pid}` : ''}`;
+    const lsig = `p\u0001${p.name}\u0001${p.cmdline}\u0001${q}\u0001${reason ? reason[0] : ''}\u0001${mark}\u0001${deep ? d : ''}\u0001${rs ? `${sameProcess(rs, p)}|${rs.at}|${rs.prev_pid}` : ''}`;
     if (row._lsig !== lsig) {
       row._lsig = lsig;
       row._deep = deep;
