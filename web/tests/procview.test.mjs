@@ -494,6 +494,9 @@ test('a live snapshot that reorders the list moves the rows of the processes on 
   // node (800) goes from 61.5 % to 250 %: it overtakes cron's branch.
   const id = await push({ 800: { cpu_percent: 250 } });
   await shows(page, id);
+  // The snapshot line comes first, the process list just after it.
+  await wait(page, () => Array.from(document.querySelectorAll('#viewport .row:not([hidden])'))
+    .some((el) => el.querySelector('.c-pid').textContent === '800' && el.querySelector('.c-cpu .v').textContent === '250.0'), 'node at 250 %');
   const after = await page.evaluate(() => Array.from(document.querySelectorAll('#viewport .row:not([hidden])'), (el) => ({
     pid: el.querySelector('.c-pid').textContent,
     r: Number(el.getAttribute('aria-rowindex')),
