@@ -586,7 +586,8 @@ func (p *platform) readCmdline(dirfd int, pid int32, st *procState) []byte {
 }
 
 // preadAll reads an open file from offset 0 into *buf, growing it up to
-// limit bytes.
+// limit bytes. It serves a freshly opened file and a kept one alike: pread
+// from offset 0 needs no seek back.
 func preadAll(fd int, buf *[]byte, limit int) ([]byte, error) {
 	if len(*buf) == 0 {
 		*buf = make([]byte, 4096)
@@ -612,8 +613,11 @@ func preadAll(fd int, buf *[]byte, limit int) ([]byte, error) {
 			break
 		}
 		n += m
+		// procfs fills the whole buffer when it has that much (stat is one
+		// record, cmdline is copied in a loop up to the count); a short
+		// read is the end, which saves the extra read that returns 0.
 		if n < len(*buf) {
-			break // see readPIDFile: a short read is the end
+			break
 		}
 	}
 	return (*buf)[:n], nil
@@ -663,41 +667,14 @@ func (p *platform) readPIDFile(dirfd int, pid int32, name string, buf *[]byte, l
 		}
 		uid = st.Uid
 	}
-	if len(*buf) == 0 {
-		*buf = make([]byte, 4096)
-	}
-	n := 0
-	for range 64 { // bounded: each round reads or grows
-		if n == len(*buf) {
-			if n >= limit {
-				break
-			}
-			nb := make([]byte, min(2*len(*buf), limit))
-			copy(nb, (*buf)[:n])
-			*buf = nb
-		}
-		m, err := syscall.Read(fd, (*buf)[n:])
-		if err != nil {
-			if err == syscall.EINTR {
-				continue
-			}
-			return nil, 0, -1, err
-		}
-		if m <= 0 {
-			break
-		}
-		n += m
-		// procfs fills the whole buffer when it has that much (stat is one
-		// record, cmdline is copied in a loop up to the count); a short
-		// read is the end, which saves the extra read(2) that returns 0.
-		if n < len(*buf) {
-			break
-		}
+	b, err := preadAll(fd, buf, limit)
+	if err != nil {
+		return nil, 0, -1, err
 	}
 	if keep {
 		keptFD = fd
 	}
-	return (*buf)[:n], uid, keptFD, nil
+	return b, uid, keptFD, nil
 }
 
 // openat opens a NUL-terminated path relative to dirfd without the
