@@ -36,12 +36,8 @@ func cgroupPath(b []byte) string {
 	var unified, cpu string
 	haveUnified := false
 	for len(b) > 0 {
-		line := b
-		if i := indexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = cutLine(b)
 		// hierarchy-ID:controller-list:path; the path may contain ':'.
 		i := indexByte(line, ':')
 		if i < 0 {
@@ -66,6 +62,15 @@ func cgroupPath(b []byte) string {
 		return unified
 	}
 	return cpu
+}
+
+// cutLine splits b at its first newline: the line without it, and the
+// rest (nil after the last line).
+func cutLine(b []byte) (line, rest []byte) {
+	if i := indexByte(b, '\n'); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
 }
 
 func indexByte(b []byte, c byte) int {

@@ -296,12 +296,8 @@ func parseOSRelease(b []byte) map[string]string {
 func parseIO(b []byte) (read, write uint64, ok bool) {
 	var haveR, haveW bool
 	for len(b) > 0 {
-		line := b
-		if i := indexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = cutLine(b)
 		var dst *uint64
 		switch {
 		case len(line) > 12 && string(line[:12]) == "read_bytes: ":
