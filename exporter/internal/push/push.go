@@ -204,32 +204,25 @@ func New(o Options) (*Pusher, error) {
 		}
 	}
 	o.URL = o.URLs[0]
+	newCounter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
 	p := &Pusher{
 		o: o, q: o.Queue, log: o.Logger, wake: make(chan struct{}, 1), logged: map[string]bool{}, targets: targets,
-		sent: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "procscope_push_snapshots_sent_total",
-			Help: "Snapshots the aggregator acknowledged (201 stored, or 200 already stored).",
-		}),
-		failed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "procscope_push_snapshots_failed_total",
-			Help: "Failed send attempts (network error, timeout, redirect, 401, 403, 404, 405, 429, 5xx); the snapshot stays queued.",
-		}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "procscope_push_snapshots_dropped_total",
-			Help: "Snapshots given up: over the queue bound, or rejected by the aggregator (400, 413, 415, 422).",
-		}),
-		queued: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "procscope_push_snapshots_queued_total",
-			Help: "Snapshots written to the on-disk queue.",
-		}),
+		sent: newCounter("procscope_push_snapshots_sent_total",
+			"Snapshots the aggregator acknowledged (201 stored, or 200 already stored)."),
+		failed: newCounter("procscope_push_snapshots_failed_total",
+			"Failed send attempts (network error, timeout, redirect, 401, 403, 404, 405, 429, 5xx); the snapshot stays queued."),
+		dropped: newCounter("procscope_push_snapshots_dropped_total",
+			"Snapshots given up: over the queue bound, or rejected by the aggregator (400, 413, 415, 422)."),
+		queued: newCounter("procscope_push_snapshots_queued_total",
+			"Snapshots written to the on-disk queue."),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "procscope_push_last_success_timestamp_seconds",
 			Help: "Unix time of the last snapshot the aggregator acknowledged.",
 		}),
-		failovers: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "procscope_push_failovers_total",
-			Help: "Moves from one --push.url to the next after a network error, timeout or 5xx.",
-		}),
+		failovers: newCounter("procscope_push_failovers_total",
+			"Moves from one --push.url to the next after a network error, timeout or 5xx."),
 		targetActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "procscope_push_target_active",
 			Help: "1 for the --push.url snapshots are being sent to, 0 for the other configured ones.",
