@@ -146,50 +146,33 @@ type API struct {
 	handler http.Handler
 }
 
+// positiveOr sets *v to def when it is zero or negative (unset).
+func positiveOr[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 // New builds the API. Zero limits take DefaultLimits' values.
 func New(opts Options) (*API, error) {
 	if opts.Logger == nil {
 		return nil, errors.New("api: Logger is required")
 	}
 	def := DefaultLimits()
-	if opts.Limits.MaxWireBytes <= 0 {
-		opts.Limits.MaxWireBytes = def.MaxWireBytes
-	}
-	if opts.Limits.MaxDecodedBytes <= 0 {
-		opts.Limits.MaxDecodedBytes = def.MaxDecodedBytes
-	}
-	if opts.Limits.MaxProcesses <= 0 {
-		opts.Limits.MaxProcesses = def.MaxProcesses
-	}
-	if opts.Limits.MaxInflightBytes <= 0 {
-		opts.Limits.MaxInflightBytes = 2 * opts.Limits.MaxDecodedBytes
-	}
+	positiveOr(&opts.Limits.MaxWireBytes, def.MaxWireBytes)
+	positiveOr(&opts.Limits.MaxDecodedBytes, def.MaxDecodedBytes)
+	positiveOr(&opts.Limits.MaxProcesses, def.MaxProcesses)
+	positiveOr(&opts.Limits.MaxInflightBytes, 2*opts.Limits.MaxDecodedBytes)
 	// A gzip body holds its wire bytes and its decompressed ones at once.
 	opts.Limits.MaxInflightBytes = max(opts.Limits.MaxInflightBytes, opts.Limits.MaxDecodedBytes+opts.Limits.MaxWireBytes)
-	if opts.Limits.BodyTimeout <= 0 {
-		opts.Limits.BodyTimeout = def.BodyTimeout
-	}
-	if opts.Limits.MaxClockSkew <= 0 {
-		opts.Limits.MaxClockSkew = def.MaxClockSkew
-	}
-	if opts.Limits.MaxConcurrent <= 0 {
-		opts.Limits.MaxConcurrent = def.MaxConcurrent
-	}
-	if opts.Limits.QueueTimeout <= 0 {
-		opts.Limits.QueueTimeout = def.QueueTimeout
-	}
-	if opts.OnlineWindow <= 0 {
-		opts.OnlineWindow = 10 * time.Second
-	}
-	if opts.HeartbeatInterval <= 0 {
-		opts.HeartbeatInterval = 15 * time.Second
-	}
-	if opts.MaxStreams <= 0 {
-		opts.MaxStreams = 1000
-	}
-	if opts.MaxStreamsPerClient <= 0 {
-		opts.MaxStreamsPerClient = 16
-	}
+	positiveOr(&opts.Limits.BodyTimeout, def.BodyTimeout)
+	positiveOr(&opts.Limits.MaxClockSkew, def.MaxClockSkew)
+	positiveOr(&opts.Limits.MaxConcurrent, def.MaxConcurrent)
+	positiveOr(&opts.Limits.QueueTimeout, def.QueueTimeout)
+	positiveOr(&opts.OnlineWindow, 10*time.Second)
+	positiveOr(&opts.HeartbeatInterval, 15*time.Second)
+	positiveOr(&opts.MaxStreams, 1000)
+	positiveOr(&opts.MaxStreamsPerClient, 16)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
