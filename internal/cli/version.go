@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"runtime/debug"
 	"time"
 
@@ -37,12 +38,8 @@ func fillVersion(info *debug.BuildInfo) {
 			version.Version = info.Main.Version
 		}
 	}
-	if version.Branch == "" {
-		version.Branch = "unknown"
-	}
-	if version.BuildUser == "" {
-		version.BuildUser = "unknown"
-	}
+	version.Branch = cmp.Or(version.Branch, "unknown")
+	version.BuildUser = cmp.Or(version.BuildUser, "unknown")
 	if version.BuildDate == "" {
 		version.BuildDate = "unknown"
 		// The commit's time is the best date a plain build has; in

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -80,18 +81,10 @@ func New(opts Options) (*Collector, error) {
 	if opts.SampleWindow > maxSampleWindow {
 		return nil, fmt.Errorf("sample window %s is longer than the maximum %s", opts.SampleWindow, maxSampleWindow)
 	}
-	if opts.SampleWindow == 0 {
-		opts.SampleWindow = DefaultSampleWindow
-	}
-	if opts.ProcRoot == "" {
-		opts.ProcRoot = "/proc"
-	}
-	if opts.SysRoot == "" {
-		opts.SysRoot = "/sys"
-	}
-	if opts.RootFS == "" {
-		opts.RootFS = "/"
-	}
+	opts.SampleWindow = cmp.Or(opts.SampleWindow, DefaultSampleWindow)
+	opts.ProcRoot = cmp.Or(opts.ProcRoot, "/proc")
+	opts.SysRoot = cmp.Or(opts.SysRoot, "/sys")
+	opts.RootFS = cmp.Or(opts.RootFS, "/")
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
