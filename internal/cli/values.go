@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,9 +16,35 @@ import (
 // "fast"`, meant for programmers. These values say what was expected, in
 // words; Parse adds which flag or variable was wrong.
 
+// value is a kingpin.Value that parses with parse and, when that fails,
+// says want (what the flag takes, with examples).
+type value[T any] struct {
+	dst    *T
+	parse  func(string) (T, error)
+	format func(T) string
+	want   string
+}
+
+func (v *value[T]) Set(s string) error {
+	x, err := v.parse(s)
+	if err != nil {
+		return errors.New(v.want)
+	}
+	*v.dst = x
+	return nil
+}
+
+func (v *value[T]) String() string { return v.format(*v.dst) }
+
+// boolValue is a value that kingpin accepts alone (--name) and gives a
+// --no-name.
+type boolValue struct{ value[bool] }
+
+func (*boolValue) IsBoolFlag() bool { return true }
+
 // DurationVar makes fc a Go duration (500ms, 2s, 10m) stored in dst.
 func DurationVar(fc *kingpin.FlagClause, dst *time.Duration) {
-	fc.SetValue((*durationValue)(dst))
+	fc.SetValue(&value[time.Duration]{dst, time.ParseDuration, time.Duration.String, "not a duration (examples: 500ms, 2s, 10m)"})
 }
 
 // Duration is DurationVar into a new variable.
@@ -27,43 +54,17 @@ func Duration(fc *kingpin.FlagClause) *time.Duration {
 	return d
 }
 
-type durationValue time.Duration
-
-func (v *durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("not a duration (examples: 500ms, 2s, 10m)")
-	}
-	*v = durationValue(d)
-	return nil
-}
-
-func (v *durationValue) String() string { return time.Duration(*v).String() }
-
 // LongDuration makes fc a Prometheus duration, which also takes days,
 // weeks and years (90d, 2w, 1y), as retention periods want.
 func LongDuration(fc *kingpin.FlagClause) *model.Duration {
 	d := new(model.Duration)
-	fc.SetValue((*longDurationValue)(d))
+	fc.SetValue(&value[model.Duration]{d, model.ParseDuration, model.Duration.String, "not a duration (examples: 90d, 2w, 24h, 30m)"})
 	return d
 }
 
-type longDurationValue model.Duration
-
-func (v *longDurationValue) Set(s string) error {
-	d, err := model.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("not a duration (examples: 90d, 2w, 24h, 30m)")
-	}
-	*v = longDurationValue(d)
-	return nil
-}
-
-func (v *longDurationValue) String() string { return model.Duration(*v).String() }
-
 // IntVar makes fc an integer stored in dst.
 func IntVar(fc *kingpin.FlagClause, dst *int) {
-	fc.SetValue((*intValue)(dst))
+	fc.SetValue(&value[int]{dst, strconv.Atoi, strconv.Itoa, "not an integer"})
 }
 
 // Int is IntVar into a new variable.
@@ -73,23 +74,10 @@ func Int(fc *kingpin.FlagClause) *int {
 	return n
 }
 
-type intValue int
-
-func (v *intValue) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return fmt.Errorf("not an integer")
-	}
-	*v = intValue(n)
-	return nil
-}
-
-func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
-
 // BoolVar makes fc a switch stored in dst: --name, --no-name, or
 // true/false (1/0, t/f) from its environment variable.
 func BoolVar(fc *kingpin.FlagClause, dst *bool) {
-	fc.SetValue((*boolValue)(dst))
+	fc.SetValue(&boolValue{value[bool]{dst, strconv.ParseBool, strconv.FormatBool, "not a boolean (true or false)"}})
 }
 
 // Bool is BoolVar into a new variable.
@@ -99,41 +87,12 @@ func Bool(fc *kingpin.FlagClause) *bool {
 	return b
 }
 
-type boolValue bool
-
-func (v *boolValue) Set(s string) error {
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return fmt.Errorf("not a boolean (true or false)")
-	}
-	*v = boolValue(b)
-	return nil
-}
-
-func (v *boolValue) String() string { return strconv.FormatBool(bool(*v)) }
-
-// IsBoolFlag makes kingpin accept --name alone and add --no-name.
-func (v *boolValue) IsBoolFlag() bool { return true }
-
 // Bytes makes fc a size in bytes with a binary unit (512KiB, 16MiB, 1GiB).
 func Bytes(fc *kingpin.FlagClause) *units.Base2Bytes {
 	b := new(units.Base2Bytes)
-	fc.SetValue((*bytesValue)(b))
+	fc.SetValue(&value[units.Base2Bytes]{b, units.ParseBase2Bytes, units.Base2Bytes.String, "not a size (examples: 512KiB, 16MiB, 1GiB)"})
 	return b
 }
-
-type bytesValue units.Base2Bytes
-
-func (v *bytesValue) Set(s string) error {
-	b, err := units.ParseBase2Bytes(s)
-	if err != nil {
-		return fmt.Errorf("not a size (examples: 512KiB, 16MiB, 1GiB)")
-	}
-	*v = bytesValue(b)
-	return nil
-}
-
-func (v *bytesValue) String() string { return units.Base2Bytes(*v).String() }
 
 // Enum makes fc one of the given words.
 func Enum(fc *kingpin.FlagClause, words ...string) *string {
