@@ -260,18 +260,8 @@ func (t *Tracker) load(ctx context.Context, hs *hostState, hostname string, at t
 	if err != nil {
 		return false
 	}
-	if !meta.CapturedAt.Before(at) {
-		// at is the latest (just stored) or late: compare with the one
-		// before it only in the first case.
-		if meta.CapturedAt.After(at) {
-			procs, err := t.st.Processes(ctx, meta.ID)
-			if err != nil {
-				return false
-			}
-			hs.set(meta.CapturedAt, procs)
-			t.loadExits(ctx, hs, hostname)
-			return true
-		}
+	if meta.CapturedAt.Equal(at) {
+		// at is the latest (just stored): compare with the one before it.
 		meta, err = t.st.SnapshotAt(ctx, hostname, at.Add(-time.Millisecond))
 		if err != nil {
 			return false
