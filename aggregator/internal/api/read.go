@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -248,7 +247,7 @@ func (pl processList) AppendJSON(s *httpapi.Stream, b []byte) []byte {
 // the host's snapshots in a time range, oldest first (the time-travel
 // slider). from defaults to an hour before to, to to now.
 func (a *API) hostSnapshots(r *http.Request) (any, error) {
-	h, err := pathHostname(r)
+	h, err := httpapi.PathHostname(r)
 	if err != nil {
 		return nil, err
 	}
@@ -280,22 +279,4 @@ func (a *API) hostSnapshots(r *http.Request) (any, error) {
 		out = append(out, snapshotRefJSON{SnapshotID: m.ID, CapturedAt: formatTime(m.CapturedAt), ProcessCount: m.ProcessCount})
 	}
 	return out, nil
-}
-
-// pathHostname reads the {hostname} path parameter. chi matches on the
-// escaped path when the request has one, so a hostname with "/" or "%"
-// arrives escaped and is unescaped here.
-func pathHostname(r *http.Request) (string, error) {
-	h := chi.URLParam(r, "hostname")
-	if r.URL.RawPath != "" {
-		u, err := url.PathUnescape(h)
-		if err != nil {
-			return "", httpapi.New(httpapi.KindBadRequest, "invalid escape in the hostname")
-		}
-		h = u
-	}
-	if msg := snapshot.CheckHostname(h); msg != "" {
-		return "", httpapi.New(httpapi.KindBadRequest, msg)
-	}
-	return h, nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,20 +76,12 @@ func (h *Handler) events(r *http.Request) (any, error) {
 	if ev == nil {
 		return nil, httpapi.New(httpapi.KindUnavailable, "storage is not open yet; retry in a few seconds")
 	}
-	hostname := chi.URLParam(r, "hostname")
-	if r.URL.RawPath != "" {
-		u, err := url.PathUnescape(hostname)
-		if err != nil {
-			return nil, httpapi.BadRequest("invalid hostname in path")
-		}
-		hostname = u
-	}
-	if msg := snapshot.CheckHostname(hostname); msg != "" {
-		return nil, httpapi.BadRequest("invalid hostname: %s", msg)
+	hostname, err := httpapi.PathHostname(r)
+	if err != nil {
+		return nil, err
 	}
 	q := r.URL.Query()
 	to := h.now().UTC()
-	var err error
 	if s := q.Get("to"); s != "" {
 		if to, err = parseTime("to", s); err != nil {
 			return nil, err

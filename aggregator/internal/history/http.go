@@ -127,40 +127,6 @@ func (hd *Handler) Mount(r chi.Router) {
 	r.With(httpapi.Route("diff")).Get("/snapshots/{id}/diff", ad.Handle(hd.diff))
 }
 
-// pathParam returns a URL parameter decoded: chi matches on the escaped
-// path when there is one (a hostname may contain '/' or '%'), so the
-// parameter is then still escaped.
-func pathParam(r *http.Request, name string) (string, error) {
-	v := chi.URLParam(r, name)
-	if r.URL.RawPath == "" {
-		return v, nil
-	}
-	u, err := url.PathUnescape(v)
-	if err != nil {
-		return "", httpapi.BadRequest("invalid %s in path", name)
-	}
-	return u, nil
-}
-
-// validHostname applies the ingest rule (snapshot.CheckHostname).
-func validHostname(h string) error {
-	if h == "" {
-		return httpapi.BadRequest("missing hostname")
-	}
-	if msg := snapshot.CheckHostname(h); msg != "" {
-		return httpapi.BadRequest("invalid hostname: %s", msg)
-	}
-	return nil
-}
-
-func (hd *Handler) hostname(r *http.Request) (string, error) {
-	h, err := pathParam(r, "hostname")
-	if err != nil {
-		return "", err
-	}
-	return h, validHostname(h)
-}
-
 // knownHost answers 404 for a host the store has never seen. A host known
 // only to history (the store pruned it) still reads as unknown: it has
 // been deleted.
@@ -334,7 +300,7 @@ func seriesJSON(series []Series) []SeriesJSON {
 }
 
 func (hd *Handler) hostSeries(r *http.Request) (any, error) {
-	host, err := hd.hostname(r)
+	host, err := httpapi.PathHostname(r)
 	if err != nil {
 		return nil, err
 	}
@@ -405,11 +371,11 @@ type ProcessSeriesResponse struct {
 }
 
 func (hd *Handler) processSeries(r *http.Request) (any, error) {
-	host, err := hd.hostname(r)
+	host, err := httpapi.PathHostname(r)
 	if err != nil {
 		return nil, err
 	}
-	pidStr, err := pathParam(r, "pid")
+	pidStr, err := httpapi.PathParam(r, "pid")
 	if err != nil {
 		return nil, err
 	}
@@ -475,7 +441,7 @@ func parseID(name, s string) (int64, error) {
 }
 
 func (hd *Handler) diff(r *http.Request) (any, error) {
-	idStr, err := pathParam(r, "id")
+	idStr, err := httpapi.PathParam(r, "id")
 	if err != nil {
 		return nil, err
 	}
