@@ -27,6 +27,19 @@ var (
 	buildDir  string
 )
 
+// serve starts the aggregator on storage for the rest of the test: a
+// failed start ends the test, and the server is stopped (30 s grace) when
+// the test is over.
+func serve(t *testing.T, bin, storage string, extra ...string) *Process {
+	t.Helper()
+	p, err := Start(bin, storage, 2*time.Minute, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop(30 * time.Second) })
+	return p
+}
+
 // binary builds the aggregator once for all tests of this package.
 func binary(t *testing.T) string {
 	t.Helper()
@@ -144,11 +157,7 @@ func TestKill9KeepsAcknowledgedSnapshots(t *testing.T) {
 		wg.Wait()
 		t.Logf("round %d: killed pid %d with %d snapshots acknowledged so far", round, p.PID(), len(acked))
 	}
-	p, err := Start(bin, storage, 2*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop(30 * time.Second)
+	p := serve(t, bin, storage)
 	verifyAll(t, client, p.URL, acked)
 	ids := map[int64]bool{}
 	for _, s := range acked {

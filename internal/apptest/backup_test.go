@@ -110,11 +110,7 @@ func getBody(t *testing.T, url string) (int, []byte) {
 func TestBackupDuringLoad(t *testing.T) {
 	bin := binary(t)
 	storage := t.TempDir()
-	p, err := Start(bin, storage, 2*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop(30 * time.Second)
+	p := serve(t, bin, storage)
 	base := time.Now().Add(-3 * time.Hour).Truncate(time.Second).UTC()
 	push := startPushing(t, p.URL, 4, base)
 	waitAcked(t, push, 200)
@@ -187,11 +183,7 @@ func TestBackupDuringLoad(t *testing.T) {
 func TestBackupKill9(t *testing.T) {
 	bin := binary(t)
 	storage := t.TempDir()
-	p, err := Start(bin, storage, 2*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop(30 * time.Second)
+	p := serve(t, bin, storage)
 	base := time.Now().Add(-3 * time.Hour).Truncate(time.Second).UTC()
 	push := startPushing(t, p.URL, 4, base)
 	waitAcked(t, push, 400)

@@ -152,11 +152,7 @@ func TestDiskFull(t *testing.T) {
 	bin := binary(t)
 	mnt := testutil.MountTmpfs(t, "160m")
 	storage := filepath.Join(mnt, "store")
-	p, err := Start(bin, storage, 2*time.Minute, "--storage.min-free-disk-space=48MiB")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop(30 * time.Second)
+	p := serve(t, bin, storage, "--storage.min-free-disk-space=48MiB")
 	push := startRetrying(t, p.URL, 3, time.Now().Add(-2*time.Hour).Truncate(time.Second).UTC())
 	defer push.halt()
 	waitAcked(t, &push.pusher, 60)

@@ -22,11 +22,7 @@ import (
 func TestEnrollmentWithTheBinary(t *testing.T) {
 	bin := binary(t)
 	storage := t.TempDir()
-	p, err := Start(bin, storage, 2*time.Minute, "--hosts.enrollment=closed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop(30 * time.Second)
+	p := serve(t, bin, storage, "--hosts.enrollment=closed")
 	if !strings.Contains(p.Log(), "host enrollment is closed (set by --hosts.enrollment)") {
 		t.Fatalf("no startup line about enrollment:\n%s", p.Log())
 	}
