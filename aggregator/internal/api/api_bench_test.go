@@ -25,6 +25,22 @@ import (
 	"github.com/procscope/procscope/tools/loadgen/gen"
 )
 
+// benchAPI is an API over a fresh SQLite store, both closed when b ends.
+func benchAPI(b *testing.B) (*store.SQLite, *API) {
+	b.Helper()
+	st, err := store.OpenSQLite(context.Background(), b.TempDir(), store.Options{PruneInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	a, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.SetStore(st)
+	return st, a
+}
+
 // BenchmarkProcessesHandler: GET /api/v1/snapshots/{id}/processes of a
 // 5,000-process snapshot through the whole router on the real SQLite store
 // (the target is <= 20 ms), with the response encoded by the hand-written
@@ -32,16 +48,7 @@ import (
 //
 //	go test -run '^$' -bench ProcessesHandler -benchtime 2s ./aggregator/internal/api
 func BenchmarkProcessesHandler(b *testing.B) {
-	st, err := store.OpenSQLite(context.Background(), b.TempDir(), store.Options{PruneInterval: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = st.Close() }()
-	a, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	a.SetStore(st)
+	st, a := benchAPI(b)
 	body := gen.Body(5000, "big-host", "2026-11-25T17:00:00Z", true)
 	d, err := ingest.Decode(body, ingest.DecodeOptions{})
 	if err != nil {
@@ -119,16 +126,7 @@ func BenchmarkIngestHandler(b *testing.B) {
 	base := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 
 	run := func(b *testing.B, one func(st *store.SQLite, a *API, n int) error) {
-		st, err := store.OpenSQLite(context.Background(), b.TempDir(), store.Options{PruneInterval: -1})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer func() { _ = st.Close() }()
-		a, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		a.SetStore(st)
+		st, a := benchAPI(b)
 		var seq atomic.Int64
 		var mu sync.Mutex
 		var lat []time.Duration

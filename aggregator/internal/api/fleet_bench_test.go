@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -21,16 +20,7 @@ import (
 //	go test -run '^$' -bench Fleet -benchtime 20x ./aggregator/internal/api
 func BenchmarkFleet(b *testing.B) {
 	const hosts = 10000
-	st, err := store.OpenSQLite(context.Background(), b.TempDir(), store.Options{PruneInterval: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = st.Close() }()
-	a, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	a.SetStore(st)
+	st, a := benchAPI(b)
 	var wg sync.WaitGroup
 	work := make(chan int)
 	for range 32 {
