@@ -19,6 +19,11 @@ func TestEnvName(t *testing.T) {
 		}
 	}
 	f("push.url", "PROCSCOPE_PUSH_URL")
+	f("push.api-key-file", "PROCSCOPE_PUSH_API_KEY_FILE")
+	f("push.queue.max-age", "PROCSCOPE_PUSH_QUEUE_MAX_AGE")
+	f("collect.top-n", "PROCSCOPE_COLLECT_TOP_N")
+	f("web.listen-address", "PROCSCOPE_WEB_LISTEN_ADDRESS")
+	f("path.rootfs", "PROCSCOPE_PATH_ROOTFS")
 	f("storage.retention.raw", "PROCSCOPE_STORAGE_RETENTION_RAW")
 	f("web.max-streams-per-client", "PROCSCOPE_WEB_MAX_STREAMS_PER_CLIENT")
 	f("history.top-k", "PROCSCOPE_HISTORY_TOP_K")

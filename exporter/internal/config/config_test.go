@@ -241,21 +241,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func TestEnvName(t *testing.T) {
-	f := func(flag, want string) {
-		t.Helper()
-		if got := EnvName(flag); got != want {
-			t.Errorf("EnvName(%q) = %q, want %q", flag, got, want)
-		}
-	}
-	f("push.url", "PROCSCOPE_PUSH_URL")
-	f("push.api-key-file", "PROCSCOPE_PUSH_API_KEY_FILE")
-	f("push.queue.max-age", "PROCSCOPE_PUSH_QUEUE_MAX_AGE")
-	f("collect.top-n", "PROCSCOPE_COLLECT_TOP_N")
-	f("web.listen-address", "PROCSCOPE_WEB_LISTEN_ADDRESS")
-	f("path.rootfs", "PROCSCOPE_PATH_ROOTFS")
-}
-
 // TestEnvPrecedence checks flag > environment > file > default for every
 // setting the file can hold: each case parses the file alone, the file with
 // the variable, the file with the variable and the flag, and the variable
