@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -417,16 +416,7 @@ func TestOutage(t *testing.T) {
 		}
 		times = append(times, tm)
 	}
-	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
-	gaps := 0
-	var maxGap time.Duration
-	for i := 1; i < len(times); i++ {
-		d := times[i].Sub(times[i-1])
-		maxGap = max(maxGap, d)
-		if d > interval*3/2 {
-			gaps++
-		}
-	}
+	gaps, maxGap := timelineGaps(times, interval)
 	t.Logf("outage %s at %s interval: queued %d, stored %d, resent (answered 200) %d, "+
 		"dropped %d, failed attempts %d, lost %d, timeline gaps > 1.5 intervals %d (largest %s)",
 		down, interval, queued, stored, resent, dropped, failed, queued-storedThen-dropped, gaps, maxGap)

@@ -118,16 +118,7 @@ func TestOutageRealAggregator(t *testing.T) {
 		}
 		times = append(times, tm)
 	}
-	slices.SortFunc(times, time.Time.Compare)
-	gaps := 0
-	var maxGap time.Duration
-	for i := 1; i < len(times); i++ {
-		d := times[i].Sub(times[i-1])
-		maxGap = max(maxGap, d)
-		if d > interval*3/2 {
-			gaps++
-		}
-	}
+	gaps, maxGap := timelineGaps(times, interval)
 	stored := len(seen)
 	t.Logf("real aggregator killed (SIGKILL) for %s at %s interval: queued %d, stored %d, duplicates stored %d, "+
 		"acknowledged %d (incl. 200 for resends), dropped %d, failed attempts %d, lost %d, "+
@@ -174,4 +165,18 @@ func listSnapshots(t *testing.T, addr, host string, start time.Time) []snapshotR
 		t.Fatal(err)
 	}
 	return refs
+}
+
+// timelineGaps sorts the captured_at times of stored snapshots and counts
+// the gaps longer than 1.5 push intervals, with the largest gap.
+func timelineGaps(times []time.Time, interval time.Duration) (gaps int, largest time.Duration) {
+	slices.SortFunc(times, time.Time.Compare)
+	for i := 1; i < len(times); i++ {
+		d := times[i].Sub(times[i-1])
+		largest = max(largest, d)
+		if d > interval*3/2 {
+			gaps++
+		}
+	}
+	return gaps, largest
 }
