@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/procscope/procscope/internal/testutil"
 )
 
 // Grafana's built-in variables, as they would be on a short time range
@@ -323,7 +325,7 @@ func startPrometheus(t *testing.T, bin, tmp, staticAddr, sdAddr, aggAddr string)
 	if err := os.WriteFile(cfgPath, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := testutil.FreePort(t)
 	p, _ := start(t, "prometheus", false, nil, bin,
 		"--config.file="+cfgPath,
 		"--storage.tsdb.path="+filepath.Join(tmp, "prometheus"),

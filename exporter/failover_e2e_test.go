@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -10,17 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
-}
+	"github.com/procscope/procscope/internal/testutil"
+)
 
 // storedSnapshots is the captured_at of every snapshot of host the
 // aggregator at addr holds, with the number of duplicates.
@@ -70,7 +61,7 @@ func (p *proc) failoverStats(t *testing.T) (failovers int, active string) {
 func TestFailoverRealAggregators(t *testing.T) {
 	agg := aggregatorBinary(t)
 	const interval = 100 * time.Millisecond
-	addrA, addrB := freeAddr(t), freeAddr(t)
+	addrA, addrB := testutil.FreePort(t), testutil.FreePort(t)
 	storageA, storageB := t.TempDir(), t.TempDir()
 	a := startAggregator(t, agg, addrA, storageA)
 	startAggregator(t, agg, addrB, storageB)
@@ -94,7 +85,7 @@ func TestFailoverRealAggregators(t *testing.T) {
 	}
 
 	// The first's file, as the kill left it.
-	addrA2 := freeAddr(t)
+	addrA2 := testutil.FreePort(t)
 	startAggregator(t, agg, addrA2, storageA)
 	union := func() map[string]bool {
 		inA, _ := storedSnapshots(t, addrA2, host, start)
