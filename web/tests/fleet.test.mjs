@@ -15,7 +15,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, startAggregator, stopAggregator } from './lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, startAggregator, stopAggregator, watchPage } from './lib.mjs';
 import { smallProcesses, systemInfo, HOSTILE_HOST } from './fixtures.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -115,15 +115,7 @@ async function open(t, path = '/', { width = 1400, height = 900, colorScheme = '
   const ctx = await browser.newContext({ viewport: { width, height }, colorScheme, baseURL: agg.base });
   ctx.setDefaultTimeout(STEP_TIMEOUT);
   const page = await ctx.newPage();
-  const problems = [];
-  page.on('dialog', (d) => {
-    problems.push(`dialog opened: ${d.type()} ${d.message()}`);
-    d.dismiss().catch(() => {});
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !ignoreConsole(m)) problems.push(`console error: ${m.text()} at ${m.location().url}`);
-  });
+  const problems = watchPage(page, ignoreConsole);
   t.after(() => ctx.close());
   // A generous first load: the machine is shared and this is not what is measured.
   if (path) await page.goto(path, { timeout: 30000 });

@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, startAggregator, stopAggregator } from './lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, startAggregator, stopAggregator, waitSeries, watchPage } from './lib.mjs';
 import { smallProcesses, snapshot } from './fixtures.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -57,19 +57,6 @@ function snap(k, at) {
   return s;
 }
 
-/** waitSeries waits (bounded) until the host's CPU history has n points. */
-async function waitSeries(n) {
-  const now = Math.ceil(Date.now() / 1000);
-  const u = `${BASE}/api/v1/hosts/${encodeURIComponent(HOST)}/series?metric=cpu&from=${now - 3600}&to=${now + 60}`;
-  let points = 0;
-  for (let i = 0; i < 60 && points < n; i++) {
-    const body = await (await fetch(u, { signal: AbortSignal.timeout(5000) })).json();
-    points = body.series?.[0]?.values?.length ?? 0;
-    if (points < n) await new Promise((r) => setTimeout(r, 500));
-  }
-  assert.ok(points >= n, `history of ${HOST} has ${n} points (${points})`);
-}
-
 before(async () => {
   agg = await startAggregator(BIN);
   BASE = agg.base;
@@ -77,7 +64,7 @@ before(async () => {
     const at = t0 + k * EVERY_S + 0.25;
     snaps.push({ id: (await ingest(BASE, KEY, snap(k, at))).snapshot_id, t: at });
   }
-  await waitSeries(COUNT);
+  await waitSeries(BASE, HOST, COUNT, 3600);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30000 });
 });
 
@@ -92,15 +79,7 @@ async function open(t, path, { width = 1400, height = 900, ignoreConsole = () =>
   const ctx = await browser.newContext({ viewport: { width, height }, colorScheme: 'light', baseURL: BASE });
   ctx.setDefaultTimeout(STEP_TIMEOUT);
   const page = await ctx.newPage();
-  const problems = [];
-  page.on('dialog', (d) => {
-    problems.push(`dialog opened: ${d.type()} ${d.message()}`);
-    d.dismiss().catch(() => {});
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !ignoreConsole(m)) problems.push(`console error: ${m.text()} at ${m.location().url}`);
-  });
+  const problems = watchPage(page, ignoreConsole);
   t.after(() => ctx.close());
   await page.goto(path);
   return { page, check: () => assert.deepEqual(problems, [], 'the page raised dialogs, errors or CSP violations') };

@@ -14,7 +14,7 @@ import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, rowCount } from './lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, rowCount, watchPage } from './lib.mjs';
 import { systemInfo, bigProcesses } from './fixtures.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -123,15 +123,7 @@ async function open(t, path, { width = 1400, height = 900 } = {}) {
   const ctx = await browser.newContext({ viewport: { width, height }, baseURL: BASE });
   ctx.setDefaultTimeout(STEP_TIMEOUT);
   const page = await ctx.newPage();
-  const problems = [];
-  page.on('dialog', (d) => {
-    problems.push(`dialog: ${d.message()}`);
-    d.dismiss().catch(() => {});
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
-  });
+  const problems = watchPage(page);
   t.after(() => ctx.close());
   await page.goto(path);
   return { page, check: () => assert.deepEqual(problems, [], 'the page raised dialogs, errors or CSP violations') };

@@ -1,5 +1,6 @@
 // lib.mjs: shared helpers of the browser tests: start and stop the real
 // aggregator, ingest over HTTP, launch Debian's Chromium, read the page.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -128,4 +129,39 @@ export async function lastMeasure(page, name) {
     const e = performance.getEntriesByName(n, 'measure');
     return e.length ? e[e.length - 1].duration : -1;
   }, name);
+}
+
+/**
+ * watchPage collects what must never happen on our pages: a dialog (then
+ * dismissed), an uncaught page error, a console error (CSP violations
+ * included) that ignoreConsole does not excuse. The test asserts the list
+ * is empty at its end.
+ */
+export function watchPage(page, ignoreConsole = () => false) {
+  const problems = [];
+  page.on('dialog', (d) => {
+    problems.push(`dialog opened: ${d.type()} ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !ignoreConsole(m)) problems.push(`console error: ${m.text()} at ${m.location().url}`);
+  });
+  return problems;
+}
+
+/**
+ * waitSeries waits (bounded, 30 s) until the host's CPU history over the
+ * last rangeSec seconds has n points.
+ */
+export async function waitSeries(base, host, n, rangeSec) {
+  const now = Math.ceil(Date.now() / 1000);
+  const u = `${base}/api/v1/hosts/${encodeURIComponent(host)}/series?metric=cpu&from=${now - rangeSec}&to=${now + 60}`;
+  let points = 0;
+  for (let i = 0; i < 60 && points < n; i++) {
+    const body = await (await fetch(u, { signal: AbortSignal.timeout(5000) })).json();
+    points = body.series?.[0]?.values?.length ?? 0;
+    if (points < n) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(points >= n, `history of ${host} has ${n} points (${points})`);
 }

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, rowCount } from './lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, rowCount, watchPage } from './lib.mjs';
 import { bigProcesses, systemInfo } from './fixtures.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -107,15 +107,7 @@ async function open(t, path, { width = 1400, height = 900, colorScheme = 'light'
   const ctx = given || await browser.newContext({ viewport: { width, height }, colorScheme, baseURL: BASE });
   ctx.setDefaultTimeout(STEP_TIMEOUT);
   const page = await ctx.newPage();
-  const problems = [];
-  page.on('dialog', (d) => {
-    problems.push(`dialog: ${d.message()}`);
-    d.dismiss().catch(() => {});
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
-  });
+  const problems = watchPage(page);
   if (!given) t.after(() => ctx.close());
   await page.goto(path);
   return { page, ctx, check: () => assert.deepEqual(problems, [], 'the page raised dialogs, errors or CSP violations') };

@@ -12,7 +12,7 @@ import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, rowCount, lastMeasure } from './lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, rowCount, lastMeasure, waitSeries, watchPage } from './lib.mjs';
 import { buildModel, sortSiblings, arrange } from '../ui/static/js/tree.js';
 import { HOSTILE_HOST, HOSTILE_NAME, SMALL_HOST, BIG_HOST, smallProcesses, bigProcesses, snapshot } from './fixtures.mjs';
 
@@ -67,15 +67,7 @@ async function open(t, path = '/', { width = 1280, height = 1000, colorScheme = 
   const ctx = await browser.newContext({ viewport: { width, height }, colorScheme, baseURL: BASE });
   ctx.setDefaultTimeout(STEP_TIMEOUT);
   const page = await ctx.newPage();
-  const problems = [];
-  page.on('dialog', (d) => {
-    problems.push(`dialog opened: ${d.type()} ${d.message()}`);
-    d.dismiss().catch(() => {});
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !ignoreConsole(m)) problems.push(`console error: ${m.text()} at ${m.location().url}`);
-  });
+  const problems = watchPage(page, ignoreConsole);
   t.after(async () => {
     await ctx.close();
   });
@@ -729,19 +721,6 @@ test('history: charts, a picked moment opens the past tree, step, what changed, 
 
 // ---- History: ranges, hover, what changed between two moments ----
 
-/** waitSeries waits (bounded) until the host's CPU history has n points. */
-async function waitSeries(host, n) {
-  const now = Math.ceil(Date.now() / 1000);
-  const u = `${BASE}/api/v1/hosts/${encodeURIComponent(host)}/series?metric=cpu&from=${now - 7200}&to=${now + 60}`;
-  let points = 0;
-  for (let i = 0; i < 60 && points < n; i++) {
-    const body = await (await fetch(u, { signal: AbortSignal.timeout(5000) })).json();
-    points = body.series?.[0]?.values?.length ?? 0;
-    if (points < n) await new Promise((r) => setTimeout(r, 500));
-  }
-  assert.ok(points >= n, `history of ${host} has ${n} points (${points})`);
-}
-
 /** localInput formats unix seconds for a datetime-local input, in the page's time zone. */
 const localInput = (page, t, withSec) => page.evaluate(([s, sec]) => {
   const d = new Date(s * 1000);
@@ -774,7 +753,7 @@ test('history range: hover shows values, presets refetch and redraw, a chosen ra
   for (const m of [50, 40, 30, 20]) {
     await ingest(BASE, key, snapshot(HOST, new Date(now - m * 60000).toISOString(), smallProcesses()));
   }
-  await waitSeries(HOST, 4);
+  await waitSeries(BASE, HOST, 4, 7200);
 
   const { page, check } = await open(t, 'about:blank');
   const reqs = seriesRequests(page);
@@ -886,7 +865,7 @@ test('what changed: two moments (inputs and chart clicks), since 10 minutes ago,
   ];
   const S = [];
   for (const [m, spec] of plan) S.push((await ingest(BASE, key, snapshot(HOST, iso(m), procs(spec)))).snapshot_id);
-  await waitSeries(HOST, 5);
+  await waitSeries(BASE, HOST, 5, 7200);
 
   const { page, check } = await open(t, url({ host: HOST, tab: 'history' }));
   await page.waitForSelector('#panel-history .chart canvas');
