@@ -319,6 +319,16 @@ test('group by on a host whose exporter sends no cgroup data says why instead of
   check();
 });
 
+test('group by container on a host with units but no container says so, not "no cgroup data"', async (t) => {
+  const { page, check } = await open(t, url({ host: EV, group: 'container' }));
+  await wait(page, () => !document.getElementById('grid-empty').hidden && document.getElementById('grid-empty').textContent.includes('runs in a container'), 'the empty state');
+  const msg = await page.textContent('#grid-empty');
+  assert.match(msg, /units are known/);
+  assert.doesNotMatch(msg, /no cgroup data/);
+  assert.equal(await rowCount(page), 0);
+  check();
+});
+
 // timeline reads the Events tab's entries in order.
 async function timeline(page) {
   return page.evaluate(() => Array.from(document.querySelectorAll('#panel-events .ev')).map((li) => ({

@@ -524,7 +524,9 @@ export class ProcView {
     if (!this.host) msg = 'Select a host on the left.';
     else if (!this.loaded) msg = 'Loading processes…';
     else if (this.model.n === 0) msg = 'This snapshot has no processes.';
-    else if (this.noGroupData()) {
+    else if (this.noGroupData() && this.groupBy === 'container' && this.model.hasUnit) {
+      msg = 'No process of this snapshot runs in a container: this exporter sends cgroup data (units are known), and none names a container. Choose Group: unit or none to see the processes.';
+    } else if (this.noGroupData()) {
       msg = `No process of this snapshot has a ${this.groupBy === 'unit' ? 'unit' : 'container id'} to group by: this exporter sends no cgroup data (the original agent, or --collect.cgroup turned off). Choose Group: none to see the processes.`;
     } else if (this.found && this.found.count === 0) msg = 'No process matches the search.';
     setText(e, msg);

@@ -590,7 +590,7 @@ export const GROUP_BY = {
  * The rest of this file (totals, sorting by them, folding, search) then
  * works unchanged, and a group's totals are its subtree's.
  * Rewired processes are copies keeping the real ppid in _ppid.
- * @returns the model, with groupedBy, hasField (some process had the field) and nGroups
+ * @returns the model, with groupedBy, hasField (some process had the field), hasUnit and nGroups
  */
 export function groupedModel(procs, by, flat) {
   const g = GROUP_BY[by];
@@ -608,9 +608,12 @@ export function groupedModel(procs, by, flat) {
     }
     return '';
   };
+  // hasUnit tells "no cgroup data" from "no container on this host".
+  let hasUnit = false;
   const out = new Array(procs.length);
   for (let k = 0; k < procs.length; k++) {
     const p = procs[k];
+    if (!hasUnit && typeof p.unit === 'string' && p.unit !== '') hasUnit = true;
     const v = valueOf(p);
     let gp = gid.get(v);
     if (gp === undefined) {
@@ -630,6 +633,7 @@ export function groupedModel(procs, by, flat) {
   }
   model.groupedBy = by;
   model.hasField = hasField;
+  model.hasUnit = hasUnit;
   model.nGroups = synth.length;
   return model;
 }
