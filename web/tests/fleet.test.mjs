@@ -11,11 +11,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, startAggregator, stopAggregator, watchPage } from './lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, axe, ingest, rows, startAggregator, stopAggregator, watchPage } from './lib.mjs';
 import { smallProcesses, systemInfo, HOSTILE_HOST } from './fixtures.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -23,7 +23,6 @@ const ART = join(here, 'artifacts');
 const DOCS = join(here, '..', '..', 'docs');
 mkdirSync(ART, { recursive: true });
 const BIN = resolve(process.env.PROCSCOPE_AGGREGATOR || join(here, '..', '..', 'bin', 'procscope-aggregator'));
-const AXE = readFileSync(join(here, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 
 const N_SYNTH = Number(process.env.FLEET_HOSTS || 1000); // fewer only to debug a test
 const GONE = 'gone.example'; // pushed twice, 1 s apart, then stopped: offline within 3 s
@@ -364,17 +363,6 @@ test('phone 390x844: no horizontal scroll on any tab, hosts in a drawer, compact
   await page.screenshot({ path: join(ART, 'phone-history.png') });
   check();
 });
-
-/** axe runs axe-core in the page (evaluated, so the page's CSP does not apply). */
-async function axe(page) {
-  await page.evaluate(AXE);
-  return page.evaluate(async () => {
-    // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')})`);
-  });
-}
 
 test('axe-core: no serious or critical findings on fleet, processes, system, history, light and dark', async (t) => {
   for (const colorScheme of ['light', 'dark']) {

@@ -6,17 +6,16 @@
 // that run.mjs started; data goes in through the real POST /api/v1/ingest.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, startAggregator, stopAggregator, waitSeries, watchPage } from './lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, axe, ingest, rows, startAggregator, stopAggregator, waitSeries, watchPage } from './lib.mjs';
 import { smallProcesses, snapshot } from './fixtures.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ART = join(here, 'artifacts');
 const DOCS = join(here, '..', '..', 'docs');
-const AXE = readFileSync(join(here, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 mkdirSync(ART, { recursive: true });
 if (!process.env.PROCSCOPE_BASE) throw new Error('PROCSCOPE_BASE is not set: run the tests with `node run.mjs`');
 // An aggregator of its own (the binary run.mjs uses): the hosts ingested
@@ -266,17 +265,6 @@ test('a click offers open the tree / set A / set B at the nearest snapshot; pick
   await waitFor(page, () => Array.from(document.querySelectorAll('#panel-history .chart:not(.chart-empty)')).every((f) => f.dataset.marks.split(',').includes('viewing')), 'the viewed moment on every chart');
   check();
 });
-
-/** axe runs axe-core in the page: its serious and critical findings. */
-async function axe(page) {
-  await page.evaluate(AXE);
-  return page.evaluate(async () => {
-    // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')})`);
-  });
-}
 
 test('the charts work by keyboard: arrows step the crosshair through stored snapshots, Enter opens the menu, Escape closes it', async (t) => {
   // A fixed range holding exactly the host's 48 snapshots.

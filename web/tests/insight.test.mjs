@@ -9,18 +9,17 @@
 // (1400x900).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, copyFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, ingest, rows, rowCount, watchPage } from './lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, axe, ingest, rows, rowCount, watchPage } from './lib.mjs';
 import { systemInfo, bigProcesses } from './fixtures.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ART = join(here, 'artifacts');
 mkdirSync(ART, { recursive: true });
-const AXE = readFileSync(join(here, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 const BASE = process.env.PROCSCOPE_BASE;
 if (!BASE) throw new Error('PROCSCOPE_BASE is not set: run the tests with `node run.mjs`');
 
@@ -136,17 +135,6 @@ const wait = (page, pred, what, arg = null) => page.waitForFunction(pred, arg, {
 const waitLoaded = (page, n) => wait(page, (want) => document.getElementById('match-count').textContent === `${want.toLocaleString('en-US')} processes`
   && document.querySelectorAll('#viewport .row:not([hidden])').length > 0, `${n} processes`, n);
 const rowOf = (page, pid) => page.locator(`#viewport .row:not([hidden]):has(.c-pid:text-is("${pid}"))`);
-
-/** axe runs axe-core in the page: its serious and critical findings. */
-async function axe(page) {
-  await page.evaluate(AXE);
-  return page.evaluate(async () => {
-    // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')})`);
-  });
-}
 
 // io reads the Read/s and Write/s cells of the visible rows, in order.
 async function io(page) {

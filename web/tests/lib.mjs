@@ -2,9 +2,10 @@
 // aggregator, ingest over HTTP, launch Debian's Chromium, read the page.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -164,4 +165,22 @@ export async function waitSeries(base, host, n, rangeSec) {
     if (points < n) await new Promise((r) => setTimeout(r, 500));
   }
   assert.ok(points >= n, `history of ${host} has ${n} points (${points})`);
+}
+
+let axeSource = null; // axe.min.js, read on the first axe() call: most test files never need it
+
+/**
+ * axe runs axe-core in the page (evaluated from the Node side, so the page's
+ * CSP does not apply) and returns its serious and critical findings, one
+ * line each; the test asserts the list is empty.
+ */
+export async function axe(page) {
+  axeSource ??= readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+  await page.evaluate(axeSource);
+  return page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')})`);
+  });
 }
