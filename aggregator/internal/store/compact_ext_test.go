@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/procscope/procscope/aggregator/snapshot"
@@ -80,13 +79,7 @@ func compactExtRun(tb testing.TB, n int, ext bool) (file, blobs float64) {
 	if err := s.Close(); err != nil {
 		tb.Fatal(err)
 	}
-	var size int64
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if fi, err := os.Stat(s.Path() + suffix); err == nil {
-			size += fi.Size()
-		}
-	}
-	return float64(size) / float64(n), float64(blobBytes) / float64(n)
+	return float64(dbFileBytes(s.Path())) / float64(n), float64(blobBytes) / float64(n)
 }
 
 // BenchmarkCompactAttribution is BenchmarkCompact's host with and without

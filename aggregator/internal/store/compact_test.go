@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"compress/gzip"
-	"os"
 	"testing"
 )
 
@@ -39,13 +38,7 @@ func compactRun(tb testing.TB, n int) (dbPerSnap, gzipPerSnap float64) {
 	if err := s.Close(); err != nil { // checkpoints the WAL into the file
 		tb.Fatal(err)
 	}
-	var size int64
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if fi, err := os.Stat(s.Path() + suffix); err == nil {
-			size += fi.Size()
-		}
-	}
-	return float64(size) / float64(n), float64(gz) / float64(n)
+	return float64(dbFileBytes(s.Path())) / float64(n), float64(gz) / float64(n)
 }
 
 // A 300-process snapshot costs at most 3 KB on disk over a long run.

@@ -406,12 +406,21 @@ func (s *SQLite) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if fi, err := os.Stat(s.path + suffix); err == nil {
-			st.DatabaseBytes += fi.Size()
-		}
-	}
+	st.DatabaseBytes = dbFileBytes(s.path)
 	st.RowsPruned = s.pruned.Load()
 	st.Commits, st.CommittedWrites = s.commits.Load(), s.committed.Load()
 	return st, nil
+}
+
+// dbFileBytes is the disk the database at path takes: the file plus its
+// -wal and -shm, which hold committed data until a checkpoint. Missing
+// files count as zero.
+func dbFileBytes(path string) int64 {
+	var size int64
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if fi, err := os.Stat(path + suffix); err == nil {
+			size += fi.Size()
+		}
+	}
+	return size
 }

@@ -745,3 +745,33 @@ func TestIngestFailingAfterAWrite(t *testing.T) {
 		t.Fatal("the retry found a snapshot that was never acknowledged")
 	}
 }
+
+// Stats.DatabaseBytes counts the WAL and shared-memory files beside the
+// database file, and a missing one as zero.
+func TestStatsDatabaseBytes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.db")
+	for _, f := range []struct {
+		suffix string
+		n      int
+	}{{"", 4096}, {"-wal", 1000}} {
+		if err := os.WriteFile(path+f.suffix, make([]byte, f.n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := dbFileBytes(path); got != 5096 {
+		t.Fatalf("dbFileBytes = %d, want 5096 (file + -wal, no -shm)", got)
+	}
+	if got := dbFileBytes(filepath.Join(dir, "missing.db")); got != 0 {
+		t.Fatalf("dbFileBytes of a missing database = %d, want 0", got)
+	}
+
+	s := openTest(t, t.TempDir(), Options{})
+	st, err := s.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DatabaseBytes == 0 || st.DatabaseBytes != dbFileBytes(s.Path()) {
+		t.Fatalf("Stats.DatabaseBytes = %d, files on disk %d", st.DatabaseBytes, dbFileBytes(s.Path()))
+	}
+}
