@@ -309,22 +309,6 @@ func TestForgetHost(t *testing.T) {
 	}
 }
 
-func TestEnrollClient(t *testing.T) {
-	f := func(remote, want string) {
-		t.Helper()
-		if got := clientKey(&http.Request{RemoteAddr: remote}); got != want {
-			t.Errorf("clientKey(%q) = %q, want %q", remote, got, want)
-		}
-	}
-	f("192.0.2.1:5000", "192.0.2.1")
-	f("[::ffff:192.0.2.1]:5000", "192.0.2.1")
-	f("[2001:db8::1]:5000", "2001:db8::/64")
-	f("[2001:db8::dead:beef]:1", "2001:db8::/64")
-	f("[fe80::1%eth0]:1", "fe80::/64")
-	f("[::1]:80", "::/64")
-	f("@", "@")
-}
-
 func TestNewEnrollerChecks(t *testing.T) {
 	bad := []Enrollment{{Mode: EnrollToken}, {Mode: "sometimes"}, {MaxHosts: -1}, {RatePerMinute: -1}}
 	for _, b := range bad {

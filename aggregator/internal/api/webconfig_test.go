@@ -402,6 +402,7 @@ func TestClientKey(t *testing.T) {
 	f("127.0.0.1:5000", "127.0.0.1")
 	f("[::ffff:10.1.2.3]:80", "10.1.2.3")
 	f("[2001:db8::1]:80", "2001:db8::/64")
+	f("[2001:db8::dead:beef]:1", "2001:db8::/64") // same /64, same client
 	f("[fe80::1%eth0]:80", "fe80::/64")
 	f("[::1]:80", "::/64")
 	f("@", "@") // a unix socket peer: one client
