@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -118,26 +117,13 @@ var listenRE = regexp.MustCompile(`"?address"?[=:]"?(127\.0\.0\.1:[0-9]+)`)
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	mu   sync.Mutex
-	log  bytes.Buffer // stderr and stdout, for failure messages
+	done chan struct{}      // closed when the process has exited
+	log  testutil.LogBuffer // stderr and stdout, for failure messages
 }
 
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	// Bounded: a chatty process must not eat the machine's memory.
-	if p.log.Len() < 4<<20 {
-		p.log.Write(b)
-	}
-	return len(b), nil
-}
+func (p *proc) Write(b []byte) (int, error) { return p.log.Write(b) }
 
-func (p *proc) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
+func (p *proc) Log() string { return p.log.String() }
 
 // start runs a program and registers its stop (SIGTERM, then SIGKILL after
 // 10 s, by PID) in t.Cleanup. If waitListen is set it returns the

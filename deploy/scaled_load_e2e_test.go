@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,7 +62,7 @@ func TestScaledTopologyUnderLoad(t *testing.T) {
 	lg := exec.CommandContext(ctx, loadgen, "-url", a.url, "-failover-url", b.url, "-failover-back-after", "2s",
 		"-acks-file", acksFile, "-hosts", strconv.Itoa(hosts), "-rate", "16", "-duration", "45s", "-procs", "60",
 		"-host-prefix", "e2e<b>☃-", "-key-prefix", "key-", "-verify-content-every", "5")
-	var lgOut lockedBuffer
+	var lgOut testutil.LogBuffer
 	lg.Stdout, lg.Stderr = &lgOut, &lgOut
 	lg.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := lg.Start(); err != nil {
@@ -374,7 +372,7 @@ type aggProc struct {
 	name, url, storage string
 	cmd                *exec.Cmd
 	done               chan struct{}
-	log                lockedBuffer
+	log                testutil.LogBuffer
 }
 
 func startAggregatorAt(t *testing.T, name, bin, addr string, env, flags []string) *aggProc {
@@ -437,25 +435,4 @@ func (p *aggProc) kill() {
 	}
 	_ = p.cmd.Process.Kill()
 	<-p.done
-}
-
-// lockedBuffer collects a process's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() < 4<<20 {
-		l.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -128,5 +129,38 @@ func TestBuild(t *testing.T) {
 	defer cancel()
 	if err := Build(ctx, "./no/such/package", t.TempDir()+"/x", false); err == nil || !strings.Contains(err.Error(), "go build ./no/such/package") {
 		t.Errorf("Build of a missing package: %v", err)
+	}
+}
+
+func TestLogBuffer(t *testing.T) {
+	t.Parallel()
+	var zero LogBuffer
+	if n, err := zero.Write([]byte("hello ")); n != 6 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	_, _ = zero.Write([]byte("world"))
+	if got := zero.String(); got != "hello world" {
+		t.Fatalf("String = %q", got)
+	}
+	if _, _ = zero.Write(make([]byte, 5<<20)); len(zero.String()) != 4<<20 {
+		t.Fatalf("zero Cap kept %d bytes, want 4 MiB", len(zero.String()))
+	}
+
+	// Concurrent writers (stdout and stderr) under a cap: every write is
+	// reported whole, and what is kept stops at the cap.
+	l := LogBuffer{Cap: 1000}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				if n, err := l.Write([]byte("0123456789")); n != 10 || err != nil {
+					t.Errorf("Write = %d, %v", n, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := l.String(); got != strings.Repeat("0123456789", 100) {
+		t.Fatalf("kept %d bytes, want the first 1000", len(got))
 	}
 }

@@ -1,13 +1,11 @@
 package testutil
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,25 +20,13 @@ type TSDB struct {
 	// RemoteWriteURL takes Prometheus remote write.
 	RemoteWriteURL string
 	cmd            *exec.Cmd
-	mu             sync.Mutex
-	out            bytes.Buffer
+	out            LogBuffer
 }
 
 // Log is what the database printed so far.
-func (d *TSDB) Log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.String()
-}
+func (d *TSDB) Log() string { return d.out.String() }
 
-func (d *TSDB) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.out.Len() < 1<<20 {
-		d.out.Write(p)
-	}
-	return len(p), nil
-}
+func (d *TSDB) Write(p []byte) (int, error) { return d.out.Write(p) }
 
 // Binary finds a program of a Debian package on PATH. Missing, the test
 // skips saying how to install it, or fails under REQUIRE_E2E=1.
@@ -105,7 +91,7 @@ func StartPrometheus(t testing.TB, extra ...string) *TSDB {
 
 func startTSDB(t testing.TB, bin string, args []string, base, write, ready string) *TSDB {
 	t.Helper()
-	d := &TSDB{URL: base, RemoteWriteURL: write}
+	d := &TSDB{URL: base, RemoteWriteURL: write, out: LogBuffer{Cap: 1 << 20}}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = d, d
 	// Its own process group, so a stop reaches nothing else.
