@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -162,5 +163,38 @@ func TestLogBuffer(t *testing.T) {
 	wg.Wait()
 	if got := l.String(); got != strings.Repeat("0123456789", 100) {
 		t.Fatalf("kept %d bytes, want the first 1000", len(got))
+	}
+}
+
+// ParallelLatencies calls op once for each of 1..b.N and returns one
+// sorted latency per call.
+func TestParallelLatencies(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		seen  map[int64]int
+		lat   []time.Duration
+		lastN int
+	)
+	testing.Benchmark(func(b *testing.B) {
+		seen = map[int64]int{}
+		lat = ParallelLatencies(b, func(n int64) error {
+			time.Sleep(time.Millisecond) // keeps b.N, and the run, small
+			mu.Lock()
+			seen[n]++
+			mu.Unlock()
+			return nil
+		})
+		lastN = b.N
+	})
+	if lastN == 0 || len(lat) != lastN || len(seen) != lastN {
+		t.Fatalf("b.N %d: %d latencies, %d distinct sequence numbers", lastN, len(lat), len(seen))
+	}
+	for n := int64(1); n <= int64(lastN); n++ {
+		if seen[n] != 1 {
+			t.Fatalf("sequence number %d used %d times", n, seen[n])
+		}
+	}
+	if !slices.IsSorted(lat) || lat[0] <= 0 {
+		t.Fatalf("latencies not sorted or not measured: first %v, last %v", lat[0], lat[len(lat)-1])
 	}
 }

@@ -10,9 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,30 +124,12 @@ func BenchmarkIngestHandler(b *testing.B) {
 
 	run := func(b *testing.B, one func(st *store.SQLite, a *API, n int) error) {
 		st, a := benchAPI(b)
-		var seq atomic.Int64
-		var mu sync.Mutex
-		var lat []time.Duration
 		b.SetParallelism(32) // x GOMAXPROCS clients
 		b.ResetTimer()
 		cpu0, start := testutil.SelfCPU(), time.Now()
-		b.RunParallel(func(pb *testing.PB) {
-			var mine []time.Duration
-			for pb.Next() {
-				n := int(seq.Add(1))
-				t0 := time.Now()
-				if err := one(st, a, n); err != nil {
-					b.Error(err)
-					return
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		})
+		lat := testutil.ParallelLatencies(b, func(n int64) error { return one(st, a, int(n)) })
 		el, cpu := time.Since(start), testutil.SelfCPU()-cpu0
 		b.StopTimer()
-		slices.Sort(lat)
 		if len(lat) > 0 {
 			b.ReportMetric(float64(len(lat))/el.Seconds(), "snapshots/s")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/snapshot")

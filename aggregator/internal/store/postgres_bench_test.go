@@ -3,9 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,9 +32,6 @@ func BenchmarkIngestParallelPostgres(b *testing.B) {
 	}
 	run := func(b *testing.B, s Store, pg *testutil.Postgres) {
 		base := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
-		var seq atomic.Int64
-		var mu sync.Mutex
-		var lat []time.Duration
 		b.SetParallelism((hosts + 1) / 2)
 		b.ResetTimer()
 		cpu0 := testutil.SelfCPU()
@@ -46,23 +40,12 @@ func BenchmarkIngestParallelPostgres(b *testing.B) {
 			pg0, _ = pg.GroupCPU()
 		}
 		start := time.Now()
-		b.RunParallel(func(pb *testing.PB) {
-			var mine []time.Duration
-			for pb.Next() {
-				n := seq.Add(1)
-				host := int(n % hosts)
-				r := *pool[host][int(n/hosts)%variants]
-				r.CapturedAt = base.Add(time.Duration(n/hosts) * time.Second)
-				t0 := time.Now()
-				if _, err := s.Ingest(context.Background(), &r); err != nil {
-					b.Error(err)
-					return
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
+		lat := testutil.ParallelLatencies(b, func(n int64) error {
+			host := int(n % hosts)
+			r := *pool[host][int(n/hosts)%variants]
+			r.CapturedAt = base.Add(time.Duration(n/hosts) * time.Second)
+			_, err := s.Ingest(context.Background(), &r)
+			return err
 		})
 		el := time.Since(start)
 		cpu := testutil.SelfCPU() - cpu0
@@ -72,7 +55,6 @@ func BenchmarkIngestParallelPostgres(b *testing.B) {
 			pgCPU = pg1 - pg0
 		}
 		b.StopTimer()
-		slices.Sort(lat)
 		if len(lat) > 0 {
 			b.ReportMetric(float64(len(lat))/el.Seconds(), "snapshots/s")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/snapshot")

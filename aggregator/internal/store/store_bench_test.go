@@ -9,7 +9,6 @@ import (
 	"io"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,36 +105,21 @@ func BenchmarkIngestParallel(b *testing.B) {
 	run := func(b *testing.B, maxBatch int) {
 		s := openTest(b, b.TempDir(), Options{MaxBatch: maxBatch})
 		base := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
-		var seq atomic.Int64
-		var mu sync.Mutex
-		var lat []time.Duration
 		b.SetParallelism((hosts + 1) / 2) // GOMAXPROCS(2) * 100 callers
 		b.ResetTimer()
 		cpu0 := testutil.SelfCPU()
 		start := time.Now()
-		b.RunParallel(func(pb *testing.PB) {
-			var mine []time.Duration
-			for pb.Next() {
-				n := seq.Add(1)
-				host := int(n % hosts)
-				r := *pool[host][int(n/hosts)%variants]
-				// Unique per host: n/hosts counts this host's snapshots.
-				r.CapturedAt = base.Add(time.Duration(n/hosts) * time.Second)
-				t0 := time.Now()
-				if _, err := s.Ingest(context.Background(), &r); err != nil {
-					b.Error(err)
-					return
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
+		lat := testutil.ParallelLatencies(b, func(n int64) error {
+			host := int(n % hosts)
+			r := *pool[host][int(n/hosts)%variants]
+			// Unique per host: n/hosts counts this host's snapshots.
+			r.CapturedAt = base.Add(time.Duration(n/hosts) * time.Second)
+			_, err := s.Ingest(context.Background(), &r)
+			return err
 		})
 		el := time.Since(start)
 		cpu := testutil.SelfCPU() - cpu0
 		b.StopTimer()
-		slices.Sort(lat)
 		if len(lat) > 0 {
 			b.ReportMetric(float64(len(lat))/el.Seconds(), "snapshots/s")
 			// CPU time of the whole process (callers, writer, SQLite) per
