@@ -1,7 +1,8 @@
 // Package testutil is the module's shared test support: building the
 // binaries from source, the CPU time of a process or of this one, and an
 // HTTP listener that can be taken down and brought back on the same port
-// (the fake receivers' outages). Its callers are _test.go files and the
+// (the fake receivers' outages), a capped log buffer for child processes
+// and the ingest benchmarks' parallel latency loop. Its callers are _test.go files and the
 // measuring tools under tools/; the exporter and aggregator binaries never
 // import it (TestNotInBinaries checks).
 //
