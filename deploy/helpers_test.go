@@ -224,6 +224,22 @@ func getBody(t *testing.T, url string) []byte {
 	return b
 }
 
+// statusAndBody fetches a URL and returns "STATUS BODY", for comparing
+// two aggregators' answers whatever the status.
+func statusAndBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return fmt.Sprintf("%d %s", resp.StatusCode, b)
+}
+
 // getJSON fetches a URL into v; errors are returned, not fatal, so callers
 // can poll.
 func getJSON(url string, v any) error {

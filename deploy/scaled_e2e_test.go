@@ -153,15 +153,7 @@ func TestTwoAggregatorsOnePostgres(t *testing.T) {
 		}
 	}
 
-	get := func(base, path string) string {
-		r, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = r.Body.Close() }()
-		b, _ := io.ReadAll(r.Body)
-		return fmt.Sprintf("%d %s", r.StatusCode, b)
-	}
+	get := func(base, path string) string { t.Helper(); return statusAndBody(t, base+path) }
 	for _, ak := range acks {
 		for _, p := range []string{fmt.Sprintf("/api/v1/snapshots/%d", ak.id), fmt.Sprintf("/api/v1/snapshots/%d/processes", ak.id)} {
 			ga, gb := get(a.URL, p), get(b.URL, p)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -158,16 +157,7 @@ func TestScaledTopologyUnderLoad(t *testing.T) {
 	if len(acks) < 300 {
 		t.Fatalf("only %d snapshots acknowledged", len(acks))
 	}
-	get := func(base, path string) string {
-		t.Helper()
-		resp, err := httpClient.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = resp.Body.Close() }()
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Sprintf("%d %s", resp.StatusCode, b)
-	}
+	get := func(base, path string) string { t.Helper(); return statusAndBody(t, base+path) }
 	byHost := map[string][]string{}
 	for _, ak := range acks {
 		byHost[ak.Hostname] = append(byHost[ak.Hostname], ak.CapturedAt)
