@@ -123,7 +123,7 @@ func addServeFlags(app *kingpin.Application) *serveFlags {
 		enroll: addEnrollFlags(app),
 		allowedHosts: app.Flag("web.allowed-hosts", "Without basic auth, the UI, read API and /metrics answer only Host headers that are IP addresses, localhost, or one of these names (against DNS rebinding); so does an open-enrollment push that creates a host. Repeatable or comma-separated; *.example.com allows subdomains.").PlaceHolder("HOST").
 			Strings(),
-		trustedProxies: app.Flag("web.trusted-proxies", "Reverse proxies (CIDRs or addresses) whose X-Forwarded-For names the client of per-client limits (new hostnames a minute, live streams, failed logins): the right-most entry that is not itself a trusted proxy. From other peers the header is ignored. Repeatable or comma-separated; none by default.").PlaceHolder("CIDR").
+		trustedProxies: app.Flag("web.trusted-proxies", "Reverse proxies (CIDRs or addresses) whose X-Forwarded-For or Forwarded (RFC 7239 for=) header names the client of per-client limits (new hostnames a minute, live streams, concurrent reads, failed logins): the right-most entry that is not itself a trusted proxy; with both headers, the client they agree on, else the proxy itself. From other peers both are ignored. Repeatable or comma-separated; none by default.").PlaceHolder("CIDR").
 			Strings(),
 		quickCheck: cli.Bool(app.Flag("storage.quick-check", "Check every page of the database at start (SQLite's quick_check) and refuse to start on damage, naming the file and the way out (--no-storage.quick-check skips it).").
 			Default("true")),
@@ -260,7 +260,7 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 	allowedHosts, _ := api.NormalizeAllowedHosts(*f.allowedHosts)   // checked above
 	trustedProxies, _ := api.ParseTrustedProxies(*f.trustedProxies) // checked above
 	if len(trustedProxies) > 0 {
-		logger.Info("per-client limits take the client from X-Forwarded-For of these proxies", "trusted_proxies", trustedProxies)
+		logger.Info("per-client limits take the client from X-Forwarded-For or Forwarded of these proxies", "trusted_proxies", trustedProxies)
 	}
 
 	webCfg, err := api.LoadWebConfig(*f.web.WebConfigFile, "")

@@ -21,7 +21,8 @@ import (
 // peer the header is ignored, so it cannot be used to spoof addresses.
 // The Forwarded header (RFC 7239) is not read.
 
-// maxForwardedHops bounds the X-Forwarded-For entries looked at: the walk
+// maxForwardedHops bounds the X-Forwarded-For entries (Forwarded
+// elements) looked at: the walk
 // stops at the first untrusted one, so only a chain of trusted proxies
 // goes deeper than one or two.
 const maxForwardedHops = 32
@@ -72,17 +73,77 @@ func (a *API) resolveClient(next http.Handler) http.Handler {
 }
 
 // forwardedClient is the client a trusted proxy forwarded r for; false
-// when the peer is not a trusted proxy or sent no X-Forwarded-For.
+// when the peer is not a trusted proxy or sent neither X-Forwarded-For nor
+// Forwarded.
+//
+// With both headers, a proxy usually writes only one of them and passes
+// the other on as the client sent it, so neither may simply win: the
+// client could then name any address in the header its proxy leaves
+// alone. When both name the same client it is that client; when they
+// differ, it is the peer (the proxy), which a client cannot choose.
 func forwardedClient(trusted []netip.Prefix, r *http.Request) (netip.Addr, bool) {
-	last, ok := parseAddr(r.RemoteAddr)
-	if !ok || !isTrusted(trusted, last) {
+	peer, ok := parseAddr(r.RemoteAddr)
+	if !ok || !isTrusted(trusted, peer) {
 		return netip.Addr{}, false
 	}
-	values := r.Header.Values("X-Forwarded-For")
-	hops := 0
-	for i := len(values) - 1; i >= 0; i-- {
+	x, xok := xffClient(trusted, peer, r.Header.Values("X-Forwarded-For"))
+	f, fok := rfc7239Client(trusted, peer, r.Header.Values("Forwarded"))
+	switch {
+	case xok && fok:
+		if x == f {
+			return x, true
+		}
+		return peer, true
+	case xok:
+		return x, true
+	case fok:
+		return f, true
+	}
+	return netip.Addr{}, false
+}
+
+// hopWalk goes through the hops a chain of proxies recorded, right to
+// left, from the TCP peer (a trusted proxy).
+type hopWalk struct {
+	trusted []netip.Prefix
+	last    netip.Addr // the left-most trusted hop so far
+	hops    int
+	client  netip.Addr
+	done    bool
+}
+
+// step looks at the next hop to the left (ok false: not an address) and
+// says whether the walk is over.
+func (w *hopWalk) step(addr netip.Addr, ok bool) bool {
+	switch w.hops++; {
+	case w.hops > maxForwardedHops, !ok:
+		// Too long a chain, or a trusted proxy handed over something that
+		// is no address: the client is the last hop we know.
+		w.client = w.last
+	case !isTrusted(w.trusted, addr):
+		w.client = addr
+	default:
+		w.last = addr
+		return false
+	}
+	w.done = true
+	return true
+}
+
+// result is the client, and false when there was no hop at all.
+func (w *hopWalk) result() (netip.Addr, bool) {
+	if w.done {
+		return w.client, true
+	}
+	// Every entry is a trusted proxy: the left-most one is the client.
+	return w.last, w.hops > 0
+}
+
+func xffClient(trusted []netip.Prefix, peer netip.Addr, values []string) (netip.Addr, bool) {
+	w := hopWalk{trusted: trusted, last: peer}
+	for i := len(values) - 1; i >= 0 && !w.done; i-- {
 		rest := values[i]
-		for rest != "" {
+		for rest != "" && !w.done {
 			entry := rest
 			if j := strings.LastIndexByte(rest, ','); j >= 0 {
 				entry, rest = rest[j+1:], rest[:j]
@@ -93,23 +154,21 @@ func forwardedClient(trusted []netip.Prefix, r *http.Request) (netip.Addr, bool)
 			if entry == "" {
 				continue
 			}
-			if hops++; hops > maxForwardedHops {
-				return last, true
-			}
-			addr, ok := parseAddr(entry)
-			if !ok {
-				// A trusted proxy handed over something that is no
-				// address: it is the client we know.
-				return last, true
-			}
-			if !isTrusted(trusted, addr) {
-				return addr, true
-			}
-			last = addr
+			w.step(parseAddr(entry))
 		}
 	}
-	// Every entry is a trusted proxy: the left-most one is the client.
-	return last, hops > 0
+	return w.result()
+}
+
+// rfc7239Client walks the Forwarded header (forwarded.go).
+func rfc7239Client(trusted []netip.Prefix, peer netip.Addr, values []string) (netip.Addr, bool) {
+	var ring fwdRing
+	for _, v := range values {
+		ring.parseForwarded(v)
+	}
+	w := hopWalk{trusted: trusted, last: peer}
+	ring.walk(func(n fwdNode) bool { return w.step(n.addr, n.ok) })
+	return w.result()
 }
 
 func isTrusted(trusted []netip.Prefix, a netip.Addr) bool {

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func mustProxies(t *testing.T, entries ...string) []netip.Prefix {
+func mustProxies(t testing.TB, entries ...string) []netip.Prefix {
 	t.Helper()
 	p, err := ParseTrustedProxies(entries)
 	if err != nil {
