@@ -65,6 +65,8 @@ type serveFlags struct {
 	allowedHosts      *[]string
 	trustedProxies    *[]string
 	streamsPerClient  *int
+	readsPerClient    *int // readlimit.go
+	maxReads          *int
 	historyURL        *historyURLFlags // historyurl.go
 	restartWindow     *time.Duration   // events.restart-window (issue 15)
 	postgresURL       string           // --storage.postgres-url, a shared flag (main.go)
@@ -79,7 +81,7 @@ func addServeFlags(app *kingpin.Application) *serveFlags {
 			Default("10s")),
 		readTimeout: cli.Duration(app.Flag("web.read-timeout", "Time to read a whole request, body included.").
 			Default("1m")),
-		writeTimeout: cli.Duration(app.Flag("web.write-timeout", "Time to write a response (the live stream extends its own).").
+		writeTimeout: cli.Duration(app.Flag("web.write-timeout", "Time to write a response (the live stream extends its own); a read still running then is cancelled, as its answer could no longer be sent.").
 			Default("1m")),
 		idleTimeout: cli.Duration(app.Flag("web.idle-timeout", "How long an idle keep-alive connection stays open.").
 			Default("2m")),
@@ -131,6 +133,10 @@ func addServeFlags(app *kingpin.Application) *serveFlags {
 			Default("64MiB")),
 		streamsPerClient: cli.Int(app.Flag("web.max-streams-per-client", "Live streams (UI tabs) one client address may hold open at once; more get 429.").
 			Default("16")),
+		readsPerClient: cli.Int(app.Flag("web.max-reads-per-client", "Reads (every API route but ingest and the live stream, and /metrics) one client address may have in flight at once; more get 429 at once, so that one client cannot take every read slot.").
+			Default("16")),
+		maxReads: cli.Int(app.Flag("web.max-concurrent-reads", "Reads the aggregator answers at once, from all clients (each is bounded in memory, so this bounds their total); more wait up to 5s for a slot, then get 429.").
+			Default("32")),
 		historyURL: addHistoryURLFlags(app),
 	}
 }
@@ -185,6 +191,8 @@ func (f *serveFlags) check() error {
 		dur("events.restart-window", *f.restartWindow, *f.restartWindow > 0 && *f.restartWindow <= 24*time.Hour, "must be more than 0 and at most 24h"),
 		size("storage.min-free-disk-space", *f.minFree, *f.minFree > 0, "must be positive"),
 		num("web.max-streams-per-client", int64(*f.streamsPerClient), *f.streamsPerClient > 0, "must be positive"),
+		num("web.max-reads-per-client", int64(*f.readsPerClient), *f.readsPerClient > 0, "must be positive"),
+		num("web.max-concurrent-reads", int64(*f.maxReads), *f.maxReads > 0, "must be positive"),
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -324,6 +332,9 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 		AllowedHosts:        allowedHosts,
 		TrustedProxies:      trustedProxies,
 		MaxStreamsPerClient: *f.streamsPerClient,
+		MaxReadsPerClient:   *f.readsPerClient,
+		MaxReads:            *f.maxReads,
+		HandlerTimeout:      *f.writeTimeout,
 		Registerer:          reg,
 		Gatherer:            reg,
 	})

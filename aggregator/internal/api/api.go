@@ -120,6 +120,16 @@ type Options struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client of per-client limits (clientkey.go); none by default.
 	TrustedProxies []netip.Prefix
+	// MaxReadsPerClient bounds the reads (every route but ingest, the
+	// stream, health and the UI) one client has in flight (429 above;
+	// default 16); MaxReads bounds those the server answers at once (more
+	// wait up to Limits.QueueTimeout, then 429; default 32). See
+	// readlimit.go.
+	MaxReadsPerClient int
+	MaxReads          int
+	// HandlerTimeout ends a read's context (default 1m, the server's write
+	// timeout: an answer later than that cannot be sent).
+	HandlerTimeout time.Duration
 }
 
 // API is the aggregator's HTTP handler.
@@ -131,7 +141,11 @@ type API struct {
 	stream  *broker
 	// streamClients bounds the streams each client address holds.
 	streamClients *clientSlots
-	ingestQ       chan struct{}
+	// readClients and readQ bound reads per client and in all
+	// (readlimit.go).
+	readClients *clientSlots
+	readQ       chan struct{}
+	ingestQ     chan struct{}
 	// inflight bounds the decompressed bytes of all bodies being read.
 	inflight *byteBudget
 	// fastGunzip: gzip bodies go through libdeflate first.
@@ -173,6 +187,9 @@ func New(opts Options) (*API, error) {
 	positiveOr(&opts.HeartbeatInterval, 15*time.Second)
 	positiveOr(&opts.MaxStreams, 1000)
 	positiveOr(&opts.MaxStreamsPerClient, 16)
+	positiveOr(&opts.MaxReadsPerClient, 16)
+	positiveOr(&opts.MaxReads, 32)
+	positiveOr(&opts.HandlerTimeout, time.Minute)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -193,6 +210,8 @@ func New(opts Options) (*API, error) {
 		log:           opts.Logger,
 		stream:        newBroker(opts.MaxStreams),
 		streamClients: newClientSlots(opts.MaxStreamsPerClient),
+		readClients:   newClientSlots(opts.MaxReadsPerClient),
+		readQ:         make(chan struct{}, opts.MaxReads),
 		ingestQ:       make(chan struct{}, opts.Limits.MaxConcurrent),
 		inflight:      &byteBudget{max: opts.Limits.MaxInflightBytes},
 		seen:          newIntervals(),
@@ -268,22 +287,26 @@ func (a *API) routes() http.Handler {
 		if a.opts.Auth != nil {
 			r.Use(a.opts.Auth)
 		}
-		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{
+		r.With(a.limitReads).Method(http.MethodGet, "/metrics", promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelError),
 		}))
 		r.Route("/api/v1", func(r chi.Router) {
 			r.Use(a.requireStore)
-			r.With(httpapi.Route("hosts")).Get("/hosts", a.json.Handle(a.hosts))
-			r.With(httpapi.Route("fleet")).Get("/fleet", a.json.Handle(a.fleetHandler))
-			r.With(httpapi.Route("latest")).Get("/snapshots/latest", a.json.Handle(a.latest))
-			r.With(httpapi.Route("snapshot_at")).Get("/snapshots/at", a.json.Handle(a.snapshotAt))
-			r.With(httpapi.Route("snapshot")).Get("/snapshots/{id}", a.json.Handle(a.snapshot))
-			r.With(httpapi.Route("processes")).Get("/snapshots/{id}/processes", a.json.Handle(a.processes))
-			r.With(httpapi.Route("host_snapshots")).Get("/hosts/{hostname}/snapshots", a.json.Handle(a.hostSnapshots))
 			r.With(httpapi.Route("stream")).Get("/stream", a.streamHandler)
-			if a.opts.Mount != nil {
-				a.opts.Mount(r)
-			}
+			// Every other route is a read, bounded per client and in all.
+			r.Group(func(r chi.Router) {
+				r.Use(a.limitReads)
+				r.With(httpapi.Route("hosts")).Get("/hosts", a.json.Handle(a.hosts))
+				r.With(httpapi.Route("fleet")).Get("/fleet", a.json.Handle(a.fleetHandler))
+				r.With(httpapi.Route("latest")).Get("/snapshots/latest", a.json.Handle(a.latest))
+				r.With(httpapi.Route("snapshot_at")).Get("/snapshots/at", a.json.Handle(a.snapshotAt))
+				r.With(httpapi.Route("snapshot")).Get("/snapshots/{id}", a.json.Handle(a.snapshot))
+				r.With(httpapi.Route("processes")).Get("/snapshots/{id}/processes", a.json.Handle(a.processes))
+				r.With(httpapi.Route("host_snapshots")).Get("/hosts/{hostname}/snapshots", a.json.Handle(a.hostSnapshots))
+				if a.opts.Mount != nil {
+					a.opts.Mount(r)
+				}
+			})
 		})
 		// Unknown paths under /api are JSON 404s, never the UI's page.
 		r.HandleFunc("/api", a.notFound)

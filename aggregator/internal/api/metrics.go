@@ -20,6 +20,7 @@ type metrics struct {
 	snapshotsStored prometheus.Counter
 	httpRequests    *prometheus.CounterVec
 	httpDuration    *prometheus.HistogramVec
+	readsRefused    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, st func() store.Store) (*metrics, error) {
@@ -50,9 +51,16 @@ func newMetrics(reg prometheus.Registerer, st func() store.Store) (*metrics, err
 			Help:    "HTTP API request durations by handler (streams count until they end).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"handler"}),
+		readsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "http_reads_refused_total",
+			Help: "Reads refused with 429: reason client (--web.max-reads-per-client) or server (--web.max-concurrent-reads).",
+		}, []string{"reason"}),
+	}
+	for _, reason := range []string{"client", "server"} {
+		m.readsRefused.WithLabelValues(reason) // 0 from the start
 	}
 	for _, c := range []prometheus.Collector{m.ingestRequests, m.ingestDuration, m.ingestBytes,
-		m.snapshotsStored, m.httpRequests, m.httpDuration, &storeCollector{store: st}} {
+		m.snapshotsStored, m.httpRequests, m.httpDuration, m.readsRefused, &storeCollector{store: st}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
