@@ -343,15 +343,7 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 		return exitFailed
 	}
 
-	srv := &http.Server{
-		Handler:           webCfg.RateLimit(a),
-		ReadHeaderTimeout: *f.readHeaderTimeout,
-		ReadTimeout:       *f.readTimeout,
-		WriteTimeout:      *f.writeTimeout,
-		IdleTimeout:       *f.idleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	srv := f.httpServer(webCfg.RateLimit(a), logger)
 	listeners, err := listen(f.web)
 	if err != nil {
 		logger.Error("cannot listen: "+listenHint(err), "err", err)
@@ -488,6 +480,25 @@ func serve(stderr io.Writer, logger *slog.Logger, storagePath string, f *serveFl
 	}
 	logger.Info("storage closed", "duration", time.Since(t))
 	return code
+}
+
+// maxHeaderBytes bounds a request's headers (431 beyond): enough for
+// long cookies and proxy headers, not for a client's junk.
+const maxHeaderBytes = 64 << 10
+
+// httpServer is the public listener's server: every request's headers
+// within --web.read-header-timeout (slow-loris), the whole request within
+// --web.read-timeout, the answer within --web.write-timeout.
+func (f *serveFlags) httpServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: *f.readHeaderTimeout,
+		ReadTimeout:       *f.readTimeout,
+		WriteTimeout:      *f.writeTimeout,
+		IdleTimeout:       *f.idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 func shutdownServer(logger *slog.Logger, srv *http.Server, a *api.API, timeout time.Duration) {
