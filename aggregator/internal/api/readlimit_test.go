@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,7 +15,10 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/procscope/procscope/aggregator/internal/events"
+	"github.com/procscope/procscope/aggregator/internal/history"
 	"github.com/procscope/procscope/aggregator/internal/httpapi"
+	"github.com/procscope/procscope/aggregator/internal/store"
 )
 
 // blockingReads mounts /api/v1/hosts/{hostname}/series (history's route)
@@ -260,4 +264,78 @@ func TestReadDeadline(t *testing.T) {
 	if !strings.Contains(lines.Text(), "web-1") {
 		t.Fatalf("stream after the read deadline: %q %v", lines.Text(), lines.Err())
 	}
+}
+
+// TestReadLimitEveryRoute walks every route the router has (the history
+// and events routes mounted as serve mounts them, the UI included): each
+// is a bounded read (refused with the per-client 429 while its client
+// holds all its read slots) or one of the routes with bounds of their own
+// (ingest, the live stream) or nothing to bound (health probes, the
+// embedded UI, the JSON 404 of unknown /api paths). A route added outside
+// the read group fails here until it is placed.
+func TestReadLimitEveryRoute(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.MaxReadsPerClient = 1
+		o.UI = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ui")) })
+		st := new(LazyStore)
+		o.Store = st
+		hist := history.NewHandler(nil, st, slog.New(slog.DiscardHandler))
+		ev := events.NewHandler(func() store.EventStore { return nil }, httpapi.Adapter{Log: slog.New(slog.DiscardHandler)})
+		o.Mount = func(r chi.Router) { hist.Mount(r); ev.Mount(r) }
+	})
+	exempt := map[string]string{
+		"/-/healthy": "probe", "/-/ready": "probe", IngestPath: "ingest limits", "/api/v1/stream": "stream limits",
+		"/": "UI", "/*": "UI", "/api": "404", "/api/*": "404",
+	}
+	client := "127.0.0.1"
+	if !e.a.readClients.acquire(client) { // the test client's one slot, held
+		t.Fatal("no slot")
+	}
+	defer e.a.readClients.release(client)
+	fill := strings.NewReplacer("{id}", "1", "{hostname}", "h", "{pid}", "1", "*", "x")
+	reads := 0
+	err := chi.Walk(e.a.handler.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		why, isExempt := exempt[route]
+		if route == "/api/v1/stream" {
+			// It would stay open; its own bounds are TestStreamsPerClient's.
+			return nil
+		}
+		r, err := fetchMethod(e.srv.Client(), method, e.srv.URL+fill.Replace(route))
+		if err != nil {
+			return err
+		}
+		if isExempt {
+			if r.code == http.StatusTooManyRequests {
+				t.Errorf("%s %s (%s) refused by the read limit: %s", method, route, why, r.body)
+			}
+			return nil
+		}
+		reads++
+		if r.code != http.StatusTooManyRequests || (method != http.MethodHead && !strings.Contains(r.body, "--web.max-reads-per-client")) {
+			t.Errorf("%s %s is not bounded per client: %d %s", method, route, r.code, r.body)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reads < 12 {
+		t.Fatalf("walked only %d read routes", reads)
+	}
+}
+
+func fetchMethod(client *http.Client, method, url string) (resp, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return resp{}, err
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return resp{}, err
+	}
+	defer func() { _ = res.Body.Close() }()
+	body, err := io.ReadAll(res.Body)
+	return resp{res.StatusCode, res.Header, string(body)}, err
 }
