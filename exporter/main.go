@@ -156,14 +156,7 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-	}
+	srv := newHTTPServer(handler, logger, defaultWebTimeouts)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- web.ListenAndServe(srv, cfg.Web, logger) }()
 

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
@@ -56,6 +57,37 @@ func newMux(telemetryPath string, metricsHandler http.Handler, ready func() bool
 	})
 	mux.Handle("/", landing)
 	return mux, nil
+}
+
+// webTimeouts bound each request to the exporter's listener in time.
+type webTimeouts struct {
+	// header: a client trickling its headers (slow-loris) is cut off
+	// after this, before any handler runs.
+	header, read, write, idle time.Duration
+}
+
+// defaultWebTimeouts: Prometheus' scrape timeout is at most its interval
+// (usually 10-60 s), and a scrape is answered from metrics built once
+// per walk, so 30 s to write is plenty.
+var defaultWebTimeouts = webTimeouts{header: 10 * time.Second, read: 30 * time.Second, write: 30 * time.Second, idle: 2 * time.Minute}
+
+// maxHeaderBytes bounds a request's headers (431 beyond); Go's default
+// is 1 MiB, a scraper sends a few hundred bytes.
+const maxHeaderBytes = 64 << 10
+
+// newHTTPServer is the exporter's server for exporter-toolkit to listen
+// with (TLS and basic auth from --web.config.file). Concurrent scrapes are
+// bounded by the metrics handler itself (metrics.Handler: 4, then 503).
+func newHTTPServer(h http.Handler, logger *slog.Logger, t webTimeouts) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.header,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
 }
 
 func getOrHead(w http.ResponseWriter, r *http.Request) bool {
