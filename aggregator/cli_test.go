@@ -137,6 +137,8 @@ func TestBadFlagValues(t *testing.T) {
 	f("--hosts.enroll-rate=-1", `--hosts.enroll-rate=-1: must not be negative`)
 	f("--web.max-streams-per-client=many", `--web.max-streams-per-client="many": not an integer`)
 	f("--web.max-streams-per-client=0", `--web.max-streams-per-client=0: must be positive`)
+	f("--web.max-reads-per-client=0", `--web.max-reads-per-client=0: must be positive`)
+	f("--web.max-concurrent-reads=-1", `--web.max-concurrent-reads=-1: must be positive`)
 	f("--history.url=ftp://tsdb", `--history.url=ftp://tsdb: want http(s)://host[/path]`)
 	f("--history.timeout=soon", `--history.timeout="soon": not a duration`)
 	f("--history.timeout=0s", `--history.timeout=0s: must be positive`)
