@@ -45,8 +45,8 @@ func (b *blockingReads) mount(r chi.Router) {
 	})
 }
 
-// fetch is a goroutine-safe GET with headers; err for a failed request.
-func fetch(client *http.Client, url string, hdr map[string]string) (resp, error) {
+// getHdr is a goroutine-safe GET with headers; err for a failed request.
+func getHdr(client *http.Client, url string, hdr map[string]string) (resp, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -65,8 +65,8 @@ func fetch(client *http.Client, url string, hdr map[string]string) (resp, error)
 	return resp{res.StatusCode, res.Header, string(body)}, err
 }
 
-// waitN receives n times from ch, failing after 20 s.
-func waitN[T any](t *testing.T, ch <-chan T, n int, what string) []T {
+// recvN receives n times from ch, failing after 20 s.
+func recvN[T any](t *testing.T, ch <-chan T, n int, what string) []T {
 	t.Helper()
 	out := make([]T, 0, n)
 	deadline := time.After(20 * time.Second)
@@ -98,7 +98,7 @@ func TestReadsPerClient(t *testing.T) {
 	var wg sync.WaitGroup
 	for range flood {
 		wg.Go(func() {
-			r, err := fetch(e.srv.Client(), e.srv.URL+"/api/v1/hosts/h/series", a)
+			r, err := getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts/h/series", a)
 			if err != nil {
 				r.body = err.Error()
 			}
@@ -106,8 +106,8 @@ func TestReadsPerClient(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() { close(b.release); wg.Wait() })
-	waitN(t, b.entered, perClient, "reads of client A admitted")
-	for _, r := range waitN(t, results, flood-perClient, "refusals of client A") {
+	recvN(t, b.entered, perClient, "reads of client A admitted")
+	for _, r := range recvN(t, results, flood-perClient, "refusals of client A") {
 		if r.code != http.StatusTooManyRequests || r.hdr.Get("Retry-After") != "1" {
 			t.Fatalf("client A's read beyond its %d: %d (Retry-After %q) %s, want 429", perClient, r.code, r.hdr.Get("Retry-After"), r.body)
 		}
@@ -122,20 +122,20 @@ func TestReadsPerClient(t *testing.T) {
 	}
 	// Client B, by either header, is served while A holds its reads.
 	for _, hdr := range []map[string]string{{"X-Forwarded-For": "203.0.113.2"}, {"Forwarded": `for="[2001:db8::2]:443"`}} {
-		if r, err := fetch(e.srv.Client(), e.srv.URL+"/api/v1/hosts", hdr); err != nil || r.code != http.StatusOK {
+		if r, err := getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts", hdr); err != nil || r.code != http.StatusOK {
 			t.Fatalf("client B (%v) while A floods: %d %s %v", hdr, r.code, r.body, err)
 		}
 	}
 	// A's own cheap reads are refused too: the bound is per client, not per route.
-	if r, _ := fetch(e.srv.Client(), e.srv.URL+"/api/v1/hosts", a); r.code != http.StatusTooManyRequests {
+	if r, _ := getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts", a); r.code != http.StatusTooManyRequests {
 		t.Fatalf("client A's 101st read: %d, want 429", r.code)
 	}
 	close(b.release)
 	b.release = make(chan struct{}) // for Cleanup
-	for _, r := range waitN(t, results, perClient, "admitted reads of client A") {
+	for _, r := range recvN(t, results, perClient, "admitted reads of client A") {
 		mustStatus(t, r, http.StatusOK)
 	}
-	if r, err := fetch(e.srv.Client(), e.srv.URL+"/api/v1/hosts", a); err != nil || r.code != http.StatusOK {
+	if r, err := getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts", a); err != nil || r.code != http.StatusOK {
 		t.Fatalf("client A after its reads ended: %d %s %v", r.code, r.body, err)
 	}
 	if got := testutil.ToFloat64(e.a.metrics.readsRefused.WithLabelValues("client")); got != flood-perClient+1 {
@@ -173,13 +173,13 @@ func TestReadsInAll(t *testing.T) {
 			})
 			for _, client := range []string{"203.0.113.1", "203.0.113.2"} {
 				wg.Go(func() {
-					_, _ = fetch(e.srv.Client(), e.srv.URL+"/api/v1/hosts/h/series", map[string]string{"X-Forwarded-For": client})
+					_, _ = getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts/h/series", map[string]string{"X-Forwarded-For": client})
 				})
 			}
-			waitN(t, b.entered, 2, "reads admitted")
+			recvN(t, b.entered, 2, "reads admitted")
 			third := make(chan resp, 1)
 			wg.Go(func() {
-				r, err := fetch(e.srv.Client(), e.srv.URL+"/api/v1/hosts", map[string]string{"X-Forwarded-For": "203.0.113.3"})
+				r, err := getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts", map[string]string{"X-Forwarded-For": "203.0.113.3"})
 				if err != nil {
 					r.body = err.Error()
 				}
@@ -196,7 +196,7 @@ func TestReadsInAll(t *testing.T) {
 				}
 				close(b.release)
 			}
-			r := waitN(t, third, 1, "answers to the third client")[0]
+			r := recvN(t, third, 1, "answers to the third client")[0]
 			if r.code != tc.want {
 				t.Fatalf("a third client with the server full: %d %s, want %d", r.code, r.body, tc.want)
 			}
@@ -245,7 +245,7 @@ func TestReadDeadline(t *testing.T) {
 	}
 	defer func() { _ = stream.Body.Close() }()
 
-	r, err := fetch(e.srv.Client(), e.srv.URL+"/api/v1/hosts/h/series", nil)
+	r, err := getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts/h/series", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
