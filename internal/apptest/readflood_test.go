@@ -12,8 +12,8 @@ import (
 )
 
 // TestReadFloodRSS: one client opening 100 reads of a 20,000-process list
-// at once on the real aggregator. With the default read limits (16 per
-// client, 32 in all) it gets 16 answers at a time and 429 for the rest,
+// at once on the real aggregator. With the default read limits (8 per
+// client, 64 in all) it gets 8 answers at a time and 429 for the rest,
 // another client is served during the flood, and the peak RSS rise is
 // logged beside the same flood with the limits raised out of the way
 // (the baseline, measured in the same run): the figure of

@@ -122,9 +122,10 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// MaxReadsPerClient bounds the reads (every route but ingest, the
 	// stream, health and the UI) one client has in flight (429 above;
-	// default 16); MaxReads bounds those the server answers at once (more
-	// wait up to Limits.QueueTimeout, then 429; default 32). See
-	// readlimit.go.
+	// default 8, more than a browser's 6 connections to one server);
+	// MaxReads bounds those the server answers at once (more wait up to
+	// Limits.QueueTimeout, then 429; default 64, so that it takes 8
+	// clients to fill it). See readlimit.go.
 	MaxReadsPerClient int
 	MaxReads          int
 	// HandlerTimeout ends a read's context (default 1m, the server's write
@@ -187,8 +188,8 @@ func New(opts Options) (*API, error) {
 	positiveOr(&opts.HeartbeatInterval, 15*time.Second)
 	positiveOr(&opts.MaxStreams, 1000)
 	positiveOr(&opts.MaxStreamsPerClient, 16)
-	positiveOr(&opts.MaxReadsPerClient, 16)
-	positiveOr(&opts.MaxReads, 32)
+	positiveOr(&opts.MaxReadsPerClient, 8)
+	positiveOr(&opts.MaxReads, 64)
 	positiveOr(&opts.HandlerTimeout, time.Minute)
 	if opts.Now == nil {
 		opts.Now = time.Now

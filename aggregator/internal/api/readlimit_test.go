@@ -92,7 +92,7 @@ func TestReadsPerClient(t *testing.T) {
 		o.TrustedProxies = mustProxies(t, "127.0.0.0/8", "::1")
 		o.Mount = b.mount
 	})
-	const flood, perClient = 100, 16 // the default
+	const flood, perClient = 100, 8 // the default
 	a := map[string]string{"X-Forwarded-For": "203.0.113.1"}
 	results := make(chan resp, flood)
 	var wg sync.WaitGroup
