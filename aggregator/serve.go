@@ -133,7 +133,7 @@ func addServeFlags(app *kingpin.Application) *serveFlags {
 			Default("64MiB")),
 		streamsPerClient: cli.Int(app.Flag("web.max-streams-per-client", "Live streams (UI tabs) one client address may hold open at once; more get 429.").
 			Default("16")),
-		readsPerClient: cli.Int(app.Flag("web.max-reads-per-client", "Reads (every API route but ingest and the live stream, and /metrics) one client address may have in flight at once; more get 429 at once, so that one client cannot take every read slot (a browser uses at most 6 connections to a server).").
+		readsPerClient: cli.Int(app.Flag("web.max-reads-per-client", "Reads (every API route but ingest and the live stream, and /metrics) one client address runs at once; more wait for its slots up to 5s (a browser's burst), and past 4 times this many in flight get 429 at once, so that one client cannot take every read slot.").
 			Default("8")),
 		maxReads: cli.Int(app.Flag("web.max-concurrent-reads", "Reads the aggregator answers at once, from all clients (each is bounded in memory, so this bounds their total); more wait up to 5s for a slot, then get 429.").
 			Default("64")),

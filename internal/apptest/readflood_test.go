@@ -13,7 +13,8 @@ import (
 
 // TestReadFloodRSS: one client opening 100 reads of a 20,000-process list
 // at once on the real aggregator. With the default read limits (8 per
-// client, 64 in all) it gets 8 answers at a time and 429 for the rest,
+// client running, 4 times that in flight, 64 in all) 8 run at a time,
+// 24 wait for them and the rest get 429 at once;
 // another client is served during the flood, and the peak RSS rise is
 // logged beside the same flood with the limits raised out of the way
 // (the baseline, measured in the same run): the figure of

@@ -121,8 +121,9 @@ type Options struct {
 	// the client of per-client limits (clientkey.go); none by default.
 	TrustedProxies []netip.Prefix
 	// MaxReadsPerClient bounds the reads (every route but ingest, the
-	// stream, health and the UI) one client has in flight (429 above;
-	// default 8, more than a browser's 6 connections to one server);
+	// stream, health and the UI) one client runs at once (default 8); more
+	// wait for its slots up to Limits.QueueTimeout, and past 4 times that
+	// many in flight get 429 at once;
 	// MaxReads bounds those the server answers at once (more wait up to
 	// Limits.QueueTimeout, then 429; default 64, so that it takes 8
 	// clients to fill it). See readlimit.go.
@@ -144,7 +145,7 @@ type API struct {
 	streamClients *clientSlots
 	// readClients and readQ bound reads per client and in all
 	// (readlimit.go).
-	readClients *clientSlots
+	readClients *clientGate
 	readQ       chan struct{}
 	ingestQ     chan struct{}
 	// inflight bounds the decompressed bytes of all bodies being read.
@@ -211,7 +212,7 @@ func New(opts Options) (*API, error) {
 		log:           opts.Logger,
 		stream:        newBroker(opts.MaxStreams),
 		streamClients: newClientSlots(opts.MaxStreamsPerClient),
-		readClients:   newClientSlots(opts.MaxReadsPerClient),
+		readClients:   newClientGate(opts.MaxReadsPerClient),
 		readQ:         make(chan struct{}, opts.MaxReads),
 		ingestQ:       make(chan struct{}, opts.Limits.MaxConcurrent),
 		inflight:      &byteBudget{max: opts.Limits.MaxInflightBytes},

@@ -27,7 +27,11 @@ import (
 type blockingReads struct {
 	entered chan struct{}
 	release chan struct{}
+	once    sync.Once
 }
+
+// free lets every read held, and every later one, finish.
+func (b *blockingReads) free() { b.once.Do(func() { close(b.release) }) }
 
 func newBlockingReads() *blockingReads {
 	return &blockingReads{entered: make(chan struct{}, 1000), release: make(chan struct{})}
@@ -82,17 +86,20 @@ func recvN[T any](t *testing.T, ch <-chan T, n int, what string) []T {
 }
 
 // TestReadsPerClient: one client (behind a trusted proxy, as its
-// X-Forwarded-For says) opening 100 expensive reads at once gets
-// --web.max-reads-per-client of them and a JSON 429 with Retry-After for
-// the rest, at once, while another client is still served; once its reads
-// are answered, the client reads again.
+// X-Forwarded-For says) opening 100 expensive reads at once runs
+// --web.max-reads-per-client of them, has 3 times as many wait for its
+// slots, and gets a JSON 429 with Retry-After at once for the rest, while
+// another client is still served; the waiting ones are answered once its
+// first ones end.
 func TestReadsPerClient(t *testing.T) {
 	b := newBlockingReads()
 	e := newEnv(t, func(o *Options) {
 		o.TrustedProxies = mustProxies(t, "127.0.0.0/8", "::1")
 		o.Mount = b.mount
+		o.Limits.QueueTimeout = time.Minute // the waiting ones wait for the release
 	})
 	const flood, perClient = 100, 8 // the default
+	const inFlight = readQueueFactor * perClient
 	a := map[string]string{"X-Forwarded-For": "203.0.113.1"}
 	results := make(chan resp, flood)
 	var wg sync.WaitGroup
@@ -105,11 +112,11 @@ func TestReadsPerClient(t *testing.T) {
 			results <- r
 		})
 	}
-	t.Cleanup(func() { close(b.release); wg.Wait() })
+	t.Cleanup(func() { b.free(); wg.Wait() })
 	recvN(t, b.entered, perClient, "reads of client A admitted")
-	for _, r := range recvN(t, results, flood-perClient, "refusals of client A") {
+	for _, r := range recvN(t, results, flood-inFlight, "refusals of client A") {
 		if r.code != http.StatusTooManyRequests || r.hdr.Get("Retry-After") != "1" {
-			t.Fatalf("client A's read beyond its %d: %d (Retry-After %q) %s, want 429", perClient, r.code, r.hdr.Get("Retry-After"), r.body)
+			t.Fatalf("client A's read beyond its %d in flight: %d (Retry-After %q) %s, want 429", inFlight, r.code, r.hdr.Get("Retry-After"), r.body)
 		}
 		if msg := mustJSONError(t, r); !strings.Contains(msg, "--web.max-reads-per-client") {
 			t.Fatalf("429 message %q does not name the flag", msg)
@@ -117,8 +124,11 @@ func TestReadsPerClient(t *testing.T) {
 	}
 	select {
 	case <-b.entered:
-		t.Fatal("client A got more reads in than its limit")
+		t.Fatal("client A runs more reads than its limit")
 	default:
+	}
+	if n := e.a.readClients.inFlight("203.0.113.1"); n != inFlight {
+		t.Fatalf("client A has %d reads in flight, want %d", n, inFlight)
 	}
 	// Client B, by either header, is served while A holds its reads.
 	for _, hdr := range []map[string]string{{"X-Forwarded-For": "203.0.113.2"}, {"Forwarded": `for="[2001:db8::2]:443"`}} {
@@ -130,16 +140,39 @@ func TestReadsPerClient(t *testing.T) {
 	if r, _ := getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts", a); r.code != http.StatusTooManyRequests {
 		t.Fatalf("client A's 101st read: %d, want 429", r.code)
 	}
-	close(b.release)
-	b.release = make(chan struct{}) // for Cleanup
-	for _, r := range recvN(t, results, perClient, "admitted reads of client A") {
+	b.free()
+	for _, r := range recvN(t, results, inFlight, "admitted and waiting reads of client A") {
 		mustStatus(t, r, http.StatusOK)
 	}
 	if r, err := getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts", a); err != nil || r.code != http.StatusOK {
 		t.Fatalf("client A after its reads ended: %d %s %v", r.code, r.body, err)
 	}
-	if got := testutil.ToFloat64(e.a.metrics.readsRefused.WithLabelValues("client")); got != flood-perClient+1 {
-		t.Fatalf("procscope_aggregator_http_reads_refused_total{reason=\"client\"} = %v, want %d", got, flood-perClient+1)
+	if got := testutil.ToFloat64(e.a.metrics.readsRefused.WithLabelValues("client")); got != flood-inFlight+1 {
+		t.Fatalf("procscope_aggregator_http_reads_refused_total{reason=\"client\"} = %v, want %d", got, flood-inFlight+1)
+	}
+}
+
+// TestReadsPerClientWait: a client's reads past its running bound wait
+// for its own slots (a browser's burst over HTTP/2), up to the queue
+// timeout, then get the per-client 429.
+func TestReadsPerClientWait(t *testing.T) {
+	b := newBlockingReads()
+	e := newEnv(t, func(o *Options) {
+		o.Mount = b.mount
+		o.MaxReadsPerClient = 1
+		o.Limits.QueueTimeout = 50 * time.Millisecond
+	})
+	first := make(chan resp, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		r, _ := getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts/h/series", nil)
+		first <- r
+	})
+	t.Cleanup(func() { b.free(); wg.Wait() })
+	recvN(t, b.entered, 1, "first read")
+	r, err := getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts", nil)
+	if err != nil || r.code != http.StatusTooManyRequests || !strings.Contains(mustJSONError(t, r), "--web.max-reads-per-client") {
+		t.Fatalf("a second read while the first runs, after the wait: %d %s %v, want the per-client 429", r.code, r.body, err)
 	}
 }
 
@@ -165,12 +198,7 @@ func TestReadsInAll(t *testing.T) {
 				o.Limits.QueueTimeout = tc.wait
 			})
 			var wg sync.WaitGroup
-			t.Cleanup(func() {
-				if !tc.release {
-					close(b.release)
-				}
-				wg.Wait()
-			})
+			t.Cleanup(func() { b.free(); wg.Wait() })
 			for _, client := range []string{"203.0.113.1", "203.0.113.2"} {
 				wg.Go(func() {
 					_, _ = getHdr(e.srv.Client(), e.srv.URL+"/api/v1/hosts/h/series", map[string]string{"X-Forwarded-For": client})
@@ -188,13 +216,13 @@ func TestReadsInAll(t *testing.T) {
 			if tc.release {
 				// Once the third read waits for a slot (its client
 				// holds its own one), the others end.
-				for i := 0; !e.a.readClients.holds("203.0.113.3"); i++ {
+				for i := 0; e.a.readClients.inFlight("203.0.113.3") == 0; i++ {
 					if i == 2000 {
 						t.Fatal("the third read never started waiting")
 					}
 					time.Sleep(10 * time.Millisecond)
 				}
-				close(b.release)
+				b.free()
 			}
 			r := recvN(t, third, 1, "answers to the third client")[0]
 			if r.code != tc.want {
@@ -288,10 +316,13 @@ func TestReadLimitEveryRoute(t *testing.T) {
 		"/": "UI", "/*": "UI", "/api": "404", "/api/*": "404",
 	}
 	client := "127.0.0.1"
-	if !e.a.readClients.acquire(client) { // the test client's one slot, held
-		t.Fatal("no slot")
+	for range readQueueFactor { // the test client's reads in flight, all held
+		c := e.a.readClients.enter(client)
+		if c == nil {
+			t.Fatal("no room")
+		}
+		defer e.a.readClients.leave(client, c)
 	}
-	defer e.a.readClients.release(client)
 	fill := strings.NewReplacer("{id}", "1", "{hostname}", "h", "{pid}", "1", "*", "x")
 	reads := 0
 	err := chi.Walk(e.a.handler.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {

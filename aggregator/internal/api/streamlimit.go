@@ -37,10 +37,3 @@ func (c *clientSlots) release(client string) {
 		c.used[client] = n - 1
 	}
 }
-
-// holds reports whether client holds a slot.
-func (c *clientSlots) holds(client string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.used[client] > 0
-}
