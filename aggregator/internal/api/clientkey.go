@@ -10,21 +10,20 @@ import (
 )
 
 // Who is the client of a per-client limit (new hostnames a minute, live
-// streams, failed logins)?
+// streams, reads, failed logins)?
 //
 // The TCP peer, unless the peer is a reverse proxy in --web.trusted-proxies
 // (Options.TrustedProxies): behind a proxy every client would otherwise
 // share the proxy's budgets. Then the client is the right-most
-// X-Forwarded-For entry that is not itself a trusted proxy: each proxy
-// appends the address it got the request from, so entries to the left of
-// that one were written by the client and prove nothing. From any other
-// peer the header is ignored, so it cannot be used to spoof addresses.
-// The Forwarded header (RFC 7239) is not read.
+// X-Forwarded-For entry (or RFC 7239 Forwarded for= node, forwarded.go)
+// that is not itself a trusted proxy: each proxy appends the address it
+// got the request from, so entries to the left of that one were written
+// by the client and prove nothing. From any other peer the headers are
+// ignored, so they cannot be used to spoof addresses.
 
 // maxForwardedHops bounds the X-Forwarded-For entries (Forwarded
-// elements) looked at: the walk
-// stops at the first untrusted one, so only a chain of trusted proxies
-// goes deeper than one or two.
+// elements) looked at: the walk stops at the first untrusted one, so only
+// a chain of trusted proxies goes deeper than one or two.
 const maxForwardedHops = 32
 
 // ParseTrustedProxies reads --web.trusted-proxies: CIDRs or single
