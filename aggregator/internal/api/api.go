@@ -117,8 +117,9 @@ type Options struct {
 	// Enrollment decides who may create hosts and bounds new hosts
 	// (enroll.go). The zero value is open enrolment without limits.
 	Enrollment Enrollment
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
-	// the client of per-client limits (clientkey.go); none by default.
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For or
+	// Forwarded header names the client of per-client limits
+	// (clientkey.go); none by default.
 	TrustedProxies []netip.Prefix
 	// MaxReadsPerClient bounds the reads (every route but ingest, the
 	// stream, health and the UI) one client runs at once (default 8); more
