@@ -35,6 +35,9 @@ type PostgresOptions struct {
 	// Durable keeps fsync on (the benchmark measures real commits); tests
 	// run with fsync off, which only matters if the machine itself crashes.
 	Durable bool
+	// Settings are more NAME=VALUE server settings (-c), e.g. to load
+	// pg_stat_statements while looking for where the time goes.
+	Settings []string
 }
 
 // Postgres is a running cluster.
@@ -145,6 +148,9 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 			"-c", "unix_socket_directories="+dir, "-c", "fsync="+fsync,
 			"-c", "max_connections=200", "-c", "shared_buffers=64MB",
 			"-c", "logging_collector=off", "-c", "log_min_messages=warning")
+		for _, kv := range opts.Settings {
+			cmd.Args = append(cmd.Args, "-c", kv)
+		}
 		// Its own process group (the benchmark sums the group's CPU), and
 		// SIGQUIT (immediate shutdown) if this process dies first.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}

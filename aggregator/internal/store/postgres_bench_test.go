@@ -79,6 +79,11 @@ func BenchmarkIngestParallelPostgres(b *testing.B) {
 	}
 	b.Run("sqlite", func(b *testing.B) { run(b, openTest(b, b.TempDir(), Options{}), nil) })
 	b.Run("postgres-batch=1", func(b *testing.B) { run(b, openPG(b, Options{MaxBatch: 1}), pg) })
+	b.Run("postgres-per-row", func(b *testing.B) {
+		s := openPG(b, Options{})
+		s.batch.perRow.Store(true)
+		run(b, s, pg)
+	})
 	b.Run("postgres", func(b *testing.B) { run(b, openPG(b, Options{}), pg) })
 	b.Run("postgres-listen", func(b *testing.B) {
 		s := openPG(b, Options{})

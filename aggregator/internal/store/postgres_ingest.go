@@ -16,7 +16,8 @@ import (
 // Group commit on PostgreSQL, as the SQLite writer does it: an ingest is
 // encoded by its caller, then queued; pgFlushers goroutines each take
 // what is waiting (up to Options.MaxBatch) and store it by one call of
-// procscope_ingest_batch, one statement and one transaction, so that the
+// procscope_ingest_batch, one statement and one transaction (a few
+// statements inside it whatever the batch's size, migration 0004), so that the
 // commit, the WAL flush and the round trip are paid once per batch. Each
 // caller is answered after the COMMIT (synchronous_commit must stay on: a
 // 2xx means committed). While one batch commits, the next one gathers.
@@ -36,6 +37,10 @@ type pgBatcher struct {
 	wg      sync.WaitGroup
 	writes  atomic.Int64 // ingests committed (CommittedWrites)
 	full    atomic.Bool  // the last batch failed for a full disk
+	// perRow stores every batch by procscope_ingest_batch_rows, one
+	// procscope_ingest call per ingest, as before migration 0004: the
+	// baseline of BenchmarkIngestParallelPostgres.
+	perRow atomic.Bool
 }
 
 // pgJob is one queued ingest: the snapshot encoded against base (nil: a
@@ -151,7 +156,11 @@ func (s *Postgres) runBatch(batch []*pgJob, a *pgBatchArgs) {
 	ctx, cancel := context.WithTimeout(context.Background(), pgBatchTimeout)
 	defer cancel()
 	err := func() error {
-		rows, err := s.pool.Query(ctx, `SELECT o_idx, o_status, o_snapshot_id, o_host_id FROM procscope_ingest_batch(
+		fn := "procscope_ingest_batch"
+		if s.batch.perRow.Load() {
+			fn = "procscope_ingest_batch_rows"
+		}
+		rows, err := s.pool.Query(ctx, `SELECT o_idx, o_status, o_snapshot_id, o_host_id FROM `+fn+`(
 			$1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			a.hostnames, a.keys, a.captured, a.counts, a.bases, a.sys, a.procs, a.recv, a.noCreate, a.maxHosts)
 		if err != nil {
