@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/procscope/procscope/internal/testutil"
 )
 
@@ -96,4 +99,122 @@ func BenchmarkIngestParallelPostgres(b *testing.B) {
 		b.Cleanup(func() { cancel(); <-done })
 		run(b, s, pg)
 	})
+}
+
+// BenchmarkPostgresBatchFunctions stores the same steady-state batches
+// (20 known hosts each, deltas against their keyframes, realistic blobs)
+// encoded as Ingest encodes them (a keyframe when one is due), on two
+// databases, batch by batch in turn on one connection each, so that both
+// see the same machine at the same moment: by procscope_ingest_batch_rows
+// (one procscope_ingest call per ingest, as before migration 0004) and by
+// the set-based procscope_ingest_batch.
+// pg-cpu-µs/snapshot is each backend's own CPU (/proc), nothing else's:
+// the batch function's cost without the Go side, the commit's fsync
+// (fsync off) or the scheduling noise of a parallel benchmark.
+//
+//	go test -run '^$' -bench BenchmarkPostgresBatchFunctions -benchtime 400x ./aggregator/internal/store
+func BenchmarkPostgresBatchFunctions(b *testing.B) {
+	const hosts, perBatch = 200, 20
+	ctx := context.Background()
+	pg, err := testutil.StartPostgres(ctx, testutil.PostgresOptions{})
+	if err != nil {
+		b.Skipf("PostgreSQL: %v", err)
+	}
+	b.Cleanup(pg.Stop)
+	gen := make([]*fakeHost, hosts)
+	for i := range gen {
+		gen[i] = newFakeHost(uint64(i), fmt.Sprintf("host-%03d", i), 300)
+	}
+	first := make([]*IngestRequest, hosts)
+	for i, h := range gen {
+		first[i] = h.next()
+	}
+	// The batches' requests, the same for every side.
+	reqs := make([][]*IngestRequest, b.N)
+	for n := range reqs {
+		for i := range perBatch {
+			reqs[n] = append(reqs[n], gen[(n*perBatch+i)%hosts].next())
+		}
+	}
+	type side struct {
+		name, fn string
+		s        *Postgres // encodes as Ingest does
+		conn     *pgx.Conn
+		pid      int
+		cpu      time.Duration
+	}
+	setup := func(name, fn string) *side {
+		url, err := pg.NewDatabase(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sd := &side{name: name, fn: fn, s: openTestPostgres(b, url, Options{})}
+		for _, r := range first { // the hosts and their keyframes
+			if _, err := sd.s.Ingest(ctx, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if sd.conn, err = pgx.Connect(ctx, url); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = sd.conn.Close(context.Background()) })
+		if err := sd.conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&sd.pid); err != nil {
+			b.Fatal(err)
+		}
+		return sd
+	}
+	sides := []*side{
+		setup("per-row", "procscope_ingest_batch_rows"),
+		setup("set", "procscope_ingest_batch"),
+	}
+	var a pgBatchArgs
+	call := func(sd *side, n int) {
+		var jobs []*pgJob
+		for _, r := range reqs[n] {
+			j, err := sd.s.encode(ctx, r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			jobs = append(jobs, j)
+		}
+		a.fill(jobs)
+		c0, _ := testutil.ProcCPU(sd.pid)
+		rows, err := sd.conn.Query(ctx, "SELECT o_idx, o_status, o_snapshot_id, o_host_id FROM "+sd.fn+"($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+			a.hostnames, a.keys, a.captured, a.counts, a.bases, a.sys, a.procs, a.recv, a.noCreate, a.maxHosts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for rows.Next() {
+			var idx int32
+			var st string
+			var id, host pgtype.Int8
+			if err := rows.Scan(&idx, &st, &id, &host); err != nil || st != "created" {
+				b.Fatalf("%s: %s %v", sd.fn, st, err)
+			}
+			j := jobs[idx-1]
+			j.id, j.hostID = id, host
+		}
+		if err := rows.Err(); err != nil {
+			b.Fatal(err)
+		}
+		c1, _ := testutil.ProcCPU(sd.pid)
+		sd.cpu += c1 - c0
+		for _, j := range jobs {
+			sd.s.noteCreated(j)
+		}
+	}
+	b.ResetTimer()
+	for n := range b.N {
+		// Which goes first rotates too.
+		for i := range sides {
+			call(sides[(n+i)%len(sides)], n)
+		}
+	}
+	b.StopTimer()
+	for _, sd := range sides {
+		b.ReportMetric(float64(sd.cpu.Microseconds())/float64(b.N*perBatch), sd.name+"-pg-cpu-µs/snapshot")
+	}
+	var kb, rows int64
+	_ = sides[1].conn.QueryRow(ctx, "SELECT pg_total_relation_size('snapshots'), (SELECT count(*) FROM snapshots)").Scan(&kb, &rows)
+	b.ReportMetric(float64(kb)/float64(rows), "set-bytes/snapshot")
 }

@@ -257,26 +257,10 @@ func (s *Postgres) Ingest(ctx context.Context, req *IngestRequest) (IngestResult
 		r.ReceivedAt = s.opts.Now()
 		req = &r
 	}
-	// As in SQLite: encoding is the ingest's CPU, GOMAXPROCS of them at once.
-	if err := encodeSlot(ctx, s.encodeSem, s.quit); err != nil {
-		return IngestResult{}, err
-	}
-	base, err := s.base(ctx, req.Hostname)
+	j, err := s.encode(ctx, req)
 	if err != nil {
-		<-s.encodeSem
 		return IngestResult{}, err
 	}
-	j := &pgJob{req: req}
-	if base != nil && base.deltas.Load() < maxDeltas {
-		j.procs, j.sys = encodeDeltaPair(base, req)
-		if !base.keyframeDue(len(j.procs) + len(j.sys)) {
-			j.base = base
-		}
-	}
-	if j.base == nil {
-		j.procs, j.sys = encodeFullPair(req)
-	}
-	<-s.encodeSem
 
 	// A few rounds at most: a keyframe deleted under us (no_base) is
 	// followed by a keyframe, which needs none; a host deleted under us
@@ -288,14 +272,7 @@ func (s *Postgres) Ingest(ctx context.Context, req *IngestRequest) (IngestResult
 		switch j.status {
 		case "created":
 			id := j.id.Int64
-			if j.base != nil {
-				j.base.deltas.Add(1)
-				j.base.sumBytes.Add(int64(len(j.procs) + len(j.sys)))
-			} else {
-				kf := newKeyframe(req, len(j.procs)+len(j.sys))
-				kf.hostID, kf.keyID = j.hostID.Int64, id
-				s.bases.Store(req.Hostname, kf)
-			}
+			s.noteCreated(j)
 			s.notePruneWork(req.CapturedAt.UnixMilli())
 			s.announce(id, req.Hostname, req.CapturedAt.UnixMilli())
 			return IngestResult{SnapshotID: id, Created: true}, nil
@@ -322,6 +299,44 @@ func (s *Postgres) Ingest(ctx context.Context, req *IngestRequest) (IngestResult
 		}
 	}
 	return IngestResult{}, errors.New("store snapshot: the host changed under every attempt, retry")
+}
+
+// encode encodes req against the host's keyframe (or as a keyframe when
+// it has none, or a new one is due).
+func (s *Postgres) encode(ctx context.Context, req *IngestRequest) (*pgJob, error) {
+	// As in SQLite: encoding is the ingest's CPU, GOMAXPROCS of them at once.
+	if err := encodeSlot(ctx, s.encodeSem, s.quit); err != nil {
+		return nil, err
+	}
+	defer func() { <-s.encodeSem }()
+	base, err := s.base(ctx, req.Hostname)
+	if err != nil {
+		return nil, err
+	}
+	j := &pgJob{req: req}
+	if base != nil && base.deltas.Load() < maxDeltas {
+		j.procs, j.sys = encodeDeltaPair(base, req)
+		if !base.keyframeDue(len(j.procs) + len(j.sys)) {
+			j.base = base
+		}
+	}
+	if j.base == nil {
+		j.procs, j.sys = encodeFullPair(req)
+	}
+	return j, nil
+}
+
+// noteCreated counts a stored delta on its keyframe, or makes a stored
+// keyframe the host's delta base.
+func (s *Postgres) noteCreated(j *pgJob) {
+	if j.base != nil {
+		j.base.deltas.Add(1)
+		j.base.sumBytes.Add(int64(len(j.procs) + len(j.sys)))
+		return
+	}
+	kf := newKeyframe(j.req, len(j.procs)+len(j.sys))
+	kf.hostID, kf.keyID = j.hostID.Int64, j.id.Int64
+	s.bases.Store(j.req.Hostname, kf)
 }
 
 // base returns the host's delta base: the keyframe this process last

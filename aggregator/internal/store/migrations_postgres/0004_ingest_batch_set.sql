@@ -3,11 +3,12 @@
 --
 -- In 0003 every ingest ran six statements of PostgreSQL's executor (the
 -- call itself, the host's lock, the keyframe's lock, the INSERT, the
--- last_seen UPDATE, and the loop's own), and their start-up and tear-down,
--- not the rows, were most of PostgreSQL's CPU per snapshot
+-- last_seen UPDATE, and the loop's own), each with its executor start-up
+-- and tear-down, and a WAL record for each lock and update
 -- (pg_stat_statements, perf). In the steady state every host of a batch
--- exists with its key bound, and the batch takes five statements whatever
--- its size. Anything else (a new host, a wrong key, an unbound key, a
+-- exists with its key bound, and the batch takes six statements whatever
+-- its size, and one last_seen update per host (10-15 % less PostgreSQL
+-- CPU per snapshot, BenchmarkPostgresBatchFunctions). Anything else (a new host, a wrong key, an unbound key, a
 -- refused one) goes through the per-ingest loop of 0003, now
 -- procscope_ingest_batch_rows, with the same statuses as before.
 --
@@ -126,6 +127,10 @@ LANGUAGE plpgsql
 -- (the default, for the arrays' sizes) cost more CPU than the statements
 -- themselves, and the generic plans are the index lookups wanted anyway.
 SET plan_cache_mode = force_generic_plan
+-- A generic plan is made once, with the statistics of that moment: on a
+-- young table that may be a sequential scan per lookup, kept for the
+-- connection's life. Every statement here is a keyed lookup.
+SET enable_seqscan = off
 AS $$
 DECLARE
     v_bad     boolean;
