@@ -257,6 +257,60 @@ func (p *Postgres) Stop() {
 	_ = os.RemoveAll(p.dir)
 }
 
+// GroupCPUByKind is GroupCPU split by what the processes do: "backends"
+// (client connections), "autovacuum" (its launcher and live workers),
+// "wal writer" (walwriter, checkpointer, background writer), and
+// "postmaster" (itself, and what exited children left it: autovacuum
+// workers that finished, closed connections).
+func (p *Postgres) GroupCPUByKind() (map[string]time.Duration, error) {
+	pgid := p.PID()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Duration{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 15 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid != pgid && pid != pgid {
+			continue
+		}
+		d, err := parseStat(s)
+		if err != nil {
+			continue
+		}
+		if pid == pgid {
+			cu, _ := strconv.ParseInt(f[13], 10, 64)
+			cs, _ := strconv.ParseInt(f[14], 10, 64)
+			out["postmaster"] += d + time.Duration(cu+cs)*time.Second/100
+			continue
+		}
+		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		title := strings.TrimPrefix(string(cmd), "postgres: ")
+		switch {
+		case strings.HasPrefix(title, "autovacuum"):
+			out["autovacuum"] += d
+		case strings.HasPrefix(title, "walwriter"), strings.HasPrefix(title, "checkpointer"),
+			strings.HasPrefix(title, "background writer"):
+			out["wal writer"] += d
+		default:
+			out["backends"] += d
+		}
+	}
+	return out, nil
+}
+
 // GroupCPU is the CPU time of the postmaster and its backends so far: the
 // postmaster, its live children (each backend calls setsid, so they are
 // found by parent, not by process group) and what exited children left in

@@ -37,6 +37,16 @@ func TestPostgres(t *testing.T) {
 	if cpu, err := sharedPG.GroupCPU(); err != nil || cpu <= 0 {
 		t.Fatalf("GroupCPU = %v, %v", cpu, err)
 	}
+	// A backend that works is charged to "backends", and the kinds add
+	// up to the group (less what the readings between them took).
+	k0, _ := sharedPG.GroupCPUByKind()
+	if _, err := c.Exec(ctx, "SELECT count(*) FROM generate_series(1, 3000000)"); err != nil {
+		t.Fatal(err)
+	}
+	k1, err := sharedPG.GroupCPUByKind()
+	if err != nil || k1["backends"]-k0["backends"] < 10*time.Millisecond {
+		t.Fatalf("GroupCPUByKind: backends %v then %v (%v)", k0["backends"], k1["backends"], err)
+	}
 	if err := syscall.Kill(sharedPG.PID(), 0); err != nil {
 		t.Fatalf("postmaster %d: %v", sharedPG.PID(), err)
 	}

@@ -226,6 +226,7 @@ func runPostgresSetup(ctx context.Context, bin, storage string, args []string, p
 	// PostgreSQL's CPU from the first push's start to the last one's end.
 	var mu sync.Mutex
 	var pg0, pg1 time.Duration
+	var kinds0, kinds1 map[string]time.Duration
 	started, finished := 0, 0
 	for i := range cfgs {
 		cfgs[i].onPushStart = func() {
@@ -233,6 +234,7 @@ func runPostgresSetup(ctx context.Context, bin, storage string, args []string, p
 			defer mu.Unlock()
 			if started++; started == 1 {
 				pg0, _ = pg.GroupCPU()
+				kinds0, _ = pg.GroupCPUByKind()
 			}
 		}
 		cfgs[i].onPushDone = func() {
@@ -240,6 +242,7 @@ func runPostgresSetup(ctx context.Context, bin, storage string, args []string, p
 			defer mu.Unlock()
 			if finished++; finished == aggs {
 				pg1, _ = pg.GroupCPU()
+				kinds1, _ = pg.GroupCPUByKind()
 			}
 		}
 	}
@@ -272,7 +275,8 @@ func runPostgresSetup(ctx context.Context, bin, storage string, args []string, p
 	for _, r := range results {
 		n += r.res.created + r.res.repeated
 	}
-	_, _ = fmt.Fprintf(stdout, "PostgreSQL CPU during the push: %.0f µs/snapshot\n", float64(pgCPU.Microseconds())/float64(max(n, 1)))
+	_, _ = fmt.Fprintf(stdout, "PostgreSQL CPU during the push: %.0f µs/snapshot (%s)\n",
+		float64(pgCPU.Microseconds())/float64(max(n, 1)), kindsLine(kinds0, kinds1, n))
 
 	c, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -295,4 +299,14 @@ func runPostgresSetup(ctx context.Context, bin, storage string, args []string, p
 // runSpawned does.
 func withEnrollLimits(args []string) []string {
 	return append(slices.Clone(args), "--hosts.enroll-rate=0", "--hosts.max=0")
+}
+
+// kindsLine is PostgreSQL's CPU per snapshot by kind of process between
+// two GroupCPUByKind readings, e.g. "backends 300, autovacuum 20, ...".
+func kindsLine(k0, k1 map[string]time.Duration, n int) string {
+	var parts []string
+	for _, k := range []string{"backends", "autovacuum", "wal writer", "postmaster"} {
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, float64((k1[k]-k0[k]).Microseconds())/float64(max(n, 1))))
+	}
+	return strings.Join(parts, ", ")
 }

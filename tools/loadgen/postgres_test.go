@@ -55,3 +55,11 @@ func TestPrintPGTable(t *testing.T) {
 		}
 	}
 }
+
+func TestKindsLine(t *testing.T) {
+	k0 := map[string]time.Duration{"backends": time.Second, "postmaster": 10 * time.Millisecond}
+	k1 := map[string]time.Duration{"backends": 2 * time.Second, "autovacuum": 100 * time.Millisecond, "postmaster": 10 * time.Millisecond}
+	if got, want := kindsLine(k0, k1, 1000), "backends 1000, autovacuum 100, wal writer 0, postmaster 0"; got != want {
+		t.Fatalf("kindsLine = %q, want %q", got, want)
+	}
+}
