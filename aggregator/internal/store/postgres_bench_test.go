@@ -109,14 +109,20 @@ func BenchmarkIngestParallelPostgres(b *testing.B) {
 // (one procscope_ingest call per ingest, as before migration 0004) and by
 // the set-based procscope_ingest_batch.
 // pg-cpu-µs/snapshot is each backend's own CPU (/proc), nothing else's:
-// the batch function's cost without the Go side, the commit's fsync
-// (fsync off) or the scheduling noise of a parallel benchmark.
+// the batch function's cost and its commit, without the Go side or the
+// scheduling noise of a parallel benchmark; with fsync off, then on (the
+// backend flushes the WAL at its commit).
 //
 //	go test -run '^$' -bench BenchmarkPostgresBatchFunctions -benchtime 400x ./aggregator/internal/store
 func BenchmarkPostgresBatchFunctions(b *testing.B) {
+	b.Run("fsync=off", func(b *testing.B) { benchBatchFunctions(b, false) })
+	b.Run("fsync=on", func(b *testing.B) { benchBatchFunctions(b, true) })
+}
+
+func benchBatchFunctions(b *testing.B, durable bool) {
 	const hosts, perBatch = 200, 20
 	ctx := context.Background()
-	pg, err := testutil.StartPostgres(ctx, testutil.PostgresOptions{})
+	pg, err := testutil.StartPostgres(ctx, testutil.PostgresOptions{Durable: durable})
 	if err != nil {
 		b.Skipf("PostgreSQL: %v", err)
 	}
