@@ -79,7 +79,8 @@ before(async () => {
   await push(HOT, sys(HOT, { cpu: 97.5, memFrac: 0.95, fsFrac: 0.97, load: 40 }));
   await push(ALPHA, sys(ALPHA, { cpu: 12 }));
   await push(NOPROCS, sys(NOPROCS), []);
-  await push(HOSTILE_HOST, sys(HOSTILE_HOST));
+  // 100 % CPU: the widest value a gauge cell holds ("100.0 %")
+  await push(HOSTILE_HOST, sys(HOSTILE_HOST, { cpu: 100 }));
   const r = rng(7);
   const few = smallProcesses().slice(0, 5);
   let next = 0;
@@ -189,7 +190,11 @@ test('the home page is the fleet: every host, problems first, bars, sort and fil
   await page.selectOption('#fleet-only', 'all');
   // Hostile hostnames stay text (and are found by the filter).
   await page.fill('#fleet-filter', 'onerror');
-  assert.equal(await page.textContent(`#fleet-rows tr[data-host="${HOSTILE_HOST.replaceAll('"', '\\"')}"] .fl-host`), HOSTILE_HOST);
+  const hostile = `#fleet-rows tr[data-host="${HOSTILE_HOST.replaceAll('"', '\\"')}"]`;
+  assert.equal(await page.textContent(`${hostile} .fl-host`), HOSTILE_HOST);
+  // "100.0 %" fits its cell whole (it was cut to "…" at 1400 px)
+  assert.equal(await page.textContent(`${hostile} .f-cpu .val`), '100.0 %');
+  assert.deepEqual(await page.$$eval('#fleet-rows td.f-bar', (tds) => tds.filter((td) => td.scrollWidth > td.clientWidth).map((td) => td.textContent)), [], 'no bar cell cut');
 
   await page.fill('#fleet-filter', 'alpha');
   // A click opens the host; the brand goes home again.
@@ -259,6 +264,11 @@ test('an offline host says since when, not "live"; one empty state per situation
   assert.match(await page.textContent('#host-state'), /^offline since \d\d:\d\d:\d\d$/);
   assert.match(await page.getAttribute('#host-state', 'title'), /^offline since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
   assert.match(await page.getAttribute('#snap-meta', 'title'), /^captured \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, 'full timestamp on hover');
+  // History too: its range ends now, but nothing new comes.
+  await page.click('#tab-history');
+  await waitFor(page, () => /^host offline since \d\d:\d\d:\d\d: no new data$/.test(document.getElementById('hist-live')?.textContent ?? ''), 'history says offline, not live');
+  assert.equal(await page.getAttribute('#hist-live', 'class'), 'hist-live off');
+  await page.click('#tab-processes');
 
   await page.goto(url({ host: 'never-seen.example' }));
   await waitFor(page, () => !document.getElementById('host-empty').hidden, 'the unknown host state');
@@ -351,9 +361,33 @@ test('phone 390x844: no horizontal scroll on any tab, hosts in a drawer, compact
   await noHScroll('process detail');
   await page.keyboard.press('Escape');
 
+  // Every tab on screen, none cut off.
+  const tabs = await page.$$eval('.tabs button', (bs) => bs.map((b) => { const r = b.getBoundingClientRect(); return { t: b.textContent, l: r.left, r: r.right, cut: b.scrollWidth > b.clientWidth }; }));
+  assert.ok(tabs.length === 4 && tabs.every((x) => x.l >= 0 && x.r <= 390 && !x.cut), `tabs on screen: ${JSON.stringify(tabs)}`);
+  // A folded branch's Σ is never cut to an ellipsis: the own value gives way.
+  await page.keyboard.press('-');
+  await waitFor(page, () => document.querySelector('#viewport .c-cpu.has-sum') !== null, 'a folded branch');
+  const sums = await page.$$eval('#viewport .row:not([hidden]) .c-gauge.has-sum', (cs) => cs.map((c) => {
+    const box = c.getBoundingClientRect();
+    const inside = (r) => r.left >= box.left - 0.5 && r.right <= box.right + 0.5 && r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5;
+    const outside = (r) => r.top >= box.bottom - 0.5 || r.left >= box.right - 0.5 || r.right <= box.left + 0.5;
+    const sum = c.querySelector('.sum').getBoundingClientRect();
+    const own = c.querySelector('.v').getBoundingClientRect();
+    return { text: c.textContent, ok: inside(sum) && (inside(own) || outside(own)) };
+  }));
+  assert.ok(sums.length > 0 && sums.every((x) => x.ok), `Σ whole in its cell, the own value whole or not shown: ${JSON.stringify(sums)}`);
+  await page.keyboard.press('+');
+
+  await page.click('#tab-events');
+  await page.waitForSelector('#panel-events .ev-list .ev, #panel-events .ev-empty:not([hidden])');
+  await noHScroll('events');
+  const evBox = await page.$eval('#panel-events .ev-box', (b) => ({ sw: b.scrollWidth, cw: b.clientWidth }));
+  assert.ok(evBox.sw <= evBox.cw, `the events list does not scroll sideways: ${JSON.stringify(evBox)}`);
+
   await page.click('#tab-system');
   await page.waitForSelector('#panel-system .card');
   await noHScroll('system');
+  assert.deepEqual(await axe(page), [], 'axe on the phone system tab (it scrolls)');
   await page.screenshot({ path: join(ART, 'phone-system.png') });
   await page.click('#tab-history');
   await page.waitForSelector('#panel-history .chart canvas', { timeout: 20000 });
@@ -372,8 +406,16 @@ test('axe-core: no serious or critical findings on fleet, processes, system, his
     await page.click(`#fleet-rows a.fl-host[data-host="${HOT}"]`);
     await page.waitForSelector('#viewport .row');
     found.processes = await axe(page);
+    // The list scrolls at this height: a scroll container must hold
+    // something focusable (axe's scrollable-region-focusable).
+    await page.setViewportSize({ width: 1400, height: 420 });
+    await waitFor(page, () => { const v = document.getElementById('viewport'); return v.scrollHeight > v.clientHeight + 24; }, 'a list that scrolls');
+    found['processes, scrolling'] = await axe(page);
     await page.click('#tab-system');
     await page.waitForSelector('#panel-system .card');
+    await waitFor(page, () => { const v = document.getElementById('panel-system'); return v.scrollHeight > v.clientHeight + 24; }, 'a system tab that scrolls');
+    found['system, scrolling'] = await axe(page);
+    await page.setViewportSize({ width: 1400, height: 900 });
     found.system = await axe(page);
     await page.click('#tab-history');
     await page.waitForSelector('#panel-history .chart canvas', { timeout: 20000 });
@@ -446,6 +488,10 @@ test('server unreachable: within 5 s a banner with the time of the data, greyed 
   await waitFor(fleetPage.page, () => !document.getElementById('conn-banner').hidden, 'the banner on the fleet', null, 5000);
   const st = await fleetPage.page.$$eval('#fleet-rows .st', (els) => [...new Set(els.map((e) => e.textContent))]);
   assert.deepEqual(st, ['unknown']);
+  // Greyed, yet readable: the greying keeps every text at 4.5:1.
+  assert.deepEqual(await axe(fleetPage.page), [], 'axe on the greyed fleet');
+  await page.click('#tab-processes');
+  assert.deepEqual(await axe(page), [], 'axe on the greyed host page');
   check();
   fleetPage.check();
 });

@@ -245,6 +245,36 @@ test('a click offers open the tree / set A / set B at the nearest snapshot; pick
   const accentish = (c) => c[2] > 150 && c[0] < 120; // --accent is #1d5fd6
   assert.ok(lit.slice(0, 3).some(accentish), `a blue line at A: ${JSON.stringify(lit)}`);
   assert.ok(!accentish(lit[3]), 'and not beside it');
+  // Its label "A" sits inside its box, centred (uPlot leaves textAlign
+  // 'center' on the context: the letter was drawn half out of the box).
+  const label = await page.evaluate(([ta]) => {
+    const f = document.querySelector('#panel-history .chart[data-chart="swap"]');
+    const cv = f.querySelector('canvas');
+    const from = Number(f.dataset.from);
+    const to = Number(f.dataset.to);
+    const over = f.querySelector('.u-over').getBoundingClientRect();
+    const r = cv.getBoundingClientRect();
+    const d = devicePixelRatio;
+    const x = Math.round((over.left - r.left + (over.width * (ta - from)) / (to - from)) * d);
+    const top = Math.round((over.top - r.top) * d);
+    const h = Math.round(15 * d);
+    const img = cv.getContext('2d').getImageData(x - 40 * d, top, 80 * d, h).data;
+    const w = 80 * d;
+    const at = (i, j) => img.slice((j * w + i) * 4, (j * w + i) * 4 + 3);
+    const blue = (c) => c[2] > 150 && c[0] < 120;
+    const light = (c) => c[0] > 200 && c[1] > 200 && c[2] > 200;
+    let l = -1; // the box: the blue run on its first row
+    let rr = -1;
+    for (let i = 0; i < w; i++) if (blue(at(i, 1))) { if (l < 0) l = i; rr = i; }
+    let gl = w; // the letter: light pixels inside the box
+    let gr = -1;
+    for (let j = 2; j < h - 2; j++) for (let i = Math.max(0, l); i <= rr; i++) if (light(at(i, j))) { gl = Math.min(gl, i); gr = Math.max(gr, i); }
+    return { box: [l, rr], glyph: [gl, gr], d };
+  }, [snaps[12].t]);
+  assert.ok(label.box[0] >= 0 && label.glyph[1] > label.glyph[0], `a label box with a letter: ${JSON.stringify(label)}`);
+  const left = label.glyph[0] - label.box[0];
+  const right = label.box[1] - label.glyph[1];
+  assert.ok(left >= 2 * label.d && Math.abs(left - right) <= 3 * label.d, `the letter centred in its box: ${JSON.stringify(label)}`);
 
   // Escape closes the menu without doing anything.
   await clickAt('swap', snaps[20].t);
@@ -350,13 +380,17 @@ test('the charts work by keyboard: arrows step the crosshair through stored snap
 });
 
 test('while the range ends now, a new snapshot is appended to every chart', async (t) => {
+  // A snapshot now: the host is online, so the range ending now is "live"
+  // (an offline host's says since when it is silent).
+  const pre = Math.floor(Date.now() / 1000) - 1;
+  snaps.push({ id: (await ingest(BASE, KEY, snap(COUNT, pre))).snapshot_id, t: pre });
   const { page, check } = await open(t, url({ host: HOST, tab: 'history', range: '5m' }));
   await waitCharts(page);
   assert.equal(await page.textContent('#hist-live'), 'live');
-  const at = Math.floor(Date.now() / 1000);
+  const at = Math.max(Math.floor(Date.now() / 1000), pre + 2);
   const lastBefore = await page.$$eval('#panel-history .chart', (l) => l.map((f) => Number(f.dataset.last)));
   assert.ok(lastBefore.every((x) => x < at));
-  const id = (await ingest(BASE, KEY, snap(COUNT, at))).snapshot_id;
+  const id = (await ingest(BASE, KEY, snap(COUNT + 1, at))).snapshot_id;
   snaps.push({ id, t: at });
   // The page polls at the host's push interval (5 s); the history store
   // makes a point searchable a moment after ingest. The window slides, so
@@ -420,7 +454,7 @@ test('docs/history.png: a host with a few minutes of data, every chart, A and B 
   }
   await page.waitForSelector('#diff .diff-title');
   // A fresh snapshot, so the sidebar shows the host online.
-  await ingest(BASE, KEY, snap(COUNT + 1, Date.now() / 1000));
+  await ingest(BASE, KEY, snap(COUNT + 2, Date.now() / 1000));
   await page.click('#refresh');
   await waitFor(page, () => !document.querySelector('#hosts .host .seen').textContent.includes('offline'), 'the host online');
   await page.evaluate(() => document.getElementById('panel-history').scrollTo(0, 0));

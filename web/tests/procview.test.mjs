@@ -324,6 +324,8 @@ test('what changed: from the Processes tab on a host younger than the window; ma
   await wait(page, () => document.querySelectorAll('#changes li').length > 0, 'movers listed');
   const text = await page.textContent('#changes');
   assert.match(text, /younger than that: compared with its first snapshot/);
+  assert.match(text, /\(\d+[smhd]( \d+[smhd])? before\)/, 'how long before, not "… ago before"');
+  assert.doesNotMatch(text, /ago before/);
   assert.match(text, /12 started \(\+24\.0 % CPU, \+1\.2 GiB\), 1 exited \(−45\.0 % CPU, −2\.0 GiB\)/);
   const movers = await page.$$eval('#changes li', (els) => els.map((e) => `${e.dataset.kind} ${e.querySelector('.who').textContent}`));
   // java exited (45 % + 2 GiB) > chromium ×12 (24 % + 1.2 GiB) > db (2 % + 400 MiB); idle left out

@@ -5,7 +5,7 @@
 // /api/v1/snapshots/{id}/diff, docs/api.md); this draws them, marks
 // started processes in the tree and adds the exited ones as ghost rows.
 
-import { h, num, bytes, localTime, ago } from './util.js';
+import { h, num, bytes, localTime, duration } from './util.js';
 import { getJSON } from './api.js';
 
 const enc = encodeURIComponent;
@@ -189,7 +189,7 @@ export class Changes {
   }
 
   render(d, base, to, first) {
-    const since = base ? `${localTime(base.captured_at)} (${ago(base.captured_at, Date.parse(to.captured_at))} before)` : '';
+    const since = base ? `${localTime(base.captured_at)} (${duration(Math.max(0, (Date.parse(to.captured_at) - Date.parse(base.captured_at)) / 1000))} before)` : '';
     const title = this.mode.win
       ? `What changed ${(WINDOWS.find(([v]) => Number(v) === this.mode.win) || WINDOWS[2])[2]} before ${localTime(to.captured_at)}`
       : `What changed since ${localTime(base.captured_at)}`;

@@ -218,6 +218,7 @@ function drawMarks(u, box, marks) {
   ctx.save();
   ctx.font = `600 ${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
   ctx.textBaseline = 'top';
+  ctx.textAlign = 'left'; // uPlot leaves its axes' alignment (centre) on the context
   for (const m of marks) {
     const x = Math.round(u.valToPos(m.t, 'x', true));
     if (!Number.isFinite(x) || x < left - 1 || x > left + width + 1) continue;

@@ -557,10 +557,25 @@ export class HistoryView {
     return Math.min(60, Math.max(2, gap, this.step)) * 1000;
   }
 
+  // setOffline: the host's offline time (HH:MM:SS), or '' when it is
+  // online. A range ending now on an offline host is not "live": it says
+  // since when the host is silent (it still asks, and grows when data comes).
+  setOffline(since) {
+    if (this.offlineSince === since) return;
+    this.offlineSince = since;
+    this.showLive();
+  }
+
+  showLive() {
+    const live = this.live();
+    const off = live && this.offlineSince;
+    this.liveEl.textContent = !live ? 'range in the past: not updating' : off ? `host offline since ${off}: no new data` : 'live';
+    this.liveEl.className = `hist-live ${live && !off ? 'on' : 'off'}`;
+  }
+
   scheduleLive(seq) {
     clearTimeout(this.liveTimer);
-    this.liveEl.textContent = this.live() ? 'live' : 'range in the past: not updating';
-    this.liveEl.className = `hist-live ${this.live() ? 'on' : 'off'}`;
+    this.showLive();
     if (!this.live()) return;
     this.liveTimer = setTimeout(() => this.tick(seq), this.pollMs());
   }

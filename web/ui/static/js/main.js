@@ -476,6 +476,7 @@ function renderLive() {
     title = localTime(ho.last_seen);
   }
   el.title = title;
+  hist.setOffline(ho && !ho.online && state.server.ok ? clockTime(ho.last_seen) : '');
   // What the connection itself does, whatever the text says about the host.
   el.dataset.stream = state.conn.cls;
   el.dataset.conn = state.past ? text : state.conn.text;

@@ -568,7 +568,10 @@ export class ProcView {
   }
 
   makeRow() {
-    const row = h('div', { class: 'row', role: 'row' });
+    // tabindex -1: focus stays on the grid (aria-activedescendant), but
+    // the scrolling list then holds focusable rows, which is what axe's
+    // scrollable-region-focusable rule asks of a scroll container.
+    const row = h('div', { class: 'row', role: 'row', tabindex: '-1' });
     const cells = {};
     for (const [id, , , cls] of COLUMNS) {
       const c = h('span', { class: `c ${cls}`, role: 'gridcell' });
