@@ -147,6 +147,10 @@ test('culprit: busy loops under an idle script lift and open their branch; colla
   await waitLoaded(page, NODE_N);
   const header = await page.getAttribute('#grid-head [data-sort=cpu]', 'title');
   assert.match(header, /of one core/, 'the CPU% header says "of one core"');
+  // At 1400 px the toolbar is one line: the list keeps the height.
+  const mids = await page.$$eval('#panel-processes .toolbar > :not(.spacer)', (els) => els.map((e) => { const r = e.getBoundingClientRect(); return [e.id || e.className, Math.round(r.top + r.height / 2)]; }));
+  const ys = mids.map(([, y]) => y);
+  assert.ok(Math.max(...ys) - Math.min(...ys) <= 8, `one toolbar line: ${JSON.stringify(mids)}`);
   let r = await rows(page);
   // sorted by CPU, systemd's children follow their branch totals: cron's
   // 184.1 first, then node 61.5, ... and the way to the loops is open

@@ -386,6 +386,9 @@ test('detail panel shows every field and links to the parent', async (t) => {
   const text = await page.textContent('#detail');
   const full = smallProcesses().find((p) => p.pid === 460).cmdline;
   assert.equal(await page.textContent('#detail .cmdline'), full, 'the full command line, not the row preview');
+  // One time format: local "YYYY-MM-DD HH:MM:SS" and the age, never the raw RFC 3339.
+  assert.match(text, /Started\s*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \((\d+[smhd] ?)+ ago\)/);
+  assert.doesNotMatch(text, /\d\dT\d\d:\d\d/, 'no raw RFC 3339 time');
   for (const want of ['java', 'PID460', 'app', 'sleeping', '55.5 % of one core', '2048.0 MiB', 'Threads87', 'Started']) {
     assert.ok(text.replace(/\s+/g, ' ').includes(want) || text.includes(want), `detail has ${want}: ${text}`);
   }

@@ -1173,7 +1173,8 @@ export class ProcView {
     }
     if (p._exited) add('Exited', 'since the moment compared with; these are its last values');
     add('Threads', p.num_threads !== undefined ? String(p.num_threads) : undefined);
-    add('Started', p.create_time ? `${localTime(p.create_time)} (${p.create_time})` : undefined);
+    // One time format: local time, then the age as in the Started column (not the raw RFC 3339).
+    add('Started', p.create_time ? `${localTime(p.create_time)} (${shortStart(p.create_time)} ago)` : undefined);
     const cmd = p.cmdline !== undefined
       ? h('div', { class: 'cmdline' }, p.cmdline === '' ? '(empty: kernel thread or hidden)' : p.cmdline)
       : h('div', { class: 'cmdline muted' }, 'not sent (the exporter sends command lines only when asked to)');
