@@ -156,6 +156,18 @@ test('a new host opens on 5m with every chart drawn with data; presets change th
   check();
 });
 
+test('"Since 10 minutes ago" on a host younger than that compares from its first snapshot', async (t) => {
+  const { page, check } = await open(t, url({ host: HOST, tab: 'history' }));
+  await waitCharts(page);
+  await page.click('#cmp-since');
+  await waitFor(page, () => document.querySelector('#diff .diff-title, #diff .form-error') !== null, 'the comparison');
+  assert.equal(await page.locator('#diff .form-error').count(), 0, `no failure: ${await page.textContent('#diff')}`);
+  const title = await page.textContent('#diff .diff-title');
+  assert.match(title, /^What changed since its first snapshot \(the host is younger than 10 minutes\): from /);
+  assert.ok(title.includes(`(snapshot ${snaps[0].id})`), `from the first snapshot: ${title}`);
+  check();
+});
+
 test('drag zooms every chart in, Reset zoom goes back; one crosshair moves across all charts', async (t) => {
   const { page, check } = await open(t, url({ host: HOST, tab: 'history', range: '15m' }));
   await waitCharts(page);

@@ -597,6 +597,8 @@ test('a live snapshot waits until the user stops scrolling the list', async (t) 
 });
 
 test('screenshot: a culprit found in the tree (docs/culprit.png with UPDATE_SCREENSHOTS=1)', async (t) => {
+  // The same processes again, now: the host is online in the picture.
+  await ingest(BASE, KEYS[NODE], snap(NODE, Date.now(), k8sProcesses()));
   const { page, check } = await open(t, url({ host: NODE }), { width: 1400, height: 900 });
   await waitLoaded(page, NODE_N);
   // The way an SRE meets it: everything collapsed but the host, the

@@ -19,6 +19,7 @@
 
 import { h, bytes, localTime, num } from './util.js';
 import { ApiError, getJSON, latestURL, processesURL } from './api.js';
+import { resolveBase } from './changes.js';
 
 export const RANGES = { '5m': 300, '15m': 900, '1h': 3600, '6h': 6 * 3600, '24h': 86400, '7d': 7 * 86400 };
 export const DEFAULT_RANGE = '1h';
@@ -870,13 +871,15 @@ export class HistoryView {
     const now = Date.now() / 1000;
     this.aIn.value = toLocalInput(Math.floor(now - SINCE_S), true);
     this.bIn.value = '';
-    await this.compareMoments(now - SINCE_S, null, 'in the last 10 minutes');
+    await this.compareMoments(now - SINCE_S, null, 'in the last 10 minutes', true);
   }
 
   // compareMoments resolves a moment to the snapshot at or before it (b
   // null: the latest) and shows their diff; A and B are marked where the
   // snapshots are.
-  async compareMoments(a, b, label) {
+  // orFirst: a host younger than moment A is compared from its first
+  // snapshot (and says so) instead of failing.
+  async compareMoments(a, b, label, orFirst = false) {
     const host = this.host;
     if (!host) return;
     const seq = ++this.diffSeq;
@@ -886,7 +889,11 @@ export class HistoryView {
       throw err.status === 404 ? new ApiError(404, `no snapshot is stored at or before moment ${name} (${localTime(new Date(t * 1000).toISOString())})`) : err;
     });
     try {
-      const [ma, mb] = await Promise.all([which(a, 'A'), b === null ? getJSON(latestURL(host)) : which(b, 'B')]);
+      const first = orFirst ? resolveBase(host, a, Date.now() / 1000 + 60).then((r) => {
+        if (r.first) label = `since its first snapshot (the host is younger than ${label.replace(/^in the last /, '')})`;
+        return r.meta;
+      }) : which(a, 'A');
+      const [ma, mb] = await Promise.all([first, b === null ? getJSON(latestURL(host)) : which(b, 'B')]);
       if (seq !== this.diffSeq) return;
       this.marks.A = unix(ma.captured_at);
       this.setMark('B', unix(mb.captured_at));
