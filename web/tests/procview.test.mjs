@@ -186,6 +186,17 @@ test('a parent with 120 identical children groups them, with sums, until opened'
   assert.equal(shim.expanded, 'false');
   assert.equal(shim.cpu.own, '12.0'); // 120 × 0.1
   assert.equal(shim.mem.sum, `Σ${(120 * 12 + 120 * 0.6).toFixed(1)}`); // with the pause children
+  // With the detail panel open the name column is narrow: the name is cut, the count is not.
+  await rowOf(page, 500).locator('.c-user').click();
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#detail:not([hidden]) h2');
+  const fit = await page.$eval('#viewport .row.grp:has(.nm:text-is("containerd-shim")) .label', (l) => {
+    const c = l.querySelector('.count').getBoundingClientRect();
+    const box = l.getBoundingClientRect();
+    return { cut: l.querySelector('.nm').scrollWidth > l.querySelector('.nm').clientWidth, count: c.right <= box.right + 0.5 && c.width > 0 };
+  });
+  assert.ok(fit.cut && fit.count, `a narrow column keeps "×120" whole: ${JSON.stringify(fit)}`);
+  await page.keyboard.press('Escape');
   assert.equal(await rowCount(page), before + 1, 'one row for 120 processes');
   await page.locator('#viewport .row.grp:has(.nm:text-is("containerd-shim")) .tog').click();
   assert.equal(await rowCount(page), before + 1 + 120, 'opened: every shim, one level deeper');
