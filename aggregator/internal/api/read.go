@@ -217,6 +217,9 @@ func (a *API) processes(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if q := r.URL.Query(); q.Has("since") {
+		return a.processDelta(r, id, q.Get("since")) // procdelta.go
+	}
 	procs, err := a.currentStore().Processes(r.Context(), id)
 	if err != nil {
 		return nil, storeError(r.Context(), err, "no such snapshot")
