@@ -66,3 +66,40 @@ export const fleetURL = () => 'api/v1/fleet';
 export const latestURL = (host) => `api/v1/snapshots/latest?hostname=${q(host)}`;
 export const processesURL = (id) => `api/v1/snapshots/${q(id)}/processes`;
 export const streamURL = (host) => (host ? `api/v1/stream?hostname=${q(host)}` : 'api/v1/stream');
+export const processesSinceURL = (id, since) => `api/v1/snapshots/${q(id)}/processes?since=${q(since)}`;
+
+/**
+ * applyDelta rebuilds a snapshot's process list from the list of an older
+ * snapshot (held) and the answer of processes?since= (docs/api.md): the
+ * held rows by pid, those gone removed, those changed replaced or added,
+ * in the order of `pids` when sent, else by ascending pid. Rows that did
+ * not change are the held objects themselves. It returns null when the
+ * answer does not fit what is held (the caller then fetches the list
+ * whole), so what it returns is what the full answer would have been.
+ */
+export function applyDelta(held, d) {
+  if (!Array.isArray(held) || !d || !Array.isArray(d.changed) || !Array.isArray(d.gone) || !Number.isSafeInteger(d.process_count)) return null;
+  const byPid = new Map();
+  for (const p of held) byPid.set(p.pid, p);
+  if (byPid.size !== held.length) return null;
+  for (const pid of d.gone) if (!byPid.delete(pid)) return null;
+  for (const p of d.changed) {
+    if (!p || !Number.isSafeInteger(p.pid)) return null;
+    byPid.set(p.pid, p);
+  }
+  if (byPid.size !== d.process_count) return null;
+  if (Array.isArray(d.pids)) {
+    if (d.pids.length !== byPid.size) return null;
+    const out = new Array(d.pids.length);
+    for (let k = 0; k < d.pids.length; k++) {
+      const p = byPid.get(d.pids[k]);
+      if (p === undefined) return null;
+      byPid.delete(d.pids[k]); // a pid listed twice is then missing
+      out[k] = p;
+    }
+    return out;
+  }
+  // Ascending pids: the held list mostly is already, so this sort is
+  // about one pass.
+  return Array.from(byPid.values()).sort((a, b) => a.pid - b.pid);
+}

@@ -12,7 +12,7 @@
 // a proxy that buffers), we poll the latest snapshot at the chosen interval.
 
 import { h, ago, localTime, clockTime, shortStart } from './util.js';
-import { getJSON, fleetURL, latestURL, processesURL, streamURL, onReachability } from './api.js';
+import { getJSON, fleetURL, latestURL, processesURL, processesSinceURL, applyDelta, streamURL, onReachability } from './api.js';
 import { FleetView, statusText } from './fleet.js';
 import { ProcView } from './procview.js';
 import { Changes } from './changes.js';
@@ -41,6 +41,7 @@ const state = {
   hosts: [],
   latest: null,
   procSnapshot: 0, // snapshot id whose processes are shown
+  held: null, // {host, id, procs}: the process list last shown, the base of the next delta
   auto: true,
   interval: 5,
   loadSeq: 0,
@@ -393,9 +394,10 @@ async function refresh() {
     renderMeta();
     showSystem(latest);
     if (latest.snapshot_id !== state.procSnapshot) {
-      const procs = await getJSON(processesURL(latest.snapshot_id), ctl.signal);
+      const procs = await fetchProcesses(latest.snapshot_id, ctl.signal);
       if (seq !== state.loadSeq || state.past || state.atId) return;
       state.procSnapshot = latest.snapshot_id;
+      state.held = { host, id: latest.snapshot_id, procs };
       view.setData(Array.isArray(procs) ? procs : [], latest);
       // A host said offline that just sent a snapshot is back: say so soon.
       const ho = hostEntry(host);
@@ -420,6 +422,30 @@ async function refresh() {
   } finally {
     if (state.loadCtl === ctl) state.loadCtl = null;
   }
+}
+
+/**
+ * fetchProcesses gets the process list of snapshot id. With a list of an
+ * older snapshot of the host in hand (a live page), only what changed
+ * since is fetched (processes?since=, docs/api.md) and applied to it: the
+ * whole list of a big host costs the page more to download and decode
+ * than to draw. Any refusal (the held snapshot deleted, another host...)
+ * or an answer that does not fit falls back to the whole list.
+ */
+async function fetchProcesses(id, signal) {
+  const held = state.held;
+  if (held && held.host === state.host && held.id < id) {
+    try {
+      const d = await getJSON(processesSinceURL(id, held.id), signal);
+      // An older server ignores since and sends the whole list.
+      const procs = Array.isArray(d) ? d : applyDelta(held.procs, d);
+      if (procs) return procs;
+    } catch (err) {
+      if (signal.aborted || err.status === 0) throw err;
+    }
+  }
+  const procs = await getJSON(processesURL(id), signal);
+  return Array.isArray(procs) ? procs : [];
 }
 
 /**
@@ -639,6 +665,7 @@ async function openPast(meta, push = true, keepDiff = false) {
     state.past = meta;
     state.atId = 0;
     state.procSnapshot = meta.snapshot_id;
+    state.held = Array.isArray(procs) ? { host, id: meta.snapshot_id, procs } : null;
     view.setData(Array.isArray(procs) ? procs : [], meta);
     showSystem(meta);
     setMeta(meta, false);
