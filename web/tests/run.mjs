@@ -79,7 +79,7 @@ try {
   // One runner per file, in this order: node's runner would order them by
   // name, and procview's hosts must not show up in ui's exact host list.
   code = 0;
-  for (const f of only.length ? only : ['tree.test.mjs', 'ui.test.mjs', 'procview.test.mjs', 'history.test.mjs', 'tsdb.test.mjs', 'fleet.test.mjs', 'insight.test.mjs', 'delta.test.mjs', 'steady.test.mjs']) {
+  for (const f of only.length ? only : ['tree.test.mjs', 'ui.test.mjs', 'procview.test.mjs', 'history.test.mjs', 'tsdb.test.mjs', 'fleet.test.mjs', 'insight.test.mjs', 'live.test.mjs', 'steady.test.mjs']) {
     const c = await runTests([f], { PROCSCOPE_BASE: agg.base, PROCSCOPE_AGGREGATOR: bin });
     if (c !== 0) code = c;
   }

@@ -113,6 +113,14 @@ export class FleetView {
     this.rows = new Map(); // hostname -> row record
     this.order = [];
     this.build();
+    // A host's pages hide the panel, and the fleet is fetched there too
+    // (host status): the table is drawn when the panel shows again, not
+    // with every answer (drawing reads the layout, which a hidden table
+    // would make the browser compute for nothing).
+    this.unseen = false;
+    new MutationObserver(() => {
+      if (!this.el.hidden && this.unseen) this.render();
+    }).observe(this.el, { attributes: true, attributeFilter: ['hidden'] });
   }
 
   build() {
@@ -237,6 +245,8 @@ export class FleetView {
   }
 
   render() {
+    this.unseen = this.el.hidden;
+    if (this.unseen) return;
     const t0 = performance.now();
     const now = this.now();
     const items = [];

@@ -387,18 +387,19 @@ async function refresh() {
     // Looking at the past (or about to, from an ?at= link): the view stays put.
     if (state.past) noteNewData();
     if (state.past || state.atId) return;
-    if (state.host404) {
-      state.host404 = false;
-      renderHostState();
-    }
-    renderMeta();
-    showSystem(latest);
+    // A new snapshot's line, System tab and process list change together,
+    // once the list is here: one frame to lay out and paint, not two.
+    let procs = null;
     if (latest.snapshot_id !== state.procSnapshot) {
-      const procs = await fetchProcesses(latest.snapshot_id, ctl.signal);
+      try {
+        procs = await fetchProcesses(latest.snapshot_id, ctl.signal);
+      } finally {
+        if (seq === state.loadSeq && !state.past && !state.atId) showLatest(latest);
+      }
       if (seq !== state.loadSeq || state.past || state.atId) return;
       state.procSnapshot = latest.snapshot_id;
       state.held = { host, id: latest.snapshot_id, procs };
-      view.setData(Array.isArray(procs) ? procs : [], latest);
+      view.setData(procs, latest);
       // A host said offline that just sent a snapshot is back: say so soon.
       const ho = hostEntry(host);
       if (ho && !ho.online) scheduleFleet();
@@ -406,7 +407,7 @@ async function refresh() {
       events.restarts(host).then((m) => {
         if (host === state.host) view.setRestarts(m);
       });
-    }
+    } else showLatest(latest);
     showError('');
   } catch (err) {
     if (ctl.signal.aborted || seq !== state.loadSeq) return;
@@ -422,6 +423,17 @@ async function refresh() {
   } finally {
     if (state.loadCtl === ctl) state.loadCtl = null;
   }
+}
+
+// showLatest shows what the latest snapshot's metadata says: its line and
+// the System tab.
+function showLatest(latest) {
+  if (state.host404) {
+    state.host404 = false;
+    renderHostState();
+  }
+  renderMeta();
+  showSystem(latest);
 }
 
 /**
