@@ -5,7 +5,9 @@
 // the JS heap after a garbage collection at its end; both go to
 // artifacts/perf-steady.json. Budgets: <= 2 s of main-thread time a
 // minute, heap <= 30 MB. Every snapshot must reach the screen (the
-// snapshot line names the last one), so an idle page cannot pass.
+// snapshot line names the last one), so an idle page cannot pass; the
+// process lists of the minute must come as deltas (processes?since=), and
+// their bytes are recorded.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, mkdirSync } from 'node:fs';
@@ -122,6 +124,16 @@ test('a live 2,000-process host for a minute: main-thread time and heap within b
     cdp.on('Tracing.dataCollected', (e) => events.push(...e.value));
     await cdp.send('Tracing.start', { categories: 'devtools.timeline,disabled-by-default-devtools.timeline,disabled-by-default-devtools.timeline.invalidationTracking,v8,blink', transferMode: 'ReportEvents' });
   }
+  // The process lists fetched during the minute: whole or by delta, and
+  // their bytes as received.
+  const lists = { whole: 0, delta: 0, bytes: 0 };
+  const sizes = [];
+  page.on('response', (r) => {
+    const m = r.url().match(/\/snapshots\/\d+\/processes(\?since=)?/);
+    if (!m) return;
+    lists[m[1] ? 'delta' : 'whole']++;
+    sizes.push(r.body().then((b) => { lists.bytes += b.length; }, () => {}));
+  });
   const m0 = await metrics();
   const start = Date.now();
   let last;
@@ -133,6 +145,7 @@ test('a live 2,000-process host for a minute: main-thread time and heap within b
   // The last snapshot is on screen: the page kept up, live.
   await page.waitForFunction((id) => (document.getElementById('snap-meta')?.textContent ?? '').includes(`snapshot ${id} `), last.snapshot_id);
   const m1 = await metrics();
+  await Promise.all(sizes);
   const spent = (name) => m1[name] - m0[name];
   const busy = spent('TaskDuration');
   if (profile) printProfile((await cdp.send('Profiler.stop')).profile);
@@ -155,19 +168,29 @@ test('a live 2,000-process host for a minute: main-thread time and heap within b
     perMinute: Object.fromEntries(['ThreadTime', 'ScriptDuration', 'LayoutDuration', 'RecalcStyleDuration', 'TaskOtherDuration']
       .map((k) => [k, +(spent(k) / minutes).toFixed(3)])),
     heapMB: +heapMB.toFixed(1),
+    lists,
     budget: { mainThreadSecondsPerMinute: 2, mainThreadCpuSecondsPerMinute: 2, heapMB: 30 },
     loadavg: loadavg()[0],
   };
   writeFileSync(join(ART, 'perf-steady.json'), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`perf: live 2,000-process host: ${result.mainThreadSecondsPerMinute} s of main thread a minute (${result.mainThreadCpuSecondsPerMinute} s of its CPU), heap ${result.heapMB} MB (budgets 2 s, 30 MB); load average ${result.loadavg}; per minute ${JSON.stringify(result.perMinute)}`);
+  console.log(`perf: live 2,000-process host: ${result.mainThreadSecondsPerMinute} s of main thread a minute (${result.mainThreadCpuSecondsPerMinute} s of its CPU), heap ${result.heapMB} MB (budgets 2 s, 30 MB); process lists ${JSON.stringify(lists)}; load average ${result.loadavg}; per minute ${JSON.stringify(result.perMinute)}`);
   assert.deepEqual(errors, []);
+  // Every snapshot after the first list came as a delta (live.test.mjs
+  // checks what the page makes of them).
+  assert.equal(lists.whole, 0, `whole process lists fetched during the minute: ${JSON.stringify(lists)}`);
+  assert.ok(lists.delta >= PUSHES / 2, `process lists by delta: ${JSON.stringify(lists)}`);
   // The heap budget holds as it is. Time is asserted on the main thread's
   // CPU time (ThreadTime), not its busy wall time (TaskDuration): on the
   // shared 2-core machine at load averages of 30-100 an idle page showed
   // 4.9 s of TaskDuration a minute for 0.27 s of CPU, since wall time
-  // counts the waits for a core. The bound is twice the budget, which this
-  // machine's loaded runs meet (2.5-2.7 s); the figure is the record.
-  assert.ok(result.mainThreadCpuSecondsPerMinute <= 4, `${result.mainThreadCpuSecondsPerMinute} s of main-thread CPU a minute`);
+  // counts the waits for a core. The figure is the record against the 2 s
+  // budget: 1.5-1.7 s at load averages of 9-12, but 1.84-2.03 s at 15-22
+  // (the whole-list build gave 2.46-2.58 s in the same runs), so asserting
+  // 2 s would fail on a loaded machine with nothing wrong. The bound is
+  // 2.5 s: a quarter above the budget, and above what the loaded runs
+  // gave. It need not catch a return to whole lists (the assertion above
+  // and live.test.mjs do).
+  assert.ok(result.mainThreadCpuSecondsPerMinute <= 2.5, `${result.mainThreadCpuSecondsPerMinute} s of main-thread CPU a minute`);
   assert.ok(result.heapMB <= 30, `heap ${result.heapMB} MB`);
   await ctx.close();
 });
