@@ -387,14 +387,22 @@ async function refresh() {
     // Looking at the past (or about to, from an ?at= link): the view stays put.
     if (state.past) noteNewData();
     if (state.past || state.atId) return;
-    // A new snapshot's line, System tab and process list change together,
-    // once the list is here: one frame to lay out and paint, not two.
-    let procs = null;
+    let shown = false;
+    const show = () => {
+      if (shown || seq !== state.loadSeq || state.past || state.atId) return;
+      shown = true;
+      showLatest(latest);
+    };
     if (latest.snapshot_id !== state.procSnapshot) {
+      // A live update's snapshot line, System tab and process list change
+      // together once the list is here: one frame to lay out and paint,
+      // not two. A first list may take long to come: its line shows now.
+      if (!state.held || state.held.host !== host) show();
+      let procs;
       try {
         procs = await fetchProcesses(latest.snapshot_id, ctl.signal);
       } finally {
-        if (seq === state.loadSeq && !state.past && !state.atId) showLatest(latest);
+        show();
       }
       if (seq !== state.loadSeq || state.past || state.atId) return;
       state.procSnapshot = latest.snapshot_id;
@@ -407,7 +415,7 @@ async function refresh() {
       events.restarts(host).then((m) => {
         if (host === state.host) view.setRestarts(m);
       });
-    } else showLatest(latest);
+    } else show();
     showError('');
   } catch (err) {
     if (ctl.signal.aborted || seq !== state.loadSeq) return;
