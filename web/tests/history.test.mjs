@@ -394,8 +394,10 @@ test('the charts work by keyboard: arrows step the crosshair through stored snap
 
 test('while the range ends now, a new snapshot is appended to every chart', async (t) => {
   // A snapshot now: the host is online, so the range ending now is "live"
-  // (an offline host's says since when it is silent).
-  const pre = Math.floor(Date.now() / 1000) - 1;
+  // (an offline host's says since when it is silent). Its point is 30 s
+  // before the new one's, so that the cursor put at the new point (the
+  // window slides a few pixels a second meanwhile) cannot snap to it.
+  const pre = Math.max(Math.floor(Date.now() / 1000) - 30, snaps[snaps.length - 1].t + 1);
   snaps.push({ id: (await ingest(BASE, KEY, snap(COUNT, pre))).snapshot_id, t: pre });
   const { page, check } = await open(t, url({ host: HOST, tab: 'history', range: '5m' }));
   await waitCharts(page);
