@@ -264,3 +264,39 @@ test('a live snapshot rewrites text in place, lands with its snapshot line, and 
   assert.deepEqual(problems, []);
   await ctx.close();
 });
+
+// The host switcher redraws every 5 s (its "ago" times age): each host
+// keeps its row, and only the text that changed is written, so the list
+// is not rebuilt (200 rows on a big fleet) and focus never moves.
+test('the host switcher ages its times in place: no row rebuilt, focus kept', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 }, baseURL: BASE });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  const problems = watchPage(page);
+  // Seen just now: its "ago" counts seconds for the next minute.
+  await push(1);
+  await page.goto(`/?${new URLSearchParams({ host: HOST, tab: 'processes' })}`);
+  await page.waitForSelector(`#hosts button.host[data-host="${HOST}"]`);
+  await page.focus(`#hosts button.host[data-host="${HOST}"]`);
+  const before = await page.evaluate(() => {
+    window.__hosts = { inserted: 0, removed: 0, text: 0 };
+    window.__focused = document.activeElement;
+    new MutationObserver((ms) => {
+      for (const m of ms) {
+        if (m.type === 'characterData') window.__hosts.text++;
+        window.__hosts.inserted += m.addedNodes.length;
+        window.__hosts.removed += m.removedNodes.length;
+      }
+    }).observe(document.getElementById('hosts'), { subtree: true, childList: true, characterData: true });
+    return document.querySelector('#hosts button.host.sel .seen').textContent;
+  });
+  // Two of its 5 s redraws (bounded: 12 s).
+  await page.waitForFunction((b) => window.__hosts.text > 0 && document.querySelector('#hosts button.host.sel .seen').textContent !== b, before, { timeout: 12000 });
+  await page.waitForTimeout(5500);
+  const got = await page.evaluate(() => ({ ...window.__hosts, focusKept: document.activeElement === window.__focused }));
+  assert.equal(got.inserted + got.removed, 0, `no row inserted or removed: ${JSON.stringify(got)}`);
+  assert.ok(got.text > 0, 'the "ago" text was rewritten in place');
+  assert.ok(got.focusKept, 'focus stayed on the same button');
+  assert.deepEqual(problems, []);
+  await ctx.close();
+});

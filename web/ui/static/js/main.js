@@ -232,27 +232,57 @@ function renderHosts() {
   const more = match.length - shown.length;
   $('hosts-more').hidden = more <= 0 && match.length > 0;
   $('hosts-more').textContent = match.length === 0 ? 'No host matches.' : `${more.toLocaleString('en-US')} more: type to narrow the list`;
-  // The list is redrawn every few seconds (relative times): keep keyboard
-  // focus on the same host across the redraw.
-  const focused = ul.contains(document.activeElement) ? document.activeElement.dataset.host : undefined;
-  ul.replaceChildren(...shown.map((ho) => {
+  // The list is redrawn every few seconds (relative times): each host keeps
+  // its row, and a redraw writes only what changed (mostly the "ago" text),
+  // so a 200-host list costs no new nodes and no layout of whole rows every
+  // 5 s; rows move only when the drawn set or its order changed (keyboard
+  // focus then stays on the same host).
+  const rows = [];
+  const alive = new Set();
+  for (const ho of shown) {
     const st = statusText(ho, stale, now);
     const sel = ho.hostname === state.host;
-    return h('li', null, h('button', {
-      type: 'button',
-      class: `host${sel ? ' sel' : ''}`,
-      'aria-current': sel ? 'true' : false,
-      title: `${ho.hostname}\n${st.title}\nlast seen ${localTime(ho.last_seen)}${ho.os ? `\n${ho.os}` : ''}`,
-      dataset: { host: ho.hostname },
-      onclick: () => selectHost(ho.hostname, true),
-    },
-    h('span', { class: `dot ${st.cls}`, 'aria-label': st.text, role: 'img' }),
-    h('span', { class: 'hn' }, ho.hostname),
-    h('span', { class: `seen${ho.online || stale ? '' : ' off'}` }, `${shortStart(ho.last_seen, now)} ago`)));
-  }));
-  if (focused !== undefined) {
-    for (const b of ul.querySelectorAll('button.host')) if (b.dataset.host === focused) b.focus();
+    let r = sidebarRows.get(ho.hostname);
+    if (!r) {
+      const dot = h('span', { role: 'img' });
+      const seen = h('span');
+      const btn = h('button', { type: 'button', dataset: { host: ho.hostname }, onclick: () => selectHost(ho.hostname, true) },
+        dot, h('span', { class: 'hn' }, ho.hostname), seen);
+      r = { li: h('li', null, btn), btn, dot, seen, k: {} };
+      sidebarRows.set(ho.hostname, r);
+    }
+    alive.add(ho.hostname);
+    patch(r, 'btnClass', `host${sel ? ' sel' : ''}`, (v) => { r.btn.className = v; });
+    patch(r, 'current', sel ? 'true' : '', (v) => { if (v) r.btn.setAttribute('aria-current', v); else r.btn.removeAttribute('aria-current'); });
+    patch(r, 'title', `${ho.hostname}\n${st.title}\nlast seen ${localTime(ho.last_seen)}${ho.os ? `\n${ho.os}` : ''}`, (v) => { r.btn.title = v; });
+    patch(r, 'dotClass', `dot ${st.cls}`, (v) => { r.dot.className = v; });
+    patch(r, 'dotLabel', st.text, (v) => { r.dot.setAttribute('aria-label', v); });
+    patch(r, 'seenClass', `seen${ho.online || stale ? '' : ' off'}`, (v) => { r.seen.className = v; });
+    patch(r, 'seenText', `${shortStart(ho.last_seen, now)} ago`, (v) => {
+      const t = r.seen.firstChild;
+      if (t && t.nodeType === Node.TEXT_NODE) t.data = v;
+      else r.seen.replaceChildren(document.createTextNode(v));
+    });
+    rows.push(r.li);
   }
+  for (const name of sidebarRows.keys()) if (!alive.has(name)) sidebarRows.delete(name);
+  const kids = ul.children;
+  let same = kids.length === rows.length;
+  for (let i = 0; same && i < rows.length; i++) same = kids[i] === rows[i];
+  if (!same) {
+    const focused = ul.contains(document.activeElement) ? document.activeElement.dataset.host : undefined;
+    ul.replaceChildren(...rows);
+    if (focused !== undefined) sidebarRows.get(focused)?.btn.focus();
+  }
+}
+
+// The host switcher's rows by hostname (renderHosts), and patch, which
+// writes a row's property only when its value changed.
+const sidebarRows = new Map();
+function patch(r, key, v, write) {
+  if (r.k[key] === v) return;
+  r.k[key] = v;
+  write(v);
 }
 
 /**
