@@ -316,41 +316,12 @@ func (p *Postgres) GroupCPUByKind() (map[string]time.Duration, error) {
 // found by parent, not by process group) and what exited children left in
 // the postmaster's cutime/cstime.
 func (p *Postgres) GroupCPU() (time.Duration, error) {
-	pgid := p.PID()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
+	kinds, err := p.GroupCPUByKind()
 	var total time.Duration
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 15 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid != pgid && pid != pgid {
-			continue
-		}
-		d, err := parseStat(s)
-		if err != nil {
-			continue
-		}
+	for _, d := range kinds {
 		total += d
-		if pid == pgid {
-			cu, _ := strconv.ParseInt(f[13], 10, 64)
-			cs, _ := strconv.ParseInt(f[14], 10, 64)
-			total += time.Duration(cu+cs) * time.Second / 100
-		}
 	}
-	return total, nil
+	return total, err
 }
 
 // The cluster shared by one test binary: started by the first test that

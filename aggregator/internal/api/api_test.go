@@ -55,6 +55,13 @@ func newGunzipEnv(t *testing.T, streaming bool, mod func(*Options)) *env {
 	if streaming {
 		a.useStreamingGunzip()
 	}
+	return &env{t: t, a: a, st: st, srv: serveStore(t, a, st)}
+}
+
+// serveStore serves a over HTTP on st until the test ends (then the API,
+// the server and the store are closed, in that order).
+func serveStore(t *testing.T, a *API, st store.Store) *httptest.Server {
+	t.Helper()
 	a.SetStore(st)
 	srv := httptest.NewServer(a)
 	t.Cleanup(func() {
@@ -62,7 +69,7 @@ func newGunzipEnv(t *testing.T, streaming bool, mod func(*Options)) *env {
 		srv.Close()
 		_ = st.Close()
 	})
-	return &env{t: t, a: a, st: st, srv: srv}
+	return srv
 }
 
 type resp struct {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strings"
@@ -293,13 +292,7 @@ func TestProcessDeltaRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.SetStore(st)
-	srv := httptest.NewServer(a)
-	t.Cleanup(func() {
-		a.Close()
-		srv.Close()
-		_ = st.Close()
-	})
+	srv := serveStore(t, a, st)
 	e := &env{t: t, a: a, st: st, srv: srv}
 	ts := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
 	procs := []snapshot.Process{{PID: 1, Name: "init", MemoryMB: 1}}
@@ -420,13 +413,7 @@ func TestProcessDeltaReadMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.SetStore(st)
-	srv := httptest.NewServer(a)
-	t.Cleanup(func() {
-		a.Close()
-		srv.Close()
-		_ = st.Close()
-	})
+	srv := serveStore(t, a, st)
 	buf := make([]byte, 32<<20) // read into, allocated before measuring
 	for _, c := range []struct {
 		name          string
