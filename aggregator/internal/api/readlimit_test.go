@@ -51,9 +51,14 @@ func (b *blockingReads) mount(r chi.Router) {
 
 // getHdr is a goroutine-safe GET with headers; err for a failed request.
 func getHdr(client *http.Client, url string, hdr map[string]string) (resp, error) {
+	return request(client, http.MethodGet, url, hdr)
+}
+
+// request is one goroutine-safe request with headers, within 30 s.
+func request(client *http.Client, method, url string, hdr map[string]string) (resp, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		return resp{}, err
 	}
@@ -331,7 +336,7 @@ func TestReadLimitEveryRoute(t *testing.T) {
 			// It would stay open; its own bounds are TestStreamsPerClient's.
 			return nil
 		}
-		r, err := fetchMethod(e.srv.Client(), method, e.srv.URL+fill.Replace(route))
+		r, err := request(e.srv.Client(), method, e.srv.URL+fill.Replace(route), nil)
 		if err != nil {
 			return err
 		}
@@ -353,20 +358,4 @@ func TestReadLimitEveryRoute(t *testing.T) {
 	if reads < 12 {
 		t.Fatalf("walked only %d read routes", reads)
 	}
-}
-
-func fetchMethod(client *http.Client, method, url string) (resp, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
-	if err != nil {
-		return resp{}, err
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		return resp{}, err
-	}
-	defer func() { _ = res.Body.Close() }()
-	body, err := io.ReadAll(res.Body)
-	return resp{res.StatusCode, res.Header, string(body)}, err
 }
