@@ -374,15 +374,7 @@ func TestProcessDeltaReadMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(-time.Hour).Truncate(time.Second)
-	procs := make([]snapshot.Process, n)
-	for i := range procs {
-		cmd := fmt.Sprintf("/usr/bin/worker --queue=q%d --threads=4", i%97)
-		procs[i] = snapshot.Process{
-			PID: int64(100 + i), PPID: 1, Name: fmt.Sprintf("worker-%d", i%500), Cmdline: &cmd,
-			CPUPercent: float64(i%13) / 2, MemoryMB: float64(10 + i%300), Username: "app", Status: "sleeping",
-			NumThreads: 4, CreateTime: at.Add(-time.Duration(i%3600) * time.Second).Format(time.RFC3339),
-		}
-	}
+	procs := workerProcs(n, at)
 	var ids []int64
 	for k := range 4 { // a keyframe, two deltas of it, and a reboot
 		switch k {

@@ -34,15 +34,7 @@ func TestTreeAtReadMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(-time.Hour).Truncate(time.Second)
-	procs := make([]snapshot.Process, n)
-	for i := range procs {
-		cmd := fmt.Sprintf("/usr/bin/worker --queue=q%d --threads=4", i%97)
-		procs[i] = snapshot.Process{
-			PID: int64(100 + i), PPID: 1, Name: fmt.Sprintf("worker-%d", i%500), Cmdline: &cmd,
-			CPUPercent: float64(i%13) / 2, MemoryMB: float64(10 + i%300), Username: "app", Status: "sleeping",
-			NumThreads: 4, CreateTime: at.Add(-time.Duration(i%3600) * time.Second).Format(time.RFC3339),
-		}
-	}
+	procs := workerProcs(n, at)
 	for k := range 2 { // a keyframe and a delta of it
 		if k == 1 {
 			for i := 0; i < n; i += 10 {
@@ -124,4 +116,19 @@ func TestTreeAtReadMemory(t *testing.T) {
 		t.Fatalf("%d processes, last %+v", len(got), got[len(got)-1])
 	}
 	measure("the keyframe's processes", fmt.Sprintf("/api/v1/snapshots/%d/processes", m.ID-1))
+}
+
+// workerProcs is the big hosts' table of the read-memory tests: n worker
+// processes with command lines, started within the hour before at.
+func workerProcs(n int, at time.Time) []snapshot.Process {
+	procs := make([]snapshot.Process, n)
+	for i := range procs {
+		cmd := fmt.Sprintf("/usr/bin/worker --queue=q%d --threads=4", i%97)
+		procs[i] = snapshot.Process{
+			PID: int64(100 + i), PPID: 1, Name: fmt.Sprintf("worker-%d", i%500), Cmdline: &cmd,
+			CPUPercent: float64(i%13) / 2, MemoryMB: float64(10 + i%300), Username: "app", Status: "sleeping",
+			NumThreads: 4, CreateTime: at.Add(-time.Duration(i%3600) * time.Second).Format(time.RFC3339),
+		}
+	}
+	return procs
 }
